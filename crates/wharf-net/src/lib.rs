@@ -1,0 +1,1 @@
+//! wharf-net: container networking.
