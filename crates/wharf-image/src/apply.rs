@@ -1,0 +1,411 @@
+//! Applying a layer tar (plain, gzip or zstd) to a directory, safely.
+//!
+//! Every entry name is checked before anything is written: absolute names and `..` are
+//! refused, parents are created as directories and must not be symlinks (so nothing can be
+//! written through a link that points out of the target), existing entries are unlinked before
+//! being replaced (never opened through), and hard links must name something already inside the
+//! target. Whiteouts become overlayfs whiteouts (char device 0/0, `trusted.overlay.opaque`) for
+//! the overlay snapshotter, or deletions when applying onto a full copy.
+//! The diff id (sha256 of the uncompressed tar) is computed in the same pass.
+
+use crate::digest::HashingReader;
+use crate::error::Error;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE: &str = ".wh..wh..opq";
+
+/// How whiteout entries of a layer are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whiteouts {
+    /// Keep them as overlayfs whiteouts in the layer's own diff directory.
+    Overlay,
+    /// Delete what they name (the target holds the merged lower layers).
+    Delete,
+}
+
+/// What applying a layer produced.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// sha256 of the uncompressed tar stream.
+    pub diff_id: String,
+    /// Sum of the regular files' sizes.
+    pub size: u64,
+}
+
+/// Wraps `r` in the decompressor its magic bytes call for.
+pub fn decompress<'a>(r: impl Read + 'a) -> std::io::Result<Box<dyn Read + 'a>> {
+    let mut br = BufReader::with_capacity(256 * 1024, r);
+    let head = br.fill_buf()?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(br))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::with_buffer(br)?)
+    } else {
+        Box::new(br)
+    })
+}
+
+/// A name from the archive as a relative path with only normal components, or an error.
+fn clean_name(raw: &Path) -> Result<Option<PathBuf>, Error> {
+    let mut out = PathBuf::new();
+    for c in raw.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(Error::UnsafePath {
+                    path: raw.display().to_string(),
+                    reason: "absolute name",
+                })
+            }
+            Component::ParentDir => {
+                return Err(Error::UnsafePath {
+                    path: raw.display().to_string(),
+                    reason: "name contains '..'",
+                })
+            }
+        }
+    }
+    Ok((!out.as_os_str().is_empty()).then_some(out))
+}
+
+/// Makes sure every parent of `rel` under `root` is a real directory (creating missing ones).
+fn prepare_parents(root: &Path, rel: &Path) -> Result<(), Error> {
+    let mut cur = root.to_path_buf();
+    if let Some(parent) = rel.parent() {
+        for c in parent.components() {
+            cur.push(c);
+            match fs::symlink_metadata(&cur) {
+                Ok(m) if m.is_dir() => {}
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(Error::UnsafePath {
+                        path: rel.display().to_string(),
+                        reason: "a parent directory is a symlink",
+                    })
+                }
+                Ok(_) => {
+                    fs::remove_file(&cur).map_err(Error::io(&cur))?;
+                    fs::create_dir(&cur).map_err(Error::io(&cur))?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    fs::create_dir(&cur).map_err(Error::io(&cur))?;
+                }
+                Err(e) => return Err(Error::io(&cur)(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove_any(path: &Path) -> Result<(), Error> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path).map_err(Error::io(path)),
+        Ok(_) => fs::remove_file(path).map_err(Error::io(path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path)(e)),
+    }
+}
+
+fn make_whiteout(path: &Path) -> Result<(), Error> {
+    use nix::sys::stat::{mknod, Mode, SFlag};
+    remove_any(path)?;
+    mknod(path, SFlag::S_IFCHR, Mode::empty(), 0).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })
+}
+
+fn set_opaque(dir: &Path) -> Result<(), Error> {
+    xattr_set(dir, "trusted.overlay.opaque", b"y")
+}
+
+pub(crate) fn xattr_set(path: &Path, name: &str, value: &[u8]) -> Result<(), Error> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let p = CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::UnsafePath {
+        path: path.display().to_string(),
+        reason: "NUL in name",
+    })?;
+    let n = CString::new(name).expect("static xattr name");
+    // SAFETY: both pointers are valid NUL-terminated strings and value is a valid slice for
+    // the given length; lsetxattr does not retain them.
+    let rc = unsafe {
+        libc::lsetxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::io(path)(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Applies the layer tar read from `r` onto `root`.
+pub fn apply_layer(r: impl Read, root: &Path, mode: Whiteouts) -> Result<Applied, Error> {
+    let raw = decompress(r).map_err(Error::io(root))?;
+    let mut hashing = HashingReader::new(raw);
+    let size = apply_tar(&mut hashing, root, mode)?;
+    let (diff_id, _) = hashing.finish().map_err(Error::io(root))?;
+    Ok(Applied { diff_id, size })
+}
+
+/// Applies an uncompressed tar stream; returns the total size of regular files.
+pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, Error> {
+    let mut archive = tar::Archive::new(r);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_ownerships(true);
+    archive.set_unpack_xattrs(true);
+    archive.set_preserve_mtime(true);
+    archive.set_overwrite(true);
+    let bad = |e: std::io::Error| Error::InvalidArchive {
+        reason: e.to_string(),
+    };
+    let mut dirs: Vec<(PathBuf, u64)> = Vec::new();
+    let mut size = 0u64;
+    for entry in archive.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        let raw_path = entry.path().map_err(bad)?.into_owned();
+        let Some(rel) = clean_name(&raw_path)? else {
+            continue;
+        };
+        prepare_parents(root, &rel)?;
+        let target = root.join(&rel);
+        let name = rel
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        if name == OPAQUE {
+            let dir = target.parent().unwrap_or(root).to_path_buf();
+            match mode {
+                Whiteouts::Overlay => set_opaque(&dir)?,
+                Whiteouts::Delete => {
+                    for child in fs::read_dir(&dir).map_err(Error::io(&dir))? {
+                        let child = child.map_err(Error::io(&dir))?;
+                        remove_any(&child.path())?;
+                    }
+                }
+            }
+            continue;
+        }
+        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+            let victim = target.with_file_name(hidden);
+            match mode {
+                Whiteouts::Overlay => make_whiteout(&victim)?,
+                Whiteouts::Delete => remove_any(&victim)?,
+            }
+            continue;
+        }
+        let kind = entry.header().entry_type();
+        let existing = fs::symlink_metadata(&target).ok();
+        match existing {
+            Some(m) if m.is_dir() && kind.is_dir() => {}
+            Some(_) => remove_any(&target)?,
+            None => {}
+        }
+        if kind.is_hard_link() {
+            let link = entry
+                .link_name()
+                .map_err(bad)?
+                .ok_or_else(|| Error::InvalidArchive {
+                    reason: format!("hard link {} has no target", rel.display()),
+                })?;
+            let link_rel = clean_name(&link)?.ok_or_else(|| Error::UnsafePath {
+                path: link.display().to_string(),
+                reason: "hard link to the root",
+            })?;
+            prepare_parents(root, &link_rel)?;
+            let source = root.join(&link_rel);
+            let meta = fs::symlink_metadata(&source).map_err(|_| Error::UnsafePath {
+                path: rel.display().to_string(),
+                reason: "hard link target is not inside the layer",
+            })?;
+            if meta.is_dir() {
+                return Err(Error::UnsafePath {
+                    path: rel.display().to_string(),
+                    reason: "hard link to a directory",
+                });
+            }
+            fs::hard_link(&source, &target).map_err(Error::io(&target))?;
+            continue;
+        }
+        if kind.is_file() || kind == tar::EntryType::Continuous {
+            size += entry.header().size().unwrap_or(0);
+        }
+        let mtime = entry.header().mtime().unwrap_or(0);
+        entry.unpack(&target).map_err(|e| Error::InvalidArchive {
+            reason: format!("{}: {e}", rel.display()),
+        })?;
+        if kind.is_dir() {
+            dirs.push((target, mtime));
+        }
+    }
+    // Directory times last: creating their content changed them.
+    for (dir, mtime) in dirs.iter().rev() {
+        let ts = nix::sys::time::TimeSpec::new(*mtime as i64, 0);
+        let _ = nix::sys::stat::utimensat(
+            nix::fcntl::AT_FDCWD,
+            dir.as_path(),
+            &ts,
+            &ts,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        );
+    }
+    Ok(size)
+}
+
+/// Total size of the regular files under `dir` (not following symlinks, each inode once).
+pub fn dir_size(dir: &Path) -> u64 {
+    fn walk(p: &Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> u64 {
+        let Ok(rd) = fs::read_dir(p) else { return 0 };
+        let mut total = 0;
+        for e in rd.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                total += walk(&e.path(), seen);
+            } else if m.is_file() && seen.insert((m.dev(), m.ino())) {
+                total += m.len();
+            }
+        }
+        total
+    }
+    walk(dir, &mut Default::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_with(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, data, link) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
+            h.set_size(data.len() as u64);
+            h.set_mtime(1_700_000_000);
+            h.set_uid(0);
+            h.set_gid(0);
+            if let Some(l) = link {
+                // set_link_name refuses some paths; write raw bytes to test hostile input.
+                let bytes = l.as_bytes();
+                h.as_old_mut().linkname[..bytes.len()].copy_from_slice(bytes);
+            }
+            let nb = name.as_bytes();
+            h.as_old_mut().name[..nb.len()].copy_from_slice(nb);
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn applies_files_dirs_links_and_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tar_with(&[
+            ("a/", tar::EntryType::Directory, b"", None),
+            ("a/f", tar::EntryType::Regular, b"hello", None),
+            ("a/l", tar::EntryType::Symlink, b"", Some("/etc/passwd")),
+            ("a/h", tar::EntryType::Link, b"", Some("a/f")),
+        ]);
+        let applied = apply_layer(&t[..], dir.path(), Whiteouts::Delete).unwrap();
+        assert_eq!(applied.diff_id, crate::digest::sha256(&t));
+        assert_eq!(applied.size, 5);
+        assert_eq!(fs::read(dir.path().join("a/h")).unwrap(), b"hello");
+        assert_eq!(
+            fs::read_link(dir.path().join("a/l")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+    }
+
+    #[test]
+    fn gzip_and_zstd_are_detected() {
+        use std::io::Write;
+        let t = tar_with(&[("f", tar::EntryType::Regular, b"x", None)]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&t).unwrap();
+        let gz = gz.finish().unwrap();
+        let zs = zstd::encode_all(&t[..], 1).unwrap();
+        for data in [gz, zs] {
+            let dir = tempfile::tempdir().unwrap();
+            let a = apply_layer(&data[..], dir.path(), Whiteouts::Delete).unwrap();
+            assert_eq!(
+                a.diff_id,
+                crate::digest::sha256(&t),
+                "diff id is of the uncompressed tar"
+            );
+            assert!(dir.path().join("f").exists());
+        }
+    }
+
+    #[test]
+    fn hostile_archives_are_refused_and_write_nothing_outside() {
+        let outer = tempfile::tempdir().unwrap();
+        let root = outer.path().join("root");
+        fs::create_dir(&root).unwrap();
+        let cases: Vec<Vec<u8>> = vec![
+            tar_with(&[("../evil", tar::EntryType::Regular, b"x", None)]),
+            tar_with(&[("/evil", tar::EntryType::Regular, b"x", None)]),
+            tar_with(&[
+                ("sym", tar::EntryType::Symlink, b"", Some("..")),
+                ("sym/evil", tar::EntryType::Regular, b"x", None),
+            ]),
+            tar_with(&[("hl", tar::EntryType::Link, b"", Some("../outside"))]),
+        ];
+        for (i, t) in cases.iter().enumerate() {
+            let r = apply_layer(&t[..], &root, Whiteouts::Delete);
+            assert!(r.is_err(), "case {i} must fail");
+            assert!(
+                !outer.path().join("evil").exists(),
+                "case {i} wrote outside"
+            );
+        }
+        let names: Vec<_> = fs::read_dir(outer.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("root")]);
+    }
+
+    #[test]
+    fn truncated_archive_is_an_error() {
+        let mut h = tar::Header::new_gnu();
+        h.set_path("big").unwrap();
+        h.set_size(1 << 40);
+        h.set_cksum();
+        let mut data = h.as_bytes().to_vec();
+        data.extend_from_slice(&[0u8; 1024]);
+        let dir = tempfile::tempdir().unwrap();
+        assert!(apply_layer(&data[..], dir.path(), Whiteouts::Delete).is_err());
+    }
+
+    #[test]
+    fn whiteouts_delete_in_copy_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let l1 = tar_with(&[
+            ("a/x", tar::EntryType::Regular, b"1", None),
+            ("a/y", tar::EntryType::Regular, b"1", None),
+            ("b/z", tar::EntryType::Regular, b"1", None),
+        ]);
+        let l2 = tar_with(&[
+            ("a/.wh.x", tar::EntryType::Regular, b"", None),
+            ("b/.wh..wh..opq", tar::EntryType::Regular, b"", None),
+            ("b/new", tar::EntryType::Regular, b"2", None),
+        ]);
+        apply_layer(&l1[..], dir.path(), Whiteouts::Delete).unwrap();
+        apply_layer(&l2[..], dir.path(), Whiteouts::Delete).unwrap();
+        assert!(!dir.path().join("a/x").exists());
+        assert!(dir.path().join("a/y").exists());
+        assert!(!dir.path().join("b/z").exists());
+        assert!(dir.path().join("b/new").exists());
+    }
+}

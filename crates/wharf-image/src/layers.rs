@@ -1,0 +1,742 @@
+//! The layer store: read-only image layers (one directory per chain id) and writable container
+//! layers, mounted with overlayfs, or as full copies ("vfs") where overlay is not available.
+//!
+//! ```text
+//! layers/<chain-hex>/diff      the layer's files (overlay: only its changes, with whiteouts)
+//! layers/<chain-hex>/meta.json chain id, diff id, parent, size
+//! layers/<chain-hex>/link      a 26-character short name; layers/l/<short> -> ../<chain-hex>/diff
+//! layers/rw/<container>/{diff,work,meta.json}
+//! ```
+//! Short links keep overlay's `lowerdir=` option under the kernel's page-size limit for deep
+//! images, as Docker's overlay2 does. A layer directory is published by a rename only once fully
+//! extracted, so an interrupted extraction leaves nothing referenced.
+
+use crate::apply::{self, Whiteouts};
+use crate::digest::{hex_of, sha256, write_atomic};
+use crate::error::Error;
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// Metadata of one read-only layer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LayerInfo {
+    pub chain_id: String,
+    pub diff_id: String,
+    pub parent: Option<String>,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RwInfo {
+    parent: Option<String>,
+}
+
+/// One entry of `docker diff`: kind 0 modified, 1 added, 2 deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub path: String,
+    pub kind: u8,
+}
+
+/// Read-only layers and container layers.
+pub struct LayerStore {
+    root: PathBuf,
+    overlay: bool,
+}
+
+/// The chain id of `diff_id` on top of `parent` (OCI image-spec).
+pub fn chain_id(parent: Option<&str>, diff_id: &str) -> String {
+    match parent {
+        None => diff_id.to_string(),
+        Some(p) => sha256(format!("{p} {diff_id}").as_bytes()),
+    }
+}
+
+fn random_id(len: usize) -> String {
+    const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut buf = vec![0u8; len];
+    getrandom::fill(&mut buf).expect("getrandom");
+    buf.iter()
+        .map(|b| ALPHA[(*b & 31) as usize] as char)
+        .collect()
+}
+
+fn overlay_supported(root: &Path) -> bool {
+    let listed = fs::read_to_string("/proc/filesystems")
+        .map(|s| s.lines().any(|l| l.ends_with("\toverlay")))
+        .unwrap_or(false);
+    if !listed || !nix::unistd::geteuid().is_root() {
+        return false;
+    }
+    // overlayfs cannot use an upper dir on overlay/tmpfs-less odd filesystems: try it once.
+    let probe = root.join(format!("probe-{}", random_id(8)));
+    let ok = (|| -> Result<(), Box<dyn std::error::Error>> {
+        for d in ["lower", "upper", "work", "merged"] {
+            fs::create_dir_all(probe.join(d))?;
+        }
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            probe.join("lower").display(),
+            probe.join("upper").display(),
+            probe.join("work").display()
+        );
+        nix::mount::mount(
+            Some("overlay"),
+            &probe.join("merged"),
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(opts.as_str()),
+        )?;
+        nix::mount::umount2(&probe.join("merged"), nix::mount::MntFlags::MNT_DETACH)?;
+        Ok(())
+    })()
+    .is_ok();
+    let _ = fs::remove_dir_all(&probe);
+    ok
+}
+
+impl LayerStore {
+    /// Opens the layer store at `root`, choosing overlay when this filesystem supports it.
+    pub fn open(root: &Path) -> Result<Self, Error> {
+        for d in ["l", "rw", "tmp"] {
+            fs::create_dir_all(root.join(d)).map_err(Error::io(root.join(d)))?;
+        }
+        // Leftovers of interrupted extractions are never referenced: drop them.
+        if let Ok(rd) = fs::read_dir(root.join("tmp")) {
+            for e in rd.flatten() {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+        let overlay = std::env::var_os("WHARF_STORAGE_DRIVER").is_none_or(|v| v != "vfs")
+            && overlay_supported(root);
+        Ok(LayerStore {
+            root: root.to_path_buf(),
+            overlay,
+        })
+    }
+
+    /// "overlay2" or "vfs", as `docker info` reports the storage driver.
+    pub fn driver(&self) -> &'static str {
+        if self.overlay {
+            "overlay2"
+        } else {
+            "vfs"
+        }
+    }
+
+    fn layer_dir(&self, chain: &str) -> PathBuf {
+        self.root.join(hex_of(chain))
+    }
+
+    fn rw_dir(&self, id: &str) -> PathBuf {
+        self.root.join("rw").join(id)
+    }
+
+    /// Metadata of a read-only layer.
+    pub fn get(&self, chain: &str) -> Result<LayerInfo, Error> {
+        let p = self.layer_dir(chain).join("meta.json");
+        let data = fs::read(&p).map_err(|_| Error::NoSuchLayer(chain.to_string()))?;
+        serde_json::from_slice(&data).map_err(|source| Error::Metadata { path: p, source })
+    }
+
+    /// Whether the layer with this chain id is present.
+    pub fn exists(&self, chain: &str) -> bool {
+        self.layer_dir(chain).join("meta.json").exists()
+    }
+
+    /// The layer and its ancestors, top first.
+    pub fn ancestry(&self, top: &str) -> Result<Vec<LayerInfo>, Error> {
+        let mut out = Vec::new();
+        let mut cur = Some(top.to_string());
+        while let Some(c) = cur {
+            let info = self.get(&c)?;
+            cur = info.parent.clone();
+            out.push(info);
+        }
+        Ok(out)
+    }
+
+    /// Extracts a layer tar (plain/gzip/zstd) on top of `parent` and publishes it.
+    /// Returns the existing layer if one with the same chain id is already there.
+    pub fn register(&self, parent: Option<&str>, r: impl Read) -> Result<LayerInfo, Error> {
+        let tmp = self.root.join("tmp").join(random_id(16));
+        let diff = tmp.join("diff");
+        fs::create_dir_all(&diff).map_err(Error::io(&diff))?;
+        let result = (|| {
+            let mode = if self.overlay {
+                Whiteouts::Overlay
+            } else {
+                if let Some(p) = parent {
+                    copy_tree(&self.layer_dir(p).join("diff"), &diff)?;
+                }
+                Whiteouts::Delete
+            };
+            let applied = apply::apply_layer(r, &diff, mode)?;
+            let chain = chain_id(parent, &applied.diff_id);
+            let info = LayerInfo {
+                chain_id: chain.clone(),
+                diff_id: applied.diff_id,
+                parent: parent.map(str::to_string),
+                size: applied.size,
+            };
+            if self.exists(&chain) {
+                return Ok(info);
+            }
+            let short = random_id(26);
+            write_atomic(&tmp.join("link"), short.as_bytes()).map_err(Error::io(&tmp))?;
+            write_atomic(
+                &tmp.join("meta.json"),
+                &serde_json::to_vec(&info).expect("serializable"),
+            )
+            .map_err(Error::io(&tmp))?;
+            let link = self.root.join("l").join(&short);
+            let _ = fs::remove_file(&link);
+            std::os::unix::fs::symlink(format!("../{}/diff", hex_of(&chain)), &link)
+                .map_err(Error::io(&link))?;
+            let dest = self.layer_dir(&chain);
+            fs::rename(&tmp, &dest).map_err(Error::io(&dest))?;
+            sync_dir(&self.root);
+            Ok(info)
+        })();
+        let _ = fs::remove_dir_all(&tmp);
+        result
+    }
+
+    /// Removes a read-only layer (the caller knows nothing references it).
+    pub fn remove_layer(&self, chain: &str) -> Result<(), Error> {
+        let dir = self.layer_dir(chain);
+        if let Ok(short) = fs::read_to_string(dir.join("link")) {
+            let _ = fs::remove_file(self.root.join("l").join(short.trim()));
+        }
+        // Rename first so a crash never leaves a half-deleted layer that looks whole.
+        let trash = self.root.join("tmp").join(random_id(16));
+        match fs::rename(&dir, &trash) {
+            Ok(()) => fs::remove_dir_all(&trash).map_err(Error::io(&trash)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&dir)(e)),
+        }
+    }
+
+    /// All read-only layers present.
+    pub fn list(&self) -> Vec<LayerInfo> {
+        let Ok(rd) = fs::read_dir(&self.root) else {
+            return vec![];
+        };
+        rd.flatten()
+            .filter(|e| e.file_name().len() == 64)
+            .filter_map(|e| {
+                self.get(&format!("sha256:{}", e.file_name().to_string_lossy()))
+                    .ok()
+            })
+            .collect()
+    }
+
+    /// Creates the writable layer of container `id` over `parent` (an image's top chain id).
+    pub fn create_rw(&self, id: &str, parent: Option<&str>) -> Result<(), Error> {
+        if let Some(p) = parent {
+            self.get(p)?;
+        }
+        let dir = self.rw_dir(id);
+        let tmp = self.root.join("tmp").join(random_id(16));
+        fs::create_dir_all(tmp.join("diff")).map_err(Error::io(&tmp))?;
+        fs::create_dir_all(tmp.join("work")).map_err(Error::io(&tmp))?;
+        if !self.overlay {
+            if let Some(p) = parent {
+                copy_tree(&self.layer_dir(p).join("diff"), &tmp.join("diff"))?;
+            }
+        }
+        let info = RwInfo {
+            parent: parent.map(str::to_string),
+        };
+        write_atomic(
+            &tmp.join("meta.json"),
+            &serde_json::to_vec(&info).expect("serializable"),
+        )
+        .map_err(Error::io(&tmp))?;
+        fs::rename(&tmp, &dir).map_err(Error::io(&dir))
+    }
+
+    fn rw_info(&self, id: &str) -> Result<RwInfo, Error> {
+        let p = self.rw_dir(id).join("meta.json");
+        let data = fs::read(&p).map_err(|_| Error::NoSuchLayer(id.to_string()))?;
+        serde_json::from_slice(&data).map_err(|source| Error::Metadata { path: p, source })
+    }
+
+    /// The lower directories of a container layer, top first, as short link paths.
+    fn lowers(&self, parent: Option<&str>) -> Result<Vec<PathBuf>, Error> {
+        let mut out = Vec::new();
+        if let Some(p) = parent {
+            for layer in self.ancestry(p)? {
+                let dir = self.layer_dir(&layer.chain_id);
+                let short = fs::read_to_string(dir.join("link")).map_err(Error::io(&dir))?;
+                out.push(self.root.join("l").join(short.trim()));
+            }
+        }
+        if out.is_empty() {
+            let empty = self.root.join("empty");
+            fs::create_dir_all(&empty).map_err(Error::io(&empty))?;
+            out.push(empty);
+        }
+        Ok(out)
+    }
+
+    /// Mounts container `id`'s merged rootfs at `target`.
+    pub fn mount_rw(&self, id: &str, target: &Path) -> Result<(), Error> {
+        use nix::mount::{mount, MsFlags};
+        let info = self.rw_info(id)?;
+        let dir = self.rw_dir(id);
+        fs::create_dir_all(target).map_err(Error::io(target))?;
+        let merr = |source| Error::Mount {
+            target: target.to_path_buf(),
+            source,
+        };
+        if !self.overlay {
+            return mount(
+                Some(&dir.join("diff")),
+                target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(merr);
+        }
+        let lowers: Vec<String> = self
+            .lowers(info.parent.as_deref())?
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lowers.join(":"),
+            dir.join("diff").display(),
+            dir.join("work").display()
+        );
+        if opts.len() < 4000 {
+            return mount(
+                Some("overlay"),
+                target,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(opts.as_str()),
+            )
+            .map_err(merr);
+        }
+        // Too deep for one page of options with absolute paths: add the lower layers one by
+        // one through the new mount API (`lowerdir+`, Linux 6.8+), which has no such limit.
+        mount_overlay_fsconfig(&lowers, &dir, target).map_err(merr)
+    }
+
+    /// Unmounts container `id`'s rootfs (not mounted is fine).
+    pub fn unmount_rw(&self, _id: &str, target: &Path) -> Result<(), Error> {
+        match nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => Ok(()),
+            Err(source) => Err(Error::Mount {
+                target: target.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// Removes container `id`'s writable layer (missing is fine).
+    pub fn remove_rw(&self, id: &str) -> Result<(), Error> {
+        let dir = self.rw_dir(id);
+        let trash = self.root.join("tmp").join(random_id(16));
+        match fs::rename(&dir, &trash) {
+            Ok(()) => fs::remove_dir_all(&trash).map_err(Error::io(&trash)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&dir)(e)),
+        }
+    }
+
+    /// Parent chain ids of every container layer (their ancestry must be kept).
+    pub fn rw_parents(&self) -> Vec<String> {
+        fs::read_dir(self.root.join("rw"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| self.rw_info(&e.file_name().to_string_lossy()).ok())
+                    .filter_map(|i| i.parent)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Parent chain id of a container layer.
+    pub fn rw_parent(&self, id: &str) -> Result<Option<String>, Error> {
+        Ok(self.rw_info(id)?.parent)
+    }
+
+    /// Whether `path` (relative) exists in the image layers below a container layer.
+    fn in_lower(&self, lowers: &[PathBuf], rel: &Path) -> bool {
+        for l in lowers {
+            match fs::symlink_metadata(l.join(rel)) {
+                Ok(m) if m.file_type().is_char_device() && m.rdev() == 0 => return false,
+                Ok(_) => return true,
+                Err(_) => {}
+            }
+        }
+        false
+    }
+
+    /// `docker diff` of container `id`.
+    pub fn changes(&self, id: &str) -> Result<Vec<Change>, Error> {
+        let info = self.rw_info(id)?;
+        let upper = self.rw_dir(id).join("diff");
+        let mut out = Vec::new();
+        if self.overlay {
+            let lowers = self.lowers(info.parent.as_deref())?;
+            walk_upper(&upper, Path::new(""), &mut |rel, meta| {
+                let path = format!("/{}", rel.display());
+                if meta.file_type().is_char_device() && meta.rdev() == 0 {
+                    out.push(Change { path, kind: 2 });
+                    return false;
+                }
+                let existed = self.in_lower(&lowers, rel);
+                let opaque = meta.is_dir() && xattr_is_opaque(&upper.join(rel));
+                out.push(Change {
+                    path,
+                    kind: if existed { 0 } else { 1 },
+                });
+                if opaque && existed {
+                    // Everything below an opaque dir replaced the lower content.
+                    for l in &lowers {
+                        if let Ok(rd) = fs::read_dir(l.join(rel)) {
+                            for e in rd.flatten() {
+                                if !upper.join(rel).join(e.file_name()).exists() {
+                                    out.push(Change {
+                                        path: format!("/{}", rel.join(e.file_name()).display()),
+                                        kind: 2,
+                                    });
+                                }
+                            }
+                        }
+                    }
+                }
+                true
+            })?;
+        } else {
+            let base = info
+                .parent
+                .as_deref()
+                .map(|p| self.layer_dir(p).join("diff"));
+            diff_full_copies(base.as_deref(), &upper, &mut out)?;
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The container layer as a layer tar with `.wh.` whiteouts. Returns the bytes written.
+    pub fn diff_tar(&self, id: &str, out: &mut dyn Write) -> Result<u64, Error> {
+        let upper = self.rw_dir(id).join("diff");
+        let mut counter = CountingWriter { inner: out, n: 0 };
+        {
+            let mut b = tar::Builder::new(&mut counter);
+            b.follow_symlinks(false);
+            if self.overlay {
+                let mut failure = None;
+                walk_upper(&upper, Path::new(""), &mut |rel, meta| {
+                    let full = upper.join(rel);
+                    let r = if meta.file_type().is_char_device() && meta.rdev() == 0 {
+                        let name = format!(
+                            ".wh.{}",
+                            rel.file_name().unwrap_or_default().to_string_lossy()
+                        );
+                        append_empty(&mut b, &rel.with_file_name(name))
+                    } else {
+                        let r = b.append_path_with_name(&full, rel);
+                        if r.is_ok() && meta.is_dir() && xattr_is_opaque(&full) {
+                            append_empty(&mut b, &rel.join(".wh..wh..opq"))
+                        } else {
+                            r
+                        }
+                    };
+                    if let Err(e) = r {
+                        failure.get_or_insert(Error::io(&full)(e));
+                        return false;
+                    }
+                    !(meta.file_type().is_char_device() && meta.rdev() == 0)
+                })?;
+                if let Some(e) = failure {
+                    return Err(e);
+                }
+            } else {
+                // A full copy: the changes are computed against the parent layer's copy.
+                let info = self.rw_info(id)?;
+                let base = info
+                    .parent
+                    .as_deref()
+                    .map(|p| self.layer_dir(p).join("diff"));
+                let mut changes = Vec::new();
+                diff_full_copies(base.as_deref(), &upper, &mut changes)?;
+                for c in changes {
+                    let rel = Path::new(c.path.trim_start_matches('/'));
+                    let r = if c.kind == 2 {
+                        let name = format!(
+                            ".wh.{}",
+                            rel.file_name().unwrap_or_default().to_string_lossy()
+                        );
+                        append_empty(&mut b, &rel.with_file_name(name))
+                    } else {
+                        b.append_path_with_name(upper.join(rel), rel)
+                    };
+                    r.map_err(Error::io(upper.join(rel)))?;
+                }
+            }
+            b.finish().map_err(Error::io(&upper))?;
+        }
+        Ok(counter.n)
+    }
+
+    /// `docker export`: the merged filesystem of container `id` as a tar.
+    pub fn export(&self, id: &str, out: &mut dyn Write) -> Result<(), Error> {
+        let mnt = self
+            .root
+            .join("tmp")
+            .join(format!("export-{}", random_id(12)));
+        self.mount_rw(id, &mnt)?;
+        let r = (|| {
+            let mut b = tar::Builder::new(out);
+            b.follow_symlinks(false);
+            b.append_dir_all(".", &mnt).map_err(Error::io(&mnt))?;
+            b.finish().map_err(Error::io(&mnt))
+        })();
+        let _ = self.unmount_rw(id, &mnt);
+        let _ = fs::remove_dir(&mnt);
+        r
+    }
+
+    /// Size of container `id`'s writable layer (SizeRw).
+    pub fn rw_size(&self, id: &str) -> Result<u64, Error> {
+        let dir = self.rw_dir(id).join("diff");
+        if !dir.exists() {
+            return Err(Error::NoSuchLayer(id.to_string()));
+        }
+        Ok(apply::dir_size(&dir))
+    }
+
+    /// Disk usage of one read-only layer directory.
+    pub fn layer_disk_size(&self, chain: &str) -> u64 {
+        apply::dir_size(&self.layer_dir(chain).join("diff"))
+    }
+}
+
+fn append_empty<W: Write>(b: &mut tar::Builder<W>, path: &Path) -> std::io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(0);
+    h.set_mode(0o644);
+    b.append_data(&mut h, path, std::io::empty())
+}
+
+struct CountingWriter<'a> {
+    inner: &'a mut dyn Write,
+    n: u64,
+}
+
+impl Write for CountingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn xattr_is_opaque(path: &Path) -> bool {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(p) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let name = c"trusted.overlay.opaque";
+    let mut buf = [0u8; 4];
+    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
+    let n = unsafe {
+        libc::lgetxattr(
+            p.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    n == 1 && buf[0] == b'y'
+}
+
+/// Visits every entry under `dir` (relative paths), parents first, sorted; `f` returns
+/// whether to descend into a directory.
+fn walk_upper(
+    base: &Path,
+    rel: &Path,
+    f: &mut dyn FnMut(&Path, &fs::Metadata) -> bool,
+) -> Result<(), Error> {
+    let dir = base.join(rel);
+    let mut entries: Vec<_> = fs::read_dir(&dir)
+        .map_err(Error::io(&dir))?
+        .flatten()
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let r = rel.join(e.file_name());
+        let meta = fs::symlink_metadata(e.path()).map_err(Error::io(e.path()))?;
+        if f(&r, &meta) && meta.is_dir() {
+            walk_upper(base, &r, f)?;
+        }
+    }
+    Ok(())
+}
+
+/// Changes between two full trees (vfs): compares type, size, mode, owner and mtime.
+fn diff_full_copies(base: Option<&Path>, new: &Path, out: &mut Vec<Change>) -> Result<(), Error> {
+    let empty = tempfile_free_empty();
+    let base = base.unwrap_or(&empty);
+    walk_upper(new, Path::new(""), &mut |rel, meta| {
+        let path = format!("/{}", rel.display());
+        match fs::symlink_metadata(base.join(rel)) {
+            Err(_) => {
+                out.push(Change { path, kind: 1 });
+            }
+            Ok(old) => {
+                let same = old.file_type() == meta.file_type()
+                    && old.mode() == meta.mode()
+                    && old.uid() == meta.uid()
+                    && old.gid() == meta.gid()
+                    && (meta.is_dir()
+                        || (old.len() == meta.len()
+                            && old.mtime() == meta.mtime()
+                            && old.mtime_nsec() == meta.mtime_nsec()));
+                if !same {
+                    out.push(Change { path, kind: 0 });
+                }
+            }
+        }
+        true
+    })?;
+    if base.exists() {
+        walk_upper(base, Path::new(""), &mut |rel, _| {
+            if fs::symlink_metadata(new.join(rel)).is_err() {
+                out.push(Change {
+                    path: format!("/{}", rel.display()),
+                    kind: 2,
+                });
+                return false;
+            }
+            true
+        })?;
+    }
+    Ok(())
+}
+
+fn tempfile_free_empty() -> PathBuf {
+    PathBuf::from("/nonexistent-wharf-empty")
+}
+
+/// Copies a tree preserving metadata (`cp -a` semantics) for the vfs snapshotter.
+fn copy_tree(src: &Path, dst: &Path) -> Result<(), Error> {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", src.display()))
+        .arg(dst)
+        .status()
+        .map_err(Error::io(dst))?;
+    if !status.success() {
+        return Err(Error::io(dst)(std::io::Error::other(format!(
+            "cp -a {} failed",
+            src.display()
+        ))));
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(f) = fs::File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+/// Mounts an overlay with the new mount API, adding each lower layer separately.
+fn mount_overlay_fsconfig(lowers: &[String], rw: &Path, target: &Path) -> Result<(), nix::Error> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let cstr = |s: &[u8]| CString::new(s).map_err(|_| nix::Error::EINVAL);
+    let fsname = cstr(b"overlay")?;
+    // SAFETY: fsopen takes a valid NUL-terminated name; we own the returned fd.
+    let fsfd = unsafe {
+        libc::syscall(
+            libc::SYS_fsopen,
+            fsname.as_ptr(),
+            1, /* FSOPEN_CLOEXEC */
+        )
+    };
+    if fsfd < 0 {
+        return Err(nix::Error::last());
+    }
+    let fsfd = fsfd as libc::c_int;
+    let set = |key: &str, val: &[u8]| -> Result<(), nix::Error> {
+        let k = cstr(key.as_bytes())?;
+        let v = cstr(val)?;
+        // SAFETY: fsfd is an open fs context; key/value are valid NUL-terminated strings.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fsfd,
+                1, /* FSCONFIG_SET_STRING */
+                k.as_ptr(),
+                v.as_ptr(),
+                0,
+            )
+        };
+        if rc < 0 {
+            Err(nix::Error::last())
+        } else {
+            Ok(())
+        }
+    };
+    let result = (|| {
+        for l in lowers {
+            set("lowerdir+", l.as_bytes())?;
+        }
+        set("upperdir", rw.join("diff").as_os_str().as_bytes())?;
+        set("workdir", rw.join("work").as_os_str().as_bytes())?;
+        // SAFETY: FSCONFIG_CMD_CREATE takes no key/value.
+        if unsafe { libc::syscall(libc::SYS_fsconfig, fsfd, 6, 0usize, 0usize, 0) } < 0 {
+            return Err(nix::Error::last());
+        }
+        // SAFETY: fsfd is a created fs context; fsmount returns a new fd we own.
+        let mfd = unsafe {
+            libc::syscall(libc::SYS_fsmount, fsfd, 1 /* FSMOUNT_CLOEXEC */, 0)
+        };
+        if mfd < 0 {
+            return Err(nix::Error::last());
+        }
+        let mfd = mfd as libc::c_int;
+        let t = cstr(target.as_os_str().as_bytes())?;
+        let empty = cstr(b"")?;
+        // SAFETY: moving the detached mount mfd onto target (a valid path string).
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_move_mount,
+                mfd,
+                empty.as_ptr(),
+                libc::AT_FDCWD,
+                t.as_ptr(),
+                4, /* MOVE_MOUNT_F_EMPTY_PATH */
+            )
+        };
+        let err = nix::Error::last();
+        // SAFETY: closing the fd we own.
+        unsafe { libc::close(mfd) };
+        if rc < 0 {
+            Err(err)
+        } else {
+            Ok(())
+        }
+    })();
+    // SAFETY: closing the fd we own.
+    unsafe { libc::close(fsfd) };
+    result
+}
