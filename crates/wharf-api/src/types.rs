@@ -1,0 +1,290 @@
+//! Request bodies in Docker's JSON shapes. Clients send every field, mostly as zero values or
+//! null, so everything is defaulted; what the engine does not support yet is found by
+//! `HostConfig::unsupported` and refused with a 400 rather than silently ignored.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `Config` of a container (the top level of the create body).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerConfig {
+    #[serde(deserialize_with = "null_as_default")]
+    pub hostname: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub domainname: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub user: String,
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    pub exposed_ports: Option<BTreeMap<String, Value>>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub stdin_once: bool,
+    pub env: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub healthcheck: Option<Value>,
+    pub args_escaped: Option<bool>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub image: String,
+    pub volumes: Option<BTreeMap<String, Value>>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub working_dir: String,
+    pub entrypoint: Option<Vec<String>>,
+    pub network_disabled: Option<bool>,
+    pub mac_address: Option<String>,
+    pub on_build: Option<Vec<String>>,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<i64>,
+    pub shell: Option<Vec<String>>,
+}
+
+/// `HostConfig.LogConfig`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct LogConfig {
+    #[serde(rename = "Type", deserialize_with = "null_as_default")]
+    pub kind: String,
+    pub config: Option<BTreeMap<String, String>>,
+}
+
+/// `HostConfig.RestartPolicy`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RestartPolicy {
+    #[serde(deserialize_with = "null_as_default")]
+    pub name: String,
+    pub maximum_retry_count: i64,
+}
+
+/// `HostConfig.Ulimits[]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+/// The parts of `HostConfig` the engine acts on. The raw object is kept beside it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostConfig {
+    pub binds: Option<Vec<String>>,
+    pub log_config: Option<LogConfig>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub network_mode: String,
+    pub restart_policy: Option<RestartPolicy>,
+    pub auto_remove: bool,
+    pub cap_add: Option<Vec<String>>,
+    pub cap_drop: Option<Vec<String>>,
+    pub dns: Option<Vec<String>>,
+    pub dns_options: Option<Vec<String>>,
+    pub dns_search: Option<Vec<String>>,
+    pub extra_hosts: Option<Vec<String>>,
+    pub group_add: Option<Vec<String>>,
+    pub oom_score_adj: i64,
+    pub privileged: bool,
+    pub readonly_rootfs: bool,
+    pub security_opt: Option<Vec<String>>,
+    pub tmpfs: Option<BTreeMap<String, String>>,
+    pub shm_size: i64,
+    pub sysctls: Option<BTreeMap<String, String>>,
+    pub runtime: Option<String>,
+    pub cpu_shares: i64,
+    pub memory: i64,
+    pub nano_cpus: i64,
+    pub cpu_period: i64,
+    pub cpu_quota: i64,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub blkio_weight: u16,
+    pub memory_reservation: i64,
+    pub memory_swap: i64,
+    pub pids_limit: Option<i64>,
+    pub ulimits: Option<Vec<Ulimit>>,
+    pub init: Option<bool>,
+}
+
+/// Fields of HostConfig (name, and whether a value counts as "set") that wharf does not
+/// implement yet: a request setting one is refused, never silently ignored.
+const UNSUPPORTED_HOST_FIELDS: &[&str] = &[
+    "VolumesFrom",
+    "Mounts",
+    "Links",
+    "PortBindings",
+    "PublishAllPorts",
+    "Devices",
+    "DeviceRequests",
+    "DeviceCgroupRules",
+    "BlkioWeightDevice",
+    "BlkioDeviceReadBps",
+    "BlkioDeviceWriteBps",
+    "BlkioDeviceReadIOps",
+    "BlkioDeviceWriteIOps",
+    "CpuRealtimePeriod",
+    "CpuRealtimeRuntime",
+    "OomKillDisable",
+    "UsernsMode",
+    "VolumeDriver",
+    "StorageOpt",
+    "CgroupParent",
+    "IOMaximumIOps",
+    "IOMaximumBandwidth",
+];
+
+fn is_set(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// The fields of a raw HostConfig that are set but not supported yet.
+pub fn unsupported_host_fields(raw: &Map<String, Value>) -> Vec<String> {
+    let mut out: Vec<String> = UNSUPPORTED_HOST_FIELDS
+        .iter()
+        .filter(|k| raw.get(**k).is_some_and(is_set))
+        .map(|k| k.to_string())
+        .collect();
+    for (k, allowed) in [
+        ("IpcMode", &["", "private", "shareable", "none"][..]),
+        ("PidMode", &["", "private"][..]),
+        ("UTSMode", &["", "private"][..]),
+        ("CgroupnsMode", &["", "private", "host"][..]),
+        ("Isolation", &["", "default"][..]),
+    ] {
+        if let Some(Value::String(s)) = raw.get(k) {
+            if !allowed.contains(&s.as_str()) {
+                out.push(format!("{k}={s}"));
+            }
+        }
+    }
+    out
+}
+
+/// The body of `POST /containers/create`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    /// The raw objects, kept for inspect.
+    pub raw_config: Map<String, Value>,
+    pub raw_host_config: Map<String, Value>,
+    pub networking_config: Value,
+}
+
+impl CreateRequest {
+    /// Parses a create body; a malformed body is a 400 naming the problem.
+    pub fn parse(body: &[u8]) -> Result<CreateRequest, crate::ApiError> {
+        let bad = |e: serde_json::Error| crate::ApiError::bad_request(format!("invalid JSON: {e}"));
+        let mut raw: Map<String, Value> = serde_json::from_slice(body).map_err(bad)?;
+        let host = match raw.remove("HostConfig") {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        let net = raw.remove("NetworkingConfig").unwrap_or(Value::Null);
+        let config: ContainerConfig =
+            serde_json::from_value(Value::Object(raw.clone())).map_err(bad)?;
+        let host_config: HostConfig =
+            serde_json::from_value(Value::Object(host.clone())).map_err(bad)?;
+        Ok(CreateRequest {
+            config,
+            host_config,
+            raw_config: raw,
+            raw_host_config: host,
+            networking_config: net,
+        })
+    }
+}
+
+/// The body of `POST /containers/{id}/exec`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExecConfig {
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    pub detach_keys: Option<String>,
+    pub tty: bool,
+    pub env: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub privileged: bool,
+    #[serde(deserialize_with = "null_as_default")]
+    pub user: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub working_dir: String,
+    pub console_size: Option<Vec<u16>>,
+}
+
+/// The body of `POST /exec/{id}/start`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExecStartConfig {
+    pub detach: bool,
+    pub tty: bool,
+    pub console_size: Option<Vec<u16>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_cli_create_body_parses() {
+        // What docker 28 sends for `docker run --rm --network none busybox echo hi` (abridged
+        // but with its null and zero values).
+        let body =
+            br#"{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":true,
+          "AttachStderr":true,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,
+          "Cmd":["echo","hi"],"Image":"busybox","Volumes":null,"WorkingDir":"","Entrypoint":null,
+          "OnBuild":null,"Labels":{},"HostConfig":{"Binds":null,"ContainerIDFile":"",
+          "LogConfig":{"Type":"","Config":{}},"NetworkMode":"none","PortBindings":{},
+          "RestartPolicy":{"Name":"no","MaximumRetryCount":0},"AutoRemove":true,"VolumeDriver":"",
+          "VolumesFrom":null,"ConsoleSize":[24,80],"CapAdd":null,"CapDrop":null,"CgroupnsMode":"",
+          "Dns":[],"DnsOptions":[],"DnsSearch":[],"ExtraHosts":null,"GroupAdd":null,"IpcMode":"",
+          "Cgroup":"","Links":null,"OomScoreAdj":0,"PidMode":"","Privileged":false,
+          "PublishAllPorts":false,"ReadonlyRootfs":false,"SecurityOpt":null,"UTSMode":"",
+          "UsernsMode":"","ShmSize":0,"Isolation":"","CpuShares":0,"Memory":0,"NanoCpus":0,
+          "CgroupParent":"","BlkioWeight":0,"BlkioWeightDevice":[],"BlkioDeviceReadBps":[],
+          "CpuPeriod":0,"CpuQuota":0,"CpusetCpus":"","CpusetMems":"","Devices":[],
+          "DeviceCgroupRules":null,"DeviceRequests":null,"MemoryReservation":0,"MemorySwap":0,
+          "MemorySwappiness":null,"OomKillDisable":null,"PidsLimit":null,"Ulimits":[],
+          "MaskedPaths":null,"ReadonlyPaths":null},"NetworkingConfig":{"EndpointsConfig":{}}}"#;
+        let r = CreateRequest::parse(body).unwrap();
+        assert_eq!(
+            r.config.cmd.as_deref(),
+            Some(&["echo".to_string(), "hi".to_string()][..])
+        );
+        assert_eq!(r.config.image, "busybox");
+        assert!(r.host_config.auto_remove);
+        assert_eq!(r.host_config.network_mode, "none");
+        assert!(unsupported_host_fields(&r.raw_host_config).is_empty());
+    }
+
+    #[test]
+    fn set_unsupported_fields_are_named() {
+        let body = br#"{"Image":"x","HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"8080"}]},"PidMode":"host","Devices":[]}}"#;
+        let r = CreateRequest::parse(body).unwrap();
+        assert_eq!(
+            unsupported_host_fields(&r.raw_host_config),
+            vec!["PortBindings".to_string(), "PidMode=host".to_string()]
+        );
+        assert!(CreateRequest::parse(b"{not json").is_err());
+    }
+}
