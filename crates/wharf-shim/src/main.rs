@@ -21,6 +21,8 @@ pub struct Args {
     pub log_max_size: Option<u64>,
     pub log_max_file: u32,
     pub cgroup_path: Option<String>,
+    /// The control socket (default `<state-dir>/shim.sock`).
+    pub socket: Option<PathBuf>,
     pub ready_fd: RawFd,
 }
 
@@ -38,6 +40,7 @@ fn parse_args() -> Result<Args, String> {
         log_max_size: None,
         log_max_file: 1,
         cgroup_path: None,
+        socket: None,
         ready_fd: -1,
     };
     let mut log_driver = "json-file".to_string();
@@ -62,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
                 a.log_max_file = val()?.parse().map_err(|_| "bad --log-max-file")?
             }
             "--cgroup-path" => a.cgroup_path = Some(val()?),
+            "--socket" => a.socket = Some(val()?.into()),
             "--ready-fd" => a.ready_fd = val()?.parse().map_err(|_| "bad --ready-fd")?,
             other => return Err(format!("unknown flag {other}")),
         }

@@ -257,7 +257,10 @@ fn setup(args: Args) -> Result<Shim, (i32, String)> {
 
 impl Shim {
     fn sock_path(&self) -> std::path::PathBuf {
-        self.args.state_dir.join("shim.sock")
+        self.args
+            .socket
+            .clone()
+            .unwrap_or_else(|| self.args.state_dir.join("shim.sock"))
     }
 
     fn event_loop(&mut self, sigfd: &SignalFd) -> i32 {
@@ -552,7 +555,10 @@ impl Shim {
                     }
                 }
             }
-            // A waiter or an output-only attach that closed: drop it.
+            // An output-only attach that half-closed still wants output; a write error
+            // will tell when it is gone.
+            Role::Attach { .. } => {}
+            // A waiter that closed: drop it.
             _ => c.dead = true,
         }
     }
