@@ -1,1 +1,16 @@
-//! wharf-engine
+#![recursion_limit = "256"]
+//! wharf-engine: the daemon's core. Containers and their state machine, the shims that run
+//! them, events, logs and the image service; `http` binds it all to the Engine API.
+
+pub mod config;
+pub mod container;
+pub mod engine;
+pub mod events;
+pub mod http;
+pub mod logs;
+pub mod names;
+pub mod shim;
+pub mod spec;
+
+pub use config::EngineConfig;
+pub use engine::Engine;

@@ -1,0 +1,29 @@
+//! The engine's configuration (from wharfd's flags and daemon.json).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Where the engine keeps things and how it runs containers.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    /// Runtime name → OCI CLI binary.
+    pub runtimes: BTreeMap<String, PathBuf>,
+    pub default_runtime: String,
+    pub shim_path: PathBuf,
+    pub log_driver: String,
+    pub log_opts: BTreeMap<String, String>,
+    /// Parent cgroup of every container (`--cgroup-parent`, default `/wharf`).
+    pub cgroup_parent: String,
+}
+
+impl EngineConfig {
+    /// The binary of runtime `name` (or the default).
+    pub fn runtime_path(&self, name: Option<&str>) -> Option<&PathBuf> {
+        let n = name
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&self.default_runtime);
+        self.runtimes.get(n)
+    }
+}

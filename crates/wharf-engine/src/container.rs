@@ -1,0 +1,264 @@
+//! A container: its persisted record (`config.v2.json`) and its state machine.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tokio::sync::watch;
+
+/// The states Docker reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+    /// A shim holds the container (it has a live process).
+    pub fn is_live(self) -> bool {
+        matches!(self, Status::Running | Status::Paused)
+    }
+    /// `start` is allowed (else 304 when running, 409 otherwise).
+    pub fn can_start(self) -> bool {
+        matches!(self, Status::Created | Status::Exited)
+    }
+    /// `rm` without force is allowed.
+    pub fn can_remove(self) -> bool {
+        !matches!(
+            self,
+            Status::Running | Status::Paused | Status::Restarting | Status::Removing
+        )
+    }
+}
+
+/// `State` as Docker reports it in inspect.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct State {
+    pub status: Status,
+    pub pid: i32,
+    pub exit_code: i32,
+    pub error: String,
+    pub oom_killed: bool,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+/// What is persisted for a container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    /// With the leading slash, as Docker reports it.
+    pub name: String,
+    pub created: String,
+    pub path: String,
+    pub args: Vec<String>,
+    /// The merged `Config` (image defaults applied).
+    pub config: Value,
+    pub host_config: Value,
+    pub image_id: String,
+    pub state: State,
+    pub restart_count: u32,
+    pub log_path: String,
+    pub runtime: String,
+    /// Incremented by every start, so waiters can tell a new run from the old one.
+    #[serde(default)]
+    pub generation: u64,
+    /// Set by an explicit stop, so `unless-stopped`/`always` do not restart it.
+    #[serde(default)]
+    pub manually_stopped: bool,
+}
+
+/// Zero time as Docker prints it for never-started containers.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// A container: its record and a channel that ticks on every state change.
+pub struct Container {
+    pub id: String,
+    pub dir: PathBuf,
+    record: Mutex<Record>,
+    changed: watch::Sender<(Status, u64)>,
+    /// Attach requests waiting for the shim of the next start.
+    pub pending_attach: std::sync::atomic::AtomicUsize,
+}
+
+impl Container {
+    pub fn new(dir: PathBuf, record: Record) -> Container {
+        let st = (record.state.status, record.generation);
+        Container {
+            id: record.id.clone(),
+            dir,
+            record: Mutex::new(record),
+            changed: watch::channel(st).0,
+            pending_attach: Default::default(),
+        }
+    }
+
+    /// Loads `config.v2.json` from `dir`.
+    pub fn load(dir: &Path) -> std::io::Result<Container> {
+        let data = std::fs::read(dir.join("config.v2.json"))?;
+        let rec: Record = serde_json::from_slice(&data).map_err(std::io::Error::other)?;
+        Ok(Container::new(dir.to_path_buf(), rec))
+    }
+
+    /// A copy of the record.
+    pub fn snapshot(&self) -> Record {
+        self.record.lock().expect("record lock").clone()
+    }
+
+    pub fn status(&self) -> Status {
+        self.record.lock().expect("record lock").state.status
+    }
+
+    pub fn name(&self) -> String {
+        self.record.lock().expect("record lock").name.clone()
+    }
+
+    /// Changes the record, persists it atomically, and notifies watchers.
+    pub fn update<T>(&self, f: impl FnOnce(&mut Record) -> T) -> std::io::Result<T> {
+        let mut rec = self.record.lock().expect("record lock");
+        let out = f(&mut rec);
+        let data = serde_json::to_vec_pretty(&*rec).map_err(std::io::Error::other)?;
+        write_atomic(&self.dir.join("config.v2.json"), &data)?;
+        let st = (rec.state.status, rec.generation);
+        drop(rec);
+        self.changed.send_replace(st);
+        Ok(out)
+    }
+
+    /// A receiver that sees every (status, generation) change.
+    pub fn watch(&self) -> watch::Receiver<(Status, u64)> {
+        self.changed.subscribe()
+    }
+
+    /// Marks the end of the notifications (the container was removed).
+    pub fn mark_removed(&self) {
+        self.changed.send_replace((Status::Dead, u64::MAX));
+    }
+}
+
+/// Writes `data` to `path` atomically: temp file, fsync, rename.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Docker's human duration (`units.HumanDuration`).
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    let mins = s / 60;
+    let hours = s / 3600;
+    match () {
+        _ if s < 1 => "Less than a second".into(),
+        _ if s == 1 => "1 second".into(),
+        _ if s < 60 => format!("{s} seconds"),
+        _ if mins == 1 => "About a minute".into(),
+        _ if mins < 60 => format!("{mins} minutes"),
+        _ if hours == 1 => "About an hour".into(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", hours / 24 / 365),
+    }
+}
+
+fn since(ts: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(ts)
+        .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds())
+        .unwrap_or(0)
+}
+
+/// The `Status` column of `docker ps`.
+pub fn status_line(st: &State) -> String {
+    match st.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}", human_duration(since(&st.started_at))),
+        Status::Paused => format!("Up {} (Paused)", human_duration(since(&st.started_at))),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            st.exit_code,
+            human_duration(since(&st.finished_at))
+        ),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            st.exit_code,
+            human_duration(since(&st.finished_at))
+        ),
+        Status::Dead => "Dead".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_like_docker() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(5), "5 seconds");
+        assert_eq!(human_duration(61), "About a minute");
+        assert_eq!(human_duration(600), "10 minutes");
+        assert_eq!(human_duration(3600 * 3), "3 hours");
+        assert_eq!(human_duration(3600 * 24 * 3), "3 days");
+    }
+
+    #[test]
+    fn guards() {
+        assert!(Status::Created.can_start());
+        assert!(Status::Exited.can_start());
+        assert!(!Status::Running.can_start());
+        assert!(!Status::Running.can_remove());
+        assert!(Status::Exited.can_remove());
+    }
+
+    #[test]
+    fn update_persists_atomically_and_notifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Record {
+            id: "a".repeat(64),
+            name: "/x".into(),
+            created: ZERO_TIME.into(),
+            path: "sh".into(),
+            args: vec![],
+            config: Value::Null,
+            host_config: Value::Null,
+            image_id: String::new(),
+            state: State::default(),
+            restart_count: 0,
+            log_path: String::new(),
+            runtime: "runc".into(),
+            generation: 0,
+            manually_stopped: false,
+        };
+        let c = Container::new(dir.path().to_path_buf(), rec);
+        let mut w = c.watch();
+        c.update(|r| r.state.status = Status::Running).unwrap();
+        assert!(w.has_changed().unwrap());
+        assert_eq!(w.borrow_and_update().0, Status::Running);
+        let loaded = Container::load(dir.path()).unwrap();
+        assert_eq!(loaded.status(), Status::Running);
+    }
+}

@@ -1,0 +1,1340 @@
+//! The engine: containers, their shims and lifecycle, execs, and the image service.
+
+use crate::config::EngineConfig;
+use crate::container::{self, Container, Record, State, Status, ZERO_TIME};
+use crate::events::Events;
+use crate::names;
+use crate::shim;
+use crate::spec;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::Notify;
+use wharf_api::types::{CreateRequest, ExecConfig, HostConfig};
+use wharf_api::ApiError;
+use wharf_image::ImageStore;
+use wharf_shim::proto::{ExitStatus, Request};
+
+/// An exec instance (`docker exec`).
+pub struct ExecInstance {
+    pub id: String,
+    pub container: String,
+    pub config: ExecConfig,
+    pub state: Mutex<ExecState>,
+}
+
+/// What an exec did.
+#[derive(Debug, Clone, Default)]
+pub struct ExecState {
+    pub running: bool,
+    pub pid: i32,
+    pub exit_code: Option<i32>,
+}
+
+/// The daemon's core.
+pub struct Engine {
+    pub cfg: EngineConfig,
+    pub images: Arc<ImageStore>,
+    pub events: Events,
+    containers: RwLock<HashMap<String, Arc<Container>>>,
+    execs: Mutex<HashMap<String, Arc<ExecInstance>>>,
+    create_lock: tokio::sync::Mutex<()>,
+    attach_done: Notify,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn internal<E: std::fmt::Display>(e: E) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+/// Maps an image-store error to the API's status codes.
+pub fn image_error(e: wharf_image::Error) -> ApiError {
+    if e.is_not_found() {
+        ApiError::not_found(e.to_string())
+    } else if e.is_conflict() {
+        ApiError::conflict(e.to_string())
+    } else if e.is_invalid_input() {
+        ApiError::bad_request(e.to_string())
+    } else {
+        ApiError::internal(e.to_string())
+    }
+}
+
+/// `SIGTERM`, `TERM`, `15` → 15.
+pub fn parse_signal(s: &str) -> Result<i32, ApiError> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| ApiError::bad_request(format!("Invalid signal: {s}")))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(internal)
+}
+
+impl Engine {
+    /// Opens the stores under the data root and restores the containers (live restore).
+    pub async fn open(cfg: EngineConfig) -> Result<Arc<Engine>, String> {
+        for d in [
+            cfg.data_root.join("containers"),
+            cfg.exec_root.join("containers"),
+            cfg.exec_root.join("s"),
+        ] {
+            std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        let root = cfg.data_root.clone();
+        let images = tokio::task::spawn_blocking(move || ImageStore::open(&root))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("opening the image store: {e}"))?;
+        let mut containers = HashMap::new();
+        if let Ok(rd) = std::fs::read_dir(cfg.data_root.join("containers")) {
+            for e in rd.flatten() {
+                match Container::load(&e.path()) {
+                    Ok(c) => {
+                        containers.insert(c.id.clone(), Arc::new(c));
+                    }
+                    Err(err) => tracing::warn!("skipping {}: {err}", e.path().display()),
+                }
+            }
+        }
+        let engine = Arc::new(Engine {
+            cfg,
+            images: Arc::new(images),
+            events: Events::default(),
+            containers: RwLock::new(containers),
+            execs: Mutex::new(HashMap::new()),
+            create_lock: tokio::sync::Mutex::new(()),
+            attach_done: Notify::new(),
+        });
+        engine.restore().await;
+        Ok(engine)
+    }
+
+    /// Reconnects to the shims of live containers; records exits that happened meanwhile.
+    async fn restore(self: &Arc<Self>) {
+        let all: Vec<Arc<Container>> = self.all();
+        for c in all {
+            let rec = c.snapshot();
+            let sdir = self.state_dir(&c.id);
+            if rec.state.status.is_live() || rec.state.status == Status::Restarting {
+                match shim::call(&sdir, &Request::State).await {
+                    Ok(s) if !s.starts_with("exited") => {
+                        tracing::info!("reconnected to container {}", &c.id[..12]);
+                        self.spawn_monitor(c.clone());
+                    }
+                    _ => {
+                        let st = shim::read_exit_file(&sdir).unwrap_or(ExitStatus {
+                            code: 255,
+                            oom_killed: false,
+                            finished_at: now(),
+                        });
+                        self.handle_exit(&c, st).await;
+                    }
+                }
+            } else {
+                // Not running: nothing may stay mounted.
+                let _ = self.images.layers().unmount_rw(&c.id, &sdir.join("rootfs"));
+            }
+        }
+    }
+
+    fn state_dir(&self, id: &str) -> PathBuf {
+        shim::state_dir(&self.cfg.exec_root, id)
+    }
+
+    fn all(&self) -> Vec<Arc<Container>> {
+        self.containers
+            .read()
+            .expect("containers lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Finds a container by full id, name, or unique id prefix.
+    pub fn lookup(&self, key: &str) -> Result<Arc<Container>, ApiError> {
+        let map = self.containers.read().expect("containers lock");
+        if let Some(c) = map.get(key) {
+            return Ok(c.clone());
+        }
+        let name = format!("/{}", key.trim_start_matches('/'));
+        if let Some(c) = map.values().find(|c| c.name() == name) {
+            return Ok(c.clone());
+        }
+        let matches: Vec<_> = map.values().filter(|c| c.id.starts_with(key)).collect();
+        match matches.len() {
+            1 if !key.is_empty() => Ok(matches[0].clone()),
+            n if n > 1 => Err(ApiError::bad_request(format!(
+                "multiple IDs found with provided prefix: {key}"
+            ))),
+            _ => Err(ApiError::no_such_container(key)),
+        }
+    }
+
+    /// Whether any container uses image `id` (for `rmi`).
+    pub fn container_using_image(&self, image_id: &str) -> Option<String> {
+        self.all()
+            .into_iter()
+            .find(|c| c.snapshot().image_id == image_id)
+            .map(|c| c.id.clone())
+    }
+
+    fn attrs(&self, rec: &Record) -> BTreeMap<String, String> {
+        let mut a = BTreeMap::new();
+        a.insert("name".into(), rec.name.trim_start_matches('/').to_string());
+        a.insert(
+            "image".into(),
+            rec.config["Image"].as_str().unwrap_or_default().to_string(),
+        );
+        if let Some(labels) = rec.config["Labels"].as_object() {
+            for (k, v) in labels {
+                a.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
+            }
+        }
+        a
+    }
+
+    fn event(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
+        let rec = c.snapshot();
+        let mut a = self.attrs(&rec);
+        for (k, v) in extra {
+            a.insert(k.to_string(), v.clone());
+        }
+        self.events.publish("container", action, &c.id, a);
+    }
+
+    /// `POST /containers/create`.
+    pub async fn create(
+        self: &Arc<Self>,
+        name: Option<String>,
+        req: CreateRequest,
+    ) -> Result<(String, Vec<String>), ApiError> {
+        let unsupported = wharf_api::types::unsupported_host_fields(&req.raw_host_config);
+        if !unsupported.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "wharf does not support {} yet",
+                unsupported.join(", ")
+            )));
+        }
+        let hc = &req.host_config;
+        match hc.network_mode.as_str() {
+            "none" | "host" => {}
+            "" | "default" | "bridge" => {
+                return Err(ApiError::bad_request(
+                    "bridge networking is not available yet in wharf: use --network none or --network host",
+                ))
+            }
+            other => {
+                return Err(ApiError::not_found(format!("network {other} not found")))
+            }
+        }
+        if hc.init == Some(true) {
+            return Err(ApiError::bad_request(
+                "--init is not supported by wharf yet",
+            ));
+        }
+        if let Some(rt) = hc.runtime.as_deref().filter(|r| !r.is_empty()) {
+            if self.cfg.runtime_path(Some(rt)).is_none() {
+                return Err(ApiError::bad_request(format!(
+                    "unknown or invalid runtime name: {rt}"
+                )));
+            }
+        }
+        if let Some(rp) = &hc.restart_policy {
+            match rp.name.as_str() {
+                "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid restart policy '{other}'"
+                    )))
+                }
+            }
+            if hc.auto_remove && !matches!(rp.name.as_str(), "" | "no") {
+                return Err(ApiError::bad_request(
+                    "can't create 'AutoRemove' container with restart policy",
+                ));
+            }
+        }
+        if let Some(lc) = &hc.log_config {
+            if !matches!(lc.kind.as_str(), "" | "json-file" | "none") {
+                return Err(ApiError::bad_request(format!(
+                    "logging driver {:?} is not supported by wharf yet (json-file, none)",
+                    lc.kind
+                )));
+            }
+        }
+        let image_name = req.config.image.clone();
+        if image_name.is_empty() {
+            return Err(ApiError::bad_request("no image specified"));
+        }
+        let images = self.images.clone();
+        let iname = image_name.clone();
+        let image = blocking(move || images.resolve(&iname))
+            .await?
+            .map_err(image_error)?;
+
+        // Merge the image's config as Docker does.
+        let cfg = &req.config;
+        let mut env: Vec<String> = image.env();
+        for e in cfg.env.iter().flatten() {
+            let key = e.split('=').next().unwrap_or_default();
+            env.retain(|x| x.split('=').next() != Some(key));
+            env.push(e.clone());
+        }
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(
+                0,
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            );
+        }
+        let entrypoint = match &cfg.entrypoint {
+            Some(e) => e.clone(),
+            None => image.entrypoint(),
+        };
+        let cmd = match (&cfg.cmd, &cfg.entrypoint) {
+            (Some(c), _) => c.clone(),
+            (None, Some(_)) => vec![],
+            (None, None) => image.cmd(),
+        };
+        let mut argv: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+        if argv.is_empty() {
+            return Err(ApiError::bad_request("No command specified"));
+        }
+        let path = argv.remove(0);
+
+        let _guard = self.create_lock.lock().await;
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let n = n.trim_start_matches('/').to_string();
+                if !names::valid(&n) {
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                    )));
+                }
+                if let Ok(other) = self.lookup(&n) {
+                    if other.name() == format!("/{n}") {
+                        return Err(ApiError::conflict(format!(
+                            "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                            other.id
+                        )));
+                    }
+                }
+                n
+            }
+            None => {
+                let mut retry = 0;
+                loop {
+                    let n = names::generate(retry);
+                    if self
+                        .lookup(&n)
+                        .map(|c| c.name() != format!("/{n}"))
+                        .unwrap_or(true)
+                    {
+                        break n;
+                    }
+                    retry += 1;
+                }
+            }
+        };
+        let id = names::new_id();
+        let hostname = if cfg.hostname.is_empty() {
+            if hc.network_mode == "host" {
+                nix::unistd::gethostname()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            } else {
+                id[..12].to_string()
+            }
+        } else {
+            cfg.hostname.clone()
+        };
+        let dir = self.cfg.data_root.join("containers").join(&id);
+        std::fs::create_dir_all(&dir).map_err(internal)?;
+        let tmp_cleanup = |dir: &PathBuf| {
+            let _ = std::fs::remove_dir_all(dir);
+        };
+        let setup = (|| -> std::io::Result<()> {
+            std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
+            let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n");
+            if hc.network_mode == "host" {
+                hosts = std::fs::read_to_string("/etc/hosts").unwrap_or(hosts);
+            }
+            for h in hc.extra_hosts.iter().flatten() {
+                if let Some((n, ip)) = h.split_once(':') {
+                    hosts.push_str(&format!("{ip}\t{n}\n"));
+                }
+            }
+            std::fs::write(dir.join("hosts"), hosts)?;
+            let mut resolv = String::new();
+            let dns = hc.dns.clone().unwrap_or_default();
+            if dns.is_empty() {
+                let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+                for l in host.lines() {
+                    // Loopback resolvers of the host are unreachable from a private netns.
+                    if hc.network_mode != "host" && l.starts_with("nameserver 127.") {
+                        continue;
+                    }
+                    resolv.push_str(l);
+                    resolv.push('\n');
+                }
+            } else {
+                for d in &dns {
+                    resolv.push_str(&format!("nameserver {d}\n"));
+                }
+            }
+            if let Some(s) = hc.dns_search.as_ref().filter(|s| !s.is_empty()) {
+                resolv.push_str(&format!("search {}\n", s.join(" ")));
+            }
+            if let Some(o) = hc.dns_options.as_ref().filter(|s| !s.is_empty()) {
+                resolv.push_str(&format!("options {}\n", o.join(" ")));
+            }
+            std::fs::write(dir.join("resolv.conf"), resolv)?;
+            Ok(())
+        })();
+        if let Err(e) = setup {
+            tmp_cleanup(&dir);
+            return Err(internal(e));
+        }
+        let layers_images = self.images.clone();
+        let lid = id.clone();
+        let top = image.top_layer.clone();
+        if let Err(e) =
+            blocking(move || layers_images.layers().create_rw(&lid, top.as_deref())).await?
+        {
+            tmp_cleanup(&dir);
+            return Err(image_error(e));
+        }
+        let mut merged = req.raw_config.clone();
+        merged.insert("Hostname".into(), json!(hostname));
+        merged.insert("Env".into(), json!(env));
+        merged.insert("Cmd".into(), json!(cmd));
+        merged.insert(
+            "Entrypoint".into(),
+            if entrypoint.is_empty() {
+                Value::Null
+            } else {
+                json!(entrypoint)
+            },
+        );
+        merged.insert("Image".into(), json!(image_name));
+        if cfg.working_dir.is_empty() {
+            merged.insert("WorkingDir".into(), json!(image.working_dir()));
+        }
+        if cfg.user.is_empty() {
+            merged.insert("User".into(), json!(image.user()));
+        }
+        if cfg.stop_signal.is_none() {
+            if let Some(s) = image.stop_signal() {
+                merged.insert("StopSignal".into(), json!(s));
+            }
+        }
+        let mut labels = image.config["Labels"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for (k, v) in cfg.labels.iter().flatten() {
+            labels.insert(k.clone(), json!(v));
+        }
+        merged.insert("Labels".into(), Value::Object(labels));
+        let runtime = hc
+            .runtime
+            .clone()
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| self.cfg.default_runtime.clone());
+        let mut host_raw = req.raw_host_config.clone();
+        host_raw.insert("Runtime".into(), json!(runtime));
+        let rec = Record {
+            id: id.clone(),
+            name: format!("/{name}"),
+            created: now(),
+            path,
+            args: argv,
+            config: Value::Object(merged),
+            host_config: Value::Object(host_raw),
+            image_id: image.id.clone(),
+            state: State {
+                started_at: ZERO_TIME.into(),
+                finished_at: ZERO_TIME.into(),
+                ..Default::default()
+            },
+            restart_count: 0,
+            log_path: dir.join(format!("{id}-json.log")).display().to_string(),
+            runtime,
+            generation: 0,
+            manually_stopped: false,
+        };
+        let c = Arc::new(Container::new(dir.clone(), rec));
+        if let Err(e) = c.update(|_| ()) {
+            let _ = self.images.layers().remove_rw(&id);
+            tmp_cleanup(&dir);
+            return Err(internal(e));
+        }
+        self.containers
+            .write()
+            .expect("containers lock")
+            .insert(id.clone(), c.clone());
+        drop(_guard);
+        self.event(&c, "create", &[]);
+        Ok((id, vec![]))
+    }
+
+    fn host_config(rec: &Record) -> HostConfig {
+        serde_json::from_value(rec.host_config.clone()).unwrap_or_default()
+    }
+
+    /// `POST /containers/{id}/start`.
+    pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), ApiError> {
+        let rec = c.snapshot();
+        if rec.state.status.is_live() {
+            return Err(ApiError::not_modified());
+        }
+        if !rec.state.status.can_start() {
+            return Err(ApiError::conflict(format!(
+                "cannot start container {}: it is {}",
+                rec.name.trim_start_matches('/'),
+                rec.state.status.as_str()
+            )));
+        }
+        self.start_inner(c, rec).await
+    }
+
+    async fn start_inner(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        rec: Record,
+    ) -> Result<(), ApiError> {
+        let id = c.id.clone();
+        let sdir = self.state_dir(&id);
+        std::fs::create_dir_all(&sdir).map_err(internal)?;
+        for f in ["exit", "shim.pid", "init.pid"] {
+            let _ = std::fs::remove_file(sdir.join(f));
+        }
+        let _ = std::fs::remove_file(shim::sock_path(&sdir));
+        let rootfs = sdir.join("rootfs");
+        let images = self.images.clone();
+        let (mid, mroot) = (id.clone(), rootfs.clone());
+        blocking(move || images.layers().mount_rw(&mid, &mroot))
+            .await?
+            .map_err(image_error)?;
+        let fail = |engine: &Arc<Engine>, msg: String| {
+            let _ = engine.images.layers().unmount_rw(&id, &rootfs);
+            msg
+        };
+        let hc = Self::host_config(&rec);
+        let cfg = &rec.config;
+        let strs = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut env = strs(&cfg["Env"]);
+        let tty = cfg["Tty"].as_bool().unwrap_or(false);
+        let hostname = cfg["Hostname"].as_str().unwrap_or_default().to_string();
+        env.push(format!("HOSTNAME={hostname}"));
+        if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            env.push("HOME=/root".into());
+        }
+        let mut args = vec![rec.path.clone()];
+        args.extend(rec.args.iter().cloned());
+        let cgroup_path = format!("{}/{id}", self.cfg.cgroup_parent.trim_end_matches('/'));
+        let netns = if hc.network_mode == "host" {
+            None
+        } else {
+            Some(None)
+        };
+        let spec_in = spec::SpecInput {
+            id: &id,
+            rootfs: &rootfs,
+            container_dir: &c.dir,
+            args: &args,
+            env: &env,
+            cwd: cfg["WorkingDir"].as_str().unwrap_or_default(),
+            user: cfg["User"].as_str().unwrap_or_default(),
+            hostname: &hostname,
+            tty,
+            host: &hc,
+            netns,
+            cgroup_path: &cgroup_path,
+        };
+        let spec = match spec::build(&spec_in) {
+            Ok(s) => s,
+            Err(e) => return Err(ApiError::bad_request(fail(self, e.0))),
+        };
+        container::write_atomic(
+            &sdir.join("config.json"),
+            &serde_json::to_vec(&spec).expect("serializable"),
+        )
+        .map_err(|e| ApiError::internal(fail(self, e.to_string())))?;
+        let runtime = self
+            .cfg
+            .runtime_path(Some(&rec.runtime))
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::bad_request(fail(self, format!("unknown runtime {}", rec.runtime)))
+            })?;
+        let log_cfg = hc.log_config.clone().unwrap_or_default();
+        let driver = if log_cfg.kind.is_empty() {
+            self.cfg.log_driver.clone()
+        } else {
+            log_cfg.kind.clone()
+        };
+        let mut opts = self.cfg.log_opts.clone();
+        opts.extend(log_cfg.config.clone().unwrap_or_default());
+        let log_path = PathBuf::from(&rec.log_path);
+        let open_stdin = cfg["OpenStdin"].as_bool().unwrap_or(false);
+        let spawn_args = shim::SpawnArgs {
+            shim: &self.cfg.shim_path,
+            id: &id,
+            bundle: &sdir,
+            state_dir: &sdir,
+            runtime: &runtime,
+            runtime_root: &self.cfg.exec_root.join("runtime"),
+            tty,
+            stdin: open_stdin,
+            stdin_once: cfg["StdinOnce"].as_bool().unwrap_or(false),
+            log_path: (driver != "none").then_some(log_path.as_path()),
+            log_max_size: opts
+                .get("max-size")
+                .and_then(|s| spec::size_of(s))
+                .map(|s| s as u64),
+            log_max_file: opts.get("max-file").and_then(|s| s.parse().ok()),
+            cgroup_path: &cgroup_path,
+        };
+        let pid = match shim::spawn(&spawn_args).await {
+            Ok(pid) => pid,
+            Err(msg) => {
+                let msg = fail(self, msg);
+                let code = if msg.contains("executable file not found")
+                    || msg.contains("no such file or directory")
+                {
+                    127
+                } else if msg.contains("permission denied") {
+                    126
+                } else {
+                    128
+                };
+                let full = format!("failed to create task for container: failed to create shim task: OCI runtime create failed: {msg}: unknown");
+                let _ = c.update(|r| {
+                    r.state.exit_code = code;
+                    r.state.error = full.clone();
+                    r.state.status = if r.state.status == Status::Created {
+                        Status::Created
+                    } else {
+                        Status::Exited
+                    };
+                });
+                self.event(c, "die", &[("exitCode", code.to_string())]);
+                if hc.auto_remove {
+                    // `run --rm` waits for the removal: do it, as dockerd does.
+                    let (engine, c) = (self.clone(), c.clone());
+                    tokio::spawn(async move {
+                        let _ = engine.remove(&c, true).await;
+                    });
+                }
+                return Err(ApiError::bad_request(full));
+            }
+        };
+        // Let attach requests that were waiting for this run connect before the process runs,
+        // so no output is lost.
+        c.update(|r| {
+            r.generation += 1;
+            r.state.pid = pid;
+        })
+        .map_err(internal)?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while c.pending_attach.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            if tokio::time::timeout_at(deadline, self.attach_done.notified())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        if let Err(e) = shim::call(&sdir, &Request::Start).await {
+            let _ = shim::call(
+                &sdir,
+                &Request::Kill {
+                    signal: 9,
+                    all: true,
+                },
+            )
+            .await;
+            return Err(ApiError::internal(fail(self, e)));
+        }
+        c.update(|r| {
+            r.state.status = Status::Running;
+            r.state.started_at = now();
+            r.state.error.clear();
+            r.manually_stopped = false;
+        })
+        .map_err(internal)?;
+        self.event(c, "start", &[]);
+        self.spawn_monitor(c.clone());
+        Ok(())
+    }
+
+    /// Called by an attach request that arrived before start; returns when it may connect.
+    pub fn attach_registered(&self, c: &Container) {
+        c.pending_attach
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.attach_done.notify_waiters();
+        self.attach_done.notify_one();
+    }
+
+    fn spawn_monitor(self: &Arc<Self>, c: Arc<Container>) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let sdir = engine.state_dir(&c.id);
+            let st = shim::wait_exit(&sdir).await.unwrap_or(ExitStatus {
+                code: 255,
+                oom_killed: false,
+                finished_at: now(),
+            });
+            engine.handle_exit(&c, st).await;
+        });
+    }
+
+    async fn handle_exit(self: &Arc<Self>, c: &Arc<Container>, st: ExitStatus) {
+        let sdir = self.state_dir(&c.id);
+        let images = self.images.clone();
+        let (id, rootfs) = (c.id.clone(), sdir.join("rootfs"));
+        let _ = blocking(move || images.layers().unmount_rw(&id, &rootfs)).await;
+        let rec = c.snapshot();
+        let hc = Self::host_config(&rec);
+        let policy = hc.restart_policy.clone().unwrap_or_default();
+        let restart = !rec.manually_stopped
+            && match policy.name.as_str() {
+                "always" | "unless-stopped" => true,
+                "on-failure" => {
+                    st.code != 0
+                        && (policy.maximum_retry_count == 0
+                            || (rec.restart_count as i64) < policy.maximum_retry_count)
+                }
+                _ => false,
+            };
+        let _ = c.update(|r| {
+            r.state.status = if restart {
+                Status::Restarting
+            } else {
+                Status::Exited
+            };
+            r.state.exit_code = st.code;
+            r.state.oom_killed = st.oom_killed;
+            r.state.finished_at = st.finished_at.clone();
+            r.state.pid = 0;
+        });
+        if st.oom_killed {
+            self.event(c, "oom", &[]);
+        }
+        self.event(c, "die", &[("exitCode", st.code.to_string())]);
+        if restart {
+            let engine = self.clone();
+            let c = c.clone();
+            tokio::spawn(async move {
+                // Docker's back-off: 100ms doubling, reset once a run lasted 10 s.
+                let ran = chrono::DateTime::parse_from_rfc3339(&rec.state.started_at)
+                    .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds())
+                    .unwrap_or(0);
+                let n = if ran >= 10 {
+                    0
+                } else {
+                    rec.restart_count.min(10)
+                };
+                tokio::time::sleep(Duration::from_millis(100u64 << n)).await;
+                let rec = c.snapshot();
+                if rec.state.status != Status::Restarting || rec.manually_stopped {
+                    return;
+                }
+                let _ = c.update(|r| r.restart_count += 1);
+                if let Err(e) = engine.start_inner(&c, c.snapshot()).await {
+                    tracing::warn!("restart of {} failed: {}", &c.id[..12], e.message);
+                    let _ = c.update(|r| r.state.status = Status::Exited);
+                }
+            });
+        } else if hc.auto_remove {
+            let _ = self.remove(c, true).await;
+        }
+    }
+
+    /// `POST /containers/{id}/kill`.
+    pub async fn kill(&self, c: &Container, signal: i32) -> Result<(), ApiError> {
+        if !c.status().is_live() {
+            return Err(ApiError::conflict(format!(
+                "Cannot kill container: {}: Container {} is not running",
+                c.name().trim_start_matches('/'),
+                c.id
+            )));
+        }
+        shim::call(
+            &self.state_dir(&c.id),
+            &Request::Kill { signal, all: false },
+        )
+        .await
+        .map_err(ApiError::internal)?;
+        self.event(c, "kill", &[("signal", signal.to_string())]);
+        Ok(())
+    }
+
+    async fn wait_not_live(c: &Container, timeout: Option<Duration>) -> bool {
+        let mut w = c.watch();
+        let fut = async {
+            loop {
+                if !w.borrow_and_update().0.is_live() {
+                    return;
+                }
+                if w.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        match timeout {
+            Some(t) => tokio::time::timeout(t, fut).await.is_ok(),
+            None => {
+                fut.await;
+                true
+            }
+        }
+    }
+
+    /// `POST /containers/{id}/stop`.
+    pub async fn stop(
+        &self,
+        c: &Container,
+        timeout: Option<i64>,
+        signal: Option<i32>,
+    ) -> Result<(), ApiError> {
+        let rec = c.snapshot();
+        if rec.state.status == Status::Restarting {
+            c.update(|r| {
+                r.manually_stopped = true;
+                r.state.status = Status::Exited;
+            })
+            .map_err(internal)?;
+            return Ok(());
+        }
+        if !rec.state.status.is_live() {
+            return Err(ApiError::not_modified());
+        }
+        c.update(|r| r.manually_stopped = true).map_err(internal)?;
+        let sig = match signal {
+            Some(s) => s,
+            None => match rec.config["StopSignal"].as_str() {
+                Some(s) if !s.is_empty() => parse_signal(s)?,
+                _ => 15,
+            },
+        };
+        let t = timeout
+            .or_else(|| rec.config["StopTimeout"].as_i64())
+            .unwrap_or(10);
+        let sdir = self.state_dir(&c.id);
+        if rec.state.status == Status::Paused {
+            let _ = shim::call(&sdir, &Request::Resume).await;
+        }
+        let _ = shim::call(
+            &sdir,
+            &Request::Kill {
+                signal: sig,
+                all: false,
+            },
+        )
+        .await;
+        let graceful = t >= 0 && Self::wait_not_live(c, Some(Duration::from_secs(t as u64))).await;
+        if !graceful {
+            let _ = shim::call(
+                &sdir,
+                &Request::Kill {
+                    signal: 9,
+                    all: true,
+                },
+            )
+            .await;
+            Self::wait_not_live(c, Some(Duration::from_secs(30))).await;
+        }
+        self.event(c, "stop", &[]);
+        Ok(())
+    }
+
+    /// `DELETE /containers/{id}`.
+    pub async fn remove(self: &Arc<Self>, c: &Arc<Container>, force: bool) -> Result<(), ApiError> {
+        let rec = c.snapshot();
+        if !rec.state.status.can_remove() {
+            if !force {
+                return Err(ApiError::conflict(format!(
+                    "cannot remove container \"{}\": container is {}: stop the container before removing or force remove",
+                    rec.name,
+                    rec.state.status.as_str()
+                )));
+            }
+            let _ = c.update(|r| r.manually_stopped = true);
+            let sdir = self.state_dir(&c.id);
+            let _ = shim::call(
+                &sdir,
+                &Request::Kill {
+                    signal: 9,
+                    all: true,
+                },
+            )
+            .await;
+            Self::wait_not_live(c, Some(Duration::from_secs(30))).await;
+        }
+        if self
+            .containers
+            .write()
+            .expect("containers lock")
+            .remove(&c.id)
+            .is_none()
+        {
+            return Ok(()); // someone else removed it (AutoRemove racing an explicit rm)
+        }
+        let images = self.images.clone();
+        let id = c.id.clone();
+        let sdir = self.state_dir(&id);
+        let dir = c.dir.clone();
+        blocking(move || {
+            let _ = images.layers().unmount_rw(&id, &sdir.join("rootfs"));
+            let _ = images.layers().remove_rw(&id);
+            let _ = std::fs::remove_dir_all(&sdir);
+            let _ = std::fs::remove_dir_all(&dir);
+        })
+        .await?;
+        self.event(c, "destroy", &[]);
+        c.mark_removed();
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/wait`: returns the exit code.
+    pub async fn wait(&self, c: &Container, condition: &str) -> Result<i32, ApiError> {
+        let mut w = c.watch();
+        let (_, gen0) = *w.borrow_and_update();
+        loop {
+            let (st, gen) = *w.borrow_and_update();
+            let done = match condition {
+                "next-exit" => {
+                    gen == u64::MAX || (gen > gen0 && matches!(st, Status::Exited | Status::Dead))
+                }
+                "removed" => gen == u64::MAX,
+                _ => gen == u64::MAX || !(st.is_live() || st == Status::Restarting),
+            };
+            if done {
+                return Ok(c.snapshot().state.exit_code);
+            }
+            if w.changed().await.is_err() {
+                return Ok(c.snapshot().state.exit_code);
+            }
+        }
+    }
+
+    /// `POST /containers/{id}/pause` and `unpause`.
+    pub async fn pause(&self, c: &Container, pause: bool) -> Result<(), ApiError> {
+        let st = c.status();
+        let name = c.name();
+        let name = name.trim_start_matches('/');
+        if pause && st == Status::Paused {
+            return Err(ApiError::conflict(format!(
+                "Container {} is already paused",
+                c.id
+            )));
+        }
+        if !pause && st != Status::Paused {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not paused",
+                c.id
+            )));
+        }
+        if !st.is_live() {
+            return Err(ApiError::conflict(format!(
+                "Container {name} is not running"
+            )));
+        }
+        let req = if pause {
+            Request::Pause
+        } else {
+            Request::Resume
+        };
+        shim::call(&self.state_dir(&c.id), &req)
+            .await
+            .map_err(ApiError::internal)?;
+        c.update(|r| {
+            r.state.status = if pause {
+                Status::Paused
+            } else {
+                Status::Running
+            }
+        })
+        .map_err(internal)?;
+        self.event(c, if pause { "pause" } else { "unpause" }, &[]);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/rename`.
+    pub async fn rename(&self, c: &Container, new: &str) -> Result<(), ApiError> {
+        let _g = self.create_lock.lock().await;
+        let new = new.trim_start_matches('/');
+        if !names::valid(new) {
+            return Err(ApiError::bad_request(format!(
+                "Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        if let Ok(o) = self.lookup(new) {
+            if o.name() == format!("/{new}") {
+                return Err(ApiError::conflict(format!(
+                    "Conflict. The container name \"/{new}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                    o.id
+                )));
+            }
+        }
+        let old = c.name();
+        c.update(|r| r.name = format!("/{new}")).map_err(internal)?;
+        self.event(c, "rename", &[("oldName", old)]);
+        Ok(())
+    }
+
+    /// `GET /containers/{id}/top`: `ps -ef`-like rows of the container's processes.
+    pub async fn top(&self, c: &Container) -> Result<Value, ApiError> {
+        if !c.status().is_live() {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
+        }
+        let pids = shim::call(&self.state_dir(&c.id), &Request::Pids)
+            .await
+            .map_err(ApiError::internal)?;
+        let pids: Vec<String> = pids.split_whitespace().map(String::from).collect();
+        let out = tokio::process::Command::new("ps")
+            .args([
+                "-o",
+                "uid,pid,ppid,c,stime,tty,time,cmd",
+                "-p",
+                &pids.join(","),
+            ])
+            .output()
+            .await
+            .map_err(internal)?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let titles = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"];
+        lines.next();
+        let procs: Vec<Vec<String>> = lines
+            .map(|l| {
+                let mut f: Vec<String> = l.split_whitespace().take(7).map(String::from).collect();
+                let cmd = l.split_whitespace().skip(7).collect::<Vec<_>>().join(" ");
+                f.push(cmd);
+                if let Some(uid) = f.first_mut() {
+                    if *uid == "0" {
+                        *uid = "root".into();
+                    }
+                }
+                f
+            })
+            .collect();
+        Ok(json!({"Titles": titles, "Processes": procs}))
+    }
+
+    /// `GET /containers/json`.
+    pub fn list(
+        &self,
+        all: bool,
+        filters: &BTreeMap<String, Vec<String>>,
+        limit: Option<usize>,
+    ) -> Vec<Value> {
+        let mut recs: Vec<Record> = self.all().iter().map(|c| c.snapshot()).collect();
+        recs.sort_by(|a, b| b.created.cmp(&a.created));
+        let mut out = Vec::new();
+        for r in recs {
+            let st = r.state.status;
+            let explicit_status = filters.contains_key("status") || filters.contains_key("exited");
+            if !all
+                && !explicit_status
+                && !matches!(st, Status::Running | Status::Paused | Status::Restarting)
+            {
+                continue;
+            }
+            let ok = filters.iter().all(|(k, vals)| {
+                vals.is_empty()
+                    || vals.iter().any(|v| match k.as_str() {
+                        "status" => st.as_str() == v,
+                        "id" => r.id.starts_with(v.as_str()),
+                        "name" => r
+                            .name
+                            .trim_start_matches('/')
+                            .contains(v.trim_start_matches('/')),
+                        "exited" => st == Status::Exited && v.parse() == Ok(r.state.exit_code),
+                        "ancestor" => {
+                            r.config["Image"].as_str() == Some(v)
+                                || r.image_id == *v
+                                || r.image_id
+                                    .trim_start_matches("sha256:")
+                                    .starts_with(v.as_str())
+                        }
+                        "label" => {
+                            let (lk, lv) = v.split_once('=').unwrap_or((v, ""));
+                            r.config["Labels"][lk]
+                                .as_str()
+                                .is_some_and(|x| lv.is_empty() || x == lv)
+                        }
+                        _ => true,
+                    })
+            });
+            if !ok {
+                continue;
+            }
+            out.push(summary(&r));
+            if limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+        }
+        out
+    }
+
+    /// `GET /containers/{id}/json`.
+    pub fn inspect(&self, c: &Container) -> Value {
+        let r = c.snapshot();
+        let st = &r.state;
+        let dir = c.dir.display().to_string();
+        let execs: Vec<String> = self
+            .execs
+            .lock()
+            .expect("execs lock")
+            .values()
+            .filter(|e| e.container == c.id)
+            .map(|e| e.id.clone())
+            .collect();
+        json!({
+            "Id": r.id,
+            "Created": r.created,
+            "Path": r.path,
+            "Args": r.args,
+            "State": {
+                "Status": st.status.as_str(),
+                "Running": st.status.is_live(),
+                "Paused": st.status == Status::Paused,
+                "Restarting": st.status == Status::Restarting,
+                "OOMKilled": st.oom_killed,
+                "Dead": st.status == Status::Dead,
+                "Pid": st.pid,
+                "ExitCode": st.exit_code,
+                "Error": st.error,
+                "StartedAt": st.started_at,
+                "FinishedAt": st.finished_at,
+            },
+            "Image": r.image_id,
+            "ResolvConfPath": format!("{dir}/resolv.conf"),
+            "HostnamePath": format!("{dir}/hostname"),
+            "HostsPath": format!("{dir}/hosts"),
+            "LogPath": r.log_path,
+            "Name": r.name,
+            "RestartCount": r.restart_count,
+            "Driver": self.images.layers().driver(),
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "ExecIDs": if execs.is_empty() { Value::Null } else { json!(execs) },
+            "HostConfig": r.host_config,
+            "GraphDriver": {"Name": self.images.layers().driver(), "Data": null},
+            "Mounts": [],
+            "Config": r.config,
+            "NetworkSettings": network_settings(&r),
+        })
+    }
+
+    /// `POST /containers/{id}/exec`.
+    pub fn exec_create(&self, c: &Container, cfg: ExecConfig) -> Result<String, ApiError> {
+        if !c.status().is_live() {
+            return Err(ApiError::conflict(format!(
+                "container {} is not running",
+                c.id
+            )));
+        }
+        if c.status() == Status::Paused {
+            return Err(ApiError::conflict(format!(
+                "container {} is paused, unpause the container before exec",
+                c.id
+            )));
+        }
+        if cfg.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+            return Err(ApiError::bad_request("No exec command specified"));
+        }
+        let id = names::new_id();
+        self.execs.lock().expect("execs lock").insert(
+            id.clone(),
+            Arc::new(ExecInstance {
+                id: id.clone(),
+                container: c.id.clone(),
+                config: cfg,
+                state: Mutex::new(ExecState::default()),
+            }),
+        );
+        self.event(c, "exec_create", &[]);
+        Ok(id)
+    }
+
+    /// An exec instance by id.
+    pub fn exec(&self, id: &str) -> Result<Arc<ExecInstance>, ApiError> {
+        self.execs
+            .lock()
+            .expect("execs lock")
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))
+    }
+
+    /// Writes the exec's OCI process and returns the path the shim reads it from.
+    pub fn exec_process_file(&self, e: &ExecInstance) -> Result<PathBuf, ApiError> {
+        let sdir = self.state_dir(&e.container);
+        let spec: Value =
+            serde_json::from_slice(&std::fs::read(sdir.join("config.json")).map_err(internal)?)
+                .map_err(internal)?;
+        let user = if e.config.user.is_empty() {
+            None
+        } else {
+            Some(
+                spec::resolve_user(&sdir.join("rootfs"), &e.config.user)
+                    .map_err(|err| ApiError::bad_request(err.0))?,
+            )
+        };
+        let p = spec::exec_process(
+            &spec,
+            e.config.cmd.as_deref().unwrap_or_default(),
+            e.config.env.as_deref().unwrap_or_default(),
+            &e.config.working_dir,
+            user,
+            e.config.tty,
+            e.config.privileged,
+        );
+        let path = sdir.join(format!("exec-{}.json", e.id));
+        container::write_atomic(&path, &serde_json::to_vec(&p).expect("serializable"))
+            .map_err(internal)?;
+        Ok(path)
+    }
+
+    /// The state dir of a container's shim.
+    pub fn shim_dir(&self, id: &str) -> PathBuf {
+        self.state_dir(id)
+    }
+
+    /// Publishes an exec_start / exec_die event.
+    pub fn exec_event(&self, container: &str, action: &str, extra: &[(&str, String)]) {
+        if let Ok(c) = self.lookup(container) {
+            self.event(&c, action, extra);
+        }
+    }
+
+    /// `POST /containers/prune`.
+    pub async fn prune(self: &Arc<Self>) -> Value {
+        let mut deleted = Vec::new();
+        for c in self.all() {
+            if matches!(c.status(), Status::Exited | Status::Created | Status::Dead)
+                && self.remove(&c, false).await.is_ok()
+            {
+                deleted.push(c.id.clone());
+            }
+        }
+        json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0})
+    }
+
+    /// Counts for `/info`.
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let all = self.all();
+        let n = |s: Status| all.iter().filter(|c| c.status() == s).count();
+        (
+            all.len(),
+            n(Status::Running),
+            n(Status::Paused),
+            all.len() - n(Status::Running) - n(Status::Paused),
+        )
+    }
+}
+
+fn network_settings(r: &Record) -> Value {
+    let mode = r.host_config["NetworkMode"].as_str().unwrap_or("none");
+    let mut networks = serde_json::Map::new();
+    networks.insert(
+        mode.to_string(),
+        json!({
+            "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
+            "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
+            "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "DriverOpts": null, "DNSNames": null,
+        }),
+    );
+    json!({
+        "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
+        "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": "",
+        "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
+        "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+        "Networks": networks,
+    })
+}
+
+fn shell_join(path: &str, args: &[String]) -> String {
+    std::iter::once(path)
+        .chain(args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn summary(r: &Record) -> Value {
+    let created = chrono::DateTime::parse_from_rfc3339(&r.created)
+        .map(|t| t.timestamp())
+        .unwrap_or(0);
+    let mode = r.host_config["NetworkMode"]
+        .as_str()
+        .unwrap_or("none")
+        .to_string();
+    json!({
+        "Id": r.id,
+        "Names": [r.name],
+        "Image": r.config["Image"],
+        "ImageID": r.image_id,
+        "Command": shell_join(&r.path, &r.args),
+        "Created": created,
+        "Ports": [],
+        "Labels": r.config["Labels"],
+        "State": r.state.status.as_str(),
+        "Status": container::status_line(&r.state),
+        "HostConfig": {"NetworkMode": mode},
+        "NetworkSettings": {"Networks": network_settings(r)["Networks"]},
+        "Mounts": [],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_like_docker() {
+        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
+        assert_eq!(parse_signal("kill").unwrap(), 9);
+        assert_eq!(parse_signal("2").unwrap(), 2);
+        assert_eq!(parse_signal("SIGNOPE").unwrap_err().status, 400);
+    }
+}

@@ -1,0 +1,1271 @@
+//! The Engine API over HTTP/1.1: routes (from `wharf_api::route`) dispatched to the engine,
+//! hijacked connections for attach and exec, streamed bodies for logs, events, wait and
+//! progress.
+
+use crate::container::Status;
+use crate::engine::{image_error, parse_signal, Engine};
+use crate::logs::{self, LogOptions};
+use crate::shim;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use wharf_api::codec;
+use wharf_api::types::{CreateRequest, ExecConfig, ExecStartConfig};
+use wharf_api::{ApiError, Route};
+use wharf_shim::proto::{self, Request as ShimRequest};
+
+/// A response body: a whole buffer or a channel of chunks.
+pub enum ApiBody {
+    Full(Option<Bytes>),
+    Chan(mpsc::Receiver<Bytes>),
+}
+
+impl Body for ApiBody {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            ApiBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ApiBody::Chan(rx) => rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+}
+
+type Resp = Response<ApiBody>;
+
+fn with_headers(mut r: Resp) -> Resp {
+    let h = r.headers_mut();
+    h.insert(
+        "Api-Version",
+        HeaderValue::from_static(wharf_api::API_VERSION),
+    );
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert(
+        "Server",
+        HeaderValue::from_static(concat!("wharf/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
+    r
+}
+
+fn json_resp(status: u16, v: &Value) -> Resp {
+    let mut r = Response::new(ApiBody::Full(Some(Bytes::from(v.to_string()))));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn empty(status: u16) -> Resp {
+    let mut r = Response::new(ApiBody::Full(None));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    r
+}
+
+fn error_resp(e: &ApiError) -> Resp {
+    if e.status == 304 {
+        return empty(304);
+    }
+    json_resp(e.status, &json!({"message": e.message}))
+}
+
+fn stream_resp(content_type: &'static str) -> (Resp, mpsc::Sender<Bytes>) {
+    let (tx, rx) = mpsc::channel(64);
+    let mut r = Response::new(ApiBody::Chan(rx));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    (r, tx)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Query parameters (repeated keys keep every value).
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(q: Option<&str>) -> Query {
+        Query(
+            q.unwrap_or_default()
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    (percent_decode(k), percent_decode(v))
+                })
+                .collect(),
+        )
+    }
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str())
+    }
+    pub fn all(&self, k: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(x, _)| x == k)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+    pub fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some("1" | "true" | "True" | "yes"))
+    }
+    /// Docker's `filters` JSON: `{"key": ["v"]}` or the legacy `{"key": {"v": true}}`.
+    pub fn filters(&self) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
+        let Some(f) = self.get("filters").filter(|f| !f.is_empty()) else {
+            return Ok(BTreeMap::new());
+        };
+        let v: Value = serde_json::from_str(f)
+            .map_err(|e| ApiError::bad_request(format!("invalid filters: {e}")))?;
+        let mut out = BTreeMap::new();
+        for (k, vals) in v.as_object().into_iter().flatten() {
+            let list = match vals {
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
+                Value::Object(o) => o.keys().cloned().collect(),
+                _ => vec![],
+            };
+            out.insert(k.clone(), list);
+        }
+        Ok(out)
+    }
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    req.into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))
+}
+
+/// Serves one accepted connection.
+pub async fn serve_conn<IO>(engine: Arc<Engine>, io: IO)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let engine = engine.clone();
+        async move { Ok::<_, Infallible>(with_headers(handle(engine, req).await)) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!("connection ended: {e}");
+    }
+}
+
+async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Resp {
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let query = Query::parse(req.uri().query());
+    tracing::debug!("{method} {path}");
+    let route = match wharf_api::route(&method, &path) {
+        Ok((_, r)) => r,
+        Err(e) => return error_resp(&e),
+    };
+    match dispatch(engine, route, query, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            if e.status >= 500 {
+                tracing::warn!("{method} {path}: {}", e.message);
+            }
+            error_resp(&e)
+        }
+    }
+}
+
+async fn dispatch(
+    engine: Arc<Engine>,
+    route: Route,
+    q: Query,
+    req: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    use Route::*;
+    Ok(match route {
+        Ping => {
+            let mut r = Response::new(ApiBody::Full(Some(Bytes::from_static(b"OK"))));
+            let h = r.headers_mut();
+            h.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            h.insert(
+                "Cache-Control",
+                HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+            );
+            h.insert("Pragma", HeaderValue::from_static("no-cache"));
+            h.insert("Builder-Version", HeaderValue::from_static("1"));
+            r
+        }
+        Version => json_resp(200, &version_info()),
+        Info => json_resp(200, &info(&engine)),
+        Events => events(&engine, &q)?,
+        SystemDf => {
+            let imgs: Vec<Value> = engine
+                .images
+                .list()
+                .map_err(image_error)?
+                .iter()
+                .map(image_summary)
+                .collect();
+            json_resp(
+                200,
+                &json!({"LayersSize": 0, "Images": imgs, "Containers": engine.list(true, &BTreeMap::new(), None), "Volumes": [], "BuildCache": []}),
+            )
+        }
+        ContainerCreate => {
+            let name = q.get("name").map(String::from);
+            let body = read_body(req).await?;
+            let cr = CreateRequest::parse(&body)?;
+            let (id, warnings) = engine.create(name, cr).await?;
+            json_resp(201, &json!({"Id": id, "Warnings": warnings}))
+        }
+        ContainerList => {
+            let limit = q
+                .get("limit")
+                .and_then(|l| l.parse::<i64>().ok())
+                .filter(|l| *l > 0)
+                .map(|l| l as usize);
+            let limit = if q.flag("latest") { Some(1) } else { limit };
+            let all = q.flag("all") || limit.is_some();
+            json_resp(200, &json!(engine.list(all, &q.filters()?, limit)))
+        }
+        ContainerPrune => json_resp(200, &engine.prune().await),
+        ContainerInspect(id) => json_resp(200, &engine.inspect(engine.lookup(&id)?.as_ref())),
+        ContainerStart(id) => {
+            let c = engine.lookup(&id)?;
+            engine.start(&c).await?;
+            empty(204)
+        }
+        ContainerStop(id) | ContainerRestart(id) => {
+            let restart = matches!(route_kind(&path_of(&req)), "restart");
+            let c = engine.lookup(&id)?;
+            let t = q.get("t").and_then(|t| t.parse().ok());
+            let sig = q
+                .get("signal")
+                .filter(|s| !s.is_empty())
+                .map(parse_signal)
+                .transpose()?;
+            match engine.stop(&c, t, sig).await {
+                Ok(()) => {}
+                Err(e) if e.status == 304 && restart => {}
+                Err(e) => return Err(e),
+            }
+            if restart {
+                engine.start(&c).await?;
+                engine.exec_event(&c.id, "restart", &[]);
+            }
+            empty(204)
+        }
+        ContainerKill(id) => {
+            let c = engine.lookup(&id)?;
+            let sig = parse_signal(
+                q.get("signal")
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("SIGKILL"),
+            )?;
+            engine.kill(&c, sig).await?;
+            empty(204)
+        }
+        ContainerWait(id) => {
+            let c = engine.lookup(&id)?;
+            let cond = q.get("condition").unwrap_or("not-running").to_string();
+            if !matches!(cond.as_str(), "" | "not-running" | "next-exit" | "removed") {
+                return Err(ApiError::bad_request(format!(
+                    "invalid condition: {cond:?}"
+                )));
+            }
+            // Headers go out at once; the body when the condition is met (as dockerd).
+            let (r, tx) = stream_resp("application/json");
+            tokio::spawn(async move {
+                let code = engine.wait(&c, &cond).await.unwrap_or(-1);
+                let err = c.snapshot().state.error;
+                let body = if err.is_empty() {
+                    json!({"StatusCode": code, "Error": null})
+                } else {
+                    json!({"StatusCode": code, "Error": {"Message": err}})
+                };
+                let _ = tx.send(Bytes::from(format!("{body}\n"))).await;
+            });
+            r
+        }
+        ContainerDelete(id) => {
+            let c = engine.lookup(&id)?;
+            engine.remove(&c, q.flag("force")).await?;
+            empty(204)
+        }
+        ContainerLogs(id) => container_logs(&engine, &engine.lookup(&id)?, &q)?,
+        ContainerAttach(id) => attach(engine.clone(), engine.lookup(&id)?, &q, req)?,
+        ContainerResize(id) => {
+            let c = engine.lookup(&id)?;
+            let (h, w) = (
+                q.get("h").and_then(|v| v.parse().ok()).unwrap_or(0),
+                q.get("w").and_then(|v| v.parse().ok()).unwrap_or(0),
+            );
+            if !c.status().is_live() {
+                return Err(ApiError::conflict(format!(
+                    "Container {} is not running",
+                    c.id
+                )));
+            }
+            shim::call(
+                &engine.shim_dir(&c.id),
+                &ShimRequest::Resize { rows: h, cols: w },
+            )
+            .await
+            .map_err(ApiError::bad_request)?;
+            empty(200)
+        }
+        ContainerRename(id) => {
+            let c = engine.lookup(&id)?;
+            engine.rename(&c, q.get("name").unwrap_or_default()).await?;
+            empty(204)
+        }
+        ContainerTop(id) => json_resp(200, &engine.top(engine.lookup(&id)?.as_ref()).await?),
+        ContainerChanges(id) => {
+            let c = engine.lookup(&id)?;
+            let images = engine.images.clone();
+            let changes = tokio::task::spawn_blocking(move || images.layers().changes(&c.id))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(image_error)?;
+            let v: Vec<Value> = changes
+                .iter()
+                .map(|c| json!({"Path": c.path, "Kind": c.kind}))
+                .collect();
+            json_resp(200, &json!(v))
+        }
+        ContainerExport(id) => {
+            let c = engine.lookup(&id)?;
+            let (r, tx) = stream_resp("application/x-tar");
+            let images = engine.images.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut w = ChanWriter { tx };
+                if let Err(e) = images.layers().export(&c.id, &mut w) {
+                    tracing::warn!("export of {}: {e}", c.id);
+                }
+            });
+            r
+        }
+        ContainerPause(id) => {
+            engine.pause(engine.lookup(&id)?.as_ref(), true).await?;
+            empty(204)
+        }
+        ContainerUnpause(id) => {
+            engine.pause(engine.lookup(&id)?.as_ref(), false).await?;
+            empty(204)
+        }
+        ExecCreate(id) => {
+            let c = engine.lookup(&id)?;
+            let body = read_body(req).await?;
+            let cfg: ExecConfig = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+            let eid = engine.exec_create(&c, cfg)?;
+            json_resp(201, &json!({"Id": eid}))
+        }
+        ExecStart(id) => exec_start(engine, &id, req).await?,
+        ExecResize(id) => {
+            let e = engine.exec(&id)?;
+            let (h, w) = (
+                q.get("h").and_then(|v| v.parse().ok()).unwrap_or(0),
+                q.get("w").and_then(|v| v.parse().ok()).unwrap_or(0),
+            );
+            shim::call(
+                &engine.shim_dir(&e.container),
+                &ShimRequest::ExecResize {
+                    id: e.id.clone(),
+                    rows: h,
+                    cols: w,
+                },
+            )
+            .await
+            .map_err(ApiError::bad_request)?;
+            empty(200)
+        }
+        ExecInspect(id) => {
+            let e = engine.exec(&id)?;
+            let st = e.state.lock().expect("exec lock").clone();
+            let cmd = e.config.cmd.clone().unwrap_or_default();
+            json_resp(
+                200,
+                &json!({
+                    "ID": e.id, "Running": st.running, "ExitCode": st.exit_code,
+                    "ProcessConfig": {"tty": e.config.tty, "entrypoint": cmd.first(), "arguments": cmd.get(1..).unwrap_or_default(), "privileged": e.config.privileged, "user": e.config.user},
+                    "OpenStdin": e.config.attach_stdin, "OpenStderr": e.config.attach_stderr, "OpenStdout": e.config.attach_stdout,
+                    "CanRemove": false, "ContainerID": e.container, "DetachKeys": "", "Pid": st.pid,
+                }),
+            )
+        }
+        ImageCreate => image_create(&engine, &q, req).await?,
+        ImageList => {
+            let imgs = engine.images.list().map_err(image_error)?;
+            let filters = q.filters()?;
+            let show_all = q.flag("all");
+            let v: Vec<Value> = imgs
+                .iter()
+                .filter(|i| {
+                    show_all
+                        || !i.repo_tags.is_empty()
+                        || filters
+                            .get("dangling")
+                            .is_some_and(|d| d.iter().any(|x| x == "true"))
+                })
+                .filter(|i| match filters.get("dangling") {
+                    Some(d) if d.iter().any(|x| x == "true") => i.repo_tags.is_empty(),
+                    Some(d) if d.iter().any(|x| x == "false") => !i.repo_tags.is_empty(),
+                    _ => true,
+                })
+                .filter(|i| {
+                    filters.get("reference").is_none_or(|refs| {
+                        refs.iter().any(|r| {
+                            i.repo_tags
+                                .iter()
+                                .any(|t| t == r || t.split(':').next() == Some(r.as_str()))
+                        })
+                    })
+                })
+                .map(image_summary)
+                .collect();
+            json_resp(200, &json!(v))
+        }
+        ImageInspect(name) => {
+            let img = engine.images.resolve(&name).map_err(image_error)?;
+            json_resp(200, &image_inspect(&img, engine.images.layers().driver()))
+        }
+        ImageTag(name) => {
+            let repo = q.get("repo").unwrap_or_default();
+            let tag = q.get("tag").filter(|t| !t.is_empty()).unwrap_or("latest");
+            if repo.is_empty() {
+                return Err(ApiError::bad_request(
+                    "repository name must have at least one component",
+                ));
+            }
+            engine
+                .images
+                .tag(&name, &format!("{repo}:{tag}"))
+                .map_err(image_error)?;
+            engine.events.publish(
+                "image",
+                "tag",
+                &name,
+                [("name".to_string(), format!("{repo}:{tag}"))].into(),
+            );
+            empty(201)
+        }
+        ImageDelete(name) => {
+            let force = q.flag("force");
+            let e2 = engine.clone();
+            let items = engine
+                .images
+                .remove(&name, force, &|id| e2.container_using_image(id))
+                .map_err(image_error)?;
+            let v: Vec<Value> = items
+                .iter()
+                .map(|i| match i {
+                    wharf_image::DeleteResponseItem::Untagged(t) => {
+                        engine.events.publish("image", "untag", t, BTreeMap::new());
+                        json!({"Untagged": t})
+                    }
+                    wharf_image::DeleteResponseItem::Deleted(d) => {
+                        engine.events.publish("image", "delete", d, BTreeMap::new());
+                        json!({"Deleted": d})
+                    }
+                })
+                .collect();
+            json_resp(200, &json!(v))
+        }
+        ImageHistory(name) => {
+            let h = engine.images.history(&name).map_err(image_error)?;
+            json_resp(200, &serde_json::to_value(h).unwrap_or_default())
+        }
+        ContainerUpdate(_) | ContainerStats(_) | ArchiveGet(_) | ArchivePut(_) | ArchiveHead(_)
+        | ImageLoad | ImagePrune | ImageGetAll | ImageGet(_) | Commit => {
+            return Err(ApiError::new(
+                501,
+                "this endpoint is not implemented by wharf yet",
+            ))
+        }
+    })
+}
+
+fn path_of(req: &Request<Incoming>) -> String {
+    req.uri().path().to_string()
+}
+
+fn route_kind(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or_default()
+}
+
+/// Writes into a response channel from blocking code.
+struct ChanWriter {
+    tx: mpsc::Sender<Bytes>,
+}
+
+impl std::io::Write for ChanWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tx
+            .blocking_send(Bytes::copy_from_slice(buf))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn version_info() -> Value {
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let v = env!("CARGO_PKG_VERSION");
+    json!({
+        "Platform": {"Name": "wharf"},
+        "Components": [{"Name": "Engine", "Version": v, "Details": {"ApiVersion": wharf_api::API_VERSION, "MinAPIVersion": wharf_api::MIN_API_VERSION, "Os": "linux", "Arch": "amd64", "KernelVersion": kernel}}],
+        "Version": v,
+        "ApiVersion": wharf_api::API_VERSION,
+        "MinAPIVersion": wharf_api::MIN_API_VERSION,
+        "GitCommit": "",
+        "GoVersion": "rust",
+        "Os": "linux",
+        "Arch": "amd64",
+        "KernelVersion": kernel,
+        "BuildTime": "",
+    })
+}
+
+fn info(engine: &Engine) -> Value {
+    let (total, running, paused, stopped) = engine.counts();
+    let u = nix::sys::utsname::uname().ok();
+    let s = |f: &dyn Fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+        u.as_ref()
+            .map(|u| f(u).to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024;
+    let runtimes: serde_json::Map<String, Value> = engine
+        .cfg
+        .runtimes
+        .iter()
+        .map(|(k, v)| (k.clone(), json!({"path": v})))
+        .collect();
+    let cgv2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    json!({
+        "ID": "wharf",
+        "Containers": total, "ContainersRunning": running, "ContainersPaused": paused, "ContainersStopped": stopped,
+        "Images": engine.images.list().map(|l| l.len()).unwrap_or(0),
+        "Driver": engine.images.layers().driver(),
+        "DriverStatus": [["Backing Filesystem", "extfs"]],
+        "Plugins": {"Volume": ["local"], "Network": ["host", "null"], "Authorization": null, "Log": ["json-file", "none"]},
+        "MemoryLimit": true, "SwapLimit": true, "CpuCfsPeriod": true, "CpuCfsQuota": true, "CPUShares": true, "CPUSet": true, "PidsLimit": true,
+        "IPv4Forwarding": true, "Debug": false, "NFd": 0, "OomKillDisable": false, "NGoroutines": 0,
+        "SystemTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        "LoggingDriver": engine.cfg.log_driver,
+        "CgroupDriver": "cgroupfs", "CgroupVersion": if cgv2 { "2" } else { "1" },
+        "NEventsListener": 0,
+        "KernelVersion": s(&|u| u.release()),
+        "OperatingSystem": "Linux", "OSVersion": "", "OSType": "linux",
+        "Architecture": s(&|u| u.machine()),
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []},
+        "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "MemTotal": mem,
+        "DockerRootDir": engine.cfg.data_root,
+        "Name": s(&|u| u.nodename()),
+        "Labels": [], "ExperimentalBuild": false, "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "Runtimes": runtimes, "DefaultRuntime": engine.cfg.default_runtime,
+        "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
+        "LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "",
+        "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
+        "SecurityOptions": ["name=seccomp,profile=unconfined"],
+        "Warnings": [],
+    })
+}
+
+fn image_summary(i: &wharf_image::Image) -> Value {
+    let created = chrono::DateTime::parse_from_rfc3339(&i.created)
+        .map(|t| t.timestamp())
+        .unwrap_or(0);
+    json!({
+        "Id": i.id, "ParentId": i.parent, "RepoTags": i.repo_tags, "RepoDigests": i.repo_digests,
+        "Created": created, "Size": i.size, "SharedSize": -1, "VirtualSize": i.size,
+        "Labels": i.config["Labels"], "Containers": -1,
+    })
+}
+
+fn image_inspect(i: &wharf_image::Image, driver: &str) -> Value {
+    json!({
+        "Id": i.id, "RepoTags": i.repo_tags, "RepoDigests": i.repo_digests, "Parent": i.parent,
+        "Comment": i.comment, "Created": i.created, "DockerVersion": "", "Author": i.author,
+        "Config": i.config, "Architecture": i.architecture, "Variant": i.variant, "Os": i.os,
+        "Size": i.size, "VirtualSize": i.size,
+        "GraphDriver": {"Name": driver, "Data": null},
+        "RootFS": {"Type": "layers", "Layers": i.rootfs_diff_ids},
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    })
+}
+
+async fn image_create(
+    engine: &Arc<Engine>,
+    q: &Query,
+    req: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    if let Some(img) = q.get("fromImage").filter(|s| !s.is_empty()) {
+        return Err(ApiError::not_found(format!(
+            "pull access denied for {img}: pulling from registries is not supported by wharf yet; make images with `docker import` or `docker load`"
+        )));
+    }
+    let src = q.get("fromSrc").unwrap_or_default();
+    if src != "-" {
+        return Err(ApiError::bad_request(
+            "import from a URL is not supported: use fromSrc=-",
+        ));
+    }
+    let repo = q.get("repo").unwrap_or_default();
+    let tag = q.get("tag").filter(|t| !t.is_empty());
+    let reference = match (repo.is_empty(), tag) {
+        (true, _) => None,
+        (false, Some(t)) => Some(format!("{repo}:{t}")),
+        (false, None) => Some(repo.to_string()),
+    };
+    let opts = wharf_image::ImportOptions {
+        reference,
+        changes: q.all("changes"),
+        message: q.get("message").map(String::from),
+        platform: q.get("platform").map(String::from),
+    };
+    // Stream the body into a pipe read by the blocking import (no whole-image buffering).
+    let (r, w) = std::io::pipe().map_err(|e| ApiError::internal(e.to_string()))?;
+    let images = engine.images.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let mut r = r;
+        images.import(&mut r, &opts)
+    });
+    let mut body = req.into_body();
+    let mut w = tokio::net::unix::pipe::Sender::from_owned_fd(std::os::fd::OwnedFd::from(w))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => {
+                if let Some(d) = f.data_ref() {
+                    if w.write_all(d).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            Err(e) => return Err(ApiError::bad_request(format!("reading the image: {e}"))),
+        }
+    }
+    drop(w);
+    let img = job
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(image_error)?;
+    engine
+        .events
+        .publish("image", "import", &img.id, BTreeMap::new());
+    let mut r = json_resp(200, &json!({"status": img.id}));
+    *r.body_mut() = ApiBody::Full(Some(Bytes::from(codec::progress(&img.id, None))));
+    Ok(r)
+}
+
+fn events(engine: &Arc<Engine>, q: &Query) -> Result<Resp, ApiError> {
+    let since = q.get("since").and_then(logs::parse_time);
+    let until = q.get("until").and_then(logs::parse_time);
+    let filters = q.filters()?;
+    let (past, mut rx) = engine.events.subscribe();
+    let (r, tx) = stream_resp("application/json");
+    tokio::spawn(async move {
+        let t = |e: &crate::events::Event| e.time_nano as f64 / 1e9;
+        if since.is_some() {
+            for e in past
+                .iter()
+                .filter(|e| since.is_none_or(|s| t(e) >= s) && until.is_none_or(|u| t(e) <= u))
+            {
+                if e.matches(&filters)
+                    && tx
+                        .send(Bytes::from(format!("{}\n", e.to_json())))
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+            }
+        }
+        let now = chrono::Utc::now().timestamp() as f64;
+        if until.is_some_and(|u| u <= now) {
+            return;
+        }
+        loop {
+            let next = match until {
+                Some(u) => match tokio::time::timeout(
+                    std::time::Duration::from_secs_f64(
+                        (u - chrono::Utc::now().timestamp() as f64).max(0.0),
+                    ),
+                    rx.recv(),
+                )
+                .await
+                {
+                    Ok(r) => r,
+                    Err(_) => return,
+                },
+                None => rx.recv().await,
+            };
+            match next {
+                Ok(e) => {
+                    if e.matches(&filters)
+                        && tx
+                            .send(Bytes::from(format!("{}\n", e.to_json())))
+                            .await
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            }
+        }
+    });
+    Ok(r)
+}
+
+fn container_logs(
+    engine: &Arc<Engine>,
+    c: &Arc<crate::container::Container>,
+    q: &Query,
+) -> Result<Resp, ApiError> {
+    let rec = c.snapshot();
+    let tty = rec.config["Tty"].as_bool().unwrap_or(false);
+    let opts = LogOptions {
+        stdout: q.flag("stdout"),
+        stderr: q.flag("stderr"),
+        since: q.get("since").and_then(logs::parse_time),
+        until: q.get("until").and_then(logs::parse_time),
+        timestamps: q.flag("timestamps"),
+        tail: q.get("tail").and_then(|t| t.parse().ok()),
+    };
+    if !opts.stdout && !opts.stderr {
+        return Err(ApiError::bad_request(
+            "Bad parameters: you must choose at least one stream",
+        ));
+    }
+    let driver = rec.host_config["LogConfig"]["Type"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if driver == "none" {
+        return Err(ApiError::bad_request(
+            "configured logging driver does not support reading",
+        ));
+    }
+    let follow = q.flag("follow");
+    let (r, tx) = stream_resp(if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    });
+    let path = std::path::PathBuf::from(&rec.log_path);
+    let c = c.clone();
+    let _ = engine;
+    tokio::spawn(async move {
+        let emit = |e: &logs::Entry| -> Bytes {
+            let payload = opts.render(e);
+            if tty {
+                Bytes::from(payload)
+            } else {
+                Bytes::from(codec::frame(
+                    if e.stream == "stderr" { 2 } else { 1 },
+                    &payload,
+                ))
+            }
+        };
+        let data = tokio::fs::read(&path).await.unwrap_or_default();
+        let mut offset = data.len();
+        let text = String::from_utf8_lossy(&data);
+        let complete = &text[..text.rfind('\n').map(|i| i + 1).unwrap_or(0)];
+        offset -= text.len() - complete.len();
+        let mut entries: Vec<_> = logs::parse_lines(complete)
+            .into_iter()
+            .filter(|e| opts.accepts(e))
+            .collect();
+        if let Some(t) = opts.tail {
+            let skip = entries.len().saturating_sub(t);
+            entries.drain(..skip);
+        }
+        for e in &entries {
+            if tx.send(emit(e)).await.is_err() {
+                return;
+            }
+        }
+        if !follow {
+            return;
+        }
+        let mut w = c.watch();
+        loop {
+            let live = {
+                let (st, gen) = *w.borrow_and_update();
+                gen != u64::MAX && (st.is_live() || st == Status::Restarting)
+            };
+            // Read what was appended since.
+            if let Ok(mut f) = tokio::fs::File::open(&path).await {
+                use tokio::io::AsyncSeekExt;
+                if f.seek(std::io::SeekFrom::Start(offset as u64))
+                    .await
+                    .is_ok()
+                {
+                    let mut buf = Vec::new();
+                    if f.read_to_end(&mut buf).await.is_ok() && !buf.is_empty() {
+                        let text = String::from_utf8_lossy(&buf);
+                        let end = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
+                        offset += end;
+                        for e in logs::parse_lines(&text[..end])
+                            .iter()
+                            .filter(|e| opts.accepts(e))
+                        {
+                            if tx.send(emit(e)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+            if !live {
+                return;
+            }
+            // Wake on a state change or every 50 ms to pick up new lines.
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(50), w.changed()).await;
+        }
+    });
+    Ok(r)
+}
+
+fn hijack_response(tty: bool) -> Resp {
+    let mut r = empty(101);
+    let h = r.headers_mut();
+    h.insert("Connection", HeaderValue::from_static("Upgrade"));
+    h.insert("Upgrade", HeaderValue::from_static("tcp"));
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(if tty {
+            "application/vnd.docker.raw-stream"
+        } else {
+            "application/vnd.docker.multiplexed-stream"
+        }),
+    );
+    r
+}
+
+/// Copies the shim's frames to the client (raw payloads for a tty), and the client's bytes to
+/// the shim (stdin), honoring detach keys. Returns the exit code if an exit frame came.
+async fn pump<C>(
+    client: C,
+    shim_stream: tokio::net::UnixStream,
+    tty: bool,
+    stdin: bool,
+    detach_keys: Vec<u8>,
+) -> Option<i32>
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut sr, mut sw) = shim_stream.into_split();
+    let input = tokio::spawn(async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        let mut matched = 0usize;
+        loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if !stdin {
+                continue;
+            }
+            if !detach_keys.is_empty() {
+                for &b in &buf[..n] {
+                    if b == detach_keys[matched] {
+                        matched += 1;
+                        if matched == detach_keys.len() {
+                            return true;
+                        }
+                    } else {
+                        matched = usize::from(b == detach_keys[0]);
+                    }
+                }
+            }
+            if sw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = sw.shutdown().await;
+        false
+    });
+    let mut dec = codec::FrameDecoder::default();
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut exit = None;
+    let mut input = Some(input);
+    loop {
+        let n = tokio::select! {
+            r = sr.read(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
+            d = async { input.as_mut().expect("input task").await }, if input.is_some() => {
+                input = None;
+                if d.unwrap_or(false) {
+                    break; // detached
+                }
+                continue;
+            }
+        };
+        for (stream, payload) in dec.feed(&buf[..n]) {
+            if stream == proto::STREAM_EXIT && payload.len() == 4 {
+                exit = Some(i32::from_be_bytes([
+                    payload[0], payload[1], payload[2], payload[3],
+                ]));
+                continue;
+            }
+            let out = if tty {
+                payload
+            } else {
+                codec::frame(stream, &payload)
+            };
+            if cw.write_all(&out).await.is_err() {
+                return exit;
+            }
+        }
+    }
+    let _ = cw.flush().await;
+    let _ = cw.shutdown().await;
+    exit
+}
+
+fn detach_keys(q: Option<&str>) -> Vec<u8> {
+    let spec = q.filter(|s| !s.is_empty()).unwrap_or("ctrl-p,ctrl-q");
+    spec.split(',')
+        .filter_map(|k| {
+            let k = k.trim();
+            if let Some(c) = k.strip_prefix("ctrl-") {
+                let ch = c.chars().next()?.to_ascii_lowercase();
+                match ch {
+                    'a'..='z' => Some(ch as u8 - b'a' + 1),
+                    '@' => Some(0),
+                    '[' => Some(27),
+                    '\\' => Some(28),
+                    ']' => Some(29),
+                    '^' => Some(30),
+                    '_' => Some(31),
+                    _ => None,
+                }
+            } else {
+                k.bytes().next()
+            }
+        })
+        .collect()
+}
+
+fn attach(
+    engine: Arc<Engine>,
+    c: Arc<crate::container::Container>,
+    q: &Query,
+    mut req: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    let rec = c.snapshot();
+    let tty = rec.config["Tty"].as_bool().unwrap_or(false);
+    let (stdin, stdout, stderr) = (q.flag("stdin"), q.flag("stdout"), q.flag("stderr"));
+    let stream = q.flag("stream");
+    let keys = detach_keys(q.get("detachKeys"));
+    let live = rec.state.status.is_live();
+    if stream && !live && !rec.state.status.can_start() {
+        return Err(ApiError::conflict(format!(
+            "container {} is not running",
+            c.id
+        )));
+    }
+    let waits_for_start = stream && !live;
+    if waits_for_start {
+        c.pending_attach
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let gen0 = rec.generation;
+    tokio::spawn(async move {
+        let sdir = engine.shim_dir(&c.id);
+        let mut registered = !waits_for_start;
+        let mut w = c.watch();
+        if waits_for_start {
+            loop {
+                let (_, gen) = *w.borrow_and_update();
+                if gen > gen0 {
+                    break;
+                }
+                if w.changed().await.is_err() {
+                    break;
+                }
+            }
+        }
+        let shim_conn = match shim::request(
+            &sdir,
+            &ShimRequest::Attach {
+                stdin,
+                stdout,
+                stderr,
+            },
+        )
+        .await
+        {
+            Ok((Ok(_), r)) => Some(r),
+            _ => None,
+        };
+        if !registered {
+            engine.attach_registered(&c);
+            registered = true;
+        }
+        let _ = registered;
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let io = TokioIo::new(upgraded);
+        match shim_conn {
+            Some(s) => {
+                pump(io, s, tty, stdin, keys).await;
+            }
+            None => {
+                let mut io = io;
+                let _ = io.shutdown().await;
+            }
+        }
+    });
+    Ok(hijack_response(tty))
+}
+
+async fn exec_start(
+    engine: Arc<Engine>,
+    id: &str,
+    mut req: Request<Incoming>,
+) -> Result<Resp, ApiError> {
+    let e = engine.exec(id)?;
+    let body = {
+        let b = req
+            .body_mut()
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        if b.is_empty() {
+            ExecStartConfig::default()
+        } else {
+            serde_json::from_slice::<ExecStartConfig>(&b)
+                .map_err(|err| ApiError::bad_request(format!("invalid JSON: {err}")))?
+        }
+    };
+    {
+        let st = e.state.lock().expect("exec lock");
+        if st.running || st.exit_code.is_some() {
+            return Err(ApiError::conflict(format!(
+                "Error: Exec command {id} has already run"
+            )));
+        }
+    }
+    let c = engine.lookup(&e.container)?;
+    if !c.status().is_live() {
+        return Err(ApiError::conflict(format!(
+            "container {} is not running",
+            c.id
+        )));
+    }
+    let process = engine.exec_process_file(&e)?;
+    let tty = e.config.tty;
+    let sdir = engine.shim_dir(&e.container);
+    let (reply, stream) = shim::request(
+        &sdir,
+        &ShimRequest::Exec {
+            id: e.id.clone(),
+            tty,
+            stdin: e.config.attach_stdin,
+            process: process.display().to_string(),
+        },
+    )
+    .await
+    .map_err(|err| ApiError::internal(err.to_string()))?;
+    let pid: i32 = match reply {
+        Ok(p) => p.parse().unwrap_or(0),
+        Err(msg) => {
+            let _ = std::fs::remove_file(&process);
+            let full = format!("OCI runtime exec failed: exec failed: {msg}: unknown");
+            let code = if msg.contains("executable file not found") || msg.contains("no such file")
+            {
+                127
+            } else {
+                126
+            };
+            let mut st = e.state.lock().expect("exec lock");
+            st.exit_code = Some(code);
+            return Err(ApiError::bad_request(full));
+        }
+    };
+    {
+        let mut st = e.state.lock().expect("exec lock");
+        st.running = true;
+        st.pid = pid;
+    }
+    engine.exec_event(
+        &e.container,
+        &format!(
+            "exec_start: {}",
+            e.config.cmd.clone().unwrap_or_default().join(" ")
+        ),
+        &[("execID", e.id.clone())],
+    );
+    let shim_conn = stream;
+    let finish = {
+        let engine = engine.clone();
+        let e = e.clone();
+        move |code: Option<i32>| {
+            let mut st = e.state.lock().expect("exec lock");
+            st.running = false;
+            st.exit_code = Some(code.unwrap_or(-1));
+            drop(st);
+            let _ = std::fs::remove_file(&process);
+            engine.exec_event(
+                &e.container,
+                "exec_die",
+                &[
+                    ("execID", e.id.clone()),
+                    ("exitCode", code.unwrap_or(-1).to_string()),
+                ],
+            );
+        }
+    };
+    if body.detach {
+        tokio::spawn(async move {
+            let mut s = shim_conn;
+            let mut dec = codec::FrameDecoder::default();
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut code = None;
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                for (stream, p) in dec.feed(&buf[..n]) {
+                    if stream == proto::STREAM_EXIT && p.len() == 4 {
+                        code = Some(i32::from_be_bytes([p[0], p[1], p[2], p[3]]));
+                    }
+                }
+            }
+            finish(code);
+        });
+        return Ok(empty(200));
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let stdin = e.config.attach_stdin;
+    let keys = detach_keys(e.config.detach_keys.as_deref());
+    tokio::spawn(async move {
+        let code = match on_upgrade.await {
+            Ok(up) => {
+                pump(
+                    TokioIo::new(up),
+                    shim_conn,
+                    tty,
+                    stdin,
+                    if stdin { keys } else { vec![] },
+                )
+                .await
+            }
+            Err(_) => None,
+        };
+        finish(code);
+    });
+    Ok(hijack_response(tty))
+}
+
+/// Accepts connections on a unix socket forever.
+pub async fn serve_unix(engine: Arc<Engine>, listener: tokio::net::UnixListener) {
+    loop {
+        match listener.accept().await {
+            Ok((s, _)) => {
+                tokio::spawn(serve_conn(engine.clone(), s));
+            }
+            Err(e) => tracing::warn!("accept: {e}"),
+        }
+    }
+}
+
+/// Accepts connections on a TCP socket forever.
+pub async fn serve_tcp(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((s, _)) => {
+                let _ = s.set_nodelay(true);
+                tokio::spawn(serve_conn(engine.clone(), s));
+            }
+            Err(e) => tracing::warn!("accept: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_and_filters() {
+        let q = Query::parse(Some("all=1&filters=%7B%22status%22%3A%5B%22running%22%5D%7D&changes=CMD+sh&changes=ENV%20A%3D1"));
+        assert!(q.flag("all"));
+        assert_eq!(q.filters().unwrap()["status"], vec!["running".to_string()]);
+        assert_eq!(
+            q.all("changes"),
+            vec!["CMD sh".to_string(), "ENV A=1".to_string()]
+        );
+        let legacy = Query::parse(Some("filters=%7B%22label%22%3A%7B%22a%3Db%22%3Atrue%7D%7D"));
+        assert_eq!(legacy.filters().unwrap()["label"], vec!["a=b".to_string()]);
+    }
+
+    #[test]
+    fn detach_key_specs() {
+        assert_eq!(detach_keys(None), vec![16, 17]);
+        assert_eq!(detach_keys(Some("ctrl-a,x")), vec![1, b'x']);
+    }
+}

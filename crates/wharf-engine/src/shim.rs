@@ -1,0 +1,188 @@
+//! Spawning a container's shim and talking to it (see `wharf_shim::proto`).
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use wharf_shim::proto::{self, ExitStatus, Request};
+
+/// How to start a shim.
+pub struct SpawnArgs<'a> {
+    pub shim: &'a Path,
+    pub id: &'a str,
+    pub bundle: &'a Path,
+    pub state_dir: &'a Path,
+    pub runtime: &'a Path,
+    pub runtime_root: &'a Path,
+    pub tty: bool,
+    pub stdin: bool,
+    pub stdin_once: bool,
+    pub log_path: Option<&'a Path>,
+    pub log_max_size: Option<u64>,
+    pub log_max_file: Option<u32>,
+    pub cgroup_path: &'a str,
+}
+
+/// Starts the shim, which creates the container; returns the container's init pid, or the
+/// runtime's error message.
+pub async fn spawn(a: &SpawnArgs<'_>) -> Result<i32, String> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+    let mut cmd = tokio::process::Command::new(a.shim);
+    cmd.arg("--id")
+        .arg(a.id)
+        .arg("--bundle")
+        .arg(a.bundle)
+        .arg("--state-dir")
+        .arg(a.state_dir)
+        .arg("--runtime")
+        .arg(a.runtime)
+        .arg("--runtime-root")
+        .arg(a.runtime_root)
+        .arg("--socket")
+        .arg(sock_path(a.state_dir))
+        .arg("--cgroup-path")
+        .arg(a.cgroup_path)
+        .arg("--ready-fd")
+        .arg("3");
+    if a.tty {
+        cmd.arg("--tty");
+    }
+    if a.stdin {
+        cmd.arg("--stdin");
+    }
+    if a.stdin_once {
+        cmd.arg("--stdin-once");
+    }
+    match a.log_path {
+        Some(p) => {
+            cmd.arg("--log-path").arg(p);
+        }
+        None => {
+            cmd.arg("--log-driver").arg("none");
+        }
+    }
+    if let Some(s) = a.log_max_size {
+        cmd.arg("--log-max-size").arg(s.to_string());
+    }
+    if let Some(n) = a.log_max_file {
+        cmd.arg("--log-max-file").arg(n.to_string());
+    }
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let wfd = w.as_raw_fd();
+    // SAFETY: the closure runs in the forked child before exec and only calls dup2, which is
+    // async-signal-safe; wfd stays open in the parent until the spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(wfd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start the shim {}: {e}", a.shim.display()))?;
+    drop(w);
+    // The first shim process exits at once (it forks away); reap it.
+    let _ = child.wait().await;
+    let mut line = String::new();
+    let file = tokio::fs::File::from_std(std::fs::File::from(r));
+    BufReader::new(file)
+        .read_line(&mut line)
+        .await
+        .map_err(|e| e.to_string())?;
+    let line = line.trim_end();
+    if let Some(pid) = line.strip_prefix("ok ") {
+        pid.parse().map_err(|_| format!("shim said {line:?}"))
+    } else if let Some(err) = line.strip_prefix("err ") {
+        Err(err.to_string())
+    } else {
+        Err("the shim exited without reporting (see the daemon log)".into())
+    }
+}
+
+/// The control socket of the shim whose state dir is `<exec-root>/containers/<id>`:
+/// `<exec-root>/s/<id[..16]>.sock`, short enough for `sun_path` (108 bytes) even when the
+/// exec-root is deep, which `<state-dir>/shim.sock` would not be.
+pub fn sock_path(state_dir: &Path) -> PathBuf {
+    let id = state_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let exec_root = state_dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("/run/wharf"));
+    exec_root
+        .join("s")
+        .join(format!("{}.sock", &id[..id.len().min(16)]))
+}
+
+/// A connection to a shim's control socket.
+pub async fn connect(state_dir: &Path) -> std::io::Result<UnixStream> {
+    UnixStream::connect(sock_path(state_dir)).await
+}
+
+/// Sends one request and reads its reply line; the stream is returned for streaming requests.
+pub async fn request(
+    state_dir: &Path,
+    req: &Request,
+) -> std::io::Result<(Result<String, String>, UnixStream)> {
+    let mut s = connect(state_dir).await?;
+    s.write_all(req.encode().as_bytes()).await?;
+    // Byte by byte: a stream (attach/exec frames) may follow the reply line at once, and a
+    // buffered reader would swallow its start.
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        if s.read(&mut b).await? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the shim closed the connection",
+            ));
+        }
+        if b[0] == b'\n' {
+            break;
+        }
+        line.push(b[0]);
+    }
+    Ok((proto::parse_reply(&String::from_utf8_lossy(&line)), s))
+}
+
+/// A simple request/reply exchange.
+pub async fn call(state_dir: &Path, req: &Request) -> Result<String, String> {
+    match request(state_dir, req).await {
+        Ok((r, _)) => r,
+        Err(e) => Err(format!("cannot reach the container's shim: {e}")),
+    }
+}
+
+/// Waits for the container's exit: from the shim, or from its exit file if the shim is gone.
+pub async fn wait_exit(state_dir: &Path) -> Option<ExitStatus> {
+    if let Ok(mut s) = connect(state_dir).await {
+        if s.write_all(Request::Wait.encode().as_bytes()).await.is_ok() {
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf).await;
+            if let Ok(d) = proto::parse_reply(&buf) {
+                if let Some(st) = ExitStatus::parse(&d) {
+                    return Some(st);
+                }
+            }
+        }
+    }
+    read_exit_file(state_dir)
+}
+
+/// The exit status the shim recorded, if any.
+pub fn read_exit_file(state_dir: &Path) -> Option<ExitStatus> {
+    std::fs::read_to_string(state_dir.join("exit"))
+        .ok()
+        .and_then(|s| ExitStatus::parse(&s))
+}
+
+/// The shim's state dir for container `id`.
+pub fn state_dir(exec_root: &Path, id: &str) -> PathBuf {
+    exec_root.join("containers").join(id)
+}

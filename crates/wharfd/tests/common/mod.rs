@@ -1,0 +1,244 @@
+//! A wharfd started for one test: its own socket, data-root and exec-root, driven with the
+//! real docker CLI; everything is torn down on drop, even when the test fails.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const DOCKER: &str = "/usr/local/bin/docker";
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Skips the calling test (with a note) when not root or without the docker CLI.
+#[macro_export]
+macro_rules! require_env {
+    () => {
+        if !common::is_root() || !std::path::Path::new(common::DOCKER).exists() {
+            eprintln!(
+                "skipped: needs root and the docker CLI at {}",
+                common::DOCKER
+            );
+            return;
+        }
+    };
+}
+
+fn shim_path() -> PathBuf {
+    let wharfd = PathBuf::from(env!("CARGO_BIN_EXE_wharfd"));
+    let shim = wharfd.with_file_name("wharf-shim");
+    // `cargo test -p wharfd` builds only this package's binaries: make sure the shim beside
+    // wharfd is current (a no-op under `cargo test --workspace`).
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "wharf-shim"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo build -p wharf-shim");
+        assert!(st.success(), "building wharf-shim failed");
+    });
+    shim
+}
+
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub sock: PathBuf,
+    /// This daemon's own parent cgroup, removed on drop.
+    pub cgroup_parent: String,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("wharf-e2e-")
+            .tempdir()
+            .unwrap();
+        let sock = dir.path().join("d.sock");
+        let name = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let mut d = Daemon {
+            dir,
+            sock,
+            cgroup_parent: format!("/{name}"),
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn spawn(&mut self) {
+        let root = self.dir.path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(root.join("wharfd.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_wharfd"))
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock.display()))
+            .arg("--data-root")
+            .arg(root.join("data"))
+            .arg("--exec-root")
+            .arg(root.join("exec"))
+            .arg("--config-file")
+            .arg(root.join("none.json"))
+            .arg("--shim-path")
+            .arg(shim_path())
+            .arg("--cgroup-parent")
+            .arg(&self.cgroup_parent)
+            .arg("--log-level")
+            .arg("debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start wharfd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.sock.exists() && self.docker(&["version"]).status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("wharfd did not come up; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("wharfd.log")).unwrap_or_default()
+    }
+
+    /// Kills wharfd with SIGKILL (containers must survive).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.docker_stdin(args, None)
+    }
+
+    pub fn docker_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = Command::new(DOCKER);
+        cmd.arg("-H").arg(self.host()).args(args);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run docker");
+        if let Some(data) = stdin {
+            use std::io::Write;
+            let mut s = child.stdin.take().unwrap();
+            s.write_all(data).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs docker and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed ({:?}): {}\n--- wharfd log ---\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Imports a busybox rootfs as `busybox:latest`.
+    pub fn busybox(&self) {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mkbusybox-rootfs.sh");
+        let tar = Command::new(script).output().expect("mkbusybox-rootfs.sh");
+        assert!(
+            tar.status.success(),
+            "{}",
+            String::from_utf8_lossy(&tar.stderr)
+        );
+        let o = self.docker_stdin(&["import", "-", "busybox:latest"], Some(&tar.stdout));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    fn cleanup(&mut self) {
+        if self.child.is_none() && self.sock.exists() {
+            // Bring the daemon back so it can remove what it owns.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.spawn()));
+        }
+        if self.child.is_some() {
+            let ids = self.docker(&["ps", "-aq"]);
+            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+                let _ = self.docker(&["rm", "-f", id]);
+            }
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = c.wait();
+        }
+        // Our parent cgroup in every hierarchy (empty once the containers are gone).
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for h in rd.flatten() {
+                let _ =
+                    std::fs::remove_dir(h.path().join(self.cgroup_parent.trim_start_matches('/')));
+            }
+        }
+        // Anything still mounted under our dirs (a failed test) goes too.
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let root = self.dir.path().display().to_string();
+        for m in mounts.lines().rev() {
+            if let Some(p) = m.split_whitespace().nth(1) {
+                if p.starts_with(&root) {
+                    let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Polls `f` until it returns true or 10 s pass.
+pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for: {what}");
+}

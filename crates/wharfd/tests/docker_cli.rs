@@ -1,0 +1,270 @@
+//! End-to-end: the real docker CLI (28.2) against wharfd.
+
+mod common;
+
+use common::{eventually, stderr, stdout, Daemon};
+
+#[test]
+fn run_rm_echo_prints_and_exit_codes_propagate() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let o = d.docker(&["run", "--rm", "--network", "none", "busybox", "echo", "hi"]);
+    assert_eq!(stdout(&o), "hi\n", "stderr: {}", stderr(&o));
+    assert!(o.status.success());
+
+    let o = d.docker(&[
+        "run",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(stdout(&o), "out\n");
+    assert_eq!(stderr(&o), "err\n");
+
+    let o = d.docker(&["run", "--rm", "--network", "none", "busybox", "nosuch"]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("executable file not found"),
+        "{}",
+        stderr(&o)
+    );
+
+    // --rm removed its containers; the two others remain.
+    let all = d.ok(&["ps", "-a", "-q"]);
+    assert_eq!(all.lines().count(), 1, "{all}");
+}
+
+#[test]
+fn stdin_is_piped_to_the_container() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let o = d.docker_stdin(
+        &[
+            "run",
+            "--rm",
+            "-i",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "cat; echo done",
+        ],
+        Some(b"hello through stdin\n"),
+    );
+    assert_eq!(stdout(&o), "hello through stdin\ndone\n", "{}", stderr(&o));
+}
+
+#[test]
+fn detached_container_logs_exec_top_inspect_stop_rm() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let id = d.ok(&[
+        "run", "-d", "--name", "ticker", "--network", "none", "busybox", "sh", "-c",
+        "trap 'echo bye; exit 0' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+    ]);
+    assert_eq!(id.trim().len(), 64);
+    eventually("two log lines", || {
+        d.ok(&["logs", "ticker"]).lines().count() >= 2
+    });
+    assert!(d.ok(&["logs", "ticker"]).starts_with("tick 0\ntick 1\n"));
+    assert_eq!(d.ok(&["logs", "--tail", "1", "ticker"]).lines().count(), 1);
+
+    let o = d.docker(&[
+        "exec",
+        "ticker",
+        "sh",
+        "-c",
+        "echo from exec; hostname; exit 5",
+    ]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("from exec\n{}\n", &id.trim()[..12]));
+
+    let top = d.ok(&["top", "ticker"]);
+    assert!(top.contains("while true"), "{top}");
+
+    let st = d.ok(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.Name}} {{.Config.Image}}",
+        "ticker",
+    ]);
+    assert_eq!(st.trim(), "running /ticker busybox");
+    let ps = d.ok(&["ps", "--format", "{{.Names}}|{{.Command}}"]);
+    assert!(ps.starts_with("ticker|"), "{ps}");
+
+    let o = d.docker(&["rm", "ticker"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("stop the container before removing"),
+        "{}",
+        stderr(&o)
+    );
+
+    d.ok(&["stop", "ticker"]);
+    let st = d.ok(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "ticker",
+    ]);
+    assert_eq!(st.trim(), "exited 0", "the TERM trap ran");
+    assert!(d.ok(&["logs", "ticker"]).ends_with("bye\n"));
+    d.ok(&["rm", "ticker"]);
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    let o = d.docker(&["inspect", "ticker"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn kill_gives_137_and_wait_reports_it() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sleeper",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    d.ok(&["kill", "sleeper"]);
+    assert_eq!(d.ok(&["wait", "sleeper"]).trim(), "137");
+    let o = d.docker(&["kill", "sleeper"]);
+    assert!(stderr(&o).contains("is not running"), "{}", stderr(&o));
+}
+
+#[test]
+fn bridge_networking_is_refused_clearly_until_it_exists() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let o = d.docker(&["run", "--rm", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("--network none"), "{}", stderr(&o));
+}
+
+#[test]
+fn containers_survive_a_daemon_kill_and_are_found_again() {
+    require_env!();
+    let mut d = Daemon::start();
+    d.busybox();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "survivor",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do echo n $i; i=$((i+1)); sleep 0.1; done",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "short",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.5; exit 7",
+    ]);
+    d.kill9();
+    let log = d.dir.path().join("data/containers");
+    let count_lines = || -> usize {
+        std::fs::read_dir(&log)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter_map(|p| std::fs::read_dir(&p).ok().map(|rd| (p, rd)))
+            .flat_map(|(_, rd)| rd.flatten().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with("-json.log"))
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap_or_default()
+                    .lines()
+                    .count()
+            })
+            .sum()
+    };
+    let before = count_lines();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert!(
+        count_lines() > before,
+        "the container kept logging while wharfd was down"
+    );
+    d.spawn();
+    let st = d.ok(&["inspect", "--format", "{{.State.Status}}", "survivor"]);
+    assert_eq!(st.trim(), "running");
+    let st = d.ok(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "short",
+    ]);
+    assert_eq!(
+        st.trim(),
+        "exited 7",
+        "the exit that happened while wharfd was down is recorded"
+    );
+    d.ok(&["kill", "survivor"]);
+    assert_eq!(d.ok(&["wait", "survivor"]).trim(), "137");
+}
+
+#[test]
+fn images_import_list_inspect_tag_rmi() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let ls = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(ls.trim(), "busybox:latest");
+    d.ok(&["tag", "busybox", "localhost:5000/tools/bb:1"]);
+    let tags = d.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoTags}}",
+        "busybox",
+    ]);
+    assert!(
+        tags.contains("localhost:5000/tools/bb:1") && tags.contains("busybox:latest"),
+        "{tags}"
+    );
+    let o = d.ok(&["rmi", "localhost:5000/tools/bb:1"]);
+    assert!(o.contains("Untagged: localhost:5000/tools/bb:1"), "{o}");
+    d.ok(&[
+        "create",
+        "--name",
+        "user",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    let o = d.docker(&["rmi", "busybox"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("is using its referenced image"),
+        "{}",
+        stderr(&o)
+    );
+    d.ok(&["rm", "user"]);
+    let o = d.ok(&["rmi", "busybox"]);
+    assert!(o.contains("Deleted: sha256:"), "{o}");
+    assert_eq!(d.ok(&["images", "-q"]), "");
+}
