@@ -99,12 +99,14 @@ fn percent_decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    Ok(v) => {
+                // Bytes, not a str slice: a '%' before a multi-byte character must not panic.
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
                         out.push(v);
                         i += 2;
                     }
-                    Err(_) => out.push(b'%'),
+                    None => out.push(b'%'),
                 }
             }
             c => out.push(c),
@@ -1260,6 +1262,7 @@ mod tests {
             vec!["CMD sh".to_string(), "ENV A=1".to_string()]
         );
         let legacy = Query::parse(Some("filters=%7B%22label%22%3A%7B%22a%3Db%22%3Atrue%7D%7D"));
+        assert_eq!(Query::parse(Some("a=%é%4")).get("a"), Some("%é%4"));
         assert_eq!(legacy.filters().unwrap()["label"], vec!["a=b".to_string()]);
     }
 
