@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
 # Fresh machine -> a container running under wharfd:
 # builds wharf, starts wharfd on unix:///run/wharf.sock (unless one answers there already),
-# makes a `busybox` image from the host's busybox-static, and runs a container from it.
+# makes a `busybox` image from the host's busybox-static, and runs a container from it with the
+# docker CLI (the `wharf` client is not written yet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/wharf-target}
 sock=${WHARF_SOCK:-/run/wharf.sock}
 host="unix://$sock"
 
-command -v busybox >/dev/null && file -L "$(command -v busybox)" | grep -q static \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static file; }
-
-cargo build --release --bins
-bin="$CARGO_TARGET_DIR/release"
-
-if ! "$bin/wharf" -H "$host" version >/dev/null 2>&1; then
-    echo "starting wharfd on $host (log: /var/log/wharfd.log)"
-    nohup "$bin/wharfd" -H "$host" >>/var/log/wharfd.log 2>&1 &
-    for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+need=()
+command -v runc >/dev/null || need+=(runc)
+[ -x /bin/busybox ] && file -L /bin/busybox | grep -q static || need+=(busybox-static file)
+command -v docker >/dev/null || need+=(docker.io)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-scripts/mkbusybox-rootfs.sh | "$bin/wharf" -H "$host" import - busybox:latest >/dev/null
-"$bin/wharf" -H "$host" run --rm busybox echo "hello from a wharf container"
-echo "wharfd is running: try  $bin/wharf -H $host run -it busybox sh   (or: docker -H $host ...)"
+cargo build --release -p wharfd -p wharf-shim
+bin="$CARGO_TARGET_DIR/release"
+
+if ! docker -H "$host" version >/dev/null 2>&1; then
+    echo "starting wharfd on $host (log: /var/log/wharfd.log)"
+    nohup "$bin/wharfd" -H "$host" >>/var/log/wharfd.log 2>&1 &
+    for _ in $(seq 100); do docker -H "$host" version >/dev/null 2>&1 && break; sleep 0.05; done
+fi
+
+scripts/mkbusybox-rootfs.sh | docker -H "$host" import - busybox:latest >/dev/null
+docker -H "$host" run --rm --network none busybox echo "hello from a wharf container"
+echo "wharfd is running: try  docker -H $host run -it --network none busybox sh"
