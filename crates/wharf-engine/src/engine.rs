@@ -461,6 +461,29 @@ impl Engine {
             .unwrap_or_else(|| self.cfg.default_runtime.clone());
         let mut host_raw = req.raw_host_config.clone();
         host_raw.insert("Runtime".into(), json!(runtime));
+        // Inspect shows the effective values, as dockerd does (clients read them back).
+        let log_type = hc
+            .log_config
+            .as_ref()
+            .map(|l| l.kind.clone())
+            .filter(|k| !k.is_empty())
+            .unwrap_or_else(|| self.cfg.log_driver.clone());
+        let log_opts = hc
+            .log_config
+            .as_ref()
+            .and_then(|l| l.config.clone())
+            .unwrap_or_default();
+        host_raw.insert(
+            "LogConfig".into(),
+            json!({"Type": log_type, "Config": log_opts}),
+        );
+        host_raw.insert("NetworkMode".into(), json!(hc.network_mode));
+        if hc.restart_policy.as_ref().is_none_or(|r| r.name.is_empty()) {
+            host_raw.insert(
+                "RestartPolicy".into(),
+                json!({"Name": "no", "MaximumRetryCount": 0}),
+            );
+        }
         let rec = Record {
             id: id.clone(),
             name: format!("/{name}"),
