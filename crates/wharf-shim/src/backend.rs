@@ -22,6 +22,9 @@ pub struct CliRuntime {
     pub root: PathBuf,
     pub id: String,
     pub state_dir: PathBuf,
+    /// Where console sockets go: a short directory (the control socket's), since a path under
+    /// a deep state dir would not fit `sun_path`.
+    pub console_dir: PathBuf,
 }
 
 fn dup(fd: &OwnedFd) -> Result<Stdio, String> {
@@ -108,7 +111,11 @@ impl CliRuntime {
     ) -> Result<Option<OwnedFd>, String> {
         let mut cmd = self.command();
         cmd.args(args);
-        let console_path = self.state_dir.join(format!("console-{tag}.sock"));
+        let console_path = self.console_dir.join(format!(
+            "{}-{}.console",
+            &self.id[..self.id.len().min(12)],
+            &tag[..tag.len().min(12)]
+        ));
         let _ = fs::remove_file(&console_path);
         let listener = if tty {
             let l =

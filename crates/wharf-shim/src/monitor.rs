@@ -173,6 +173,12 @@ fn setup(args: Args) -> Result<Shim, (i32, String)> {
         root: args.runtime_root.clone(),
         id: args.id.clone(),
         state_dir: args.state_dir.clone(),
+        console_dir: args
+            .socket
+            .as_ref()
+            .and_then(|s| s.parent())
+            .unwrap_or(&args.state_dir)
+            .to_path_buf(),
     };
     let io = |e: std::io::Error| fail(e.to_string());
     let (stdin_r, stdin_w) = if args.stdin && !args.tty {

@@ -268,3 +268,114 @@ fn images_import_list_inspect_tag_rmi() {
     assert!(o.contains("Deleted: sha256:"), "{o}");
     assert_eq!(d.ok(&["images", "-q"]), "");
 }
+
+/// Runs `docker <args>` under a pseudo-terminal (util-linux `script`), typing `input`.
+fn docker_in_pty(d: &Daemon, args: &str, input: &str) -> std::process::Output {
+    use std::io::Write;
+    let cmd = format!("{} -H {} {args}", common::DOCKER, d.host());
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || {
+        // Give the shell its prompt first, then keep stdin open until it exits.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let _ = stdin.write_all(input.as_bytes());
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
+    out
+}
+
+#[test]
+fn run_it_and_exec_it_get_an_interactive_shell_on_a_tty() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let o = docker_in_pty(
+        &d,
+        "run -it --rm --network none busybox sh",
+        "echo $((40+2)); tty; exit 3\n",
+    );
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(3), "{text}{}", stderr(&o));
+    assert!(text.contains("42\r\n"), "{text}");
+    assert!(text.contains("/dev/pts/0"), "{text}");
+
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    let o = docker_in_pty(&d, "exec -it box sh", "echo in-$((1+1)); tty; exit 6\n");
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(6), "{text}{}", stderr(&o));
+    assert!(text.contains("in-2"), "{text}");
+    assert!(text.contains("/dev/pts/"), "{text}");
+}
+
+#[test]
+fn restart_policy_on_failure_retries_then_stops() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo try; exit 1",
+    ]);
+    eventually("two restarts, then exited", || {
+        d.ok(&[
+            "inspect",
+            "--format",
+            "{{.RestartCount}} {{.State.Status}}",
+            "flaky",
+        ])
+        .trim()
+            == "2 exited"
+    });
+    assert_eq!(d.ok(&["logs", "flaky"]), "try\ntry\ntry\n");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ok",
+        "--restart",
+        "on-failure",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    eventually("exited", || {
+        d.ok(&["inspect", "--format", "{{.State.Status}}", "ok"])
+            .trim()
+            == "exited"
+    });
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.RestartCount}}", "ok"])
+            .trim(),
+        "0"
+    );
+}
