@@ -27,5 +27,5 @@ if ! docker -H "$host" version >/dev/null 2>&1; then
 fi
 
 scripts/mkbusybox-rootfs.sh | docker -H "$host" import - busybox:latest >/dev/null
-docker -H "$host" run --rm --network none busybox echo "hello from a wharf container"
-echo "wharfd is running: try  docker -H $host run -it --network none busybox sh"
+docker -H "$host" run --rm busybox echo "hello from a wharf container"
+echo "wharfd is running: try  docker -H $host run -it busybox sh"

@@ -16,6 +16,8 @@ pub struct EngineConfig {
     pub log_opts: BTreeMap<String, String>,
     /// Parent cgroup of every container (`--cgroup-parent`, default `/wharf`).
     pub cgroup_parent: String,
+    /// The default bridge network (`None`: `--bridge none`).
+    pub bridge: Option<wharf_net::BridgeConfig>,
 }
 
 impl EngineConfig {

@@ -84,6 +84,18 @@ pub struct Record {
     /// Set by an explicit stop, so `unless-stopped`/`always` do not restart it.
     #[serde(default)]
     pub manually_stopped: bool,
+    /// The container's address on the bridge while it runs.
+    #[serde(default)]
+    pub endpoint: Option<EndpointRecord>,
+}
+
+/// What inspect reports of a container's bridge endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EndpointRecord {
+    pub ip: String,
+    pub prefix: u8,
+    pub gateway: String,
+    pub mac: String,
 }
 
 /// Zero time as Docker prints it for never-started containers.
@@ -252,6 +264,7 @@ mod tests {
             runtime: "runc".into(),
             generation: 0,
             manually_stopped: false,
+            endpoint: None,
         };
         let c = Container::new(dir.path().to_path_buf(), rec);
         let mut w = c.watch();

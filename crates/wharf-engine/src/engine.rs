@@ -42,6 +42,9 @@ pub struct Engine {
     execs: Mutex<HashMap<String, Arc<ExecInstance>>>,
     create_lock: tokio::sync::Mutex<()>,
     attach_done: Notify,
+    bridge: Option<wharf_net::Bridge>,
+    /// Whether the bridge's host side was set up (once, on first use).
+    bridge_ready: tokio::sync::Mutex<bool>,
 }
 
 fn now() -> String {
@@ -115,7 +118,16 @@ impl Engine {
                 }
             }
         }
+        let bridge = match &cfg.bridge {
+            Some(b) => Some(
+                wharf_net::Bridge::open(b.clone())
+                    .map_err(|e| format!("bridge network {}: {e}", b.name))?,
+            ),
+            None => None,
+        };
         let engine = Arc::new(Engine {
+            bridge,
+            bridge_ready: tokio::sync::Mutex::new(false),
             cfg,
             images: Arc::new(images),
             events: Events::default(),
@@ -125,6 +137,15 @@ impl Engine {
             attach_done: Notify::new(),
         });
         engine.restore().await;
+        if let Some(b) = &engine.bridge {
+            let live: Vec<String> = engine
+                .all()
+                .iter()
+                .filter(|c| c.status().is_live())
+                .map(|c| c.id.clone())
+                .collect();
+            b.reconcile(&live);
+        }
         Ok(engine)
     }
 
@@ -237,9 +258,10 @@ impl Engine {
         let hc = &req.host_config;
         match hc.network_mode.as_str() {
             "none" | "host" => {}
+            "" | "default" | "bridge" if self.bridge.is_some() => {}
             "" | "default" | "bridge" => {
                 return Err(ApiError::bad_request(
-                    "bridge networking is not available yet in wharf: use --network none or --network host",
+                    "the bridge network is disabled (wharfd --bridge none): use --network none or --network host",
                 ))
             }
             other => {
@@ -477,7 +499,11 @@ impl Engine {
             "LogConfig".into(),
             json!({"Type": log_type, "Config": log_opts}),
         );
-        host_raw.insert("NetworkMode".into(), json!(hc.network_mode));
+        let mode = match hc.network_mode.as_str() {
+            "" | "default" => "bridge",
+            m => m,
+        };
+        host_raw.insert("NetworkMode".into(), json!(mode));
         if hc.restart_policy.as_ref().is_none_or(|r| r.name.is_empty()) {
             host_raw.insert(
                 "RestartPolicy".into(),
@@ -503,6 +529,7 @@ impl Engine {
             runtime,
             generation: 0,
             manually_stopped: false,
+            endpoint: None,
         };
         let c = Arc::new(Container::new(dir.clone(), rec));
         if let Err(e) = c.update(|_| ()) {
@@ -682,6 +709,20 @@ impl Engine {
                 return Err(ApiError::bad_request(full));
             }
         };
+        if hc.network_mode.is_empty() || hc.network_mode == "default" || hc.network_mode == "bridge"
+        {
+            if let Err(msg) = self.attach_bridge(c, pid, &hostname).await {
+                let _ = shim::call(
+                    &sdir,
+                    &Request::Kill {
+                        signal: 9,
+                        all: true,
+                    },
+                )
+                .await;
+                return Err(ApiError::internal(fail(self, msg)));
+            }
+        }
         // Let attach requests that were waiting for this run connect before the process runs,
         // so no output is lost.
         c.update(|r| {
@@ -721,6 +762,54 @@ impl Engine {
         Ok(())
     }
 
+    /// Puts the created (not yet started) container `pid` on the bridge and records where.
+    async fn attach_bridge(
+        self: &Arc<Self>,
+        c: &Container,
+        pid: i32,
+        hostname: &str,
+    ) -> Result<(), String> {
+        let engine = self.clone();
+        {
+            let mut ready = self.bridge_ready.lock().await;
+            if !*ready {
+                let e = engine.clone();
+                blocking(move || e.bridge.as_ref().map(|b| b.ensure()).transpose())
+                    .await
+                    .map_err(|e| e.message)?
+                    .map_err(|e| format!("setting up the bridge network: {e}"))?;
+                *ready = true;
+            }
+        }
+        let id = c.id.clone();
+        let ep = blocking(move || {
+            engine
+                .bridge
+                .as_ref()
+                .map(|b| b.attach(&id, pid))
+                .transpose()
+        })
+        .await
+        .map_err(|e| e.message)?
+        .map_err(|e| format!("connecting to the bridge network: {e}"))?;
+        let Some(ep) = ep else { return Ok(()) };
+        // /etc/hosts is bind-mounted already: rewrite it in place (a rename would not be seen).
+        let hosts = c.dir.join("hosts");
+        let mut content = std::fs::read_to_string(&hosts).unwrap_or_default();
+        content.push_str(&format!("{}\t{hostname}\n", ep.ip));
+        let _ = std::fs::write(&hosts, content);
+        c.update(|r| {
+            r.endpoint = Some(container::EndpointRecord {
+                ip: ep.ip.to_string(),
+                prefix: ep.prefix,
+                gateway: ep.gateway.to_string(),
+                mac: ep.mac.clone(),
+            })
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
     /// Called by an attach request that arrived before start; returns when it may connect.
     pub fn attach_registered(&self, c: &Container) {
         c.pending_attach
@@ -747,6 +836,12 @@ impl Engine {
         let images = self.images.clone();
         let (id, rootfs) = (c.id.clone(), sdir.join("rootfs"));
         let _ = blocking(move || images.layers().unmount_rw(&id, &rootfs)).await;
+        if c.snapshot().endpoint.is_some() {
+            let engine = self.clone();
+            let id = c.id.clone();
+            let _ = blocking(move || engine.bridge.as_ref().map(|b| b.detach(&id))).await;
+            let _ = c.update(|r| r.endpoint = None);
+        }
         let rec = c.snapshot();
         let hc = Self::host_config(&rec);
         let policy = hc.restart_policy.clone().unwrap_or_default();
@@ -1297,13 +1392,18 @@ impl Engine {
 
 fn network_settings(r: &Record) -> Value {
     let mode = r.host_config["NetworkMode"].as_str().unwrap_or("none");
+    let ep = r.endpoint.clone();
+    let (ip, prefix, gw, mac) = match &ep {
+        Some(e) => (e.ip.as_str(), e.prefix, e.gateway.as_str(), e.mac.as_str()),
+        None => ("", 0, "", ""),
+    };
     let mut networks = serde_json::Map::new();
     networks.insert(
         mode.to_string(),
         json!({
-            "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
-            "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
-            "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": mac,
+            "NetworkID": mode, "EndpointID": "", "Gateway": gw, "IPAddress": ip,
+            "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
             "GlobalIPv6PrefixLen": 0, "DriverOpts": null, "DNSNames": null,
         }),
     );
@@ -1311,8 +1411,8 @@ fn network_settings(r: &Record) -> Value {
         "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
         "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
         "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": "",
-        "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-        "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+        "Gateway": gw, "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": ip,
+        "IPPrefixLen": prefix, "IPv6Gateway": "", "MacAddress": mac,
         "Networks": networks,
     })
 }

@@ -50,6 +50,15 @@ struct Flags {
     /// Parent cgroup of the containers
     #[arg(long)]
     cgroup_parent: Option<String>,
+    /// Bridge for the default network, or "none" to disable it
+    #[arg(short = 'b', long)]
+    bridge: Option<String>,
+    /// Gateway address and prefix of the default bridge
+    #[arg(long)]
+    bip: Option<String>,
+    /// MTU of container interfaces
+    #[arg(long)]
+    mtu: Option<u32>,
     /// Default log options: key=value (repeatable)
     #[arg(long = "log-opt")]
     log_opts: Vec<String>,
@@ -69,6 +78,9 @@ struct DaemonJson {
     log_driver: Option<String>,
     log_opts: BTreeMap<String, String>,
     cgroup_parent: Option<String>,
+    bridge: Option<String>,
+    bip: Option<String>,
+    mtu: Option<u32>,
 }
 
 #[derive(serde::Deserialize)]
@@ -157,6 +169,19 @@ fn main() -> Result<()> {
             .with_context(|| format!("--log-opt {o}: expected key=value"))?;
         log_opts.insert(k.into(), v.into());
     }
+    // Not Docker's 172.17.0.0/16, so both engines can run side by side.
+    let bridge_name = f.bridge.or(file.bridge).unwrap_or_else(|| "wharf0".into());
+    let bridge = if bridge_name == "none" {
+        None
+    } else {
+        let bip = f.bip.or(file.bip).unwrap_or_else(|| "172.30.0.1/16".into());
+        Some(wharf_net::BridgeConfig {
+            subnet: wharf_net::Subnet::parse(&bip).with_context(|| format!("--bip {bip}"))?,
+            name: bridge_name,
+            state_dir: data_root.join("network"),
+            mtu: f.mtu.or(file.mtu).unwrap_or(1500),
+        })
+    };
     let cfg = EngineConfig {
         data_root: data_root.clone(),
         exec_root,
@@ -172,6 +197,7 @@ fn main() -> Result<()> {
             .cgroup_parent
             .or(file.cgroup_parent)
             .unwrap_or_else(|| "/wharf".into()),
+        bridge,
     };
     let mut hosts = if f.hosts.is_empty() {
         file.hosts

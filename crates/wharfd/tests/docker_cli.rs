@@ -146,13 +146,68 @@ fn kill_gives_137_and_wait_reports_it() {
 }
 
 #[test]
-fn bridge_networking_is_refused_clearly_until_it_exists() {
+fn default_bridge_gives_an_address_and_containers_reach_each_other() {
     require_env!();
     let d = Daemon::start();
     d.busybox();
-    let o = d.docker(&["run", "--rm", "busybox", "true"]);
-    assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("--network none"), "{}", stderr(&o));
+    // The headline: no --network flag at all.
+    assert_eq!(d.ok(&["run", "--rm", "busybox", "echo", "hi"]), "hi\n");
+
+    let net = format!("{}", d.bridge.subnet.network());
+    let prefix = &net[..net.rfind('.').unwrap()];
+    let addr = d.ok(&[
+        "run", "--rm", "busybox", "ip", "-4", "-o", "addr", "show", "eth0",
+    ]);
+    assert!(addr.contains(&format!("inet {prefix}.")), "{addr}");
+    let gw = d.bridge.subnet.gateway.to_string();
+    let o = d.docker(&["run", "--rm", "busybox", "ping", "-c", "1", "-W", "2", &gw]);
+    assert!(
+        o.status.success(),
+        "gateway unreachable: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+
+    let web = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /www && echo hello-web > /www/index.html && exec httpd -f -p 8080 -h /www",
+    ]);
+    let ip = d.ok(&[
+        "inspect",
+        "--format",
+        "{{.NetworkSettings.IPAddress}}",
+        "web",
+    ]);
+    let ip = ip.trim();
+    assert!(ip.starts_with(prefix), "{ip}");
+    // busybox-static's wget crashes in its static NSS lookups; nc speaks HTTP well enough.
+    let fetch = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {ip} 8080");
+    let mut page = String::new();
+    eventually("the web container answers", || {
+        let o = d.docker(&["run", "--rm", "busybox", "sh", "-c", &fetch]);
+        page = stdout(&o);
+        page.contains("200 OK")
+    });
+    assert!(page.ends_with("\r\n\r\nhello-web\n"), "{page}");
+    let hosts = d.ok(&["exec", "web", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains(&format!("{ip}\t{}", &web.trim()[..12])),
+        "{hosts}"
+    );
+
+    d.ok(&["rm", "-f", "web"]);
+    let veth = format!("wh{}", &web.trim()[..8]);
+    let o = std::process::Command::new("ip")
+        .args(["link", "show", "dev", &veth])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{veth} left behind");
 }
 
 #[test]

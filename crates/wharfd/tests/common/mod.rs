@@ -49,6 +49,8 @@ pub struct Daemon {
     pub sock: PathBuf,
     /// This daemon's own parent cgroup, removed on drop.
     pub cgroup_parent: String,
+    /// This daemon's own bridge (unique name and subnet), torn down on drop.
+    pub bridge: wharf_net::BridgeConfig,
     child: Option<Child>,
 }
 
@@ -65,10 +67,20 @@ impl Daemon {
             .unwrap()
             .to_string_lossy()
             .into_owned();
+        let mut r = [0u8; 3];
+        getrandom::fill(&mut r).unwrap();
+        let bridge = wharf_net::BridgeConfig {
+            name: format!("wt{:02x}{:02x}{:02x}", r[0], r[1], r[2]),
+            subnet: wharf_net::Subnet::parse(&format!("10.{}.{}.1/24", 100 + r[0] % 100, r[1]))
+                .unwrap(),
+            state_dir: dir.path().join("data/network"),
+            mtu: 1500,
+        };
         let mut d = Daemon {
             dir,
             sock,
             cgroup_parent: format!("/{name}"),
+            bridge,
             child: None,
         };
         d.spawn();
@@ -95,6 +107,13 @@ impl Daemon {
             .arg(shim_path())
             .arg("--cgroup-parent")
             .arg(&self.cgroup_parent)
+            .arg("--bridge")
+            .arg(&self.bridge.name)
+            .arg("--bip")
+            .arg(format!(
+                "{}/{}",
+                self.bridge.subnet.gateway, self.bridge.subnet.prefix
+            ))
             .arg("--log-level")
             .arg("debug")
             .stdin(Stdio::null())
@@ -196,6 +215,9 @@ impl Daemon {
                 nix::sys::signal::Signal::SIGTERM,
             );
             let _ = c.wait();
+        }
+        if let Ok(b) = wharf_net::Bridge::open(self.bridge.clone()) {
+            b.teardown();
         }
         // Our parent cgroup in every hierarchy (empty once the containers are gone).
         if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
