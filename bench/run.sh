@@ -18,13 +18,20 @@ cleanup() {
     [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
     for h in /sys/fs/cgroup/*"$cg"; do rmdir "$h" 2>/dev/null || true; done
     runc --root "$work/runc" delete --force bench-floor >/dev/null 2>&1 || true
+    if [ -n "${br:-}" ]; then
+        ip link del "$br" 2>/dev/null || true
+        iptables -S FORWARD | grep -- "$br" | sed 's/^-A/-D/' | xargs -r -L1 iptables 2>/dev/null || true
+        iptables -t nat -S POSTROUTING | grep -- "$br" | sed 's/^-A/-t nat -D/' | xargs -r -L1 iptables 2>/dev/null || true
+    fi
     grep -o "$work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
 
+br=wb$(printf '%04x' $RANDOM)
 "$bin/wharfd" -H "unix://$sock" --data-root "$work/data" --exec-root "$work/exec" \
-    --config-file /nonexistent --cgroup-parent "$cg" 2>"$work/wharfd.log" &
+    --config-file /nonexistent --cgroup-parent "$cg" --bridge "$br" --bip 10.213.$((RANDOM % 250)).1/24 \
+    2>"$work/wharfd.log" &
 pid=$!
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
 scripts/mkbusybox-rootfs.sh >"$work/rootfs.tar"
@@ -43,8 +50,9 @@ json.dump(c, open("config.json", "w"))
 PY
 )
 
-cmds=("$D run --rm --network none busybox true" "runc --root $work/runc run -b $work/bundle bench-floor")
-names=("wharfd (docker CLI, runc)" "bare runc run")
+$D run --rm busybox true
+cmds=("$D run --rm --network none busybox true" "runc --root $work/runc run -b $work/bundle bench-floor" "$D run --rm busybox true")
+names=("wharfd --network none (docker CLI, runc)" "bare runc run" "wharfd default bridge (docker CLI, runc)")
 if command -v dockerd >/dev/null 2>&1 && [ -n "${DOCKERD_SOCK:-}" ]; then
     cmds+=("docker -H unix://$DOCKERD_SOCK run --rm --network none busybox true")
     names+=("dockerd (docker CLI)")
