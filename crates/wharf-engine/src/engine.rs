@@ -1364,6 +1364,101 @@ impl Engine {
         }
     }
 
+    /// `POST /commit`: the container's changes become a new layer on its image; the new
+    /// image's config is the container's, with `overrides` (a Config object) and Dockerfile-style
+    /// `changes` applied, and its history records the container's command.
+    pub async fn commit(
+        self: &Arc<Self>,
+        c: &Container,
+        reference: Option<String>,
+        comment: String,
+        author: String,
+        changes: Vec<String>,
+        overrides: Option<Value>,
+    ) -> Result<String, ApiError> {
+        let rec = c.snapshot();
+        let tags = match reference.as_deref() {
+            Some(r) => vec![wharf_image::reference::parse(r)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?],
+            None => vec![],
+        };
+        let images = self.images.clone();
+        let id = c.id.clone();
+        let image_id = rec.image_id.clone();
+        let history_cmd = shell_join(&rec.path, &rec.args);
+        let doc_config = {
+            let mut cfg = serde_json::Map::new();
+            for k in [
+                "Env",
+                "Cmd",
+                "Entrypoint",
+                "WorkingDir",
+                "User",
+                "ExposedPorts",
+                "Volumes",
+                "Labels",
+                "StopSignal",
+                "OnBuild",
+                "Hostname",
+                "Domainname",
+                "Tty",
+                "OpenStdin",
+                "StdinOnce",
+                "AttachStdin",
+                "AttachStdout",
+                "AttachStderr",
+            ] {
+                if let Some(v) = rec.config.get(k) {
+                    cfg.insert(k.to_string(), v.clone());
+                }
+            }
+            if let Some(Value::Object(o)) = overrides {
+                for (k, v) in o {
+                    if !v.is_null() {
+                        cfg.insert(k, v);
+                    }
+                }
+            }
+            for ch in &changes {
+                wharf_image::store::apply_change(&mut cfg, ch)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            }
+            cfg
+        };
+        let img = blocking(move || -> Result<wharf_image::Image, wharf_image::Error> {
+            let parent = images.resolve(&image_id)?;
+            let dir = images.layers().root_tmp();
+            let tmp = dir.join(format!("commit-{id}.tar"));
+            let result = (|| {
+                let mut f = std::fs::File::create(&tmp).map_err(|e| wharf_image::Error::Io { path: tmp.clone(), source: e })?;
+                images.layers().diff_tar(&id, &mut f)?;
+                drop(f);
+                let f = std::fs::File::open(&tmp).map_err(|e| wharf_image::Error::Io { path: tmp.clone(), source: e })?;
+                let layer = images.layers().register(parent.top_layer.as_deref(), f)?;
+                let mut doc = parent.raw_config.clone();
+                let now = now();
+                doc["created"] = json!(now);
+                doc["config"] = Value::Object(doc_config);
+                doc["container"] = json!(id);
+                doc["author"] = json!(author);
+                doc["comment"] = json!(comment);
+                let mut diff_ids = parent.rootfs_diff_ids.clone();
+                diff_ids.push(layer.diff_id.clone());
+                doc["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
+                let mut history = doc["history"].as_array().cloned().unwrap_or_default();
+                history.push(json!({"created": now, "created_by": history_cmd, "author": author, "comment": comment}));
+                doc["history"] = json!(history);
+                images.put_image(&doc, &tags)
+            })();
+            let _ = std::fs::remove_file(&tmp);
+            result
+        })
+        .await?
+        .map_err(image_error)?;
+        self.event(c, "commit", &[]);
+        Ok(img.id)
+    }
+
     /// `POST /containers/prune`.
     pub async fn prune(self: &Arc<Self>) -> Value {
         let mut deleted = Vec::new();

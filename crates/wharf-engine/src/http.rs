@@ -517,8 +517,40 @@ async fn dispatch(
             let h = engine.images.history(&name).map_err(image_error)?;
             json_resp(200, &serde_json::to_value(h).unwrap_or_default())
         }
+        Commit => {
+            let c = engine.lookup(q.get("container").unwrap_or_default())?;
+            let repo = q.get("repo").unwrap_or_default();
+            let reference =
+                (!repo.is_empty()).then(|| match q.get("tag").filter(|t| !t.is_empty()) {
+                    Some(t) => format!("{repo}:{t}"),
+                    None => repo.to_string(),
+                });
+            let body = read_body(req).await?;
+            let overrides = if body.is_empty() {
+                None
+            } else {
+                Some(
+                    serde_json::from_slice::<Value>(&body)
+                        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?,
+                )
+            };
+            let id = engine
+                .commit(
+                    &c,
+                    reference,
+                    q.get("comment").unwrap_or_default().to_string(),
+                    q.get("author").unwrap_or_default().to_string(),
+                    q.all("changes")
+                        .into_iter()
+                        .filter(|c| !c.is_empty())
+                        .collect(),
+                    overrides,
+                )
+                .await?;
+            json_resp(201, &json!({"Id": id}))
+        }
         ContainerUpdate(_) | ContainerStats(_) | ArchiveGet(_) | ArchivePut(_) | ArchiveHead(_)
-        | ImageLoad | ImagePrune | ImageGetAll | ImageGet(_) | Commit => {
+        | ImageLoad | ImagePrune | ImageGetAll | ImageGet(_) => {
             return Err(ApiError::new(
                 501,
                 "this endpoint is not implemented by wharf yet",

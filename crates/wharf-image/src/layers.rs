@@ -517,6 +517,11 @@ impl LayerStore {
         Ok(apply::dir_size(&dir))
     }
 
+    /// A scratch directory on the same filesystem as the layers (cleaned at open).
+    pub fn root_tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
     /// Disk usage of one read-only layer directory.
     pub fn layer_disk_size(&self, chain: &str) -> u64 {
         apply::dir_size(&self.layer_dir(chain).join("diff"))

@@ -434,3 +434,71 @@ fn restart_policy_on_failure_retries_then_stops() {
         "0"
     );
 }
+
+#[test]
+fn diff_commit_history_and_run_the_committed_image() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&["run", "--name", "builder", "--network", "none", "busybox", "sh", "-c",
+        "echo made-in-container > /hello.txt && rm /bin/ls && mkdir -p /srv/app && echo x > /srv/app/y"]);
+    let diff = d.ok(&["diff", "builder"]);
+    for line in [
+        "A /hello.txt",
+        "C /bin",
+        "D /bin/ls",
+        "A /srv",
+        "A /srv/app/y",
+    ] {
+        assert!(
+            diff.lines().any(|l| l == line),
+            "missing {line:?} in:\n{diff}"
+        );
+    }
+    let id = d.ok(&[
+        "commit",
+        "--change",
+        "CMD [\"cat\", \"/hello.txt\"]",
+        "-m",
+        "add hello",
+        "builder",
+        "snap:v1",
+    ]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(
+        d.ok(&["run", "--rm", "--network", "none", "snap:v1"]),
+        "made-in-container\n"
+    );
+    let o = d.docker(&["run", "--rm", "--network", "none", "snap:v1", "ls", "/"]);
+    assert_eq!(
+        o.status.code(),
+        Some(127),
+        "the deleted file stays deleted: {}",
+        stderr(&o)
+    );
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "snap:v1",
+            "cat",
+            "/srv/app/y"
+        ]),
+        "x\n"
+    );
+    let hist = d.ok(&[
+        "history",
+        "--format",
+        "{{.CreatedBy}}|{{.Comment}}",
+        "snap:v1",
+    ]);
+    let lines: Vec<&str> = hist.lines().collect();
+    assert_eq!(lines.len(), 2, "{hist}");
+    assert!(
+        lines[0].starts_with("sh -c echo made-in-container") && lines[0].ends_with("|add hello"),
+        "{hist}"
+    );
+    assert!(lines[1].ends_with("|Imported from -"), "{hist}");
+}
