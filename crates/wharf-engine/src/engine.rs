@@ -1459,6 +1459,34 @@ impl Engine {
         Ok(img.id)
     }
 
+    /// Runs `f` (blocking) on the container's root filesystem: the live mount of a running
+    /// container, else a temporary mount made for the call.
+    pub async fn with_rootfs<T: Send + 'static>(
+        &self,
+        c: &Container,
+        f: impl FnOnce(&std::path::Path) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let images = self.images.clone();
+        let id = c.id.clone();
+        let live_root = self.state_dir(&id).join("rootfs");
+        let live = c.status().is_live();
+        blocking(move || {
+            if live {
+                return f(&live_root);
+            }
+            let tmp = images
+                .layers()
+                .root_tmp()
+                .join(format!("cp-{}", names::new_id()));
+            images.layers().mount_rw(&id, &tmp).map_err(image_error)?;
+            let r = f(&tmp);
+            let _ = images.layers().unmount_rw(&id, &tmp);
+            let _ = std::fs::remove_dir(&tmp);
+            r
+        })
+        .await?
+    }
+
     /// `POST /containers/prune`.
     pub async fn prune(self: &Arc<Self>) -> Value {
         let mut deleted = Vec::new();

@@ -2,6 +2,7 @@
 //! hijacked connections for attach and exec, streamed bodies for logs, events, wait and
 //! progress.
 
+use crate::archive;
 use crate::container::Status;
 use crate::engine::{image_error, parse_signal, Engine};
 use crate::logs::{self, LogOptions};
@@ -549,8 +550,77 @@ async fn dispatch(
                 .await?;
             json_resp(201, &json!({"Id": id}))
         }
-        ContainerUpdate(_) | ContainerStats(_) | ArchiveGet(_) | ArchivePut(_) | ArchiveHead(_)
-        | ImageLoad | ImagePrune | ImageGetAll | ImageGet(_) => {
+        ArchiveHead(id) | ArchiveGet(id) => {
+            let head = req.method() == hyper::Method::HEAD;
+            let c = engine.lookup(&id)?;
+            let path = q.get("path").unwrap_or_default().to_string();
+            if path.is_empty() {
+                return Err(ApiError::bad_request("path is required"));
+            }
+            let cid = c.id.clone();
+            let (tx, rx) = mpsc::channel(64);
+            let p2 = path.clone();
+            // The stat comes first (it decides 404); the tar streams from the same call so the
+            // temporary mount of a stopped container lives exactly as long as the copy.
+            let (stat_tx, stat_rx) = tokio::sync::oneshot::channel();
+            let engine2 = engine.clone();
+            tokio::spawn(async move {
+                let _ = engine2
+                    .with_rootfs(&c, move |root| {
+                        let resolved = archive::resolve_in_root(root, &p2, !p2.ends_with("/."))?;
+                        let stat = archive::stat_header(&resolved, &p2, &cid);
+                        let ok = stat.is_ok();
+                        let _ = stat_tx.send(stat);
+                        if ok && !head {
+                            let mut w = ChanWriter { tx };
+                            let _ = archive::pack(&resolved, &mut w);
+                        }
+                        Ok(())
+                    })
+                    .await;
+            });
+            let stat = stat_rx
+                .await
+                .map_err(|_| ApiError::internal("copy failed"))??;
+            let mut r = if head {
+                empty(200)
+            } else {
+                Response::new(ApiBody::Chan(rx))
+            };
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+            r.headers_mut().insert(
+                "X-Docker-Container-Path-Stat",
+                HeaderValue::from_str(&stat).map_err(|e| ApiError::internal(e.to_string()))?,
+            );
+            r
+        }
+        ArchivePut(id) => {
+            let c = engine.lookup(&id)?;
+            let path = q.get("path").unwrap_or_default().to_string();
+            let body = read_body(req).await?;
+            let cid = c.id.clone();
+            engine
+                .with_rootfs(&c, move |root| {
+                    let dir = archive::resolve_in_root(root, &path, true)?;
+                    if !dir.is_dir() {
+                        return Err(ApiError::not_found(format!(
+                            "Could not find the file {path} in container {cid}"
+                        )));
+                    }
+                    wharf_image::apply::apply_tar(
+                        &mut &body[..],
+                        &dir,
+                        wharf_image::apply::Whiteouts::Literal,
+                    )
+                    .map(drop)
+                    .map_err(image_error)
+                })
+                .await?;
+            empty(200)
+        }
+        ContainerUpdate(_) | ContainerStats(_) | ImageLoad | ImagePrune | ImageGetAll
+        | ImageGet(_) => {
             return Err(ApiError::new(
                 501,
                 "this endpoint is not implemented by wharf yet",

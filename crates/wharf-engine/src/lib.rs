@@ -2,6 +2,7 @@
 //! wharf-engine: the daemon's core. Containers and their state machine, the shims that run
 //! them, events, logs and the image service; `http` binds it all to the Engine API.
 
+pub mod archive;
 pub mod config;
 pub mod container;
 pub mod engine;

@@ -25,6 +25,8 @@ pub enum Whiteouts {
     Overlay,
     /// Delete what they name (the target holds the merged lower layers).
     Delete,
+    /// Not a layer (`docker cp`): `.wh.` names are ordinary files.
+    Literal,
 }
 
 /// What applying a layer produced.
@@ -183,10 +185,11 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_string();
-        if name == OPAQUE {
+        if name == OPAQUE && mode != Whiteouts::Literal {
             let dir = target.parent().unwrap_or(root).to_path_buf();
             match mode {
                 Whiteouts::Overlay => set_opaque(&dir)?,
+                Whiteouts::Literal => unreachable!("checked above"),
                 Whiteouts::Delete => {
                     for child in fs::read_dir(&dir).map_err(Error::io(&dir))? {
                         let child = child.map_err(Error::io(&dir))?;
@@ -196,11 +199,15 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
             }
             continue;
         }
-        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+        if let Some(hidden) = name
+            .strip_prefix(WHITEOUT_PREFIX)
+            .filter(|_| mode != Whiteouts::Literal)
+        {
             let victim = target.with_file_name(hidden);
             match mode {
                 Whiteouts::Overlay => make_whiteout(&victim)?,
                 Whiteouts::Delete => remove_any(&victim)?,
+                Whiteouts::Literal => unreachable!("filtered above"),
             }
             continue;
         }

@@ -502,3 +502,76 @@ fn diff_commit_history_and_run_the_committed_image() {
     );
     assert!(lines[1].ends_with("|Imported from -"), "{hist}");
 }
+
+#[test]
+fn cp_both_ways_running_and_stopped() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let host = d.dir.path().join("cp");
+    std::fs::create_dir_all(host.join("tree/sub")).unwrap();
+    std::fs::write(host.join("tree/sub/f.txt"), "from the host\n").unwrap();
+    std::fs::write(host.join("one.txt"), "single file\n").unwrap();
+
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    d.ok(&["cp", host.join("one.txt").to_str().unwrap(), "box:/tmp/"]);
+    d.ok(&["cp", host.join("tree").to_str().unwrap(), "box:/srv"]);
+    assert_eq!(
+        d.ok(&["exec", "box", "cat", "/tmp/one.txt"]),
+        "single file\n"
+    );
+    assert_eq!(
+        d.ok(&["exec", "box", "cat", "/srv/sub/f.txt"]),
+        "from the host\n"
+    );
+
+    d.ok(&[
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "mkdir -p /out/deep && echo made inside > /out/deep/g.txt",
+    ]);
+    let back = host.join("back");
+    d.ok(&["cp", "box:/out", back.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(back.join("deep/g.txt")).unwrap(),
+        "made inside\n"
+    );
+    // Through the /bin -> busybox symlinks: the link itself comes out, not its target.
+    let o = d.docker(&["cp", "box:/nonexistent", host.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("Could not find the file /nonexistent"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A stopped container is mounted for the copy.
+    d.ok(&[
+        "create",
+        "--name",
+        "idle",
+        "--network",
+        "none",
+        "busybox",
+        "cat",
+        "/one.txt",
+        "/data/sub/f.txt",
+    ]);
+    d.ok(&["cp", host.join("one.txt").to_str().unwrap(), "idle:/"]);
+    // A destination that does not exist yet becomes the copied directory, as in docker.
+    d.ok(&["cp", host.join("tree").to_str().unwrap(), "idle:/data"]);
+    let o = d.docker(&["start", "-a", "idle"]);
+    assert_eq!(stdout(&o), "single file\nfrom the host\n", "{}", stderr(&o));
+}
