@@ -619,8 +619,62 @@ async fn dispatch(
                 .await?;
             empty(200)
         }
-        ContainerUpdate(_) | ContainerStats(_) | ImageLoad | ImagePrune | ImageGetAll
-        | ImageGet(_) => {
+        ImageGet(_) | ImageGetAll => {
+            let names = match &route {
+                ImageGet(n) => vec![n.clone()],
+                _ => q.all("names"),
+            };
+            if names.is_empty() {
+                return Err(ApiError::bad_request("no image names given"));
+            }
+            for n in &names {
+                engine.images.resolve(n).map_err(image_error)?;
+            }
+            let (r, tx) = stream_resp("application/x-tar");
+            let images = engine.images.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut w = ChanWriter { tx };
+                if let Err(e) = images.save(&names, &mut w) {
+                    tracing::warn!("save: {e}");
+                }
+            });
+            r
+        }
+        ImageLoad => {
+            let (pr, pw) = std::io::pipe().map_err(|e| ApiError::internal(e.to_string()))?;
+            let images = engine.images.clone();
+            let job = tokio::task::spawn_blocking(move || {
+                let mut pr = pr;
+                images.load(&mut pr, &mut |_| {})
+            });
+            let mut body = req.into_body();
+            let mut w =
+                tokio::net::unix::pipe::Sender::from_owned_fd(std::os::fd::OwnedFd::from(pw))
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+            while let Some(frame) = body.frame().await {
+                let f = frame
+                    .map_err(|e| ApiError::bad_request(format!("reading the archive: {e}")))?;
+                if let Some(d) = f.data_ref() {
+                    if w.write_all(d).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            drop(w);
+            let lines = job
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(image_error)?;
+            let mut text = String::new();
+            for l in lines {
+                engine.events.publish("image", "load", &l, BTreeMap::new());
+                text.push_str(&format!("{}\n", json!({"stream": format!("{l}\n")})));
+            }
+            let mut r = json_resp(200, &Value::Null);
+            *r.body_mut() = ApiBody::Full(Some(Bytes::from(text)));
+            r
+        }
+        ContainerUpdate(_) | ContainerStats(_) | ImagePrune => {
             return Err(ApiError::new(
                 501,
                 "this endpoint is not implemented by wharf yet",

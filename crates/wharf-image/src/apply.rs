@@ -152,11 +152,41 @@ pub(crate) fn xattr_set(path: &Path, name: &str, value: &[u8]) -> Result<(), Err
 
 /// Applies the layer tar read from `r` onto `root`.
 pub fn apply_layer(r: impl Read, root: &Path, mode: Whiteouts) -> Result<Applied, Error> {
+    apply_layer_keeping(r, root, mode, None)
+}
+
+/// Like `apply_layer`, also writing the uncompressed tar to `keep` as it streams by (so that
+/// `save` can hand out the exact bytes whose sha256 is the diff id).
+pub fn apply_layer_keeping(
+    r: impl Read,
+    root: &Path,
+    mode: Whiteouts,
+    keep: Option<&mut dyn std::io::Write>,
+) -> Result<Applied, Error> {
     let raw = decompress(r).map_err(Error::io(root))?;
-    let mut hashing = HashingReader::new(raw);
+    let mut tee = Tee {
+        inner: raw,
+        copy: keep,
+    };
+    let mut hashing = HashingReader::new(&mut tee);
     let size = apply_tar(&mut hashing, root, mode)?;
     let (diff_id, _) = hashing.finish().map_err(Error::io(root))?;
     Ok(Applied { diff_id, size })
+}
+
+struct Tee<'a, R> {
+    inner: R,
+    copy: Option<&'a mut dyn std::io::Write>,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(w) = &mut self.copy {
+            w.write_all(&buf[..n])?;
+        }
+        Ok(n)
+    }
 }
 
 /// Applies an uncompressed tar stream; returns the total size of regular files.

@@ -55,6 +55,11 @@ pub fn chain_id(parent: Option<&str>, diff_id: &str) -> String {
     }
 }
 
+/// A random suffix for scratch names.
+pub fn random_suffix() -> String {
+    random_id(12)
+}
+
 fn random_id(len: usize) -> String {
     const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut buf = vec![0u8; len];
@@ -174,7 +179,14 @@ impl LayerStore {
                 }
                 Whiteouts::Delete
             };
-            let applied = apply::apply_layer(r, &diff, mode)?;
+            let tar_path = tmp.join("layer.tar");
+            let mut keep =
+                std::io::BufWriter::new(fs::File::create(&tar_path).map_err(Error::io(&tar_path))?);
+            let applied = apply::apply_layer_keeping(r, &diff, mode, Some(&mut keep))?;
+            keep.into_inner()
+                .map_err(|e| Error::io(&tar_path)(e.into_error()))?
+                .sync_all()
+                .map_err(Error::io(&tar_path))?;
             let chain = chain_id(parent, &applied.diff_id);
             let info = LayerInfo {
                 chain_id: chain.clone(),
@@ -515,6 +527,11 @@ impl LayerStore {
             return Err(Error::NoSuchLayer(id.to_string()));
         }
         Ok(apply::dir_size(&dir))
+    }
+
+    /// The layer's uncompressed tar exactly as it was received (its sha256 is the diff id).
+    pub fn layer_tar(&self, chain: &str) -> PathBuf {
+        self.layer_dir(chain).join("layer.tar")
     }
 
     /// A scratch directory on the same filesystem as the layers (cleaned at open).

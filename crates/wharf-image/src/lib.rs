@@ -4,6 +4,7 @@
 //! Everything here is blocking; the daemon calls it from `spawn_blocking`.
 
 pub mod apply;
+pub mod archive_io;
 pub mod digest;
 pub mod error;
 pub mod layers;

@@ -155,6 +155,11 @@ impl ImageStore {
         })
     }
 
+    /// Where the config of image `id` is stored.
+    pub fn imagedb_path(&self, id: &str) -> PathBuf {
+        self.imagedb.join(hex_of(id))
+    }
+
     /// The layer store.
     pub fn layers(&self) -> &LayerStore {
         &self.layers
@@ -365,6 +370,26 @@ impl ImageStore {
         let mut repos = self.repos.lock().expect("repos lock");
         if let Some(r) = &target {
             Self::set_tag(&mut repos, r, &id);
+            self.save_repos(&repos)?;
+        }
+        self.image_by_id(&id, &repos)
+    }
+
+    /// Stores a config document exactly as given (its bytes define the image id: `load`).
+    pub fn put_image_raw(&self, config: &[u8], tags: &[Reference]) -> Result<Image, Error> {
+        let _: Value = serde_json::from_slice(config).map_err(|e| Error::InvalidArchive {
+            reason: format!("image config is not JSON: {e}"),
+        })?;
+        let id = sha256(config);
+        let p = self.imagedb.join(hex_of(&id));
+        if !p.exists() {
+            write_atomic(&p, config).map_err(Error::io(&p))?;
+        }
+        let mut repos = self.repos.lock().expect("repos lock");
+        if !tags.is_empty() {
+            for r in tags {
+                Self::set_tag(&mut repos, r, &id);
+            }
             self.save_repos(&repos)?;
         }
         self.image_by_id(&id, &repos)

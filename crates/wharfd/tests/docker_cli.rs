@@ -575,3 +575,144 @@ fn cp_both_ways_running_and_stopped() {
     let o = d.docker(&["start", "-a", "idle"]);
     assert_eq!(stdout(&o), "single file\nfrom the host\n", "{}", stderr(&o));
 }
+
+#[test]
+fn save_load_round_trip_keeps_ids_and_skopeo_reads_the_archive() {
+    require_env!();
+    let a = Daemon::start();
+    a.busybox();
+    a.ok(&[
+        "run",
+        "--name",
+        "cc",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo layered > /second.txt",
+    ]);
+    a.ok(&["commit", "cc", "two:layers"]);
+    let ids = a.ok(&[
+        "images",
+        "--no-trunc",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.ID}}",
+    ]);
+    let archive = a.dir.path().join("images.tar");
+    a.ok(&[
+        "save",
+        "-o",
+        archive.to_str().unwrap(),
+        "busybox",
+        "two:layers",
+    ]);
+
+    if std::path::Path::new("/usr/bin/skopeo").exists() {
+        let o = std::process::Command::new("skopeo")
+            .args([
+                "inspect",
+                &format!("docker-archive:{}:two:layers", archive.display()),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "skopeo: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["Layers"].as_array().unwrap().len(), 2, "{v}");
+    }
+
+    let b = Daemon::start();
+    let o = b.docker(&["load", "-i", archive.to_str().unwrap()]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        out.contains("Loaded image: busybox:latest") && out.contains("Loaded image: two:layers"),
+        "{out}"
+    );
+    let ids_b = b.ok(&[
+        "images",
+        "--no-trunc",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.ID}}",
+    ]);
+    let sorted = |s: &str| {
+        let mut v: Vec<String> = s.lines().map(String::from).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(&ids),
+        sorted(&ids_b),
+        "the same image ids after save | load"
+    );
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "two:layers",
+            "cat",
+            "/second.txt"
+        ]),
+        "layered\n"
+    );
+
+    // An OCI layout written by skopeo loads and runs.
+    if std::path::Path::new("/usr/bin/skopeo").exists() {
+        let oci = a.dir.path().join("oci");
+        let o = std::process::Command::new("skopeo")
+            .args([
+                "copy",
+                &format!("docker-archive:{}:two:layers", archive.display()),
+                &format!("oci:{}:two", oci.display()),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "skopeo copy: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let tar = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&oci)
+            .args(["-c", "."])
+            .output()
+            .unwrap();
+        let c = Daemon::start();
+        let o = c.docker_stdin(&["load"], Some(&tar.stdout));
+        let out = stdout(&o);
+        assert!(
+            out.contains("Loaded image ID: sha256:"),
+            "{out}{}",
+            stderr(&o)
+        );
+        let id = out.trim().rsplit(' ').next().unwrap().to_string();
+        assert_eq!(
+            c.ok(&[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                &id,
+                "cat",
+                "/second.txt"
+            ]),
+            "layered\n"
+        );
+    }
+
+    // A corrupt archive is refused and leaves nothing behind.
+    let mut bad = std::fs::read(&archive).unwrap();
+    let n = bad.len();
+    bad.truncate(n / 2);
+    let c = Daemon::start();
+    let o = c.docker_stdin(&["load"], Some(&bad));
+    assert!(!o.status.success());
+    assert_eq!(c.ok(&["images", "-q"]), "");
+}
