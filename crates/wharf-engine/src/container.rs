@@ -155,6 +155,17 @@ impl Container {
         Ok(out)
     }
 
+    /// Changes the record and notifies watchers without persisting: for transient steps on the
+    /// start path whose outcome the next `update` persists anyway (saves an fsync per start).
+    pub fn update_volatile<T>(&self, f: impl FnOnce(&mut Record) -> T) -> T {
+        let mut rec = self.record.lock().expect("record lock");
+        let out = f(&mut rec);
+        let st = (rec.state.status, rec.generation);
+        drop(rec);
+        self.changed.send_replace(st);
+        out
+    }
+
     /// A receiver that sees every (status, generation) change.
     pub fn watch(&self) -> watch::Receiver<(Status, u64)> {
         self.changed.subscribe()

@@ -725,11 +725,10 @@ impl Engine {
         }
         // Let attach requests that were waiting for this run connect before the process runs,
         // so no output is lost.
-        c.update(|r| {
+        c.update_volatile(|r| {
             r.generation += 1;
             r.state.pid = pid;
-        })
-        .map_err(internal)?;
+        });
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while c.pending_attach.load(std::sync::atomic::Ordering::SeqCst) > 0 {
             if tokio::time::timeout_at(deadline, self.attach_done.notified())
@@ -981,6 +980,7 @@ impl Engine {
             },
         )
         .await;
+        self.event(c, "kill", &[("signal", sig.to_string())]);
         let graceful = t >= 0 && Self::wait_not_live(c, Some(Duration::from_secs(t as u64))).await;
         if !graceful {
             let _ = shim::call(
@@ -991,6 +991,7 @@ impl Engine {
                 },
             )
             .await;
+            self.event(c, "kill", &[("signal", "9".to_string())]);
             Self::wait_not_live(c, Some(Duration::from_secs(30))).await;
         }
         self.event(c, "stop", &[]);
@@ -1018,6 +1019,7 @@ impl Engine {
                 },
             )
             .await;
+            self.event(c, "kill", &[("signal", "9".to_string())]);
             Self::wait_not_live(c, Some(Duration::from_secs(30))).await;
         }
         if self

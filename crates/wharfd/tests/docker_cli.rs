@@ -716,3 +716,84 @@ fn save_load_round_trip_keeps_ids_and_skopeo_reads_the_archive() {
     assert!(!o.status.success());
     assert_eq!(c.ok(&["images", "-q"]), "");
 }
+
+#[test]
+fn events_pause_unpause_rename() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let since = chrono_now();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pz",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    d.ok(&["pause", "pz"]);
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.State.Paused}}",
+            "pz"
+        ])
+        .trim(),
+        "paused true"
+    );
+    let o = d.docker(&["exec", "pz", "true"]);
+    assert!(stderr(&o).contains("is paused"), "{}", stderr(&o));
+    d.ok(&["unpause", "pz"]);
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Status}}", "pz"])
+            .trim(),
+        "running"
+    );
+    d.ok(&["rename", "pz", "pz2"]);
+    d.ok(&["rm", "-f", "pz2"]);
+    let until = chrono_now() + 1;
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until.to_string(),
+        "--format",
+        "{{.Type}} {{.Action}}",
+        "--filter",
+        "type=container",
+    ]);
+    let actions: Vec<&str> = ev.lines().collect();
+    let want = [
+        "container create",
+        "container start",
+        "container pause",
+        "container unpause",
+        "container rename",
+        "container kill",
+        "container die",
+        "container destroy",
+    ];
+    let mut pos = 0;
+    for a in &actions {
+        if pos < want.len() && *a == want[pos] {
+            pos += 1;
+        }
+    }
+    assert_eq!(
+        pos,
+        want.len(),
+        "events out of order or missing: {actions:?}"
+    );
+}
+
+fn chrono_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
