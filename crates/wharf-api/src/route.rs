@@ -49,6 +49,11 @@ pub enum Route {
     ImageHistory(String),
     ImageGet(String),
     Commit,
+    VolumeList,
+    VolumeCreate,
+    VolumePrune,
+    VolumeInspect(String),
+    VolumeDelete(String),
 }
 
 /// A parsed API version `major.minor`.
@@ -135,6 +140,11 @@ pub fn route(method: &str, path: &str) -> Result<(ApiVersion, Route), ApiError> 
         ("POST", ["images", "prune"]) => ImagePrune,
         ("GET", ["images", "get"]) => ImageGetAll,
         ("POST", ["commit"]) => Commit,
+        ("GET", ["volumes"]) => VolumeList,
+        ("POST", ["volumes", "create"]) => VolumeCreate,
+        ("POST", ["volumes", "prune"]) => VolumePrune,
+        ("GET", ["volumes", _]) => VolumeInspect(id(1)),
+        ("DELETE", ["volumes", _]) => VolumeDelete(id(1)),
         // Image names contain slashes: everything between /images/ and the action.
         ("GET", ["images", name @ .., "json"]) if !name.is_empty() => ImageInspect(name.join("/")),
         ("POST", ["images", name @ .., "tag"]) if !name.is_empty() => ImageTag(name.join("/")),

@@ -87,6 +87,9 @@ pub struct Record {
     /// The container's address on the bridge while it runs.
     #[serde(default)]
     pub endpoint: Option<EndpointRecord>,
+    /// Binds and volumes.
+    #[serde(default)]
+    pub mounts: Vec<crate::volumes::MountRecord>,
 }
 
 /// What inspect reports of a container's bridge endpoint.
@@ -276,6 +279,7 @@ mod tests {
             generation: 0,
             manually_stopped: false,
             endpoint: None,
+            mounts: vec![],
         };
         let c = Container::new(dir.path().to_path_buf(), rec);
         let mut w = c.watch();

@@ -43,6 +43,7 @@ pub struct Engine {
     create_lock: tokio::sync::Mutex<()>,
     attach_done: Notify,
     bridge: Option<wharf_net::Bridge>,
+    pub volumes: crate::volumes::Volumes,
     /// Whether the bridge's host side was set up (once, on first use).
     bridge_ready: tokio::sync::Mutex<bool>,
 }
@@ -125,7 +126,9 @@ impl Engine {
             ),
             None => None,
         };
+        let volumes = crate::volumes::Volumes::open(cfg.data_root.join("volumes"))?;
         let engine = Arc::new(Engine {
+            volumes,
             bridge,
             bridge_ready: tokio::sync::Mutex::new(false),
             cfg,
@@ -444,6 +447,14 @@ impl Engine {
             tmp_cleanup(&dir);
             return Err(image_error(e));
         }
+        let mounts = match self.resolve_mounts(hc, cfg, &image) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = self.images.layers().remove_rw(&id);
+                tmp_cleanup(&dir);
+                return Err(e);
+            }
+        };
         let mut merged = req.raw_config.clone();
         merged.insert("Hostname".into(), json!(hostname));
         merged.insert("Env".into(), json!(env));
@@ -530,6 +541,7 @@ impl Engine {
             generation: 0,
             manually_stopped: false,
             endpoint: None,
+            mounts,
         };
         let c = Arc::new(Container::new(dir.clone(), rec));
         if let Err(e) = c.update(|_| ()) {
@@ -544,6 +556,142 @@ impl Engine {
         drop(_guard);
         self.event(&c, "create", &[]);
         Ok((id, vec![]))
+    }
+
+    /// Binds (`-v /host:/ctr`, `-v name:/ctr`) and anonymous volumes (`-v /ctr`, image VOLUME).
+    fn resolve_mounts(
+        &self,
+        hc: &HostConfig,
+        cfg: &wharf_api::types::ContainerConfig,
+        image: &wharf_image::Image,
+    ) -> Result<Vec<crate::volumes::MountRecord>, ApiError> {
+        use crate::volumes::{parse_bind, MountRecord};
+        let mut out: Vec<MountRecord> = Vec::new();
+        for b in hc.binds.iter().flatten() {
+            let (src, dst, opts) = parse_bind(b)?;
+            if out.iter().any(|m| m.destination == dst) {
+                return Err(ApiError::bad_request(format!(
+                    "Duplicate mount point: {dst}"
+                )));
+            }
+            let rw = !opts.iter().any(|o| o == "ro");
+            let propagation = opts
+                .iter()
+                .find(|o| o.ends_with("private") || o.ends_with("shared") || o.ends_with("slave"))
+                .cloned()
+                .unwrap_or_else(|| "rprivate".into());
+            let mode = opts.join(",");
+            if src.starts_with('/') {
+                // `-v` creates a missing host path, as Docker does.
+                std::fs::create_dir_all(&src).map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "error while creating mount source path '{src}': {e}"
+                    ))
+                })?;
+                out.push(MountRecord {
+                    kind: "bind".into(),
+                    name: String::new(),
+                    source: src.into(),
+                    destination: dst,
+                    rw,
+                    propagation,
+                    mode,
+                    nocopy: false,
+                });
+            } else {
+                let v = self.volumes.create(Some(&src), Default::default(), false)?;
+                out.push(MountRecord {
+                    kind: "volume".into(),
+                    source: self.volumes.data_path(&v.name),
+                    name: v.name,
+                    destination: dst,
+                    rw,
+                    propagation: String::new(),
+                    mode: if mode.is_empty() { "z".into() } else { mode },
+                    nocopy: opts.iter().any(|o| o == "nocopy"),
+                });
+            }
+        }
+        let mut anon: Vec<String> = cfg
+            .volumes
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect();
+        if let Some(iv) = image.config["Volumes"].as_object() {
+            anon.extend(iv.keys().cloned());
+        }
+        for dst in anon {
+            if out.iter().any(|m| m.destination == dst) {
+                continue;
+            }
+            let v = self.volumes.create(None, Default::default(), true)?;
+            out.push(MountRecord {
+                kind: "volume".into(),
+                source: self.volumes.data_path(&v.name),
+                name: v.name,
+                destination: dst,
+                rw: true,
+                propagation: String::new(),
+                mode: String::new(),
+                nocopy: false,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Fills new volumes from the image's content at their mount points (Docker's copy-up),
+    /// once per volume; `rootfs` is the container's mounted root.
+    fn populate_volumes(&self, rec: &Record, rootfs: &std::path::Path) -> Result<(), ApiError> {
+        for m in rec
+            .mounts
+            .iter()
+            .filter(|m| m.kind == "volume" && !m.nocopy)
+        {
+            let meta = self.volumes.get(&m.name)?;
+            if meta.populated {
+                continue;
+            }
+            let src = crate::archive::resolve_in_root(rootfs, &m.destination, true)?;
+            let empty = std::fs::read_dir(&m.source)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
+            if src.is_dir() && empty {
+                let st = std::process::Command::new("cp")
+                    .arg("-a")
+                    .arg(format!("{}/.", src.display()))
+                    .arg(&m.source)
+                    .status()
+                    .map_err(|e| {
+                        ApiError::internal(format!(
+                            "copying image content into volume {}: {e}",
+                            m.name
+                        ))
+                    })?;
+                if !st.success() {
+                    return Err(ApiError::internal(format!(
+                        "copying image content into volume {} failed",
+                        m.name
+                    )));
+                }
+            }
+            self.volumes.mark_populated(&m.name)?;
+        }
+        Ok(())
+    }
+
+    /// Containers (ids) that mount volume `name`.
+    pub fn volume_users(&self, name: &str) -> Vec<String> {
+        self.all()
+            .iter()
+            .filter(|c| {
+                c.snapshot()
+                    .mounts
+                    .iter()
+                    .any(|m| m.kind == "volume" && m.name == name)
+            })
+            .map(|c| c.id.clone())
+            .collect()
     }
 
     fn host_config(rec: &Record) -> HostConfig {
@@ -589,6 +737,9 @@ impl Engine {
             msg
         };
         let hc = Self::host_config(&rec);
+        if let Err(e) = self.populate_volumes(&rec, &rootfs) {
+            return Err(ApiError::internal(fail(self, e.message)));
+        }
         let cfg = &rec.config;
         let strs = |v: &Value| -> Vec<String> {
             v.as_array()
@@ -630,6 +781,7 @@ impl Engine {
             host: &hc,
             netns,
             cgroup_path: &cgroup_path,
+            mounts: &rec.mounts,
         };
         let spec = match spec::build(&spec_in) {
             Ok(s) => s,
@@ -703,7 +855,7 @@ impl Engine {
                     // `run --rm` waits for the removal: do it, as dockerd does.
                     let (engine, c) = (self.clone(), c.clone());
                     tokio::spawn(async move {
-                        let _ = engine.remove(&c, true).await;
+                        let _ = engine.remove_with(&c, true, true).await;
                     });
                 }
                 return Err(ApiError::bad_request(full));
@@ -894,7 +1046,7 @@ impl Engine {
                 }
             });
         } else if hc.auto_remove {
-            let _ = self.remove(c, true).await;
+            let _ = self.remove_with(c, true, true).await;
         }
     }
 
@@ -1000,6 +1152,16 @@ impl Engine {
 
     /// `DELETE /containers/{id}`.
     pub async fn remove(self: &Arc<Self>, c: &Arc<Container>, force: bool) -> Result<(), ApiError> {
+        self.remove_with(c, force, false).await
+    }
+
+    /// `DELETE /containers/{id}?v=`: also removes its anonymous volumes when `volumes`.
+    pub async fn remove_with(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), ApiError> {
         let rec = c.snapshot();
         if !rec.state.status.can_remove() {
             if !force {
@@ -1044,6 +1206,18 @@ impl Engine {
         .await?;
         self.event(c, "destroy", &[]);
         c.mark_removed();
+        if volumes {
+            for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
+                let anonymous = self
+                    .volumes
+                    .get(&m.name)
+                    .map(|v| v.anonymous)
+                    .unwrap_or(false);
+                if anonymous && self.volume_users(&m.name).is_empty() {
+                    let _ = self.volumes.remove(&m.name);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -1278,7 +1452,7 @@ impl Engine {
             "ExecIDs": if execs.is_empty() { Value::Null } else { json!(execs) },
             "HostConfig": r.host_config,
             "GraphDriver": {"Name": self.images.layers().driver(), "Data": null},
-            "Mounts": [],
+            "Mounts": r.mounts.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
             "Config": r.config,
             "NetworkSettings": network_settings(&r),
         })
@@ -1570,7 +1744,7 @@ fn summary(r: &Record) -> Value {
         "Status": container::status_line(&r.state),
         "HostConfig": {"NetworkMode": mode},
         "NetworkSettings": {"Networks": network_settings(r)["Networks"]},
-        "Mounts": [],
+        "Mounts": r.mounts.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
     })
 }
 

@@ -331,7 +331,7 @@ async fn dispatch(
         }
         ContainerDelete(id) => {
             let c = engine.lookup(&id)?;
-            engine.remove(&c, q.flag("force")).await?;
+            engine.remove_with(&c, q.flag("force"), q.flag("v")).await?;
             empty(204)
         }
         ContainerLogs(id) => container_logs(&engine, &engine.lookup(&id)?, &q)?,
@@ -673,6 +673,99 @@ async fn dispatch(
             let mut r = json_resp(200, &Value::Null);
             *r.body_mut() = ApiBody::Full(Some(Bytes::from(text)));
             r
+        }
+        VolumeList => {
+            let filters = q.filters()?;
+            let vols: Vec<Value> = engine
+                .volumes
+                .list()
+                .iter()
+                .filter(|v| {
+                    filters.iter().all(|(k, vals)| {
+                        vals.is_empty()
+                            || vals.iter().any(|f| match k.as_str() {
+                                "name" => v.name.contains(f.as_str()),
+                                "dangling" => {
+                                    (f == "true" || f == "1")
+                                        == engine.volume_users(&v.name).is_empty()
+                                }
+                                "label" => {
+                                    let (lk, lv) = f.split_once('=').unwrap_or((f, ""));
+                                    v.labels.get(lk).is_some_and(|x| lv.is_empty() || x == lv)
+                                }
+                                "driver" => f == "local",
+                                _ => true,
+                            })
+                    })
+                })
+                .map(|v| engine.volumes.to_json(v))
+                .collect();
+            json_resp(200, &json!({"Volumes": vols, "Warnings": []}))
+        }
+        VolumeCreate => {
+            let body = read_body(req).await?;
+            let b: Value = if body.is_empty() {
+                json!({})
+            } else {
+                serde_json::from_slice(&body)
+                    .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
+            };
+            let driver = b["Driver"].as_str().unwrap_or_default();
+            if !driver.is_empty() && driver != "local" {
+                return Err(ApiError::not_found(format!(
+                    "plugin \"{driver}\" not found"
+                )));
+            }
+            if b["DriverOpts"].as_object().is_some_and(|o| !o.is_empty()) {
+                return Err(ApiError::bad_request(
+                    "local driver options (type, device, o) are not supported by wharf yet",
+                ));
+            }
+            let labels = serde_json::from_value(b["Labels"].clone()).unwrap_or_default();
+            let v = engine.volumes.create(b["Name"].as_str(), labels, false)?;
+            engine.events.publish(
+                "volume",
+                "create",
+                &v.name,
+                [("driver".to_string(), "local".to_string())].into(),
+            );
+            json_resp(201, &engine.volumes.to_json(&v))
+        }
+        VolumeInspect(name) => json_resp(200, &engine.volumes.to_json(&engine.volumes.get(&name)?)),
+        VolumeDelete(name) => {
+            engine.volumes.get(&name)?;
+            let users = engine.volume_users(&name);
+            if !users.is_empty() {
+                return Err(ApiError::conflict(format!(
+                    "remove {name}: volume is in use - [{}]",
+                    users.join(", ")
+                )));
+            }
+            engine.volumes.remove(&name)?;
+            engine
+                .events
+                .publish("volume", "destroy", &name, BTreeMap::new());
+            empty(204)
+        }
+        VolumePrune => {
+            let filters = q.filters()?;
+            let all = filters
+                .get("all")
+                .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
+            let mut deleted = Vec::new();
+            let mut space = 0u64;
+            for v in engine.volumes.list() {
+                if (all || v.anonymous) && engine.volume_users(&v.name).is_empty() {
+                    space += wharf_image::apply::dir_size(&engine.volumes.data_path(&v.name));
+                    if engine.volumes.remove(&v.name).is_ok() {
+                        deleted.push(v.name.clone());
+                    }
+                }
+            }
+            json_resp(
+                200,
+                &json!({"VolumesDeleted": deleted, "SpaceReclaimed": space}),
+            )
         }
         ContainerUpdate(_) | ContainerStats(_) | ImagePrune => {
             return Err(ApiError::new(

@@ -12,6 +12,7 @@ pub mod logs;
 pub mod names;
 pub mod shim;
 pub mod spec;
+pub mod volumes;
 
 pub use config::EngineConfig;
 pub use engine::Engine;

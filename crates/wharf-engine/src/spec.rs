@@ -224,6 +224,8 @@ pub struct SpecInput<'a> {
     /// `None` for the host's network namespace, else a new one (`none`) or a path.
     pub netns: Option<Option<&'a str>>,
     pub cgroup_path: &'a str,
+    /// Binds and volumes, resolved at create.
+    pub mounts: &'a [crate::volumes::MountRecord],
 }
 
 /// Builds the OCI `config.json`.
@@ -272,46 +274,19 @@ pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
         o.extend(opts.split(',').filter(|s| !s.is_empty()).map(String::from));
         mounts.push(json!({"destination": path, "type": "tmpfs", "source": "tmpfs", "options": o}));
     }
-    for b in i.host.binds.iter().flatten() {
-        let parts: Vec<&str> = b.split(':').collect();
-        let (src, dst, mode) = match parts.as_slice() {
-            [s, d] => (*s, *d, ""),
-            [s, d, m] => (*s, *d, *m),
-            _ => return Err(SpecError(format!("invalid volume specification: '{b}'"))),
-        };
-        if !src.starts_with('/') {
-            return Err(SpecError(format!(
-                "named volumes are not supported yet ({src}): use an absolute host path"
-            )));
-        }
-        if !dst.starts_with('/') {
-            return Err(SpecError(format!(
-                "invalid mount config: mount path must be absolute: {dst}"
-            )));
-        }
-        std::fs::create_dir_all(src).map_err(|e| {
-            SpecError(format!(
-                "error while creating mount source path '{src}': {e}"
-            ))
-        })?;
-        let mut o = vec!["rbind".to_string()];
-        for m in mode.split(',').filter(|s| !s.is_empty()) {
-            match m {
-                "ro" | "rw" => o.push(m.into()),
-                "z" | "Z" => {}
-                "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => {
-                    o.push(m.into())
-                }
-                other => return Err(SpecError(format!("invalid mode: {other}"))),
-            }
-        }
-        if !o
-            .iter()
-            .any(|x| x.ends_with("private") || x.ends_with("shared") || x.ends_with("slave"))
-        {
-            o.push("rprivate".into());
-        }
-        mounts.push(json!({"destination": dst, "type": "bind", "source": src, "options": o}));
+    for m in i.mounts {
+        let mut o = vec![
+            "rbind".to_string(),
+            if m.rw { "rw" } else { "ro" }.to_string(),
+        ];
+        o.push(if m.propagation.is_empty() {
+            "rprivate".to_string()
+        } else {
+            m.propagation.clone()
+        });
+        mounts.push(
+            json!({"destination": m.destination, "type": "bind", "source": m.source, "options": o}),
+        );
     }
     let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
     if !i.host.privileged {
@@ -506,6 +481,7 @@ mod tests {
             host,
             netns: Some(None),
             cgroup_path: "/wharf/abc",
+            mounts: &[],
         }
     }
 

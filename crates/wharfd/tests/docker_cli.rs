@@ -797,3 +797,167 @@ fn chrono_now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+#[test]
+fn volumes_persist_copy_up_in_use_ro_binds_and_prune() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&["volume", "create", "--label", "team=db", "data"]);
+    d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "data:/d",
+        "busybox",
+        "sh",
+        "-c",
+        "echo persisted > /d/f",
+    ]);
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            "data:/d",
+            "busybox",
+            "cat",
+            "/d/f"
+        ]),
+        "persisted\n"
+    );
+    let mp = d.ok(&[
+        "volume",
+        "inspect",
+        "--format",
+        "{{.Mountpoint}} {{.Labels.team}}",
+        "data",
+    ]);
+    assert!(mp.trim().ends_with("/volumes/data/_data db"), "{mp}");
+
+    d.ok(&[
+        "create",
+        "--name",
+        "user",
+        "--network",
+        "none",
+        "-v",
+        "data:/d",
+        "busybox",
+        "true",
+    ]);
+    let o = d.docker(&["volume", "rm", "data"]);
+    assert!(stderr(&o).contains("volume is in use"), "{}", stderr(&o));
+    let mounts = d.ok(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.RW}}{{end}}",
+        "user",
+    ]);
+    assert_eq!(mounts.trim(), "volume data /d true");
+    d.ok(&["rm", "user"]);
+    d.ok(&["volume", "rm", "data"]);
+    assert_eq!(d.ok(&["volume", "ls", "-q"]), "");
+
+    // Image content at a VOLUME path is copied into a new volume; anonymous volumes go with rm -v.
+    d.ok(&[
+        "run",
+        "--name",
+        "seed",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /seed && echo from-image > /seed/s",
+    ]);
+    d.ok(&["commit", "--change", "VOLUME /seed", "seed", "seeded"]);
+    d.ok(&["rm", "seed"]);
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            "named:/seed",
+            "seeded",
+            "cat",
+            "/seed/s"
+        ]),
+        "from-image\n"
+    );
+    d.ok(&[
+        "run",
+        "--name",
+        "anon",
+        "--network",
+        "none",
+        "seeded",
+        "cat",
+        "/seed/s",
+    ]);
+    assert_eq!(
+        d.ok(&["volume", "ls", "-q"]).lines().count(),
+        2,
+        "named + one anonymous"
+    );
+    d.ok(&["rm", "-v", "anon"]);
+    assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "named");
+    d.ok(&["run", "--rm", "--network", "none", "seeded", "true"]);
+    assert_eq!(
+        d.ok(&["volume", "ls", "-q"]).trim(),
+        "named",
+        "--rm removes anonymous volumes"
+    );
+    d.ok(&[
+        "run",
+        "--name",
+        "keep",
+        "--network",
+        "none",
+        "-v",
+        "/scratch",
+        "busybox",
+        "true",
+    ]);
+    d.ok(&["volume", "prune", "-f"]);
+    assert_eq!(
+        d.ok(&["volume", "ls", "-q"]).lines().count(),
+        2,
+        "prune keeps used and named volumes"
+    );
+    d.ok(&["rm", "keep"]);
+    d.ok(&["volume", "prune", "-f"]);
+    assert_eq!(
+        d.ok(&["volume", "ls", "-q"]).trim(),
+        "named",
+        "anonymous unused volume pruned"
+    );
+
+    // A read-only bind refuses writes; a missing host path is created for -v.
+    let host = d.dir.path().join("hostdir/new");
+    let spec = format!("{}:/h:ro", host.display());
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &spec,
+        "busybox",
+        "touch",
+        "/h/x",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(host.is_dir());
+}

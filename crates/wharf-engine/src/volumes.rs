@@ -1,0 +1,273 @@
+//! Named and anonymous volumes (the `local` driver): directories under
+//! `<data-root>/volumes/<name>/_data`, with their metadata kept atomically in
+//! `<data-root>/volumes/metadata.json`.
+
+use crate::container::write_atomic;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use wharf_api::ApiError;
+
+/// What is kept about a volume.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VolumeMeta {
+    pub name: String,
+    pub created_at: String,
+    pub labels: BTreeMap<String, String>,
+    /// Made for a container's `-v /path` or an image VOLUME: removed with `rm -v`.
+    pub anonymous: bool,
+    /// Filled from the image's content at its first mount point (or chose not to be).
+    pub populated: bool,
+}
+
+/// The volumes of one data-root.
+pub struct Volumes {
+    root: PathBuf,
+    meta: Mutex<BTreeMap<String, VolumeMeta>>,
+}
+
+fn valid_name(n: &str) -> bool {
+    crate::names::valid(n)
+}
+
+impl Volumes {
+    /// Loads the volume metadata under `root`.
+    pub fn open(root: PathBuf) -> Result<Volumes, String> {
+        std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+        let p = root.join("metadata.json");
+        let meta = match std::fs::read(&p) {
+            Ok(d) => serde_json::from_slice(&d).map_err(|e| format!("{}: {e}", p.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(format!("{}: {e}", p.display())),
+        };
+        Ok(Volumes {
+            root,
+            meta: Mutex::new(meta),
+        })
+    }
+
+    fn save(&self, m: &BTreeMap<String, VolumeMeta>) -> Result<(), ApiError> {
+        write_atomic(
+            &self.root.join("metadata.json"),
+            &serde_json::to_vec(m).expect("serializable"),
+        )
+        .map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    /// The directory containers see.
+    pub fn data_path(&self, name: &str) -> PathBuf {
+        self.root.join(name).join("_data")
+    }
+
+    /// Creates a volume (a random name when `None`); an existing name is returned as is,
+    /// as Docker does.
+    pub fn create(
+        &self,
+        name: Option<&str>,
+        labels: BTreeMap<String, String>,
+        anonymous: bool,
+    ) -> Result<VolumeMeta, ApiError> {
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) if !valid_name(n) => {
+                return Err(ApiError::bad_request(format!(
+                    "create {n}: \"{n}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+                )))
+            }
+            Some(n) => n.to_string(),
+            None => crate::names::new_id(),
+        };
+        let mut m = self.meta.lock().expect("volumes lock");
+        if let Some(v) = m.get(&name) {
+            return Ok(v.clone());
+        }
+        let data = self.data_path(&name);
+        std::fs::create_dir_all(&data)
+            .map_err(|e| ApiError::internal(format!("{}: {e}", data.display())))?;
+        let v = VolumeMeta {
+            name: name.clone(),
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            labels,
+            anonymous,
+            populated: false,
+        };
+        m.insert(name, v.clone());
+        self.save(&m)?;
+        Ok(v)
+    }
+
+    pub fn get(&self, name: &str) -> Result<VolumeMeta, ApiError> {
+        self.meta
+            .lock()
+            .expect("volumes lock")
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("get {name}: no such volume")))
+    }
+
+    pub fn list(&self) -> Vec<VolumeMeta> {
+        self.meta
+            .lock()
+            .expect("volumes lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Marks a volume as populated (first mount done).
+    pub fn mark_populated(&self, name: &str) -> Result<(), ApiError> {
+        let mut m = self.meta.lock().expect("volumes lock");
+        if let Some(v) = m.get_mut(name) {
+            v.populated = true;
+        }
+        self.save(&m)
+    }
+
+    /// Removes a volume and its data (the caller checked it is unused).
+    pub fn remove(&self, name: &str) -> Result<(), ApiError> {
+        let mut m = self.meta.lock().expect("volumes lock");
+        if m.remove(name).is_none() {
+            return Err(ApiError::not_found(format!("get {name}: no such volume")));
+        }
+        self.save(&m)?;
+        drop(m);
+        let dir = self.root.join(name);
+        // Out of sight first, then delete: a crash never leaves a half-deleted volume listed.
+        let trash = self.root.join(format!(".trash-{}", crate::names::new_id()));
+        if std::fs::rename(&dir, &trash).is_ok() {
+            let _ = std::fs::remove_dir_all(&trash);
+        }
+        Ok(())
+    }
+
+    /// Docker's JSON for a volume.
+    pub fn to_json(&self, v: &VolumeMeta) -> Value {
+        json!({
+            "Name": v.name,
+            "Driver": "local",
+            "Mountpoint": self.data_path(&v.name),
+            "CreatedAt": v.created_at,
+            "Labels": v.labels,
+            "Scope": "local",
+            "Options": {},
+        })
+    }
+}
+
+/// One mount of a container, resolved at create.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MountRecord {
+    /// "bind" or "volume".
+    pub kind: String,
+    /// The volume's name ("" for binds).
+    pub name: String,
+    pub source: PathBuf,
+    pub destination: String,
+    pub rw: bool,
+    pub propagation: String,
+    /// Options as given ("ro,z"...), for inspect's `Mode`.
+    pub mode: String,
+    /// `nocopy`: do not fill a new volume from the image.
+    pub nocopy: bool,
+}
+
+impl MountRecord {
+    /// Docker's `Mounts[]` entry.
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "Type": self.kind,
+            "Source": self.source,
+            "Destination": self.destination,
+            "Mode": self.mode,
+            "RW": self.rw,
+            "Propagation": self.propagation,
+        });
+        if self.kind == "volume" {
+            v["Name"] = json!(self.name);
+            v["Driver"] = json!("local");
+        }
+        v
+    }
+}
+
+/// Parses one `Binds` entry (`src:dst[:opts]`): an absolute `src` is a bind mount, anything
+/// else names a volume.
+pub fn parse_bind(b: &str) -> Result<(String, String, Vec<String>), ApiError> {
+    let bad = || ApiError::bad_request(format!("invalid volume specification: '{b}'"));
+    let parts: Vec<&str> = b.split(':').collect();
+    let (src, dst, opts) = match parts.as_slice() {
+        [s, d] => (*s, *d, ""),
+        [s, d, o] => (*s, *d, *o),
+        _ => return Err(bad()),
+    };
+    if src.is_empty() || !dst.starts_with('/') {
+        return Err(ApiError::bad_request(format!(
+            "invalid volume specification: '{b}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
+        )));
+    }
+    let opts: Vec<String> = opts
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    for o in &opts {
+        if !matches!(
+            o.as_str(),
+            "ro" | "rw"
+                | "z"
+                | "Z"
+                | "nocopy"
+                | "private"
+                | "rprivate"
+                | "shared"
+                | "rshared"
+                | "slave"
+                | "rslave"
+        ) {
+            return Err(ApiError::bad_request(format!("invalid mode: {o}")));
+        }
+    }
+    Ok((src.to_string(), dst.to_string(), opts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_parse_like_docker() {
+        assert_eq!(
+            parse_bind("data:/srv:ro,nocopy").unwrap(),
+            (
+                "data".into(),
+                "/srv".into(),
+                vec!["ro".to_string(), "nocopy".to_string()]
+            )
+        );
+        assert!(parse_bind("/a:b").is_err());
+        assert!(parse_bind("/a:/b:xx").is_err());
+        assert!(parse_bind("/a").is_err());
+    }
+
+    #[test]
+    fn volumes_persist_and_remove() {
+        let d = tempfile::tempdir().unwrap();
+        let v = Volumes::open(d.path().to_path_buf()).unwrap();
+        let a = v.create(Some("data"), BTreeMap::new(), false).unwrap();
+        assert!(v.data_path("data").is_dir());
+        let again = v.create(Some("data"), BTreeMap::new(), true).unwrap();
+        assert_eq!(
+            a.created_at, again.created_at,
+            "an existing volume is reused"
+        );
+        assert!(v.create(Some("bad/name"), BTreeMap::new(), false).is_err());
+        let anon = v.create(None, BTreeMap::new(), true).unwrap();
+        assert_eq!(anon.name.len(), 64);
+        let reopened = Volumes::open(d.path().to_path_buf()).unwrap();
+        assert_eq!(reopened.list().len(), 2);
+        reopened.remove("data").unwrap();
+        assert!(!d.path().join("data").exists());
+        assert_eq!(reopened.get("data").unwrap_err().status, 404);
+    }
+}
