@@ -59,6 +59,9 @@ struct Flags {
     /// MTU of container interfaces
     #[arg(long)]
     mtu: Option<u32>,
+    /// Serve tcp:// hosts without TLS (anyone who can connect is root on this host)
+    #[arg(long)]
+    insecure_tcp: bool,
     /// Default log options: key=value (repeatable)
     #[arg(long = "log-opt")]
     log_opts: Vec<String>,
@@ -232,10 +235,19 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(serve(cfg, hosts))
+    rt.block_on(serve(cfg, hosts, f.insecure_tcp))
 }
 
-async fn serve(cfg: EngineConfig, hosts: Vec<String>) -> Result<()> {
+async fn serve(cfg: EngineConfig, hosts: Vec<String>, insecure_tcp: bool) -> Result<()> {
+    if let Some(h) = hosts.iter().find(|h| h.starts_with("tcp://")) {
+        if !insecure_tcp {
+            bail!(
+                "refusing to serve {h} without TLS: TLS listeners are not implemented yet; \
+                 pass --insecure-tcp to accept that anyone who can connect is root on this host, \
+                 or use a unix:// socket"
+            );
+        }
+    }
     let engine = Engine::open(cfg).await.map_err(anyhow::Error::msg)?;
     let mut sockets = Vec::new();
     for h in &hosts {
