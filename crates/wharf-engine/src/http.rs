@@ -767,13 +767,144 @@ async fn dispatch(
                 &json!({"VolumesDeleted": deleted, "SpaceReclaimed": space}),
             )
         }
-        ContainerUpdate(_) | ContainerStats(_) | ImagePrune => {
+        ContainerStats(id) => {
+            let c = engine.lookup(&id)?;
+            let stream = q.get("stream").is_none_or(|s| s == "1" || s == "true");
+            let one_shot = q.flag("one-shot");
+            let (r, tx) = stream_resp("application/json");
+            tokio::spawn(async move {
+                let mut prev = if one_shot {
+                    Value::Null
+                } else {
+                    stats_sample(&engine, &c).await
+                };
+                loop {
+                    if !one_shot {
+                        tokio::time::sleep(std::time::Duration::from_millis(if stream {
+                            1000
+                        } else {
+                            500
+                        }))
+                        .await;
+                    }
+                    let cur = stats_sample(&engine, &c).await;
+                    let mut doc = cur.clone();
+                    doc["precpu_stats"] = prev["cpu_stats"].clone();
+                    doc["preread"] = prev
+                        .get("read")
+                        .cloned()
+                        .unwrap_or(json!("0001-01-01T00:00:00Z"));
+                    if tx.send(Bytes::from(format!("{doc}\n"))).await.is_err()
+                        || !stream
+                        || !c.status().is_live()
+                    {
+                        return;
+                    }
+                    prev = cur;
+                }
+            });
+            r
+        }
+        ContainerUpdate(_) | ImagePrune => {
             return Err(ApiError::new(
                 501,
                 "this endpoint is not implemented by wharf yet",
             ))
         }
     })
+}
+
+/// One stats sample in Docker's shape (zeros when the container is not running).
+async fn stats_sample(engine: &Engine, c: &crate::container::Container) -> Value {
+    let rec = c.snapshot();
+    let raw = if rec.state.status.is_live() {
+        shim::call(&engine.shim_dir(&c.id), &ShimRequest::Stats)
+            .await
+            .ok()
+    } else {
+        None
+    };
+    let data: Value = raw
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .map(|v| v["data"].clone())
+        .unwrap_or(Value::Null);
+    let system = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            s.lines().next().map(|l| {
+                l.split_whitespace()
+                    .skip(1)
+                    .take(7)
+                    .filter_map(|x| x.parse::<u64>().ok())
+                    .sum::<u64>()
+            })
+        })
+        .unwrap_or(0)
+        * 10_000_000; // USER_HZ (100) ticks to ns
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let cpu = &data["cpu"];
+    let mem = &data["memory"];
+    let io: Vec<Value> = data["blkio"]["ioServiceBytesRecursive"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| json!({"major": e["major"], "minor": e["minor"], "op": e["op"], "value": e["value"]}))
+                .collect()
+        })
+        .unwrap_or_default();
+    let live = rec.state.status.is_live();
+    json!({
+        "read": if live { chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true) } else { "0001-01-01T00:00:00Z".into() },
+        "name": rec.name,
+        "id": rec.id,
+        "num_procs": 0,
+        "pids_stats": {"current": n(&data["pids"]["current"]), "limit": n(&data["pids"]["limit"])},
+        "blkio_stats": {"io_service_bytes_recursive": io, "io_serviced_recursive": null},
+        "storage_stats": {},
+        "cpu_stats": {
+            "cpu_usage": {
+                "total_usage": n(&cpu["usage"]["total"]),
+                "percpu_usage": cpu["usage"]["percpu"],
+                "usage_in_kernelmode": n(&cpu["usage"]["kernel"]),
+                "usage_in_usermode": n(&cpu["usage"]["user"]),
+            },
+            "system_cpu_usage": if live { system } else { 0 },
+            "online_cpus": if live { cpus } else { 0 },
+            "throttling_data": {
+                "periods": n(&cpu["throttling"]["periods"]),
+                "throttled_periods": n(&cpu["throttling"]["throttledPeriods"]),
+                "throttled_time": n(&cpu["throttling"]["throttledTime"]),
+            },
+        },
+        "memory_stats": if live { json!({
+            "usage": n(&mem["usage"]["usage"]),
+            "max_usage": n(&mem["usage"]["max"]),
+            "limit": match n(&mem["usage"]["limit"]) {
+                // cgroup v1 "unlimited" is a page-rounded i64::MAX: report the host's memory.
+                l if l == 0 || l > (1 << 60) => host_memory(),
+                l => l,
+            },
+            "failcnt": n(&mem["usage"]["failcnt"]),
+            "stats": mem["raw"],
+        }) } else { json!({}) },
+        "networks": {},
+    })
+}
+
+fn host_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
 }
 
 fn path_of(req: &Request<Incoming>) -> String {
@@ -829,16 +960,7 @@ fn info(engine: &Engine) -> Value {
             .map(|u| f(u).to_string_lossy().into_owned())
             .unwrap_or_default()
     };
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|k| k.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 1024;
+    let mem = host_memory();
     let runtimes: serde_json::Map<String, Value> = engine
         .cfg
         .runtimes

@@ -961,3 +961,35 @@ fn volumes_persist_copy_up_in_use_ro_binds_and_prune() {
     );
     assert!(host.is_dir());
 }
+
+#[test]
+fn stats_no_stream_reports_memory_and_pids() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "--network",
+        "none",
+        "-m",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 100 & sleep 100 & wait",
+    ]);
+    let out = d.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}}|{{.MemUsage}}|{{.PIDs}}",
+        "busy",
+    ]);
+    let f: Vec<&str> = out.trim().split('|').collect();
+    assert_eq!(f[0], "busy", "{out}");
+    assert!(f[1].ends_with("/ 64MiB"), "the memory limit shows: {out}");
+    assert_eq!(f[2], "3", "sh and two sleeps: {out}");
+}
