@@ -1663,6 +1663,80 @@ impl Engine {
         .await?
     }
 
+    /// `POST /containers/{id}/update`: new resource limits (applied at once when running) and
+    /// restart policy.
+    pub async fn update(
+        &self,
+        c: &Container,
+        body: &serde_json::Map<String, Value>,
+    ) -> Result<(), ApiError> {
+        const ALLOWED: &[&str] = &[
+            "Memory",
+            "MemorySwap",
+            "MemoryReservation",
+            "CpuShares",
+            "NanoCpus",
+            "CpuPeriod",
+            "CpuQuota",
+            "CpusetCpus",
+            "CpusetMems",
+            "PidsLimit",
+            "BlkioWeight",
+            "RestartPolicy",
+        ];
+        let mut rec = c.snapshot();
+        let mut hc_raw = rec.host_config.as_object().cloned().unwrap_or_default();
+        for (k, v) in body {
+            let zero = v.is_null()
+                || v == &json!(0)
+                || v == &json!("")
+                || v == &json!([])
+                || v == &json!({});
+            if ALLOWED.contains(&k.as_str()) {
+                // Clients send every field; zeros mean "leave as is" (except a policy).
+                let given = !v.is_null() && (k == "RestartPolicy" || !zero);
+                if given {
+                    hc_raw.insert(k.clone(), v.clone());
+                }
+            } else if !zero {
+                return Err(ApiError::bad_request(format!(
+                    "wharf cannot update {k} yet"
+                )));
+            }
+        }
+        rec.host_config = Value::Object(hc_raw.clone());
+        let hc = Self::host_config(&rec);
+        if hc.auto_remove
+            && hc
+                .restart_policy
+                .as_ref()
+                .is_some_and(|r| !matches!(r.name.as_str(), "" | "no"))
+        {
+            return Err(ApiError::bad_request(
+                "Restart policy cannot be updated because AutoRemove is enabled for the container",
+            ));
+        }
+        let res = spec::resources(&hc).map_err(|e| ApiError::bad_request(e.0))?;
+        if c.status().is_live() {
+            let sdir = self.state_dir(&c.id);
+            let path = sdir.join("update-resources.json");
+            container::write_atomic(&path, &serde_json::to_vec(&res).expect("serializable"))
+                .map_err(internal)?;
+            shim::call(
+                &sdir,
+                &Request::Update {
+                    resources: path.display().to_string(),
+                },
+            )
+            .await
+            .map_err(|e| ApiError::bad_request(format!("Cannot update container {}: {e}", c.id)))?;
+        }
+        c.update(|r| r.host_config = Value::Object(hc_raw))
+            .map_err(internal)?;
+        self.event(c, "update", &[]);
+        Ok(())
+    }
+
     /// `POST /containers/prune`.
     pub async fn prune(self: &Arc<Self>) -> Value {
         let mut deleted = Vec::new();

@@ -805,7 +805,15 @@ async fn dispatch(
             });
             r
         }
-        ContainerUpdate(_) | ImagePrune => {
+        ContainerUpdate(id) => {
+            let c = engine.lookup(&id)?;
+            let body = read_body(req).await?;
+            let v: serde_json::Map<String, Value> = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+            engine.update(&c, &v).await?;
+            json_resp(200, &json!({"Warnings": []}))
+        }
+        ImagePrune => {
             return Err(ApiError::new(
                 501,
                 "this endpoint is not implemented by wharf yet",

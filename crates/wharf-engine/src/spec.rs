@@ -228,6 +228,84 @@ pub struct SpecInput<'a> {
     pub mounts: &'a [crate::volumes::MountRecord],
 }
 
+/// `linux.resources` for a HostConfig: the device allow-list and the cgroup limits. Also what
+/// `docker update` applies to a running container.
+pub fn resources(h: &HostConfig) -> Result<Value, SpecError> {
+    let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    if !h.privileged {
+        resources["devices"] = json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 136, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+        ]);
+    } else {
+        resources["devices"] = json!([{"allow": true, "access": "rwm"}]);
+    }
+    let mut memory = serde_json::Map::new();
+    if h.memory > 0 {
+        memory.insert("limit".into(), json!(h.memory));
+        // Docker: swap defaults to twice the memory; -1 is unlimited.
+        let swap = match h.memory_swap {
+            0 => h.memory * 2,
+            s => s,
+        };
+        memory.insert("swap".into(), json!(swap));
+    } else if h.memory_swap != 0 && h.memory_swap != -1 {
+        return Err(SpecError(
+            "You should always set the Memory limit when using Memoryswap limit, see usage".into(),
+        ));
+    }
+    if h.memory_reservation > 0 {
+        memory.insert("reservation".into(), json!(h.memory_reservation));
+    }
+    if !memory.is_empty() {
+        resources["memory"] = Value::Object(memory);
+    }
+    let mut cpu = serde_json::Map::new();
+    if h.cpu_shares > 0 {
+        cpu.insert("shares".into(), json!(h.cpu_shares));
+    }
+    if h.nano_cpus > 0 {
+        if h.cpu_quota > 0 || h.cpu_period > 0 {
+            return Err(SpecError(
+                "Conflicting options: Nano CPUs and CPU Period cannot both be set".into(),
+            ));
+        }
+        cpu.insert("period".into(), json!(100_000));
+        cpu.insert("quota".into(), json!(h.nano_cpus * 100_000 / 1_000_000_000));
+    }
+    if h.cpu_quota > 0 {
+        cpu.insert("quota".into(), json!(h.cpu_quota));
+    }
+    if h.cpu_period > 0 {
+        cpu.insert("period".into(), json!(h.cpu_period));
+    }
+    if let Some(c) = h.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
+        cpu.insert("cpus".into(), json!(c));
+    }
+    if let Some(m) = h.cpuset_mems.as_deref().filter(|c| !c.is_empty()) {
+        cpu.insert("mems".into(), json!(m));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = Value::Object(cpu);
+    }
+    if let Some(p) = h.pids_limit.filter(|p| *p != 0) {
+        resources["pids"] = json!({"limit": if p < 0 { -1 } else { p }});
+    }
+    if h.blkio_weight > 0 {
+        resources["blockIO"] = json!({"weight": h.blkio_weight});
+    }
+    Ok(resources)
+}
+
 /// Builds the OCI `config.json`.
 pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
     let caps = capabilities(i.host)?;
@@ -288,79 +366,8 @@ pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
             json!({"destination": m.destination, "type": "bind", "source": m.source, "options": o}),
         );
     }
-    let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
-    if !i.host.privileged {
-        resources["devices"] = json!([
-            {"allow": false, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 136, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
-        ]);
-    } else {
-        resources["devices"] = json!([{"allow": true, "access": "rwm"}]);
-    }
     let h = i.host;
-    let mut memory = serde_json::Map::new();
-    if h.memory > 0 {
-        memory.insert("limit".into(), json!(h.memory));
-        // Docker: swap defaults to twice the memory; -1 is unlimited.
-        let swap = match h.memory_swap {
-            0 => h.memory * 2,
-            s => s,
-        };
-        memory.insert("swap".into(), json!(swap));
-    } else if h.memory_swap != 0 && h.memory_swap != -1 {
-        return Err(SpecError(
-            "You should always set the Memory limit when using Memoryswap limit, see usage".into(),
-        ));
-    }
-    if h.memory_reservation > 0 {
-        memory.insert("reservation".into(), json!(h.memory_reservation));
-    }
-    if !memory.is_empty() {
-        resources["memory"] = Value::Object(memory);
-    }
-    let mut cpu = serde_json::Map::new();
-    if h.cpu_shares > 0 {
-        cpu.insert("shares".into(), json!(h.cpu_shares));
-    }
-    if h.nano_cpus > 0 {
-        if h.cpu_quota > 0 || h.cpu_period > 0 {
-            return Err(SpecError(
-                "Conflicting options: Nano CPUs and CPU Period cannot both be set".into(),
-            ));
-        }
-        cpu.insert("period".into(), json!(100_000));
-        cpu.insert("quota".into(), json!(h.nano_cpus * 100_000 / 1_000_000_000));
-    }
-    if h.cpu_quota > 0 {
-        cpu.insert("quota".into(), json!(h.cpu_quota));
-    }
-    if h.cpu_period > 0 {
-        cpu.insert("period".into(), json!(h.cpu_period));
-    }
-    if let Some(c) = h.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
-        cpu.insert("cpus".into(), json!(c));
-    }
-    if let Some(m) = h.cpuset_mems.as_deref().filter(|c| !c.is_empty()) {
-        cpu.insert("mems".into(), json!(m));
-    }
-    if !cpu.is_empty() {
-        resources["cpu"] = Value::Object(cpu);
-    }
-    if let Some(p) = h.pids_limit.filter(|p| *p != 0) {
-        resources["pids"] = json!({"limit": if p < 0 { -1 } else { p }});
-    }
-    if h.blkio_weight > 0 {
-        resources["blockIO"] = json!({"weight": h.blkio_weight});
-    }
+    let resources = resources(h)?;
     let mut rlimits = Vec::new();
     for u in h.ulimits.iter().flatten() {
         rlimits.push(json!({"type": format!("RLIMIT_{}", u.name.to_ascii_uppercase()), "soft": u.soft, "hard": u.hard}));

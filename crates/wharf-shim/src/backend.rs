@@ -240,6 +240,12 @@ impl CliRuntime {
             .to_string())
     }
 
+    /// `update --resources FILE`: new cgroup limits for the running container.
+    pub fn update(&self, resources: &str) -> Result<(), String> {
+        self.run(&["update", "--resources", resources, &self.id])
+            .map(drop)
+    }
+
     pub fn delete(&self) {
         let _ = self.run(&["delete", "--force", &self.id]);
     }

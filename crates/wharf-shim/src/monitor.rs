@@ -701,6 +701,15 @@ impl Shim {
                     self.conns[ci].dead = true;
                 }
             }
+            Request::Update { resources } => {
+                let r = if exited {
+                    not_running()
+                } else {
+                    self.rt.update(&resources).map(|_| String::new())
+                };
+                self.reply(ci, r);
+                self.conns[ci].dead = true;
+            }
             Request::ExecResize { id, rows, cols } => {
                 let r = match self
                     .execs

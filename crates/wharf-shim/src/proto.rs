@@ -40,6 +40,10 @@ pub enum Request {
         rows: u16,
         cols: u16,
     },
+    /// Applies new OCI `linux.resources` (a JSON file) to the running container.
+    Update {
+        resources: String,
+    },
 }
 
 /// A malformed request line.
@@ -109,6 +113,9 @@ impl Request {
                 stdin: flag(it.next())?,
                 process: word(it.next())?,
             },
+            "UPDATE" => Request::Update {
+                resources: word(it.next())?,
+            },
             "EXEC-RESIZE" => Request::ExecResize {
                 id: word(it.next())?,
                 rows: num(it.next())?,
@@ -149,6 +156,7 @@ impl Request {
                 process,
             } => format!("EXEC {id} {} {} {process}\n", b(*tty), b(*stdin)),
             Request::ExecResize { id, rows, cols } => format!("EXEC-RESIZE {id} {rows} {cols}\n"),
+            Request::Update { resources } => format!("UPDATE {resources}\n"),
         }
     }
 }
@@ -251,6 +259,9 @@ mod tests {
                 id: "abc".into(),
                 rows: 1,
                 cols: 2,
+            },
+            Request::Update {
+                resources: "/run/r.json".into(),
             },
         ];
         for r in all {

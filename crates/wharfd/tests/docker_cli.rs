@@ -993,3 +993,58 @@ fn stats_no_stream_reports_memory_and_pids() {
     assert!(f[1].ends_with("/ 64MiB"), "the memory limit shows: {out}");
     assert_eq!(f[2], "3", "sh and two sleeps: {out}");
 }
+
+#[test]
+fn update_changes_limits_of_a_running_container_and_its_restart_policy() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "up",
+        "--network",
+        "none",
+        "-m",
+        "64m",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    d.ok(&[
+        "update",
+        "--memory",
+        "96m",
+        "--memory-swap",
+        "-1",
+        "--pids-limit",
+        "50",
+        "--restart",
+        "unless-stopped",
+        "up",
+    ]);
+    let f = d.ok(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}",
+        "up",
+    ]);
+    assert_eq!(f.trim(), "100663296 50 unless-stopped");
+    // The running container's cgroup has the new limits (cgroup v1 here, v2 elsewhere).
+    let cg = format!(
+        "{}/{}",
+        d.cgroup_parent,
+        d.ok(&["inspect", "--format", "{{.Id}}", "up"]).trim()
+    );
+    let v1 = format!("/sys/fs/cgroup/memory{cg}/memory.limit_in_bytes");
+    let v2 = format!("/sys/fs/cgroup{cg}/memory.max");
+    let limit = std::fs::read_to_string(&v1)
+        .or_else(|_| std::fs::read_to_string(&v2))
+        .unwrap();
+    assert_eq!(limit.trim(), "100663296");
+    let pids = std::fs::read_to_string(format!("/sys/fs/cgroup/pids{cg}/pids.max"))
+        .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup{cg}/pids.max")))
+        .unwrap();
+    assert_eq!(pids.trim(), "50");
+}
