@@ -864,14 +864,7 @@ impl Engine {
         if hc.network_mode.is_empty() || hc.network_mode == "default" || hc.network_mode == "bridge"
         {
             if let Err(msg) = self.attach_bridge(c, pid, &hostname).await {
-                let _ = shim::call(
-                    &sdir,
-                    &Request::Kill {
-                        signal: 9,
-                        all: true,
-                    },
-                )
-                .await;
+                force_kill(&sdir).await;
                 return Err(ApiError::internal(fail(self, msg)));
             }
         }
@@ -891,14 +884,7 @@ impl Engine {
             }
         }
         if let Err(e) = shim::call(&sdir, &Request::Start).await {
-            let _ = shim::call(
-                &sdir,
-                &Request::Kill {
-                    signal: 9,
-                    all: true,
-                },
-            )
-            .await;
+            force_kill(&sdir).await;
             return Err(ApiError::internal(fail(self, e)));
         }
         c.update(|r| {
@@ -1135,14 +1121,7 @@ impl Engine {
         self.event(c, "kill", &[("signal", sig.to_string())]);
         let graceful = t >= 0 && Self::wait_not_live(c, Some(Duration::from_secs(t as u64))).await;
         if !graceful {
-            let _ = shim::call(
-                &sdir,
-                &Request::Kill {
-                    signal: 9,
-                    all: true,
-                },
-            )
-            .await;
+            force_kill(&sdir).await;
             self.event(c, "kill", &[("signal", "9".to_string())]);
             Self::wait_not_live(c, Some(Duration::from_secs(30))).await;
         }
@@ -1173,14 +1152,7 @@ impl Engine {
             }
             let _ = c.update(|r| r.manually_stopped = true);
             let sdir = self.state_dir(&c.id);
-            let _ = shim::call(
-                &sdir,
-                &Request::Kill {
-                    signal: 9,
-                    all: true,
-                },
-            )
-            .await;
+            force_kill(&sdir).await;
             self.event(c, "kill", &[("signal", "9".to_string())]);
             Self::wait_not_live(c, Some(Duration::from_secs(30))).await;
         }
@@ -1761,6 +1733,18 @@ impl Engine {
             all.len() - n(Status::Running) - n(Status::Paused),
         )
     }
+}
+
+/// SIGKILL to every process of the container, through its shim (errors mean it is gone).
+async fn force_kill(sdir: &std::path::Path) {
+    let _ = shim::call(
+        sdir,
+        &Request::Kill {
+            signal: 9,
+            all: true,
+        },
+    )
+    .await;
 }
 
 fn network_settings(r: &Record) -> Value {
