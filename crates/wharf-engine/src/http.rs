@@ -1500,47 +1500,50 @@ async fn exec_start(
     let process = engine.exec_process_file(&e)?;
     let tty = e.config.tty;
     let sdir = engine.shim_dir(&e.container);
-    let (reply, stream) = shim::request(
-        &sdir,
-        &ShimRequest::Exec {
-            id: e.id.clone(),
-            tty,
-            stdin: e.config.attach_stdin,
-            process: process.display().to_string(),
-        },
-    )
-    .await
-    .map_err(|err| ApiError::internal(err.to_string()))?;
-    let pid: i32 = match reply {
-        Ok(p) => p.parse().unwrap_or(0),
-        Err(msg) => {
-            let _ = std::fs::remove_file(&process);
-            let full = format!("OCI runtime exec failed: exec failed: {msg}: unknown");
-            let code = if msg.contains("executable file not found") || msg.contains("no such file")
-            {
-                127
-            } else {
-                126
+    // Starts the process in the container: (pid, stream) or (exit code, Docker's message).
+    let launch = {
+        let (engine, e, process) = (engine.clone(), e.clone(), process.clone());
+        move || async move {
+            let req = ShimRequest::Exec {
+                id: e.id.clone(),
+                tty,
+                stdin: e.config.attach_stdin,
+                process: process.display().to_string(),
             };
-            let mut st = e.state.lock().expect("exec lock");
-            st.exit_code = Some(code);
-            return Err(ApiError::bad_request(full));
+            let (reply, stream) = shim::request(&sdir, &req)
+                .await
+                .map_err(|err| (126, format!("cannot reach the container's shim: {err}")))?;
+            match reply {
+                Ok(p) => {
+                    let pid = p.parse().unwrap_or(0);
+                    let mut st = e.state.lock().expect("exec lock");
+                    st.running = true;
+                    st.pid = pid;
+                    drop(st);
+                    let cmd = e.config.cmd.clone().unwrap_or_default().join(" ");
+                    engine.exec_event(
+                        &e.container,
+                        &format!("exec_start: {cmd}"),
+                        &[("execID", e.id.clone())],
+                    );
+                    Ok(stream)
+                }
+                Err(msg) => {
+                    let code = if msg.contains("executable file not found")
+                        || msg.contains("no such file")
+                    {
+                        127
+                    } else {
+                        126
+                    };
+                    Err((
+                        code,
+                        format!("OCI runtime exec failed: exec failed: {msg}: unknown"),
+                    ))
+                }
+            }
         }
     };
-    {
-        let mut st = e.state.lock().expect("exec lock");
-        st.running = true;
-        st.pid = pid;
-    }
-    engine.exec_event(
-        &e.container,
-        &format!(
-            "exec_start: {}",
-            e.config.cmd.clone().unwrap_or_default().join(" ")
-        ),
-        &[("execID", e.id.clone())],
-    );
-    let shim_conn = stream;
     let finish = {
         let engine = engine.clone();
         let e = e.clone();
@@ -1561,8 +1564,14 @@ async fn exec_start(
         }
     };
     if body.detach {
+        let mut s = match launch().await {
+            Ok(s) => s,
+            Err((code, msg)) => {
+                finish(Some(code));
+                return Err(ApiError::bad_request(msg));
+            }
+        };
         tokio::spawn(async move {
-            let mut s = shim_conn;
             let mut dec = codec::FrameDecoder::default();
             let mut buf = vec![0u8; 16 * 1024];
             let mut code = None;
@@ -1580,22 +1589,33 @@ async fn exec_start(
         });
         return Ok(empty(200));
     }
+    // The process starts only once the connection is upgraded: output written right behind
+    // the 101 headers would land in a client's header buffer (docker-py reads the raw socket
+    // after the headers and would miss it).
     let on_upgrade = hyper::upgrade::on(&mut req);
     let stdin = e.config.attach_stdin;
     let keys = detach_keys(e.config.detach_keys.as_deref());
     tokio::spawn(async move {
-        let code = match on_upgrade.await {
-            Ok(up) => {
-                pump(
-                    TokioIo::new(up),
-                    shim_conn,
-                    tty,
-                    stdin,
-                    if stdin { keys } else { vec![] },
-                )
-                .await
+        let Ok(up) = on_upgrade.await else {
+            finish(None);
+            return;
+        };
+        let mut io = TokioIo::new(up);
+        let code = match launch().await {
+            Ok(shim_conn) => {
+                pump(io, shim_conn, tty, stdin, if stdin { keys } else { vec![] }).await
             }
-            Err(_) => None,
+            Err((code, msg)) => {
+                let line = format!("{msg}\r\n");
+                let out = if tty {
+                    line.into_bytes()
+                } else {
+                    codec::frame(codec::STDOUT, line.as_bytes())
+                };
+                let _ = io.write_all(&out).await;
+                let _ = io.shutdown().await;
+                Some(code)
+            }
         };
         finish(code);
     });

@@ -87,6 +87,11 @@ fn detached_container_logs_exec_top_inspect_stop_rm() {
     assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
     assert_eq!(stdout(&o), format!("from exec\n{}\n", &id.trim()[..12]));
 
+    let o = d.docker(&["exec", "ticker", "nosuch"]);
+    assert_eq!(o.status.code(), Some(127));
+    let text = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(text.contains("executable file not found"), "{text}");
+
     let top = d.ok(&["top", "ticker"]);
     assert!(top.contains("while true"), "{top}");
 
