@@ -67,6 +67,26 @@ const ALL_CAPS: &[&str] = &[
     "CAP_CHECKPOINT_RESTORE",
 ];
 
+/// Every capability this host can grant: `ALL_CAPS` (indexed by capability number) limited to
+/// the daemon's own bounding set, since a runtime cannot give what it does not have (a
+/// privileged container inside another container, or a kernel older than the list).
+fn host_caps() -> Vec<String> {
+    let bnd = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bnd & (1u64 << i) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
 const MASKED: &[&str] = &[
     "/proc/asound",
     "/proc/acpi",
@@ -107,7 +127,7 @@ fn normalize_cap(c: &str) -> String {
 /// The capability set after `--cap-add`/`--cap-drop` (`ALL` allowed in both).
 pub fn capabilities(hc: &HostConfig) -> Result<Vec<String>, SpecError> {
     if hc.privileged {
-        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+        return Ok(host_caps());
     }
     let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
     let check = |c: &String| {
@@ -128,7 +148,7 @@ pub fn capabilities(hc: &HostConfig) -> Result<Vec<String>, SpecError> {
     for c in hc.cap_add.iter().flatten().map(|c| normalize_cap(c)) {
         check(&c)?;
         if c == "CAP_ALL" {
-            caps = ALL_CAPS.iter().map(|s| s.to_string()).collect();
+            caps = host_caps();
         } else if !caps.contains(&c) {
             caps.push(c);
         }
@@ -459,8 +479,8 @@ pub fn exec_process(
         p["user"] = json!({"uid": u, "gid": g});
     }
     if privileged {
-        p["capabilities"] =
-            json!({"bounding": ALL_CAPS, "effective": ALL_CAPS, "permitted": ALL_CAPS});
+        let all = host_caps();
+        p["capabilities"] = json!({"bounding": all, "effective": all, "permitted": all});
     }
     p
 }

@@ -1053,3 +1053,115 @@ fn update_changes_limits_of_a_running_container_and_its_restart_policy() {
         .unwrap();
     assert_eq!(pids.trim(), "50");
 }
+
+#[test]
+fn run_flags_take_effect_inside_the_container() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let run = |args: &[&str]| -> std::process::Output {
+        let mut a = vec!["run", "--rm", "--network", "none"];
+        a.extend_from_slice(args);
+        d.docker(&a)
+    };
+    let out = |args: &[&str]| -> String {
+        let o = run(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    assert_eq!(
+        out(&[
+            "-u",
+            "nobody",
+            "-w",
+            "/tmp",
+            "-e",
+            "A=1",
+            "-h",
+            "myhost",
+            "busybox",
+            "sh",
+            "-c",
+            "id -u; pwd; echo $A; hostname"
+        ]),
+        "65534\n/tmp\n1\nmyhost\n"
+    );
+    let o = run(&["--read-only", "busybox", "touch", "/x"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        out(&[
+            "--read-only",
+            "--tmpfs",
+            "/t:size=1m",
+            "busybox",
+            "sh",
+            "-c",
+            "touch /t/ok && df -k /t | tail -1 | awk '{print $2}'"
+        ]),
+        "1024\n"
+    );
+    let o = run(&["--cap-drop", "CHOWN", "busybox", "chown", "nobody", "/tmp"]);
+    assert!(!o.status.success(), "chown without CAP_CHOWN must fail");
+    assert!(run(&["busybox", "chown", "nobody", "/tmp"])
+        .status
+        .success());
+    assert_eq!(
+        out(&[
+            "--ulimit",
+            "nofile=100:100",
+            "busybox",
+            "sh",
+            "-c",
+            "ulimit -n"
+        ]),
+        "100\n"
+    );
+    let caps = |args: &[&str]| -> String {
+        let mut a = args.to_vec();
+        a.extend_from_slice(&["busybox", "sh", "-c", "grep CapEff /proc/self/status"]);
+        out(&a)
+    };
+    // Privileged: everything the host (our own bounding set) can grant.
+    let bnd = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bnd = bnd
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(caps(&["--privileged"]).trim(), format!("CapEff:\t{bnd}"));
+    assert!(
+        caps(&[]).contains("00000000a80425fb"),
+        "Docker's default capability set: {}",
+        caps(&[])
+    );
+    // Resource flags reach the cgroup.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lim",
+        "--network",
+        "none",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "20",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    let id = d.ok(&["inspect", "--format", "{{.Id}}", "lim"]);
+    let cg = format!("{}/{}", d.cgroup_parent, id.trim());
+    let quota = std::fs::read_to_string(format!("/sys/fs/cgroup/cpu{cg}/cpu.cfs_quota_us"))
+        .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup{cg}/cpu.max")))
+        .unwrap();
+    assert!(
+        quota.trim() == "50000" || quota.starts_with("50000 "),
+        "{quota}"
+    );
+}
