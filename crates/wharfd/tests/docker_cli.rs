@@ -1165,3 +1165,69 @@ fn run_flags_take_effect_inside_the_container() {
         "{quota}"
     );
 }
+
+#[test]
+fn export_and_json_file_log_rotation_and_timestamps() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&[
+        "run",
+        "--name",
+        "ex",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo exported > /marker",
+    ]);
+    let tar = d.dir.path().join("ex.tar");
+    d.ok(&["export", "-o", tar.to_str().unwrap(), "ex"]);
+    let list = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&tar)
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        names.lines().any(|l| l == "marker") && names.lines().any(|l| l == "bin/busybox"),
+        "{names}"
+    );
+
+    d.ok(&[
+        "run",
+        "--name",
+        "chatty",
+        "--network",
+        "none",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done",
+    ]);
+    let log_path = d.ok(&["inspect", "--format", "{{.LogPath}}", "chatty"]);
+    let log_path = std::path::PathBuf::from(log_path.trim());
+    assert!(std::fs::metadata(&log_path).unwrap().len() <= 1024);
+    assert!(
+        log_path.with_extension("log.1").exists(),
+        "rotated once at least"
+    );
+    assert!(
+        !log_path.with_extension("log.2").exists(),
+        "max-file=2 keeps two files"
+    );
+    let logs = d.ok(&["logs", "chatty"]);
+    assert!(
+        logs.ends_with("line-199\n"),
+        "the newest lines are kept: {logs}"
+    );
+    let ts = d.ok(&["logs", "-t", "--tail", "1", "chatty"]);
+    assert!(ts.starts_with("20") && ts.contains("Z line-199"), "{ts}");
+    let later = d.ok(&["logs", "--since", "2999-01-01T00:00:00Z", "chatty"]);
+    assert_eq!(later, "");
+}
