@@ -789,24 +789,38 @@ impl Shim {
     fn finish(&mut self, sock: &Path) {
         let status = ExitStatus {
             code: self.exit_code.unwrap_or(-1),
+            // Read before the runtime removes the cgroup that records it.
             oom_killed: oom_killed(self.args.cgroup_path.as_deref()),
             finished_at: timefmt::now(),
         };
+        // The kernel kills the rest of the container when its init dies, and they are
+        // reparented to us (subreaper): reap them, or their zombies keep the cgroup busy and
+        // the runtime cannot remove it. Bounded: the processes are already dying.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        // Clean up before telling anyone: when wharfd learns of the exit, the container's
+        // cgroups and runtime state are gone already.
+        self.rt.delete();
         let line = format!("{}\n", status.encode());
         let _ = write_atomic(&self.args.state_dir.join("exit"), line.as_bytes());
         let reply = format!("OK {}", line);
         for c in &mut self.conns {
-            match c.role {
-                Role::Waiter => c.send(reply.as_bytes()),
-                Role::Request => {}
-                _ => {}
+            if matches!(c.role, Role::Waiter) {
+                c.send(reply.as_bytes());
             }
             let _ = c.s.shutdown(std::net::Shutdown::Both);
         }
         self.conns.clear();
         let _ = fs::remove_file(sock);
         let _ = fs::remove_file(self.args.state_dir.join("shim.pid"));
-        self.rt.delete();
     }
 }
 
