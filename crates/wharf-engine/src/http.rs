@@ -814,10 +814,37 @@ async fn dispatch(
             json_resp(200, &json!({"Warnings": []}))
         }
         ImagePrune => {
-            return Err(ApiError::new(
-                501,
-                "this endpoint is not implemented by wharf yet",
-            ))
+            // Dangling (untagged) images by default; every unused one with dangling=false.
+            let filters = q.filters()?;
+            let all = filters
+                .get("dangling")
+                .is_some_and(|d| d.iter().any(|x| x == "false" || x == "0"));
+            let mut deleted = Vec::new();
+            let mut space = 0u64;
+            for img in engine.images.list().map_err(image_error)? {
+                if (!all && !img.repo_tags.is_empty())
+                    || engine.container_using_image(&img.id).is_some()
+                {
+                    continue;
+                }
+                let e2 = engine.clone();
+                if let Ok(items) = engine
+                    .images
+                    .remove(&img.id, true, &|id| e2.container_using_image(id))
+                {
+                    space += img.size;
+                    for i in items {
+                        deleted.push(match i {
+                            wharf_image::DeleteResponseItem::Untagged(t) => json!({"Untagged": t}),
+                            wharf_image::DeleteResponseItem::Deleted(d) => json!({"Deleted": d}),
+                        });
+                    }
+                }
+            }
+            json_resp(
+                200,
+                &json!({"ImagesDeleted": deleted, "SpaceReclaimed": space}),
+            )
         }
     })
 }

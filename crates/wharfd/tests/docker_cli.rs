@@ -1231,3 +1231,48 @@ fn export_and_json_file_log_rotation_and_timestamps() {
     let later = d.ok(&["logs", "--since", "2999-01-01T00:00:00Z", "chatty"]);
     assert_eq!(later, "");
 }
+
+#[test]
+fn image_prune_removes_dangling_then_unused() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    // An untagged (dangling) image: the busybox rootfs with one more change.
+    d.ok(&[
+        "run",
+        "--name",
+        "kk",
+        "--network",
+        "none",
+        "busybox",
+        "touch",
+        "/k",
+    ]);
+    let dangling = d.ok(&["commit", "kk"]);
+    d.ok(&["rm", "kk"]);
+    d.ok(&["tag", "busybox", "spare:1"]);
+    d.ok(&[
+        "run",
+        "--name",
+        "uses",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    let out = d.ok(&["image", "prune", "-f"]);
+    assert!(
+        out.contains(&format!("deleted: {}", dangling.trim())),
+        "{out}"
+    );
+    let ids: std::collections::BTreeSet<String> = d
+        .ok(&["images", "-q", "--no-trunc"])
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(ids.len(), 1, "busybox (two tags) stays: {ids:?}");
+    // -a: unused tagged images go too, but not one a container uses.
+    d.ok(&["image", "prune", "-a", "-f"]);
+    let left = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(left.contains("busybox:latest"), "{left}");
+}
