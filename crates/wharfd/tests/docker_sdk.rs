@@ -39,5 +39,5 @@ fn python_sdk_flows() {
         "pytest failed:\n{text}\n--- wharfd log ---\n{}",
         d.log()
     );
-    assert!(text.contains("5 passed"), "{text}");
+    assert!(text.contains("8 passed"), "{text}");
 }
