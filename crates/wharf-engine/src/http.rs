@@ -1064,9 +1064,22 @@ async fn image_create(
     req: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
     if let Some(img) = q.get("fromImage").filter(|s| !s.is_empty()) {
-        return Err(ApiError::not_found(format!(
-            "pull access denied for {img}: pulling from registries is not supported by wharf yet; make images with `docker import` or `docker load`"
-        )));
+        let reference = match q.get("tag").filter(|t| !t.is_empty()) {
+            Some(t) if t.starts_with("sha256:") => format!("{img}@{t}"),
+            Some(t) => format!("{img}:{t}"),
+            None => img.to_string(),
+        };
+        // Progress streams; an error after the headers is Docker's errorDetail line.
+        let (r, tx) = stream_resp("application/json");
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::pull::pull(&engine, &reference, &tx).await {
+                let _ = tx
+                    .send(Bytes::from(codec::progress_error(&e.message)))
+                    .await;
+            }
+        });
+        return Ok(r);
     }
     let src = q.get("fromSrc").unwrap_or_default();
     if src != "-" {

@@ -10,6 +10,7 @@ pub mod events;
 pub mod http;
 pub mod logs;
 pub mod names;
+pub mod pull;
 pub mod shim;
 pub mod spec;
 pub mod volumes;

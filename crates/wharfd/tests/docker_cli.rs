@@ -1276,3 +1276,91 @@ fn image_prune_removes_dangling_then_unused() {
     let left = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert!(left.contains("busybox:latest"), "{left}");
 }
+
+#[test]
+fn pull_from_a_local_registry_fetches_only_missing_layers() {
+    require_env!();
+    let Some(reg) = common::LocalRegistry::start() else {
+        return;
+    };
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&[
+        "run",
+        "--name",
+        "top",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo upper > /upper",
+    ]);
+    d.ok(&["commit", "top", "child:1"]);
+    let archive = d.dir.path().join("both.tar");
+    d.ok(&[
+        "save",
+        "-o",
+        archive.to_str().unwrap(),
+        "busybox",
+        "child:1",
+    ]);
+    for (src, dst) in [
+        ("busybox:latest", "test/base:1"),
+        ("child:1", "test/child:1"),
+    ] {
+        let o = std::process::Command::new("skopeo")
+            .args([
+                "copy",
+                "--dest-tls-verify=false",
+                &format!("docker-archive:{}:{src}", archive.display()),
+                &format!("docker://{}/{dst}", reg.addr),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "skopeo push: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    let e = Daemon::start();
+    let base = format!("{}/test/base:1", reg.addr);
+    let child = format!("{}/test/child:1", reg.addr);
+    let out = e.ok(&["pull", &base]);
+    assert!(
+        out.contains("Pull complete")
+            && out.contains(&format!("Downloaded newer image for {base}")),
+        "{out}"
+    );
+    // The child shares the base layer: only its own layer is fetched.
+    let out = e.ok(&["pull", &child]);
+    assert_eq!(out.matches("Already exists").count(), 1, "{out}");
+    assert_eq!(out.matches("Pull complete").count(), 1, "{out}");
+    assert!(e.ok(&["pull", &child]).contains("Image is up to date"));
+    assert_eq!(
+        e.ok(&["run", "--rm", "--network", "none", &child, "cat", "/upper"]),
+        "upper\n"
+    );
+    // The same image ids as where they were built.
+    assert_eq!(
+        e.ok(&["image", "inspect", "--format", "{{.Id}}", &child]),
+        d.ok(&["image", "inspect", "--format", "{{.Id}}", "child:1"])
+    );
+    // `run` of an image that is not here pulls it first.
+    e.ok(&["rmi", &base]);
+    let o = e.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &base,
+        "echo",
+        "auto-pulled",
+    ]);
+    assert_eq!(stdout(&o), "auto-pulled\n", "{}", stderr(&o));
+    let o = e.docker(&["pull", &format!("{}/test/base:nosuch", reg.addr)]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("manifest unknown"), "{}", stderr(&o));
+}

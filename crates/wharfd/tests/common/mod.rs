@@ -264,3 +264,60 @@ pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for: {what}");
 }
+
+/// Debian's `docker-registry` (distribution 2.8) on a random loopback port, for one test.
+pub struct LocalRegistry {
+    pub dir: tempfile::TempDir,
+    pub addr: String,
+    child: Child,
+}
+
+impl LocalRegistry {
+    /// Starts it, or returns None (the test skips) when docker-registry is not installed.
+    pub fn start() -> Option<LocalRegistry> {
+        let bin = Path::new("/usr/bin/docker-registry");
+        if !bin.exists() {
+            eprintln!("skipped: docker-registry is not installed");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("wharf-reg-")
+            .tempdir()
+            .unwrap();
+        // An ephemeral port the kernel picked, released just before the registry binds it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nlog:\n  level: error\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        let reg = LocalRegistry { dir, addr, child };
+        eventually("the registry listens", || {
+            std::net::TcpStream::connect(&reg.addr).is_ok()
+        });
+        Some(reg)
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,278 @@
+//! wharf-registry: a client of the registry HTTP API v2 (distribution), for pulls.
+//!
+//! Today: plain HTTP to registries on loopback (Docker treats them as insecure by default),
+//! anonymous access, Docker schema 2 and OCI manifests, manifest lists / OCI indexes with
+//! linux/amd64 chosen, and blobs streamed to disk while their digest is verified. Not yet:
+//! TLS, token and basic auth, push, mirrors.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use tokio::io::AsyncWriteExt;
+
+/// Errors of registry access, each naming what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("registry {registry} is not reachable: {message}")]
+    Unreachable { registry: String, message: String },
+    #[error("{what}: the registry answered {status}{detail}")]
+    Status {
+        what: String,
+        status: u16,
+        detail: String,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{what}: digest mismatch (expected {expected}, got {actual})")]
+    Digest {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("invalid manifest for {0}: {1}")]
+    Manifest(String, String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RegistryError {
+    /// The reference does not exist there (HTTP 404 to the client).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, RegistryError::Status { status: 404, .. })
+    }
+}
+
+pub const MANIFEST_ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+
+/// A registry endpoint (`host[:port]`).
+pub struct Registry {
+    pub host: String,
+}
+
+fn is_loopback(host: &str) -> bool {
+    let h = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+    h == "localhost" || h.starts_with("127.") || h == "[::1]"
+}
+
+impl Registry {
+    /// The registry of a reference's domain.
+    pub fn new(domain: &str) -> Result<Registry, RegistryError> {
+        if !is_loopback(domain) {
+            return Err(RegistryError::Unsupported(format!(
+                "pulling from {domain} needs TLS, which wharf's registry client does not speak yet; loopback registries (localhost, 127.0.0.1) work"
+            )));
+        }
+        Ok(Registry {
+            host: domain.to_string(),
+        })
+    }
+
+    async fn get(
+        &self,
+        path: &str,
+        accept: &str,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
+        let unreachable = |e: &dyn std::fmt::Display| RegistryError::Unreachable {
+            registry: self.host.clone(),
+            message: e.to_string(),
+        };
+        let stream = tokio::net::TcpStream::connect(&self.host)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| unreachable(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let req = Request::get(path)
+            .header("Host", &self.host)
+            .header("Accept", accept)
+            .header("User-Agent", concat!("wharf/", env!("CARGO_PKG_VERSION")))
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| unreachable(&e))?;
+        sender.send_request(req).await.map_err(|e| unreachable(&e))
+    }
+
+    async fn get_ok(
+        &self,
+        what: &str,
+        path: &str,
+        accept: &str,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
+        let mut path = path.to_string();
+        for _ in 0..5 {
+            let resp = self.get(&path, accept).await?;
+            match resp.status() {
+                s if s.is_success() => return Ok(resp),
+                s if s.is_redirection() => {
+                    let loc = resp
+                        .headers()
+                        .get("Location")
+                        .and_then(|l| l.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    // Same-registry redirects only (no TLS client for storage backends yet).
+                    path = match loc.split_once("://") {
+                        Some((_, rest)) => {
+                            rest.find('/').map(|i| rest[i..].to_string()).unwrap_or(loc)
+                        }
+                        None => loc,
+                    };
+                }
+                s => {
+                    let body = resp
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    let detail = serde_json::from_slice::<Value>(&body)
+                        .ok()
+                        .and_then(|v| v["errors"][0]["message"].as_str().map(|m| format!(": {m}")))
+                        .unwrap_or_default();
+                    let detail = if s == StatusCode::UNAUTHORIZED {
+                        format!("{detail} (registry authentication is not supported by wharf yet)")
+                    } else {
+                        detail
+                    };
+                    return Err(RegistryError::Status {
+                        what: what.to_string(),
+                        status: s.as_u16(),
+                        detail,
+                    });
+                }
+            }
+        }
+        Err(RegistryError::Unsupported(format!(
+            "{what}: too many redirects"
+        )))
+    }
+
+    /// The manifest `reference` (tag or digest) of `repo`: (bytes, media type, digest), with a
+    /// digest given by reference verified.
+    pub async fn manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<(Vec<u8>, String, String), RegistryError> {
+        let what = format!("{}/{repo}:{reference}", self.host);
+        let resp = self
+            .get_ok(
+                &what,
+                &format!("/v2/{repo}/manifests/{reference}"),
+                MANIFEST_ACCEPT,
+            )
+            .await?;
+        let media = resp
+            .headers()
+            .get("Content-Type")
+            .and_then(|c| c.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| RegistryError::Unreachable {
+                registry: self.host.clone(),
+                message: e.to_string(),
+            })?
+            .to_bytes()
+            .to_vec();
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+        if reference.starts_with("sha256:") && reference != digest {
+            return Err(RegistryError::Digest {
+                what,
+                expected: reference.into(),
+                actual: digest,
+            });
+        }
+        Ok((body, media, digest))
+    }
+
+    /// Streams blob `digest` of `repo` to `dest`, verifying its digest; nothing is left at
+    /// `dest` on failure.
+    pub async fn blob_to_file(
+        &self,
+        repo: &str,
+        digest: &str,
+        dest: &Path,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64, RegistryError> {
+        let what = format!("{}/{repo}@{digest}", self.host);
+        let resp = self
+            .get_ok(&what, &format!("/v2/{repo}/blobs/{digest}"), "*/*")
+            .await?;
+        let io = |e: std::io::Error| RegistryError::Io {
+            path: dest.display().to_string(),
+            source: e,
+        };
+        let mut f = tokio::fs::File::create(dest).await.map_err(io)?;
+        let mut hasher = Sha256::new();
+        let mut n = 0u64;
+        let mut body = resp.into_body();
+        let result = async {
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| RegistryError::Unreachable {
+                    registry: self.host.clone(),
+                    message: e.to_string(),
+                })?;
+                if let Some(d) = frame.data_ref() {
+                    hasher.update(d);
+                    f.write_all(d).await.map_err(io)?;
+                    n += d.len() as u64;
+                    progress(n);
+                }
+            }
+            f.flush().await.map_err(io)?;
+            let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+            if actual != digest {
+                return Err(RegistryError::Digest {
+                    what: what.clone(),
+                    expected: digest.into(),
+                    actual,
+                });
+            }
+            Ok(n)
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(dest).await;
+        }
+        result
+    }
+}
+
+/// Picks the linux/amd64 entry of a manifest list / OCI index.
+pub fn pick_platform(index: &Value) -> Option<String> {
+    let ms = index["manifests"].as_array()?;
+    ms.iter()
+        .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == "amd64")
+        .or_else(|| ms.first())
+        .and_then(|m| m["digest"].as_str().map(String::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_without_tls() {
+        assert!(Registry::new("127.0.0.1:5000").is_ok());
+        assert!(Registry::new("localhost:5000").is_ok());
+        assert!(Registry::new("docker.io").is_err());
+        let idx = serde_json::json!({"manifests": [
+            {"digest": "sha256:arm", "platform": {"os": "linux", "architecture": "arm64"}},
+            {"digest": "sha256:amd", "platform": {"os": "linux", "architecture": "amd64"}}]});
+        assert_eq!(pick_platform(&idx).as_deref(), Some("sha256:amd"));
+    }
+}
