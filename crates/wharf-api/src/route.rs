@@ -48,6 +48,7 @@ pub enum Route {
     ImageDelete(String),
     ImageHistory(String),
     ImageGet(String),
+    ImagePush(String),
     Commit,
     VolumeList,
     VolumeCreate,
@@ -152,6 +153,7 @@ pub fn route(method: &str, path: &str) -> Result<(ApiVersion, Route), ApiError> 
             ImageHistory(name.join("/"))
         }
         ("GET", ["images", name @ .., "get"]) if !name.is_empty() => ImageGet(name.join("/")),
+        ("POST", ["images", name @ .., "push"]) if !name.is_empty() => ImagePush(name.join("/")),
         ("DELETE", ["images", name @ ..]) if !name.is_empty() => ImageDelete(name.join("/")),
         _ => return Err(not_found()),
     };

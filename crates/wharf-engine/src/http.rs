@@ -640,6 +640,19 @@ async fn dispatch(
             });
             r
         }
+        ImagePush(name) => {
+            let tag = q.get("tag").map(String::from);
+            let (r, tx) = stream_resp("application/json");
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crate::push::push(&engine, &name, tag.as_deref(), &tx).await {
+                    let _ = tx
+                        .send(Bytes::from(codec::progress_error(&e.message)))
+                        .await;
+                }
+            });
+            r
+        }
         ImageLoad => {
             let (pr, pw) = std::io::pipe().map_err(|e| ApiError::internal(e.to_string()))?;
             let images = engine.images.clone();

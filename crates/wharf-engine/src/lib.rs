@@ -11,6 +11,7 @@ pub mod http;
 pub mod logs;
 pub mod names;
 pub mod pull;
+pub mod push;
 pub mod shim;
 pub mod spec;
 pub mod volumes;

@@ -252,6 +252,210 @@ impl Registry {
     }
 }
 
+impl Registry {
+    async fn request(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: http_body_util::combinators::BoxBody<Bytes, std::io::Error>,
+        len: Option<u64>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
+        let unreachable = |e: &dyn std::fmt::Display| RegistryError::Unreachable {
+            registry: self.host.clone(),
+            message: e.to_string(),
+        };
+        let stream = tokio::net::TcpStream::connect(&self.host)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| unreachable(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("Host", &self.host)
+            .header("User-Agent", concat!("wharf/", env!("CARGO_PKG_VERSION")));
+        if let Some(ct) = content_type {
+            b = b.header("Content-Type", ct);
+        }
+        if let Some(l) = len {
+            b = b.header("Content-Length", l);
+        }
+        let req = b.body(body).map_err(|e| unreachable(&e))?;
+        sender.send_request(req).await.map_err(|e| unreachable(&e))
+    }
+
+    async fn expect(
+        &self,
+        what: &str,
+        resp: hyper::Response<hyper::body::Incoming>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let detail = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v["errors"][0]["message"].as_str().map(|m| format!(": {m}")))
+            .unwrap_or_default();
+        Err(RegistryError::Status {
+            what: what.to_string(),
+            status,
+            detail,
+        })
+    }
+
+    /// Whether the registry has blob `digest` in `repo` (HEAD).
+    pub async fn has_blob(&self, repo: &str, digest: &str) -> Result<bool, RegistryError> {
+        let resp = self
+            .request(
+                hyper::Method::HEAD,
+                &format!("/v2/{repo}/blobs/{digest}"),
+                None,
+                empty_body(),
+                None,
+            )
+            .await?;
+        Ok(resp.status().is_success())
+    }
+
+    /// Uploads the file at `path` as blob `digest` (monolithic upload: POST, then PUT).
+    pub async fn upload_blob(
+        &self,
+        repo: &str,
+        digest: &str,
+        path: &Path,
+    ) -> Result<(), RegistryError> {
+        let what = format!("upload of {digest} to {}/{repo}", self.host);
+        let resp = self
+            .request(
+                hyper::Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/"),
+                None,
+                empty_body(),
+                Some(0),
+            )
+            .await?;
+        let resp = self.expect(&what, resp).await?;
+        let loc = resp
+            .headers()
+            .get("Location")
+            .and_then(|l| l.to_str().ok())
+            .ok_or_else(|| RegistryError::Unsupported(format!("{what}: no upload location")))?
+            .to_string();
+        let loc = match loc.split_once("://") {
+            Some((_, rest)) => rest.find('/').map(|i| rest[i..].to_string()).unwrap_or(loc),
+            None => loc,
+        };
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let io = |e: std::io::Error| RegistryError::Io {
+            path: path.display().to_string(),
+            source: e,
+        };
+        let file = tokio::fs::File::open(path).await.map_err(io)?;
+        let len = file.metadata().await.map_err(io)?.len();
+        let stream = file_body(file);
+        let resp = self
+            .request(
+                hyper::Method::PUT,
+                &format!("{loc}{sep}digest={digest}"),
+                Some("application/octet-stream"),
+                stream,
+                Some(len),
+            )
+            .await?;
+        self.expect(&what, resp).await.map(drop)
+    }
+
+    /// PUTs a manifest; returns its digest.
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        tag: &str,
+        media_type: &str,
+        body: Vec<u8>,
+    ) -> Result<String, RegistryError> {
+        let what = format!("manifest {}/{repo}:{tag}", self.host);
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+        let len = body.len() as u64;
+        let b = http_body_util::Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed();
+        let resp = self
+            .request(
+                hyper::Method::PUT,
+                &format!("/v2/{repo}/manifests/{tag}"),
+                Some(media_type),
+                b,
+                Some(len),
+            )
+            .await?;
+        self.expect(&what, resp).await?;
+        Ok(digest)
+    }
+}
+
+fn empty_body() -> http_body_util::combinators::BoxBody<Bytes, std::io::Error> {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A file as a streaming request body, read in 64 KiB chunks.
+fn file_body(file: tokio::fs::File) -> http_body_util::combinators::BoxBody<Bytes, std::io::Error> {
+    use tokio::io::AsyncReadExt;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let mut file = file;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match file.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    if tx
+                        .send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    break;
+                }
+            }
+        }
+    });
+    ChanBody(rx).boxed()
+}
+
+/// A request body fed by a channel.
+struct ChanBody(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl hyper::body::Body for ChanBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|o| o.map(|r| r.map(hyper::body::Frame::data)))
+    }
+}
+
 /// Picks the linux/amd64 entry of a manifest list / OCI index.
 pub fn pick_platform(index: &Value) -> Option<String> {
     let ms = index["manifests"].as_array()?;

@@ -1364,3 +1364,54 @@ fn pull_from_a_local_registry_fetches_only_missing_layers() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("manifest unknown"), "{}", stderr(&o));
 }
+
+#[test]
+fn push_to_a_local_registry_then_skopeo_and_another_wharfd_read_it() {
+    require_env!();
+    let Some(reg) = common::LocalRegistry::start() else {
+        return;
+    };
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&[
+        "run",
+        "--name",
+        "pp",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo pushed > /p",
+    ]);
+    let name = format!("{}/team/app:2", reg.addr);
+    d.ok(&["commit", "pp", &name]);
+    let out = d.ok(&["push", &name]);
+    assert_eq!(out.matches("Pushed").count(), 2, "{out}");
+    assert!(out.contains("2: digest: sha256:"), "{out}");
+    let again = d.ok(&["push", &name]);
+    assert_eq!(again.matches("Layer already exists").count(), 2, "{again}");
+
+    let o = std::process::Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &format!("docker://{name}")])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["Layers"].as_array().unwrap().len(), 2, "{v}");
+
+    let e = Daemon::start();
+    e.ok(&["pull", &name]);
+    assert_eq!(
+        e.ok(&["run", "--rm", "--network", "none", &name, "cat", "/p"]),
+        "pushed\n"
+    );
+    assert_eq!(
+        e.ok(&["image", "inspect", "--format", "{{.Id}}", &name]),
+        d.ok(&["image", "inspect", "--format", "{{.Id}}", &name])
+    );
+}
