@@ -63,18 +63,19 @@ idle=$(awk '/VmRSS/{print $2}' /proc/$pid/status)
 $D run -d --name rss --network none busybox sleep 60 >/dev/null
 shim=$(cat "$work"/exec/containers/*/shim.pid)
 shim_rss=$(awk '/VmRSS/{print $2}' /proc/$shim/status)
+shim_pss=$(awk '/^Pss:/{print $2}' /proc/$shim/smaps_rollup)
 busy=$(awk '/VmRSS/{print $2}' /proc/$pid/status)
 
-python3 - "$work/h.json" "$idle" "$busy" "$shim_rss" "${names[@]}" <<'PY'
+python3 - "$work/h.json" "$idle" "$busy" "$shim_rss" "$shim_pss" "${names[@]}" <<'PY'
 import json, sys
 h = json.load(open(sys.argv[1]))["results"]
-idle, busy, shim = (int(x) for x in sys.argv[2:5])
-names = sys.argv[5:]
+idle, busy, shim, shim_pss = (int(x) for x in sys.argv[2:6])
+names = sys.argv[6:]
 floor = h[1]["median"]
 print("| what | median | mean ± σ | × bare runc |")
 print("|---|---|---|---|")
 for n, r in zip(names, h):
     print(f"| {n} | {r['median']*1000:.1f} ms | {r['mean']*1000:.1f} ± {r['stddev']*1000:.1f} ms | {r['median']/floor:.2f} |")
 print()
-print(f"wharfd RSS idle: {idle/1024:.1f} MiB; with one container: {busy/1024:.1f} MiB; one wharf-shim: {shim/1024:.2f} MiB")
+print(f"wharfd RSS idle: {idle/1024:.1f} MiB; with one container: {busy/1024:.1f} MiB; one wharf-shim: {shim/1024:.2f} MiB RSS, {shim_pss/1024:.2f} MiB PSS")
 PY
