@@ -18,6 +18,8 @@ pub struct EngineConfig {
     pub cgroup_parent: String,
     /// The default bridge network (`None`: `--bridge none`).
     pub bridge: Option<wharf_net::BridgeConfig>,
+    /// The init for `--init` (bind-mounted at /sbin/docker-init), if installed.
+    pub init_path: Option<PathBuf>,
 }
 
 impl EngineConfig {

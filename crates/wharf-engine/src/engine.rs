@@ -271,9 +271,9 @@ impl Engine {
                 return Err(ApiError::not_found(format!("network {other} not found")))
             }
         }
-        if hc.init == Some(true) {
+        if hc.init == Some(true) && self.cfg.init_path.is_none() {
             return Err(ApiError::bad_request(
-                "--init is not supported by wharf yet",
+                "--init needs wharf-init next to wharfd or on PATH (or wharfd --init-path)",
             ));
         }
         if let Some(rt) = hc.runtime.as_deref().filter(|r| !r.is_empty()) {
@@ -760,7 +760,17 @@ impl Engine {
         if !env.iter().any(|e| e.starts_with("HOME=")) {
             env.push("HOME=/root".into());
         }
-        let mut args = vec![rec.path.clone()];
+        let init = (hc.init == Some(true))
+            .then_some(self.cfg.init_path.as_deref())
+            .flatten();
+        let mut args = match init {
+            Some(_) => vec![
+                spec::INIT_PATH.to_string(),
+                "--".to_string(),
+                rec.path.clone(),
+            ],
+            None => vec![rec.path.clone()],
+        };
         args.extend(rec.args.iter().cloned());
         let cgroup_path = format!("{}/{id}", self.cfg.cgroup_parent.trim_end_matches('/'));
         let netns = if hc.network_mode == "host" {
@@ -782,6 +792,7 @@ impl Engine {
             netns,
             cgroup_path: &cgroup_path,
             mounts: &rec.mounts,
+            init,
         };
         let spec = match spec::build(&spec_in) {
             Ok(s) => s,

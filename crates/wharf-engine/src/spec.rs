@@ -110,6 +110,9 @@ const READONLY: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
+/// Where `--init`'s binary appears in the container (Docker's path).
+pub const INIT_PATH: &str = "/sbin/docker-init";
+
 /// A spec request that cannot be satisfied, as a user-facing message.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -246,6 +249,8 @@ pub struct SpecInput<'a> {
     pub cgroup_path: &'a str,
     /// Binds and volumes, resolved at create.
     pub mounts: &'a [crate::volumes::MountRecord],
+    /// `--init`: the init binary to bind at /sbin/docker-init (the args already start with it).
+    pub init: Option<&'a Path>,
 }
 
 /// `linux.resources` for a HostConfig: the device allow-list and the cgroup limits. Also what
@@ -371,6 +376,9 @@ pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
         ];
         o.extend(opts.split(',').filter(|s| !s.is_empty()).map(String::from));
         mounts.push(json!({"destination": path, "type": "tmpfs", "source": "tmpfs", "options": o}));
+    }
+    if let Some(init) = i.init {
+        mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["bind", "ro", "nosuid", "nodev"]}));
     }
     for m in i.mounts {
         let mut o = vec![
@@ -509,6 +517,7 @@ mod tests {
             netns: Some(None),
             cgroup_path: "/wharf/abc",
             mounts: &[],
+            init: None,
         }
     }
 

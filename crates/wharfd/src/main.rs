@@ -62,6 +62,9 @@ struct Flags {
     /// Serve tcp:// hosts without TLS (anyone who can connect is root on this host)
     #[arg(long)]
     insecure_tcp: bool,
+    /// The init binary for --init (default: wharf-init next to wharfd, else on PATH)
+    #[arg(long)]
+    init_path: Option<PathBuf>,
     /// Default log options: key=value (repeatable)
     #[arg(long = "log-opt")]
     log_opts: Vec<String>,
@@ -97,6 +100,25 @@ fn which(name: &str) -> Option<PathBuf> {
         .split(':')
         .map(|d| Path::new(d).join(name))
         .find(|p| p.is_file())
+}
+
+/// Whether `p` is an ELF executable without a program interpreter (no dynamic loader needed):
+/// the init is bind-mounted into images that have no libc.
+fn is_static_elf(p: &Path) -> bool {
+    let Ok(d) = std::fs::read(p) else {
+        return false;
+    };
+    if d.len() < 64 || &d[..4] != b"\x7fELF" || d[4] != 2 {
+        return false;
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([d[o], d[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(d[32..40].try_into().expect("8 bytes")) as usize;
+    let (phentsize, phnum) = (u16_at(54), u16_at(56));
+    (0..phnum).all(|i| {
+        let o = phoff + i * phentsize;
+        // PT_INTERP = 3.
+        o + 4 <= d.len() && u32::from_le_bytes(d[o..o + 4].try_into().expect("4 bytes")) != 3
+    })
 }
 
 fn main() -> Result<()> {
@@ -201,6 +223,26 @@ fn main() -> Result<()> {
             .or(file.cgroup_parent)
             .unwrap_or_else(|| "/wharf".into()),
         bridge,
+        init_path: f
+            .init_path
+            .clone()
+            .or_else(|| {
+                std::env::current_exe()
+                    .ok()
+                    .and_then(|e| e.parent().map(|d| d.join("wharf-init")))
+                    .filter(|p| p.is_file())
+                    .or_else(|| which("wharf-init"))
+            })
+            .filter(|p| {
+                let ok = is_static_elf(p);
+                if !ok {
+                    tracing::warn!(
+                        "{} is dynamically linked and cannot run in containers: --init is off (build it with scripts/build-init.sh)",
+                        p.display()
+                    );
+                }
+                ok
+            }),
     };
     let mut hosts = if f.hosts.is_empty() {
         file.hosts

@@ -1415,3 +1415,74 @@ fn push_to_a_local_registry_then_skopeo_and_another_wharfd_read_it() {
         d.ok(&["image", "inspect", "--format", "{{.Id}}", &name])
     );
 }
+
+#[test]
+fn init_runs_as_pid_1_forwards_stop_signals_and_keeps_exit_codes() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let o = d.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$",
+    ]);
+    let lines: Vec<&str> = o.lines().collect();
+    assert_eq!(
+        lines[0], "/sbin/docker-init -- sh -c cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$ ",
+        "{o}"
+    );
+    assert_ne!(lines[1], "1", "the command is not PID 1 under --init");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--init",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 7",
+    ]);
+    assert_eq!(o.status.code(), Some(7));
+    // `sleep` as PID 1 ignores SIGTERM (137 after the timeout); under the init it gets it (143).
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "plain",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "inited",
+        "--init",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    d.ok(&["stop", "-t", "1", "plain", "inited"]);
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.ExitCode}}", "plain"])
+            .trim(),
+        "137"
+    );
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.ExitCode}}", "inited"])
+            .trim(),
+        "143"
+    );
+}
