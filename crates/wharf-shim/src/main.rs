@@ -13,6 +13,7 @@ pub struct Args {
     pub bundle: PathBuf,
     pub state_dir: PathBuf,
     pub runtime_root: PathBuf,
+    /// `builtin` (the in-process `wharf_runtime`) or the path of an OCI CLI runtime.
     pub runtime: PathBuf,
     pub tty: bool,
     pub stdin: bool,
@@ -32,7 +33,7 @@ fn parse_args() -> Result<Args, String> {
         bundle: PathBuf::new(),
         state_dir: PathBuf::new(),
         runtime_root: PathBuf::from("/run/wharf/runtime"),
-        runtime: PathBuf::from("wharf-runtime"),
+        runtime: PathBuf::from("builtin"),
         tty: false,
         stdin: false,
         stdin_once: false,

@@ -1,7 +1,9 @@
 //! The shim's poll loop: container output to the log and attached clients, client requests,
 //! child exits (signalfd), until the container has exited and everything is drained.
 
-use crate::backend::{CliRuntime, ProcStdio};
+use crate::backend::builtin::Builtin;
+use crate::backend::cli::CliBackend;
+use crate::backend::{Backend, BackendError, ProcStdio};
 use crate::{report, Args};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
@@ -12,8 +14,8 @@ use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 use wharf_shim::jsonlog::{self, JsonLog, LineSplitter};
 use wharf_shim::proto::{self, ExitStatus, Request};
 use wharf_shim::timefmt;
@@ -68,7 +70,7 @@ struct Exec {
 
 struct Shim {
     args: Args,
-    rt: CliRuntime,
+    rt: Box<dyn Backend>,
     init: i32,
     started: bool,
     paused: bool,
@@ -163,44 +165,79 @@ pub fn run(args: Args) -> i32 {
     }
 }
 
+/// The runtime used when `--runtime builtin` cannot create the container.
+const FALLBACK_RUNTIME: &str = "/usr/sbin/runc";
+
+fn backend_for(args: &Args, runtime: &Path) -> Box<dyn Backend> {
+    if runtime == Path::new("builtin") {
+        return Box::new(Builtin::new(args.id.clone()));
+    }
+    Box::new(CliBackend::new(
+        runtime.to_path_buf(),
+        args.runtime_root.clone(),
+        args.id.clone(),
+        args.state_dir.clone(),
+        args.socket
+            .as_ref()
+            .and_then(|s| s.parent())
+            .unwrap_or(&args.state_dir)
+            .to_path_buf(),
+    ))
+}
+
+/// The container's side of its stdio, and the shim's ends (stdin writer, stdout and stderr
+/// readers). With a tty the pty replaces them all: the container gets /dev/null here.
+type StdioEnds = (Option<OwnedFd>, Option<OwnedFd>, Option<OwnedFd>);
+
+fn container_stdio(args: &Args) -> std::io::Result<(ProcStdio, StdioEnds)> {
+    if args.tty {
+        let io = ProcStdio {
+            stdin: devnull()?,
+            stdout: devnull()?,
+            stderr: devnull()?,
+        };
+        return Ok((io, (None, None, None)));
+    }
+    let (stdin_r, stdin_w) = if args.stdin {
+        let (r, w) = pipe()?;
+        (r, Some(w))
+    } else {
+        (devnull()?, None)
+    };
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let io = ProcStdio {
+        stdin: stdin_r,
+        stdout: out_w,
+        stderr: err_w,
+    };
+    Ok((io, (stdin_w, Some(out_r), Some(err_r))))
+}
+
 fn setup(args: Args) -> Result<Shim, (i32, String)> {
     let fd = args.ready_fd;
     let fail = |m: String| (fd, m);
     fs::create_dir_all(&args.state_dir)
         .map_err(|e| fail(format!("{}: {e}", args.state_dir.display())))?;
-    let rt = CliRuntime {
-        binary: args.runtime.clone(),
-        root: args.runtime_root.clone(),
-        id: args.id.clone(),
-        state_dir: args.state_dir.clone(),
-        console_dir: args
-            .socket
-            .as_ref()
-            .and_then(|s| s.parent())
-            .unwrap_or(&args.state_dir)
-            .to_path_buf(),
-    };
     let io = |e: std::io::Error| fail(e.to_string());
-    let (stdin_r, stdin_w) = if args.stdin && !args.tty {
-        let (r, w) = pipe().map_err(io)?;
-        (r, Some(w))
-    } else {
-        (devnull().map_err(io)?, None)
-    };
-    let (out_r, out_w) = pipe().map_err(io)?;
-    let (err_r, err_w) = pipe().map_err(io)?;
-    let stdio = ProcStdio {
-        stdin: stdin_r,
-        stdout: out_w,
-        stderr: err_w,
-    };
-    let (init, console) = match rt.create(&args.bundle, stdio, args.tty) {
-        Ok(x) => x,
-        Err(msg) => {
-            rt.delete();
-            return Err(fail(msg));
+    let mut rt = backend_for(&args, &args.runtime);
+    let (stdio, mut ends) = container_stdio(&args).map_err(io)?;
+    let mut created = rt.create(&args.bundle, stdio, args.tty);
+    if let Err(BackendError::Unsupported { .. }) = created {
+        // The in-process runtime cannot run containers yet: use the OCI CLI runtime.
+        rt = backend_for(&args, Path::new(FALLBACK_RUNTIME));
+        let (stdio, e) = container_stdio(&args).map_err(io)?;
+        ends = e;
+        created = rt.create(&args.bundle, stdio, args.tty);
+    }
+    let (init, console) = match created {
+        Ok(c) => (c.pid, c.console),
+        Err(e) => {
+            let _ = rt.delete();
+            return Err(fail(e.to_string()));
         }
     };
+    let (stdin_w, out_r, err_r) = ends;
     let mut outputs = Vec::new();
     let mut stdin = stdin_w.map(File::from);
     let mut master = None;
@@ -217,29 +254,22 @@ fn setup(args: Args) -> Result<Shim, (i32, String)> {
             splitter: LineSplitter::default(),
         });
         master = Some(m);
-        // runc's own stderr during create went to the pipe; nothing else writes there.
-        drop(out_r);
-        drop(err_r);
-    } else {
-        set_nonblocking(&out_r);
-        set_nonblocking(&err_r);
-        outputs.push(Output {
-            fd: out_r,
-            stream: 1,
-            exec: None,
-            splitter: LineSplitter::default(),
-        });
-        outputs.push(Output {
-            fd: err_r,
-            stream: 2,
-            exec: None,
-            splitter: LineSplitter::default(),
-        });
+    }
+    for (fd, stream) in [(out_r, 1), (err_r, 2)] {
+        if let Some(fd) = fd {
+            set_nonblocking(&fd);
+            outputs.push(Output {
+                fd,
+                stream,
+                exec: None,
+                splitter: LineSplitter::default(),
+            });
+        }
     }
     let log = match &args.log_path {
         Some(p) => Some(
             JsonLog::open(p.clone(), args.log_max_size, args.log_max_file).map_err(|e| {
-                rt.delete();
+                let _ = rt.delete();
                 fail(format!("log {}: {e}", p.display()))
             })?,
         ),
@@ -262,7 +292,7 @@ fn setup(args: Args) -> Result<Shim, (i32, String)> {
 }
 
 impl Shim {
-    fn sock_path(&self) -> std::path::PathBuf {
+    fn sock_path(&self) -> PathBuf {
         self.args
             .socket
             .clone()
@@ -275,7 +305,7 @@ impl Shim {
         let listener = match UnixListener::bind(&sock) {
             Ok(l) => l,
             Err(e) => {
-                self.rt.delete();
+                let _ = self.rt.delete();
                 report(
                     self.args.ready_fd,
                     &format!("err bind {}: {e}\n", sock.display()),
@@ -353,7 +383,7 @@ impl Shim {
             }
             self.conns.retain(|c| !c.dead);
         }
-        self.finish(&sock);
+        self.finish(&sock, &listener, sigfd);
         0
     }
 
@@ -588,7 +618,7 @@ impl Shim {
                 } else if exited {
                     not_running()
                 } else {
-                    self.rt.start().map(|_| {
+                    self.rt.start().map_err(text).map(|_| {
                         self.started = true;
                         self.init.to_string()
                     })
@@ -618,7 +648,10 @@ impl Shim {
                 let r = if exited {
                     not_running()
                 } else if all || !self.started {
-                    self.rt.kill(signal, all).map(|_| String::new())
+                    self.rt
+                        .kill(signal, all)
+                        .map_err(text)
+                        .map(|_| String::new())
                 } else {
                     nix::sys::signal::kill(
                         Pid::from_raw(self.init),
@@ -653,9 +686,9 @@ impl Shim {
                 let r = if exited {
                     not_running()
                 } else if pause {
-                    self.rt.pause().map(|_| String::new())
+                    self.rt.pause().map_err(text).map(|_| String::new())
                 } else {
-                    self.rt.resume().map(|_| String::new())
+                    self.rt.resume().map_err(text).map(|_| String::new())
                 };
                 if r.is_ok() {
                     self.paused = pause;
@@ -667,7 +700,10 @@ impl Shim {
                 let r = if exited {
                     not_running()
                 } else {
-                    self.rt.pids()
+                    self.rt
+                        .pids()
+                        .map_err(text)
+                        .map(|p| p.iter().map(i32::to_string).collect::<Vec<_>>().join(" "))
                 };
                 self.reply(ci, r);
                 self.conns[ci].dead = true;
@@ -676,7 +712,7 @@ impl Shim {
                 let r = if exited {
                     not_running()
                 } else {
-                    self.rt.stats()
+                    self.rt.stats().map_err(text)
                 };
                 self.reply(ci, r);
                 self.conns[ci].dead = true;
@@ -705,7 +741,10 @@ impl Shim {
                 let r = if exited {
                     not_running()
                 } else {
-                    self.rt.update(&resources).map(|_| String::new())
+                    self.rt
+                        .update(Path::new(&resources))
+                        .map_err(text)
+                        .map(|_| String::new())
                 };
                 self.reply(ci, r);
                 self.conns[ci].dead = true;
@@ -742,16 +781,20 @@ impl Shim {
         };
         let (out_r, out_w) = pipe().map_err(e)?;
         let (err_r, err_w) = pipe().map_err(e)?;
-        let (pid, console) = self.rt.exec(
-            process,
-            ProcStdio {
-                stdin: in_r,
-                stdout: out_w,
-                stderr: err_w,
-            },
-            tty,
-            id,
-        )?;
+        let created = self
+            .rt
+            .exec(
+                id,
+                process,
+                ProcStdio {
+                    stdin: in_r,
+                    stdout: out_w,
+                    stderr: err_w,
+                },
+                tty,
+            )
+            .map_err(text)?;
+        let (pid, console) = (created.pid, created.console);
         let mut exec = Exec {
             id: id.to_string(),
             pid,
@@ -786,7 +829,7 @@ impl Shim {
         Ok(pid.to_string())
     }
 
-    fn finish(&mut self, sock: &Path) {
+    fn finish(&mut self, sock: &Path, listener: &UnixListener, sigfd: &SignalFd) {
         let status = ExitStatus {
             code: self.exit_code.unwrap_or(-1),
             // Read before the runtime removes the cgroup that records it.
@@ -795,23 +838,19 @@ impl Shim {
         };
         // The kernel kills the rest of the container when its init dies, and they are
         // reparented to us (subreaper): reap them, or their zombies keep the cgroup busy and
-        // the runtime cannot remove it. Bounded: the processes are already dying.
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        loop {
-            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
+        // the runtime cannot remove it. Bounded: without a pid namespace some may live on
+        // until the runtime's delete kills them.
+        reap_all(sigfd, Instant::now() + Duration::from_secs(2));
         // Clean up before telling anyone: when wharfd learns of the exit, the container's
         // cgroups and runtime state are gone already.
-        self.rt.delete();
+        if let Err(e) = self.rt.delete() {
+            eprintln!("wharf-shim: {e}");
+        }
+        reap_all(sigfd, Instant::now());
         let line = format!("{}\n", status.encode());
         let _ = write_atomic(&self.args.state_dir.join("exit"), line.as_bytes());
         let reply = format!("OK {}", line);
+        self.answer_late_requests(listener, &status);
         for c in &mut self.conns {
             if matches!(c.role, Role::Waiter) {
                 c.send(reply.as_bytes());
@@ -822,6 +861,74 @@ impl Shim {
         let _ = fs::remove_file(sock);
         let _ = fs::remove_file(self.args.state_dir.join("shim.pid"));
     }
+}
+
+impl Shim {
+    /// Clients that connected before the exit but whose request line was not read yet (a
+    /// WAIT racing the exit) still get an answer: waiters their status, others the state.
+    fn answer_late_requests(&mut self, listener: &UnixListener, status: &ExitStatus) {
+        let _ = listener.set_nonblocking(true);
+        while let Ok((s, _)) = listener.accept() {
+            self.conns.push(Conn {
+                s,
+                buf: Vec::new(),
+                role: Role::Request,
+                reading: true,
+                dead: false,
+            });
+        }
+        for c in &mut self.conns {
+            if !matches!(c.role, Role::Request) || c.dead {
+                continue;
+            }
+            // The client sent its line with the connect; a stuck one costs at most this.
+            let _ = c.s.set_nonblocking(false);
+            let _ = c.s.set_read_timeout(Some(Duration::from_millis(200)));
+            let mut b = [0u8; 512];
+            while !c.buf.contains(&b'\n') && c.buf.len() < 4096 {
+                match c.s.read(&mut b) {
+                    Ok(n) if n > 0 => c.buf.extend_from_slice(&b[..n]),
+                    _ => break,
+                }
+            }
+            let Some(end) = c.buf.iter().position(|&b| b == b'\n') else {
+                continue;
+            };
+            let line = String::from_utf8_lossy(&c.buf[..end]).into_owned();
+            match Request::parse(&line) {
+                Ok(Request::Wait) => c.role = Role::Waiter,
+                Ok(Request::State) => c.send(format!("OK exited {}\n", status.code).as_bytes()),
+                _ => c.send(b"ERR container is not running\n"),
+            }
+        }
+    }
+}
+
+/// Reaps children until none is left or `deadline` passes, waiting on SIGCHLD (the signalfd),
+/// not on a timer.
+fn reap_all(sigfd: &SignalFd, deadline: Instant) {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return;
+                }
+                let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+                let mut fds = [PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, PollTimeout::from(ms));
+                while sigfd.read_signal().ok().flatten().is_some() {}
+            }
+            // ECHILD: nobody left.
+            Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// A backend error as the text of an `ERR` reply.
+fn text(e: BackendError) -> String {
+    e.to_string()
 }
 
 fn resize(m: &OwnedFd, rows: u16, cols: u16) -> Result<String, String> {
