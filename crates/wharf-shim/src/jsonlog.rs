@@ -153,6 +153,22 @@ mod tests {
     }
 
     #[test]
+    fn control_chars_and_invalid_utf8() {
+        assert_eq!(
+            entry(b"\x1b[1m\t\r\x7f\n", "stdout", "T"),
+            "{\"log\":\"\\u001b[1m\\t\\r\x7f\\n\",\"stream\":\"stdout\",\"time\":\"T\"}\n"
+        );
+        // Invalid UTF-8 becomes U+FFFD, as Go's encoder does; valid text around it is kept.
+        assert_eq!(
+            entry(b"a\xffb\xc3\xa9\n", "stderr", "T"),
+            "{\"log\":\"a\u{fffd}b\u{e9}\\n\",\"stream\":\"stderr\",\"time\":\"T\"}\n"
+        );
+        let mut s = String::new();
+        escape_into(&mut s, "\u{2028}&");
+        assert_eq!(s, "\\u2028\\u0026");
+    }
+
+    #[test]
     fn splitter_cuts_lines_and_long_chunks() {
         let mut s = LineSplitter::default();
         let mut got: Vec<Vec<u8>> = vec![];
@@ -182,5 +198,22 @@ mod tests {
         assert!(!dir.path().join("c-json.log.3").exists());
         assert!(fs::read_to_string(&p).unwrap().contains("line 19"));
         assert!(fs::metadata(&p).unwrap().len() <= 100);
+    }
+
+    #[test]
+    fn one_file_is_truncated_and_reopening_counts_what_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-json.log");
+        let e = entry(b"0123456789\n", "stdout", "T");
+        let mut log = JsonLog::open(p.clone(), Some(e.len() as u64 * 2), 1).unwrap();
+        log.write_entry(&e).unwrap();
+        drop(log);
+        // Reopened (a restarted shim): the size already there counts.
+        let mut log = JsonLog::open(p.clone(), Some(e.len() as u64 * 2), 1).unwrap();
+        log.write_entry(&e).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), e.repeat(2));
+        log.write_entry(&e).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), e);
+        assert!(!dir.path().join("c-json.log.1").exists());
     }
 }

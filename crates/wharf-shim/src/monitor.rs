@@ -111,12 +111,19 @@ fn code_of(status: WaitStatus) -> Option<(i32, i32)> {
     }
 }
 
+/// Writes `path` whole or not at all: a temp file in the same dir, fsync, rename, fsync the dir
+/// (the exit status must survive a crash of the machine, for the daemon's live restore).
 fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
     let mut f = File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)
+    let written = f.write_all(data).and_then(|_| f.sync_all());
+    if let Err(e) = written.and_then(|_| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
 }
 
 fn oom_killed(cgroup: Option<&str>) -> bool {
@@ -944,5 +951,39 @@ fn resize(m: &OwnedFd, rows: u16, cols: u16) -> Result<String, String> {
         Err(std::io::Error::last_os_error().to_string())
     } else {
         Ok(String::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_whole_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("exit");
+        write_atomic(&p, b"1 0 t\n").unwrap();
+        write_atomic(&p, b"137 1 u\n").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"137 1 u\n");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("exit")]);
+        // A directory in the way: the write fails and leaves no temp file behind.
+        fs::create_dir(dir.path().join("d")).unwrap();
+        assert!(write_atomic(&dir.path().join("d"), b"x").is_err());
+        assert!(!dir.path().join("d.tmp").exists());
+    }
+
+    #[test]
+    fn docker_exit_codes() {
+        let pid = Pid::from_raw(7);
+        assert_eq!(code_of(WaitStatus::Exited(pid, 3)), Some((7, 3)));
+        assert_eq!(
+            code_of(WaitStatus::Signaled(pid, Signal::SIGKILL, false)),
+            Some((7, 137))
+        );
+        assert_eq!(code_of(WaitStatus::StillAlive), None);
     }
 }

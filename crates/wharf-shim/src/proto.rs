@@ -211,8 +211,15 @@ impl ExitStatus {
     pub fn parse(s: &str) -> Option<ExitStatus> {
         let mut it = s.trim().split(' ');
         let code = it.next()?.parse().ok()?;
-        let oom = it.next()? == "1";
-        let finished_at = it.next()?.to_string();
+        let oom = match it.next()? {
+            "0" => false,
+            "1" => true,
+            _ => return None,
+        };
+        let finished_at = it.next().filter(|t| !t.is_empty())?.to_string();
+        if it.next().is_some() {
+            return None;
+        }
         Some(ExitStatus {
             code,
             oom_killed: oom,
@@ -304,5 +311,22 @@ mod tests {
             finished_at: "2026-01-01T00:00:00.000000001Z".into(),
         };
         assert_eq!(ExitStatus::parse(&e.encode()), Some(e));
+        assert_eq!(
+            ExitStatus::parse("3 0 2026-01-01T00:00:00.000000000Z\n").map(|s| s.code),
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn frame_header_is_dockers_layout() {
+        assert_eq!(frame_header(2, 0x1170), [2, 0, 0, 0, 0, 0, 0x11, 0x70]);
+        assert_eq!(frame_header(STREAM_EXIT, 4)[0], 3);
+    }
+
+    #[test]
+    fn malformed_exit_files_are_rejected() {
+        for bad in ["", "x 0 t", "0", "0 0", "0 2 t", "0 0 t extra", "137 yes t"] {
+            assert_eq!(ExitStatus::parse(bad), None, "{bad:?}");
+        }
     }
 }

@@ -49,12 +49,17 @@ fn echo_attach_wait_log(opts: Opts) {
     assert_ne!(shim.ppid(), std::process::id() as i32);
     let (ok, mut attach) = shim.open("ATTACH 0 1 1");
     assert_eq!(ok, "OK");
+    // Several clients at once: each gets what it asked for.
+    let (ok, mut stderr_only) = shim.open("ATTACH 0 0 1");
+    assert_eq!(ok, "OK");
     let mut waiter = shim.send("WAIT");
     assert_eq!(shim.call("START"), format!("OK {}", shim.init));
     assert!(shim.call("START").starts_with("ERR "), "started twice");
     let frames = read_frames(&mut attach);
     assert_eq!(stream_text(&frames, 1), "hi\n");
     assert_eq!(stream_text(&frames, 2), "err\n");
+    let frames = read_frames(&mut stderr_only);
+    assert_eq!(frames, vec![(2, b"err\n".to_vec())]);
     let st = wait_status(&mut waiter);
     assert_eq!((st.code, st.oom_killed), (0, false));
     assert!(st.finished_at.ends_with('Z'), "{}", st.finished_at);
