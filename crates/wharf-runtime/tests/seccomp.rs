@@ -85,8 +85,9 @@ fn errno_rule_reaches_the_child_and_others_are_allowed() {
     })))
     .unwrap();
     let status = with_filter(&p, || {
-        // SAFETY: mkdir with a NUL-terminated path that outlives the call.
-        let rc = unsafe { libc::syscall(libc::SYS_mkdir, MISSING.as_ptr(), 0o755) };
+        // SAFETY: mkdirat with a NUL-terminated path that outlives the call.
+        let rc =
+            unsafe { libc::syscall(libc::SYS_mkdirat, libc::AT_FDCWD, MISSING.as_ptr(), 0o755) };
         if rc != -1 || errno() != 77 {
             return 1;
         }
@@ -101,8 +102,9 @@ fn errno_rule_reaches_the_child_and_others_are_allowed() {
 
     // Without the filter the same mkdir fails differently: the errno above came from it.
     let status = in_child(|| {
-        // SAFETY: mkdir with a NUL-terminated static path.
-        let rc = unsafe { libc::syscall(libc::SYS_mkdir, MISSING.as_ptr(), 0o755) };
+        // SAFETY: mkdirat with a NUL-terminated static path.
+        let rc =
+            unsafe { libc::syscall(libc::SYS_mkdirat, libc::AT_FDCWD, MISSING.as_ptr(), 0o755) };
         if rc == -1 && errno() == libc::ENOENT {
             OK
         } else {

@@ -374,7 +374,7 @@ fn x32_and_i386_rules_use_their_own_numbers() {
             { "names": ["socketcall"], "action": "SCMP_ACT_ERRNO", "errnoRet": 6 },
         ]
     })));
-    // mkdir: x86_64 83, x32 0x40000053, i386 39. i386 39 is getpid... no: x86_64 39 = getpid.
+    // mkdir is 83 on x86_64, 0x40000053 on x32 and 39 on i386 (where x86_64 has getpid).
     assert_eq!(run(&p.0, &Data::x86_64(83)), errno(4));
     assert_eq!(run(&p.0, &Data::x86_64(X32_SYSCALL_BIT | 83)), errno(4));
     assert_eq!(run(&p.0, &Data::new(AUDIT_ARCH_I386, 39)), errno(4));
