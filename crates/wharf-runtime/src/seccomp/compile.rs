@@ -25,6 +25,8 @@
 //!   never match and are dropped, as are trailing rules whose action equals the default.
 //! * Conditions compare the full 64-bit argument, unsigned (`seccomp_data.args[i]` is two
 //!   little-endian 32-bit words). Several conditions on the same index are ANDed too.
+//!   On the 32-bit ABIs (i386, arm) the kernel zero-extends arguments, so the same code
+//!   gives the comparison of the zero-extended value (libseccomp compares the low word only).
 //! * Unknown syscall names are skipped per ABI (logged at debug level), like runc.
 //! * Architectures: an empty list means the native ABI only. On x86_64 the x86_64, x32 and
 //!   i386 ABIs have tables; on aarch64 the aarch64 and arm ABIs do. Listed architectures
