@@ -472,6 +472,12 @@ fn real_v1_limits_freeze_pids_and_destroy() {
         assert!(dir.ends_with(&name[1..]), "{}", dir.display());
         assert_eq!(procs(&dir), [pid], "{c}");
     }
+    // A new cpuset cgroup takes no process until cpus/mems are copied down from the parent.
+    if let Some(cpuset) = g.manager.path("cpuset") {
+        assert_ne!(read(cpuset.join("cpuset.cpus")), "");
+        assert_ne!(read(cpuset.join("cpuset.mems")), "");
+        assert_eq!(procs(cpuset), [pid]);
+    }
     if let Some(u) = g.manager.unified_path() {
         assert_eq!(procs(u), [pid], "hybrid cgroup2 membership");
     }

@@ -1,7 +1,7 @@
 //! Device access rules: OCI `linux.resources.devices` normalised, the cgroup v1 rule lines,
 //! and the effective rule set that the v2 eBPF program enforces.
 //!
-//! The rules are applied in order with cgroup v1 semantics: a wildcard rule (`type: a`, no
+//! The rules are applied in order, starting from "deny everything", with cgroup v1 semantics: a wildcard rule (`type: a`, no
 //! major/minor, all of `rwm`) resets the default (allow or deny everything) and forgets the
 //! earlier rules; any other rule adds an exception to the default (merging access with an
 //! exception for the same device) or, when it repeats the default action, takes access away
@@ -150,7 +150,8 @@ pub fn normalize(rules: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>, CgroupE
 }
 
 /// The effective rule set: the default action and the exceptions to it (each with the
-/// opposite action). With no rules at all the default is "allow".
+/// opposite action). Rules start from "deny everything" (as runc, and as v1's initial
+/// `devices.deny a`), so an empty rule list denies every device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Effective {
     pub default_allow: bool,
@@ -160,7 +161,7 @@ pub struct Effective {
 /// Applies `rules` in order with v1 semantics (see the module docs).
 pub fn effective(rules: &[DeviceRule]) -> Effective {
     let mut eff = Effective {
-        default_allow: true,
+        default_allow: false,
         exceptions: Vec::new(),
     };
     for r in rules {
@@ -241,13 +242,18 @@ mod tests {
     }
 
     #[test]
-    fn no_rules_allow_everything() {
+    fn rules_start_from_deny_all() {
         assert_eq!(
             effective(&[]),
             Effective {
-                default_allow: true,
+                default_allow: false,
                 exceptions: vec![]
             }
         );
+        // Without a leading wildcard an allow rule is an exception to "deny all".
+        let r = normalize(&rules(r#"[{"allow":true,"type":"c","major":1,"minor":3}]"#)).unwrap();
+        let eff = effective(&r);
+        assert!(!eff.default_allow);
+        assert_eq!(eff.exceptions[0].v1_line(), "c 1:3 rwm");
     }
 }

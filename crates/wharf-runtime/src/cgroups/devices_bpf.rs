@@ -482,9 +482,9 @@ mod tests {
     }
 
     #[test]
-    fn no_rules_allow_everything() {
+    fn no_rules_deny_everything() {
         let prog = prog_for("[]");
-        assert_eq!(&prog[6..], [Insn::Mov32Imm { dst: 0, imm: 1 }, Insn::Exit]);
+        assert_eq!(&prog[6..], [Insn::Mov32Imm { dst: 0, imm: 0 }, Insn::Exit]);
     }
 
     #[test]

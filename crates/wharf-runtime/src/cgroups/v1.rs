@@ -518,3 +518,61 @@ impl CgroupManager for V1Manager {
         first_err.map_or(Ok(()), Err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(point: &str, root: &str) -> CgroupMount {
+        CgroupMount {
+            mount_point: point.into(),
+            root: root.into(),
+        }
+    }
+
+    #[test]
+    fn relative_paths_resolve_per_hierarchy_below_the_own_cgroup() {
+        let mut controllers = BTreeMap::new();
+        controllers.insert("memory".to_string(), mount("/sys/fs/cgroup/memory", "/"));
+        controllers.insert("cpu".to_string(), mount("/sys/fs/cgroup/cpu", "/ns"));
+        let unified = mount("/sys/fs/cgroup/unified", "/");
+        let own = OwnCgroups::parse("4:memory:/process_api/x\n1:cpu:/ns/a\n0::/u\n");
+        let path = CgroupPath::parse(Path::new("ctr")).unwrap();
+        let m = V1Manager::from_layout(&controllers, Some(&unified), &own, &path);
+        assert_eq!(
+            m.path("memory").unwrap(),
+            Path::new("/sys/fs/cgroup/memory/process_api/x/ctr")
+        );
+        // The cpu hierarchy is mounted at /ns: the own path is relative to that.
+        assert_eq!(
+            m.path("cpu").unwrap(),
+            Path::new("/sys/fs/cgroup/cpu/a/ctr")
+        );
+        assert_eq!(
+            m.unified_path().unwrap(),
+            Path::new("/sys/fs/cgroup/unified/u/ctr")
+        );
+
+        let path = CgroupPath::parse(Path::new("/wharf/ctr")).unwrap();
+        let m = V1Manager::from_layout(&controllers, None, &own, &path);
+        assert_eq!(
+            m.path("memory").unwrap(),
+            Path::new("/sys/fs/cgroup/memory/wharf/ctr")
+        );
+        assert_eq!(m.unified_path(), None);
+    }
+
+    #[test]
+    fn destroy_refuses_a_hierarchy_root() {
+        let mut mounts = BTreeMap::new();
+        mounts.insert("memory".to_string(), PathBuf::from("/nonexistent/memory"));
+        let m = V1Manager::with_mounts(mounts, Path::new("/"));
+        assert!(matches!(m.destroy(), Err(CgroupError::InvalidPath(_))));
+    }
+
+    #[test]
+    fn rdma_lines_list_the_limits_given() {
+        let l: LinuxRdma = serde_json::from_str(r#"{"hcaHandles": 3}"#).unwrap();
+        assert_eq!(rdma_line("mlx5_0", &l), "mlx5_0 hca_handle=3");
+    }
+}
