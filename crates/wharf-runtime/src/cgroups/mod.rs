@@ -5,8 +5,30 @@
 //! container's cgroup; the container code calls `apply` with the init pid before exec, `set` with
 //! the OCI resources, `freeze`/`thaw` for pause/resume, `stats` for `events --stats`,
 //! `pids` for `ps`/`kill --all`, and `destroy` on delete.
+//!
+//! Layout: pure v2 (cgroup2 on `/sys/fs/cgroup`) uses [`V2Manager`]; v1 and hybrid (v1
+//! controllers with a cgroup2 mount beside them) use [`V1Manager`], which in hybrid mode also
+//! puts the process in the cgroup2 hierarchy. `cgroupsPath` semantics (absolute, relative to
+//! the runtime's own cgroup, or systemd's `slice:prefix:name` mapped to a plain path) are in
+//! [`path`]. No systemd or D-Bus is involved.
+
+pub mod convert;
+pub mod devices;
+pub mod devices_bpf;
+mod files;
+pub mod layout;
+pub mod path;
+pub mod stats;
+pub mod v1;
+pub mod v2;
 
 use std::path::{Path, PathBuf};
+
+pub use layout::Layout;
+pub use path::CgroupPath;
+pub use stats::DetailedStats;
+pub use v1::V1Manager;
+pub use v2::V2Manager;
 
 /// Errors from cgroup management.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +41,46 @@ pub enum CgroupError {
     },
     #[error("cgroup support not implemented yet: {0}")]
     Unsupported(String),
+    /// Writing an interface file failed (e.g. `EBUSY` for a limit below the usage).
+    #[error("writing {value} to {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        value: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parsing {}: {detail}", path.display())]
+    Parse { path: PathBuf, detail: String },
+    /// A resource setting that cannot be applied as given (e.g. `unified` on v1).
+    #[error("invalid cgroup resources: {0}")]
+    InvalidResource(String),
+    #[error("invalid cgroupsPath {0}")]
+    InvalidPath(String),
+    #[error("no cgroup filesystem is mounted (see /proc/self/mountinfo)")]
+    NoCgroupMounts,
+    /// The v1 controller needed for an operation is not mounted.
+    #[error("cgroup v1 controller {0} is not mounted")]
+    ControllerMissing(String),
+    #[error("{op} on {}: {source}", path.display())]
+    Bpf {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The freezer did not reach the wanted state in time (the cgroup was thawed again).
+    #[error("cgroup {} did not {what} within {timeout:?}", path.display())]
+    FreezerTimeout {
+        path: PathBuf,
+        what: &'static str,
+        timeout: std::time::Duration,
+    },
 }
 
 /// Freezer state of a cgroup.
@@ -29,7 +91,10 @@ pub enum FreezerState {
 }
 
 /// Resource usage of a cgroup (the `data` of `events --stats`).
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+///
+/// Unlimited limits read as `u64::MAX`, as runc reports them. More detail:
+/// [`CgroupManager::detailed_stats`].
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     pub memory_usage: u64,
     pub memory_max_usage: u64,
@@ -49,22 +114,46 @@ pub struct Stats {
 
 /// One container's cgroup, v1 or v2.
 pub trait CgroupManager: Send + Sync {
-    /// Create the cgroup (if needed) and move `pid` into it.
+    /// Create the cgroup (if needed) and move `pid` into it (`pid <= 0`: only create it).
     fn apply(&self, pid: i32) -> Result<(), CgroupError>;
     /// Apply the OCI resource limits.
     fn set(&self, resources: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError>;
+    /// Freeze every process in the cgroup; returns once they are frozen.
     fn freeze(&self) -> Result<(), CgroupError>;
+    /// Thaw the cgroup; returns once it is thawed.
     fn thaw(&self) -> Result<(), CgroupError>;
+    /// `Frozen` only once freezing has completed.
     fn freezer_state(&self) -> Result<FreezerState, CgroupError>;
     fn stats(&self) -> Result<Stats, CgroupError>;
     /// All pids in the cgroup (recursively).
     fn pids(&self) -> Result<Vec<i32>, CgroupError>;
-    /// Remove the cgroup directories (the cgroup must be empty).
+    /// Remove the cgroup directories (the cgroup must be empty). A cgroup that does not exist
+    /// is not an error.
     fn destroy(&self) -> Result<(), CgroupError>;
+    /// [`Stats`] plus details (cache, per-CPU usage, hugetlb, raw `memory.stat`).
+    fn detailed_stats(&self) -> Result<DetailedStats, CgroupError> {
+        Ok(DetailedStats {
+            base: self.stats()?,
+            ..Default::default()
+        })
+    }
 }
 
 /// Manager for `cgroups_path` (the OCI `linux.cgroupsPath`; when empty the caller passes
 /// `/wharf-runtime/<id>`), using the host's cgroup mounts.
 pub fn create_manager(cgroups_path: &Path) -> Result<Box<dyn CgroupManager>, CgroupError> {
-    Err(CgroupError::Unsupported(cgroups_path.display().to_string()))
+    let path = CgroupPath::parse(cgroups_path)?;
+    let own = layout::OwnCgroups::detect()?;
+    Ok(match Layout::detect()? {
+        Layout::Unified { root } => Box::new(V2Manager::from_layout(&root, &own, &path)),
+        Layout::Legacy {
+            controllers,
+            unified,
+        } => Box::new(V1Manager::from_layout(
+            &controllers,
+            unified.as_ref(),
+            &own,
+            &path,
+        )),
+    })
 }
