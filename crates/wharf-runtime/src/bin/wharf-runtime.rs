@@ -1,1 +1,665 @@
-fn main() {}
+//! wharf-runtime: runc's command line over the `wharf_runtime` library.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use nix::sys::signal::Signal;
+use oci_spec::runtime::Process;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use wharf_runtime::{foreground, Console, CreateOpts, ExecOpts, Runtime, Status};
+
+#[derive(Parser)]
+#[command(
+    name = "wharf-runtime",
+    version,
+    about = "An OCI runtime with runc's command line"
+)]
+struct Cli {
+    /// Root directory for container state.
+    #[arg(long, global = true, default_value = wharf_runtime::state::DEFAULT_ROOT)]
+    root: PathBuf,
+    /// Log file (default: stderr).
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, global = true, default_value = "text")]
+    log_format: String,
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Accepted for runc compatibility: "slice:prefix:name" cgroup paths are understood
+    /// either way.
+    #[arg(long, global = true, hide = true)]
+    systemd_cgroup: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args)]
+struct CreateArgs {
+    id: String,
+    /// The bundle directory.
+    #[arg(short, long, default_value = ".")]
+    bundle: PathBuf,
+    /// Unix socket that receives the pty master (when process.terminal is true).
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    /// Use MS_MOVE and chroot instead of pivot_root (for a rootfs on ramfs).
+    #[arg(long)]
+    no_pivot: bool,
+    #[arg(long, hide = true)]
+    no_new_keyring: bool,
+    /// Pass N extra fds (from 3) to the container process.
+    #[arg(long, default_value_t = 0)]
+    preserve_fds: i32,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a container (its process waits for `start`).
+    Create(CreateArgs),
+    /// Start a created container.
+    Start { id: String },
+    /// Create and start a container, and wait for it unless --detach.
+    Run {
+        #[command(flatten)]
+        c: CreateArgs,
+        #[arg(short, long)]
+        detach: bool,
+        /// Do not delete the container when it exits.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Print a container's state as JSON.
+    State { id: String },
+    /// Send a signal (default SIGTERM) to a container.
+    Kill {
+        id: String,
+        signal: Option<String>,
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Delete a container.
+    Delete {
+        id: String,
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Run a new process in a running container.
+    Exec {
+        id: String,
+        /// The process as JSON (runtime-spec's process object).
+        #[arg(short, long)]
+        process: Option<PathBuf>,
+        #[arg(short, long)]
+        tty: bool,
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        #[arg(short, long)]
+        env: Vec<String>,
+        /// uid[:gid]
+        #[arg(short, long)]
+        user: Option<String>,
+        #[arg(short = 'g', long)]
+        additional_gids: Vec<u32>,
+        #[arg(long)]
+        console_socket: Option<PathBuf>,
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        #[arg(short, long)]
+        detach: bool,
+        /// Add a capability (e.g. CAP_NET_ADMIN).
+        #[arg(short, long)]
+        cap: Vec<String>,
+        #[arg(long)]
+        no_new_privs: bool,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Freeze every process of a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// List a container's processes.
+    Ps {
+        id: String,
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// List containers.
+    #[command(alias = "ls")]
+    List {
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Print a container's events; with --stats, one stats sample.
+    Events {
+        id: String,
+        #[arg(long)]
+        stats: bool,
+        #[arg(long, default_value = "5s")]
+        interval: String,
+    },
+    /// Update a container's resource limits.
+    Update {
+        id: String,
+        /// The new linux.resources as JSON ("-" for stdin).
+        #[arg(short, long)]
+        resources: Option<PathBuf>,
+        #[arg(long)]
+        memory: Option<i64>,
+        #[arg(long)]
+        memory_swap: Option<i64>,
+        #[arg(long)]
+        cpu_shares: Option<u64>,
+        #[arg(long)]
+        cpu_quota: Option<i64>,
+        #[arg(long)]
+        cpu_period: Option<u64>,
+        #[arg(long)]
+        cpuset_cpus: Option<String>,
+        #[arg(long)]
+        pids_limit: Option<i64>,
+    },
+    /// Print the features this runtime supports.
+    Features,
+    /// Write a default config.json.
+    Spec {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        #[arg(long)]
+        rootless: bool,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            report(&cli, &e);
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Errors go to --log in the chosen format (where the shim looks for them) and to stderr.
+fn report(cli: &Cli, e: &anyhow::Error) {
+    let msg = format!("{e:#}");
+    if let Some(log) = &cli.log {
+        let line = if cli.log_format == "json" {
+            serde_json::json!({
+                "level": "error",
+                "msg": msg,
+                "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            })
+            .to_string()
+        } else {
+            format!("level=error msg={msg:?}")
+        };
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+    eprintln!("wharf-runtime: {msg}");
+}
+
+fn parse_signal(s: &str) -> Result<Signal> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).with_context(|| format!("unknown signal number {n}"));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    Signal::from_str(&name).with_context(|| format!("unknown signal {s:?}"))
+}
+
+fn create_opts<'a>(c: &'a CreateArgs, console: Console<'a>) -> CreateOpts<'a> {
+    CreateOpts {
+        id: &c.id,
+        bundle: &c.bundle,
+        console,
+        stdio: None,
+        pid_file: c.pid_file.as_deref(),
+        no_pivot: c.no_pivot,
+        preserve_fds: c.preserve_fds,
+    }
+}
+
+fn run(cli: &Cli) -> Result<i32> {
+    let rt = Runtime::new(&cli.root);
+    match &cli.cmd {
+        Cmd::Create(c) => {
+            let console = c
+                .console_socket
+                .as_deref()
+                .map_or(Console::None, Console::Socket);
+            rt.create(create_opts(c, console))?;
+        }
+        Cmd::Start { id } => rt.start(id)?,
+        Cmd::Run { c, detach, keep } => {
+            if *detach {
+                let console = c
+                    .console_socket
+                    .as_deref()
+                    .map_or(Console::None, Console::Socket);
+                rt.create(create_opts(c, console))?;
+                rt.start(&c.id)?;
+                return Ok(0);
+            }
+            foreground::become_subreaper()?;
+            let signals = foreground::block_signals()?;
+            let console = match &c.console_socket {
+                Some(p) => Console::Socket(p),
+                None => Console::Return,
+            };
+            let started = rt.create(create_opts(c, console))?;
+            if let Err(e) = rt.start(&c.id) {
+                let _ = rt.delete(&c.id, true);
+                return Err(e.into());
+            }
+            let code = foreground::wait(started.pid, signals, started.console)?;
+            if !keep {
+                rt.delete(&c.id, true)?;
+            }
+            return Ok(code);
+        }
+        Cmd::State { id } => {
+            let s = rt.state(id)?;
+            println!("{}", serde_json::to_string_pretty(&s)?);
+        }
+        Cmd::Kill { id, signal, all } => {
+            let sig = parse_signal(signal.as_deref().unwrap_or("SIGTERM"))?;
+            rt.kill(id, sig, *all)?;
+        }
+        Cmd::Delete { id, force } => rt.delete(id, *force)?,
+        Cmd::Exec {
+            id,
+            process,
+            tty,
+            cwd,
+            env,
+            user,
+            additional_gids,
+            console_socket,
+            pid_file,
+            detach,
+            cap,
+            no_new_privs,
+            args,
+        } => {
+            let p = exec_process(
+                &rt,
+                id,
+                process.as_deref(),
+                *tty,
+                cwd,
+                env,
+                user,
+                additional_gids,
+                cap,
+                *no_new_privs,
+                args,
+            )?;
+            let terminal = p.terminal() == Some(true);
+            let console = match console_socket {
+                Some(s) => Console::Socket(s),
+                None if terminal && !detach => Console::Return,
+                None => Console::None,
+            };
+            let signals = if *detach {
+                None
+            } else {
+                foreground::become_subreaper()?;
+                Some(foreground::block_signals()?)
+            };
+            let started = rt.exec(
+                id,
+                ExecOpts {
+                    process: p,
+                    console,
+                    stdio: None,
+                    pid_file: pid_file.as_deref(),
+                },
+            )?;
+            if let Some(signals) = signals {
+                return foreground::wait(started.pid, signals, started.console).map_err(Into::into);
+            }
+        }
+        Cmd::Pause { id } => rt.pause(id)?,
+        Cmd::Resume { id } => rt.resume(id)?,
+        Cmd::Ps {
+            id,
+            format,
+            ps_args,
+        } => {
+            let pids = rt.pids(id)?;
+            if format == "json" {
+                println!("{}", serde_json::to_string(&pids)?);
+            } else {
+                ps_table(&pids, ps_args)?;
+            }
+        }
+        Cmd::List { format, quiet } => {
+            let all = rt.list()?;
+            if *quiet {
+                for s in &all {
+                    println!("{}", s.id);
+                }
+            } else if format == "json" {
+                println!("{}", serde_json::to_string(&all)?);
+            } else {
+                let mut out = String::from("ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\n");
+                for s in &all {
+                    out.push_str(&format!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\n",
+                        s.id,
+                        s.pid,
+                        s.status,
+                        s.bundle.display(),
+                        s.created,
+                        if s.owner.is_empty() { "root" } else { &s.owner }
+                    ));
+                }
+                print!("{}", tabulate(&out));
+            }
+        }
+        Cmd::Events {
+            id,
+            stats,
+            interval,
+        } => {
+            let every = humantime_secs(interval)?;
+            loop {
+                let st = rt.state(id)?;
+                if st.status == Status::Stopped {
+                    bail!("container {id:?} is not running");
+                }
+                let s = rt.stats(id)?;
+                println!(
+                    "{}",
+                    serde_json::json!({"type": "stats", "id": id, "data": runc_stats(&s)})
+                );
+                if *stats {
+                    break;
+                }
+                std::thread::sleep(every);
+            }
+        }
+        Cmd::Update {
+            id,
+            resources,
+            memory,
+            memory_swap,
+            cpu_shares,
+            cpu_quota,
+            cpu_period,
+            cpuset_cpus,
+            pids_limit,
+        } => {
+            let mut r: oci_spec::runtime::LinuxResources = match resources.as_deref() {
+                Some(p) if p == Path::new("-") => serde_json::from_reader(std::io::stdin())
+                    .context("reading resources JSON from stdin")?,
+                Some(p) => serde_json::from_slice(
+                    &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+                )
+                .with_context(|| format!("{} is not linux.resources JSON", p.display()))?,
+                None => Default::default(),
+            };
+            if memory.is_some() || memory_swap.is_some() {
+                let mut m = r.memory().unwrap_or_default();
+                if let Some(v) = memory {
+                    m.set_limit(Some(*v));
+                }
+                if let Some(v) = memory_swap {
+                    m.set_swap(Some(*v));
+                }
+                r.set_memory(Some(m));
+            }
+            if cpu_shares.is_some()
+                || cpu_quota.is_some()
+                || cpu_period.is_some()
+                || cpuset_cpus.is_some()
+            {
+                let mut c = r.cpu().clone().unwrap_or_default();
+                if let Some(v) = cpu_shares {
+                    c.set_shares(Some(*v));
+                }
+                if let Some(v) = cpu_quota {
+                    c.set_quota(Some(*v));
+                }
+                if let Some(v) = cpu_period {
+                    c.set_period(Some(*v));
+                }
+                if let Some(v) = cpuset_cpus {
+                    c.set_cpus(Some(v.clone()));
+                }
+                r.set_cpu(Some(c));
+            }
+            if let Some(v) = pids_limit {
+                let mut p = oci_spec::runtime::LinuxPids::default();
+                p.set_limit(*v);
+                r.set_pids(Some(p));
+            }
+            rt.update(id, &r)?;
+        }
+        Cmd::Features => println!(
+            "{}",
+            serde_json::to_string_pretty(&wharf_runtime::defaults::features())?
+        ),
+        Cmd::Spec { bundle, rootless } => {
+            let path = bundle.join("config.json");
+            if path.exists() {
+                bail!("{} already exists: remove it first", path.display());
+            }
+            let s = wharf_runtime::defaults::spec(*rootless);
+            std::fs::write(&path, serde_json::to_vec_pretty(&s)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    Ok(0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn exec_process(
+    rt: &Runtime,
+    id: &str,
+    process: Option<&Path>,
+    tty: bool,
+    cwd: &Option<PathBuf>,
+    env: &[String],
+    user: &Option<String>,
+    gids: &[u32],
+    cap: &[String],
+    nnp: bool,
+    args: &[String],
+) -> Result<Process> {
+    if let Some(p) = process {
+        let data = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        return serde_json::from_slice(&data)
+            .with_context(|| format!("{} is not a runtime-spec process object", p.display()));
+    }
+    if args.is_empty() {
+        bail!("exec needs a command (after the container id) or --process FILE");
+    }
+    // Defaults from the container's own process.
+    let cfg: oci_spec::runtime::Spec = serde_json::from_slice(
+        &std::fs::read(rt.root.join(id).join("config.json"))
+            .context("reading the container's config")?,
+    )?;
+    let mut p = cfg.process().clone().unwrap_or_default();
+    p.set_args(Some(args.to_vec()));
+    p.set_terminal(Some(tty));
+    if let Some(c) = cwd {
+        p.set_cwd(c.clone());
+    }
+    let mut e = p.env().clone().unwrap_or_default();
+    for kv in env {
+        let key = kv.split('=').next().unwrap_or_default();
+        e.retain(|x| x.split('=').next() != Some(key));
+        e.push(kv.clone());
+    }
+    p.set_env(Some(e));
+    if let Some(u) = user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((a, b)) => (a.parse::<u32>()?, b.parse::<u32>()?),
+            None => (u.parse::<u32>().context("--user takes uid[:gid]")?, 0),
+        };
+        let mut usr = p.user().clone();
+        usr.set_uid(uid);
+        usr.set_gid(gid);
+        p.set_user(usr);
+    }
+    if !gids.is_empty() {
+        let mut usr = p.user().clone();
+        usr.set_additional_gids(Some(gids.to_vec()));
+        p.set_user(usr);
+    }
+    if !cap.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for c in cap {
+            let name = c.trim_start_matches("CAP_");
+            let oc: oci_spec::runtime::Capability =
+                serde_json::from_value(serde_json::json!(format!("CAP_{name}")))
+                    .with_context(|| format!("unknown capability {c}"))?;
+            let add = |s: &Option<oci_spec::runtime::Capabilities>| {
+                let mut s = s.clone().unwrap_or_default();
+                s.insert(oc);
+                Some(s)
+            };
+            let (b, e, pm) = (
+                add(caps.bounding()),
+                add(caps.effective()),
+                add(caps.permitted()),
+            );
+            caps.set_bounding(b);
+            caps.set_effective(e);
+            caps.set_permitted(pm);
+        }
+        p.set_capabilities(Some(caps));
+    }
+    if nnp {
+        p.set_no_new_privileges(Some(true));
+    }
+    Ok(p)
+}
+
+/// `ps -ef` (or the given ps options) limited to the container's pids, as runc prints it.
+fn ps_table(pids: &[i32], ps_args: &[String]) -> Result<()> {
+    let args: Vec<String> = if ps_args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        ps_args.to_vec()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .context("running ps")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        return Ok(());
+    };
+    let col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .context("ps printed no PID column")?;
+    println!("{header}");
+    for l in lines {
+        if let Some(p) = l
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok())
+        {
+            if pids.contains(&p) {
+                println!("{l}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Aligns tab-separated columns with three spaces of padding.
+fn tabulate(s: &str) -> String {
+    let rows: Vec<Vec<&str>> = s.lines().map(|l| l.split('\t').collect()).collect();
+    let n = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.len())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                out.push_str(c);
+            } else {
+                out.push_str(&format!("{c:<w$}   ", w = widths[i]));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn humantime_secs(s: &str) -> Result<std::time::Duration> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().with_context(|| format!("bad interval {s:?}"))?;
+    Ok(match unit {
+        "" | "s" => std::time::Duration::from_secs(n),
+        "ms" => std::time::Duration::from_millis(n),
+        "m" => std::time::Duration::from_secs(n * 60),
+        _ => bail!("bad interval {s:?}: use e.g. 5s, 500ms, 1m"),
+    })
+}
+
+/// Our stats in runc's `events --stats` shape.
+fn runc_stats(s: &wharf_runtime::cgroups::Stats) -> serde_json::Value {
+    serde_json::json!({
+        "cpu": {
+            "usage": {
+                "total": s.cpu_usage_total_ns,
+                "kernel": s.cpu_usage_kernel_ns,
+                "user": s.cpu_usage_user_ns,
+            },
+            "throttling": {
+                "throttledPeriods": s.cpu_throttled_periods,
+                "throttledTime": s.cpu_throttled_time_ns,
+            }
+        },
+        "memory": {
+            "usage": {
+                "usage": s.memory_usage,
+                "max": s.memory_max_usage,
+                "limit": s.memory_limit,
+                "failcnt": s.memory_failcnt,
+            },
+            "oom_kills": s.oom_kills,
+        },
+        "pids": {"current": s.pids_current, "limit": s.pids_limit},
+        "blkio": {
+            "ioServiceBytesRecursive": [
+                {"major": 0, "minor": 0, "op": "Read", "value": s.blkio_read_bytes},
+                {"major": 0, "minor": 0, "op": "Write", "value": s.blkio_write_bytes},
+            ]
+        }
+    })
+}

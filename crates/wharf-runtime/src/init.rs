@@ -1,0 +1,402 @@
+//! The child side of `create` and `exec`: everything that runs in the forked processes,
+//! from the first fork to the execve of the container's process. On any error the child
+//! reports it over the setup socket and exits; it never returns into the caller's code.
+//!
+//! The caller must be single-threaded when it forks (the runtime binary is; so is the
+//! shim), so the child may allocate and run ordinary Rust code.
+
+use crate::bundle::Bundle;
+use crate::error::{Context, Result, RuntimeError};
+use crate::namespaces::Plan;
+use crate::state::{OciState, Status};
+use crate::sync::{self, Msg};
+use crate::{console, hooks, process, rootfs, seccomp};
+use nix::fcntl::OFlag;
+use oci_spec::runtime::{LinuxNamespaceType as NsType, Process, Spec};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+/// The stdio a container process gets: three fds dup'ed onto 0, 1, 2.
+pub struct Stdio {
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// What the first child needs, for create and exec alike.
+pub struct Stage1<'a> {
+    pub sock: &'a OwnedFd,
+    pub plan: &'a Plan,
+    pub stdio: Option<&'a Stdio>,
+}
+
+/// Resets what a forked child inherits from its parent that a container must not: blocked
+/// signals and ignored dispositions (the shim blocks signals for its signalfd).
+pub fn reset_signals() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for s in Signal::iterator() {
+        if s == Signal::SIGKILL || s == Signal::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL, which runs no code of ours.
+        let _ = unsafe { sigaction(s, &dfl) };
+    }
+    let _ = SigSet::all().thread_unblock();
+}
+
+/// Runs in the first child: joins and creates namespaces, forks the second child (which
+/// is pid 1 of a new pid namespace) and reports its pid. Returns in the second child only.
+pub fn stage1(s: &Stage1) -> Result<()> {
+    reset_signals();
+    let fd = s.sock.as_raw_fd();
+    if let Some(io) = s.stdio {
+        nix::unistd::dup2_stdin(&io.stdin).ctx(|| "dup2 stdin".into())?;
+        nix::unistd::dup2_stdout(&io.stdout).ctx(|| "dup2 stdout".into())?;
+        nix::unistd::dup2_stderr(&io.stderr).ctx(|| "dup2 stderr".into())?;
+    }
+    s.plan.enter()?;
+    if s.plan.new_user {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
+            .ctx(|| "creating the user namespace".into())?;
+        sync::send(fd, &Msg::MapIds)?;
+        match sync::recv(fd, "runtime")? {
+            Msg::Go => {}
+            m => return Err(RuntimeError::Init(format!("unexpected {m:?}"))),
+        }
+        let root_u = nix::unistd::Uid::from_raw(0);
+        let root_g = nix::unistd::Gid::from_raw(0);
+        nix::unistd::setresgid(root_g, root_g, root_g).ctx(|| "setresgid 0".into())?;
+        nix::unistd::setresuid(root_u, root_u, root_u).ctx(|| "setresuid 0".into())?;
+    }
+    if !s.plan.unshare.is_empty() {
+        nix::sched::unshare(s.plan.unshare)
+            .ctx(|| format!("creating namespaces {:?}", s.plan.unshare))?;
+    }
+    // SAFETY: we are the single thread of a freshly forked process.
+    match unsafe { nix::unistd::fork() }.ctx(|| "fork of the container init".into())? {
+        nix::unistd::ForkResult::Parent { child } => {
+            let _ = sync::send(fd, &Msg::Pid(child.as_raw()));
+            // SAFETY: _exit ends this intermediate process without running destructors
+            // that belong to the caller's state.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Child => Ok(()),
+    }
+}
+
+/// Waits for the runtime's go (a Pid message carrying our host pid).
+fn wait_go(fd: RawFd) -> Result<i32> {
+    match sync::recv(fd, "runtime")? {
+        Msg::Pid(p) => Ok(p),
+        Msg::Go => Ok(0),
+        m => Err(RuntimeError::Init(format!(
+            "unexpected {m:?} from the runtime"
+        ))),
+    }
+}
+
+/// Everything about a container init.
+pub struct InitCtx<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Bundle,
+    pub plan: &'a Plan,
+    pub sock: &'a OwnedFd,
+    pub console: Option<&'a OwnedFd>,
+    pub fifo: &'a Path,
+    pub no_pivot: bool,
+    pub preserve_fds: i32,
+    pub seccomp_listener: Option<&'a OwnedFd>,
+}
+
+/// The container's init (second child): set up, report ready, wait for start, exec.
+pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
+    let fd = c.sock.as_raw_fd();
+    let spec = &c.bundle.spec;
+    let proc_ = c.bundle.process()?;
+    let host_pid = wait_go(fd)?;
+    nix::unistd::setsid().ctx(|| "setsid".into())?;
+
+    if let Some(h) = spec.hostname() {
+        if !c.plan.has_new(NsType::Uts) {
+            return Err(RuntimeError::Config(
+                "unable to set hostname without a private UTS namespace".into(),
+            ));
+        }
+        nix::unistd::sethostname(h).ctx(|| format!("setting hostname {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname() {
+        // SAFETY: setdomainname reads `len` bytes of a live buffer.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(std::io::Error::last_os_error())
+                .ctx(|| format!("setting domainname {d:?}"));
+        }
+    }
+
+    // The fifo by fd: its path will be gone after pivot_root.
+    let fifo = nix::fcntl::open(
+        c.fifo,
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| format!("opening {}", c.fifo.display()))?;
+
+    let program = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(seccomp::compile_filter(s)?),
+        None => None,
+    };
+    let seccomp = Seccomp {
+        filter: program.as_ref(),
+        listener: c.seccomp_listener,
+        pid: host_pid,
+        id: c.id,
+        bundle: &c.bundle.dir,
+        metadata: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .and_then(|s| s.listener_metadata().clone()),
+    };
+
+    let mount_ns = c.plan.has_new(NsType::Mount) || c.plan.joins(NsType::Mount);
+    if mount_ns {
+        let ctx = rootfs::Ctx {
+            spec,
+            bundle: &c.bundle.dir,
+            rootfs: &c.bundle.rootfs,
+            userns: c.plan.has_new(NsType::User) || c.plan.joins(NsType::User),
+            cgroupns: c.plan.has_new(NsType::Cgroup),
+        };
+        rootfs::prepare(&ctx)?;
+    }
+    // The working directory is created when missing, as runc does.
+    let cwd = crate::util::secure_join(&c.bundle.rootfs, proc_.cwd())?;
+    std::fs::create_dir_all(&cwd)
+        .ctx(|| format!("creating the working directory {}", proc_.cwd().display()))?;
+
+    let hooks = spec.hooks().as_ref();
+    let state = |status| OciState {
+        oci_version: crate::state::OCI_VERSION.into(),
+        id: c.id.to_string(),
+        pid: host_pid,
+        status,
+        bundle: c.bundle.dir.clone(),
+        rootfs: c.bundle.rootfs.clone(),
+        created: String::new(),
+        owner: String::new(),
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+    };
+    if hooks.is_some_and(|h| h.prestart().is_some() || h.create_runtime().is_some()) {
+        sync::send(fd, &Msg::RunHooks)?;
+        wait_go(fd)?;
+    }
+    hooks::run(
+        "createContainer",
+        hooks.and_then(|h| h.create_container().as_ref()),
+        &state(Status::Created),
+    )?;
+
+    if mount_ns {
+        rootfs::enter(&c.bundle.rootfs, c.no_pivot)?;
+    } else {
+        nix::unistd::chroot(&c.bundle.rootfs).ctx(|| "chroot".into())?;
+        nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
+    }
+    for (k, v) in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().clone())
+        .unwrap_or_default()
+    {
+        let p = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
+        std::fs::write(&p, &v).ctx(|| format!("setting sysctl {k}={v}"))?;
+    }
+    if mount_ns {
+        rootfs::finish(spec)?;
+    }
+    if proc_.terminal() == Some(true) {
+        let sock = c.console.ok_or_else(|| {
+            RuntimeError::Config("a terminal was requested but no --console-socket given".into())
+        })?;
+        console::setup(sock, true)?;
+    }
+    let exe = finalize(proc_, &seccomp)?;
+    keep_only_fds(3 + c.preserve_fds);
+
+    sync::send(fd, &Msg::Ready)?;
+    // Blocks until `start` opens the fifo for reading.
+    let w = nix::fcntl::open(
+        Path::new(&format!("/proc/self/fd/{}", fifo.as_raw_fd())),
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| "opening the exec fifo (is /proc mounted in the container?)".into())?;
+    nix::unistd::write(&w, b"0").ctx(|| "writing the exec fifo".into())?;
+    drop(w);
+    drop(fifo);
+    late_seccomp(proc_, &seccomp)?;
+    hooks::run(
+        "startContainer",
+        hooks.and_then(|h| h.start_container().as_ref()),
+        &state(Status::Running),
+    )?;
+    let env = proc_.env().clone().unwrap_or_default();
+    Err(process::exec(
+        &exe,
+        proc_.args().as_deref().unwrap_or(&[]),
+        &env,
+    ))
+}
+
+/// The last steps of every container process (init and exec): rlimits, oom score, the
+/// executable lookup, capabilities, user, no_new_privs and seccomp, and the working
+/// directory. Returns the executable to exec.
+pub fn finalize(p: &Process, seccomp: &Seccomp) -> Result<PathBuf> {
+    if let Some(r) = p.rlimits() {
+        process::set_rlimits(r)?;
+    }
+    if let Some(v) = p.oom_score_adj() {
+        process::set_oom_score_adj(v)?;
+    }
+    let env = p.env().clone().unwrap_or_default();
+    let arg0 = p
+        .args()
+        .as_ref()
+        .and_then(|a| a.first())
+        .cloned()
+        .unwrap_or_default();
+    let exe = process::look_path(&arg0, &env)?;
+    let caps = process::CapSets::new(p.capabilities().as_ref());
+    caps.apply_bounding()?;
+    let nnp = p.no_new_privileges() == Some(true);
+    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it while we have it.
+    if !nnp {
+        seccomp.install()?;
+    }
+    let setgroups = std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true);
+    process::set_user(p, setgroups)?;
+    caps.apply()?;
+    nix::unistd::chdir(p.cwd()).ctx(|| format!("chdir to {}", p.cwd().display()))?;
+    if nnp {
+        process::set_no_new_privs()?;
+    }
+    Ok(exe)
+}
+
+/// With no_new_privs the filter goes on as late as possible, right before execve, so that
+/// profiles need not allow the runtime's own last syscalls.
+pub fn late_seccomp(p: &Process, seccomp: &Seccomp) -> Result<()> {
+    if p.no_new_privileges() == Some(true) {
+        seccomp.install()?;
+    }
+    Ok(())
+}
+
+/// The container's seccomp filter, and where its notify listener fd goes.
+pub struct Seccomp<'a> {
+    pub filter: Option<&'a seccomp::Filter>,
+    /// A connection to `listenerPath` (made by the runtime before forking).
+    pub listener: Option<&'a OwnedFd>,
+    pub pid: i32,
+    pub id: &'a str,
+    pub bundle: &'a Path,
+    pub metadata: Option<String>,
+}
+
+impl Seccomp<'_> {
+    /// Installs the filter; a SCMP_ACT_NOTIFY listener fd is sent to `listenerPath` with the
+    /// container process state, as the runtime spec defines.
+    fn install(&self) -> Result<()> {
+        let Some(f) = self.filter else { return Ok(()) };
+        let Some(fd) = f.install()? else {
+            return Ok(());
+        };
+        let sock = self.listener.ok_or_else(|| {
+            RuntimeError::Config(
+                "the seccomp profile uses SCMP_ACT_NOTIFY but has no listenerPath".into(),
+            )
+        })?;
+        let state = serde_json::json!({
+            "ociVersion": crate::state::OCI_VERSION,
+            "fds": ["seccompFd"],
+            "pid": self.pid,
+            "metadata": self.metadata.clone().unwrap_or_default(),
+            "state": {
+                "ociVersion": crate::state::OCI_VERSION,
+                "id": self.id,
+                "status": "creating",
+                "pid": self.pid,
+                "bundle": self.bundle,
+            }
+        })
+        .to_string();
+        sync::send_fd_with(sock.as_raw_fd(), fd.as_raw_fd(), state.as_bytes())
+    }
+}
+
+/// Marks every fd from `first` on close-on-exec.
+pub fn keep_only_fds(first: i32) {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own fds.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+}
+
+/// Reports `e` to the runtime and ends the child.
+pub fn fail(sock: &OwnedFd, e: &RuntimeError) -> ! {
+    let _ = sync::send(sock.as_raw_fd(), &Msg::Error(e.to_string()));
+    // SAFETY: _exit ends the child without unwinding into the caller's frames.
+    unsafe { libc::_exit(1) }
+}
+
+/// The exec'd process (second child of `exec`): like the init's last steps, no fifo.
+pub fn exec_process(
+    sock: &OwnedFd,
+    console: Option<&OwnedFd>,
+    p: &Process,
+    spec: &Spec,
+) -> Result<std::convert::Infallible> {
+    let fd = sock.as_raw_fd();
+    wait_go(fd)?;
+    nix::unistd::setsid().ctx(|| "setsid".into())?;
+    let program = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(seccomp::compile_filter(s)?),
+        None => None,
+    };
+    let seccomp = Seccomp {
+        filter: program.as_ref(),
+        listener: None,
+        pid: 0,
+        id: "",
+        bundle: Path::new(""),
+        metadata: None,
+    };
+    if p.terminal() == Some(true) {
+        let sock = console.ok_or_else(|| {
+            RuntimeError::Config("a terminal was requested but no --console-socket given".into())
+        })?;
+        console::setup(sock, false)?;
+    }
+    let exe = finalize(p, &seccomp)?;
+    keep_only_fds(3);
+    sync::send(fd, &Msg::Ready)?;
+    late_seccomp(p, &seccomp)?;
+    let env = p.env().clone().unwrap_or_default();
+    Err(process::exec(
+        &exe,
+        p.args().as_deref().unwrap_or(&[]),
+        &env,
+    ))
+}
