@@ -489,6 +489,12 @@ impl Runtime {
         Ok(cgroups::create_manager(&saved.cgroup_path)?.stats()?)
     }
 
+    /// Stats with the per-cpu, memory.stat and hugetlb details.
+    pub fn detailed_stats(&self, id: &str) -> Result<cgroups::DetailedStats> {
+        let (_, saved) = self.load(id)?;
+        Ok(cgroups::create_manager(&saved.cgroup_path)?.detailed_stats()?)
+    }
+
     /// Applies new resource limits to a live container.
     pub fn update(&self, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
         let (dir, saved) = self.load(id)?;

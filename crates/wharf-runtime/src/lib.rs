@@ -12,6 +12,7 @@ pub mod console;
 pub mod container;
 pub mod defaults;
 pub mod error;
+pub mod events;
 pub mod foreground;
 pub mod hooks;
 pub mod init;

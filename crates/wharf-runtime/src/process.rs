@@ -127,9 +127,16 @@ impl CapSets {
         set(CapSet::Permitted, &self.permitted)?;
         caps::clear(None, CapSet::Ambient)
             .map_err(|e| RuntimeError::Config(format!("clearing ambient capabilities: {e}")))?;
+        // The kernel only allows ambient capabilities that are permitted and inheritable;
+        // like runc, others are skipped with a warning rather than failing the container.
         for cap in &self.ambient {
-            caps::raise(None, CapSet::Ambient, *cap)
-                .map_err(|e| RuntimeError::Config(format!("raising ambient {cap}: {e}")))?;
+            if !(self.permitted.contains(cap) && self.inheritable.contains(cap)) {
+                tracing::warn!("ambient {cap} is not permitted and inheritable: skipped");
+                continue;
+            }
+            if let Err(e) = caps::raise(None, CapSet::Ambient, *cap) {
+                tracing::warn!("raising ambient {cap}: {e}");
+            }
         }
         Ok(())
     }
@@ -263,7 +270,9 @@ mod tests {
         let plain = d.path().join("plain");
         std::fs::write(&plain, "data").unwrap();
         std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = look_path(plain.to_str().unwrap(), &env).unwrap_err().to_string();
+        let e = look_path(plain.to_str().unwrap(), &env)
+            .unwrap_err()
+            .to_string();
         assert!(e.ends_with("permission denied"), "{e}");
     }
 

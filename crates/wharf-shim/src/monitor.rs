@@ -172,12 +172,9 @@ pub fn run(args: Args) -> i32 {
     }
 }
 
-/// The runtime used when `--runtime builtin` cannot create the container.
-const FALLBACK_RUNTIME: &str = "/usr/sbin/runc";
-
 fn backend_for(args: &Args, runtime: &Path) -> Box<dyn Backend> {
     if runtime == Path::new("builtin") {
-        return Box::new(Builtin::new(args.id.clone()));
+        return Box::new(Builtin::new(args.id.clone(), &args.runtime_root));
     }
     Box::new(CliBackend::new(
         runtime.to_path_buf(),
@@ -228,15 +225,8 @@ fn setup(args: Args) -> Result<Shim, (i32, String)> {
         .map_err(|e| fail(format!("{}: {e}", args.state_dir.display())))?;
     let io = |e: std::io::Error| fail(e.to_string());
     let mut rt = backend_for(&args, &args.runtime);
-    let (stdio, mut ends) = container_stdio(&args).map_err(io)?;
-    let mut created = rt.create(&args.bundle, stdio, args.tty);
-    if let Err(BackendError::Unsupported { .. }) = created {
-        // The in-process runtime cannot run containers yet: use the OCI CLI runtime.
-        rt = backend_for(&args, Path::new(FALLBACK_RUNTIME));
-        let (stdio, e) = container_stdio(&args).map_err(io)?;
-        ends = e;
-        created = rt.create(&args.bundle, stdio, args.tty);
-    }
+    let (stdio, ends) = container_stdio(&args).map_err(io)?;
+    let created = rt.create(&args.bundle, stdio, args.tty);
     let (init, console) = match created {
         Ok(c) => (c.pid, c.console),
         Err(e) => {

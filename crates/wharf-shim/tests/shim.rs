@@ -100,8 +100,7 @@ fn runc_echo_attach_wait_log() {
 #[test]
 fn builtin_echo_attach_wait_log() {
     if root_or_skip("builtin_echo_attach_wait_log") {
-        // The default runtime: wharf_runtime in process, or runc while it cannot create.
-        eprintln!("builtin: wharf_runtime has no Runtime yet; this runs the runc fallback");
+        // The default runtime: wharf_runtime in process.
         echo_attach_wait_log(Opts::default());
     }
 }

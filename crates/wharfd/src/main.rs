@@ -153,11 +153,9 @@ fn main() -> Result<()> {
         .or(file.exec_root)
         .unwrap_or_else(|| "/run/wharf".into());
     let mut runtimes: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for (name, bin) in [
-        ("runc", "runc"),
-        ("crun", "crun"),
-        ("wharf", "wharf-runtime"),
-    ] {
+    // "wharf" is wharf-runtime linked into the shim: always there, no binary to exec.
+    runtimes.insert("wharf".into(), PathBuf::from("builtin"));
+    for (name, bin) in [("runc", "runc"), ("crun", "crun")] {
         if let Some(p) = which(bin) {
             runtimes.insert(name.into(), p);
         }
@@ -174,9 +172,9 @@ fn main() -> Result<()> {
     let default_runtime = f
         .default_runtime
         .or(file.default_runtime)
-        .unwrap_or_else(|| "runc".into());
+        .unwrap_or_else(|| "wharf".into());
     if !runtimes.contains_key(&default_runtime) {
-        bail!("default runtime {default_runtime:?} is not installed: install runc, or pass --add-runtime {default_runtime}=/path/to/binary");
+        bail!("default runtime {default_runtime:?} is not installed: install it, pass --add-runtime {default_runtime}=/path/to/binary, or use the built-in --default-runtime wharf");
     }
     let shim_path = match f.shim_path {
         Some(p) => p,

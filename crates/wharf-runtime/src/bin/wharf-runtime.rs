@@ -389,10 +389,10 @@ fn run(cli: &Cli) -> Result<i32> {
                 if st.status == Status::Stopped {
                     bail!("container {id:?} is not running");
                 }
-                let s = rt.stats(id)?;
+                let s = rt.detailed_stats(id)?;
                 println!(
                     "{}",
-                    serde_json::json!({"type": "stats", "id": id, "data": runc_stats(&s)})
+                    serde_json::json!({"type": "stats", "id": id, "data": wharf_runtime::events::runc_data(&s)})
                 );
                 if *stats {
                     break;
@@ -628,38 +628,5 @@ fn humantime_secs(s: &str) -> Result<std::time::Duration> {
         "ms" => std::time::Duration::from_millis(n),
         "m" => std::time::Duration::from_secs(n * 60),
         _ => bail!("bad interval {s:?}: use e.g. 5s, 500ms, 1m"),
-    })
-}
-
-/// Our stats in runc's `events --stats` shape.
-fn runc_stats(s: &wharf_runtime::cgroups::Stats) -> serde_json::Value {
-    serde_json::json!({
-        "cpu": {
-            "usage": {
-                "total": s.cpu_usage_total_ns,
-                "kernel": s.cpu_usage_kernel_ns,
-                "user": s.cpu_usage_user_ns,
-            },
-            "throttling": {
-                "throttledPeriods": s.cpu_throttled_periods,
-                "throttledTime": s.cpu_throttled_time_ns,
-            }
-        },
-        "memory": {
-            "usage": {
-                "usage": s.memory_usage,
-                "max": s.memory_max_usage,
-                "limit": s.memory_limit,
-                "failcnt": s.memory_failcnt,
-            },
-            "oom_kills": s.oom_kills,
-        },
-        "pids": {"current": s.pids_current, "limit": s.pids_limit},
-        "blkio": {
-            "ioServiceBytesRecursive": [
-                {"major": 0, "minor": 0, "op": "Read", "value": s.blkio_read_bytes},
-                {"major": 0, "minor": 0, "op": "Write", "value": s.blkio_write_bytes},
-            ]
-        }
     })
 }

@@ -66,13 +66,6 @@ pub enum BackendError {
         id: String,
         output: String,
     },
-    /// The backend cannot do this (yet): the caller may fall back to another one.
-    #[error("{op} {id}: not supported by this runtime: {reason}")]
-    Unsupported {
-        op: &'static str,
-        id: String,
-        reason: String,
-    },
 }
 
 /// One container, driven through some OCI runtime.
