@@ -124,6 +124,13 @@ impl Runtime {
         util::atomic_write(&dir.config(), &data)?;
         nix::unistd::mkfifo(&dir.fifo(), nix::sys::stat::Mode::from_bits_truncate(0o622))
             .ctx(|| format!("creating {}", dir.fifo().display()))?;
+        // Not the umask's 0600: a container process that is not root (process.user) opens
+        // it for writing after changing its uid.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.fifo(), std::fs::Permissions::from_mode(0o622))
+                .ctx(|| format!("chmod {}", dir.fifo().display()))?;
+        }
 
         let terminal = bundle.process()?.terminal() == Some(true);
         let (console_child, console_parent) = console_pair(terminal, &opts.console)?;
