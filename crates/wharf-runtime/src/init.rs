@@ -205,7 +205,7 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
     hooks::run(
         "createContainer",
         hooks.and_then(|h| h.create_container().as_ref()),
-        &state(Status::Created),
+        &state(Status::Creating),
     )?;
 
     if mount_ns {
@@ -250,7 +250,7 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
     hooks::run(
         "startContainer",
         hooks.and_then(|h| h.start_container().as_ref()),
-        &state(Status::Running),
+        &state(Status::Created),
     )?;
     let env = proc_.env().clone().unwrap_or_default();
     Err(process::exec(
