@@ -345,6 +345,21 @@ impl Runtime {
         let _ = std::fs::remove_file(dir.fifo());
         saved.started = true;
         dir.save(&saved)?;
+        // The init keeps its end open (close-on-exec) through the startContainer hooks: EOF
+        // means it has exec'd the user process (or died), which poststart must come after.
+        loop {
+            match nix::unistd::read(&f, &mut buf) {
+                Ok(0) => break,
+                Ok(_) | Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {
+                    let mut pfd = [nix::poll::PollFd::new(
+                        std::os::fd::AsFd::as_fd(&f),
+                        nix::poll::PollFlags::POLLIN,
+                    )];
+                    let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16));
+                }
+                Err(e) => return Err(e).ctx(|| "reading the exec fifo".into()),
+            }
+        }
         let spec = self.spec(&dir)?;
         if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
             if let Err(e) = hooks::run("poststart", Some(h), &saved.oci(Status::Running)) {

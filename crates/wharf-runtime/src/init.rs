@@ -244,7 +244,8 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
     )
     .ctx(|| "opening the exec fifo (is /proc mounted in the container?)".into())?;
     nix::unistd::write(&w, b"0").ctx(|| "writing the exec fifo".into())?;
-    drop(w);
+    // `w` stays open until the execve closes it: `start` waits for that before it runs the
+    // poststart hooks.
     drop(fifo);
     late_seccomp(proc_, &seccomp)?;
     hooks::run(
