@@ -269,3 +269,178 @@ fn tmpfs_and_readonly_bind_mounts() {
         assert!(!c.scratch(rt, "data").join("new").exists(), "{rt}: wrote through a ro bind");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hooks, exec, pause, namespaces
+
+/// A hook that appends "<name> <status from its stdin state>" to `<dir>/log`, where dir is the
+/// host's `host_dir` or, in the container's root (startContainer), /hooks.
+fn logging_hook(name: &str, host_dir: &std::path::Path) -> Value {
+    // startContainer is slow, to catch a poststart that does not wait for the exec.
+    let script = r#"st=$(grep -o '"status":"[a-z]*"' | cut -d'"' -f4)
+d=$2; [ -d "$d" ] || d=/hooks
+[ "$1" = startContainer ] && sleep 0.3
+echo "$1 $st" >> "$d/log""#;
+    json!({
+        "path": "/bin/sh",
+        "args": ["sh", "-c", script, "sh", name, host_dir],
+        "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+        "timeout": 10
+    })
+}
+
+#[test]
+fn hooks_run_in_order() {
+    let c = case!();
+    c.bind_scratch("hooks", "/hooks");
+    let names = [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ];
+    c.edit_each(|rt, cfg| {
+        let dir = c.scratch(rt, "hooks");
+        for n in names {
+            cfg["hooks"][n] = json!([logging_hook(n, &dir)]);
+        }
+    });
+    c.args(&["true"]);
+    c.run_both().both_ok();
+    let log = |rt| std::fs::read_to_string(c.scratch(rt, "hooks").join("log")).unwrap_or_default();
+    let (wharf, runc) = (log(Rt::Wharf), log(Rt::Runc));
+    // The runtime spec's order, each hook with the state it was given.
+    assert_eq!(
+        wharf,
+        "prestart creating\ncreateRuntime creating\ncreateContainer creating\n\
+         startContainer created\npoststart running\npoststop stopped\n",
+        "wharf: the hooks ran in this order, with these states (runc saw:\n{runc})"
+    );
+    // runc 1.1 runs poststart at the end of create (fixed in runc 1.2): compare the others.
+    let others = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter(|l| !l.starts_with("poststart"))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(
+        others(&wharf),
+        others(&runc),
+        "the hooks other than poststart saw other states (wharf left, runc right)"
+    );
+}
+
+#[test]
+fn exec_joins_the_init_namespaces() {
+    let c = case!();
+    c.args(&["sleep", "60"]);
+    c.start_both();
+    let script = "for n in cgroup ipc mnt net pid uts; do \
+                  echo $n $(readlink /proc/self/ns/$n) $(readlink /proc/1/ns/$n); done; \
+                  echo $$ $(cat /proc/1/comm)";
+    for rt in BOTH {
+        let o = c.exec(rt, &["sh", "-c", script]);
+        o.expect_ok();
+        let pid = c.pid(rt);
+        let lines = o.lines();
+        assert_eq!(lines.len(), 7, "{rt}: exec printed\n{o}");
+        for l in &lines[..6] {
+            let f: Vec<&str> = l.split(' ').collect();
+            let host = std::fs::read_link(format!("/proc/{pid}/ns/{}", f[0])).unwrap();
+            assert!(
+                f.len() == 3 && f[1] == f[2] && Some(f[1]) == host.to_str(),
+                "{rt}: exec's namespace differs from the init's ({host:?} seen from the host): {l}\n{o}"
+            );
+        }
+        let last: Vec<&str> = lines[6].split(' ').collect();
+        assert!(
+            last[0] != "1" && last[1] == "sleep",
+            "{rt}: the exec process should see the init (sleep) as pid 1\n{o}"
+        );
+        // The exec'd process's exit status is exec's.
+        let o = c.exec(rt, &["sh", "-c", "exit 4"]);
+        assert_eq!(o.code, 4, "{rt}: exec exit code\n{o}");
+    }
+}
+
+/// The counter a container writes to /tmp/counter, read from the host through its root.
+fn counter(pid: i32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/root/tmp/counter"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn pause_freezes_and_resume_thaws() {
+    let c = case!();
+    c.tmpfs("/tmp");
+    c.sh("i=0; while :; do i=$((i+1)); echo $i > /tmp/counter; usleep 10000; done");
+    c.start_both();
+    for rt in BOTH {
+        let pid = c.pid(rt);
+        poll(5, || counter(pid).filter(|n| *n > 2))
+            .unwrap_or_else(|| panic!("{rt}: the counter does not run"));
+        c.cmd(rt, &["pause", &c.id]).expect_ok();
+        assert_eq!(c.status(rt), "paused", "{rt}: status after pause");
+        let frozen = cgroup_file(&c.cgroup(rt), "freezer", "freezer.state");
+        assert_eq!(frozen.as_deref(), Some("FROZEN"), "{rt}: freezer.state");
+        let n1 = counter(pid);
+        std::thread::sleep(Duration::from_millis(300));
+        let n2 = counter(pid);
+        assert_eq!(n1, n2, "{rt}: the counter advanced while paused");
+        c.cmd(rt, &["resume", &c.id]).expect_ok();
+        assert_eq!(c.status(rt), "running", "{rt}: status after resume");
+        let n2 = n2.unwrap();
+        poll(5, || counter(pid).filter(|n| *n > n2 + 2))
+            .unwrap_or_else(|| panic!("{rt}: the counter is stuck at {n2} after resume"));
+    }
+}
+
+#[test]
+fn user_namespace_with_id_mappings() {
+    let c = case!();
+    c.edit(|c| {
+        let l = &mut c["linux"];
+        l["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+        l["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        l["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    });
+    c.sh("id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map | tr -s ' '; readlink /proc/self/ns/user");
+    let host_ns = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let r = c.run_both();
+    r.both_ok().each("root inside, mapped to 100000/200000, a new namespace", |o| {
+        let l = o.lines();
+        l.len() == 5
+            && l[..4] == ["0", "0", "0 100000 65536", "0 200000 65536"]
+            && Some(l[4]) != host_ns.to_str()
+    });
+}
+
+#[test]
+fn join_a_network_namespace_by_path() {
+    let c = case!();
+    let ns = c.netns();
+    let st = std::process::Command::new("ip")
+        .args(["-n", &ns, "link", "add", "wrtv0", "type", "veth", "peer", "name", "wrtv1"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "ip link add in {ns}: {st}");
+    let path = format!("/run/netns/{ns}");
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(&path).unwrap().ino();
+    c.edit(|c| {
+        for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" {
+                n["path"] = json!(path);
+            }
+        }
+    });
+    c.sh("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort; readlink /proc/self/ns/net");
+    c.run_both()
+        .both_ok()
+        .stdout_is(&format!("lo\nwrtv0\nwrtv1\nnet:[{inode}]"));
+}
