@@ -444,3 +444,221 @@ fn join_a_network_namespace_by_path() {
         .both_ok()
         .stdout_is(&format!("lo\nwrtv0\nwrtv1\nnet:[{inode}]"));
 }
+
+/// Receives the pty master a runtime sends to a console socket (SCM_RIGHTS).
+fn receive_fd(listener: &std::os::unix::net::UnixListener) -> std::os::fd::OwnedFd {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let (conn, _) = listener.accept().expect("accepting the runtime's connection");
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty())
+        .expect("recvmsg on the console socket");
+    for cmsg in msg.cmsgs().expect("control messages") {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            // SAFETY: the kernel just installed this fd in our table for us; nobody else owns it.
+            return unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) };
+        }
+    }
+    panic!("the console socket message carried no fd");
+}
+
+/// Everything the pty master yields until the slave side is gone (EIO) or 10 s passed.
+fn read_pty(master: &std::os::fd::OwnedFd) -> String {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while std::time::Instant::now() < deadline {
+        let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::from(100u16)).unwrap_or(0) == 0 {
+            continue;
+        }
+        match nix::unistd::read(master, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).replace("\r\n", "\n")
+}
+
+#[test]
+fn terminal_through_the_console_socket() {
+    let c = case!();
+    c.edit(|c| c["process"]["terminal"] = json!(true));
+    c.sh("tty; stty size; echo done");
+    for rt in BOTH {
+        let sock = c.scratch(rt, "console").join("sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let b = c.bundle(rt);
+        let args = [
+            "create",
+            "--bundle",
+            b.to_str().unwrap(),
+            "--console-socket",
+            sock.to_str().unwrap(),
+            &c.id,
+        ];
+        c.cmd(rt, &args).expect_ok();
+        let master = receive_fd(&listener);
+        // A size for `stty size`, as a caller with a terminal would set.
+        let ws = libc::winsize {
+            ws_row: 33,
+            ws_col: 111,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize from our local.
+        unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&master), libc::TIOCSWINSZ, &ws) };
+        c.start(rt).expect_ok();
+        let got = read_pty(&master);
+        assert_eq!(got, "/dev/pts/0\n33 111\ndone\n", "{rt}: the terminal showed");
+        c.cmd(rt, &["delete", &c.id]).expect_ok();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle commands
+
+/// The keys of a JSON object, sorted.
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    k.sort();
+    k
+}
+
+#[test]
+fn state_goes_created_running_stopped() {
+    let c = case!();
+    c.args(&["sleep", "60"]);
+    let mut seen: Vec<Vec<Value>> = Vec::new();
+    for rt in BOTH {
+        c.create(rt).expect_ok();
+        let created = c.state(rt);
+        c.start(rt).expect_ok();
+        let running = c.state(rt);
+        c.cmd(rt, &["kill", &c.id, "KILL"]).expect_ok();
+        c.wait_status(rt, "stopped");
+        let stopped = c.state(rt);
+        seen.push(vec![created, running, stopped]);
+    }
+    for (rt, states) in BOTH.iter().zip(&seen) {
+        let show = serde_json::to_string_pretty(states).unwrap();
+        for (s, want) in states.iter().zip(["created", "running", "stopped"]) {
+            assert_eq!(s["status"], want, "{rt}: states\n{show}");
+            assert_eq!(s["id"], c.id.as_str(), "{rt}: states\n{show}");
+            assert_eq!(s["bundle"], json!(c.bundle(*rt)), "{rt}: states\n{show}");
+            assert_eq!(s["rootfs"], json!(c.rootfs(*rt)), "{rt}: states\n{show}");
+            assert!(
+                chrono::DateTime::parse_from_rfc3339(s["created"].as_str().unwrap_or("")).is_ok(),
+                "{rt}: created is not RFC 3339\n{show}"
+            );
+            for k in ["ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"] {
+                assert!(s.get(k).is_some(), "{rt}: no {k:?} in the state\n{show}");
+            }
+        }
+        let pid = states[0]["pid"].as_i64().unwrap();
+        assert!(pid > 0, "{rt}: created pid\n{show}");
+        assert_eq!(states[1]["pid"], pid, "{rt}: running pid\n{show}");
+        assert_eq!(states[2]["pid"], 0, "{rt}: stopped pid\n{show}");
+        assert_eq!(states[0]["created"], states[2]["created"], "{rt}\n{show}");
+    }
+    for i in 0..3 {
+        assert_eq!(
+            keys(&seen[0][i]),
+            keys(&seen[1][i]),
+            "state fields differ (wharf left, runc right)"
+        );
+        assert_eq!(seen[0][i]["owner"], seen[1][i]["owner"], "owner");
+    }
+}
+
+#[test]
+fn kill_with_a_signal_name_and_number() {
+    let c = case!();
+    c.bind_scratch("sig", "/out");
+    c.sh(
+        "trap 'echo usr1 >> /out/log' USR1; trap 'echo term >> /out/log; exit 0' TERM; \
+         echo ready >> /out/log; while :; do usleep 20000; done",
+    );
+    for rt in BOTH {
+        let log = c.scratch(rt, "sig").join("log");
+        let read = || std::fs::read_to_string(&log).unwrap_or_default();
+        c.create(rt).expect_ok();
+        c.start(rt).expect_ok();
+        poll(5, || read().contains("ready").then_some(()))
+            .unwrap_or_else(|| panic!("{rt}: the container did not get ready: {:?}", read()));
+        c.cmd(rt, &["kill", &c.id, "USR1"]).expect_ok();
+        poll(5, || read().contains("usr1").then_some(()))
+            .unwrap_or_else(|| panic!("{rt}: kill USR1 not seen: {:?}", read()));
+        assert_eq!(c.status(rt), "running", "{rt}: USR1 is trapped, the container runs on");
+        c.cmd(rt, &["kill", &c.id, "15"]).expect_ok();
+        c.wait_status(rt, "stopped");
+        assert_eq!(read(), "ready\nusr1\nterm\n", "{rt}: signals the container saw");
+    }
+    // Signalling a stopped container fails with both.
+    c.both(&["kill", "{id}", "SIGKILL"]).code_is(1);
+    // An unknown signal too.
+    c.both(&["delete", "{id}"]).both_ok();
+}
+
+#[test]
+fn delete_running_needs_force() {
+    let c = case!();
+    c.args(&["sleep", "60"]);
+    c.start_both();
+    let r = c.both(&["delete", "{id}"]);
+    r.code_is(1);
+    for rt in BOTH {
+        assert_eq!(c.status(rt), "running", "{rt}: a failed delete stopped it\n{r}");
+    }
+    c.both(&["delete", "--force", "{id}"]).both_ok();
+    for rt in BOTH {
+        assert!(!c.cmd(rt, &["state", &c.id]).ok(), "{rt}: state after delete --force");
+        c.assert_clean(rt, "delete --force");
+    }
+}
+
+#[test]
+fn list_and_ps() {
+    let c = case!();
+    c.sh("sleep 60 & sleep 61 & wait");
+    c.start_both();
+    for rt in BOTH {
+        let pid = c.pid(rt);
+        let o = c.cmd(rt, &["list", "--format", "json"]);
+        let list: Value = serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}\n{o}"));
+        let arr = list.as_array().unwrap_or_else(|| panic!("{rt}: not an array\n{o}"));
+        assert_eq!(arr.len(), 1, "{rt}: list\n{o}");
+        assert_eq!(arr[0]["id"], c.id.as_str(), "{rt}: list\n{o}");
+        assert_eq!(arr[0]["status"], "running", "{rt}: list\n{o}");
+        assert_eq!(arr[0]["pid"], pid, "{rt}: list\n{o}");
+        let q = c.cmd(rt, &["list", "-q"]);
+        assert_eq!(q.stdout, format!("{}\n", c.id), "{rt}: list -q\n{q}");
+
+        // The shell may not have forked both sleeps yet.
+        let ps = || {
+            let o = c.cmd(rt, &["ps", "--format", "json", &c.id]);
+            let pids: Vec<i32> =
+                serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}\n{o}"));
+            (pids, o)
+        };
+        let (pids, o) = poll(5, || Some(ps()).filter(|(p, _)| p.len() >= 3)).unwrap_or_else(ps);
+        assert_eq!(pids.len(), 3, "{rt}: ps: sh and two sleeps\n{o}");
+        assert!(pids.contains(&pid), "{rt}: ps lacks the init {pid}\n{o}");
+        let t = c.cmd(rt, &["ps", &c.id]);
+        assert!(
+            t.lines().first().is_some_and(|h| h.contains("PID")) && t.lines().len() == 4,
+            "{rt}: ps table\n{t}"
+        );
+    }
+    let w = c.cmd(Rt::Wharf, &["list", "--format", "json"]);
+    let r = c.cmd(Rt::Runc, &["list", "--format", "json"]);
+    let (w, r): (Value, Value) = (
+        serde_json::from_str(&w.stdout).unwrap(),
+        serde_json::from_str(&r.stdout).unwrap(),
+    );
+    assert_eq!(keys(&w[0]), keys(&r[0]), "list fields differ (wharf left, runc right)");
+}
