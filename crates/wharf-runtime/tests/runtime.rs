@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{cgroup_file, poll, Case, Out, Rt, BOTH};
+use common::{cgroup_file, poll, Case, Rt, BOTH};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -21,13 +21,6 @@ macro_rules! case {
     };
 }
 
-fn status_field(status: &str, key: &str) -> Option<String> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}:")))
-        .map(|v| v.trim().to_string())
-}
-
 // ---------------------------------------------------------------------------------------------
 // What the container observes
 
@@ -38,10 +31,11 @@ fn pid_1_in_its_own_pid_namespace() {
     c.sh("echo $$; readlink /proc/self/ns/pid; echo /proc/[0-9]*");
     let host_ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
     let r = c.run_both();
-    r.both_ok().each("pid 1, a new pid namespace, no other process", |o| {
-        let l = o.lines();
-        l.len() == 3 && l[0] == "1" && Some(l[1]) != host_ns.to_str() && l[2] == "/proc/1"
-    });
+    r.both_ok()
+        .each("pid 1, a new pid namespace, no other process", |o| {
+            let l = o.lines();
+            l.len() == 3 && l[0] == "1" && Some(l[1]) != host_ns.to_str() && l[2] == "/proc/1"
+        });
 }
 
 #[test]
@@ -78,21 +72,21 @@ fn memory_limit_is_enforced_by_the_oom_killer() {
     let limit = 16 << 20;
     c.edit(|c| c["linux"]["resources"]["memory"] = json!({"limit": limit, "swap": limit}));
     // tail keeps the whole (newline-free) 64 MiB line in memory.
-    c.sh(
-        "head -c 64m /dev/zero | tail; echo status $?; \
+    c.sh("head -c 64m /dev/zero | tail; echo status $?; \
          cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
-         grep oom_kill /sys/fs/cgroup/memory/memory.oom_control",
-    );
-    c.run_both()
-        .both_ok()
-        .stdout_is(&format!("status 137\n{limit}\noom_kill_disable 0\noom_kill 1"));
+         grep oom_kill /sys/fs/cgroup/memory/memory.oom_control");
+    c.run_both().both_ok().stdout_is(&format!(
+        "status 137\n{limit}\noom_kill_disable 0\noom_kill 1"
+    ));
 }
 
 #[test]
 fn pids_limit_makes_fork_fail() {
     let c = case!();
     c.edit(|c| c["linux"]["resources"]["pids"] = json!({"limit": 5}));
-    c.sh("exec 2>&1; cat /sys/fs/cgroup/pids/pids.max; for i in 1 2 3 4 5 6 7 8; do sleep 1 & done");
+    c.sh(
+        "exec 2>&1; cat /sys/fs/cgroup/pids/pids.max; for i in 1 2 3 4 5 6 7 8; do sleep 1 & done",
+    );
     c.run_both()
         .stdout_is("5\nsh: can't fork: Resource temporarily unavailable");
 }
@@ -146,9 +140,9 @@ fn seccomp_rule_returns_its_errno() {
         })
     });
     c.sh("exec 2>&1; mkdir /tmp/d; touch /tmp/f && echo touched; grep Seccomp: /proc/self/status");
-    c.run_both()
-        .both_ok()
-        .stdout_is("mkdir: can't create directory '/tmp/d': Function not implemented\ntouched\nSeccomp:\t2");
+    c.run_both().both_ok().stdout_is(
+        "mkdir: can't create directory '/tmp/d': Function not implemented\ntouched\nSeccomp:\t2",
+    );
 }
 
 #[test]
@@ -164,7 +158,9 @@ fn masked_paths_are_unreadable() {
     for f in &files {
         script.push_str(&format!("echo {f} $(head -c 1 {f} | wc -c); "));
     }
-    script.push_str("echo /sys/firmware $(ls -A /sys/firmware | wc -l) $(stat -f -c %T /sys/firmware)");
+    script.push_str(
+        "echo /sys/firmware $(ls -A /sys/firmware | wc -l) $(stat -f -c %T /sys/firmware)",
+    );
     c.sh(&script);
     assert!(
         std::fs::read_dir("/sys/firmware").unwrap().count() > 0,
@@ -253,8 +249,10 @@ fn tmpfs_and_readonly_bind_mounts() {
         let m = cfg["mounts"].as_array_mut().unwrap();
         m.push(json!({"destination": "/data", "type": "bind",
                       "source": c.scratch(rt, "data"), "options": ["bind", "ro"]}));
-        m.push(json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
-                      "options": ["nosuid", "size=1m", "mode=1777"]}));
+        m.push(
+            json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                      "options": ["nosuid", "size=1m", "mode=1777"]}),
+        );
     });
     c.sh(
         "exec 2>&1; cat /data/hello; touch /data/new; touch /scratch/new && echo scratch-ok; \
@@ -266,7 +264,10 @@ fn tmpfs_and_readonly_bind_mounts() {
          /data ro\n/scratch rw\ntmpfs\n1777",
     );
     for rt in BOTH {
-        assert!(!c.scratch(rt, "data").join("new").exists(), "{rt}: wrote through a ro bind");
+        assert!(
+            !c.scratch(rt, "data").join("new").exists(),
+            "{rt}: wrote through a ro bind"
+        );
     }
 }
 
@@ -405,19 +406,25 @@ fn user_namespace_with_id_mappings() {
     let c = case!();
     c.edit(|c| {
         let l = &mut c["linux"];
-        l["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+        l["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
         l["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
         l["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
     });
     c.sh("id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map | tr -s ' '; readlink /proc/self/ns/user");
     let host_ns = std::fs::read_link("/proc/self/ns/user").unwrap();
     let r = c.run_both();
-    r.both_ok().each("root inside, mapped to 100000/200000, a new namespace", |o| {
-        let l = o.lines();
-        l.len() == 5
-            && l[..4] == ["0", "0", "0 100000 65536", "0 200000 65536"]
-            && Some(l[4]) != host_ns.to_str()
-    });
+    r.both_ok().each(
+        "root inside, mapped to 100000/200000, a new namespace",
+        |o| {
+            let l = o.lines();
+            l.len() == 5
+                && l[..4] == ["0", "0", "0 100000 65536", "0 200000 65536"]
+                && Some(l[4]) != host_ns.to_str()
+        },
+    );
 }
 
 #[test]
@@ -425,7 +432,9 @@ fn join_a_network_namespace_by_path() {
     let c = case!();
     let ns = c.netns();
     let st = std::process::Command::new("ip")
-        .args(["-n", &ns, "link", "add", "wrtv0", "type", "veth", "peer", "name", "wrtv1"])
+        .args([
+            "-n", &ns, "link", "add", "wrtv0", "type", "veth", "peer", "name", "wrtv1",
+        ])
         .status()
         .unwrap();
     assert!(st.success(), "ip link add in {ns}: {st}");
@@ -449,12 +458,19 @@ fn join_a_network_namespace_by_path() {
 fn receive_fd(listener: &std::os::unix::net::UnixListener) -> std::os::fd::OwnedFd {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     use std::os::fd::{AsRawFd, FromRawFd};
-    let (conn, _) = listener.accept().expect("accepting the runtime's connection");
+    let (conn, _) = listener
+        .accept()
+        .expect("accepting the runtime's connection");
     let mut buf = [0u8; 4096];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty())
-        .expect("recvmsg on the console socket");
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .expect("recvmsg on the console socket");
     for cmsg in msg.cmsgs().expect("control messages") {
         if let ControlMessageOwned::ScmRights(fds) = cmsg {
             // SAFETY: the kernel just installed this fd in our table for us; nobody else owns it.
@@ -511,10 +527,19 @@ fn terminal_through_the_console_socket() {
             ws_ypixel: 0,
         };
         // SAFETY: TIOCSWINSZ reads a winsize from our local.
-        unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&master), libc::TIOCSWINSZ, &ws) };
+        unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&master),
+                libc::TIOCSWINSZ,
+                &ws,
+            )
+        };
         c.start(rt).expect_ok();
         let got = read_pty(&master);
-        assert_eq!(got, "/dev/pts/0\n33 111\ndone\n", "{rt}: the terminal showed");
+        assert_eq!(
+            got, "/dev/pts/0\n33 111\ndone\n",
+            "{rt}: the terminal showed"
+        );
         c.cmd(rt, &["delete", &c.id]).expect_ok();
     }
 }
@@ -524,7 +549,10 @@ fn terminal_through_the_console_socket() {
 
 /// The keys of a JSON object, sorted.
 fn keys(v: &Value) -> Vec<String> {
-    let mut k: Vec<String> = v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    let mut k: Vec<String> = v
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
     k.sort();
     k
 }
@@ -555,7 +583,16 @@ fn state_goes_created_running_stopped() {
                 chrono::DateTime::parse_from_rfc3339(s["created"].as_str().unwrap_or("")).is_ok(),
                 "{rt}: created is not RFC 3339\n{show}"
             );
-            for k in ["ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"] {
+            for k in [
+                "ociVersion",
+                "id",
+                "pid",
+                "status",
+                "bundle",
+                "rootfs",
+                "created",
+                "owner",
+            ] {
                 assert!(s.get(k).is_some(), "{rt}: no {k:?} in the state\n{show}");
             }
         }
@@ -565,13 +602,13 @@ fn state_goes_created_running_stopped() {
         assert_eq!(states[2]["pid"], 0, "{rt}: stopped pid\n{show}");
         assert_eq!(states[0]["created"], states[2]["created"], "{rt}\n{show}");
     }
-    for i in 0..3 {
+    for (w, r) in seen[0].iter().zip(&seen[1]) {
         assert_eq!(
-            keys(&seen[0][i]),
-            keys(&seen[1][i]),
-            "state fields differ (wharf left, runc right)"
+            keys(w),
+            keys(r),
+            "state fields differ (wharf left, runc right)\n{w:#}\n{r:#}"
         );
-        assert_eq!(seen[0][i]["owner"], seen[1][i]["owner"], "owner");
+        assert_eq!(w["owner"], r["owner"], "owner (wharf left, runc right)");
     }
 }
 
@@ -593,10 +630,18 @@ fn kill_with_a_signal_name_and_number() {
         c.cmd(rt, &["kill", &c.id, "USR1"]).expect_ok();
         poll(5, || read().contains("usr1").then_some(()))
             .unwrap_or_else(|| panic!("{rt}: kill USR1 not seen: {:?}", read()));
-        assert_eq!(c.status(rt), "running", "{rt}: USR1 is trapped, the container runs on");
+        assert_eq!(
+            c.status(rt),
+            "running",
+            "{rt}: USR1 is trapped, the container runs on"
+        );
         c.cmd(rt, &["kill", &c.id, "15"]).expect_ok();
         c.wait_status(rt, "stopped");
-        assert_eq!(read(), "ready\nusr1\nterm\n", "{rt}: signals the container saw");
+        assert_eq!(
+            read(),
+            "ready\nusr1\nterm\n",
+            "{rt}: signals the container saw"
+        );
     }
     // Signalling a stopped container fails with both.
     c.both(&["kill", "{id}", "SIGKILL"]).code_is(1);
@@ -612,11 +657,18 @@ fn delete_running_needs_force() {
     let r = c.both(&["delete", "{id}"]);
     r.code_is(1);
     for rt in BOTH {
-        assert_eq!(c.status(rt), "running", "{rt}: a failed delete stopped it\n{r}");
+        assert_eq!(
+            c.status(rt),
+            "running",
+            "{rt}: a failed delete stopped it\n{r}"
+        );
     }
     c.both(&["delete", "--force", "{id}"]).both_ok();
     for rt in BOTH {
-        assert!(!c.cmd(rt, &["state", &c.id]).ok(), "{rt}: state after delete --force");
+        assert!(
+            !c.cmd(rt, &["state", &c.id]).ok(),
+            "{rt}: state after delete --force"
+        );
         c.assert_clean(rt, "delete --force");
     }
 }
@@ -630,7 +682,9 @@ fn list_and_ps() {
         let pid = c.pid(rt);
         let o = c.cmd(rt, &["list", "--format", "json"]);
         let list: Value = serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}\n{o}"));
-        let arr = list.as_array().unwrap_or_else(|| panic!("{rt}: not an array\n{o}"));
+        let arr = list
+            .as_array()
+            .unwrap_or_else(|| panic!("{rt}: not an array\n{o}"));
         assert_eq!(arr.len(), 1, "{rt}: list\n{o}");
         assert_eq!(arr[0]["id"], c.id.as_str(), "{rt}: list\n{o}");
         assert_eq!(arr[0]["status"], "running", "{rt}: list\n{o}");
@@ -660,5 +714,123 @@ fn list_and_ps() {
         serde_json::from_str(&w.stdout).unwrap(),
         serde_json::from_str(&r.stdout).unwrap(),
     );
-    assert_eq!(keys(&w[0]), keys(&r[0]), "list fields differ (wharf left, runc right)");
+    assert_eq!(
+        keys(&w[0]),
+        keys(&r[0]),
+        "list fields differ (wharf left, runc right)"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failure cases: same exit code as runc, a message that says what is wrong, nothing left
+
+/// `create` with both runtimes must fail with exit code 1 and leave nothing behind.
+#[track_caller]
+fn create_fails_cleanly(c: &Case, what: &str) -> common::Pair {
+    let r = c.create_both();
+    r.code_is(1);
+    for rt in BOTH {
+        c.assert_clean(rt, what);
+    }
+    r
+}
+
+#[test]
+fn fails_on_a_missing_rootfs() {
+    let c = case!();
+    for rt in BOTH {
+        std::fs::remove_dir_all(c.rootfs(rt)).unwrap();
+    }
+    create_fails_cleanly(&c, "a missing rootfs").message_has("rootfs");
+}
+
+#[test]
+fn fails_on_a_malformed_config() {
+    let c = case!();
+    for rt in BOTH {
+        std::fs::write(
+            c.bundle(rt).join("config.json"),
+            "{\"ociVersion\": \"1.0.2\",",
+        )
+        .unwrap();
+    }
+    let r = create_fails_cleanly(&c, "a malformed config.json");
+    // runc only says "unexpected EOF".
+    assert!(r.wharf.message().contains("config.json"), "{r}");
+}
+
+#[test]
+fn fails_on_an_unknown_namespace_type() {
+    let c = case!();
+    c.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "foo"}))
+    });
+    create_fails_cleanly(&c, "an unknown namespace type").message_has("foo");
+}
+
+#[test]
+fn fails_on_a_missing_executable() {
+    let c = case!();
+    c.args(&["nope"]);
+    let want = "exec: \"nope\": executable file not found in $PATH";
+    create_fails_cleanly(&c, "a missing executable").message_has(want);
+    let r = c.run_both();
+    r.code_is(1).message_has(want);
+    for rt in BOTH {
+        c.assert_clean(rt, "run of a missing executable");
+    }
+}
+
+#[test]
+fn fails_on_a_duplicate_id() {
+    let c = case!();
+    c.args(&["sleep", "60"]);
+    c.create_both().both_ok();
+    let r = c.create_both();
+    r.code_is(1).message_has("already exists");
+    for rt in BOTH {
+        assert_eq!(
+            c.status(rt),
+            "created",
+            "{rt}: the first container after a duplicate create\n{r}"
+        );
+        assert_eq!(
+            c.processes(rt).len(),
+            1,
+            "{rt}: only the first container's init runs\n{r}"
+        );
+    }
+}
+
+#[test]
+fn fails_to_start_a_stopped_container() {
+    let c = case!();
+    c.args(&["true"]);
+    for rt in BOTH {
+        c.create(rt).expect_ok();
+        c.start(rt).expect_ok();
+        c.wait_status(rt, "stopped");
+    }
+    c.both(&["start", "{id}"]).code_is(1).message_has("stopped");
+    c.both(&["delete", "{id}"]).both_ok();
+    for rt in BOTH {
+        c.assert_clean(rt, "delete of a stopped container");
+    }
+}
+
+#[test]
+fn fails_on_a_hostname_without_uts_namespace() {
+    let c = case!();
+    c.edit(|c| {
+        c["hostname"] = json!("nope");
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "uts");
+    });
+    create_fails_cleanly(&c, "a hostname without uts namespace")
+        .message_has("unable to set hostname without a private UTS namespace");
 }

@@ -82,6 +82,23 @@ impl Out {
         self
     }
 
+    /// The error message on stderr, without runc's logrus framing (`time=… level=error
+    /// msg="…"`, with its quotes escaped).
+    pub fn message(&self) -> String {
+        self.stderr
+            .lines()
+            .map(|l| match l.split_once(" msg=\"") {
+                Some((_, m)) => m
+                    .strip_suffix('"')
+                    .unwrap_or(m)
+                    .replace("\\\"", "\"")
+                    .replace("\\\\", "\\"),
+                None => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// The stdout lines, trimmed.
     pub fn lines(&self) -> Vec<&str> {
         self.stdout.lines().map(str::trim).collect()
@@ -137,6 +154,14 @@ impl Pair {
         })
     }
 
+    /// Both error messages (see [`Out::message`]) contain `want`.
+    #[track_caller]
+    pub fn message_has(&self, want: &str) -> &Pair {
+        self.each(&format!("an error message containing {want:?}"), |o| {
+            o.message().contains(want)
+        })
+    }
+
     #[track_caller]
     pub fn stderr_has(&self, want: &str) -> &Pair {
         self.each(&format!("stderr containing {want:?}"), |o| {
@@ -188,7 +213,8 @@ fn master_rootfs() -> &'static Path {
         let dir = base.join(format!("rtests-rootfs-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mkbusybox-rootfs.sh");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mkbusybox-rootfs.sh");
         let st = Command::new("sh")
             .arg("-c")
             .arg(r#""$0" | tar -C "$1" -x"#)
@@ -311,7 +337,12 @@ impl Case {
 
     /// `linux.cgroupsPath` of this runtime's container.
     pub fn cgroup(&self, rt: Rt) -> String {
-        format!("/wharf-rtest-{}-{}-{}", std::process::id(), self.n, rt.name())
+        format!(
+            "/wharf-rtest-{}-{}-{}",
+            std::process::id(),
+            self.n,
+            rt.name()
+        )
     }
 
     pub fn config(&self, rt: Rt) -> Value {
@@ -356,8 +387,10 @@ impl Case {
 
     /// A writable tmpfs at `dest`.
     pub fn tmpfs(&self, dest: &str) {
-        self.mount(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs",
-                          "options": ["nosuid", "nodev", "size=4m"]}));
+        self.mount(
+            json!({"destination": dest, "type": "tmpfs", "source": "tmpfs",
+                          "options": ["nosuid", "nodev", "size=4m"]}),
+        );
     }
 
     /// Binds each runtime's scratch dir `name` at `dest` (read-write) and returns nothing;
@@ -552,9 +585,11 @@ impl Case {
         out
     }
 
-    /// Pids whose environment holds this test's WRT_CASE tag for `rt`.
+    /// Pids whose environment holds this test's WRT_CASE tag for `rt`, or a path of its
+    /// (runc's init has a clean environment but for `_LIBCONTAINER_STATEDIR=<root>/<id>`).
     pub fn processes(&self, rt: Rt) -> Vec<i32> {
         let tag = format!("WRT_CASE={}", self.tag(rt));
+        let ours = format!("{}/", self.dir.path().join(rt.name()).display());
         let mut out = Vec::new();
         for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
@@ -563,10 +598,11 @@ impl Case {
             if pid == std::process::id() as i32 {
                 continue;
             }
-            let Ok(env) = fs::read(e.path().join("environ")) else {
-                continue;
-            };
-            if env.split(|b| *b == 0).any(|kv| kv == tag.as_bytes()) {
+            let env = fs::read(e.path().join("environ")).unwrap_or_default();
+            if env
+                .split(|b| *b == 0)
+                .any(|kv| kv == tag.as_bytes() || String::from_utf8_lossy(kv).contains(&ours))
+            {
                 // Zombies are reaped by their parent; they hold nothing.
                 if !matches!(proc_state(pid), Some('Z') | None) {
                     out.push(pid);
