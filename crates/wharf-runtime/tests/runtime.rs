@@ -71,13 +71,39 @@ fn memory_limit_is_enforced_by_the_oom_killer() {
     let c = case!();
     let limit = 16 << 20;
     c.edit(|c| c["linux"]["resources"]["memory"] = json!({"limit": limit, "swap": limit}));
-    // tail keeps the whole (newline-free) 64 MiB line in memory.
-    c.sh("head -c 64m /dev/zero | tail; echo status $?; \
-         cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
-         grep oom_kill /sys/fs/cgroup/memory/memory.oom_control");
+    // tail keeps the whole (newline-free) 64 MiB line in memory; its oom_score_adj makes it
+    // the OOM killer's choice over the shell.
+    let hog = "head -c 64m /dev/zero | (echo 1000 > /proc/self/oom_score_adj; exec tail)";
+    c.sh(&format!(
+        "{hog}; echo status $?; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
+         grep oom_kill /sys/fs/cgroup/memory/memory.oom_control"
+    ));
     c.run_both().both_ok().stdout_is(&format!(
         "status 137\n{limit}\noom_kill_disable 0\noom_kill 1"
     ));
+    // And as `events --stats` reports it on a live container.
+    c.sh(&format!("{hog}; sleep 60"));
+    c.start_both();
+    for rt in BOTH {
+        let stats = || {
+            let o = c.cmd(rt, &["events", "--stats", &c.id]);
+            let v: Value =
+                serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{rt}: {e}\n{o}"));
+            (v, o)
+        };
+        // Wait for the kill: only the shell is left (runc 1.1 does not report oom_kills).
+        let alone = || c.processes(rt).len() == 1;
+        poll(10, || alone().then_some(()))
+            .unwrap_or_else(|| panic!("{rt}: the hog was not killed"));
+        let (v, o) = stats();
+        assert_eq!(
+            v["data"]["memory"]["usage"]["limit"], limit,
+            "{rt}: stats\n{o}"
+        );
+        if rt == Rt::Wharf {
+            assert_eq!(v["data"]["memory"]["oom_kills"], 1, "{rt}: oom_kills\n{o}");
+        }
+    }
 }
 
 #[test]
@@ -468,7 +494,7 @@ fn receive_fd(listener: &std::os::unix::net::UnixListener) -> std::os::fd::Owned
         conn.as_raw_fd(),
         &mut iov,
         Some(&mut space),
-        MsgFlags::empty(),
+        MsgFlags::MSG_CMSG_CLOEXEC,
     )
     .expect("recvmsg on the console socket");
     for cmsg in msg.cmsgs().expect("control messages") {
