@@ -124,6 +124,13 @@ impl Runtime {
         util::atomic_write(&dir.config(), &data)?;
         nix::unistd::mkfifo(&dir.fifo(), nix::sys::stat::Mode::from_bits_truncate(0o622))
             .ctx(|| format!("creating {}", dir.fifo().display()))?;
+        // Not the umask's 0600: a container process that is not root (process.user) opens
+        // it for writing after changing its uid.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.fifo(), std::fs::Permissions::from_mode(0o622))
+                .ctx(|| format!("chmod {}", dir.fifo().display()))?;
+        }
 
         let terminal = bundle.process()?.terminal() == Some(true);
         let (console_child, console_parent) = console_pair(terminal, &opts.console)?;
@@ -338,6 +345,21 @@ impl Runtime {
         let _ = std::fs::remove_file(dir.fifo());
         saved.started = true;
         dir.save(&saved)?;
+        // The init keeps its end open (close-on-exec) through the startContainer hooks: EOF
+        // means it has exec'd the user process (or died), which poststart must come after.
+        loop {
+            match nix::unistd::read(&f, &mut buf) {
+                Ok(0) => break,
+                Ok(_) | Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {
+                    let mut pfd = [nix::poll::PollFd::new(
+                        std::os::fd::AsFd::as_fd(&f),
+                        nix::poll::PollFlags::POLLIN,
+                    )];
+                    let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16));
+                }
+                Err(e) => return Err(e).ctx(|| "reading the exec fifo".into()),
+            }
+        }
         let spec = self.spec(&dir)?;
         if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
             if let Err(e) = hooks::run("poststart", Some(h), &saved.oci(Status::Running)) {

@@ -69,9 +69,11 @@ pub fn stage1(s: &Stage1) -> Result<()> {
         nix::unistd::setresgid(root_g, root_g, root_g).ctx(|| "setresgid 0".into())?;
         nix::unistd::setresuid(root_u, root_u, root_u).ctx(|| "setresuid 0".into())?;
     }
-    if !s.plan.unshare.is_empty() {
-        nix::sched::unshare(s.plan.unshare)
-            .ctx(|| format!("creating namespaces {:?}", s.plan.unshare))?;
+    // The cgroup namespace is created later, by the init once it is in its cgroup: created
+    // here, its root would be the runtime's cgroup instead of the container's.
+    let now = s.plan.unshare - nix::sched::CloneFlags::CLONE_NEWCGROUP;
+    if !now.is_empty() {
+        nix::sched::unshare(now).ctx(|| format!("creating namespaces {now:?}"))?;
     }
     // SAFETY: we are the single thread of a freshly forked process.
     match unsafe { nix::unistd::fork() }.ctx(|| "fork of the container init".into())? {
@@ -114,7 +116,12 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
     let fd = c.sock.as_raw_fd();
     let spec = &c.bundle.spec;
     let proc_ = c.bundle.process()?;
+    // The go comes once the runtime has put us in the container's cgroup.
     let host_pid = wait_go(fd)?;
+    if c.plan.has_new(NsType::Cgroup) {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .ctx(|| "creating the cgroup namespace".into())?;
+    }
     nix::unistd::setsid().ctx(|| "setsid".into())?;
 
     if let Some(h) = spec.hostname() {
@@ -198,7 +205,7 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
     hooks::run(
         "createContainer",
         hooks.and_then(|h| h.create_container().as_ref()),
-        &state(Status::Created),
+        &state(Status::Creating),
     )?;
 
     if mount_ns {
@@ -237,13 +244,14 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
     )
     .ctx(|| "opening the exec fifo (is /proc mounted in the container?)".into())?;
     nix::unistd::write(&w, b"0").ctx(|| "writing the exec fifo".into())?;
-    drop(w);
+    // `w` stays open until the execve closes it: `start` waits for that before it runs the
+    // poststart hooks.
     drop(fifo);
     late_seccomp(proc_, &seccomp)?;
     hooks::run(
         "startContainer",
         hooks.and_then(|h| h.start_container().as_ref()),
-        &state(Status::Running),
+        &state(Status::Created),
     )?;
     let env = proc_.env().clone().unwrap_or_default();
     Err(process::exec(
