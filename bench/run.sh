@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# `docker run --rm --network none busybox true` through wharfd, against the floor (bare runc
-# run of the same rootfs) and, when dockerd is installed, against dockerd in the same run.
-# Also: wharfd idle RSS and the RSS of one container's shim.
+# `docker run --rm --network none busybox true` through wharfd, against the floors (bare
+# wharf-runtime and runc runs of the same rootfs) and, when dockerd is installed (Debian's
+# docker.io), against a dockerd this script starts on its own socket and data-root, in the
+# same hyperfine run. Also: idle RSS of wharfd against dockerd + containerd, and of one
+# container's wharf-shim against containerd-shim-runc-v2.
 #   bench/run.sh [runs]      (root; prints a markdown table)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-30}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/wharf-target}
-cargo build -q --release -p wharfd -p wharf-shim
+cargo build -q --release -p wharfd -p wharf-shim -p wharf-runtime
 bin=$CARGO_TARGET_DIR/release
 work=$(mktemp -d /tmp/wharf-bench-XXXXXX)
 sock=$work/d.sock
@@ -18,6 +20,11 @@ cleanup() {
     [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
     for h in /sys/fs/cgroup/*"$cg"; do rmdir "$h" 2>/dev/null || true; done
     runc --root "$work/runc" delete --force bench-floor >/dev/null 2>&1 || true
+    "$bin/wharf-runtime" --root "$work/wr" delete --force bench-floor >/dev/null 2>&1 || true
+    if [ -n "${dpid:-}" ]; then
+        docker -H "unix://$work/docker.sock" rm -f $(docker -H "unix://$work/docker.sock" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
+        kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null || true
+    fi
     if [ -n "${br:-}" ]; then
         ip link del "$br" 2>/dev/null || true
         iptables -S FORWARD | grep -- "$br" | sed 's/^-A/-D/' | xargs -r -L1 iptables 2>/dev/null || true
@@ -51,11 +58,22 @@ PY
 )
 
 $D run --rm busybox true
-cmds=("$D run --rm --network none busybox true" "runc --root $work/runc run -b $work/bundle bench-floor" "$D run --rm busybox true")
-names=("wharfd --network none (docker CLI, runc)" "bare runc run" "wharfd default bridge (docker CLI, runc)")
-if command -v dockerd >/dev/null 2>&1 && [ -n "${DOCKERD_SOCK:-}" ]; then
-    cmds+=("docker -H unix://$DOCKERD_SOCK run --rm --network none busybox true")
-    names+=("dockerd (docker CLI)")
+cmds=("$D run --rm --network none busybox true" "runc --root $work/runc run -b $work/bundle bench-floor"
+      "$bin/wharf-runtime --root $work/wr run -b $work/bundle bench-floor" "$D run --rm busybox true")
+names=("wharfd --network none (docker CLI)" "bare runc run" "bare wharf-runtime run" "wharfd default bridge (docker CLI)")
+if command -v dockerd >/dev/null 2>&1; then
+    # dockerd and the containerd it manages, on their own socket, data-root and exec-root;
+    # no bridge or iptables of its own (this compares --network none).
+    echo '{}' >"$work/daemon.json"
+    dockerd -H "unix://$work/docker.sock" --data-root "$work/docker-data" --exec-root "$work/docker-exec" \
+        --pidfile "$work/docker.pid" --bridge none --iptables=false --ip6tables=false \
+        --config-file "$work/daemon.json" 2>"$work/dockerd.log" &
+    dpid=$!
+    for _ in $(seq 300); do docker -H "unix://$work/docker.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
+    docker -H "unix://$work/docker.sock" import "$work/rootfs.tar" busybox >/dev/null
+    docker -H "unix://$work/docker.sock" run --rm --network none busybox true
+    cmds+=("docker -H unix://$work/docker.sock run --rm --network none busybox true")
+    names+=("dockerd --network none (docker CLI)")
 fi
 hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/h.json" "${cmds[@]}" >/dev/null
 
@@ -65,12 +83,22 @@ shim=$(cat "$work"/exec/containers/*/shim.pid)
 shim_rss=$(awk '/VmRSS/{print $2}' /proc/$shim/status)
 shim_pss=$(awk '/^Pss:/{print $2}' /proc/$shim/smaps_rollup)
 busy=$(awk '/VmRSS/{print $2}' /proc/$pid/status)
+docker_rss=0; ctrd_rss=0; cshim_rss=0
+if [ -n "${dpid:-}" ]; then
+    docker_rss=$(awk '/VmRSS/{print $2}' /proc/$dpid/status)
+    ctrd=$(pgrep -P "$dpid" -x containerd | head -1 || true)
+    [ -n "$ctrd" ] && ctrd_rss=$(awk '/VmRSS/{print $2}' /proc/$ctrd/status)
+    docker -H "unix://$work/docker.sock" run -d --network none busybox sleep 60 >/dev/null
+    cs=$(for p in $(pgrep -x containerd-shim-runc-v2 || true); do grep -q "$work" /proc/$p/cmdline 2>/dev/null && echo $p; done | head -1)
+    [ -z "$cs" ] && cs=$(pgrep -f "containerd-shim-runc-v2.*$(basename "$work")" | head -1 || true)
+    [ -n "$cs" ] && cshim_rss=$(awk '/VmRSS/{print $2}' /proc/$cs/status)
+fi
 
-python3 - "$work/h.json" "$idle" "$busy" "$shim_rss" "$shim_pss" "${names[@]}" <<'PY'
+python3 - "$work/h.json" "$idle" "$busy" "$shim_rss" "$shim_pss" "$docker_rss" "$ctrd_rss" "$cshim_rss" "${names[@]}" <<'PY'
 import json, sys
 h = json.load(open(sys.argv[1]))["results"]
-idle, busy, shim, shim_pss = (int(x) for x in sys.argv[2:6])
-names = sys.argv[6:]
+idle, busy, shim, shim_pss, drss, crss, cshim = (int(x) for x in sys.argv[2:9])
+names = sys.argv[9:]
 floor = h[1]["median"]
 print("| what | median | mean ± σ | × bare runc |")
 print("|---|---|---|---|")
@@ -78,4 +106,8 @@ for n, r in zip(names, h):
     print(f"| {n} | {r['median']*1000:.1f} ms | {r['mean']*1000:.1f} ± {r['stddev']*1000:.1f} ms | {r['median']/floor:.2f} |")
 print()
 print(f"wharfd RSS idle: {idle/1024:.1f} MiB; with one container: {busy/1024:.1f} MiB; one wharf-shim: {shim/1024:.2f} MiB RSS, {shim_pss/1024:.2f} MiB PSS")
+if drss:
+    d = [r for n, r in zip(names, h) if n.startswith("dockerd")][0]["median"]
+    print(f"wharfd --network none / dockerd --network none: {h[0]['median']/d:.2f}x")
+    print(f"dockerd RSS: {drss/1024:.1f} MiB + containerd {crss/1024:.1f} MiB; containerd-shim-runc-v2: {cshim/1024:.2f} MiB")
 PY

@@ -15,6 +15,7 @@ if ! [ -x "$bb" ] || ! file -L "$bb" 2>/dev/null | grep -q 'statically linked'; 
     fi
 fi
 root=$(mktemp -d)
+chmod 755 "$root"
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,dev,etc,proc,sys,tmp,root,var,home,usr/bin,usr/sbin,sbin}
 chmod 1777 "$root/tmp"

@@ -1,6 +1,7 @@
 //! wharf-shim: one per container. See `docs/architecture.md` and `proto.rs` for the protocol.
 
 mod backend;
+mod memory;
 mod monitor;
 
 use std::io::Write;

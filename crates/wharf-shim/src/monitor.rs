@@ -164,7 +164,10 @@ pub fn run(args: Args) -> i32 {
         }
     };
     match setup(args) {
-        Ok(mut shim) => shim.event_loop(&sigfd),
+        Ok(mut shim) => {
+            crate::memory::release_setup_pages();
+            shim.event_loop(&sigfd)
+        }
         Err((fd, msg)) => {
             report(fd, &format!("err {}\n", msg.replace('\n', " ")));
             1
@@ -606,6 +609,18 @@ impl Shim {
     }
 
     fn handle(&mut self, ci: usize, req: Request) {
+        // Requests that run runtime code leave its pages mapped: release them after.
+        let heavy = matches!(
+            req,
+            Request::Start | Request::Exec { .. } | Request::Stats | Request::Update { .. }
+        );
+        self.handle_request(ci, req);
+        if heavy {
+            crate::memory::release_setup_pages();
+        }
+    }
+
+    fn handle_request(&mut self, ci: usize, req: Request) {
         let exited = self.exit_code.is_some();
         let not_running = || Err::<String, String>("container is not running".into());
         match req {
