@@ -481,7 +481,7 @@ pub struct RunArgs {
     pub cgroupns: Option<String>,
     /// Image, then the command and its arguments
     #[arg(value_name = "IMAGE [COMMAND] [ARG...]", required = true, num_args = 1..,
-          trailing_var_arg = true, allow_hyphen_values = true)]
+          trailing_var_arg = true)]
     pub image_and_cmd: Vec<String>,
 }
 
@@ -640,7 +640,7 @@ pub struct ExecArgs {
     pub detach_keys: Option<String>,
     /// Container, then the command and its arguments
     #[arg(value_name = "CONTAINER COMMAND [ARG...]", required = true, num_args = 2..,
-          trailing_var_arg = true, allow_hyphen_values = true)]
+          trailing_var_arg = true)]
     pub container_and_cmd: Vec<String>,
 }
 

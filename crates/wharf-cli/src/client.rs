@@ -181,6 +181,20 @@ pub fn enc(s: &str) -> String {
     o
 }
 
+/// Escapes a name for a URL path as docker's client does: image references keep their
+/// `/`, `:` and `@`.
+pub fn enc_path(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/:@+=,".contains(&b) {
+            o.push(b as char);
+        } else {
+            o.push_str(&format!("%{b:02X}"));
+        }
+    }
+    o
+}
+
 /// A connection to the daemon that may be upgraded (attach, exec).
 pub enum Conn {
     Unix(tokio::net::UnixStream),

@@ -120,6 +120,8 @@ fn real_main(cli: cli::Cli) -> i32 {
             cli::Cmd::Container(cli::ContainerCmd::Run(_) | cli::ContainerCmd::Create(_))
         );
     let result = rt.block_on(commands::dispatch(&ctx, cmd));
+    // A blocking read of our stdin may still be pending: do not wait for it.
+    rt.shutdown_background();
     let _ = std::io::stdout().flush();
     match result {
         Ok(code) => code,

@@ -28,8 +28,6 @@ impl RawMode {
         let saved = termios::tcgetattr(fd.as_fd())?;
         let mut raw = saved.clone();
         termios::cfmakeraw(&mut raw);
-        // Keep output processing so our own messages still get \r\n.
-        raw.output_flags |= termios::OutputFlags::OPOST;
         termios::tcsetattr(fd.as_fd(), SetArg::TCSANOW, &raw)?;
         Ok(RawMode { saved })
     }

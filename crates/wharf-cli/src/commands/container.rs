@@ -3,7 +3,7 @@
 
 use super::{each, status, Ctx, StatusError};
 use crate::cli::*;
-use crate::client::{daemon_error, enc, DaemonError};
+use crate::client::{daemon_error, enc, enc_path, DaemonError};
 use crate::format::human::{ago, bytes_size, go_time_string, human_size_prec};
 use crate::format::names::{display_ports, ellipsis, familiar, go_quote, short_id};
 use crate::format::{table, Format};
@@ -44,7 +44,7 @@ pub fn start_failure_code(msg: &str) -> i32 {
 
 pub async fn inspect_container(ctx: &Ctx, id: &str) -> Result<Value> {
     ctx.client
-        .get_json(&format!("/containers/{}/json", enc(id)))
+        .get_json(&format!("/containers/{}/json", enc_path(id)))
         .await
 }
 
@@ -180,7 +180,7 @@ fn with_help_cmd(cmd: &str) -> String {
 async fn start_or_code(ctx: &Ctx, id: &str, cmd: &str) -> Result<()> {
     if let Err(e) = ctx
         .client
-        .post_json(&format!("/containers/{}/start", enc(id)), None)
+        .post_json(&format!("/containers/{}/start", enc_path(id)), None)
         .await
     {
         let code = match daemon_error(&e) {
@@ -211,7 +211,7 @@ impl Session {
     async fn run(&self, ctx: &Ctx, start: bool) -> Result<i32> {
         let mut q = format!(
             "/containers/{}/attach?stream=1&stdin={}&stdout={}&stderr={}",
-            enc(&self.id),
+            enc_path(&self.id),
             self.stdin as u8,
             self.stdout as u8,
             self.stderr as u8
@@ -229,7 +229,7 @@ impl Session {
             .client
             .request(
                 "POST",
-                &format!("/containers/{}/wait?condition={cond}", enc(&self.id)),
+                &format!("/containers/{}/wait?condition={cond}", enc_path(&self.id)),
                 None,
             )
             .await?;
@@ -245,7 +245,7 @@ impl Session {
         if self.tty && tty::stdout_is_tty() {
             tty::forward_resizes(
                 ctx.client.clone(),
-                format!("/containers/{}/resize", enc(&self.id)),
+                format!("/containers/{}/resize", enc_path(&self.id)),
             );
         }
         if self.sig_proxy {
@@ -300,7 +300,7 @@ fn proxy_signals(client: Arc<crate::client::Client>, id: String) {
                     .post_json(
                         &format!(
                             "/containers/{}/kill?signal={}",
-                            enc(&id),
+                            enc_path(&id),
                             parse::signal_name(sig)
                         ),
                         None,
@@ -346,7 +346,7 @@ pub async fn start(ctx: &Ctx, a: StartArgs) -> Result<i32> {
         let client = client.clone();
         async move {
             client
-                .post_json(&format!("/containers/{}/start", enc(&n)), None)
+                .post_json(&format!("/containers/{}/start", enc_path(&n)), None)
                 .await
                 .map(|_| ())
         }
@@ -381,7 +381,7 @@ pub async fn stop(ctx: &Ctx, a: StopArgs, restart: bool) -> Result<i32> {
         let q = q.clone();
         async move {
             client
-                .post_json(&format!("/containers/{}/{verb}{q}", enc(&n)), None)
+                .post_json(&format!("/containers/{}/{verb}{q}", enc_path(&n)), None)
                 .await
                 .map(|_| ())
         }
@@ -401,7 +401,7 @@ pub async fn kill(ctx: &Ctx, a: KillArgs) -> Result<i32> {
         let q = q.clone();
         async move {
             client
-                .post_json(&format!("/containers/{}/kill{q}", enc(&n)), None)
+                .post_json(&format!("/containers/{}/kill{q}", enc_path(&n)), None)
                 .await
                 .map(|_| ())
         }
@@ -420,7 +420,10 @@ pub async fn rm(ctx: &Ctx, a: RmArgs) -> Result<i32> {
         let client = client.clone();
         let q = q.clone();
         async move {
-            match client.delete(&format!("/containers/{}{q}", enc(&n))).await {
+            match client
+                .delete(&format!("/containers/{}{q}", enc_path(&n)))
+                .await
+            {
                 // `rm -f` of a missing container is not an error for docker.
                 Err(e) if force && daemon_error(&e).is_some_and(DaemonError::is_not_found) => {
                     Ok(())
@@ -439,7 +442,7 @@ pub async fn pause(ctx: &Ctx, a: Containers, pause: bool) -> Result<i32> {
         let client = client.clone();
         async move {
             client
-                .post_json(&format!("/containers/{}/{verb}", enc(&n)), None)
+                .post_json(&format!("/containers/{}/{verb}", enc_path(&n)), None)
                 .await
                 .map(|_| ())
         }
@@ -454,7 +457,11 @@ pub async fn rename(ctx: &Ctx, a: RenameArgs) -> Result<i32> {
     }
     ctx.client
         .post_json(
-            &format!("/containers/{}/rename?name={}", enc(&a.container), enc(new)),
+            &format!(
+                "/containers/{}/rename?name={}",
+                enc_path(&a.container),
+                enc(new)
+            ),
             None,
         )
         .await
@@ -475,7 +482,7 @@ pub async fn wait(ctx: &Ctx, a: Containers) -> Result<i32> {
     for n in &a.containers {
         let r = ctx
             .client
-            .post_json(&format!("/containers/{}/wait", enc(n)), None)
+            .post_json(&format!("/containers/{}/wait", enc_path(n)), None)
             .await;
         match r {
             Ok(v) => println!("{}", v["StatusCode"].as_i64().unwrap_or(0)),
@@ -647,7 +654,7 @@ pub async fn logs(ctx: &Ctx, a: LogsArgs) -> Result<i32> {
     let now = chrono::Utc::now();
     let mut q = format!(
         "/containers/{}/logs?stdout=1&stderr=1&follow={}&timestamps={}&details={}&tail={}",
-        enc(&a.container),
+        enc_path(&a.container),
         a.follow as u8,
         a.timestamps as u8,
         a.details as u8,
@@ -721,7 +728,10 @@ pub async fn exec(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
     });
     let created = ctx
         .client
-        .post_json(&format!("/containers/{}/exec", enc(container)), Some(&body))
+        .post_json(
+            &format!("/containers/{}/exec", enc_path(container)),
+            Some(&body),
+        )
         .await?;
     let exec_id = created["Id"]
         .as_str()
@@ -756,7 +766,7 @@ pub async fn exec(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
 }
 
 pub async fn top(ctx: &Ctx, a: TopArgs) -> Result<i32> {
-    let mut q = format!("/containers/{}/top", enc(&a.container));
+    let mut q = format!("/containers/{}/top", enc_path(&a.container));
     if !a.ps_args.is_empty() {
         q.push_str(&format!("?ps_args={}", enc(&a.ps_args.join(" "))));
     }
@@ -787,7 +797,7 @@ pub async fn top(ctx: &Ctx, a: TopArgs) -> Result<i32> {
 pub async fn diff(ctx: &Ctx, a: OneContainer) -> Result<i32> {
     let v = ctx
         .client
-        .get_json(&format!("/containers/{}/changes", enc(&a.container)))
+        .get_json(&format!("/containers/{}/changes", enc_path(&a.container)))
         .await?;
     for c in v.as_array().into_iter().flatten() {
         let k = match c["Kind"].as_i64() {
@@ -827,7 +837,7 @@ pub async fn download_to(ctx: &Ctx, path: &str, output: Option<&str>) -> Result<
 pub async fn export(ctx: &Ctx, a: ExportArgs) -> Result<i32> {
     download_to(
         ctx,
-        &format!("/containers/{}/export", enc(&a.container)),
+        &format!("/containers/{}/export", enc_path(&a.container)),
         a.output.as_deref(),
     )
     .await?;
@@ -915,7 +925,7 @@ pub async fn update(ctx: &Ctx, a: UpdateArgs) -> Result<i32> {
         let body = body.clone();
         async move {
             let v = client
-                .post_json(&format!("/containers/{}/update", enc(&n)), Some(&body))
+                .post_json(&format!("/containers/{}/update", enc_path(&n)), Some(&body))
                 .await?;
             for w in v["Warnings"].as_array().into_iter().flatten() {
                 if let Some(w) = w.as_str() {
@@ -1160,7 +1170,7 @@ async fn copy_from(ctx: &Ctx, c: &str, path: &str, dest: &str, quiet: bool) -> R
         .client
         .get(&format!(
             "/containers/{}/archive?path={}",
-            enc(c),
+            enc_path(c),
             enc(path)
         ))
         .await?;
@@ -1227,7 +1237,7 @@ async fn copy_to(ctx: &Ctx, src: &str, c: &str, path: &str, quiet: bool) -> Resu
                 "PUT",
                 &format!(
                     "/containers/{}/archive?path={}&noOverwriteDirNonDir=1",
-                    enc(c),
+                    enc_path(c),
                     enc(&dir)
                 ),
                 Some((body, "application/x-tar")),
@@ -1251,7 +1261,7 @@ async fn copy_to(ctx: &Ctx, src: &str, c: &str, path: &str, quiet: bool) -> Resu
         .client
         .request(
             "HEAD",
-            &format!("/containers/{}/archive?path={}", enc(c), enc(path)),
+            &format!("/containers/{}/archive?path={}", enc_path(c), enc(path)),
             None,
         )
         .await

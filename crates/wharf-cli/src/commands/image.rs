@@ -2,7 +2,7 @@
 
 use super::{status, Ctx};
 use crate::cli::*;
-use crate::client::enc;
+use crate::client::{enc, enc_path};
 use crate::format::human::{ago, go_time_string, human_size, human_size_prec};
 use crate::format::names::{ellipsis, familiar, short_id, split_tag};
 use crate::format::Format;
@@ -153,7 +153,7 @@ pub async fn rmi(ctx: &Ctx, a: RmiArgs) -> Result<i32> {
             .client
             .delete(&format!(
                 "/images/{}?force={}&noprune={}",
-                enc(img),
+                enc_path(img),
                 a.force as u8,
                 a.no_prune as u8
             ))
@@ -232,7 +232,7 @@ pub async fn pull(ctx: &Ctx, a: PullArgs) -> Result<i32> {
 
 pub async fn push(ctx: &Ctx, a: PushArgs) -> Result<i32> {
     let (repo, tag) = split_tag(&a.image);
-    let mut q = format!("/images/{}/push", enc(&repo));
+    let mut q = format!("/images/{}/push", enc_path(&repo));
     if !a.all_tags {
         q.push_str(&format!(
             "?tag={}",
@@ -258,7 +258,7 @@ pub async fn push(ctx: &Ctx, a: PushArgs) -> Result<i32> {
 
 pub async fn tag(ctx: &Ctx, a: TagArgs) -> Result<i32> {
     let (repo, tag) = split_tag(&a.target);
-    let mut q = format!("/images/{}/tag?repo={}", enc(&a.source), enc(&repo));
+    let mut q = format!("/images/{}/tag?repo={}", enc_path(&a.source), enc(&repo));
     if let Some(t) = tag {
         q.push_str(&format!("&tag={}", enc(&t)));
     }
@@ -353,7 +353,7 @@ pub async fn import(ctx: &Ctx, a: ImportArgs) -> Result<i32> {
 pub async fn history(ctx: &Ctx, a: HistoryArgs) -> Result<i32> {
     let v = ctx
         .client
-        .get_json(&format!("/images/{}/history", enc(&a.image)))
+        .get_json(&format!("/images/{}/history", enc_path(&a.image)))
         .await?;
     let trunc = !a.no_trunc;
     let rows: Vec<Value> = v

@@ -3,7 +3,7 @@
 
 use super::{each, Ctx};
 use crate::cli::*;
-use crate::client::enc;
+use crate::client::{enc, enc_path};
 use crate::format::names::short_id;
 use crate::format::Format;
 use crate::opts::parse;
@@ -85,7 +85,7 @@ pub async fn rm(ctx: &Ctx, a: Names) -> Result<i32> {
         let client = client.clone();
         async move {
             client
-                .delete(&format!("/networks/{}", enc(&n)))
+                .delete(&format!("/networks/{}", enc_path(&n)))
                 .await
                 .map(|_| ())
         }

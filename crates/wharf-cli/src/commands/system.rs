@@ -3,7 +3,7 @@
 
 use super::{status, Ctx};
 use crate::cli::*;
-use crate::client::{daemon_error, enc};
+use crate::client::{daemon_error, enc, enc_path};
 use crate::format::human::{human_size, human_size_prec};
 use crate::format::{json as fjson, template::Template, Format};
 use crate::opts::parse;
@@ -14,10 +14,10 @@ use serde_json::{json, Value};
 /// Where each kind of object is inspected.
 fn inspect_path(kind: &str, name: &str, size: bool) -> String {
     match kind {
-        "container" => format!("/containers/{}/json?size={}", enc(name), size as u8),
-        "image" => format!("/images/{}/json", enc(name)),
-        "volume" => format!("/volumes/{}", enc(name)),
-        _ => format!("/networks/{}", enc(name)),
+        "container" => format!("/containers/{}/json?size={}", enc_path(name), size as u8),
+        "image" => format!("/images/{}/json", enc_path(name)),
+        "volume" => format!("/volumes/{}", enc_path(name)),
+        _ => format!("/networks/{}", enc_path(name)),
     }
 }
 

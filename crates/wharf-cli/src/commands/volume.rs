@@ -2,7 +2,7 @@
 
 use super::{each, status, Ctx};
 use crate::cli::*;
-use crate::client::enc;
+use crate::client::{enc, enc_path};
 use crate::format::human::human_size;
 use crate::format::Format;
 use crate::opts::parse;
@@ -118,7 +118,7 @@ pub async fn rm(ctx: &Ctx, a: VolumeRmArgs) -> Result<i32> {
         let client = client.clone();
         async move {
             client
-                .delete(&format!("/volumes/{}?force={}", enc(&n), force as u8))
+                .delete(&format!("/volumes/{}?force={}", enc_path(&n), force as u8))
                 .await
                 .map(|_| ())
         }
