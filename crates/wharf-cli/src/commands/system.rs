@@ -168,7 +168,28 @@ pub async fn version(ctx: &Ctx, a: FormatOnly) -> Result<i32> {
         Ok(v) => {
             cv["APIVersion"] = v.into();
             match ctx.client.get_json("/version").await {
-                Ok(s) => server = s,
+                Ok(mut s) => {
+                    // docker decodes into typed structs: absent details print as "".
+                    for c in s["Components"].as_array_mut().into_iter().flatten() {
+                        if c["Name"] == "Engine" {
+                            for k in [
+                                "ApiVersion",
+                                "MinAPIVersion",
+                                "GoVersion",
+                                "GitCommit",
+                                "BuildTime",
+                                "Os",
+                                "Arch",
+                                "Experimental",
+                            ] {
+                                if c["Details"].get(k).is_none() {
+                                    c["Details"][k] = "".into();
+                                }
+                            }
+                        }
+                    }
+                    server = s
+                }
                 Err(e) => err = Some(e),
             }
         }
