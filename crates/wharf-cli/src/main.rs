@@ -1,1 +1,150 @@
-fn main() {}
+//! `wharf`: the docker-compatible command-line client of wharfd.
+#![recursion_limit = "256"]
+
+mod cli;
+mod client;
+mod commands;
+mod format;
+mod opts;
+mod stream;
+mod tty;
+
+use clap::{CommandFactory, Parser};
+use std::io::Write;
+use std::sync::Arc;
+
+/// Exit status for errors of the client itself (usage, daemon refusals on run): docker's 125.
+const EXIT_USAGE: i32 = 125;
+
+fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    let cli = match cli::Cli::try_parse_from(&argv) {
+        Ok(c) => c,
+        Err(e) => std::process::exit(usage_error(e)),
+    };
+    let code = real_main(cli);
+    let _ = std::io::stdout().flush();
+    std::process::exit(code);
+}
+
+/// Prints a clap error the way docker reports flag errors and returns its exit status.
+fn usage_error(e: clap::Error) -> i32 {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            0
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            0
+        }
+        ErrorKind::UnknownArgument => {
+            if let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) {
+                let flag = arg.split('=').next().unwrap_or(arg);
+                if cli::UNSUPPORTED_FLAGS.contains(&flag) {
+                    eprintln!(
+                        "wharf: the flag {flag} is not supported yet (see docs/compatibility.md)"
+                    );
+                    return EXIT_USAGE;
+                }
+            }
+            let _ = e.print();
+            EXIT_USAGE
+        }
+        // docker 28 exits 1 when positional arguments are missing.
+        ErrorKind::MissingRequiredArgument => {
+            let _ = e.print();
+            1
+        }
+        _ => {
+            let _ = e.print();
+            EXIT_USAGE
+        }
+    }
+}
+
+fn real_main(cli: cli::Cli) -> i32 {
+    if cli.version {
+        println!("wharf version {}", env!("CARGO_PKG_VERSION"));
+        return 0;
+    }
+    let Some(cmd) = cli.cmd else {
+        let _ = cli::Cli::command().print_help();
+        return 0;
+    };
+    if let cli::Cmd::Completion(a) = &cmd {
+        let mut c = cli::Cli::command();
+        clap_complete::generate(a.shell, &mut c, "wharf", &mut std::io::stdout());
+        return 0;
+    }
+    if cli.tls
+        || cli.tlsverify
+        || cli.tlscacert.is_some()
+        || cli.tlscert.is_some()
+        || cli.tlskey.is_some()
+        || std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty())
+    {
+        eprintln!("wharf: TLS is not supported yet: connect over unix:// or plain tcp://");
+        return EXIT_USAGE;
+    }
+    if let Some(c) = cli.context.as_deref() {
+        if c != "default" {
+            eprintln!("wharf: context \"{c}\" does not exist (wharf knows only \"default\")");
+            return 1;
+        }
+    }
+    let (host_str, host) = match client::Host::resolve(cli.host.as_deref()) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return 1;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wharf: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let ctx = commands::Ctx {
+        client: Arc::new(client::Client::new(host_str, host)),
+    };
+    let is_run = matches!(cmd, cli::Cmd::Run(_) | cli::Cmd::Create(_))
+        || matches!(
+            cmd,
+            cli::Cmd::Container(cli::ContainerCmd::Run(_) | cli::ContainerCmd::Create(_))
+        );
+    let result = rt.block_on(commands::dispatch(&ctx, cmd));
+    // A blocking read of our stdin may still be pending: do not wait for it.
+    rt.shutdown_background();
+    let _ = std::io::stdout().flush();
+    match result {
+        Ok(code) => code,
+        Err(e) => report(e, is_run),
+    }
+}
+
+/// Prints an error as docker does and returns the exit status.
+fn report(e: anyhow::Error, is_run: bool) -> i32 {
+    if let Some(s) = e.downcast_ref::<commands::StatusError>() {
+        if !s.message.is_empty() {
+            eprintln!("{}", s.message);
+        }
+        return s.code;
+    }
+    if e.downcast_ref::<client::ConnectError>().is_some() && !is_run {
+        eprintln!("{e}");
+        return 1;
+    }
+    if is_run {
+        eprintln!("wharf: {e:#}");
+        return EXIT_USAGE;
+    }
+    eprintln!("{e:#}");
+    1
+}

@@ -1,0 +1,565 @@
+//! System-wide commands: inspect (any object), version, info, events, df, system prune,
+//! login/logout.
+
+use super::{status, Ctx};
+use crate::cli::*;
+use crate::client::{daemon_error, enc, enc_path};
+use crate::format::human::{human_size, human_size_prec};
+use crate::format::{json as fjson, template::Template, Format};
+use crate::opts::parse;
+use anyhow::Result;
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+/// Where each kind of object is inspected.
+fn inspect_path(kind: &str, name: &str, size: bool) -> String {
+    match kind {
+        "container" => format!("/containers/{}/json?size={}", enc_path(name), size as u8),
+        "image" => format!("/images/{}/json", enc_path(name)),
+        "volume" => format!("/volumes/{}", enc_path(name)),
+        _ => format!("/networks/{}", enc_path(name)),
+    }
+}
+
+async fn fetch_raw(ctx: &Ctx, kind: &str, name: &str, size: bool) -> Result<Bytes> {
+    let r = ctx.client.get(&inspect_path(kind, name, size)).await?;
+    crate::client::read_body(r).await
+}
+
+/// Prints the objects found as docker does: one indented JSON array, or the template per
+/// object; errors after, exit 1 when any name was not found.
+fn print_inspected(found: &[Bytes], format: Option<&str>) -> Result<()> {
+    match format {
+        None | Some("") => {
+            let items: Vec<&[u8]> = found.iter().map(|b| &b[..]).collect();
+            println!("{}", fjson::indent_array(&items));
+        }
+        _ => {
+            let f = format.unwrap_or("");
+            let src = if f == "json" { "{{json .}}" } else { f };
+            let src = src.replace("\\t", "\t").replace("\\n", "\n");
+            let t = Template::parse(&src)
+                .map_err(|e| status(1, format!("template parsing error: {e}")))?;
+            for b in found {
+                let v: Value = serde_json::from_slice(b)?;
+                let s = t
+                    .execute(&v)
+                    .map_err(|e| status(1, format!("template parsing error: {e}")))?;
+                println!("{s}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn inspect_typed(
+    ctx: &Ctx,
+    kind: &str,
+    names: Vec<String>,
+    format: Option<String>,
+    size: bool,
+) -> Result<i32> {
+    let mut found = Vec::new();
+    let mut errs = Vec::new();
+    for n in &names {
+        match fetch_raw(ctx, kind, n, size).await {
+            Ok(b) => found.push(b),
+            Err(e) if daemon_error(&e).is_some() => errs.push(format!("{e:#}")),
+            Err(e) => return Err(e),
+        }
+    }
+    print_inspected(&found, format.as_deref())?;
+    if errs.is_empty() {
+        Ok(0)
+    } else {
+        Err(status(1, errs.join("\n")))
+    }
+}
+
+pub async fn inspect(ctx: &Ctx, a: InspectArgs) -> Result<i32> {
+    let kinds: Vec<&str> = match a.kind.as_deref() {
+        None | Some("") => vec!["container", "image", "network", "volume"],
+        Some(k @ ("container" | "image" | "network" | "volume")) => vec![k],
+        Some(k) => {
+            return Err(status(
+                1,
+                format!("\"{k}\" is not a valid value for --type"),
+            ))
+        }
+    };
+    if a.kind.is_some() {
+        return inspect_typed(ctx, kinds[0], a.names, a.format, a.size).await;
+    }
+    let mut found = Vec::new();
+    let mut errs = Vec::new();
+    'names: for n in &a.names {
+        for k in &kinds {
+            match fetch_raw(ctx, k, n, a.size).await {
+                Ok(b) => {
+                    found.push(b);
+                    continue 'names;
+                }
+                Err(e) if daemon_error(&e).is_some() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        errs.push(format!("Error: No such object: {n}"));
+    }
+    print_inspected(&found, a.format.as_deref())?;
+    if errs.is_empty() {
+        Ok(0)
+    } else {
+        Err(status(1, errs.join("\n")))
+    }
+}
+
+fn client_version() -> Value {
+    json!({
+        "Platform": {"Name": ""},
+        "Version": env!("CARGO_PKG_VERSION"),
+        "ApiVersion": crate::client::CLIENT_API_VERSION,
+        "DefaultAPIVersion": crate::client::CLIENT_API_VERSION,
+        "GoVersion": "n/a (Rust)",
+        "GitCommit": option_env!("WHARF_GIT_COMMIT").unwrap_or("unknown"),
+        "BuildTime": "",
+        "Os": std::env::consts::OS,
+        "Arch": if std::env::consts::ARCH == "x86_64" { "amd64" } else { std::env::consts::ARCH },
+        "Context": "default",
+    })
+}
+
+const VERSION_TEMPLATE: &str = "Client:{{if ne .Client.Platform.Name \"\"}} {{.Client.Platform.Name}}{{end}}
+ Version:           {{.Client.Version}}
+ API version:       {{.Client.APIVersion}}{{if ne .Client.APIVersion .Client.DefaultAPIVersion}} (downgraded from {{.Client.DefaultAPIVersion}}){{end}}
+ Go version:        {{.Client.GoVersion}}
+ Git commit:        {{.Client.GitCommit}}
+ Built:             {{.Client.BuildTime}}
+ OS/Arch:           {{.Client.Os}}/{{.Client.Arch}}
+ Context:           {{.Client.Context}}
+{{- if .Server}}{{with .Server}}
+
+Server:{{if ne .Platform.Name \"\"}} {{.Platform.Name}}{{end}}
+{{- range $component := .Components}}
+ {{$component.Name}}:
+  {{- if eq $component.Name \"Engine\" }}
+  Version:          {{.Version}}
+  API version:      {{index .Details \"ApiVersion\"}} (minimum version {{index .Details \"MinAPIVersion\"}})
+  Go version:       {{index .Details \"GoVersion\"}}
+  Git commit:       {{index .Details \"GitCommit\"}}
+  Built:            {{index .Details \"BuildTime\"}}
+  OS/Arch:          {{index .Details \"Os\"}}/{{index .Details \"Arch\"}}
+  Experimental:     {{index .Details \"Experimental\"}}
+  {{- else }}
+  Version:          {{$component.Version}}
+  {{- range $key, $value := $component.Details }}
+  {{$key}}:{{pad \"\" 1 0}}{{$value}}
+  {{- end }}
+  {{- end }}
+{{- end }}
+{{- end }}{{- end }}
+";
+
+pub async fn version(ctx: &Ctx, a: FormatOnly) -> Result<i32> {
+    let mut cv = client_version();
+    let api = ctx.client.version().await;
+    let mut server = Value::Null;
+    let mut err = None;
+    match api {
+        Ok(v) => {
+            cv["APIVersion"] = v.into();
+            match ctx.client.get_json("/version").await {
+                Ok(mut s) => {
+                    // docker decodes into typed structs: absent details print as "".
+                    for c in s["Components"].as_array_mut().into_iter().flatten() {
+                        if c["Name"] == "Engine" {
+                            for k in [
+                                "ApiVersion",
+                                "MinAPIVersion",
+                                "GoVersion",
+                                "GitCommit",
+                                "BuildTime",
+                                "Os",
+                                "Arch",
+                                "Experimental",
+                            ] {
+                                if c["Details"].get(k).is_none() {
+                                    c["Details"][k] = "".into();
+                                }
+                            }
+                        }
+                    }
+                    server = s
+                }
+                Err(e) => err = Some(e),
+            }
+        }
+        Err(e) => {
+            cv["APIVersion"] = crate::client::CLIENT_API_VERSION.into();
+            err = Some(e);
+        }
+    }
+    let data = json!({"Client": cv, "Server": server});
+    let out = match a.format.as_deref() {
+        Some("json") => serde_json::to_string(&data)? + "\n",
+        Some(f) => {
+            let t = Template::parse(&f.replace("\\n", "\n").replace("\\t", "\t"))
+                .map_err(|e| status(1, format!("template parsing error: {e}")))?;
+            t.execute(&data)? + "\n"
+        }
+        None => Template::parse(VERSION_TEMPLATE)?.execute(&data)?,
+    };
+    print!("{out}");
+    match err {
+        Some(e) => Err(e),
+        None => Ok(0),
+    }
+}
+
+pub async fn info(ctx: &Ctx, a: FormatOnly) -> Result<i32> {
+    let v = ctx.client.get_json("/info").await?;
+    if let Some(f) = a.format.as_deref() {
+        let src = if f == "json" { "{{json .}}" } else { f };
+        let t = Template::parse(&src.replace("\\n", "\n").replace("\\t", "\t"))
+            .map_err(|e| status(1, format!("template parsing error: {e}")))?;
+        println!("{}", t.execute(&v)?);
+        return Ok(0);
+    }
+    let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+    let n = |k: &str| v[k].as_i64().unwrap_or(0);
+    println!("Client:");
+    println!(" Version:    {}", env!("CARGO_PKG_VERSION"));
+    println!(" Context:    default");
+    println!(" Debug Mode: false");
+    println!();
+    println!("Server:");
+    println!(" Containers: {}", n("Containers"));
+    println!("  Running: {}", n("ContainersRunning"));
+    println!("  Paused: {}", n("ContainersPaused"));
+    println!("  Stopped: {}", n("ContainersStopped"));
+    println!(" Images: {}", n("Images"));
+    println!(" Server Version: {}", s("ServerVersion"));
+    println!(" Storage Driver: {}", s("Driver"));
+    for pair in v["DriverStatus"].as_array().into_iter().flatten() {
+        println!(
+            "  {}: {}",
+            pair[0].as_str().unwrap_or(""),
+            pair[1].as_str().unwrap_or("")
+        );
+    }
+    println!(" Logging Driver: {}", s("LoggingDriver"));
+    println!(" Cgroup Driver: {}", s("CgroupDriver"));
+    println!(" Cgroup Version: {}", s("CgroupVersion"));
+    let runtimes: Vec<String> = v["Runtimes"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    println!(" Runtimes: {}", runtimes.join(" "));
+    println!(" Default Runtime: {}", s("DefaultRuntime"));
+    println!(" Init Binary: {}", s("InitBinary"));
+    println!(" Kernel Version: {}", s("KernelVersion"));
+    println!(" Operating System: {}", s("OperatingSystem"));
+    println!(" OSType: {}", s("OSType"));
+    println!(" Architecture: {}", s("Architecture"));
+    println!(" CPUs: {}", n("NCPU"));
+    println!(
+        " Total Memory: {}",
+        crate::format::human::bytes_size(v["MemTotal"].as_f64().unwrap_or(0.0))
+    );
+    println!(" Name: {}", s("Name"));
+    println!(" ID: {}", s("ID"));
+    println!(" Docker Root Dir: {}", s("DockerRootDir"));
+    println!(" Debug Mode: {}", v["Debug"].as_bool().unwrap_or(false));
+    println!(
+        " Experimental: {}",
+        v["ExperimentalBuild"].as_bool().unwrap_or(false)
+    );
+    println!(
+        " Live Restore Enabled: {}",
+        v["LiveRestoreEnabled"].as_bool().unwrap_or(false)
+    );
+    println!();
+    for w in v["Warnings"].as_array().into_iter().flatten() {
+        if let Some(w) = w.as_str() {
+            eprintln!("{w}");
+        }
+    }
+    Ok(0)
+}
+
+/// One event line as docker prints it.
+pub fn event_line(e: &Value) -> String {
+    let nanos = e["timeNano"]
+        .as_i64()
+        .unwrap_or(e["time"].as_i64().unwrap_or(0) * 1_000_000_000);
+    let t = chrono::DateTime::from_timestamp(nanos / 1_000_000_000, (nanos % 1_000_000_000) as u32)
+        .unwrap_or_default()
+        .with_timezone(&chrono::Local);
+    let ts = t.format("%Y-%m-%dT%H:%M:%S%.9f%:z").to_string();
+    let ts = if t.offset().local_minus_utc() == 0 {
+        ts.trim_end_matches("+00:00").to_string() + "Z"
+    } else {
+        ts
+    };
+    let kind = e["Type"].as_str().unwrap_or("");
+    let action = e["Action"].as_str().unwrap_or("");
+    let id = e["Actor"]["ID"].as_str().unwrap_or("");
+    let mut line = format!("{ts} {kind} {action} {id}");
+    if let Some(attrs) = e["Actor"]["Attributes"].as_object() {
+        if !attrs.is_empty() {
+            let mut kv: Vec<String> = attrs
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect();
+            kv.sort();
+            line.push_str(&format!(" ({})", kv.join(", ")));
+        }
+    }
+    line
+}
+
+pub async fn events(ctx: &Ctx, a: EventsArgs) -> Result<i32> {
+    let now = chrono::Utc::now();
+    let mut q = "/events?".to_string();
+    if let Some(s) = &a.since {
+        q.push_str(&format!("since={}&", parse::timestamp(s, now)?));
+    }
+    if let Some(u) = &a.until {
+        q.push_str(&format!("until={}&", parse::timestamp(u, now)?));
+    }
+    if let Some(f) = parse::filters(&a.filter)? {
+        q.push_str(&format!("filters={}&", enc(&f)));
+    }
+    let q = q.trim_end_matches(['&', '?']).to_string();
+    let tmpl = match a.format.as_deref() {
+        None => None,
+        Some("json") => Some(Template::parse("{{json .}}")?),
+        Some(f) => Some(Template::parse(
+            &f.replace("\\n", "\n").replace("\\t", "\t"),
+        )?),
+    };
+    let resp = ctx.client.get(&q).await?;
+    crate::stream::json_lines(resp.into_body(), |e| {
+        use std::io::Write;
+        let line = match &tmpl {
+            Some(t) => t.execute(&e)?,
+            None => event_line(&e),
+        };
+        let mut o = std::io::stdout().lock();
+        writeln!(o, "{line}")?;
+        o.flush()?;
+        Ok(true)
+    })
+    .await?;
+    Ok(0)
+}
+
+pub async fn df(ctx: &Ctx, a: DfArgs) -> Result<i32> {
+    let v = ctx.client.get_json("/system/df").await?;
+    let images = v["Images"].as_array().cloned().unwrap_or_default();
+    let containers = v["Containers"].as_array().cloned().unwrap_or_default();
+    let volumes = v["Volumes"].as_array().cloned().unwrap_or_default();
+    let cache = v["BuildCache"].as_array().cloned().unwrap_or_default();
+    let pct = |r: f64, t: f64| {
+        if t > 0.0 {
+            format!(" ({}%)", (r * 100.0 / t) as i64)
+        } else {
+            String::new()
+        }
+    };
+    let img_total: f64 = v["LayersSize"].as_f64().unwrap_or_else(|| {
+        images
+            .iter()
+            .map(|i| i["Size"].as_f64().unwrap_or(0.0))
+            .sum()
+    });
+    let img_active = images
+        .iter()
+        .filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0)
+        .count();
+    let img_used: f64 = images
+        .iter()
+        .filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0)
+        .map(|i| i["Size"].as_f64().unwrap_or(0.0))
+        .sum();
+    let img_recl = (img_total - img_used).max(0.0);
+    let c_total: f64 = containers
+        .iter()
+        .map(|c| c["SizeRw"].as_f64().unwrap_or(0.0))
+        .sum();
+    let c_active = containers
+        .iter()
+        .filter(|c| c["State"] == "running")
+        .count();
+    let c_recl: f64 = containers
+        .iter()
+        .filter(|c| c["State"] != "running")
+        .map(|c| c["SizeRw"].as_f64().unwrap_or(0.0))
+        .sum();
+    let v_total: f64 = volumes
+        .iter()
+        .map(|x| x["UsageData"]["Size"].as_f64().unwrap_or(0.0).max(0.0))
+        .sum();
+    let v_active = volumes
+        .iter()
+        .filter(|x| x["UsageData"]["RefCount"].as_i64().unwrap_or(0) > 0)
+        .count();
+    let v_recl: f64 = volumes
+        .iter()
+        .filter(|x| x["UsageData"]["RefCount"].as_i64().unwrap_or(0) == 0)
+        .map(|x| x["UsageData"]["Size"].as_f64().unwrap_or(0.0).max(0.0))
+        .sum();
+    let b_total: f64 = cache
+        .iter()
+        .map(|c| c["Size"].as_f64().unwrap_or(0.0))
+        .sum();
+    let rows = vec![
+        json!({"Type": "Images", "TotalCount": images.len().to_string(), "Active": img_active.to_string(),
+               "Size": human_size_prec(img_total, 3), "Reclaimable": format!("{}{}", human_size_prec(img_recl, 3), pct(img_recl, img_total))}),
+        json!({"Type": "Containers", "TotalCount": containers.len().to_string(), "Active": c_active.to_string(),
+               "Size": human_size_prec(c_total, 3), "Reclaimable": format!("{}{}", human_size_prec(c_recl, 3), pct(c_recl, c_total))}),
+        json!({"Type": "Local Volumes", "TotalCount": volumes.len().to_string(), "Active": v_active.to_string(),
+               "Size": human_size_prec(v_total, 3), "Reclaimable": format!("{}{}", human_size_prec(v_recl, 3), pct(v_recl, v_total))}),
+        json!({"Type": "Build Cache", "TotalCount": cache.len().to_string(), "Active": "0",
+               "Size": human_size_prec(b_total, 3), "Reclaimable": human_size_prec(b_total, 3)}),
+    ];
+    if a.verbose {
+        return Err(status(
+            125,
+            "wharf: system df --verbose is not supported yet",
+        ));
+    }
+    let header = json!({"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"});
+    let fmt = a
+        .format
+        .clone()
+        .filter(|f| f != "table")
+        .unwrap_or_else(|| {
+            "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}".into()
+        });
+    print!("{}", Format::parse(&fmt)?.render(&header, &rows)?);
+    Ok(0)
+}
+
+pub async fn prune(ctx: &Ctx, a: SystemPruneArgs) -> Result<i32> {
+    let mut warn = String::from("WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n");
+    if a.volumes {
+        warn.push_str("  - all anonymous volumes not used by at least one container\n");
+    }
+    if a.all {
+        warn.push_str("  - all images without at least one container associated to them\n");
+    } else {
+        warn.push_str("  - all dangling images\n");
+    }
+    warn.push_str("  - unused build cache\n");
+    if !a.force && !super::confirm(&warn) {
+        return Ok(0);
+    }
+    let f = parse::filters(&a.filter)?
+        .map(|f| format!("?filters={}", enc(&f)))
+        .unwrap_or_default();
+    let mut total = 0f64;
+    let c = ctx
+        .client
+        .post_json(&format!("/containers/prune{f}"), None)
+        .await?;
+    super::volume::print_deleted("Deleted Containers:", &c["ContainersDeleted"]);
+    total += c["SpaceReclaimed"].as_f64().unwrap_or(0.0);
+    match ctx
+        .client
+        .post_json(&format!("/networks/prune{f}"), None)
+        .await
+    {
+        Ok(n) => super::volume::print_deleted("Deleted Networks:", &n["NetworksDeleted"]),
+        Err(e) if daemon_error(&e).is_some_and(|d| d.status == 404) => {}
+        Err(e) => return Err(e),
+    }
+    if a.volumes {
+        let v = ctx
+            .client
+            .post_json(&format!("/volumes/prune{f}"), None)
+            .await?;
+        super::volume::print_deleted("Deleted Volumes:", &v["VolumesDeleted"]);
+        total += v["SpaceReclaimed"].as_f64().unwrap_or(0.0);
+    }
+    let mut filters = a.filter.clone();
+    filters.push(format!("dangling={}", !a.all));
+    let fi = parse::filters(&filters)?.unwrap_or_default();
+    let i = ctx
+        .client
+        .post_json(&format!("/images/prune?filters={}", enc(&fi)), None)
+        .await?;
+    let items = i["ImagesDeleted"].as_array().cloned().unwrap_or_default();
+    if !items.is_empty() {
+        println!("Deleted Images:");
+        for it in items {
+            if let Some(u) = it["Untagged"].as_str() {
+                println!("untagged: {u}");
+            }
+            if let Some(d) = it["Deleted"].as_str() {
+                println!("deleted: {d}");
+            }
+        }
+        println!();
+    }
+    total += i["SpaceReclaimed"].as_f64().unwrap_or(0.0);
+    println!("Total reclaimed space: {}", human_size(total));
+    Ok(0)
+}
+
+pub async fn login(ctx: &Ctx, a: LoginArgs) -> Result<i32> {
+    let mut password = a.password.clone().unwrap_or_default();
+    if a.password_stdin {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        password = s.trim_end_matches(['\n', '\r']).to_string();
+    }
+    let body = json!({
+        "username": a.username.clone().unwrap_or_default(),
+        "password": password,
+        "serveraddress": a.server.clone().unwrap_or_else(|| "https://index.docker.io/v1/".into()),
+    });
+    match ctx.client.post_json("/auth", Some(&body)).await {
+        Ok(v) => {
+            println!("{}", v["Status"].as_str().unwrap_or("Login Succeeded"));
+            Ok(0)
+        }
+        Err(e) if daemon_error(&e).is_some_and(|d| d.status == 404) => Err(status(
+            1,
+            "wharf: login is not supported yet: this wharfd does not serve /auth (registry credentials)",
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn logout(_ctx: &Ctx, a: LogoutArgs) -> Result<i32> {
+    // wharf stores no registry credentials yet, so there is nothing to remove.
+    let server = a
+        .server
+        .unwrap_or_else(|| "https://index.docker.io/v1/".into());
+    println!("Not logged in to {server}");
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_lines() {
+        let e = json!({"Type": "container", "Action": "start", "Actor": {"ID": "abc", "Attributes": {"name": "x", "image": "busybox"}}, "timeNano": 0});
+        let l = event_line(&e);
+        assert!(
+            l.ends_with(" container start abc (image=busybox, name=x)"),
+            "{l}"
+        );
+    }
+
+    #[test]
+    fn version_template_parses() {
+        let t = Template::parse(VERSION_TEMPLATE).unwrap();
+        let out = t
+            .execute(&json!({"Client": client_version(), "Server": Value::Null}))
+            .unwrap();
+        assert!(out.starts_with("Client:\n Version:           "), "{out}");
+    }
+}
