@@ -567,26 +567,18 @@ impl Shim {
         let c = &mut self.conns[ci];
         c.reading = false;
         match &c.role {
+            // As Docker: a client's end of input closes the container's stdin only without
+            // a tty. With one, the client may just have detached (ctrl-p ctrl-q) or gone
+            // away, and the terminal stays open for the next attach.
             Role::Attach { stdin: true, .. } => {
-                if self.args.stdin_once {
-                    if self.master.is_some() {
-                        // A pty has no half-close: send EOF (^D) as a terminal would.
-                        if let Some(w) = &mut self.stdin {
-                            let _ = w.write_all(&[4]);
-                        }
-                    } else {
-                        self.stdin = None;
-                    }
+                if self.args.stdin_once && self.master.is_none() {
+                    self.stdin = None;
                 }
             }
             Role::Exec(id) => {
                 let id = id.clone();
                 if let Some(e) = self.execs.iter_mut().find(|e| e.id == id) {
-                    if e.master.is_some() {
-                        if let Some(w) = &mut e.stdin {
-                            let _ = w.write_all(&[4]);
-                        }
-                    } else {
+                    if e.master.is_none() {
                         e.stdin = None;
                     }
                 }

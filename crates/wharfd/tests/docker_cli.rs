@@ -387,6 +387,31 @@ fn run_it_and_exec_it_get_an_interactive_shell_on_a_tty() {
 }
 
 #[test]
+fn detach_keys_leave_the_container_running_and_attach_gets_it_back() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    // ctrl-p ctrl-q (0x10 0x11): the client detaches, exit 0, the shell keeps running.
+    let o = docker_in_pty(
+        &d,
+        "run -it --name det --network none busybox sh",
+        "echo before\n\x10\x11",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Running}}", "det"])
+            .trim(),
+        "true",
+        "detaching must not end the container"
+    );
+    let o = docker_in_pty(&d, "attach det", "echo again-$((2+3)); exit 4\n");
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(4), "{text}{}", stderr(&o));
+    assert!(text.contains("again-5"), "{text}");
+}
+
+#[test]
 fn restart_policy_on_failure_retries_then_stops() {
     require_env!();
     let d = Daemon::start();
