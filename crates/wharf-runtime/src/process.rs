@@ -131,11 +131,11 @@ impl CapSets {
         // like runc, others are skipped with a warning rather than failing the container.
         for cap in &self.ambient {
             if !(self.permitted.contains(cap) && self.inheritable.contains(cap)) {
-                tracing::warn!("ambient {cap} is not permitted and inheritable: skipped");
+                tracing::debug!("ambient {cap} is not permitted and inheritable: skipped");
                 continue;
             }
             if let Err(e) = caps::raise(None, CapSet::Ambient, *cap) {
-                tracing::warn!("raising ambient {cap}: {e}");
+                tracing::debug!("raising ambient {cap}: {e}");
             }
         }
         Ok(())

@@ -483,15 +483,36 @@ fn dev_symlinks(rootfs: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Makes `rootfs` the root: pivot_root, detaching the old root; or, with `no_pivot` (a
-/// rootfs on ramfs cannot be pivoted), MS_MOVE and chroot.
+/// Makes `rootfs` the root: pivot_root, detaching the old root; or, with `no_pivot`, or
+/// when the kernel refuses pivot_root (EINVAL: a rootfs on the initramfs cannot be pivoted),
+/// MS_MOVE and chroot.
 pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
     if no_pivot {
-        nix::unistd::chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
-        mnt(Some(rootfs), Path::new("/"), NONE, MsFlags::MS_MOVE, None)?;
-        nix::unistd::chroot(".").ctx(|| "chroot".into())?;
-        return nix::unistd::chdir("/").ctx(|| "chdir /".into());
+        return move_root(rootfs);
     }
+    match pivot(rootfs) {
+        Err(RuntimeError::Sys {
+            source: nix::Error::EINVAL,
+            ..
+        }) => {
+            tracing::warn!(
+                "pivot_root refused for {}: moving the root instead",
+                rootfs.display()
+            );
+            move_root(rootfs)
+        }
+        r => r,
+    }
+}
+
+fn move_root(rootfs: &Path) -> Result<()> {
+    nix::unistd::chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
+    mnt(Some(rootfs), Path::new("/"), NONE, MsFlags::MS_MOVE, None)?;
+    nix::unistd::chroot(".").ctx(|| "chroot".into())?;
+    nix::unistd::chdir("/").ctx(|| "chdir /".into())
+}
+
+fn pivot(rootfs: &Path) -> Result<()> {
     let oldroot = std::fs::File::open("/").ctx(|| "opening /".into())?;
     let newroot = std::fs::File::open(rootfs).ctx(|| format!("opening {}", rootfs.display()))?;
     nix::unistd::fchdir(&newroot).ctx(|| "fchdir to the rootfs".into())?;

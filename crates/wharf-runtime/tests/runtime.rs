@@ -860,3 +860,136 @@ fn fails_on_a_hostname_without_uts_namespace() {
     create_fails_cleanly(&c, "a hostname without uts namespace")
         .message_has("unable to set hostname without a private UTS namespace");
 }
+
+// ---------------------------------------------------------------------------------------------
+// More of the command line: kill --all, update, --pid-file, exec --process
+
+#[test]
+fn kill_all_signals_every_process() {
+    let c = case!();
+    // The init traps TERM (so its children keep the default action, unlike with SIG_IGN).
+    c.sh("trap ':' TERM; sleep 60 & sleep 61 & while :; do wait; done");
+    c.start_both();
+    for rt in BOTH {
+        let count = || {
+            let o = c.cmd(rt, &["ps", "--format", "json", &c.id]);
+            serde_json::from_str::<Vec<i32>>(&o.stdout).map_or(0, |p| p.len())
+        };
+        poll(5, || (count() == 3).then_some(()))
+            .unwrap_or_else(|| panic!("{rt}: sh and two sleeps never showed"));
+        c.cmd(rt, &["kill", "--all", &c.id, "TERM"]).expect_ok();
+        poll(5, || (count() == 1).then_some(()))
+            .unwrap_or_else(|| panic!("{rt}: kill --all TERM left {} processes", count()));
+        assert_eq!(c.status(rt), "running", "{rt}: the init traps TERM");
+        c.cmd(rt, &["kill", "--all", &c.id, "KILL"]).expect_ok();
+        c.wait_status(rt, "stopped");
+    }
+}
+
+#[test]
+fn update_changes_limits_of_a_running_container() {
+    let c = case!();
+    c.args(&["sleep", "60"]);
+    c.start_both();
+    for rt in BOTH {
+        let res = c.scratch(rt, "res").join("resources.json");
+        std::fs::write(
+            &res,
+            r#"{"memory":{"limit":67108864,"swap":67108864},"pids":{"limit":42}}"#,
+        )
+        .unwrap();
+        c.cmd(rt, &["update", "--resources", res.to_str().unwrap(), &c.id])
+            .expect_ok();
+        let cg = c.cgroup(rt);
+        assert_eq!(
+            cgroup_file(&cg, "memory", "memory.limit_in_bytes").as_deref(),
+            Some("67108864"),
+            "{rt}: memory limit after update"
+        );
+        assert_eq!(
+            cgroup_file(&cg, "pids", "pids.max").as_deref(),
+            Some("42"),
+            "{rt}: pids limit after update"
+        );
+        c.cmd(rt, &["update", "--pids-limit", "7", &c.id])
+            .expect_ok();
+        assert_eq!(
+            cgroup_file(&cg, "pids", "pids.max").as_deref(),
+            Some("7"),
+            "{rt}: --pids-limit"
+        );
+    }
+}
+
+#[test]
+fn pid_file_and_exec_process_file() {
+    let c = case!();
+    c.args(&["sleep", "60"]);
+    for rt in BOTH {
+        let pid_file = c.scratch(rt, "p").join("init.pid");
+        c.cmd(
+            rt,
+            &[
+                "create",
+                "--pid-file",
+                pid_file.to_str().unwrap(),
+                "-b",
+                c.bundle(rt).to_str().unwrap(),
+                &c.id,
+            ],
+        )
+        .expect_ok();
+        let written: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(written, c.pid(rt), "{rt}: --pid-file holds the init pid");
+        c.start(rt).expect_ok();
+        let process = c.scratch(rt, "p").join("process.json");
+        std::fs::write(
+            &process,
+            json!({
+                "terminal": false,
+                "user": {"uid": 0, "gid": 0},
+                "args": ["sh", "-c", "echo from-process-file $X; pwd"],
+                "env": ["PATH=/bin", "X=ex"],
+                "cwd": "/tmp"
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let o = c.cmd(rt, &["exec", "--process", process.to_str().unwrap(), &c.id]);
+        o.expect_ok();
+        assert_eq!(
+            o.stdout, "from-process-file ex\n/tmp\n",
+            "{rt}: exec --process\n{o}"
+        );
+        let o = c.exec(rt, &["sh", "-c", "exit 5"]);
+        assert_eq!(o.code, 5, "{rt}: exec exit code\n{o}");
+    }
+}
+
+#[test]
+fn no_pivot_moves_the_root_instead() {
+    let c = case!();
+    c.sh("test -x /bin/busybox && echo root-is-the-bundle; cat /etc/passwd | head -1");
+    for rt in BOTH {
+        let o = c.cmd(
+            rt,
+            &[
+                "run",
+                "--no-pivot",
+                "-b",
+                c.bundle(rt).to_str().unwrap(),
+                &c.id,
+            ],
+        );
+        o.expect_ok();
+        assert_eq!(
+            o.stdout, "root-is-the-bundle\nroot:x:0:0:root:/root:/bin/sh\n",
+            "{rt}: --no-pivot\n{o}"
+        );
+        c.assert_clean(rt, "run --no-pivot");
+    }
+}

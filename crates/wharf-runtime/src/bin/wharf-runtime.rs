@@ -180,6 +180,7 @@ enum Cmd {
 
 fn main() {
     let cli = Cli::parse();
+    init_logging(&cli);
     let code = match run(&cli) {
         Ok(code) => code,
         Err(e) => {
@@ -188,6 +189,31 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Warnings (and with --debug, debug events) to --log or stderr, in --log-format.
+fn init_logging(cli: &Cli) {
+    let level = if cli.debug { "debug" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::new(level);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
+    let file = cli.log.as_ref().and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
+    });
+    let _ = match (file, cli.log_format == "json") {
+        (Some(f), true) => builder
+            .json()
+            .with_writer(std::sync::Mutex::new(f))
+            .try_init(),
+        (Some(f), false) => builder.with_writer(std::sync::Mutex::new(f)).try_init(),
+        (None, true) => builder.json().with_writer(std::io::stderr).try_init(),
+        (None, false) => builder.with_writer(std::io::stderr).try_init(),
+    };
 }
 
 /// Errors go to --log in the chosen format (where the shim looks for them) and to stderr.
