@@ -24,6 +24,39 @@ pub fn release_setup_pages() {
     unsafe {
         libc::malloc_trim(0);
     }
+    release_dead_stack(&smaps);
+}
+
+/// Setup ran deeper than the event loop ever will: give back the main stack's pages below
+/// the current frame (minus a page of margin for the red zone and the calls made from here).
+fn release_dead_stack(smaps: &str) {
+    let Some((lo, hi)) = smaps.lines().find_map(|l| {
+        let (range, rest) = l.split_once(' ')?;
+        if !rest.trim_end().ends_with("[stack]") {
+            return None;
+        }
+        let (a, b) = range.split_once('-')?;
+        Some((
+            usize::from_str_radix(a, 16).ok()?,
+            usize::from_str_radix(b, 16).ok()?,
+        ))
+    }) else {
+        return;
+    };
+    let marker = 0u8;
+    let sp = std::ptr::addr_of!(marker) as usize;
+    if sp <= lo || sp >= hi {
+        return; // not on the main thread's stack
+    }
+    let end = (sp - 4 * 4096) & !4095;
+    if end > lo {
+        // SAFETY: [lo, end) lies below this frame's stack pointer by more than the red zone
+        // and three pages: no live frame is there (the stack grows down), so its contents are
+        // dead; the kernel hands back zeroed pages when the stack grows there again.
+        unsafe {
+            libc::madvise(lo as *mut libc::c_void, end - lo, libc::MADV_DONTNEED);
+        }
+    }
 }
 
 /// The ranges of /proc/self/smaps that are file-backed, not writable, and have no
