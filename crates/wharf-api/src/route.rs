@@ -6,6 +6,8 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Ping,
+    /// `POST /auth` (docker login).
+    Auth,
     Version,
     Info,
     Events,
@@ -103,6 +105,7 @@ pub fn route(method: &str, path: &str) -> Result<(ApiVersion, Route), ApiError> 
     use Route::*;
     let r = match (method, segs.as_slice()) {
         ("GET" | "HEAD", ["_ping"]) => Ping,
+        ("POST", ["auth"]) => Auth,
         ("GET", ["version"]) => Version,
         ("GET", ["info"]) => Info,
         ("GET", ["events"]) => Events,

@@ -222,6 +222,7 @@ async fn dispatch(
 ) -> Result<Resp, ApiError> {
     use Route::*;
     Ok(match route {
+        Auth => auth_login(req).await?,
         Ping => {
             let mut r = Response::new(ApiBody::Full(Some(Bytes::from_static(b"OK"))));
             let h = r.headers_mut();
@@ -642,10 +643,12 @@ async fn dispatch(
         }
         ImagePush(name) => {
             let tag = q.get("tag").map(String::from);
+            let creds = registry_auth(&req)?;
             let (r, tx) = stream_resp("application/json");
             let engine = engine.clone();
             tokio::spawn(async move {
-                if let Err(e) = crate::push::push(&engine, &name, tag.as_deref(), &tx).await {
+                if let Err(e) = crate::push::push(&engine, &name, tag.as_deref(), creds, &tx).await
+                {
                     let _ = tx
                         .send(Bytes::from(codec::progress_error(&e.message)))
                         .await;
@@ -1071,6 +1074,50 @@ fn image_inspect(i: &wharf_image::Image, driver: &str) -> Value {
     })
 }
 
+/// The credentials a client sent in `X-Registry-Auth`, if any.
+fn registry_auth(req: &Request<Incoming>) -> Result<Option<wharf_registry::Credentials>, ApiError> {
+    match req.headers().get("X-Registry-Auth").map(|h| h.to_str()) {
+        None => Ok(None),
+        Some(Ok(h)) => wharf_registry::auth::decode_registry_auth(h).map_err(ApiError::bad_request),
+        Some(Err(_)) => Err(ApiError::bad_request("X-Registry-Auth is not ASCII")),
+    }
+}
+
+/// `POST /auth`: checks the credentials against the registry, as `docker login` expects.
+async fn auth_login(req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?
+        .to_bytes();
+    let creds: wharf_registry::Credentials = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid auth config: {e}")))?;
+    let server = creds
+        .server_address
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .trim_end_matches("/v1")
+        .trim_end_matches("/v2")
+        .to_string();
+    let server = if server.is_empty() || server.contains("index.docker.io") {
+        "docker.io".to_string()
+    } else {
+        server
+    };
+    match wharf_registry::login(&server, creds).await {
+        Ok(()) => Ok(json_resp(
+            200,
+            &json!({"Status": "Login Succeeded", "IdentityToken": ""}),
+        )),
+        Err(e) if matches!(e, wharf_registry::RegistryError::Status { status: 401, .. }) => {
+            Err(ApiError::new(401, e.to_string()))
+        }
+        Err(e) => Err(ApiError::internal(e.to_string())),
+    }
+}
+
 async fn image_create(
     engine: &Arc<Engine>,
     q: &Query,
@@ -1082,11 +1129,12 @@ async fn image_create(
             Some(t) => format!("{img}:{t}"),
             None => img.to_string(),
         };
+        let creds = registry_auth(&req)?;
         // Progress streams; an error after the headers is Docker's errorDetail line.
         let (r, tx) = stream_resp("application/json");
         let engine = engine.clone();
         tokio::spawn(async move {
-            if let Err(e) = crate::pull::pull(&engine, &reference, &tx).await {
+            if let Err(e) = crate::pull::pull(&engine, &reference, creds, &tx).await {
                 let _ = tx
                     .send(Bytes::from(codec::progress_error(&e.message)))
                     .await;

@@ -10,9 +10,17 @@ use tokio::sync::mpsc;
 use wharf_api::ApiError;
 use wharf_registry::{pick_platform, Registry, RegistryError};
 
-fn reg_error(e: RegistryError) -> ApiError {
+pub(crate) fn reg_error(e: RegistryError) -> ApiError {
     if e.is_not_found() {
         ApiError::not_found(e.to_string())
+    } else if matches!(
+        e,
+        RegistryError::Status {
+            status: 401 | 403,
+            ..
+        }
+    ) {
+        ApiError::new(401, e.to_string())
     } else {
         ApiError::internal(e.to_string())
     }
@@ -26,11 +34,14 @@ async fn say(tx: &mpsc::Sender<Bytes>, v: Value) {
 pub async fn pull(
     engine: &Arc<Engine>,
     reference: &str,
+    creds: Option<wharf_registry::Credentials>,
     tx: &mpsc::Sender<Bytes>,
 ) -> Result<String, ApiError> {
     let r = wharf_image::reference::parse(reference)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let reg = Registry::new(&r.domain).map_err(reg_error)?;
+    let reg = Registry::connect(&r.domain, creds, &r.path, "pull")
+        .await
+        .map_err(reg_error)?;
     let target = r
         .digest
         .clone()

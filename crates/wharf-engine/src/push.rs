@@ -8,15 +8,9 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use wharf_api::ApiError;
-use wharf_registry::{Registry, RegistryError};
+use wharf_registry::Registry;
 
-fn reg_error(e: RegistryError) -> ApiError {
-    if e.is_not_found() {
-        ApiError::not_found(e.to_string())
-    } else {
-        ApiError::internal(e.to_string())
-    }
-}
+use crate::pull::reg_error;
 
 async fn say(tx: &mpsc::Sender<Bytes>, v: Value) {
     let _ = tx.send(Bytes::from(format!("{v}\n"))).await;
@@ -27,6 +21,7 @@ pub async fn push(
     engine: &Arc<Engine>,
     name: &str,
     tag: Option<&str>,
+    creds: Option<wharf_registry::Credentials>,
     tx: &mpsc::Sender<Bytes>,
 ) -> Result<(), ApiError> {
     let full = match tag.filter(|t| !t.is_empty()) {
@@ -39,7 +34,9 @@ pub async fn push(
         .images
         .resolve(&r.familiar_string())
         .map_err(image_error)?;
-    let reg = Registry::new(&r.domain).map_err(reg_error)?;
+    let reg = Registry::connect(&r.domain, creds, &r.path, "pull,push")
+        .await
+        .map_err(reg_error)?;
     let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
     say(
         tx,

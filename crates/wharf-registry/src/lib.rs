@@ -1,9 +1,13 @@
 //! wharf-registry: a client of the registry HTTP API v2 (distribution), for pulls.
 //!
 //! Today: plain HTTP to registries on loopback (Docker treats them as insecure by default),
-//! anonymous access, Docker schema 2 and OCI manifests, manifest lists / OCI indexes with
-//! linux/amd64 chosen, and blobs streamed to disk while their digest is verified. Not yet:
-//! TLS, token and basic auth, push, mirrors.
+//! anonymous, basic and bearer-token access (`auth`), Docker schema 2 and OCI manifests,
+//! manifest lists / OCI indexes with linux/amd64 chosen, blobs streamed to disk while their
+//! digest is verified, and push. Not yet: TLS, mirrors.
+
+pub mod auth;
+
+pub use auth::Credentials;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -52,9 +56,14 @@ impl RegistryError {
 
 pub const MANIFEST_ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
 
-/// A registry endpoint (`host[:port]`).
+/// A registry endpoint (`host[:port]`), with the credentials and the Authorization header
+/// in use for one repository and set of actions.
 pub struct Registry {
     pub host: String,
+    creds: Option<Credentials>,
+    /// `repository:<repo>:<actions>`, the scope tokens are asked for.
+    scope: String,
+    authorization: std::sync::Mutex<Option<String>>,
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -72,7 +81,154 @@ impl Registry {
         }
         Ok(Registry {
             host: domain.to_string(),
+            creds: None,
+            scope: String::new(),
+            authorization: std::sync::Mutex::new(None),
         })
+    }
+
+    /// The registry of `domain`, authenticated for `actions` (`pull`, `pull,push`) on `repo`
+    /// with `creds` (anonymous when None): pings `/v2/` and answers its challenge, as Docker
+    /// does before any other request.
+    pub async fn connect(
+        domain: &str,
+        creds: Option<Credentials>,
+        repo: &str,
+        actions: &str,
+    ) -> Result<Registry, RegistryError> {
+        let mut r = Registry::new(domain)?;
+        r.creds = creds;
+        r.scope = format!("repository:{repo}:{actions}");
+        r.ping().await?;
+        Ok(r)
+    }
+
+    /// `GET /v2/`; on 401 authenticates from the challenge and checks again.
+    async fn ping(&self) -> Result<(), RegistryError> {
+        let resp = self.get("/v2/", "application/json").await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(());
+        }
+        self.authenticate(&resp, "").await?;
+        let resp = self.get("/v2/", "application/json").await?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            return Err(RegistryError::Status {
+                what: format!("login to {}", self.host),
+                status: 401,
+                detail: ": unauthorized: incorrect username or password".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Answers the `WWW-Authenticate` challenge of `resp` (a 401): sets the Authorization
+    /// header for the next requests. `scope` overrides the repository scope (login uses none).
+    async fn authenticate(
+        &self,
+        resp: &hyper::Response<hyper::body::Incoming>,
+        scope_override: &str,
+    ) -> Result<(), RegistryError> {
+        let unauthorized = |detail: &str| RegistryError::Status {
+            what: format!("{} {}", self.host, self.scope),
+            status: 401,
+            detail: format!(": {detail}"),
+        };
+        let header = resp
+            .headers()
+            .get("WWW-Authenticate")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        let value = match auth::parse_challenge(header) {
+            Some(auth::Challenge::Basic { .. }) => match &self.creds {
+                Some(c) => c.basic(),
+                None => {
+                    return Err(unauthorized(
+                        "authentication required: log in first (docker login / wharf login)",
+                    ))
+                }
+            },
+            Some(auth::Challenge::Bearer {
+                realm,
+                service,
+                scope,
+            }) => {
+                let scope = if !scope_override.is_empty() || self.scope.is_empty() {
+                    scope_override.to_string()
+                } else if scope.is_empty() {
+                    self.scope.clone()
+                } else {
+                    // Ask for what this operation needs, not only what the challenge named.
+                    self.scope.clone()
+                };
+                let token = self.fetch_token(&realm, &service, &scope).await?;
+                format!("Bearer {token}")
+            }
+            None => {
+                return Err(unauthorized(&format!(
+                    "unsupported authentication challenge {header:?}"
+                )))
+            }
+        };
+        *self.authorization.lock().expect("auth lock") = Some(value);
+        Ok(())
+    }
+
+    /// GETs a token from the token endpoint `realm` (distribution's token auth).
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: &str,
+        scope: &str,
+    ) -> Result<String, RegistryError> {
+        let (host, path) = split_url(realm).ok_or_else(|| {
+            RegistryError::Unsupported(format!(
+                "token endpoint {realm:?}: only http:// realms are supported until TLS lands"
+            ))
+        })?;
+        let mut q = format!(
+            "{path}{}service={}",
+            if path.contains('?') { '&' } else { '?' },
+            auth::query_escape(service)
+        );
+        if !scope.is_empty() {
+            q.push_str(&format!("&scope={}", auth::query_escape(scope)));
+        }
+        let mut headers = vec![];
+        if let Some(c) = self.creds.as_ref().filter(|c| !c.username.is_empty()) {
+            headers.push(("Authorization", c.basic()));
+        }
+        let resp = send(&host, hyper::Method::GET, &q, &headers, empty_body(), None).await?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        if !status.is_success() {
+            return Err(RegistryError::Status {
+                what: format!("token from {realm} for {scope}"),
+                status: status.as_u16(),
+                detail: if status == StatusCode::UNAUTHORIZED {
+                    ": unauthorized: incorrect username or password".into()
+                } else {
+                    String::new()
+                },
+            });
+        }
+        let t: auth::TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+            RegistryError::Unsupported(format!("token endpoint {realm}: invalid answer: {e}"))
+        })?;
+        if t.token().is_empty() {
+            return Err(RegistryError::Unsupported(format!(
+                "token endpoint {realm}: no token in its answer"
+            )));
+        }
+        Ok(t.token().to_string())
+    }
+
+    fn auth_header(&self) -> Option<String> {
+        self.authorization.lock().expect("auth lock").clone()
     }
 
     async fn get(
@@ -93,10 +249,14 @@ impl Registry {
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let req = Request::get(path)
+        let mut req = Request::get(path)
             .header("Host", &self.host)
             .header("Accept", accept)
-            .header("User-Agent", concat!("wharf/", env!("CARGO_PKG_VERSION")))
+            .header("User-Agent", concat!("wharf/", env!("CARGO_PKG_VERSION")));
+        if let Some(a) = self.auth_header() {
+            req = req.header("Authorization", a);
+        }
+        let req = req
             .body(Empty::<Bytes>::new())
             .map_err(|e| unreachable(&e))?;
         sender.send_request(req).await.map_err(|e| unreachable(&e))
@@ -109,8 +269,15 @@ impl Registry {
         accept: &str,
     ) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
         let mut path = path.to_string();
-        for _ in 0..5 {
+        let mut reauthenticated = false;
+        for _ in 0..6 {
             let resp = self.get(&path, accept).await?;
+            if resp.status() == StatusCode::UNAUTHORIZED && !reauthenticated {
+                // A token expired, or the registry wants auth we did not know of: once.
+                reauthenticated = true;
+                self.authenticate(&resp, "").await?;
+                continue;
+            }
             match resp.status() {
                 s if s.is_success() => return Ok(resp),
                 s if s.is_redirection() => {
@@ -139,11 +306,6 @@ impl Registry {
                         .ok()
                         .and_then(|v| v["errors"][0]["message"].as_str().map(|m| format!(": {m}")))
                         .unwrap_or_default();
-                    let detail = if s == StatusCode::UNAUTHORIZED {
-                        format!("{detail} (registry authentication is not supported by wharf yet)")
-                    } else {
-                        detail
-                    };
                     return Err(RegistryError::Status {
                         what: what.to_string(),
                         status: s.as_u16(),
@@ -285,6 +447,9 @@ impl Registry {
         if let Some(l) = len {
             b = b.header("Content-Length", l);
         }
+        if let Some(a) = self.auth_header() {
+            b = b.header("Authorization", a);
+        }
         let req = b.body(body).map_err(|e| unreachable(&e))?;
         sender.send_request(req).await.map_err(|e| unreachable(&e))
     }
@@ -403,6 +568,66 @@ impl Registry {
         self.expect(&what, resp).await?;
         Ok(digest)
     }
+}
+
+/// Checks `creds` against the registry at `domain` as `docker login` does: `/v2/` with basic
+/// auth, or a token for no particular scope from its token endpoint.
+pub async fn login(domain: &str, creds: Credentials) -> Result<(), RegistryError> {
+    let mut r = Registry::new(domain)?;
+    r.creds = Some(creds);
+    r.ping().await
+}
+
+/// `http://host[:port]/path?q` → (host:port, /path?q).
+fn split_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let host = if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:80")
+    };
+    Some((host, path.to_string()))
+}
+
+/// One HTTP/1.1 request to `host` on a fresh connection.
+async fn send(
+    host: &str,
+    method: hyper::Method,
+    path: &str,
+    headers: &[(&str, String)],
+    body: http_body_util::combinators::BoxBody<Bytes, std::io::Error>,
+    len: Option<u64>,
+) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
+    let unreachable = |e: &dyn std::fmt::Display| RegistryError::Unreachable {
+        registry: host.to_string(),
+        message: e.to_string(),
+    };
+    let stream = tokio::net::TcpStream::connect(host)
+        .await
+        .map_err(|e| unreachable(&e))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| unreachable(&e))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("Host", host)
+        .header("User-Agent", concat!("wharf/", env!("CARGO_PKG_VERSION")));
+    for (k, v) in headers {
+        b = b.header(*k, v);
+    }
+    if let Some(l) = len {
+        b = b.header("Content-Length", l);
+    }
+    let req = b.body(body).map_err(|e| unreachable(&e))?;
+    sender.send_request(req).await.map_err(|e| unreachable(&e))
 }
 
 fn empty_body() -> http_body_util::combinators::BoxBody<Bytes, std::io::Error> {
