@@ -1,6 +1,7 @@
 //! Named and anonymous volumes (the `local` driver): directories under
 //! `<data-root>/volumes/<name>/_data`, with their metadata kept atomically in
-//! `<data-root>/volumes/metadata.json`.
+//! `<data-root>/volumes/metadata.json`. A volume with driver options (see
+//! [`crate::local_driver`]) has its device mounted on `_data` while containers use it.
 
 use crate::container::write_atomic;
 use serde::{Deserialize, Serialize};
@@ -20,12 +21,17 @@ pub struct VolumeMeta {
     pub anonymous: bool,
     /// Filled from the image's content at its first mount point (or chose not to be).
     pub populated: bool,
+    /// The local driver's options (`type`, `device`, `o`).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 /// The volumes of one data-root.
 pub struct Volumes {
     root: PathBuf,
     meta: Mutex<BTreeMap<String, VolumeMeta>>,
+    /// Serializes mounts and unmounts of volume devices.
+    mounting: Mutex<()>,
 }
 
 fn valid_name(n: &str) -> bool {
@@ -45,6 +51,7 @@ impl Volumes {
         Ok(Volumes {
             root,
             meta: Mutex::new(meta),
+            mounting: Mutex::new(()),
         })
     }
 
@@ -61,12 +68,13 @@ impl Volumes {
         self.root.join(name).join("_data")
     }
 
-    /// Creates a volume (a random name when `None`); an existing name is returned as is,
-    /// as Docker does.
+    /// Creates a volume (a random name when `None`) with the local driver's `options`; an
+    /// existing name is returned as is, as Docker does.
     pub fn create(
         &self,
         name: Option<&str>,
         labels: BTreeMap<String, String>,
+        options: BTreeMap<String, String>,
         anonymous: bool,
     ) -> Result<VolumeMeta, ApiError> {
         let name = match name.filter(|n| !n.is_empty()) {
@@ -82,6 +90,8 @@ impl Volumes {
         if let Some(v) = m.get(&name) {
             return Ok(v.clone());
         }
+        crate::local_driver::validate(&options)
+            .map_err(|e| ApiError::bad_request(format!("create {name}: {e}")))?;
         let data = self.data_path(&name);
         std::fs::create_dir_all(&data)
             .map_err(|e| ApiError::internal(format!("{}: {e}", data.display())))?;
@@ -91,6 +101,7 @@ impl Volumes {
             labels,
             anonymous,
             populated: false,
+            options,
         };
         m.insert(name, v.clone());
         self.save(&m)?;
@@ -124,12 +135,47 @@ impl Volumes {
         self.save(&m)
     }
 
-    /// Removes a volume and its data (the caller checked it is unused).
+    /// Mounts the volume's device if its options ask for one (a container is about to use it).
+    pub fn mount(&self, name: &str) -> Result<(), ApiError> {
+        let v = self.get(name)?;
+        let _g = self.mounting.lock().expect("volume mount lock");
+        crate::local_driver::mount(&v.options, &self.data_path(name))
+            .map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    /// Unmounts the volume's device, if mounted (no running container uses it any more).
+    pub fn unmount(&self, name: &str) -> Result<(), ApiError> {
+        let _g = self.mounting.lock().expect("volume mount lock");
+        crate::local_driver::unmount(&self.data_path(name))
+            .map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    /// Whether the volume's device is mounted now.
+    pub fn is_mounted(&self, name: &str) -> bool {
+        crate::local_driver::is_mounted(&self.data_path(name))
+    }
+
+    /// Removes a volume and its data (the caller checked it is unused). A mounted device is
+    /// unmounted first, and nothing is deleted through a mount (a bind of a host directory
+    /// keeps its content).
     pub fn remove(&self, name: &str) -> Result<(), ApiError> {
         let mut m = self.meta.lock().expect("volumes lock");
-        if m.remove(name).is_none() {
+        if !m.contains_key(name) {
             return Err(ApiError::not_found(format!("get {name}: no such volume")));
         }
+        let data = self.data_path(name);
+        {
+            let _g = self.mounting.lock().expect("volume mount lock");
+            crate::local_driver::unmount(&data)
+                .map_err(|e| ApiError::internal(format!("remove {name}: {e}")))?;
+            if crate::local_driver::is_mounted(&data) {
+                return Err(ApiError::internal(format!(
+                    "remove {name}: {} is still mounted",
+                    data.display()
+                )));
+            }
+        }
+        m.remove(name);
         self.save(&m)?;
         drop(m);
         let dir = self.root.join(name);
@@ -150,15 +196,53 @@ impl Volumes {
             "CreatedAt": v.created_at,
             "Labels": v.labels,
             "Scope": "local",
-            "Options": {},
+            "Options": v.options,
         })
     }
+}
+
+/// Filters of `GET /volumes` (`prune == false`) and `POST /volumes/prune`, as Docker takes
+/// them; `in_use` says whether a container uses the volume. An unknown key is a 400.
+pub fn filter_matches(
+    v: &VolumeMeta,
+    in_use: bool,
+    filters: &BTreeMap<String, Vec<String>>,
+    prune: bool,
+) -> Result<bool, ApiError> {
+    let has_label = |f: &String| {
+        let (k, val) = match f.split_once('=') {
+            Some((k, val)) => (k, Some(val)),
+            None => (f.as_str(), None),
+        };
+        v.labels
+            .get(k)
+            .is_some_and(|x| val.is_none_or(|val| x == val))
+    };
+    for (k, vals) in filters {
+        let ok = match (k.as_str(), prune) {
+            (_, _) if vals.is_empty() => true,
+            ("label", _) => vals.iter().all(has_label),
+            ("label!", true) => !vals.iter().any(has_label),
+            ("all", true) => true,
+            ("name", false) => vals.iter().any(|f| v.name.contains(f.as_str())),
+            ("driver", false) => vals.iter().any(|f| f == "local"),
+            ("dangling", false) => vals.iter().any(|f| {
+                let want = matches!(f.as_str(), "true" | "1");
+                want != in_use
+            }),
+            _ => return Err(ApiError::bad_request(format!("invalid filter '{k}'"))),
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// One mount of a container, resolved at create.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MountRecord {
-    /// "bind" or "volume".
+    /// "bind", "volume" or "tmpfs".
     pub kind: String,
     /// The volume's name ("" for binds).
     pub name: String,
@@ -170,6 +254,9 @@ pub struct MountRecord {
     pub mode: String,
     /// `nocopy`: do not fill a new volume from the image.
     pub nocopy: bool,
+    /// A tmpfs's mount data (`size=1m`, `mode=1777`).
+    #[serde(default)]
+    pub tmpfs: Vec<String>,
 }
 
 impl MountRecord {
@@ -191,78 +278,31 @@ impl MountRecord {
     }
 }
 
-/// Parses one `Binds` entry (`src:dst[:opts]`): an absolute `src` is a bind mount, anything
-/// else names a volume.
-pub fn parse_bind(b: &str) -> Result<(String, String, Vec<String>), ApiError> {
-    let bad = || ApiError::bad_request(format!("invalid volume specification: '{b}'"));
-    let parts: Vec<&str> = b.split(':').collect();
-    let (src, dst, opts) = match parts.as_slice() {
-        [s, d] => (*s, *d, ""),
-        [s, d, o] => (*s, *d, *o),
-        _ => return Err(bad()),
-    };
-    if src.is_empty() || !dst.starts_with('/') {
-        return Err(ApiError::bad_request(format!(
-            "invalid volume specification: '{b}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
-        )));
-    }
-    let opts: Vec<String> = opts
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect();
-    for o in &opts {
-        if !matches!(
-            o.as_str(),
-            "ro" | "rw"
-                | "z"
-                | "Z"
-                | "nocopy"
-                | "private"
-                | "rprivate"
-                | "shared"
-                | "rshared"
-                | "slave"
-                | "rslave"
-        ) {
-            return Err(ApiError::bad_request(format!("invalid mode: {o}")));
-        }
-    }
-    Ok((src.to_string(), dst.to_string(), opts))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn binds_parse_like_docker() {
-        assert_eq!(
-            parse_bind("data:/srv:ro,nocopy").unwrap(),
-            (
-                "data".into(),
-                "/srv".into(),
-                vec!["ro".to_string(), "nocopy".to_string()]
-            )
-        );
-        assert!(parse_bind("/a:b").is_err());
-        assert!(parse_bind("/a:/b:xx").is_err());
-        assert!(parse_bind("/a").is_err());
-    }
-
-    #[test]
     fn volumes_persist_and_remove() {
         let d = tempfile::tempdir().unwrap();
         let v = Volumes::open(d.path().to_path_buf()).unwrap();
-        let a = v.create(Some("data"), BTreeMap::new(), false).unwrap();
+        let a = v
+            .create(Some("data"), BTreeMap::new(), BTreeMap::new(), false)
+            .unwrap();
         assert!(v.data_path("data").is_dir());
-        let again = v.create(Some("data"), BTreeMap::new(), true).unwrap();
+        let again = v
+            .create(Some("data"), BTreeMap::new(), BTreeMap::new(), true)
+            .unwrap();
         assert_eq!(
             a.created_at, again.created_at,
             "an existing volume is reused"
         );
-        assert!(v.create(Some("bad/name"), BTreeMap::new(), false).is_err());
-        let anon = v.create(None, BTreeMap::new(), true).unwrap();
+        assert!(v
+            .create(Some("bad/name"), BTreeMap::new(), BTreeMap::new(), false)
+            .is_err());
+        let anon = v
+            .create(None, BTreeMap::new(), BTreeMap::new(), true)
+            .unwrap();
         assert_eq!(anon.name.len(), 64);
         let reopened = Volumes::open(d.path().to_path_buf()).unwrap();
         assert_eq!(reopened.list().len(), 2);
