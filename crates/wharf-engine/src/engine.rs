@@ -661,6 +661,11 @@ impl Engine {
         }
         let tmpfs = hc.tmpfs.clone().unwrap_or_default();
         for dst in anon {
+            if !dst.starts_with('/') {
+                return Err(ApiError::bad_request(format!(
+                    "invalid volume specification: '{dst}': invalid mount path: '{dst}' mount path must be absolute"
+                )));
+            }
             let dst = dst.trim_end_matches('/').to_string();
             if dst.is_empty()
                 || out.iter().any(|m| m.destination == dst)
