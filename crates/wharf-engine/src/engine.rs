@@ -704,29 +704,15 @@ impl Engine {
                 continue;
             }
             let src = crate::archive::resolve_in_root(rootfs, &m.destination, true)?;
-            let empty = std::fs::read_dir(&m.source)
-                .map(|mut d| d.next().is_none())
-                .unwrap_or(false);
-            if src.is_dir() && empty {
-                let st = std::process::Command::new("cp")
-                    .arg("-a")
-                    .arg(format!("{}/.", src.display()))
-                    .arg(&m.source)
-                    .status()
-                    .map_err(|e| {
-                        ApiError::internal(format!(
-                            "copying image content into volume {}: {e}",
-                            m.name
-                        ))
-                    })?;
-                if !st.success() {
-                    return Err(ApiError::internal(format!(
-                        "copying image content into volume {} failed",
-                        m.name
-                    )));
-                }
-            }
-            self.volumes.mark_populated(&m.name)?;
+            let shared = self.all().iter().any(|c| {
+                let r = c.snapshot();
+                c.id != rec.id
+                    && r.state.status.is_live()
+                    && r.mounts
+                        .iter()
+                        .any(|o| o.kind == "volume" && o.name == m.name)
+            });
+            self.volumes.populate(&m.name, &src, shared)?;
         }
         Ok(())
     }

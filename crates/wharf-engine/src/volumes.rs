@@ -7,7 +7,7 @@ use crate::container::write_atomic;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use wharf_api::ApiError;
 
@@ -124,6 +124,63 @@ impl Volumes {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// Fills an empty volume from `src` (the image's content at its mount point), once. The
+    /// copy is made beside `_data` and renamed over it, so a failed copy leaves the volume as
+    /// it was; a mounted device (driver options), or a volume a running container has
+    /// mounted already (`shared`), is filled in place.
+    pub fn populate(&self, name: &str, src: &Path, shared: bool) -> Result<(), ApiError> {
+        let data = self.data_path(name);
+        let empty = std::fs::read_dir(&data)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if src.is_dir() && empty {
+            let fail = |what: String| {
+                ApiError::internal(format!("copying image content into volume {name}: {what}"))
+            };
+            let in_place = shared || self.is_mounted(name);
+            let staging = self.root.join(name).join("_data.populating");
+            let _ = std::fs::remove_dir_all(&staging);
+            let (from, to) = if in_place {
+                (format!("{}/.", src.display()), data.clone())
+            } else {
+                // `cp -a dir new` makes `new` with the directory's own mode and owner too.
+                (src.display().to_string(), staging.clone())
+            };
+            let copied = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(&from)
+                .arg(&to)
+                .status()
+                .map_err(|e| fail(format!("cp: {e}")))
+                .and_then(|st| {
+                    st.success()
+                        .then_some(())
+                        .ok_or_else(|| fail(format!("cp -a {from} {} failed", to.display())))
+                })
+                .and_then(|()| {
+                    // Durable before it becomes visible.
+                    let st = std::process::Command::new("sync")
+                        .arg("-f")
+                        .arg(&to)
+                        .status();
+                    st.map(|_| ()).map_err(|e| fail(format!("sync: {e}")))
+                })
+                .and_then(|()| {
+                    if in_place {
+                        Ok(())
+                    } else {
+                        // Replaces the empty `_data` directory in one step.
+                        std::fs::rename(&staging, &data).map_err(|e| fail(e.to_string()))
+                    }
+                });
+            if let Err(e) = copied {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        }
+        self.mark_populated(name)
     }
 
     /// Marks a volume as populated (first mount done).
@@ -309,5 +366,53 @@ mod tests {
         reopened.remove("data").unwrap();
         assert!(!d.path().join("data").exists());
         assert_eq!(reopened.get("data").unwrap_err().status, 404);
+    }
+
+    #[test]
+    fn populate_copies_once_with_the_directory_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let v = Volumes::open(d.path().join("v")).unwrap();
+        v.create(Some("seed"), BTreeMap::new(), BTreeMap::new(), false)
+            .unwrap();
+        let src = d.path().join("img");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("sub/f"), "x").unwrap();
+        std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        v.populate("seed", &src, false).unwrap();
+        let data = v.data_path("seed");
+        assert_eq!(std::fs::read_to_string(data.join("sub/f")).unwrap(), "x");
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o1777);
+        assert!(v.get("seed").unwrap().populated);
+        assert!(!data.with_file_name("_data.populating").exists());
+    }
+
+    #[test]
+    fn filters_like_docker() {
+        let v = VolumeMeta {
+            name: "web-data".into(),
+            created_at: String::new(),
+            labels: [("team".to_string(), "db".to_string())].into(),
+            anonymous: false,
+            populated: false,
+            options: BTreeMap::new(),
+        };
+        let f = |k: &str, vals: &[&str]| -> BTreeMap<String, Vec<String>> {
+            [(k.to_string(), vals.iter().map(|s| s.to_string()).collect())].into()
+        };
+        assert!(filter_matches(&v, false, &f("label", &["team"]), false).unwrap());
+        assert!(filter_matches(&v, false, &f("label", &["team=db"]), true).unwrap());
+        assert!(!filter_matches(&v, false, &f("label", &["team=web"]), false).unwrap());
+        assert!(!filter_matches(&v, false, &f("label!", &["team"]), true).unwrap());
+        assert!(filter_matches(&v, false, &f("name", &["web"]), false).unwrap());
+        assert!(filter_matches(&v, false, &f("dangling", &["true"]), false).unwrap());
+        assert!(!filter_matches(&v, true, &f("dangling", &["true"]), false).unwrap());
+        assert_eq!(
+            filter_matches(&v, false, &f("bogus", &["x"]), false)
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 }
