@@ -957,3 +957,35 @@ fn volumes_survive_graceful_and_kill9_restarts() {
     common::eventually("unmounted after its last user", || !mounted_at(&mp));
     d.ok(&["volume", "rm", "tv"]);
 }
+
+#[test]
+fn python_sdk_volumes_and_mounts() {
+    require_env!();
+    let venv = std::env::var("WHARF_TEST_VENV").unwrap_or_else(|_| "/var/tmp/wharf-venv".into());
+    let python = Path::new(&venv).join("bin/python");
+    let has_sdk = python.exists()
+        && std::process::Command::new(&python)
+            .args(["-c", "import docker, pytest"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !has_sdk {
+        eprintln!("skipped: no venv with docker and pytest at {venv}");
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox();
+    let test = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/test_sdk_volumes.py");
+    let out = std::process::Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(&test)
+        .env("WHARF_HOST", d.host())
+        .output()
+        .expect("run pytest");
+    let text = format!("{}{}", common::stdout(&out), stderr(&out));
+    assert!(
+        out.status.success(),
+        "pytest failed:\n{text}\n--- wharfd log ---\n{}",
+        d.log()
+    );
+    assert!(text.contains("2 passed"), "{text}");
+}
