@@ -115,13 +115,15 @@ pub struct HostConfig {
     pub pids_limit: Option<i64>,
     pub ulimits: Option<Vec<Ulimit>>,
     pub init: Option<bool>,
+    /// `--volumes-from`: `container[:ro|:rw]`.
+    pub volumes_from: Option<Vec<String>>,
+    /// `--mount`.
+    pub mounts: Option<Vec<crate::mount::Mount>>,
 }
 
 /// Fields of HostConfig (name, and whether a value counts as "set") that wharf does not
 /// implement yet: a request setting one is refused, never silently ignored.
 const UNSUPPORTED_HOST_FIELDS: &[&str] = &[
-    "VolumesFrom",
-    "Mounts",
     "Links",
     "PortBindings",
     "PublishAllPorts",

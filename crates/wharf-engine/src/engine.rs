@@ -178,6 +178,7 @@ impl Engine {
                 let _ = self.images.layers().unmount_rw(&c.id, &sdir.join("rootfs"));
             }
         }
+        self.release_unused_volumes();
     }
 
     fn state_dir(&self, id: &str) -> PathBuf {
@@ -558,59 +559,96 @@ impl Engine {
         Ok((id, vec![]))
     }
 
-    /// Binds (`-v /host:/ctr`, `-v name:/ctr`) and anonymous volumes (`-v /ctr`, image VOLUME).
+    /// The container's mounts, in Docker's order: `--volumes-from` first (overridden by the
+    /// container's own mounts at the same destination), then `Binds` (`-v`), `Mounts`
+    /// (`--mount`), and anonymous volumes for `Config.Volumes` and the image's `VOLUME`s not
+    /// mounted otherwise. Volumes are created as needed.
     fn resolve_mounts(
         &self,
         hc: &HostConfig,
         cfg: &wharf_api::types::ContainerConfig,
         image: &wharf_image::Image,
     ) -> Result<Vec<crate::volumes::MountRecord>, ApiError> {
-        use crate::volumes::{parse_bind, MountRecord};
-        let mut out: Vec<MountRecord> = Vec::new();
+        use crate::mounts::{self, MountRequest, Source};
+        use crate::volumes::MountRecord;
+        let mut reqs: Vec<MountRequest> = Vec::new();
         for b in hc.binds.iter().flatten() {
-            let (src, dst, opts) = parse_bind(b)?;
-            if out.iter().any(|m| m.destination == dst) {
-                return Err(ApiError::bad_request(format!(
-                    "Duplicate mount point: {dst}"
-                )));
-            }
-            let rw = !opts.iter().any(|o| o == "ro");
-            let propagation = opts
-                .iter()
-                .find(|o| o.ends_with("private") || o.ends_with("shared") || o.ends_with("slave"))
-                .cloned()
-                .unwrap_or_else(|| "rprivate".into());
-            let mode = opts.join(",");
-            if src.starts_with('/') {
-                // `-v` creates a missing host path, as Docker does.
-                std::fs::create_dir_all(&src).map_err(|e| {
-                    ApiError::bad_request(format!(
-                        "error while creating mount source path '{src}': {e}"
-                    ))
-                })?;
+            reqs.push(mounts::parse_bind(b)?);
+        }
+        for m in hc.mounts.iter().flatten() {
+            reqs.push(mounts::parse_mount(m)?);
+        }
+        mounts::check_duplicates(&reqs)?;
+        let mut out: Vec<MountRecord> = Vec::new();
+        for spec in hc.volumes_from.iter().flatten() {
+            let (name, mode) = mounts::parse_volumes_from(spec)?;
+            let from = self.lookup(&name)?.snapshot();
+            for m in from.mounts.iter().filter(|m| m.kind != "tmpfs") {
+                out.retain(|o| o.destination != m.destination);
                 out.push(MountRecord {
-                    kind: "bind".into(),
+                    rw: m.rw && mode != Some(false),
+                    nocopy: true,
+                    ..m.clone()
+                });
+            }
+        }
+        for r in reqs {
+            out.retain(|o| o.destination != r.destination);
+            let rec = match r.source {
+                Source::Host(src) => {
+                    // `-v` creates a missing host path, as Docker does (`--mount` was checked).
+                    std::fs::create_dir_all(&src).map_err(|e| {
+                        ApiError::bad_request(format!(
+                            "error while creating mount source path '{src}': {e}"
+                        ))
+                    })?;
+                    MountRecord {
+                        kind: "bind".into(),
+                        name: String::new(),
+                        source: src.into(),
+                        destination: r.destination,
+                        rw: r.rw,
+                        propagation: r.propagation,
+                        mode: r.mode,
+                        nocopy: false,
+                        tmpfs: Vec::new(),
+                    }
+                }
+                Source::Volume {
+                    name,
+                    driver_opts,
+                    labels,
+                    nocopy,
+                } => {
+                    let anonymous = name.is_none();
+                    let v = self
+                        .volumes
+                        .create(name.as_deref(), labels, driver_opts, anonymous)?;
+                    MountRecord {
+                        kind: "volume".into(),
+                        source: self.volumes.data_path(&v.name),
+                        name: v.name,
+                        destination: r.destination,
+                        rw: r.rw,
+                        propagation: String::new(),
+                        mode: r.mode,
+                        nocopy,
+                        tmpfs: Vec::new(),
+                    }
+                }
+                Source::Tmpfs(opts) => MountRecord {
+                    kind: "tmpfs".into(),
                     name: String::new(),
-                    source: src.into(),
-                    destination: dst,
-                    rw,
-                    propagation,
-                    mode,
-                    nocopy: false,
-                });
-            } else {
-                let v = self.volumes.create(Some(&src), Default::default(), false)?;
-                out.push(MountRecord {
-                    kind: "volume".into(),
-                    source: self.volumes.data_path(&v.name),
-                    name: v.name,
-                    destination: dst,
-                    rw,
+                    source: Default::default(),
+                    destination: r.destination,
+                    rw: r.rw,
                     propagation: String::new(),
-                    mode: if mode.is_empty() { "z".into() } else { mode },
-                    nocopy: opts.iter().any(|o| o == "nocopy"),
-                });
-            }
+                    mode: String::new(),
+                    nocopy: true,
+                    tmpfs: opts,
+                },
+            };
+            out.push(rec);
         }
         let mut anon: Vec<String> = cfg
             .volumes
@@ -621,11 +659,23 @@ impl Engine {
         if let Some(iv) = image.config["Volumes"].as_object() {
             anon.extend(iv.keys().cloned());
         }
+        let tmpfs = hc.tmpfs.clone().unwrap_or_default();
         for dst in anon {
-            if out.iter().any(|m| m.destination == dst) {
+            if !dst.starts_with('/') {
+                return Err(ApiError::bad_request(format!(
+                    "invalid volume specification: '{dst}': invalid mount path: '{dst}' mount path must be absolute"
+                )));
+            }
+            let dst = dst.trim_end_matches('/').to_string();
+            if dst.is_empty()
+                || out.iter().any(|m| m.destination == dst)
+                || tmpfs.contains_key(&dst)
+            {
                 continue;
             }
-            let v = self.volumes.create(None, Default::default(), true)?;
+            let v = self
+                .volumes
+                .create(None, Default::default(), Default::default(), true)?;
             out.push(MountRecord {
                 kind: "volume".into(),
                 source: self.volumes.data_path(&v.name),
@@ -635,6 +685,7 @@ impl Engine {
                 propagation: String::new(),
                 mode: String::new(),
                 nocopy: false,
+                tmpfs: Vec::new(),
             });
         }
         Ok(out)
@@ -653,31 +704,66 @@ impl Engine {
                 continue;
             }
             let src = crate::archive::resolve_in_root(rootfs, &m.destination, true)?;
-            let empty = std::fs::read_dir(&m.source)
-                .map(|mut d| d.next().is_none())
-                .unwrap_or(false);
-            if src.is_dir() && empty {
-                let st = std::process::Command::new("cp")
-                    .arg("-a")
-                    .arg(format!("{}/.", src.display()))
-                    .arg(&m.source)
-                    .status()
-                    .map_err(|e| {
-                        ApiError::internal(format!(
-                            "copying image content into volume {}: {e}",
-                            m.name
-                        ))
-                    })?;
-                if !st.success() {
-                    return Err(ApiError::internal(format!(
-                        "copying image content into volume {} failed",
-                        m.name
-                    )));
-                }
-            }
-            self.volumes.mark_populated(&m.name)?;
+            let shared = self.all().iter().any(|c| {
+                let r = c.snapshot();
+                c.id != rec.id
+                    && r.state.status.is_live()
+                    && r.mounts
+                        .iter()
+                        .any(|o| o.kind == "volume" && o.name == m.name)
+            });
+            self.volumes.populate(&m.name, &src, shared)?;
         }
         Ok(())
+    }
+
+    /// Mounts the devices of the container's volumes that have driver options.
+    fn mount_volumes(&self, rec: &Record) -> Result<(), ApiError> {
+        for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
+            self.volumes.mount(&m.name)?;
+        }
+        Ok(())
+    }
+
+    /// Unmounts the devices of `rec`'s volumes that no other running container uses.
+    fn release_volumes(&self, rec: &Record) {
+        for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
+            let busy = self.all().iter().any(|c| {
+                let r = c.snapshot();
+                c.id != rec.id
+                    && (r.state.status.is_live() || r.state.status == Status::Restarting)
+                    && r.mounts
+                        .iter()
+                        .any(|o| o.kind == "volume" && o.name == m.name)
+            });
+            if !busy {
+                if let Err(e) = self.volumes.unmount(&m.name) {
+                    tracing::warn!("{e}");
+                }
+            }
+        }
+    }
+
+    /// Unmounts every volume device no running container uses (after a daemon restart).
+    fn release_unused_volumes(&self) {
+        let live: Vec<Record> = self
+            .all()
+            .iter()
+            .map(|c| c.snapshot())
+            .filter(|r| r.state.status.is_live() || r.state.status == Status::Restarting)
+            .collect();
+        for v in self.volumes.list() {
+            let used = live.iter().any(|r| {
+                r.mounts
+                    .iter()
+                    .any(|m| m.kind == "volume" && m.name == v.name)
+            });
+            if !used && self.volumes.is_mounted(&v.name) {
+                if let Err(e) = self.volumes.unmount(&v.name) {
+                    tracing::warn!("{e}");
+                }
+            }
+        }
     }
 
     /// Containers (ids) that mount volume `name`.
@@ -737,8 +823,12 @@ impl Engine {
             msg
         };
         let hc = Self::host_config(&rec);
-        if let Err(e) = self.populate_volumes(&rec, &rootfs) {
-            return Err(ApiError::internal(fail(self, e.message)));
+        if let Err(e) = self
+            .mount_volumes(&rec)
+            .and_then(|()| self.populate_volumes(&rec, &rootfs))
+        {
+            self.release_volumes(&rec);
+            return Err(ApiError::new(e.status, fail(self, e.message)));
         }
         let cfg = &rec.config;
         let strs = |v: &Value| -> Vec<String> {
@@ -984,6 +1074,7 @@ impl Engine {
         let images = self.images.clone();
         let (id, rootfs) = (c.id.clone(), sdir.join("rootfs"));
         let _ = blocking(move || images.layers().unmount_rw(&id, &rootfs)).await;
+        self.release_volumes(&c.snapshot());
         if c.snapshot().endpoint.is_some() {
             let engine = self.clone();
             let id = c.id.clone();

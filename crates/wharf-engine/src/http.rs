@@ -251,7 +251,7 @@ async fn dispatch(
                 .collect();
             json_resp(
                 200,
-                &json!({"LayersSize": 0, "Images": imgs, "Containers": engine.list(true, &BTreeMap::new(), None), "Volumes": [], "BuildCache": []}),
+                &json!({"LayersSize": 0, "Images": imgs, "Containers": engine.list(true, &BTreeMap::new(), None), "Volumes": volumes_usage(&engine), "BuildCache": []}),
             )
         }
         ContainerCreate => {
@@ -692,30 +692,13 @@ async fn dispatch(
         }
         VolumeList => {
             let filters = q.filters()?;
-            let vols: Vec<Value> = engine
-                .volumes
-                .list()
-                .iter()
-                .filter(|v| {
-                    filters.iter().all(|(k, vals)| {
-                        vals.is_empty()
-                            || vals.iter().any(|f| match k.as_str() {
-                                "name" => v.name.contains(f.as_str()),
-                                "dangling" => {
-                                    (f == "true" || f == "1")
-                                        == engine.volume_users(&v.name).is_empty()
-                                }
-                                "label" => {
-                                    let (lk, lv) = f.split_once('=').unwrap_or((f, ""));
-                                    v.labels.get(lk).is_some_and(|x| lv.is_empty() || x == lv)
-                                }
-                                "driver" => f == "local",
-                                _ => true,
-                            })
-                    })
-                })
-                .map(|v| engine.volumes.to_json(v))
-                .collect();
+            let mut vols = Vec::new();
+            for v in engine.volumes.list() {
+                let in_use = !engine.volume_users(&v.name).is_empty();
+                if crate::volumes::filter_matches(&v, in_use, &filters, false)? {
+                    vols.push(engine.volumes.to_json(&v));
+                }
+            }
             json_resp(200, &json!({"Volumes": vols, "Warnings": []}))
         }
         VolumeCreate => {
@@ -732,13 +715,11 @@ async fn dispatch(
                     "plugin \"{driver}\" not found"
                 )));
             }
-            if b["DriverOpts"].as_object().is_some_and(|o| !o.is_empty()) {
-                return Err(ApiError::bad_request(
-                    "local driver options (type, device, o) are not supported by wharf yet",
-                ));
-            }
+            let opts = serde_json::from_value(b["DriverOpts"].clone()).unwrap_or_default();
             let labels = serde_json::from_value(b["Labels"].clone()).unwrap_or_default();
-            let v = engine.volumes.create(b["Name"].as_str(), labels, false)?;
+            let v = engine
+                .volumes
+                .create(b["Name"].as_str(), labels, opts, false)?;
             engine.events.publish(
                 "volume",
                 "create",
@@ -749,7 +730,14 @@ async fn dispatch(
         }
         VolumeInspect(name) => json_resp(200, &engine.volumes.to_json(&engine.volumes.get(&name)?)),
         VolumeDelete(name) => {
-            engine.volumes.get(&name)?;
+            // `force` only forgives a missing volume, as in Docker; one in use stays.
+            if let Err(e) = engine.volumes.get(&name) {
+                return if q.flag("force") {
+                    Ok(empty(204))
+                } else {
+                    Err(e)
+                };
+            }
             let users = engine.volume_users(&name);
             if !users.is_empty() {
                 return Err(ApiError::conflict(format!(
@@ -771,11 +759,22 @@ async fn dispatch(
             let mut deleted = Vec::new();
             let mut space = 0u64;
             for v in engine.volumes.list() {
-                if (all || v.anonymous) && engine.volume_users(&v.name).is_empty() {
-                    space += wharf_image::apply::dir_size(&engine.volumes.data_path(&v.name));
-                    if engine.volumes.remove(&v.name).is_ok() {
+                if !(all || v.anonymous)
+                    || !engine.volume_users(&v.name).is_empty()
+                    || !crate::volumes::filter_matches(&v, false, &filters, true)?
+                {
+                    continue;
+                }
+                let size = wharf_image::apply::dir_size(&engine.volumes.data_path(&v.name));
+                match engine.volumes.remove(&v.name) {
+                    Ok(()) => {
+                        space += size;
+                        engine
+                            .events
+                            .publish("volume", "destroy", &v.name, BTreeMap::new());
                         deleted.push(v.name.clone());
                     }
+                    Err(e) => tracing::warn!("prune: {e}"),
                 }
             }
             json_resp(
@@ -1746,6 +1745,24 @@ pub async fn serve_tcp(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
             Err(e) => tracing::warn!("accept: {e}"),
         }
     }
+}
+
+/// The volumes of `GET /system/df`, each with its `UsageData` (size on disk, containers
+/// using it).
+fn volumes_usage(engine: &Engine) -> Vec<Value> {
+    engine
+        .volumes
+        .list()
+        .iter()
+        .map(|v| {
+            let mut j = engine.volumes.to_json(v);
+            j["UsageData"] = json!({
+                "Size": wharf_image::apply::dir_size(&engine.volumes.data_path(&v.name)),
+                "RefCount": engine.volume_users(&v.name).len(),
+            });
+            j
+        })
+        .collect()
 }
 
 #[cfg(test)]

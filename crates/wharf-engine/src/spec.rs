@@ -381,6 +381,15 @@ pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
         mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["bind", "ro", "nosuid", "nodev"]}));
     }
     for m in i.mounts {
+        if m.kind == "tmpfs" {
+            let mut o: Vec<String> = ["nosuid", "nodev", "noexec", "rprivate"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            o.extend(m.tmpfs.iter().cloned());
+            mounts.push(json!({"destination": m.destination, "type": "tmpfs", "source": "tmpfs", "options": o}));
+            continue;
+        }
         let mut o = vec![
             "rbind".to_string(),
             if m.rw { "rw" } else { "ro" }.to_string(),

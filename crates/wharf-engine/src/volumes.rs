@@ -1,12 +1,13 @@
 //! Named and anonymous volumes (the `local` driver): directories under
 //! `<data-root>/volumes/<name>/_data`, with their metadata kept atomically in
-//! `<data-root>/volumes/metadata.json`.
+//! `<data-root>/volumes/metadata.json`. A volume with driver options (see
+//! [`crate::local_driver`]) has its device mounted on `_data` while containers use it.
 
 use crate::container::write_atomic;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use wharf_api::ApiError;
 
@@ -20,12 +21,17 @@ pub struct VolumeMeta {
     pub anonymous: bool,
     /// Filled from the image's content at its first mount point (or chose not to be).
     pub populated: bool,
+    /// The local driver's options (`type`, `device`, `o`).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 /// The volumes of one data-root.
 pub struct Volumes {
     root: PathBuf,
     meta: Mutex<BTreeMap<String, VolumeMeta>>,
+    /// Serializes mounts and unmounts of volume devices.
+    mounting: Mutex<()>,
 }
 
 fn valid_name(n: &str) -> bool {
@@ -45,6 +51,7 @@ impl Volumes {
         Ok(Volumes {
             root,
             meta: Mutex::new(meta),
+            mounting: Mutex::new(()),
         })
     }
 
@@ -61,12 +68,13 @@ impl Volumes {
         self.root.join(name).join("_data")
     }
 
-    /// Creates a volume (a random name when `None`); an existing name is returned as is,
-    /// as Docker does.
+    /// Creates a volume (a random name when `None`) with the local driver's `options`; an
+    /// existing name is returned as is, as Docker does.
     pub fn create(
         &self,
         name: Option<&str>,
         labels: BTreeMap<String, String>,
+        options: BTreeMap<String, String>,
         anonymous: bool,
     ) -> Result<VolumeMeta, ApiError> {
         let name = match name.filter(|n| !n.is_empty()) {
@@ -82,6 +90,8 @@ impl Volumes {
         if let Some(v) = m.get(&name) {
             return Ok(v.clone());
         }
+        crate::local_driver::validate(&options)
+            .map_err(|e| ApiError::bad_request(format!("create {name}: {e}")))?;
         let data = self.data_path(&name);
         std::fs::create_dir_all(&data)
             .map_err(|e| ApiError::internal(format!("{}: {e}", data.display())))?;
@@ -91,6 +101,7 @@ impl Volumes {
             labels,
             anonymous,
             populated: false,
+            options,
         };
         m.insert(name, v.clone());
         self.save(&m)?;
@@ -115,6 +126,63 @@ impl Volumes {
             .collect()
     }
 
+    /// Fills an empty volume from `src` (the image's content at its mount point), once. The
+    /// copy is made beside `_data` and renamed over it, so a failed copy leaves the volume as
+    /// it was; a mounted device (driver options), or a volume a running container has
+    /// mounted already (`shared`), is filled in place.
+    pub fn populate(&self, name: &str, src: &Path, shared: bool) -> Result<(), ApiError> {
+        let data = self.data_path(name);
+        let empty = std::fs::read_dir(&data)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        if src.is_dir() && empty {
+            let fail = |what: String| {
+                ApiError::internal(format!("copying image content into volume {name}: {what}"))
+            };
+            let in_place = shared || self.is_mounted(name);
+            let staging = self.root.join(name).join("_data.populating");
+            let _ = std::fs::remove_dir_all(&staging);
+            let (from, to) = if in_place {
+                (format!("{}/.", src.display()), data.clone())
+            } else {
+                // `cp -a dir new` makes `new` with the directory's own mode and owner too.
+                (src.display().to_string(), staging.clone())
+            };
+            let copied = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(&from)
+                .arg(&to)
+                .status()
+                .map_err(|e| fail(format!("cp: {e}")))
+                .and_then(|st| {
+                    st.success()
+                        .then_some(())
+                        .ok_or_else(|| fail(format!("cp -a {from} {} failed", to.display())))
+                })
+                .and_then(|()| {
+                    // Durable before it becomes visible.
+                    let st = std::process::Command::new("sync")
+                        .arg("-f")
+                        .arg(&to)
+                        .status();
+                    st.map(|_| ()).map_err(|e| fail(format!("sync: {e}")))
+                })
+                .and_then(|()| {
+                    if in_place {
+                        Ok(())
+                    } else {
+                        // Replaces the empty `_data` directory in one step.
+                        std::fs::rename(&staging, &data).map_err(|e| fail(e.to_string()))
+                    }
+                });
+            if let Err(e) = copied {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        }
+        self.mark_populated(name)
+    }
+
     /// Marks a volume as populated (first mount done).
     pub fn mark_populated(&self, name: &str) -> Result<(), ApiError> {
         let mut m = self.meta.lock().expect("volumes lock");
@@ -124,12 +192,47 @@ impl Volumes {
         self.save(&m)
     }
 
-    /// Removes a volume and its data (the caller checked it is unused).
+    /// Mounts the volume's device if its options ask for one (a container is about to use it).
+    pub fn mount(&self, name: &str) -> Result<(), ApiError> {
+        let v = self.get(name)?;
+        let _g = self.mounting.lock().expect("volume mount lock");
+        crate::local_driver::mount(&v.options, &self.data_path(name))
+            .map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    /// Unmounts the volume's device, if mounted (no running container uses it any more).
+    pub fn unmount(&self, name: &str) -> Result<(), ApiError> {
+        let _g = self.mounting.lock().expect("volume mount lock");
+        crate::local_driver::unmount(&self.data_path(name))
+            .map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    /// Whether the volume's device is mounted now.
+    pub fn is_mounted(&self, name: &str) -> bool {
+        crate::local_driver::is_mounted(&self.data_path(name))
+    }
+
+    /// Removes a volume and its data (the caller checked it is unused). A mounted device is
+    /// unmounted first, and nothing is deleted through a mount (a bind of a host directory
+    /// keeps its content).
     pub fn remove(&self, name: &str) -> Result<(), ApiError> {
         let mut m = self.meta.lock().expect("volumes lock");
-        if m.remove(name).is_none() {
+        if !m.contains_key(name) {
             return Err(ApiError::not_found(format!("get {name}: no such volume")));
         }
+        let data = self.data_path(name);
+        {
+            let _g = self.mounting.lock().expect("volume mount lock");
+            crate::local_driver::unmount(&data)
+                .map_err(|e| ApiError::internal(format!("remove {name}: {e}")))?;
+            if crate::local_driver::is_mounted(&data) {
+                return Err(ApiError::internal(format!(
+                    "remove {name}: {} is still mounted",
+                    data.display()
+                )));
+            }
+        }
+        m.remove(name);
         self.save(&m)?;
         drop(m);
         let dir = self.root.join(name);
@@ -150,15 +253,53 @@ impl Volumes {
             "CreatedAt": v.created_at,
             "Labels": v.labels,
             "Scope": "local",
-            "Options": {},
+            "Options": v.options,
         })
     }
+}
+
+/// Filters of `GET /volumes` (`prune == false`) and `POST /volumes/prune`, as Docker takes
+/// them; `in_use` says whether a container uses the volume. An unknown key is a 400.
+pub fn filter_matches(
+    v: &VolumeMeta,
+    in_use: bool,
+    filters: &BTreeMap<String, Vec<String>>,
+    prune: bool,
+) -> Result<bool, ApiError> {
+    let has_label = |f: &String| {
+        let (k, val) = match f.split_once('=') {
+            Some((k, val)) => (k, Some(val)),
+            None => (f.as_str(), None),
+        };
+        v.labels
+            .get(k)
+            .is_some_and(|x| val.is_none_or(|val| x == val))
+    };
+    for (k, vals) in filters {
+        let ok = match (k.as_str(), prune) {
+            (_, _) if vals.is_empty() => true,
+            ("label", _) => vals.iter().all(has_label),
+            ("label!", true) => !vals.iter().any(has_label),
+            ("all", true) => true,
+            ("name", false) => vals.iter().any(|f| v.name.contains(f.as_str())),
+            ("driver", false) => vals.iter().any(|f| f == "local"),
+            ("dangling", false) => vals.iter().any(|f| {
+                let want = matches!(f.as_str(), "true" | "1");
+                want != in_use
+            }),
+            _ => return Err(ApiError::bad_request(format!("invalid filter '{k}'"))),
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// One mount of a container, resolved at create.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MountRecord {
-    /// "bind" or "volume".
+    /// "bind", "volume" or "tmpfs".
     pub kind: String,
     /// The volume's name ("" for binds).
     pub name: String,
@@ -170,6 +311,9 @@ pub struct MountRecord {
     pub mode: String,
     /// `nocopy`: do not fill a new volume from the image.
     pub nocopy: bool,
+    /// A tmpfs's mount data (`size=1m`, `mode=1777`).
+    #[serde(default)]
+    pub tmpfs: Vec<String>,
 }
 
 impl MountRecord {
@@ -191,83 +335,84 @@ impl MountRecord {
     }
 }
 
-/// Parses one `Binds` entry (`src:dst[:opts]`): an absolute `src` is a bind mount, anything
-/// else names a volume.
-pub fn parse_bind(b: &str) -> Result<(String, String, Vec<String>), ApiError> {
-    let bad = || ApiError::bad_request(format!("invalid volume specification: '{b}'"));
-    let parts: Vec<&str> = b.split(':').collect();
-    let (src, dst, opts) = match parts.as_slice() {
-        [s, d] => (*s, *d, ""),
-        [s, d, o] => (*s, *d, *o),
-        _ => return Err(bad()),
-    };
-    if src.is_empty() || !dst.starts_with('/') {
-        return Err(ApiError::bad_request(format!(
-            "invalid volume specification: '{b}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
-        )));
-    }
-    let opts: Vec<String> = opts
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect();
-    for o in &opts {
-        if !matches!(
-            o.as_str(),
-            "ro" | "rw"
-                | "z"
-                | "Z"
-                | "nocopy"
-                | "private"
-                | "rprivate"
-                | "shared"
-                | "rshared"
-                | "slave"
-                | "rslave"
-        ) {
-            return Err(ApiError::bad_request(format!("invalid mode: {o}")));
-        }
-    }
-    Ok((src.to_string(), dst.to_string(), opts))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn binds_parse_like_docker() {
-        assert_eq!(
-            parse_bind("data:/srv:ro,nocopy").unwrap(),
-            (
-                "data".into(),
-                "/srv".into(),
-                vec!["ro".to_string(), "nocopy".to_string()]
-            )
-        );
-        assert!(parse_bind("/a:b").is_err());
-        assert!(parse_bind("/a:/b:xx").is_err());
-        assert!(parse_bind("/a").is_err());
-    }
-
-    #[test]
     fn volumes_persist_and_remove() {
         let d = tempfile::tempdir().unwrap();
         let v = Volumes::open(d.path().to_path_buf()).unwrap();
-        let a = v.create(Some("data"), BTreeMap::new(), false).unwrap();
+        let a = v
+            .create(Some("data"), BTreeMap::new(), BTreeMap::new(), false)
+            .unwrap();
         assert!(v.data_path("data").is_dir());
-        let again = v.create(Some("data"), BTreeMap::new(), true).unwrap();
+        let again = v
+            .create(Some("data"), BTreeMap::new(), BTreeMap::new(), true)
+            .unwrap();
         assert_eq!(
             a.created_at, again.created_at,
             "an existing volume is reused"
         );
-        assert!(v.create(Some("bad/name"), BTreeMap::new(), false).is_err());
-        let anon = v.create(None, BTreeMap::new(), true).unwrap();
+        assert!(v
+            .create(Some("bad/name"), BTreeMap::new(), BTreeMap::new(), false)
+            .is_err());
+        let anon = v
+            .create(None, BTreeMap::new(), BTreeMap::new(), true)
+            .unwrap();
         assert_eq!(anon.name.len(), 64);
         let reopened = Volumes::open(d.path().to_path_buf()).unwrap();
         assert_eq!(reopened.list().len(), 2);
         reopened.remove("data").unwrap();
         assert!(!d.path().join("data").exists());
         assert_eq!(reopened.get("data").unwrap_err().status, 404);
+    }
+
+    #[test]
+    fn populate_copies_once_with_the_directory_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let v = Volumes::open(d.path().join("v")).unwrap();
+        v.create(Some("seed"), BTreeMap::new(), BTreeMap::new(), false)
+            .unwrap();
+        let src = d.path().join("img");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("sub/f"), "x").unwrap();
+        std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        v.populate("seed", &src, false).unwrap();
+        let data = v.data_path("seed");
+        assert_eq!(std::fs::read_to_string(data.join("sub/f")).unwrap(), "x");
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o1777);
+        assert!(v.get("seed").unwrap().populated);
+        assert!(!data.with_file_name("_data.populating").exists());
+    }
+
+    #[test]
+    fn filters_like_docker() {
+        let v = VolumeMeta {
+            name: "web-data".into(),
+            created_at: String::new(),
+            labels: [("team".to_string(), "db".to_string())].into(),
+            anonymous: false,
+            populated: false,
+            options: BTreeMap::new(),
+        };
+        let f = |k: &str, vals: &[&str]| -> BTreeMap<String, Vec<String>> {
+            [(k.to_string(), vals.iter().map(|s| s.to_string()).collect())].into()
+        };
+        assert!(filter_matches(&v, false, &f("label", &["team"]), false).unwrap());
+        assert!(filter_matches(&v, false, &f("label", &["team=db"]), true).unwrap());
+        assert!(!filter_matches(&v, false, &f("label", &["team=web"]), false).unwrap());
+        assert!(!filter_matches(&v, false, &f("label!", &["team"]), true).unwrap());
+        assert!(filter_matches(&v, false, &f("name", &["web"]), false).unwrap());
+        assert!(filter_matches(&v, false, &f("dangling", &["true"]), false).unwrap());
+        assert!(!filter_matches(&v, true, &f("dangling", &["true"]), false).unwrap());
+        assert_eq!(
+            filter_matches(&v, false, &f("bogus", &["x"]), false)
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 }

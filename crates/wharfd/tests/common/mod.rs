@@ -167,6 +167,17 @@ impl Daemon {
         }
     }
 
+    /// Stops wharfd gracefully (SIGTERM) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = c.wait();
+        }
+    }
+
     pub fn host(&self) -> String {
         format!("unix://{}", self.sock.display())
     }
