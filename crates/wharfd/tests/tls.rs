@@ -315,3 +315,65 @@ fn tls_with_missing_certificates_names_the_file() {
         "{e}"
     );
 }
+
+/// The Python docker SDK (the venv `.ci/run` makes) over mutual TLS: `docker.tls.TLSConfig`
+/// with the CA and a client certificate; refused without the certificate.
+#[test]
+fn python_sdk_over_mutual_tls() {
+    require_env!();
+    let venv = std::env::var("WHARF_TEST_VENV").unwrap_or_else(|_| "/var/tmp/wharf-venv".into());
+    let python = Path::new(&venv).join("bin/python");
+    let has_sdk = python.exists()
+        && Command::new(&python)
+            .args(["-c", "import docker"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !has_sdk {
+        eprintln!("skipped: no venv with the docker SDK at {venv} (.ci/run makes one)");
+        return;
+    }
+    let pki = pki();
+    let ca = Ca::new(&pki.path().join("ca"), "wharf test CA");
+    let server = ca.server(&pki.path().join("server"));
+    let client = ca.client(&pki.path().join("client"));
+    let ca_pem = ca.pem_path.clone();
+    let t = TlsDaemon::start(&server, Some(&ca_pem), &["--tlsverify"], pki);
+    t.d.busybox();
+    let script = r#"
+import sys, docker
+url, ca, cert, key = sys.argv[1:5]
+tls = docker.tls.TLSConfig(client_cert=(cert, key), ca_cert=ca, verify=True)
+c = docker.DockerClient(base_url=url, tls=tls)
+assert c.version()["ApiVersion"], "no version"
+out = c.containers.run("busybox", ["echo", "hi"], remove=True)
+assert out == b"hi\n", out
+try:
+    docker.DockerClient(base_url=url, tls=docker.tls.TLSConfig(ca_cert=ca, verify=True)).version()
+except Exception as e:
+    print("refused without a client certificate:", type(e).__name__)
+else:
+    sys.exit("a client without a certificate was served")
+"#;
+    let o = Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(format!("https://{}", t.addr))
+        .arg(&ca_pem)
+        .arg(&client.cert)
+        .arg(&client.key)
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_TLS_VERIFY")
+        // requests lets these override the SDK's CA (a known requests quirk).
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "python SDK: {}{}\n--- wharfd log ---\n{}",
+        stdout(&o),
+        stderr(&o),
+        t.d.log()
+    );
+    assert!(stdout(&o).contains("refused without a client certificate"));
+}
