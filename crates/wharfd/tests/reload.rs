@@ -90,3 +90,98 @@ fn sigterm_stops_the_daemon_and_removes_its_socket() {
     assert!(!d.sock.exists(), "the socket was left behind");
     assert!(d.log().contains("shutting down"), "{}", d.log());
 }
+
+/// A bare wharfd (no bridge, no containers) with its own log level, stopped on drop.
+struct Bare {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Bare {
+    fn start(daemon_json: &str) -> Bare {
+        let dir = tempfile::Builder::new()
+            .prefix("wharf-reload-")
+            .tempdir()
+            .unwrap();
+        std::fs::write(dir.path().join("daemon.json"), daemon_json).unwrap();
+        let log = std::fs::File::create(dir.path().join("wharfd.log")).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_wharfd"))
+            .arg("-H")
+            .arg(format!("unix://{}", dir.path().join("d.sock").display()))
+            .arg("--data-root")
+            .arg(dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(dir.path().join("exec"))
+            .arg("--config-file")
+            .arg(dir.path().join("daemon.json"))
+            .args(["--shim-path", "/bin/true", "--bridge", "none"])
+            .stdin(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let b = Bare { dir, child };
+        common::eventually("wharfd up", || b.ping());
+        b
+    }
+
+    fn ping(&self) -> bool {
+        std::process::Command::new(common::DOCKER)
+            .arg("-H")
+            .arg(format!(
+                "unix://{}",
+                self.dir.path().join("d.sock").display()
+            ))
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    fn debug_lines(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("wharfd.log"))
+            .unwrap_or_default()
+            .matches("DEBUG")
+            .count()
+    }
+
+    /// Writes daemon.json with `level` and a label naming it, sends SIGHUP and waits until
+    /// `docker info` shows the label (applied after the log level).
+    fn reload(&self, level: &str) {
+        std::fs::write(
+            self.dir.path().join("daemon.json"),
+            format!(r#"{{"log-level": "{level}", "labels": ["level={level}"]}}"#),
+        )
+        .unwrap();
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGHUP).unwrap();
+        let sock = format!("unix://{}", self.dir.path().join("d.sock").display());
+        common::eventually("reload applied", || {
+            std::process::Command::new(common::DOCKER)
+                .args(["-H", &sock, "info", "--format", "{{.Labels}}"])
+                .output()
+                .is_ok_and(|o| {
+                    String::from_utf8_lossy(&o.stdout).trim() == format!("[level={level}]")
+                })
+        });
+    }
+}
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn sighup_changes_the_log_level() {
+    require_env!();
+    let b = Bare::start(r#"{"log-level": "info"}"#);
+    assert!(b.ping());
+    assert_eq!(b.debug_lines(), 0, "debug lines at log-level info");
+    b.reload("debug");
+    assert!(b.ping());
+    assert!(b.debug_lines() > 0, "no debug lines after log-level debug");
+    b.reload("warn");
+    let n = b.debug_lines();
+    assert!(b.ping());
+    assert_eq!(b.debug_lines(), n, "debug lines after log-level warn");
+}
