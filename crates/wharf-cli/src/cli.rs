@@ -30,11 +30,11 @@ pub struct Cli {
     #[arg(short = 'c', long, value_name = "NAME")]
     pub context: Option<String>,
     /// Use TLS; implied by --tlsverify
-    #[arg(long)]
-    pub tls: bool,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub tls: Option<bool>,
     /// Use TLS and verify the remote
-    #[arg(long)]
-    pub tlsverify: bool,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub tlsverify: Option<bool>,
     /// Trust certs signed only by this CA
     #[arg(long, value_name = "PATH")]
     pub tlscacert: Option<String>,

@@ -1,5 +1,5 @@
 //! The connection to wharfd: where it is (`-H`, `WHARF_HOST`, `DOCKER_HOST`), one HTTP/1.1
-//! connection per request over a unix socket or TCP, the API version agreed through `/_ping`,
+//! connection per request over a unix socket, TCP, or TLS over TCP (crate::tls), the API version agreed through `/_ping`,
 //! typed errors (daemon unreachable, daemon said no), and upgraded (hijacked) connections.
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -11,7 +11,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 
@@ -67,8 +67,9 @@ pub enum Host {
 }
 
 impl Host {
-    /// Parses `unix:///path`, `tcp://host:port`, `http://host:port` or a bare socket path.
-    pub fn parse(s: &str) -> Result<Host> {
+    /// Parses `unix:///path`, `tcp://host:port`, `http://host:port` or a bare socket path;
+    /// `port` is for a tcp:// host that names none (docker: 2375, or 2376 with TLS).
+    pub fn parse(s: &str, port: u16) -> Result<Host> {
         if let Some(p) = s.strip_prefix("unix://") {
             if p.is_empty() {
                 bail!("invalid host {s:?}: the unix socket path is empty");
@@ -84,13 +85,13 @@ impl Host {
                 let hp = if hp.starts_with('[') || hp.rsplit_once(':').is_some() {
                     hp.to_string()
                 } else {
-                    format!("{hp}:2375")
+                    format!("{hp}:{port}")
                 };
                 return Ok(Host::Tcp(hp));
             }
         }
         if s.starts_with("https://") {
-            bail!("TLS is not supported yet: use unix:// or tcp:// without TLS");
+            bail!("invalid host {s:?}: use tcp://host:port with --tls or --tlsverify");
         }
         if s.starts_with("ssh://") || s.starts_with("npipe://") || s.starts_with("fd://") {
             bail!("unsupported host {s:?}: wharf connects over unix:// or tcp:// only");
@@ -102,13 +103,14 @@ impl Host {
     }
 
     /// Chooses the host: the flag, then `WHARF_HOST`, then `DOCKER_HOST`, then the default.
-    pub fn resolve(flag: Option<&str>) -> Result<(String, Host)> {
+    /// With `tls`, a tcp:// host without a port means docker's TLS port, 2376.
+    pub fn resolve(flag: Option<&str>, tls: bool) -> Result<(String, Host)> {
         let chosen = flag
             .map(str::to_string)
             .or_else(|| std::env::var("WHARF_HOST").ok().filter(|s| !s.is_empty()))
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty()))
             .unwrap_or_else(|| DEFAULT_HOST.to_string());
-        let h = Host::parse(&chosen)?;
+        let h = Host::parse(&chosen, if tls { 2376 } else { 2375 })?;
         Ok((chosen, h))
     }
 }
@@ -199,11 +201,34 @@ pub fn enc_path(s: &str) -> String {
 pub enum Conn {
     Unix(tokio::net::UnixStream),
     Tcp(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
 }
+
+/// The TLS handshake with the daemon failed (bad or missing certificates, or no TLS there).
+#[derive(Debug)]
+pub struct TlsError {
+    pub host: String,
+    pub cause: String,
+}
+
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "error during connect: TLS with {} failed: {}: check that the daemon serves TLS \
+             and --tlscacert, --tlscert and --tlskey",
+            self.host, self.cause
+        )
+    }
+}
+
+impl std::error::Error for TlsError {}
 
 pub struct Client {
     pub host_str: String,
     host: Host,
+    /// TLS on tcp:// hosts (`--tls`, `--tlsverify`); unix sockets ignore it, as in docker.
+    tls: Option<Arc<rustls::ClientConfig>>,
     version: OnceLock<String>,
     fixed_version: Option<String>,
 }
@@ -216,9 +241,16 @@ impl Client {
         Client {
             host_str,
             host,
+            tls: None,
             version: OnceLock::new(),
             fixed_version,
         }
+    }
+
+    /// Talks TLS with `cfg` to tcp:// hosts.
+    pub fn with_tls(mut self, cfg: Option<Arc<rustls::ClientConfig>>) -> Client {
+        self.tls = cfg;
+        self
     }
 
     /// The daemon is unreachable; like docker, the cause (`e`) is not shown.
@@ -228,16 +260,54 @@ impl Client {
         })
     }
 
+    fn tls_error(&self, cause: String) -> anyhow::Error {
+        anyhow::Error::new(TlsError {
+            host: self.host_str.clone(),
+            cause,
+        })
+    }
+
+    /// A failed exchange: over TLS, a refusal that shows only after the handshake (TLS 1.3
+    /// sends a rejected client certificate's alert then) is a `TlsError`.
+    fn exchange_error(&self, e: hyper::Error) -> anyhow::Error {
+        let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(s) = src {
+            // An io::Error's source() skips the error it wraps: look at that one too.
+            let inner = s
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|i| i as &(dyn std::error::Error + 'static));
+            for e in [Some(s), inner].into_iter().flatten() {
+                if let Some(t) = e.downcast_ref::<rustls::Error>() {
+                    return self.tls_error(t.to_string());
+                }
+            }
+            src = s.source();
+        }
+        self.connect_error(e)
+    }
+
     async fn dial(&self) -> Result<Conn> {
         match &self.host {
             Host::Unix(p) => tokio::net::UnixStream::connect(p)
                 .await
                 .map(Conn::Unix)
                 .map_err(|e| self.connect_error(e)),
-            Host::Tcp(a) => tokio::net::TcpStream::connect(a)
-                .await
-                .map(Conn::Tcp)
-                .map_err(|e| self.connect_error(e)),
+            Host::Tcp(a) => {
+                let s = tokio::net::TcpStream::connect(a)
+                    .await
+                    .map_err(|e| self.connect_error(e))?;
+                let _ = s.set_nodelay(true);
+                let Some(cfg) = &self.tls else {
+                    return Ok(Conn::Tcp(s));
+                };
+                let name = crate::tls::server_name(a)?;
+                tokio_rustls::TlsConnector::from(cfg.clone())
+                    .connect(name, s)
+                    .await
+                    .map(|t| Conn::Tls(Box::new(t)))
+                    .map_err(|e| self.tls_error(e.to_string()))
+            }
         }
     }
 
@@ -247,7 +317,7 @@ impl Client {
             ($s:expr) => {{
                 let (mut sender, c) = hyper::client::conn::http1::handshake(TokioIo::new($s))
                     .await
-                    .map_err(|e| self.connect_error(e))?;
+                    .map_err(|e| self.exchange_error(e))?;
                 if upgrades {
                     tokio::spawn(async move {
                         let _ = c.with_upgrades().await;
@@ -260,12 +330,13 @@ impl Client {
                 sender
                     .send_request(req)
                     .await
-                    .map_err(|e| self.connect_error(e))?
+                    .map_err(|e| self.exchange_error(e))?
             }};
         }
         Ok(match conn {
             Conn::Unix(s) => go!(s),
             Conn::Tcp(s) => go!(s),
+            Conn::Tls(s) => go!(s),
         })
     }
 
@@ -464,19 +535,23 @@ mod tests {
     #[test]
     fn hosts_parse() {
         assert_eq!(
-            Host::parse("unix:///run/wharf.sock").unwrap(),
+            Host::parse("unix:///run/wharf.sock", 2375).unwrap(),
             Host::Unix("/run/wharf.sock".into())
         );
         assert_eq!(
-            Host::parse("tcp://127.0.0.1:2375").unwrap(),
+            Host::parse("tcp://127.0.0.1:2375", 2375).unwrap(),
             Host::Tcp("127.0.0.1:2375".into())
         );
         assert_eq!(
-            Host::parse("tcp://localhost").unwrap(),
+            Host::parse("tcp://localhost", 2375).unwrap(),
             Host::Tcp("localhost:2375".into())
         );
-        assert!(Host::parse("ssh://x").is_err());
-        assert!(Host::parse("bogus").is_err());
+        assert_eq!(
+            Host::parse("tcp://localhost", 2376).unwrap(),
+            Host::Tcp("localhost:2376".into())
+        );
+        assert!(Host::parse("ssh://x", 2375).is_err());
+        assert!(Host::parse("bogus", 2375).is_err());
     }
 
     #[test]

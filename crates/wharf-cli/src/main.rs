@@ -7,6 +7,7 @@ mod commands;
 mod format;
 mod opts;
 mod stream;
+mod tls;
 mod tty;
 
 use clap::{CommandFactory, Parser};
@@ -78,23 +79,31 @@ fn real_main(cli: cli::Cli) -> i32 {
         clap_complete::generate(a.shell, &mut c, "wharf", &mut std::io::stdout());
         return 0;
     }
-    if cli.tls
-        || cli.tlsverify
-        || cli.tlscacert.is_some()
-        || cli.tlscert.is_some()
-        || cli.tlskey.is_some()
-        || std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty())
+    let tls_flags = tls::TlsFlags {
+        tls: cli.tls,
+        tlsverify: cli.tlsverify,
+        tlscacert: cli.tlscacert.clone(),
+        tlscert: cli.tlscert.clone(),
+        tlskey: cli.tlskey.clone(),
+        config_dir: cli.config.clone(),
+    };
+    let tls = match tls_flags
+        .resolve()
+        .and_then(|o| o.map(|o| o.client_config()).transpose())
     {
-        eprintln!("wharf: TLS is not supported yet: connect over unix:// or plain tcp://");
-        return EXIT_USAGE;
-    }
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("wharf: {e:#}");
+            return 1;
+        }
+    };
     if let Some(c) = cli.context.as_deref() {
         if c != "default" {
             eprintln!("wharf: context \"{c}\" does not exist (wharf knows only \"default\")");
             return 1;
         }
     }
-    let (host_str, host) = match client::Host::resolve(cli.host.as_deref()) {
+    let (host_str, host) = match client::Host::resolve(cli.host.as_deref(), tls.is_some()) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("{e:#}");
@@ -112,7 +121,7 @@ fn real_main(cli: cli::Cli) -> i32 {
         }
     };
     let ctx = commands::Ctx {
-        client: Arc::new(client::Client::new(host_str, host)),
+        client: Arc::new(client::Client::new(host_str, host).with_tls(tls)),
     };
     let is_run = matches!(cmd, cli::Cmd::Run(_) | cli::Cmd::Create(_))
         || matches!(

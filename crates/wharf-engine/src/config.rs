@@ -8,12 +8,8 @@ use std::path::PathBuf;
 pub struct EngineConfig {
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
-    /// Runtime name → OCI CLI binary.
-    pub runtimes: BTreeMap<String, PathBuf>,
-    pub default_runtime: String,
     pub shim_path: PathBuf,
     pub log_driver: String,
-    pub log_opts: BTreeMap<String, String>,
     /// Parent cgroup of every container (`--cgroup-parent`, default `/wharf`).
     pub cgroup_parent: String,
     /// The default bridge network (`None`: `--bridge none`).
@@ -22,7 +18,22 @@ pub struct EngineConfig {
     pub init_path: Option<PathBuf>,
 }
 
-impl EngineConfig {
+/// The options wharfd reloads on SIGHUP; the engine reads them through [`crate::Engine::live`]
+/// so that a reload applies to everything that starts afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveConfig {
+    /// `--debug` / `"debug"` (shown as `Debug` in `/info`).
+    pub debug: bool,
+    /// Daemon labels, `key=value` (`--label` / `"labels"`, shown in `/info`).
+    pub labels: Vec<String>,
+    /// Runtime name → OCI CLI binary.
+    pub runtimes: BTreeMap<String, PathBuf>,
+    pub default_runtime: String,
+    /// Default options of the log driver.
+    pub log_opts: BTreeMap<String, String>,
+}
+
+impl LiveConfig {
     /// The binary of runtime `name` (or the default).
     pub fn runtime_path(&self, name: Option<&str>) -> Option<&PathBuf> {
         let n = name

@@ -1,6 +1,6 @@
 //! The engine: containers, their shims and lifecycle, execs, and the image service.
 
-use crate::config::EngineConfig;
+use crate::config::{EngineConfig, LiveConfig};
 use crate::container::{self, Container, Record, State, Status, ZERO_TIME};
 use crate::events::Events;
 use crate::names;
@@ -36,6 +36,8 @@ pub struct ExecState {
 /// The daemon's core.
 pub struct Engine {
     pub cfg: EngineConfig,
+    /// What SIGHUP may change; read with `live()`.
+    live: RwLock<Arc<LiveConfig>>,
     pub images: Arc<ImageStore>,
     pub events: Events,
     containers: RwLock<HashMap<String, Arc<Container>>>,
@@ -95,7 +97,7 @@ async fn blocking<T: Send + 'static>(
 
 impl Engine {
     /// Opens the stores under the data root and restores the containers (live restore).
-    pub async fn open(cfg: EngineConfig) -> Result<Arc<Engine>, String> {
+    pub async fn open(cfg: EngineConfig, live: LiveConfig) -> Result<Arc<Engine>, String> {
         for d in [
             cfg.data_root.join("containers"),
             cfg.exec_root.join("containers"),
@@ -132,6 +134,7 @@ impl Engine {
             bridge,
             bridge_ready: tokio::sync::Mutex::new(false),
             cfg,
+            live: RwLock::new(Arc::new(live)),
             images: Arc::new(images),
             events: Events::default(),
             containers: RwLock::new(containers),
@@ -278,7 +281,7 @@ impl Engine {
             ));
         }
         if let Some(rt) = hc.runtime.as_deref().filter(|r| !r.is_empty()) {
-            if self.cfg.runtime_path(Some(rt)).is_none() {
+            if self.live().runtime_path(Some(rt)).is_none() {
                 return Err(ApiError::bad_request(format!(
                     "unknown or invalid runtime name: {rt}"
                 )));
@@ -492,7 +495,7 @@ impl Engine {
             .runtime
             .clone()
             .filter(|r| !r.is_empty())
-            .unwrap_or_else(|| self.cfg.default_runtime.clone());
+            .unwrap_or_else(|| self.live().default_runtime.clone());
         let mut host_raw = req.raw_host_config.clone();
         host_raw.insert("Runtime".into(), json!(runtime));
         // Inspect shows the effective values, as dockerd does (clients read them back).
@@ -894,7 +897,7 @@ impl Engine {
         )
         .map_err(|e| ApiError::internal(fail(self, e.to_string())))?;
         let runtime = self
-            .cfg
+            .live()
             .runtime_path(Some(&rec.runtime))
             .cloned()
             .ok_or_else(|| {
@@ -906,7 +909,7 @@ impl Engine {
         } else {
             log_cfg.kind.clone()
         };
-        let mut opts = self.cfg.log_opts.clone();
+        let mut opts = self.live().log_opts.clone();
         opts.extend(log_cfg.config.clone().unwrap_or_default());
         let log_path = PathBuf::from(&rec.log_path);
         let open_stdin = cfg["OpenStdin"].as_bool().unwrap_or(false);
@@ -1825,6 +1828,16 @@ impl Engine {
     }
 
     /// Counts for `/info`.
+    /// The reloadable options in force now.
+    pub fn live(&self) -> Arc<LiveConfig> {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the reloadable options (wharfd's SIGHUP); what is running keeps its settings.
+    pub fn set_live(&self, live: LiveConfig) {
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+    }
+
     pub fn counts(&self) -> (usize, usize, usize, usize) {
         let all = self.all();
         let n = |s: Status| all.iter().filter(|c| c.status() == s).count();

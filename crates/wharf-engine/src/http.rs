@@ -1011,8 +1011,8 @@ fn info(engine: &Engine) -> Value {
             .unwrap_or_default()
     };
     let mem = host_memory();
-    let runtimes: serde_json::Map<String, Value> = engine
-        .cfg
+    let live = engine.live();
+    let runtimes: serde_json::Map<String, Value> = live
         .runtimes
         .iter()
         .map(|(k, v)| (k.clone(), json!({"path": v})))
@@ -1026,7 +1026,7 @@ fn info(engine: &Engine) -> Value {
         "DriverStatus": [["Backing Filesystem", "extfs"]],
         "Plugins": {"Volume": ["local"], "Network": ["host", "null"], "Authorization": null, "Log": ["json-file", "none"]},
         "MemoryLimit": true, "SwapLimit": true, "CpuCfsPeriod": true, "CpuCfsQuota": true, "CPUShares": true, "CPUSet": true, "PidsLimit": true,
-        "IPv4Forwarding": true, "Debug": false, "NFd": 0, "OomKillDisable": false, "NGoroutines": 0,
+        "IPv4Forwarding": true, "Debug": live.debug, "NFd": 0, "OomKillDisable": false, "NGoroutines": 0,
         "SystemTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
         "LoggingDriver": engine.cfg.log_driver,
         "CgroupDriver": "cgroupfs", "CgroupVersion": if cgv2 { "2" } else { "1" },
@@ -1040,8 +1040,8 @@ fn info(engine: &Engine) -> Value {
         "MemTotal": mem,
         "DockerRootDir": engine.cfg.data_root,
         "Name": s(&|u| u.nodename()),
-        "Labels": [], "ExperimentalBuild": false, "ServerVersion": env!("CARGO_PKG_VERSION"),
-        "Runtimes": runtimes, "DefaultRuntime": engine.cfg.default_runtime,
+        "Labels": live.labels, "ExperimentalBuild": false, "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "Runtimes": runtimes, "DefaultRuntime": live.default_runtime,
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
         "LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "",
         "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},

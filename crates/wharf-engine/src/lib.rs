@@ -18,5 +18,5 @@ pub mod shim;
 pub mod spec;
 pub mod volumes;
 
-pub use config::EngineConfig;
+pub use config::{EngineConfig, LiveConfig};
 pub use engine::Engine;

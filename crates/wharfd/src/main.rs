@@ -1,106 +1,18 @@
 //! wharfd: parses dockerd-style flags and daemon.json, takes the data-root lock, opens the
 //! engine and serves the Engine API on every `-H` address.
 
+mod config;
+mod reload;
+mod tls;
+
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use std::collections::BTreeMap;
+use config::{which, Flags};
 use std::path::{Path, PathBuf};
-use wharf_engine::{Engine, EngineConfig};
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "wharfd",
-    version,
-    about = "The wharf container engine daemon (Docker Engine API)"
-)]
-struct Flags {
-    /// Address to listen on: unix:///path or tcp://host:port (repeatable)
-    #[arg(short = 'H', long = "host")]
-    hosts: Vec<String>,
-    /// Root of persistent state
-    #[arg(long)]
-    data_root: Option<PathBuf>,
-    /// Root of runtime state
-    #[arg(long)]
-    exec_root: Option<PathBuf>,
-    /// Path of the pid file
-    #[arg(short = 'p', long)]
-    pidfile: Option<PathBuf>,
-    /// Debug logging
-    #[arg(short = 'D', long)]
-    debug: bool,
-    /// Log level: debug, info, warn, error
-    #[arg(short = 'l', long)]
-    log_level: Option<String>,
-    /// daemon.json with the same keys as dockerd's where they apply
-    #[arg(long, default_value = "/etc/wharf/daemon.json")]
-    config_file: PathBuf,
-    /// Runtime used when a container names none
-    #[arg(long)]
-    default_runtime: Option<String>,
-    /// Register an OCI runtime: name=path (repeatable)
-    #[arg(long = "add-runtime")]
-    add_runtime: Vec<String>,
-    /// The wharf-shim binary (default: next to wharfd, else on PATH)
-    #[arg(long)]
-    shim_path: Option<PathBuf>,
-    /// Default log driver (json-file, none)
-    #[arg(long)]
-    log_driver: Option<String>,
-    /// Parent cgroup of the containers
-    #[arg(long)]
-    cgroup_parent: Option<String>,
-    /// Bridge for the default network, or "none" to disable it
-    #[arg(short = 'b', long)]
-    bridge: Option<String>,
-    /// Gateway address and prefix of the default bridge
-    #[arg(long)]
-    bip: Option<String>,
-    /// MTU of container interfaces
-    #[arg(long)]
-    mtu: Option<u32>,
-    /// Serve tcp:// hosts without TLS (anyone who can connect is root on this host)
-    #[arg(long)]
-    insecure_tcp: bool,
-    /// The init binary for --init (default: wharf-init next to wharfd, else on PATH)
-    #[arg(long)]
-    init_path: Option<PathBuf>,
-    /// Default log options: key=value (repeatable)
-    #[arg(long = "log-opt")]
-    log_opts: Vec<String>,
-}
-
-#[derive(serde::Deserialize, Default)]
-#[serde(rename_all = "kebab-case", default)]
-struct DaemonJson {
-    hosts: Vec<String>,
-    data_root: Option<PathBuf>,
-    exec_root: Option<PathBuf>,
-    pidfile: Option<PathBuf>,
-    debug: Option<bool>,
-    log_level: Option<String>,
-    default_runtime: Option<String>,
-    runtimes: BTreeMap<String, RuntimeJson>,
-    log_driver: Option<String>,
-    log_opts: BTreeMap<String, String>,
-    cgroup_parent: Option<String>,
-    bridge: Option<String>,
-    bip: Option<String>,
-    mtu: Option<u32>,
-}
-
-#[derive(serde::Deserialize)]
-struct RuntimeJson {
-    path: PathBuf,
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
-}
+use std::sync::Arc;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use wharf_engine::{Engine, EngineConfig, LiveConfig};
 
 /// Whether `p` is an ELF executable without a program interpreter (no dynamic loader needed):
 /// the init is bind-mounted into images that have no libc.
@@ -123,60 +35,30 @@ fn is_static_elf(p: &Path) -> bool {
 
 fn main() -> Result<()> {
     let f = Flags::parse();
-    let file: DaemonJson = match std::fs::read(&f.config_file) {
-        Ok(d) => serde_json::from_slice(&d)
-            .with_context(|| format!("invalid daemon config {}", f.config_file.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => DaemonJson::default(),
-        Err(e) => return Err(e).context(format!("reading {}", f.config_file.display())),
-    };
-    let level = if f.debug || file.debug == Some(true) {
-        "debug".to_string()
-    } else {
-        f.log_level
-            .clone()
-            .or(file.log_level.clone())
-            .unwrap_or_else(|| "info".into())
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-            "wharf={level},wharfd={level},wharf_engine={level}"
-        )))
-        .with_writer(std::io::stderr)
+    let file = config::load_file(&f.config_file)?;
+    let level = config::log_level(&f, &file)?;
+    let (filter, filter_handle) = tracing_subscriber::reload::Layer::new(config::log_filter(level));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
 
     let data_root = f
         .data_root
-        .or(file.data_root)
+        .clone()
+        .or(file.data_root.clone())
         .unwrap_or_else(|| "/var/lib/wharf".into());
     let exec_root = f
         .exec_root
-        .or(file.exec_root)
+        .clone()
+        .or(file.exec_root.clone())
         .unwrap_or_else(|| "/run/wharf".into());
-    let mut runtimes: BTreeMap<String, PathBuf> = BTreeMap::new();
-    // "wharf" is wharf-runtime linked into the shim: always there, no binary to exec.
-    runtimes.insert("wharf".into(), PathBuf::from("builtin"));
-    for (name, bin) in [("runc", "runc"), ("crun", "crun")] {
-        if let Some(p) = which(bin) {
-            runtimes.insert(name.into(), p);
-        }
-    }
-    for (k, v) in file.runtimes {
-        runtimes.insert(k, v.path);
-    }
-    for r in &f.add_runtime {
-        let (k, v) = r
-            .split_once('=')
-            .with_context(|| format!("--add-runtime {r}: expected name=path"))?;
-        runtimes.insert(k.into(), v.into());
-    }
-    let default_runtime = f
-        .default_runtime
-        .or(file.default_runtime)
-        .unwrap_or_else(|| "wharf".into());
-    if !runtimes.contains_key(&default_runtime) {
-        bail!("default runtime {default_runtime:?} is not installed: install it, pass --add-runtime {default_runtime}=/path/to/binary, or use the built-in --default-runtime wharf");
-    }
-    let shim_path = match f.shim_path {
+    let live = config::live(&f, &file)?;
+    let tls = match tls::options(&f, &file) {
+        Some(o) => Some((tls::server_config(&o)?, o.verify)),
+        None => None,
+    };
+    let shim_path = match f.shim_path.clone() {
         Some(p) => p,
         None => std::env::current_exe()
             .ok()
@@ -185,19 +67,20 @@ fn main() -> Result<()> {
             .or_else(|| which("wharf-shim"))
             .context("wharf-shim not found next to wharfd nor on PATH: pass --shim-path")?,
     };
-    let mut log_opts = file.log_opts;
-    for o in &f.log_opts {
-        let (k, v) = o
-            .split_once('=')
-            .with_context(|| format!("--log-opt {o}: expected key=value"))?;
-        log_opts.insert(k.into(), v.into());
-    }
     // Not Docker's 172.17.0.0/16, so both engines can run side by side.
-    let bridge_name = f.bridge.or(file.bridge).unwrap_or_else(|| "wharf0".into());
+    let bridge_name = f
+        .bridge
+        .clone()
+        .or(file.bridge.clone())
+        .unwrap_or_else(|| "wharf0".into());
     let bridge = if bridge_name == "none" {
         None
     } else {
-        let bip = f.bip.or(file.bip).unwrap_or_else(|| "172.30.0.1/16".into());
+        let bip = f
+            .bip
+            .clone()
+            .or(file.bip.clone())
+            .unwrap_or_else(|| "172.30.0.1/16".into());
         Some(wharf_net::BridgeConfig {
             subnet: wharf_net::Subnet::parse(&bip).with_context(|| format!("--bip {bip}"))?,
             name: bridge_name,
@@ -208,17 +91,16 @@ fn main() -> Result<()> {
     let cfg = EngineConfig {
         data_root: data_root.clone(),
         exec_root,
-        runtimes,
-        default_runtime,
         shim_path,
         log_driver: f
             .log_driver
-            .or(file.log_driver)
+            .clone()
+            .or(file.log_driver.clone())
             .unwrap_or_else(|| "json-file".into()),
-        log_opts,
         cgroup_parent: f
             .cgroup_parent
-            .or(file.cgroup_parent)
+            .clone()
+            .or(file.cgroup_parent.clone())
             .unwrap_or_else(|| "/wharf".into()),
         bridge,
         init_path: f
@@ -243,9 +125,9 @@ fn main() -> Result<()> {
             }),
     };
     let mut hosts = if f.hosts.is_empty() {
-        file.hosts
+        file.hosts.clone()
     } else {
-        f.hosts
+        f.hosts.clone()
     };
     if hosts.is_empty() {
         hosts.push("unix:///run/wharf.sock".into());
@@ -267,7 +149,7 @@ fn main() -> Result<()> {
                 data_root.display()
             )
         })?;
-    if let Some(p) = f.pidfile.or(file.pidfile) {
+    if let Some(p) = f.pidfile.clone().or(file.pidfile.clone()) {
         std::fs::write(&p, std::process::id().to_string())
             .with_context(|| format!("writing pid file {}", p.display()))?;
     }
@@ -275,20 +157,45 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(serve(cfg, hosts, f.insecure_tcp))
+    rt.block_on(serve(cfg, live, hosts, tls, f, filter_handle))
 }
 
-async fn serve(cfg: EngineConfig, hosts: Vec<String>, insecure_tcp: bool) -> Result<()> {
+/// The address to bind for a `tcp://` host; without a port, dockerd's 2375 (2376 with TLS).
+fn tcp_addr(h: &str, tls: bool) -> Result<String> {
+    let a = h.trim_start_matches("tcp://").trim_end_matches('/');
+    if a.is_empty() {
+        bail!("invalid host {h:?}: expected tcp://host:port");
+    }
+    let has_port = match a.rsplit_once(':') {
+        Some((host, _)) => !a.starts_with('[') || host.ends_with(']'),
+        None => false,
+    };
+    let port = if tls { 2376 } else { 2375 };
+    Ok(if has_port {
+        a.to_string()
+    } else {
+        format!("{a}:{port}")
+    })
+}
+
+async fn serve(
+    cfg: EngineConfig,
+    live: LiveConfig,
+    hosts: Vec<String>,
+    tls: Option<(Arc<rustls::ServerConfig>, bool)>,
+    flags: Flags,
+    filter: reload::FilterHandle,
+) -> Result<()> {
     if let Some(h) = hosts.iter().find(|h| h.starts_with("tcp://")) {
-        if !insecure_tcp {
+        if tls.is_none() && !flags.insecure_tcp {
             bail!(
-                "refusing to serve {h} without TLS: TLS listeners are not implemented yet; \
-                 pass --insecure-tcp to accept that anyone who can connect is root on this host, \
-                 or use a unix:// socket"
+                "refusing to serve {h} without TLS: anyone who can connect would be root on this host. \
+                 Pass --tlsverify with --tlscacert, --tlscert and --tlskey (clients then need a \
+                 certificate signed by that CA), or --insecure-tcp to accept the risk, or use a unix:// socket"
             );
         }
     }
-    let engine = Engine::open(cfg).await.map_err(anyhow::Error::msg)?;
+    let engine = Engine::open(cfg, live).await.map_err(anyhow::Error::msg)?;
     let mut sockets = Vec::new();
     for h in &hosts {
         if let Some(path) = h.strip_prefix("unix://") {
@@ -310,14 +217,32 @@ async fn serve(cfg: EngineConfig, hosts: Vec<String>, insecure_tcp: bool) -> Res
             tracing::info!("API listening on {h}");
             sockets.push(path);
             tokio::spawn(wharf_engine::http::serve_unix(engine.clone(), l));
-        } else if let Some(addr) = h.strip_prefix("tcp://") {
-            let l = tokio::net::TcpListener::bind(addr)
+        } else if h.starts_with("tcp://") {
+            let addr = tcp_addr(h, tls.is_some())?;
+            let l = tokio::net::TcpListener::bind(&addr)
                 .await
                 .with_context(|| format!("listening on {h}"))?;
-            tracing::warn!(
-                "API listening on {h} without TLS: anyone who can reach it is root on this host"
-            );
-            tokio::spawn(wharf_engine::http::serve_tcp(engine.clone(), l));
+            match &tls {
+                Some((t, verify)) => {
+                    if *verify {
+                        tracing::info!(
+                            "API listening on tcp://{addr} (TLS, client certificates required)"
+                        );
+                    } else {
+                        tracing::warn!(
+                            "API listening on tcp://{addr} with TLS but without --tlsverify: \
+                             any client that can reach it is root on this host"
+                        );
+                    }
+                    tokio::spawn(tls::serve(engine.clone(), l, t.clone()));
+                }
+                None => {
+                    tracing::warn!(
+                        "API listening on tcp://{addr} without TLS: anyone who can reach it is root on this host"
+                    );
+                    tokio::spawn(wharf_engine::http::serve_tcp(engine.clone(), l));
+                }
+            }
         } else {
             bail!("unsupported host {h:?}: use unix:///path or tcp://host:port");
         }
@@ -326,11 +251,16 @@ async fn serve(cfg: EngineConfig, hosts: Vec<String>, insecure_tcp: bool) -> Res
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let reloader = reload::Reloader {
+        flags,
+        filter,
+        engine,
+    };
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => tracing::info!("SIGHUP: nothing to reload yet"),
+            _ = hup.recv() => reloader.on_sighup(),
         }
     }
     tracing::info!("shutting down; containers keep running (live restore)");

@@ -96,6 +96,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    /// A daemon with more wharfd flags (after the fixture's own).
+    pub fn start_with(extra_args: &[String]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("wharf-cli-e2e-")
             .tempdir()
@@ -132,6 +137,7 @@ impl Daemon {
             .arg(&bridge)
             .arg("--bip")
             .arg(&bip)
+            .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

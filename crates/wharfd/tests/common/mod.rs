@@ -72,11 +72,18 @@ pub struct Daemon {
     pub cgroup_parent: String,
     /// This daemon's own bridge (unique name and subnet), torn down on drop.
     pub bridge: wharf_net::BridgeConfig,
+    /// Passed to wharfd after the fixture's own flags.
+    pub extra_args: Vec<String>,
     child: Option<Child>,
 }
 
 impl Daemon {
     pub fn start() -> Daemon {
+        Daemon::start_with(&[], None)
+    }
+
+    /// A daemon with more flags and, if given, this daemon.json (at `config_file()`).
+    pub fn start_with(extra_args: &[String], daemon_json: Option<&str>) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("wharf-e2e-")
             .tempdir()
@@ -102,8 +109,12 @@ impl Daemon {
             sock,
             cgroup_parent: format!("/{name}"),
             bridge,
+            extra_args: extra_args.to_vec(),
             child: None,
         };
+        if let Some(j) = daemon_json {
+            std::fs::write(d.config_file(), j).unwrap();
+        }
         d.spawn();
         d
     }
@@ -123,7 +134,7 @@ impl Daemon {
             .arg("--exec-root")
             .arg(root.join("exec"))
             .arg("--config-file")
-            .arg(root.join("none.json"))
+            .arg(self.config_file())
             .arg("--shim-path")
             .arg(shim_path())
             .arg("--init-path")
@@ -139,6 +150,7 @@ impl Daemon {
             ))
             .arg("--log-level")
             .arg("debug")
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -153,6 +165,23 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("wharfd did not come up; log:\n{}", self.log());
+    }
+
+    /// The daemon.json this daemon reads (absent unless `start_with` was given one).
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.path().join("daemon.json")
+    }
+
+    /// wharfd's pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// wharfd's exit status once it has exited (it is then no longer this daemon's child).
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        let st = self.child.as_mut()?.try_wait().ok().flatten()?;
+        self.child = None;
+        Some(st)
     }
 
     pub fn log(&self) -> String {

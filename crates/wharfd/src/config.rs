@@ -1,0 +1,268 @@
+//! wharfd's options: dockerd-style flags and daemon.json, and how the two combine (a flag wins
+//! over the file). The same functions build the configuration at start and on SIGHUP, so a
+//! reload means exactly what a restart with the new file would.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use wharf_engine::LiveConfig;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "wharfd",
+    version,
+    about = "The wharf container engine daemon (Docker Engine API)"
+)]
+pub struct Flags {
+    /// Address to listen on: unix:///path or tcp://host:port (repeatable)
+    #[arg(short = 'H', long = "host")]
+    pub hosts: Vec<String>,
+    /// Root of persistent state
+    #[arg(long)]
+    pub data_root: Option<PathBuf>,
+    /// Root of runtime state
+    #[arg(long)]
+    pub exec_root: Option<PathBuf>,
+    /// Path of the pid file
+    #[arg(short = 'p', long)]
+    pub pidfile: Option<PathBuf>,
+    /// Debug logging
+    #[arg(short = 'D', long)]
+    pub debug: bool,
+    /// Log level: debug, info, warn, error, fatal
+    #[arg(short = 'l', long)]
+    pub log_level: Option<String>,
+    /// daemon.json with the same keys as dockerd's where they apply (reloaded on SIGHUP)
+    #[arg(long, default_value = "/etc/wharf/daemon.json")]
+    pub config_file: PathBuf,
+    /// Runtime used when a container names none
+    #[arg(long)]
+    pub default_runtime: Option<String>,
+    /// Register an OCI runtime: name=path (repeatable)
+    #[arg(long = "add-runtime")]
+    pub add_runtime: Vec<String>,
+    /// Set a daemon label: key=value (repeatable)
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// The wharf-shim binary (default: next to wharfd, else on PATH)
+    #[arg(long)]
+    pub shim_path: Option<PathBuf>,
+    /// Default log driver (json-file, none)
+    #[arg(long)]
+    pub log_driver: Option<String>,
+    /// Parent cgroup of the containers
+    #[arg(long)]
+    pub cgroup_parent: Option<String>,
+    /// Bridge for the default network, or "none" to disable it
+    #[arg(short = 'b', long)]
+    pub bridge: Option<String>,
+    /// Gateway address and prefix of the default bridge
+    #[arg(long)]
+    pub bip: Option<String>,
+    /// MTU of container interfaces
+    #[arg(long)]
+    pub mtu: Option<u32>,
+    /// Serve tcp:// hosts without TLS (anyone who can connect is root on this host)
+    #[arg(long)]
+    pub insecure_tcp: bool,
+    /// Use TLS on tcp:// hosts; implied by --tlsverify
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub tls: Option<bool>,
+    /// Use TLS and require client certificates signed by --tlscacert (default: $DOCKER_TLS_VERIFY set)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub tlsverify: Option<bool>,
+    /// Trust client certificates signed only by this CA (default: $DOCKER_CERT_PATH/ca.pem, ~/.docker/ca.pem)
+    #[arg(long)]
+    pub tlscacert: Option<PathBuf>,
+    /// The server's TLS certificate (default: $DOCKER_CERT_PATH/cert.pem, ~/.docker/cert.pem)
+    #[arg(long)]
+    pub tlscert: Option<PathBuf>,
+    /// The server's TLS key (default: $DOCKER_CERT_PATH/key.pem, ~/.docker/key.pem)
+    #[arg(long)]
+    pub tlskey: Option<PathBuf>,
+    /// The init binary for --init (default: wharf-init next to wharfd, else on PATH)
+    #[arg(long)]
+    pub init_path: Option<PathBuf>,
+    /// Default log options: key=value (repeatable)
+    #[arg(long = "log-opt")]
+    pub log_opts: Vec<String>,
+}
+
+/// daemon.json: dockerd's keys that wharfd knows.
+#[derive(serde::Deserialize, Default, Debug)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct DaemonJson {
+    pub hosts: Vec<String>,
+    pub data_root: Option<PathBuf>,
+    pub exec_root: Option<PathBuf>,
+    pub pidfile: Option<PathBuf>,
+    pub debug: Option<bool>,
+    pub log_level: Option<String>,
+    pub labels: Vec<String>,
+    pub default_runtime: Option<String>,
+    pub runtimes: BTreeMap<String, RuntimeJson>,
+    pub log_driver: Option<String>,
+    pub log_opts: BTreeMap<String, String>,
+    pub cgroup_parent: Option<String>,
+    pub bridge: Option<String>,
+    pub bip: Option<String>,
+    pub mtu: Option<u32>,
+    pub tls: Option<bool>,
+    pub tlsverify: Option<bool>,
+    pub tlscacert: Option<PathBuf>,
+    pub tlscert: Option<PathBuf>,
+    pub tlskey: Option<PathBuf>,
+}
+
+#[derive(serde::Deserialize, Debug)]
+pub struct RuntimeJson {
+    pub path: PathBuf,
+}
+
+/// Reads daemon.json; a missing file is an empty one.
+pub fn load_file(path: &Path) -> Result<DaemonJson> {
+    match std::fs::read(path) {
+        Ok(d) => serde_json::from_slice(&d).with_context(|| {
+            format!(
+                "invalid daemon config {}: fix the JSON (keys as in dockerd's daemon.json)",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DaemonJson::default()),
+        Err(e) => Err(e).context(format!("reading {}", path.display())),
+    }
+}
+
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// The tracing level: `debug` when debug is on, else the log level (default info).
+pub fn log_level(f: &Flags, file: &DaemonJson) -> Result<&'static str> {
+    if f.debug || file.debug == Some(true) {
+        return Ok("debug");
+    }
+    let l = f
+        .log_level
+        .as_deref()
+        .or(file.log_level.as_deref())
+        .unwrap_or("info");
+    Ok(match l.to_ascii_lowercase().as_str() {
+        "trace" => "trace",
+        "debug" => "debug",
+        "info" => "info",
+        "warn" | "warning" => "warn",
+        "error" | "fatal" | "panic" => "error",
+        _ => bail!("unknown log level {l:?}: use debug, info, warn, error or fatal"),
+    })
+}
+
+/// The tracing filter for `level` (one of `log_level`'s answers).
+pub fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::new(format!("wharf={level},wharfd={level},wharf_engine={level}"))
+}
+
+/// What SIGHUP reloads: debug, labels, runtimes, default runtime, default log options.
+pub fn live(f: &Flags, file: &DaemonJson) -> Result<LiveConfig> {
+    let mut runtimes: BTreeMap<String, PathBuf> = BTreeMap::new();
+    // "wharf" is wharf-runtime linked into the shim: always there, no binary to exec.
+    runtimes.insert("wharf".into(), PathBuf::from("builtin"));
+    for (name, bin) in [("runc", "runc"), ("crun", "crun")] {
+        if let Some(p) = which(bin) {
+            runtimes.insert(name.into(), p);
+        }
+    }
+    for (k, v) in &file.runtimes {
+        if v.path.as_os_str().is_empty() {
+            bail!("runtime {k:?} in daemon.json has no \"path\"");
+        }
+        runtimes.insert(k.clone(), v.path.clone());
+    }
+    for r in &f.add_runtime {
+        let (k, v) = r
+            .split_once('=')
+            .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+            .with_context(|| format!("--add-runtime {r}: expected name=path"))?;
+        runtimes.insert(k.into(), v.into());
+    }
+    let default_runtime = f
+        .default_runtime
+        .clone()
+        .or(file.default_runtime.clone())
+        .unwrap_or_else(|| "wharf".into());
+    if !runtimes.contains_key(&default_runtime) {
+        bail!("default runtime {default_runtime:?} is not installed: install it, add it to \"runtimes\" in daemon.json or pass --add-runtime {default_runtime}=/path/to/binary, or use the built-in runtime \"wharf\"");
+    }
+    let mut log_opts = file.log_opts.clone();
+    for o in &f.log_opts {
+        let (k, v) = o
+            .split_once('=')
+            .with_context(|| format!("--log-opt {o}: expected key=value"))?;
+        log_opts.insert(k.into(), v.into());
+    }
+    let mut labels = Vec::new();
+    for l in file.labels.iter().chain(&f.labels) {
+        match l.split_once('=') {
+            Some((k, _)) if !k.trim().is_empty() => {}
+            _ => bail!("label {l:?} is not valid: labels are key=value"),
+        }
+        if !labels.contains(l) {
+            labels.push(l.clone());
+        }
+    }
+    Ok(LiveConfig {
+        debug: f.debug || file.debug == Some(true),
+        labels,
+        runtimes,
+        default_runtime,
+        log_opts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        Flags::parse_from(std::iter::once("wharfd").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file: DaemonJson =
+            serde_json::from_str(r#"{"labels": ["a=1"], "log-level": "warn", "debug": false}"#)
+                .unwrap();
+        let l = live(&flags(&["--label", "b=2"]), &file).unwrap();
+        assert_eq!(l.labels, vec!["a=1".to_string(), "b=2".to_string()]);
+        assert!(!l.debug);
+        assert_eq!(log_level(&flags(&[]), &file).unwrap(), "warn");
+        assert_eq!(log_level(&flags(&["-l", "error"]), &file).unwrap(), "error");
+        assert_eq!(log_level(&flags(&["-D"]), &file).unwrap(), "debug");
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        let bad_label: DaemonJson = serde_json::from_str(r#"{"labels": ["nokey"]}"#).unwrap();
+        assert!(live(&flags(&[]), &bad_label).is_err());
+        let bad_rt: DaemonJson = serde_json::from_str(r#"{"default-runtime": "nope"}"#).unwrap();
+        assert!(live(&flags(&[]), &bad_rt).is_err());
+        let bad_level: DaemonJson = serde_json::from_str(r#"{"log-level": "loud"}"#).unwrap();
+        assert!(log_level(&flags(&[]), &bad_level).is_err());
+    }
+
+    #[test]
+    fn tls_flags_take_optional_values() {
+        assert_eq!(flags(&["--tlsverify"]).tlsverify, Some(true));
+        assert_eq!(flags(&["--tlsverify=false"]).tlsverify, Some(false));
+        assert_eq!(flags(&[]).tls, None);
+        let f: DaemonJson =
+            serde_json::from_str(r#"{"tls": true, "tlsverify": true, "tlscacert": "/c.pem"}"#)
+                .unwrap();
+        assert_eq!(f.tlscacert.as_deref(), Some(Path::new("/c.pem")));
+    }
+}
