@@ -202,12 +202,25 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
     };
     let mut dirs: Vec<(PathBuf, u64)> = Vec::new();
     let mut size = 0u64;
+    let limit = space_limit(root);
+    let mut claimed_total = 0u64;
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         let raw_path = entry.path().map_err(bad)?.into_owned();
         let Some(rel) = clean_name(&raw_path)? else {
             continue;
         };
+        // Nothing is preallocated, but a header (or a sparse map) claiming more than the disk
+        // can hold is refused before a byte is written rather than left to fill the disk.
+        let claimed = claimed_size(&entry);
+        claimed_total = claimed_total.saturating_add(claimed);
+        if claimed > limit || claimed_total > limit {
+            return Err(Error::TooLarge {
+                path: rel.display().to_string(),
+                size: claimed,
+                limit,
+            });
+        }
         prepare_parents(root, &rel)?;
         let target = root.join(&rel);
         let name = rel
@@ -297,6 +310,24 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
         );
     }
     Ok(size)
+}
+
+/// The most an entry may claim: the free space of the filesystem holding `root`.
+fn space_limit(root: &Path) -> u64 {
+    nix::sys::statvfs::statvfs(root)
+        .map(|s| (s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64))
+        .unwrap_or(u64::MAX)
+}
+
+/// The size an entry will take once written: its data size, or a sparse file's real size.
+fn claimed_size<R: Read>(entry: &tar::Entry<'_, R>) -> u64 {
+    let h = entry.header();
+    let sparse_real = h
+        .as_gnu()
+        .filter(|_| h.entry_type().is_gnu_sparse())
+        .and_then(|g| g.real_size().ok())
+        .unwrap_or(0);
+    entry.size().max(h.size().unwrap_or(0)).max(sparse_real)
 }
 
 /// Total size of the regular files under `dir` (not following symlinks, each inode once).
