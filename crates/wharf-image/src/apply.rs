@@ -163,15 +163,77 @@ pub fn apply_layer_keeping(
     mode: Whiteouts,
     keep: Option<&mut dyn std::io::Write>,
 ) -> Result<Applied, Error> {
+    apply_layer_inner(r, root, mode, keep, false)
+}
+
+/// Like `apply_layer_keeping` for a layer whose diff id the caller checks afterwards: a
+/// stream that ends without padding its last entry to a whole block (as `umoci insert`
+/// writes) is accepted. Truncated data cannot slip through, as it changes the diff id.
+pub fn apply_verified_layer(
+    r: impl Read,
+    root: &Path,
+    mode: Whiteouts,
+    keep: Option<&mut dyn std::io::Write>,
+) -> Result<Applied, Error> {
+    apply_layer_inner(r, root, mode, keep, true)
+}
+
+fn apply_layer_inner(
+    r: impl Read,
+    root: &Path,
+    mode: Whiteouts,
+    keep: Option<&mut dyn std::io::Write>,
+    pad_short_end: bool,
+) -> Result<Applied, Error> {
     let raw = decompress(r).map_err(Error::io(root))?;
     let mut tee = Tee {
         inner: raw,
         copy: keep,
     };
     let mut hashing = HashingReader::new(&mut tee);
-    let size = apply_tar(&mut hashing, root, mode)?;
+    let size = if pad_short_end {
+        apply_tar(&mut PadToBlock::new(&mut hashing), root, mode)?
+    } else {
+        apply_tar(&mut hashing, root, mode)?
+    };
     let (diff_id, _) = hashing.finish().map_err(Error::io(root))?;
     Ok(Applied { diff_id, size })
+}
+
+/// At the end of the stream, supplies zeros up to the next 512-byte block boundary.
+struct PadToBlock<R> {
+    inner: R,
+    count: u64,
+    eof: bool,
+}
+
+impl<R: Read> PadToBlock<R> {
+    fn new(inner: R) -> Self {
+        PadToBlock {
+            inner,
+            count: 0,
+            eof: false,
+        }
+    }
+}
+
+impl<R: Read> Read for PadToBlock<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = if self.eof { 0 } else { self.inner.read(buf)? };
+        if n > 0 {
+            self.count += n as u64;
+            return Ok(n);
+        }
+        self.eof = true;
+        let missing = ((512 - self.count % 512) % 512) as usize;
+        let k = missing.min(buf.len());
+        buf[..k].fill(0);
+        self.count += k as u64;
+        Ok(k)
+    }
 }
 
 struct Tee<'a, R> {

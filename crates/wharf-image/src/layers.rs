@@ -248,12 +248,12 @@ impl LayerStore {
             } else {
                 Some(self.content.writer(expected)?)
             };
-            let applied = apply::apply_layer_keeping(
-                r,
-                &diff,
-                mode,
-                keep.as_mut().map(|w| w as &mut dyn Write),
-            )?;
+            let apply = if expected.is_some() {
+                apply::apply_verified_layer
+            } else {
+                apply::apply_layer_keeping
+            };
+            let applied = apply(r, &diff, mode, keep.as_mut().map(|w| w as &mut dyn Write))?;
             if let Some(want) = expected {
                 if applied.diff_id != want {
                     return Err(Error::DigestMismatch {
@@ -433,18 +433,16 @@ impl LayerStore {
             )
             .map_err(merr);
         }
-        let lowers: Vec<String> = self
-            .lowers(info.parent.as_deref())?
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
+        let lower_dirs = self.lowers(info.parent.as_deref())?;
+        let lowers: Vec<String> = lower_dirs.iter().map(|p| p.display().to_string()).collect();
         let opts = format!(
             "lowerdir={},upperdir={},workdir={}",
             lowers.join(":"),
             dir.join("diff").display(),
             dir.join("work").display()
         );
-        if opts.len() < 4000 {
+        let page = page_size();
+        if opts.len() < page {
             return mount(
                 Some("overlay"),
                 target,
@@ -454,9 +452,39 @@ impl LayerStore {
             )
             .map_err(merr);
         }
-        // Too deep for one page of options with absolute paths: add the lower layers one by
-        // one through the new mount API (`lowerdir+`, Linux 6.8+), which has no such limit.
+        // Deep images: the options name the layers by their short links relative to the layer
+        // store (`l/<26 chars>`), as Docker's overlay2 does, mounting from a child whose working
+        // directory is the store, so ~140 layers fit in one page.
+        if let Some(rel) = self.relative_options(&lower_dirs, id) {
+            if rel.len() < page {
+                let abs_target = std::path::absolute(target).map_err(Error::io(target))?;
+                return mount_overlay_from(&self.root, &abs_target, &rel).map_err(merr);
+            }
+        }
+        // Deeper still: add the lower layers one by one through the new mount API
+        // (`lowerdir+`, Linux 6.8+), which has no such limit.
         mount_overlay_fsconfig(&lowers, &dir, target).map_err(merr)
+    }
+
+    /// Overlay options with every directory relative to the store root, if all are inside it.
+    pub fn relative_options(&self, lowers: &[PathBuf], id: &str) -> Option<String> {
+        let rel: Vec<String> = lowers
+            .iter()
+            .map(|p| {
+                p.strip_prefix(&self.root)
+                    .ok()
+                    .map(|r| r.display().to_string())
+            })
+            .collect::<Option<_>>()?;
+        Some(format!(
+            "lowerdir={},upperdir=rw/{id}/diff,workdir=rw/{id}/work",
+            rel.join(":")
+        ))
+    }
+
+    /// The overlay `lowerdir` chain (short links, top first) a container over `parent` gets.
+    pub fn lower_dirs(&self, parent: Option<&str>) -> Result<Vec<PathBuf>, Error> {
+        self.lowers(parent)
     }
 
     /// Unmounts container `id`'s rootfs (not mounted is fine).
@@ -795,6 +823,58 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<(), Error> {
         ))));
     }
     Ok(())
+}
+
+fn page_size() -> usize {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |p| p as usize)
+}
+
+/// Mounts an overlay whose options are relative to `dir`: a forked child changes into `dir`
+/// and mounts (the mount is in the shared mount namespace), leaving this process's working
+/// directory alone.
+fn mount_overlay_from(dir: &Path, target: &Path, opts: &str) -> Result<(), nix::Error> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{fork, ForkResult};
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let cstr = |s: &[u8]| CString::new(s).map_err(|_| nix::Error::EINVAL);
+    let dir_c = cstr(dir.as_os_str().as_bytes())?;
+    let target_c = cstr(target.as_os_str().as_bytes())?;
+    let opts_c = cstr(opts.as_bytes())?;
+    let fstype = c"overlay";
+    // SAFETY: the child makes only async-signal-safe system calls (chdir, mount, _exit) on
+    // strings allocated before the fork, so no lock held by another thread is needed.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            // SAFETY: valid NUL-terminated strings that outlive the calls; _exit never returns.
+            unsafe {
+                let mut rc = libc::chdir(dir_c.as_ptr());
+                if rc == 0 {
+                    rc = libc::mount(
+                        fstype.as_ptr(),
+                        target_c.as_ptr(),
+                        fstype.as_ptr(),
+                        0,
+                        opts_c.as_ptr().cast(),
+                    );
+                }
+                let code = if rc == 0 {
+                    0
+                } else {
+                    *libc::__errno_location()
+                };
+                libc::_exit(code)
+            }
+        }
+        ForkResult::Parent { child } => match waitpid(child, None)? {
+            WaitStatus::Exited(_, 0) => Ok(()),
+            WaitStatus::Exited(_, e) => Err(nix::Error::from_raw(e)),
+            _ => Err(nix::Error::EINTR),
+        },
+    }
 }
 
 /// Mounts an overlay with the new mount API, adding each lower layer separately.
