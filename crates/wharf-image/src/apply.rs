@@ -375,9 +375,9 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
 }
 
 /// The most an entry may claim: the free space of the filesystem holding `root`.
-fn space_limit(root: &Path) -> u64 {
+pub(crate) fn space_limit(root: &Path) -> u64 {
     nix::sys::statvfs::statvfs(root)
-        .map(|s| (s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64))
+        .map(|s| s.blocks_available().saturating_mul(s.fragment_size()))
         .unwrap_or(u64::MAX)
 }
 

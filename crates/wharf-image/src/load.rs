@@ -113,9 +113,7 @@ impl Spool {
             members: HashMap::new(),
             aliases: HashMap::new(),
         };
-        let limit = nix::sys::statvfs::statvfs(&spool.dir)
-            .map(|s| (s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64))
-            .unwrap_or(u64::MAX);
+        let limit = crate::apply::space_limit(&spool.dir);
         let mut raw = crate::apply::decompress(tar).map_err(Error::io(&spool.dir))?;
         let mut archive = tar::Archive::new(&mut raw);
         let io_bad = |e: io::Error| bad(format!("reading the archive: {e}"));

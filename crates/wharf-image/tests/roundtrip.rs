@@ -62,8 +62,8 @@ fn index_picks_host_platform_and_refuses_missing_one() {
     let l_amd = layer(&[E::File("arch", b"amd64")]);
     let l_arm = layer(&[E::File("arch", b"arm64")]);
     let mut oci = Oci::default();
-    let (m_amd, id_amd) = oci.image(&[l_amd.clone()], "amd64", Comp::Gzip);
-    let (m_arm, id_arm) = oci.image(&[l_arm.clone()], "arm64", Comp::Zstd);
+    let (m_amd, id_amd) = oci.image(std::slice::from_ref(&l_amd), "amd64", Comp::Gzip);
+    let (m_arm, id_arm) = oci.image(std::slice::from_ref(&l_arm), "arm64", Comp::Zstd);
     let idx = oci.index(vec![m_arm.clone(), m_amd.clone()]);
     let mut idx_named = idx.clone();
     idx_named["annotations"] =
@@ -98,7 +98,7 @@ fn index_picks_host_platform_and_refuses_missing_one() {
 
     // An index without the wanted platform: a clear error, nothing stored.
     let mut oci = Oci::default();
-    let (a, _) = oci.image(&[l_arm.clone()], "arm64", Comp::None);
+    let (a, _) = oci.image(std::slice::from_ref(&l_arm), "arm64", Comp::None);
     let (b, _) = oci.image(&[layer(&[E::File("arch", b"s390x")])], "s390x", Comp::None);
     let idx = oci.index(vec![a, b]);
     let archive = oci.tar(vec![idx]);
@@ -136,7 +136,7 @@ fn gzip_and_zstd_layers_load_and_save_uncompressed() {
         assert_eq!(lines, vec![format!("Loaded image ID: {id}")]);
         // Saved layers are the uncompressed tars whose digests are the diff ids.
         let mut out = Vec::new();
-        ts.store.save(&[id.clone()], &mut out).unwrap();
+        ts.store.save(std::slice::from_ref(&id), &mut out).unwrap();
         let mut a = tar::Archive::new(&out[..]);
         let mut seen = 0;
         for e in a.entries().unwrap() {
@@ -145,10 +145,7 @@ fn gzip_and_zstd_layers_load_and_save_uncompressed() {
             if name.ends_with("layer.tar") {
                 let mut data = Vec::new();
                 std::io::Read::read_to_end(&mut e, &mut data).unwrap();
-                assert!(
-                    layers.iter().any(|l| *l == data),
-                    "{name} is not an original layer"
-                );
+                assert!(layers.contains(&data), "{name} is not an original layer");
                 seen += 1;
             }
         }
@@ -161,7 +158,7 @@ fn gzip_and_zstd_layers_load_and_save_uncompressed() {
 fn corrupt_blob_or_layer_is_refused() {
     let l = layer(&[E::File("x", b"1")]);
     let mut oci = Oci::default();
-    let (m, _) = oci.image(&[l.clone()], "amd64", Comp::None);
+    let (m, _) = oci.image(std::slice::from_ref(&l), "amd64", Comp::None);
     // Flip a byte of the layer blob: its name no longer matches its content.
     let ld = common::sha256(&l);
     for (d, data) in oci.blobs.iter_mut() {
@@ -177,7 +174,7 @@ fn corrupt_blob_or_layer_is_refused() {
     assert!(ts.store.layers().list().is_empty());
 
     // A docker archive whose layer is not the config's diff id.
-    let (mut archive, _) = docker_archive(&[l.clone()], "bad:1");
+    let (mut archive, _) = docker_archive(std::slice::from_ref(&l), "bad:1");
     let other = layer(&[E::File("x", b"2")]);
     let pos = archive.windows(l.len()).position(|w| w == &l[..]).unwrap();
     archive[pos..pos + other.len()].copy_from_slice(&other);
