@@ -163,15 +163,77 @@ pub fn apply_layer_keeping(
     mode: Whiteouts,
     keep: Option<&mut dyn std::io::Write>,
 ) -> Result<Applied, Error> {
+    apply_layer_inner(r, root, mode, keep, false)
+}
+
+/// Like `apply_layer_keeping` for a layer whose diff id the caller checks afterwards: a
+/// stream that ends without padding its last entry to a whole block (as `umoci insert`
+/// writes) is accepted. Truncated data cannot slip through, as it changes the diff id.
+pub fn apply_verified_layer(
+    r: impl Read,
+    root: &Path,
+    mode: Whiteouts,
+    keep: Option<&mut dyn std::io::Write>,
+) -> Result<Applied, Error> {
+    apply_layer_inner(r, root, mode, keep, true)
+}
+
+fn apply_layer_inner(
+    r: impl Read,
+    root: &Path,
+    mode: Whiteouts,
+    keep: Option<&mut dyn std::io::Write>,
+    pad_short_end: bool,
+) -> Result<Applied, Error> {
     let raw = decompress(r).map_err(Error::io(root))?;
     let mut tee = Tee {
         inner: raw,
         copy: keep,
     };
     let mut hashing = HashingReader::new(&mut tee);
-    let size = apply_tar(&mut hashing, root, mode)?;
+    let size = if pad_short_end {
+        apply_tar(&mut PadToBlock::new(&mut hashing), root, mode)?
+    } else {
+        apply_tar(&mut hashing, root, mode)?
+    };
     let (diff_id, _) = hashing.finish().map_err(Error::io(root))?;
     Ok(Applied { diff_id, size })
+}
+
+/// At the end of the stream, supplies zeros up to the next 512-byte block boundary.
+struct PadToBlock<R> {
+    inner: R,
+    count: u64,
+    eof: bool,
+}
+
+impl<R: Read> PadToBlock<R> {
+    fn new(inner: R) -> Self {
+        PadToBlock {
+            inner,
+            count: 0,
+            eof: false,
+        }
+    }
+}
+
+impl<R: Read> Read for PadToBlock<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = if self.eof { 0 } else { self.inner.read(buf)? };
+        if n > 0 {
+            self.count += n as u64;
+            return Ok(n);
+        }
+        self.eof = true;
+        let missing = ((512 - self.count % 512) % 512) as usize;
+        let k = missing.min(buf.len());
+        buf[..k].fill(0);
+        self.count += k as u64;
+        Ok(k)
+    }
 }
 
 struct Tee<'a, R> {
@@ -202,12 +264,25 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
     };
     let mut dirs: Vec<(PathBuf, u64)> = Vec::new();
     let mut size = 0u64;
+    let limit = space_limit(root);
+    let mut claimed_total = 0u64;
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         let raw_path = entry.path().map_err(bad)?.into_owned();
         let Some(rel) = clean_name(&raw_path)? else {
             continue;
         };
+        // Nothing is preallocated, but a header (or a sparse map) claiming more than the disk
+        // can hold is refused before a byte is written rather than left to fill the disk.
+        let claimed = claimed_size(&entry);
+        claimed_total = claimed_total.saturating_add(claimed);
+        if claimed > limit || claimed_total > limit {
+            return Err(Error::TooLarge {
+                path: rel.display().to_string(),
+                size: claimed,
+                limit,
+            });
+        }
         prepare_parents(root, &rel)?;
         let target = root.join(&rel);
         let name = rel
@@ -297,6 +372,24 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
         );
     }
     Ok(size)
+}
+
+/// The most an entry may claim: the free space of the filesystem holding `root`.
+pub(crate) fn space_limit(root: &Path) -> u64 {
+    nix::sys::statvfs::statvfs(root)
+        .map(|s| s.blocks_available().saturating_mul(s.fragment_size()))
+        .unwrap_or(u64::MAX)
+}
+
+/// The size an entry will take once written: its data size, or a sparse file's real size.
+fn claimed_size<R: Read>(entry: &tar::Entry<'_, R>) -> u64 {
+    let h = entry.header();
+    let sparse_real = h
+        .as_gnu()
+        .filter(|_| h.entry_type().is_gnu_sparse())
+        .and_then(|g| g.real_size().ok())
+        .unwrap_or(0);
+    entry.size().max(h.size().unwrap_or(0)).max(sparse_real)
 }
 
 /// Total size of the regular files under `dir` (not following symlinks, each inode once).

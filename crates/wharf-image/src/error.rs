@@ -25,6 +25,16 @@ pub enum Error {
     UnsafePath { path: String, reason: &'static str },
     #[error("invalid change {change:?}: {reason}")]
     InvalidChange { change: String, reason: String },
+    #[error("{what} does not match its digest: expected {expected}, got {actual}")]
+    DigestMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("no image for platform {wanted} in the image index (it has: {available}); load one of those platforms or pick another image")]
+    NoMatchingPlatform { wanted: String, available: String },
+    #[error("archive entry {path:?} claims {size} bytes, more than the {limit} bytes allowed (free space on the target); refusing to extract it")]
+    TooLarge { path: String, size: u64, limit: u64 },
     #[error("no such layer: {0}")]
     NoSuchLayer(String),
     #[error("{path}: {source}")]
@@ -69,6 +79,9 @@ impl Error {
             self,
             Error::Reference(_)
                 | Error::InvalidArchive { .. }
+                | Error::DigestMismatch { .. }
+                | Error::NoMatchingPlatform { .. }
+                | Error::TooLarge { .. }
                 | Error::UnsafePath { .. }
                 | Error::InvalidChange { .. }
                 | Error::Ambiguous { .. }

@@ -5,6 +5,7 @@
 //! layers/<chain-hex>/diff      the layer's files (overlay: only its changes, with whiteouts)
 //! layers/<chain-hex>/meta.json chain id, diff id, parent, size
 //! layers/<chain-hex>/link      a 26-character short name; layers/l/<short> -> ../<chain-hex>/diff
+//! layers/blobs/sha256/<diff>   the layer's uncompressed tar, once per diff id (content store)
 //! layers/rw/<container>/{diff,work,meta.json}
 //! ```
 //! Short links keep overlay's `lowerdir=` option under the kernel's page-size limit for deep
@@ -12,6 +13,7 @@
 //! extracted, so an interrupted extraction leaves nothing referenced.
 
 use crate::apply::{self, Whiteouts};
+use crate::content::{sync_dir, ContentStore};
 use crate::digest::{hex_of, sha256, write_atomic};
 use crate::error::Error;
 use serde::{Deserialize, Serialize};
@@ -45,6 +47,7 @@ pub struct Change {
 pub struct LayerStore {
     root: PathBuf,
     overlay: bool,
+    content: ContentStore,
 }
 
 /// The chain id of `diff_id` on top of `parent` (OCI image-spec).
@@ -115,11 +118,21 @@ impl LayerStore {
                 let _ = fs::remove_dir_all(e.path());
             }
         }
+        // A crash between creating a short link and publishing its layer leaves a dangling link.
+        if let Ok(rd) = fs::read_dir(root.join("l")) {
+            for e in rd.flatten() {
+                if fs::metadata(e.path()).is_err() {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        let content = ContentStore::open(&root.join("blobs"))?;
         let overlay = std::env::var_os("WHARF_STORAGE_DRIVER").is_none_or(|v| v != "vfs")
             && overlay_supported(root);
         Ok(LayerStore {
             root: root.to_path_buf(),
             overlay,
+            content,
         })
     }
 
@@ -167,6 +180,54 @@ impl LayerStore {
     /// Extracts a layer tar (plain/gzip/zstd) on top of `parent` and publishes it.
     /// Returns the existing layer if one with the same chain id is already there.
     pub fn register(&self, parent: Option<&str>, r: impl Read) -> Result<LayerInfo, Error> {
+        self.register_checked(parent, r, None)
+    }
+
+    /// Like `register`, refusing (and publishing nothing) when the uncompressed tar's sha256 is
+    /// not `expected_diff_id`.
+    pub fn register_checked(
+        &self,
+        parent: Option<&str>,
+        r: impl Read,
+        expected_diff_id: Option<&str>,
+    ) -> Result<LayerInfo, Error> {
+        self.register_inner(parent, r, expected_diff_id, None)
+    }
+
+    /// Registers a layer from a file on this filesystem (a spooled download or archive member)
+    /// whose sha256 `file_digest` the caller computed while writing it. An uncompressed file
+    /// that is the expected diff id is moved into the content store instead of copied.
+    pub fn register_file(
+        &self,
+        parent: Option<&str>,
+        file: &Path,
+        file_digest: &str,
+        expected_diff_id: &str,
+    ) -> Result<LayerInfo, Error> {
+        match fs::File::open(file) {
+            Ok(f) => {
+                let adopt = (file_digest == expected_diff_id).then_some(file);
+                self.register_inner(parent, f, Some(expected_diff_id), adopt)
+            }
+            // The same file, moved into the content store by an earlier registration.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && self.content.exists(file_digest) =>
+            {
+                let p = self.content.path(file_digest);
+                let f = fs::File::open(&p).map_err(Error::io(&p))?;
+                self.register_inner(parent, f, Some(expected_diff_id), None)
+            }
+            Err(e) => Err(Error::io(file)(e)),
+        }
+    }
+
+    fn register_inner(
+        &self,
+        parent: Option<&str>,
+        r: impl Read,
+        expected: Option<&str>,
+        adopt: Option<&Path>,
+    ) -> Result<LayerInfo, Error> {
         let tmp = self.root.join("tmp").join(random_id(16));
         let diff = tmp.join("diff");
         fs::create_dir_all(&diff).map_err(Error::io(&diff))?;
@@ -179,14 +240,38 @@ impl LayerStore {
                 }
                 Whiteouts::Delete
             };
-            let tar_path = tmp.join("layer.tar");
-            let mut keep =
-                std::io::BufWriter::new(fs::File::create(&tar_path).map_err(Error::io(&tar_path))?);
-            let applied = apply::apply_layer_keeping(r, &diff, mode, Some(&mut keep))?;
-            keep.into_inner()
-                .map_err(|e| Error::io(&tar_path)(e.into_error()))?
-                .sync_all()
-                .map_err(Error::io(&tar_path))?;
+            // The uncompressed tar is kept (for save/push) unless the blob is already stored or
+            // the caller's file is that very blob.
+            let have_blob = expected.is_some_and(|d| self.content.exists(d)) || adopt.is_some();
+            let mut keep = if have_blob {
+                None
+            } else {
+                Some(self.content.writer(expected)?)
+            };
+            let apply = if expected.is_some() {
+                apply::apply_verified_layer
+            } else {
+                apply::apply_layer_keeping
+            };
+            let applied = apply(r, &diff, mode, keep.as_mut().map(|w| w as &mut dyn Write))?;
+            if let Some(want) = expected {
+                if applied.diff_id != want {
+                    return Err(Error::DigestMismatch {
+                        what: "layer".into(),
+                        expected: want.to_string(),
+                        actual: applied.diff_id,
+                    });
+                }
+            }
+            match (keep, adopt) {
+                (Some(w), _) => {
+                    w.commit()?;
+                }
+                (None, Some(file)) => {
+                    self.content.adopt_verified(file, &applied.diff_id)?;
+                }
+                (None, None) => {}
+            }
             let chain = chain_id(parent, &applied.diff_id);
             let info = LayerInfo {
                 chain_id: chain.clone(),
@@ -209,12 +294,45 @@ impl LayerStore {
             std::os::unix::fs::symlink(format!("../{}/diff", hex_of(&chain)), &link)
                 .map_err(Error::io(&link))?;
             let dest = self.layer_dir(&chain);
-            fs::rename(&tmp, &dest).map_err(Error::io(&dest))?;
+            if let Err(e) = fs::rename(&tmp, &dest) {
+                let _ = fs::remove_file(&link);
+                // Another load published the same layer meanwhile: that one is as good.
+                if self.exists(&chain) {
+                    return Ok(info);
+                }
+                return Err(Error::io(&dest)(e));
+            }
             sync_dir(&self.root);
             Ok(info)
         })();
         let _ = fs::remove_dir_all(&tmp);
         result
+    }
+
+    /// Whether layers are independent overlay diffs (so they can be extracted in parallel).
+    pub fn is_overlay(&self) -> bool {
+        self.overlay
+    }
+
+    /// The content store holding the layers' uncompressed tars.
+    pub fn content(&self) -> &ContentStore {
+        &self.content
+    }
+
+    /// Removes layer tars that no layer present refers to. Returns the bytes freed.
+    pub fn gc_blobs(&self) -> Result<u64, Error> {
+        let used: std::collections::HashSet<String> =
+            self.list().into_iter().map(|l| l.diff_id).collect();
+        let mut freed = 0;
+        for d in self.content.list() {
+            if !used.contains(&d) {
+                freed += fs::metadata(self.content.path(&d))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                self.content.remove(&d)?;
+            }
+        }
+        Ok(freed)
     }
 
     /// Removes a read-only layer (the caller knows nothing references it).
@@ -315,18 +433,16 @@ impl LayerStore {
             )
             .map_err(merr);
         }
-        let lowers: Vec<String> = self
-            .lowers(info.parent.as_deref())?
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
+        let lower_dirs = self.lowers(info.parent.as_deref())?;
+        let lowers: Vec<String> = lower_dirs.iter().map(|p| p.display().to_string()).collect();
         let opts = format!(
             "lowerdir={},upperdir={},workdir={}",
             lowers.join(":"),
             dir.join("diff").display(),
             dir.join("work").display()
         );
-        if opts.len() < 4000 {
+        let page = page_size();
+        if opts.len() < page {
             return mount(
                 Some("overlay"),
                 target,
@@ -336,9 +452,39 @@ impl LayerStore {
             )
             .map_err(merr);
         }
-        // Too deep for one page of options with absolute paths: add the lower layers one by
-        // one through the new mount API (`lowerdir+`, Linux 6.8+), which has no such limit.
+        // Deep images: the options name the layers by their short links relative to the layer
+        // store (`l/<26 chars>`), as Docker's overlay2 does, mounting from a child whose working
+        // directory is the store, so ~140 layers fit in one page.
+        if let Some(rel) = self.relative_options(&lower_dirs, id) {
+            if rel.len() < page {
+                let abs_target = std::path::absolute(target).map_err(Error::io(target))?;
+                return mount_overlay_from(&self.root, &abs_target, &rel).map_err(merr);
+            }
+        }
+        // Deeper still: add the lower layers one by one through the new mount API
+        // (`lowerdir+`, Linux 6.8+), which has no such limit.
         mount_overlay_fsconfig(&lowers, &dir, target).map_err(merr)
+    }
+
+    /// Overlay options with every directory relative to the store root, if all are inside it.
+    pub fn relative_options(&self, lowers: &[PathBuf], id: &str) -> Option<String> {
+        let rel: Vec<String> = lowers
+            .iter()
+            .map(|p| {
+                p.strip_prefix(&self.root)
+                    .ok()
+                    .map(|r| r.display().to_string())
+            })
+            .collect::<Option<_>>()?;
+        Some(format!(
+            "lowerdir={},upperdir=rw/{id}/diff,workdir=rw/{id}/work",
+            rel.join(":")
+        ))
+    }
+
+    /// The overlay `lowerdir` chain (short links, top first) a container over `parent` gets.
+    pub fn lower_dirs(&self, parent: Option<&str>) -> Result<Vec<PathBuf>, Error> {
+        self.lowers(parent)
     }
 
     /// Unmounts container `id`'s rootfs (not mounted is fine).
@@ -531,7 +677,12 @@ impl LayerStore {
 
     /// The layer's uncompressed tar exactly as it was received (its sha256 is the diff id).
     pub fn layer_tar(&self, chain: &str) -> PathBuf {
-        self.layer_dir(chain).join("layer.tar")
+        // Stores written before the content store kept the tar in the layer directory.
+        let legacy = self.layer_dir(chain).join("layer.tar");
+        match self.get(chain) {
+            Ok(info) if !legacy.exists() => self.content.path(&info.diff_id),
+            _ => legacy,
+        }
     }
 
     /// A scratch directory on the same filesystem as the layers (cleaned at open).
@@ -674,9 +825,55 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-fn sync_dir(dir: &Path) {
-    if let Ok(f) = fs::File::open(dir) {
-        let _ = f.sync_all();
+fn page_size() -> usize {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |p| p as usize)
+}
+
+/// Mounts an overlay whose options are relative to `dir`: a forked child changes into `dir`
+/// and mounts (the mount is in the shared mount namespace), leaving this process's working
+/// directory alone.
+fn mount_overlay_from(dir: &Path, target: &Path, opts: &str) -> Result<(), nix::Error> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{fork, ForkResult};
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let cstr = |s: &[u8]| CString::new(s).map_err(|_| nix::Error::EINVAL);
+    let dir_c = cstr(dir.as_os_str().as_bytes())?;
+    let target_c = cstr(target.as_os_str().as_bytes())?;
+    let opts_c = cstr(opts.as_bytes())?;
+    let fstype = c"overlay";
+    // SAFETY: the child makes only async-signal-safe system calls (chdir, mount, _exit) on
+    // strings allocated before the fork, so no lock held by another thread is needed.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            // SAFETY: valid NUL-terminated strings that outlive the calls; _exit never returns.
+            unsafe {
+                let mut rc = libc::chdir(dir_c.as_ptr());
+                if rc == 0 {
+                    rc = libc::mount(
+                        fstype.as_ptr(),
+                        target_c.as_ptr(),
+                        fstype.as_ptr(),
+                        0,
+                        opts_c.as_ptr().cast(),
+                    );
+                }
+                let code = if rc == 0 {
+                    0
+                } else {
+                    *libc::__errno_location()
+                };
+                libc::_exit(code)
+            }
+        }
+        ForkResult::Parent { child } => match waitpid(child, None)? {
+            WaitStatus::Exited(_, 0) => Ok(()),
+            WaitStatus::Exited(_, e) => Err(nix::Error::from_raw(e)),
+            _ => Err(nix::Error::EINTR),
+        },
     }
 }
 

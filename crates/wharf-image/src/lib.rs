@@ -5,12 +5,18 @@
 
 pub mod apply;
 pub mod archive_io;
+pub mod content;
 pub mod digest;
 pub mod error;
 pub mod layers;
+pub mod load;
+pub mod oci_save;
+pub mod platform;
 pub mod reference;
 pub mod store;
 
 pub use error::Error;
 pub use layers::{Change, LayerStore};
+pub use load::LoadOptions;
+pub use platform::Platform;
 pub use store::{DeleteResponseItem, Image, ImageStore, ImportOptions};

@@ -502,6 +502,7 @@ impl ImageStore {
                 self.layers.remove_layer(&l.chain_id)?;
             }
         }
+        self.layers.gc_blobs()?;
         Ok(freed)
     }
 
