@@ -657,11 +657,14 @@ async fn dispatch(
             r
         }
         ImageLoad => {
+            let opts = wharf_image::load::LoadOptions {
+                platform: load_platform(q.get("platform"))?,
+            };
             let (pr, pw) = std::io::pipe().map_err(|e| ApiError::internal(e.to_string()))?;
             let images = engine.images.clone();
             let job = tokio::task::spawn_blocking(move || {
                 let mut pr = pr;
-                images.load(&mut pr, &mut |_| {})
+                images.load_with(&mut pr, &opts, &mut |_| {})
             });
             let mut body = req.into_body();
             let mut w =
@@ -1071,6 +1074,33 @@ fn image_inspect(i: &wharf_image::Image, driver: &str) -> Value {
         "RootFS": {"Type": "layers", "Layers": i.rootfs_diff_ids},
         "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
     })
+}
+
+/// `?platform=` of `POST /images/load`: a JSON-encoded OCI platform (API 1.48+) or
+/// `os/arch[/variant]`.
+fn load_platform(q: Option<&str>) -> Result<Option<wharf_image::platform::Platform>, ApiError> {
+    let Some(p) = q.map(str::trim).filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let text = if p.starts_with('{') {
+        let v: Value = serde_json::from_str(p)
+            .map_err(|e| ApiError::bad_request(format!("invalid platform {p:?}: {e}")))?;
+        let mut t = format!(
+            "{}/{}",
+            v["os"].as_str().unwrap_or("linux"),
+            v["architecture"].as_str().unwrap_or_default()
+        );
+        if let Some(var) = v["variant"].as_str().filter(|s| !s.is_empty()) {
+            t.push('/');
+            t.push_str(var);
+        }
+        t
+    } else {
+        p.to_string()
+    };
+    wharf_image::platform::Platform::parse(&text)
+        .map(Some)
+        .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// The credentials a client sent in `X-Registry-Auth`, if any.
