@@ -10,6 +10,207 @@ use tokio::sync::mpsc;
 use wharf_api::ApiError;
 use wharf_registry::{pick_platform, Registry, RegistryError};
 
+/// Layers downloaded at once, as dockerd's default `max-concurrent-downloads`.
+const MAX_CONCURRENT_DOWNLOADS: usize = 3;
+
+/// Attempts per layer on transient errors (connection lost, 5xx), with back-off.
+const ATTEMPTS: u32 = 3;
+
+/// One layer to fetch: streamed from the registry through a digest check into the layer
+/// store's extraction, so no layer is ever held whole in memory or on disk as a blob.
+struct LayerJob {
+    engine: Arc<Engine>,
+    reg: Arc<Registry>,
+    repo: String,
+    digest: String,
+    size: u64,
+    diff_id: String,
+    parent: Option<String>,
+    chain: String,
+    short: String,
+    tx: mpsc::Sender<Bytes>,
+}
+
+/// Layers being fetched now, by chain id: a second pull of the same layer waits for the
+/// first instead of downloading it again.
+fn in_flight(chain: &str) -> Arc<tokio::sync::Mutex<()>> {
+    static MAP: std::sync::OnceLock<
+        std::sync::Mutex<
+            std::collections::HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>,
+        >,
+    > = std::sync::OnceLock::new();
+    let mut m = MAP
+        .get_or_init(Default::default)
+        .lock()
+        .expect("in-flight map");
+    m.retain(|_, w| w.strong_count() > 0);
+    if let Some(l) = m.get(chain).and_then(|w| w.upgrade()) {
+        return l;
+    }
+    let l = Arc::new(tokio::sync::Mutex::new(()));
+    m.insert(chain.to_string(), Arc::downgrade(&l));
+    l
+}
+
+impl LayerJob {
+    async fn run(self) -> Result<(), ApiError> {
+        let lock = in_flight(&self.chain);
+        let _guard = lock.lock().await;
+        if !self.engine.images.layers().exists(&self.chain) {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match self.fetch().await {
+                    Ok(()) => break,
+                    Err(Fetch::Transient(e)) if attempt < ATTEMPTS => {
+                        let wait = std::time::Duration::from_millis(500 << attempt);
+                        say(
+                            &self.tx,
+                            json!({"status": format!("Retrying in {} seconds", wait.as_secs().max(1)), "progressDetail": {}, "id": self.short}),
+                        )
+                        .await;
+                        tracing::warn!("pull of {}: {e}; retrying", self.digest);
+                        tokio::time::sleep(wait).await;
+                    }
+                    Err(Fetch::Transient(e)) => return Err(reg_error(e)),
+                    Err(Fetch::Fatal(e)) => return Err(e),
+                }
+            }
+        }
+        say(
+            &self.tx,
+            json!({"status": "Pull complete", "progressDetail": {}, "id": self.short}),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// One attempt: the body goes through a channel to a blocking extraction; the channel
+    /// only ends cleanly after the blob's digest matched, so a bad blob publishes nothing.
+    async fn fetch(&self) -> Result<(), Fetch> {
+        use http_body_util::BodyExt;
+        use sha2::{Digest, Sha256};
+        let mut body = self
+            .reg
+            .blob(&self.repo, &self.digest)
+            .await
+            .map_err(Fetch::from)?;
+        let (btx, brx) = mpsc::channel::<Result<Bytes, String>>(32);
+        let images = self.engine.images.clone();
+        let (parent, diff_id) = (self.parent.clone(), self.diff_id.clone());
+        let extract = tokio::task::spawn_blocking(move || {
+            let reader = ChannelReader {
+                rx: brx,
+                buf: Bytes::new(),
+            };
+            images
+                .layers()
+                .register_checked(parent.as_deref(), reader, Some(&diff_id))
+        });
+        let mut hasher = Sha256::new();
+        let mut n = 0u64;
+        let mut last = 0u64;
+        let streamed: Result<(), Fetch> = async {
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| {
+                    Fetch::Transient(RegistryError::Unreachable {
+                        registry: self.reg.host.clone(),
+                        message: e.to_string(),
+                    })
+                })?;
+                if let Ok(d) = frame.into_data() {
+                    hasher.update(&d);
+                    n += d.len() as u64;
+                    if n - last >= 512 * 1024 || n == self.size {
+                        last = n;
+                        let _ = self.tx.try_send(Bytes::from(format!(
+                            "{}\n",
+                            json!({"status": "Downloading", "progressDetail": {"current": n, "total": self.size}, "id": self.short})
+                        )));
+                    }
+                    if btx.send(Ok(d)).await.is_err() {
+                        break; // extraction failed: its error is reported below
+                    }
+                }
+            }
+            let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+            if actual != self.digest {
+                return Err(Fetch::Fatal(ApiError::internal(format!(
+                    "layer {}: digest mismatch (the registry sent {actual}): nothing was stored",
+                    self.digest
+                ))));
+            }
+            Ok(())
+        }
+        .await;
+        match &streamed {
+            Ok(()) => drop(btx),
+            Err(e) => {
+                let _ = btx.send(Err(e.to_string())).await;
+                drop(btx);
+            }
+        }
+        let extracted = extract
+            .await
+            .map_err(|e| Fetch::Fatal(ApiError::internal(e.to_string())))?;
+        streamed?;
+        say(
+            &self.tx,
+            json!({"status": "Download complete", "progressDetail": {}, "id": self.short}),
+        )
+        .await;
+        extracted.map_err(|e| Fetch::Fatal(image_error(e)))?;
+        Ok(())
+    }
+}
+
+/// How an attempt failed.
+enum Fetch {
+    Transient(RegistryError),
+    Fatal(ApiError),
+}
+
+impl From<RegistryError> for Fetch {
+    fn from(e: RegistryError) -> Fetch {
+        if e.is_transient() {
+            Fetch::Transient(e)
+        } else {
+            Fetch::Fatal(reg_error(e))
+        }
+    }
+}
+
+impl std::fmt::Display for Fetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fetch::Transient(e) => write!(f, "{e}"),
+            Fetch::Fatal(e) => write!(f, "{}", e.message),
+        }
+    }
+}
+
+/// A blocking `Read` over the chunks an async task sends; an `Err` chunk fails the read.
+struct ChannelReader {
+    rx: mpsc::Receiver<Result<Bytes, String>>,
+    buf: Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.buf.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.buf = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        self.buf = self.buf.slice(n..);
+        Ok(n)
+    }
+}
+
 pub(crate) fn reg_error(e: RegistryError) -> ApiError {
     if e.is_not_found() {
         ApiError::not_found(e.to_string())
@@ -39,9 +240,11 @@ pub async fn pull(
 ) -> Result<String, ApiError> {
     let r = wharf_image::reference::parse(reference)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let reg = Registry::connect(&r.domain, creds, &r.path, "pull")
-        .await
-        .map_err(reg_error)?;
+    let reg = Arc::new(
+        Registry::connect(&r.domain, creds, &r.path, "pull")
+            .await
+            .map_err(reg_error)?,
+    );
     let target = r
         .digest
         .clone()
@@ -120,7 +323,7 @@ pub async fn pull(
 
 async fn pull_into(
     engine: &Arc<Engine>,
-    reg: &Registry,
+    reg: &Arc<Registry>,
     r: &wharf_image::reference::Reference,
     cfg_digest: &str,
     layers: &[(String, u64)],
@@ -156,17 +359,30 @@ async fn pull_into(
             layers.len()
         )));
     }
+    // Every layer's chain id is known from the config: on overlay, where layers are
+    // independent directories, they download and extract concurrently.
+    let mut chains = Vec::new();
     let mut parent: Option<String> = None;
-    for ((digest, size), diff_id) in layers.iter().zip(&diff_ids) {
+    for d in &diff_ids {
+        let c = wharf_image::layers::chain_id(parent.as_deref(), d);
+        chains.push((parent.clone(), c.clone()));
+        parent = Some(c);
+    }
+    let parallel = engine.images.layers().is_overlay();
+    let sem = Arc::new(tokio::sync::Semaphore::new(if parallel {
+        MAX_CONCURRENT_DOWNLOADS
+    } else {
+        1
+    }));
+    let mut jobs = Vec::new();
+    for (((digest, size), diff_id), (parent, chain)) in layers.iter().zip(&diff_ids).zip(chains) {
         let short = digest.trim_start_matches("sha256:")[..12].to_string();
-        let chain = wharf_image::layers::chain_id(parent.as_deref(), diff_id);
         if engine.images.layers().exists(&chain) {
             say(
                 tx,
                 json!({"status": "Already exists", "progressDetail": {}, "id": short}),
             )
             .await;
-            parent = Some(chain);
             continue;
         }
         say(
@@ -174,48 +390,36 @@ async fn pull_into(
             json!({"status": "Pulling fs layer", "progressDetail": {}, "id": short}),
         )
         .await;
-        let file = tmp.join(digest.trim_start_matches("sha256:"));
-        let (ptx, total) = (tx.clone(), *size);
-        let id2 = short.clone();
-        let mut last = 0u64;
-        reg.blob_to_file(&r.path, digest, &file, &mut |n| {
-            if n - last >= 512 * 1024 || n == total {
-                last = n;
-                let _ = ptx.try_send(Bytes::from(format!(
-                    "{}\n",
-                    json!({"status": "Downloading", "progressDetail": {"current": n, "total": total}, "id": id2})
-                )));
-            }
-        })
-        .await
-        .map_err(reg_error)?;
-        say(
-            tx,
-            json!({"status": "Download complete", "progressDetail": {}, "id": short}),
-        )
-        .await;
-        let images = engine.images.clone();
-        let p = parent.clone();
-        let info = tokio::task::spawn_blocking(move || {
-            let f = std::fs::File::open(&file).map_err(|e| wharf_image::Error::Io {
-                path: file.clone(),
-                source: e,
-            })?;
-            images.layers().register(p.as_deref(), f)
-        })
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(image_error)?;
-        if info.diff_id != *diff_id {
-            let _ = engine.images.layers().remove_layer(&info.chain_id);
-            return Err(ApiError::internal(format!("layer {digest}: its content (diff id {}) does not match the image config ({diff_id})", info.diff_id)));
+        let job = LayerJob {
+            engine: engine.clone(),
+            reg: reg.clone(),
+            repo: r.path.clone(),
+            digest: digest.clone(),
+            size: *size,
+            diff_id: diff_id.clone(),
+            parent,
+            chain,
+            short,
+            tx: tx.clone(),
+        };
+        let sem = sem.clone();
+        jobs.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            job.run().await
+        }));
+    }
+    let mut first_err = None;
+    for j in jobs {
+        let r = j
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))
+            .and_then(|r| r);
+        if let (Err(e), None) = (r, &first_err) {
+            first_err = Some(e);
         }
-        say(
-            tx,
-            json!({"status": "Pull complete", "progressDetail": {}, "id": short}),
-        )
-        .await;
-        parent = Some(chain);
+    }
+    if let Some(e) = first_err {
+        return Err(e);
     }
     let tags = if r.tag.is_some() {
         vec![r.clone()]

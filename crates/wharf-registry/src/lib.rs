@@ -52,6 +52,15 @@ impl RegistryError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, RegistryError::Status { status: 404, .. })
     }
+
+    /// Worth another try: the connection failed or the registry had a server-side error.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RegistryError::Unreachable { .. } => true,
+            RegistryError::Status { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
 }
 
 pub const MANIFEST_ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
@@ -359,6 +368,19 @@ impl Registry {
             });
         }
         Ok((body, media, digest))
+    }
+
+    /// The body of blob `digest` of `repo`, to be streamed by the caller (who verifies it).
+    pub async fn blob(
+        &self,
+        repo: &str,
+        digest: &str,
+    ) -> Result<hyper::body::Incoming, RegistryError> {
+        let what = format!("{}/{repo}@{digest}", self.host);
+        let resp = self
+            .get_ok(&what, &format!("/v2/{repo}/blobs/{digest}"), "*/*")
+            .await?;
+        Ok(resp.into_body())
     }
 
     /// Streams blob `digest` of `repo` to `dest`, verifying its digest; nothing is left at

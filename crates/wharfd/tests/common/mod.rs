@@ -402,17 +402,18 @@ impl LocalRegistry {
         std::fs::write(
             &cfg,
             format!(
-                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nlog:\n  level: error\n{}",
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nlog:\n  level: info\n  formatter: json\n{}",
                 dir.path().join("data").display(),
                 auth_cfg.0
             ),
         )
         .unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
         let child = Command::new(bin)
             .arg("serve")
             .arg(&cfg)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start docker-registry");
         let reg = LocalRegistry {
@@ -425,6 +426,31 @@ impl LocalRegistry {
             std::net::TcpStream::connect(&reg.addr).is_ok()
         });
         Some(reg)
+    }
+}
+
+impl LocalRegistry {
+    /// How many times the registry answered a GET of blob `digest` (from its access log).
+    pub fn blob_gets(&self, digest: &str) -> usize {
+        let log = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
+        log.lines()
+            .filter(|l| {
+                l.contains("response completed")
+                    && l.contains("\"http.request.method\":\"GET\"")
+                    && l.contains(&format!("/blobs/{digest}"))
+            })
+            .count()
+    }
+
+    /// The file holding blob `digest` in the registry's storage.
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
     }
 }
 

@@ -1,0 +1,159 @@
+//! Pulls against a real registry (docker-registry on loopback) through wharfd with the docker
+//! CLI: a corrupt blob stores nothing, and layers shared by concurrent pulls are fetched once.
+
+mod common;
+
+use common::{Daemon, LocalRegistry};
+
+/// Pushes `busybox` and a child image (one more layer) to `reg` with skopeo, from an archive
+/// saved by `d`. Returns (base ref, child ref).
+fn push_base_and_child(d: &Daemon, reg: &LocalRegistry) -> (String, String) {
+    d.busybox();
+    d.ok(&[
+        "run",
+        "--name",
+        "top",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 3000000 /dev/urandom > /blob",
+    ]);
+    d.ok(&["commit", "top", "child:1"]);
+    let archive = d.dir.path().join("both.tar");
+    d.ok(&[
+        "save",
+        "-o",
+        archive.to_str().unwrap(),
+        "busybox",
+        "child:1",
+    ]);
+    for (src, dst) in [("busybox:latest", "t/base:1"), ("child:1", "t/child:1")] {
+        let o = std::process::Command::new("skopeo")
+            .args([
+                "copy",
+                "--dest-tls-verify=false",
+                &format!("docker-archive:{}:{src}", archive.display()),
+                &format!("docker://{}/{dst}", reg.addr),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "skopeo: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    (
+        format!("{}/t/base:1", reg.addr),
+        format!("{}/t/child:1", reg.addr),
+    )
+}
+
+/// The layer digests of `reference` in the registry (skopeo inspect).
+fn layers(reference: &str) -> Vec<String> {
+    let o = std::process::Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{reference}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn corrupt_blob_is_refused_and_nothing_is_stored() {
+    require_env!();
+    let Some(reg) = LocalRegistry::start() else {
+        return;
+    };
+    let d = Daemon::start();
+    let (_, child) = push_base_and_child(&d, &reg);
+    let top = layers(&child).pop().unwrap();
+    // Same size, other bytes: only the digest can tell.
+    let f = reg.blob_file(&top);
+    let mut data = std::fs::read(&f).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0xff;
+    std::fs::write(&f, &data).unwrap();
+
+    let e = Daemon::start();
+    let o = e.docker(&["pull", &child]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!o.status.success(), "a corrupt blob was accepted: {text}");
+    assert!(text.contains("digest mismatch"), "{text}");
+    assert_eq!(e.ok(&["images", "-q"]).trim(), "", "an image was stored");
+    // The intact base layer may be kept; the corrupt one is not.
+    let layers_dir = e.dir.path().join("data/layers");
+    let published = std::fs::read_dir(&layers_dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|x| x.path().join("meta.json").exists())
+                .count()
+        })
+        .unwrap_or(0);
+    assert!(
+        published <= 1,
+        "the corrupt layer was published ({published} layers)"
+    );
+}
+
+#[test]
+fn concurrent_pulls_fetch_a_shared_layer_once() {
+    require_env!();
+    let Some(reg) = LocalRegistry::start() else {
+        return;
+    };
+    let d = Daemon::start();
+    let (base, child) = push_base_and_child(&d, &reg);
+    let shared = layers(&base)[0].clone();
+    let before = reg.blob_gets(&shared);
+
+    let e = Daemon::start();
+    let (host, b, c) = (e.host(), base.clone(), child.clone());
+    let pull = |r: String, h: String| {
+        std::thread::spawn(move || {
+            std::process::Command::new(common::DOCKER)
+                .args(["-H", &h, "pull", &r])
+                .output()
+                .unwrap()
+        })
+    };
+    let (t1, t2) = (pull(b, host.clone()), pull(c, host));
+    for o in [t1.join().unwrap(), t2.join().unwrap()] {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(
+        reg.blob_gets(&shared) - before,
+        1,
+        "the shared layer {shared} was fetched more than once"
+    );
+    assert_eq!(
+        e.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &child,
+            "sh",
+            "-c",
+            "wc -c < /blob"
+        ])
+        .trim(),
+        "3000000"
+    );
+}
