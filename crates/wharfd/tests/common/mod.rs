@@ -72,6 +72,8 @@ pub struct Daemon {
     /// This daemon's own bridge (unique name and subnet), torn down on drop.
     pub bridge: wharf_net::BridgeConfig,
     child: Option<Child>,
+    /// Subnets `free_subnet` handed out.
+    taken: std::cell::RefCell<Vec<String>>,
 }
 
 impl Daemon {
@@ -102,6 +104,7 @@ impl Daemon {
             cgroup_parent: format!("/{name}"),
             bridge,
             child: None,
+            taken: Default::default(),
         };
         d.spawn();
         d
@@ -152,6 +155,24 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("wharfd did not come up; log:\n{}", self.log());
+    }
+
+    /// A /24 for a test network: random in 10.128.0.0/9 and routed nowhere on the host.
+    pub fn free_subnet(&self) -> String {
+        let routes = std::process::Command::new("ip")
+            .args(["-4", "route", "show", "table", "all"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        loop {
+            let mut r = [0u8; 2];
+            getrandom::fill(&mut r).unwrap();
+            let prefix = format!("10.{}.{}.", 128 + r[0] % 100, r[1]);
+            if !routes.contains(&prefix) && !self.taken.borrow().contains(&prefix) {
+                self.taken.borrow_mut().push(prefix.clone());
+                return format!("{prefix}0/24");
+            }
+        }
     }
 
     pub fn log(&self) -> String {
@@ -238,9 +259,8 @@ impl Daemon {
             );
             let _ = c.wait();
         }
-        if let Ok(b) = wharf_net::Bridge::open(self.bridge.clone()) {
-            b.teardown();
-        }
+        // Every bridge and iptables chain of this daemon (all named after its bridge).
+        wharf_net::Networks::teardown(&self.bridge.name, &self.bridge.state_dir);
         // Our parent cgroup in every hierarchy (empty once the containers are gone).
         if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
             for h in rd.flatten() {
