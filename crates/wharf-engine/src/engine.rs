@@ -850,8 +850,26 @@ impl Engine {
             }
         };
         if let Err(msg) = self.connect_all(c, pid).await {
+            // The created container goes, and the start fails like a failed create: recorded,
+            // `die`, and removed for `run --rm` (whose client waits for that).
             force_kill(&sdir).await;
-            return Err(ApiError::internal(fail(self, msg)));
+            let _ = tokio::time::timeout(Duration::from_secs(5), shim::wait_exit(&sdir)).await;
+            let msg = fail(self, msg);
+            let _ = c.update(|r| {
+                r.state.exit_code = 128;
+                r.state.error = msg.clone();
+                if r.state.status != Status::Created {
+                    r.state.status = Status::Exited;
+                }
+            });
+            self.event(c, "die", &[("exitCode", "128".to_string())]);
+            if hc.auto_remove {
+                let (engine, c) = (self.clone(), c.clone());
+                tokio::spawn(async move {
+                    let _ = engine.remove_with(&c, true, true).await;
+                });
+            }
+            return Err(ApiError::internal(msg));
         }
         // Let attach requests that were waiting for this run connect before the process runs,
         // so no output is lost.

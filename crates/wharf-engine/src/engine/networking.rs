@@ -116,6 +116,8 @@ impl Engine {
             NetError::NotFound(_) if mode_network(mode) == "bridge" => ApiError::bad_request(
                 "the bridge network is disabled (wharfd --bridge none): use --network none or --network host",
             ),
+            // 400, not 404: the docker CLI takes a 404 from create for a missing image.
+            NetError::NotFound(_) => ApiError::bad_request(e.to_string()),
             e => net_error(e),
         })?;
         let eps = networking["EndpointsConfig"]
@@ -134,7 +136,10 @@ impl Engine {
         }
         wanted.insert(0, (primary.name.clone(), primary_cfg));
         for (key, cfg) in wanted {
-            let net = self.networks.get(&key).map_err(net_error)?;
+            let net = self.networks.get(&key).map_err(|e| match e {
+                NetError::NotFound(_) => ApiError::bad_request(e.to_string()),
+                e => net_error(e),
+            })?;
             if net.driver != "bridge" && !out.is_empty() {
                 return Err(ApiError::bad_request(format!(
                     "container cannot be connected to network {} along with other networks",
