@@ -76,9 +76,12 @@ pub fn ensure_bridge(link: &str, subnet: &Subnet, mtu: u32) -> Result<(), NetErr
     Ok(())
 }
 
-/// Deletes bridge `link` (its ports go with it).
+/// Deletes `link` if it exists (a bridge's ports go with it; a veth pair goes with its
+/// namespace, so a stopped container's usually needs nothing).
 pub fn delete_link(link: &str) {
-    let _ = run("ip", &["link", "del", "dev", link]);
+    if link_exists(link) {
+        let _ = run("ip", &["link", "del", "dev", link]);
+    }
 }
 
 /// What `attach` needs to know of the container's interface.
@@ -95,34 +98,23 @@ pub struct AttachSpec<'a> {
 }
 
 /// Connects the network namespace of process `pid` to `bridge`: veth pair, address, MAC,
-/// default route, loopback up.
+/// default route, loopback up. Two execs: one `ip -batch` on the host, one in the namespace.
 pub fn attach(a: &AttachSpec) -> Result<Endpoint, NetError> {
-    let mtu = a.mtu.to_string();
-    let pid_s = a.pid.to_string();
-    let add = [
-        "link",
-        "add",
-        "name",
-        a.host_veth,
-        "mtu",
-        &mtu,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        a.ifname,
-        "mtu",
-        &mtu,
-        "netns",
-        &pid_s,
-    ];
-    if let Err(e) = run("ip", &add) {
+    let host = format!(
+        "link add name {hv} mtu {mtu} type veth peer name {ifn} mtu {mtu} netns {pid}\nlink set dev {hv} master {br} up\n",
+        hv = a.host_veth,
+        mtu = a.mtu,
+        ifn = a.ifname,
+        pid = a.pid,
+        br = a.bridge
+    );
+    if let Err(e) = ip_batch(None, &host) {
         // A leftover of a crash holds the name: replace it.
-        if run("ip", &["link", "show", "dev", a.host_veth]).is_err() {
+        if !link_exists(a.host_veth) {
             return Err(e);
         }
         delete_link(a.host_veth);
-        run("ip", &add)?;
+        ip_batch(None, &host)?;
     }
     let r = configure(a);
     if r.is_err() {
@@ -131,11 +123,12 @@ pub fn attach(a: &AttachSpec) -> Result<Endpoint, NetError> {
     r
 }
 
+/// Whether link `name` exists on the host (no exec).
+pub fn link_exists(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
 fn configure(a: &AttachSpec) -> Result<Endpoint, NetError> {
-    run(
-        "ip",
-        &["link", "set", "dev", a.host_veth, "master", a.bridge, "up"],
-    )?;
     let mac = mac_for(a.ip);
     // Everything inside the namespace in one `ip -batch` run: one exec instead of five.
     let mut batch = format!(
@@ -147,7 +140,7 @@ fn configure(a: &AttachSpec) -> Result<Endpoint, NetError> {
     if a.default_route {
         batch.push_str(&format!("route replace default via {}\n", a.subnet.gateway));
     }
-    in_netns(a.pid, &batch)?;
+    ip_batch(Some(a.pid), &batch)?;
     Ok(Endpoint {
         ip: a.ip,
         prefix: a.subnet.prefix,
@@ -158,31 +151,46 @@ fn configure(a: &AttachSpec) -> Result<Endpoint, NetError> {
     })
 }
 
-/// Runs an `ip -batch` script in the network namespace of `pid`.
-pub fn in_netns(pid: i32, batch: &str) -> Result<(), NetError> {
-    let ns = format!("--net=/proc/{pid}/ns/net");
-    let mut child = Command::new("nsenter")
-        .args([ns.as_str(), "ip", "-batch", "-"])
+/// Runs an `ip -batch` script on the host, or in the network namespace of `pid`.
+pub fn ip_batch(pid: Option<i32>, batch: &str) -> Result<(), NetError> {
+    let ns = pid.map(|p| format!("--net=/proc/{p}/ns/net"));
+    let mut cmd = match &ns {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.args([ns.as_str(), "ip", "-batch", "-"]);
+            c
+        }
+        None => {
+            let mut c = Command::new("ip");
+            c.args(["-batch", "-"]);
+            c
+        }
+    };
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| NetError::Command {
-            cmd: "nsenter".into(),
-            message: format!("cannot run it ({e}): install util-linux"),
+            cmd: "ip -batch".into(),
+            message: format!("cannot run it ({e}): install iproute2 and util-linux"),
         })?;
     child
         .stdin
         .take()
         .expect("piped")
         .write_all(batch.as_bytes())
-        .map_err(|e| NetError::io("nsenter stdin", e))?;
+        .map_err(|e| NetError::io("ip -batch stdin", e))?;
     let out = child
         .wait_with_output()
-        .map_err(|e| NetError::io("nsenter", e))?;
+        .map_err(|e| NetError::io("ip -batch", e))?;
     if !out.status.success() {
         return Err(NetError::Command {
-            cmd: format!("nsenter {ns} ip -batch"),
+            cmd: format!(
+                "{}ip -batch ({})",
+                ns.map(|n| format!("nsenter {n} ")).unwrap_or_default(),
+                batch.trim().replace('\n', "; ")
+            ),
             message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }

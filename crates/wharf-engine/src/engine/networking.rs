@@ -250,7 +250,8 @@ impl Engine {
         let _ = std::fs::write(&hosts, content);
         let mut eid = [0u8; 32];
         getrandom::fill(&mut eid).map_err(|e| e.to_string())?;
-        c.update(|r| {
+        // Persisted with the start's own update (or by `network connect` below).
+        c.update_volatile(|r| {
             r.endpoints.insert(
                 net.name.clone(),
                 EndpointRecord {
@@ -262,8 +263,7 @@ impl Engine {
                     endpoint_id: hex::encode(eid),
                 },
             );
-        })
-        .map_err(|e| e.to_string())?;
+        });
         Ok(())
     }
 
@@ -301,7 +301,8 @@ impl Engine {
                     rec.name.trim_start_matches('/')
                 )
             })?;
-        c.update(|r| r.ports = maps).map_err(|e| e.to_string())
+        c.update_volatile(|r| r.ports = maps);
+        Ok(())
     }
 
     /// Undoes `connect_all` (the container stopped or failed to start).
@@ -340,7 +341,8 @@ impl Engine {
                 .collect();
             let _ = std::fs::write(&hosts, keep);
         }
-        let _ = c.update(|r| {
+        // Persisted by the exit's own update that follows.
+        c.update_volatile(|r| {
             r.endpoints.clear();
             r.ports.clear();
         });
@@ -431,6 +433,7 @@ impl Engine {
                 let _ = c.update(|r| r.networks.remove(&net.name));
                 return Err(ApiError::internal(e));
             }
+            c.update(|_| ()).map_err(internal)?;
         }
         self.events.publish(
             "network",
