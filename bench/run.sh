@@ -29,6 +29,18 @@ cleanup() {
         ip link del "$br" 2>/dev/null || true
         iptables -S FORWARD | grep -- "$br" | sed 's/^-A/-D/' | xargs -r -L1 iptables 2>/dev/null || true
         iptables -t nat -S POSTROUTING | grep -- "$br" | sed 's/^-A/-t nat -D/' | xargs -r -L1 iptables 2>/dev/null || true
+        # wharfd's own chains, all named after its bridge, and the jumps into them.
+        for c in PREROUTING OUTPUT; do
+            iptables -t nat -S $c | grep -- "$br-" | sed 's/^-A/-t nat -D/' | xargs -r -L1 iptables 2>/dev/null || true
+        done
+        for t in filter nat; do
+            for ch in $(iptables -t $t -S | awk -v p="-N $br-" 'index($0, p) == 1 {print $2}'); do
+                iptables -t $t -F "$ch" 2>/dev/null || true
+            done
+            for ch in $(iptables -t $t -S | awk -v p="-N $br-" 'index($0, p) == 1 {print $2}'); do
+                iptables -t $t -X "$ch" 2>/dev/null || true
+            done
+        done
     fi
     grep -o "$work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     rm -rf "$work"

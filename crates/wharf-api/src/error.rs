@@ -23,6 +23,10 @@ impl ApiError {
     pub fn not_found(m: impl Into<String>) -> Self {
         Self::new(404, m)
     }
+    /// 403: not allowed on this object (predefined networks, existing endpoints).
+    pub fn forbidden(m: impl Into<String>) -> Self {
+        Self::new(403, m)
+    }
     /// 409: conflicts with the object's state.
     pub fn conflict(m: impl Into<String>) -> Self {
         Self::new(409, m)

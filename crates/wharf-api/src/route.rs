@@ -57,6 +57,13 @@ pub enum Route {
     VolumePrune,
     VolumeInspect(String),
     VolumeDelete(String),
+    NetworkList,
+    NetworkCreate,
+    NetworkPrune,
+    NetworkInspect(String),
+    NetworkDelete(String),
+    NetworkConnect(String),
+    NetworkDisconnect(String),
 }
 
 /// A parsed API version `major.minor`.
@@ -149,6 +156,13 @@ pub fn route(method: &str, path: &str) -> Result<(ApiVersion, Route), ApiError> 
         ("POST", ["volumes", "prune"]) => VolumePrune,
         ("GET", ["volumes", _]) => VolumeInspect(id(1)),
         ("DELETE", ["volumes", _]) => VolumeDelete(id(1)),
+        ("GET", ["networks"]) => NetworkList,
+        ("POST", ["networks", "create"]) => NetworkCreate,
+        ("POST", ["networks", "prune"]) => NetworkPrune,
+        ("GET", ["networks", _]) => NetworkInspect(id(1)),
+        ("DELETE", ["networks", _]) => NetworkDelete(id(1)),
+        ("POST", ["networks", _, "connect"]) => NetworkConnect(id(1)),
+        ("POST", ["networks", _, "disconnect"]) => NetworkDisconnect(id(1)),
         // Image names contain slashes: everything between /images/ and the action.
         ("GET", ["images", name @ .., "json"]) if !name.is_empty() => ImageInspect(name.join("/")),
         ("POST", ["images", name @ .., "tag"]) if !name.is_empty() => ImageTag(name.join("/")),
@@ -188,6 +202,11 @@ mod tests {
             route("DELETE", "/images/busybox:latest").unwrap().1,
             Route::ImageDelete("busybox:latest".into())
         );
+        assert_eq!(
+            route("POST", "/v1.50/networks/n1/connect").unwrap().1,
+            Route::NetworkConnect("n1".into())
+        );
+        assert_eq!(route("GET", "/networks").unwrap().1, Route::NetworkList);
     }
 
     #[test]

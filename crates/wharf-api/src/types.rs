@@ -125,8 +125,6 @@ pub struct HostConfig {
 /// implement yet: a request setting one is refused, never silently ignored.
 const UNSUPPORTED_HOST_FIELDS: &[&str] = &[
     "Links",
-    "PortBindings",
-    "PublishAllPorts",
     "Devices",
     "DeviceRequests",
     "DeviceCgroupRules",
@@ -281,11 +279,11 @@ mod tests {
 
     #[test]
     fn set_unsupported_fields_are_named() {
-        let body = br#"{"Image":"x","HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"8080"}]},"PidMode":"host","Devices":[]}}"#;
+        let body = br#"{"Image":"x","HostConfig":{"Links":["a:b"],"PidMode":"host","Devices":[]}}"#;
         let r = CreateRequest::parse(body).unwrap();
         assert_eq!(
             unsupported_host_fields(&r.raw_host_config),
-            vec!["PortBindings".to_string(), "PidMode=host".to_string()]
+            vec!["Links".to_string(), "PidMode=host".to_string()]
         );
         assert!(CreateRequest::parse(b"{not json").is_err());
     }

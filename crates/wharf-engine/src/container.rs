@@ -84,21 +84,44 @@ pub struct Record {
     /// Set by an explicit stop, so `unless-stopped`/`always` do not restart it.
     #[serde(default)]
     pub manually_stopped: bool,
-    /// The container's address on the bridge while it runs.
+    /// The networks the container is connected to (by network name), whether it runs or not.
     #[serde(default)]
-    pub endpoint: Option<EndpointRecord>,
+    pub networks: std::collections::BTreeMap<String, NetAttachment>,
+    /// Its endpoints on them while it runs (by network name).
+    #[serde(default)]
+    pub endpoints: std::collections::BTreeMap<String, EndpointRecord>,
+    /// Its published ports while it runs.
+    #[serde(default)]
+    pub ports: Vec<wharf_net::PortMapping>,
     /// Binds and volumes.
     #[serde(default)]
     pub mounts: Vec<crate::volumes::MountRecord>,
 }
 
-/// What inspect reports of a container's bridge endpoint.
+/// A container's endpoint on a network while it runs.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EndpointRecord {
     pub ip: String,
     pub prefix: u8,
     pub gateway: String,
     pub mac: String,
+    /// `eth<index>` in the container.
+    #[serde(default)]
+    pub index: u32,
+    #[serde(default)]
+    pub endpoint_id: String,
+}
+
+/// A container's connection to a network, as asked (`--network`, `--network-alias`, `--ip`,
+/// `network connect`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct NetAttachment {
+    pub network_id: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// A static address.
+    #[serde(default)]
+    pub ipv4_address: Option<String>,
 }
 
 /// Zero time as Docker prints it for never-started containers.
@@ -278,7 +301,9 @@ mod tests {
             runtime: "runc".into(),
             generation: 0,
             manually_stopped: false,
-            endpoint: None,
+            networks: Default::default(),
+            endpoints: Default::default(),
+            ports: vec![],
             mounts: vec![],
         };
         let c = Container::new(dir.path().to_path_buf(), rec);

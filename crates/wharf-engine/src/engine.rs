@@ -12,6 +12,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::Notify;
+
+mod networking;
+pub use networking::net_error;
 use wharf_api::types::{CreateRequest, ExecConfig, HostConfig};
 use wharf_api::ApiError;
 use wharf_image::ImageStore;
@@ -44,10 +47,9 @@ pub struct Engine {
     execs: Mutex<HashMap<String, Arc<ExecInstance>>>,
     create_lock: tokio::sync::Mutex<()>,
     attach_done: Notify,
-    bridge: Option<wharf_net::Bridge>,
+    /// Networks, their IPAM, published ports and the embedded DNS.
+    pub networks: wharf_net::Networks,
     pub volumes: crate::volumes::Volumes,
-    /// Whether the bridge's host side was set up (once, on first use).
-    bridge_ready: tokio::sync::Mutex<bool>,
 }
 
 fn now() -> String {
@@ -121,18 +123,13 @@ impl Engine {
                 }
             }
         }
-        let bridge = match &cfg.bridge {
-            Some(b) => Some(
-                wharf_net::Bridge::open(b.clone())
-                    .map_err(|e| format!("bridge network {}: {e}", b.name))?,
-            ),
-            None => None,
-        };
+        let net_cfg = wharf_net::NetConfig::new(cfg.data_root.join("network"), cfg.bridge.clone());
+        let networks =
+            wharf_net::Networks::open(net_cfg).map_err(|e| format!("opening the networks: {e}"))?;
         let volumes = crate::volumes::Volumes::open(cfg.data_root.join("volumes"))?;
         let engine = Arc::new(Engine {
             volumes,
-            bridge,
-            bridge_ready: tokio::sync::Mutex::new(false),
+            networks,
             cfg,
             live: RwLock::new(Arc::new(live)),
             images: Arc::new(images),
@@ -143,15 +140,7 @@ impl Engine {
             attach_done: Notify::new(),
         });
         engine.restore().await;
-        if let Some(b) = &engine.bridge {
-            let live: Vec<String> = engine
-                .all()
-                .iter()
-                .filter(|c| c.status().is_live())
-                .map(|c| c.id.clone())
-                .collect();
-            b.reconcile(&live);
-        }
+        engine.restore_networking();
         Ok(engine)
     }
 
@@ -263,17 +252,16 @@ impl Engine {
             )));
         }
         let hc = &req.host_config;
-        match hc.network_mode.as_str() {
-            "none" | "host" => {}
-            "" | "default" | "bridge" if self.bridge.is_some() => {}
-            "" | "default" | "bridge" => {
-                return Err(ApiError::bad_request(
-                    "the bridge network is disabled (wharfd --bridge none): use --network none or --network host",
-                ))
-            }
-            other => {
-                return Err(ApiError::not_found(format!("network {other} not found")))
-            }
+        let attachments = self.plan_networks(hc, &req.networking_config)?;
+        let embedded_dns = attachments
+            .values()
+            .any(|a| self.networks.get(&a.network_id).is_ok_and(|n| n.has_dns()));
+        if let Some(b) = req
+            .raw_host_config
+            .get("PortBindings")
+            .and_then(Value::as_object)
+        {
+            wharf_net::ports::requests(Some(b), &[], false).map_err(net_error)?;
         }
         if hc.init == Some(true) && self.cfg.init_path.is_none() {
             return Err(ApiError::bad_request(
@@ -412,30 +400,10 @@ impl Engine {
                 }
             }
             std::fs::write(dir.join("hosts"), hosts)?;
-            let mut resolv = String::new();
-            let dns = hc.dns.clone().unwrap_or_default();
-            if dns.is_empty() {
-                let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-                for l in host.lines() {
-                    // Loopback resolvers of the host are unreachable from a private netns.
-                    if hc.network_mode != "host" && l.starts_with("nameserver 127.") {
-                        continue;
-                    }
-                    resolv.push_str(l);
-                    resolv.push('\n');
-                }
-            } else {
-                for d in &dns {
-                    resolv.push_str(&format!("nameserver {d}\n"));
-                }
-            }
-            if let Some(s) = hc.dns_search.as_ref().filter(|s| !s.is_empty()) {
-                resolv.push_str(&format!("search {}\n", s.join(" ")));
-            }
-            if let Some(o) = hc.dns_options.as_ref().filter(|s| !s.is_empty()) {
-                resolv.push_str(&format!("options {}\n", o.join(" ")));
-            }
-            std::fs::write(dir.join("resolv.conf"), resolv)?;
+            std::fs::write(
+                dir.join("resolv.conf"),
+                networking::resolv_conf(hc, embedded_dns),
+            )?;
             Ok(())
         })();
         if let Err(e) = setup {
@@ -544,7 +512,9 @@ impl Engine {
             runtime,
             generation: 0,
             manually_stopped: false,
-            endpoint: None,
+            networks: attachments,
+            endpoints: BTreeMap::new(),
+            ports: vec![],
             mounts,
         };
         let c = Arc::new(Container::new(dir.clone(), rec));
@@ -866,10 +836,17 @@ impl Engine {
         };
         args.extend(rec.args.iter().cloned());
         let cgroup_path = format!("{}/{id}", self.cfg.cgroup_parent.trim_end_matches('/'));
+        let netns_path = match networking::container_mode(&hc.network_mode) {
+            Some(other) => match self.join_container_netns(c, other) {
+                Ok(p) => Some(p),
+                Err(e) => return Err(ApiError::new(e.status, fail(self, e.message))),
+            },
+            None => None,
+        };
         let netns = if hc.network_mode == "host" {
             None
         } else {
-            Some(None)
+            Some(netns_path.as_deref())
         };
         let spec_in = spec::SpecInput {
             id: &id,
@@ -965,12 +942,27 @@ impl Engine {
                 return Err(ApiError::bad_request(full));
             }
         };
-        if hc.network_mode.is_empty() || hc.network_mode == "default" || hc.network_mode == "bridge"
-        {
-            if let Err(msg) = self.attach_bridge(c, pid, &hostname).await {
-                force_kill(&sdir).await;
-                return Err(ApiError::internal(fail(self, msg)));
+        if let Err(msg) = self.connect_all(c, pid).await {
+            // The created container goes, and the start fails like a failed create: recorded,
+            // `die`, and removed for `run --rm` (whose client waits for that).
+            force_kill(&sdir).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), shim::wait_exit(&sdir)).await;
+            let msg = fail(self, msg);
+            let _ = c.update(|r| {
+                r.state.exit_code = 128;
+                r.state.error = msg.clone();
+                if r.state.status != Status::Created {
+                    r.state.status = Status::Exited;
+                }
+            });
+            self.event(c, "die", &[("exitCode", "128".to_string())]);
+            if hc.auto_remove {
+                let (engine, c) = (self.clone(), c.clone());
+                tokio::spawn(async move {
+                    let _ = engine.remove_with(&c, true, true).await;
+                });
             }
+            return Err(ApiError::internal(msg));
         }
         // Let attach requests that were waiting for this run connect before the process runs,
         // so no output is lost.
@@ -1003,54 +995,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Puts the created (not yet started) container `pid` on the bridge and records where.
-    async fn attach_bridge(
-        self: &Arc<Self>,
-        c: &Container,
-        pid: i32,
-        hostname: &str,
-    ) -> Result<(), String> {
-        let engine = self.clone();
-        {
-            let mut ready = self.bridge_ready.lock().await;
-            if !*ready {
-                let e = engine.clone();
-                blocking(move || e.bridge.as_ref().map(|b| b.ensure()).transpose())
-                    .await
-                    .map_err(|e| e.message)?
-                    .map_err(|e| format!("setting up the bridge network: {e}"))?;
-                *ready = true;
-            }
-        }
-        let id = c.id.clone();
-        let ep = blocking(move || {
-            engine
-                .bridge
-                .as_ref()
-                .map(|b| b.attach(&id, pid))
-                .transpose()
-        })
-        .await
-        .map_err(|e| e.message)?
-        .map_err(|e| format!("connecting to the bridge network: {e}"))?;
-        let Some(ep) = ep else { return Ok(()) };
-        // /etc/hosts is bind-mounted already: rewrite it in place (a rename would not be seen).
-        let hosts = c.dir.join("hosts");
-        let mut content = std::fs::read_to_string(&hosts).unwrap_or_default();
-        content.push_str(&format!("{}\t{hostname}\n", ep.ip));
-        let _ = std::fs::write(&hosts, content);
-        c.update(|r| {
-            r.endpoint = Some(container::EndpointRecord {
-                ip: ep.ip.to_string(),
-                prefix: ep.prefix,
-                gateway: ep.gateway.to_string(),
-                mac: ep.mac.clone(),
-            })
-        })
-        .map_err(|e| e.to_string())?;
-        Ok(())
-    }
-
     /// Called by an attach request that arrived before start; returns when it may connect.
     pub fn attach_registered(&self, c: &Container) {
         c.pending_attach
@@ -1078,12 +1022,7 @@ impl Engine {
         let (id, rootfs) = (c.id.clone(), sdir.join("rootfs"));
         let _ = blocking(move || images.layers().unmount_rw(&id, &rootfs)).await;
         self.release_volumes(&c.snapshot());
-        if c.snapshot().endpoint.is_some() {
-            let engine = self.clone();
-            let id = c.id.clone();
-            let _ = blocking(move || engine.bridge.as_ref().map(|b| b.detach(&id))).await;
-            let _ = c.update(|r| r.endpoint = None);
-        }
+        self.disconnect_all(c).await;
         let rec = c.snapshot();
         let hc = Self::host_config(&rec);
         let policy = hc.restart_policy.clone().unwrap_or_default();
@@ -1475,7 +1414,7 @@ impl Engine {
             if !ok {
                 continue;
             }
-            out.push(summary(&r));
+            out.push(summary(self, &r));
             if limit.is_some_and(|l| out.len() >= l) {
                 break;
             }
@@ -1531,7 +1470,7 @@ impl Engine {
             "GraphDriver": {"Name": self.images.layers().driver(), "Data": null},
             "Mounts": r.mounts.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
             "Config": r.config,
-            "NetworkSettings": network_settings(&r),
+            "NetworkSettings": networking::network_settings(self, &r),
         })
     }
 
@@ -1862,33 +1801,6 @@ async fn force_kill(sdir: &std::path::Path) {
     .await;
 }
 
-fn network_settings(r: &Record) -> Value {
-    let mode = r.host_config["NetworkMode"].as_str().unwrap_or("none");
-    let ep = r.endpoint.clone();
-    let (ip, prefix, gw, mac) = match &ep {
-        Some(e) => (e.ip.as_str(), e.prefix, e.gateway.as_str(), e.mac.as_str()),
-        None => ("", 0, "", ""),
-    };
-    let mut networks = serde_json::Map::new();
-    networks.insert(
-        mode.to_string(),
-        json!({
-            "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": mac,
-            "NetworkID": mode, "EndpointID": "", "Gateway": gw, "IPAddress": ip,
-            "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "DriverOpts": null, "DNSNames": null,
-        }),
-    );
-    json!({
-        "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
-        "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": "",
-        "Gateway": gw, "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": ip,
-        "IPPrefixLen": prefix, "IPv6Gateway": "", "MacAddress": mac,
-        "Networks": networks,
-    })
-}
-
 fn shell_join(path: &str, args: &[String]) -> String {
     std::iter::once(path)
         .chain(args.iter().map(String::as_str))
@@ -1896,7 +1808,7 @@ fn shell_join(path: &str, args: &[String]) -> String {
         .join(" ")
 }
 
-fn summary(r: &Record) -> Value {
+fn summary(engine: &Engine, r: &Record) -> Value {
     let created = chrono::DateTime::parse_from_rfc3339(&r.created)
         .map(|t| t.timestamp())
         .unwrap_or(0);
@@ -1911,12 +1823,12 @@ fn summary(r: &Record) -> Value {
         "ImageID": r.image_id,
         "Command": shell_join(&r.path, &r.args),
         "Created": created,
-        "Ports": [],
+        "Ports": networking::port_summaries(r),
         "Labels": r.config["Labels"],
         "State": r.state.status.as_str(),
         "Status": container::status_line(&r.state),
         "HostConfig": {"NetworkMode": mode},
-        "NetworkSettings": {"Networks": network_settings(r)["Networks"]},
+        "NetworkSettings": {"Networks": networking::network_settings(engine, r)["Networks"]},
         "Mounts": r.mounts.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
     })
 }

@@ -4,7 +4,7 @@
 
 use crate::archive;
 use crate::container::Status;
-use crate::engine::{image_error, parse_signal, Engine};
+use crate::engine::{image_error, net_error, parse_signal, Engine};
 use crate::logs::{self, LogOptions};
 use crate::shim;
 use bytes::Bytes;
@@ -178,6 +178,15 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
 }
 
 /// Serves one accepted connection.
+/// A JSON request body (`{}` when empty).
+async fn json_body(req: Request<Incoming>) -> Result<Value, ApiError> {
+    let body = read_body(req).await?;
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+}
+
 pub async fn serve_conn<IO>(engine: Arc<Engine>, io: IO)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -754,6 +763,30 @@ async fn dispatch(
                 .publish("volume", "destroy", &name, BTreeMap::new());
             empty(204)
         }
+        NetworkList => json_resp(200, &json!(engine.network_list(&q.filters()?))),
+        NetworkInspect(key) => {
+            let n = engine.networks.get(&key).map_err(net_error)?;
+            json_resp(200, &engine.network_json(&n))
+        }
+        NetworkCreate => {
+            let b = json_body(req).await?;
+            json_resp(201, &engine.network_create(&b).await?)
+        }
+        NetworkDelete(key) => {
+            engine.network_remove(&key).await?;
+            empty(204)
+        }
+        NetworkPrune => json_resp(200, &engine.network_prune(&q.filters()?).await),
+        NetworkConnect(key) => {
+            let b = json_body(req).await?;
+            engine.network_connect(&key, &b).await?;
+            empty(200)
+        }
+        NetworkDisconnect(key) => {
+            let b = json_body(req).await?;
+            engine.network_disconnect(&key, &b).await?;
+            empty(200)
+        }
         VolumePrune => {
             let filters = q.filters()?;
             let all = filters
@@ -1027,7 +1060,7 @@ fn info(engine: &Engine) -> Value {
         "Images": engine.images.list().map(|l| l.len()).unwrap_or(0),
         "Driver": engine.images.layers().driver(),
         "DriverStatus": [["Backing Filesystem", "extfs"]],
-        "Plugins": {"Volume": ["local"], "Network": ["host", "null"], "Authorization": null, "Log": ["json-file", "none"]},
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": null, "Log": ["json-file", "none"]},
         "MemoryLimit": true, "SwapLimit": true, "CpuCfsPeriod": true, "CpuCfsQuota": true, "CPUShares": true, "CPUSet": true, "PidsLimit": true,
         "IPv4Forwarding": true, "Debug": live.debug, "NFd": 0, "OomKillDisable": false, "NGoroutines": 0,
         "SystemTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),

@@ -40,3 +40,14 @@ pub fn iptables_delete(table: &str, chain: &str, rule: &[&str]) {
     del.extend_from_slice(rule);
     while run("iptables", &del).is_ok() {}
 }
+
+/// Writes `data` to `path` atomically (temp file, fsync, rename).
+pub fn write_atomic(path: &std::path::Path, data: &[u8]) -> Result<(), NetError> {
+    use std::io::Write;
+    let io = |source| NetError::io(path, source);
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(data).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-/// An IPv4 subnet with its gateway (`172.30.0.1/16`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An IPv4 subnet with its gateway (`172.30.0.1/16`); serialized as that string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Subnet {
     pub gateway: Ipv4Addr,
     pub prefix: u8,
@@ -30,6 +31,38 @@ impl Subnet {
         Ok(sub)
     }
 
+    /// A subnet given as `network/prefix` (any host bits are cleared) with an optional
+    /// gateway (else the first host address), as `network create --subnet --gateway` gives it.
+    pub fn from_cidr(cidr: &str, gateway: Option<&str>) -> Result<Subnet, NetError> {
+        let (net, prefix) = parse_cidr(cidr)?;
+        let first = Ipv4Addr::from(u32::from(net) + 1);
+        let gw = match gateway.filter(|g| !g.is_empty()) {
+            Some(g) => g
+                .parse()
+                .map_err(|_| NetError::Invalid(format!("invalid gateway {g:?}")))?,
+            None => first,
+        };
+        let sub = Subnet::parse(&format!("{gw}/{prefix}"))?;
+        if sub.network() != net {
+            return Err(NetError::Invalid(format!(
+                "gateway {gw} is not in subnet {cidr}"
+            )));
+        }
+        Ok(sub)
+    }
+
+    /// Whether `ip` is in the subnet.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & self.mask() == u32::from(self.network())
+    }
+
+    /// Whether the two subnets share an address.
+    pub fn overlaps(&self, net: Ipv4Addr, prefix: u8) -> bool {
+        let p = self.prefix.min(prefix);
+        let m = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+        u32::from(self.network()) & m == u32::from(net) & m
+    }
+
     fn mask(&self) -> u32 {
         u32::MAX << (32 - self.prefix)
     }
@@ -50,9 +83,42 @@ impl Subnet {
     }
 }
 
-/// Allocations of one subnet, by container id.
+impl TryFrom<String> for Subnet {
+    type Error = NetError;
+    fn try_from(s: String) -> Result<Subnet, NetError> {
+        Subnet::parse(&s)
+    }
+}
+
+impl From<Subnet> for String {
+    fn from(s: Subnet) -> String {
+        format!("{}/{}", s.gateway, s.prefix)
+    }
+}
+
+/// `a.b.c.d/n` → (network address, n); host bits are cleared.
+pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), NetError> {
+    let bad = || NetError::Subnet(s.to_string());
+    let (ip, p) = s.split_once('/').ok_or_else(bad)?;
+    let ip: Ipv4Addr = ip.parse().map_err(|_| bad())?;
+    let prefix: u8 = p.parse().map_err(|_| bad())?;
+    if prefix > 32 {
+        return Err(bad());
+    }
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    };
+    Ok((Ipv4Addr::from(u32::from(ip) & mask), prefix))
+}
+
+/// Allocations of one subnet, by endpoint key (the container id), optionally limited to an
+/// `--ip-range` for dynamic addresses.
 pub struct Ipam {
     subnet: Subnet,
+    /// First and last address handed out dynamically.
+    range: (u32, u32),
     path: PathBuf,
     allocated: BTreeMap<String, Ipv4Addr>,
 }
@@ -70,9 +136,35 @@ impl Ipam {
         };
         Ok(Ipam {
             subnet,
+            range: (
+                u32::from(subnet.network()) + 1,
+                u32::from(subnet.broadcast()) - 1,
+            ),
             path,
             allocated,
         })
+    }
+
+    /// Limits dynamic allocation to `range` (`network/prefix` inside the subnet).
+    pub fn with_range(mut self, range: Option<&str>) -> Result<Ipam, NetError> {
+        if let Some(r) = range.filter(|r| !r.is_empty()) {
+            let (net, prefix) = parse_cidr(r)?;
+            if prefix < self.subnet.prefix || !self.subnet.contains(net) {
+                return Err(NetError::Invalid(format!(
+                    "ip-range {r} is not inside subnet {}",
+                    self.subnet.cidr()
+                )));
+            }
+            let size = if prefix == 32 {
+                1
+            } else {
+                1u32 << (32 - prefix)
+            };
+            let lo = u32::from(net).max(self.range.0);
+            let hi = (u32::from(net) + size - 1).min(self.range.1);
+            self.range = (lo, hi);
+        }
+        Ok(self)
     }
 
     fn save(&self) -> Result<(), NetError> {
@@ -91,12 +183,45 @@ impl Ipam {
 
     /// The address of `id`, allocating the lowest free one the first time.
     pub fn allocate(&mut self, id: &str) -> Result<Ipv4Addr, NetError> {
+        self.allocate_with(id, None)
+    }
+
+    /// The address of `id`: `requested` (`--ip`, which must be free and in the subnet) or
+    /// the lowest free one of the range.
+    pub fn allocate_with(
+        &mut self,
+        id: &str,
+        requested: Option<Ipv4Addr>,
+    ) -> Result<Ipv4Addr, NetError> {
         if let Some(ip) = self.allocated.get(id) {
-            return Ok(*ip);
+            if requested.is_none_or(|r| r == *ip) {
+                return Ok(*ip);
+            }
+            self.allocated.remove(id);
+        }
+        if let Some(ip) = requested {
+            if !self.subnet.contains(ip)
+                || ip == self.subnet.network()
+                || ip == self.subnet.broadcast()
+                || ip == self.subnet.gateway
+            {
+                return Err(NetError::Invalid(format!(
+                    "address {ip} is not a usable host address of subnet {}",
+                    self.subnet.cidr()
+                )));
+            }
+            if let Some((holder, _)) = self.allocated.iter().find(|(_, a)| **a == ip) {
+                return Err(NetError::InUse(format!(
+                    "address {ip} is already in use (by container {})",
+                    &holder[..holder.len().min(12)]
+                )));
+            }
+            self.allocated.insert(id.to_string(), ip);
+            self.save()?;
+            return Ok(ip);
         }
         let used: std::collections::HashSet<Ipv4Addr> = self.allocated.values().copied().collect();
-        let first = u32::from(self.subnet.network()) + 1;
-        let last = u32::from(self.subnet.broadcast()) - 1;
+        let (first, last) = self.range;
         let ip = (first..=last)
             .map(Ipv4Addr::from)
             .find(|ip| *ip != self.subnet.gateway && !used.contains(ip))
@@ -117,6 +242,16 @@ impl Ipam {
     /// Ids holding an address.
     pub fn holders(&self) -> Vec<String> {
         self.allocated.keys().cloned().collect()
+    }
+
+    /// The address `id` holds.
+    pub fn address_of(&self, id: &str) -> Option<Ipv4Addr> {
+        self.allocated.get(id).copied()
+    }
+
+    /// Deletes the persisted allocations (the network is removed).
+    pub fn destroy(self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -157,5 +292,37 @@ mod tests {
         );
         again.release("a").unwrap();
         assert_eq!(again.allocate("b").unwrap(), Ipv4Addr::new(10, 9, 0, 2));
+    }
+
+    #[test]
+    fn ranges_static_addresses_and_cidrs() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = Subnet::from_cidr("10.8.0.0/24", None).unwrap();
+        assert_eq!(sub.gateway, Ipv4Addr::new(10, 8, 0, 1));
+        assert!(Subnet::from_cidr("10.8.0.0/24", Some("10.9.0.1")).is_err());
+        assert!(sub.overlaps(Ipv4Addr::new(10, 0, 0, 0), 8));
+        assert!(!sub.overlaps(Ipv4Addr::new(10, 8, 1, 0), 24));
+        let mut ipam = Ipam::open(sub, dir.path().join("i.json"))
+            .unwrap()
+            .with_range(Some("10.8.0.128/25"))
+            .unwrap();
+        assert_eq!(ipam.allocate("a").unwrap(), Ipv4Addr::new(10, 8, 0, 128));
+        let fixed = Ipv4Addr::new(10, 8, 0, 5);
+        assert_eq!(ipam.allocate_with("b", Some(fixed)).unwrap(), fixed);
+        assert!(matches!(
+            ipam.allocate_with("c", Some(fixed)),
+            Err(NetError::InUse(_))
+        ));
+        assert!(ipam
+            .allocate_with("c", Some(Ipv4Addr::new(10, 8, 0, 1)))
+            .is_err());
+        assert!(Ipam::open(sub, dir.path().join("j.json"))
+            .unwrap()
+            .with_range(Some("10.9.0.0/25"))
+            .is_err());
+        assert_eq!(
+            parse_cidr("10.1.2.3/16").unwrap().0,
+            Ipv4Addr::new(10, 1, 0, 0)
+        );
     }
 }

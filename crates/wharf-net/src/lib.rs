@@ -1,14 +1,23 @@
-//! wharf-net: container networking. Today: the default bridge — an IPAM that survives
-//! restarts, a veth pair per container moved into its network namespace, and NAT for the
-//! subnet. It drives `ip` and `iptables` (iproute2, as Debian ships them); moving the hot path
-//! (veth creation and addressing) to netlink is the next step (see docs/architecture.md).
+//! wharf-net: container networking. Networks (the default `bridge`, user-defined bridges,
+//! `host`, `none`) persisted with their IPAM; per container a veth pair moved into its
+//! network namespace; NAT, isolation and published ports as iptables rules in chains of
+//! their own; an embedded DNS server on 127.0.0.11 inside containers on user networks.
+//! Links are made with `ip` (iproute2), rules with `iptables`.
 
 pub mod bridge;
 pub mod cmd;
+pub mod dns;
+pub mod firewall;
 pub mod ipam;
+pub mod manager;
+pub mod network;
+pub mod ports;
 
-pub use bridge::{Bridge, BridgeConfig, Endpoint};
+pub use bridge::{mac_for, BridgeConfig, Endpoint};
 pub use ipam::{Ipam, Subnet};
+pub use manager::{NetConfig, Networks};
+pub use network::{CreateOptions, Network};
+pub use ports::PortMapping;
 
 /// Errors of the network setup.
 #[derive(Debug, thiserror::Error)]
@@ -19,10 +28,30 @@ pub enum NetError {
     Subnet(String),
     #[error("no free address left in {0}")]
     Exhausted(String),
+    /// A bad argument (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// An address, port or name already taken (409 / 403).
+    #[error("{0}")]
+    InUse(String),
+    #[error("network {0} not found")]
+    NotFound(String),
+    /// An operation not allowed on this network (403).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{path}: {source}")]
     Io {
         path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
     },
+}
+
+impl NetError {
+    pub(crate) fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> NetError {
+        NetError::Io {
+            path: path.into(),
+            source,
+        }
+    }
 }

@@ -75,6 +75,8 @@ pub struct Daemon {
     /// Passed to wharfd after the fixture's own flags.
     pub extra_args: Vec<String>,
     child: Option<Child>,
+    /// Subnets `free_subnet` handed out.
+    taken: std::cell::RefCell<Vec<String>>,
 }
 
 impl Daemon {
@@ -111,6 +113,7 @@ impl Daemon {
             bridge,
             extra_args: extra_args.to_vec(),
             child: None,
+            taken: Default::default(),
         };
         if let Some(j) = daemon_json {
             std::fs::write(d.config_file(), j).unwrap();
@@ -182,6 +185,24 @@ impl Daemon {
         let st = self.child.as_mut()?.try_wait().ok().flatten()?;
         self.child = None;
         Some(st)
+    }
+
+    /// A /24 for a test network: random in 10.128.0.0/9 and routed nowhere on the host.
+    pub fn free_subnet(&self) -> String {
+        let routes = std::process::Command::new("ip")
+            .args(["-4", "route", "show", "table", "all"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        loop {
+            let mut r = [0u8; 2];
+            getrandom::fill(&mut r).unwrap();
+            let prefix = format!("10.{}.{}.", 128 + r[0] % 100, r[1]);
+            if !routes.contains(&prefix) && !self.taken.borrow().contains(&prefix) {
+                self.taken.borrow_mut().push(prefix.clone());
+                return format!("{prefix}0/24");
+            }
+        }
     }
 
     pub fn log(&self) -> String {
@@ -279,9 +300,8 @@ impl Daemon {
             );
             let _ = c.wait();
         }
-        if let Ok(b) = wharf_net::Bridge::open(self.bridge.clone()) {
-            b.teardown();
-        }
+        // Every bridge and iptables chain of this daemon (all named after its bridge).
+        wharf_net::Networks::teardown(&self.bridge.name, &self.bridge.state_dir);
         // Our parent cgroup in every hierarchy (empty once the containers are gone).
         if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
             for h in rd.flatten() {

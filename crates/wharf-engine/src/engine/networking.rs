@@ -1,0 +1,872 @@
+//! The engine's side of networking: which networks a container asks for, connecting and
+//! disconnecting its endpoints when it starts and stops (and on `network connect`), its
+//! names in the embedded DNS, published ports, and the network endpoints of the API.
+
+use super::{blocking, internal, Engine};
+use crate::container::{Container, EndpointRecord, NetAttachment, Record};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use wharf_api::types::HostConfig;
+use wharf_api::ApiError;
+use wharf_net::{NetError, Network};
+
+/// Maps a network error to the API's status codes.
+pub fn net_error(e: NetError) -> ApiError {
+    let status = match &e {
+        NetError::NotFound(_) => 404,
+        NetError::Invalid(_) | NetError::Subnet(_) => 400,
+        NetError::InUse(_) => 409,
+        NetError::Forbidden(_) => 403,
+        _ => 500,
+    };
+    ApiError::new(status, e.to_string())
+}
+
+/// `container:<name|id>` → the name or id.
+pub fn container_mode(mode: &str) -> Option<&str> {
+    mode.strip_prefix("container:")
+}
+
+/// The network a mode names (`""`/`default` → `bridge`).
+fn mode_network(mode: &str) -> &str {
+    match mode {
+        "" | "default" => "bridge",
+        m => m,
+    }
+}
+
+/// The DNS names of a container on a user network: name, aliases, short id (lower case).
+fn dns_names(rec: &Record, att: &NetAttachment) -> Vec<String> {
+    let mut names = vec![rec.name.trim_start_matches('/').to_ascii_lowercase()];
+    names.extend(att.aliases.iter().map(|a| a.to_ascii_lowercase()));
+    names.push(rec.id[..12].to_string());
+    names.dedup();
+    names
+}
+
+fn upstream_resolvers(hc: &HostConfig) -> Vec<SocketAddr> {
+    match hc.dns.as_ref().filter(|d| !d.is_empty()) {
+        Some(d) => d
+            .iter()
+            .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
+            .map(|ip| SocketAddr::new(ip, 53))
+            .collect(),
+        None => wharf_net::dns::nameservers(
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        ),
+    }
+}
+
+/// The container's resolv.conf: the embedded server on user networks, else the `--dns`
+/// servers or the host's (less loopback ones, unreachable from a private namespace).
+pub fn resolv_conf(hc: &HostConfig, embedded_dns: bool) -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut out = String::new();
+    let dns = hc.dns.clone().unwrap_or_default();
+    if embedded_dns {
+        out.push_str("nameserver 127.0.0.11\n");
+    } else if dns.is_empty() {
+        for l in host.lines().filter(|l| l.starts_with("nameserver")) {
+            if hc.network_mode != "host" && l.starts_with("nameserver 127.") {
+                continue;
+            }
+            out.push_str(l);
+            out.push('\n');
+        }
+    } else {
+        for d in &dns {
+            out.push_str(&format!("nameserver {d}\n"));
+        }
+    }
+    match hc.dns_search.as_ref().filter(|s| !s.is_empty()) {
+        Some(s) => out.push_str(&format!("search {}\n", s.join(" "))),
+        None => {
+            for l in host.lines().filter(|l| l.starts_with("search ")) {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+    }
+    let mut opts: Vec<String> = hc.dns_options.clone().unwrap_or_default();
+    if embedded_dns && !opts.iter().any(|o| o.starts_with("ndots:")) {
+        opts.push("ndots:0".into());
+    }
+    if !opts.is_empty() {
+        out.push_str(&format!("options {}\n", opts.join(" ")));
+    }
+    out
+}
+
+impl Engine {
+    /// The networks a create request asks for (`NetworkMode` plus `EndpointsConfig`), by
+    /// network name; checked against what exists.
+    pub(super) fn plan_networks(
+        &self,
+        hc: &HostConfig,
+        networking: &Value,
+    ) -> Result<BTreeMap<String, NetAttachment>, ApiError> {
+        let mode = hc.network_mode.as_str();
+        if let Some(other) = container_mode(mode) {
+            self.lookup(other)?;
+            return Ok(BTreeMap::new());
+        }
+        let primary = self.networks.get(mode_network(mode)).map_err(|e| match e {
+            NetError::NotFound(_) if mode_network(mode) == "bridge" => ApiError::bad_request(
+                "the bridge network is disabled (wharfd --bridge none): use --network none or --network host",
+            ),
+            // 400, not 404: the docker CLI takes a 404 from create for a missing image.
+            NetError::NotFound(_) => ApiError::bad_request(e.to_string()),
+            e => net_error(e),
+        })?;
+        let eps = networking["EndpointsConfig"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let mut out = BTreeMap::new();
+        let mut wanted: Vec<(String, Value)> = vec![];
+        let mut primary_cfg = Value::Null;
+        for (k, v) in eps {
+            if k == primary.name || k == primary.id || k == mode || k == "default" {
+                primary_cfg = v;
+            } else {
+                wanted.push((k, v));
+            }
+        }
+        wanted.insert(0, (primary.name.clone(), primary_cfg));
+        for (key, cfg) in wanted {
+            let net = self.networks.get(&key).map_err(|e| match e {
+                NetError::NotFound(_) => ApiError::bad_request(e.to_string()),
+                e => net_error(e),
+            })?;
+            if net.driver != "bridge" && !out.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "container cannot be connected to network {} along with other networks",
+                    net.name
+                )));
+            }
+            let att = attachment(&net, &cfg)?;
+            out.insert(net.name.clone(), att);
+        }
+        Ok(out)
+    }
+
+    /// For `--network container:<x>`: the namespace of `x` (which must run); its hosts,
+    /// resolv.conf and hostname become the container's.
+    pub(super) fn join_container_netns(
+        &self,
+        c: &Container,
+        other: &str,
+    ) -> Result<String, ApiError> {
+        let o = self.lookup(other)?;
+        let orec = o.snapshot();
+        if !orec.state.status.is_live() || orec.state.pid <= 0 {
+            return Err(ApiError::conflict(format!(
+                "cannot join network namespace of a non running container: {}",
+                o.id
+            )));
+        }
+        for f in ["hosts", "resolv.conf", "hostname"] {
+            std::fs::copy(o.dir.join(f), c.dir.join(f)).map_err(internal)?;
+        }
+        Ok(format!("/proc/{}/ns/net", orec.state.pid))
+    }
+
+    /// Connects the created (not yet started) container `pid` to its networks, serves its
+    /// DNS and publishes its ports.
+    pub(super) async fn connect_all(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        pid: i32,
+    ) -> Result<(), String> {
+        let rec = c.snapshot();
+        let primary =
+            mode_network(rec.host_config["NetworkMode"].as_str().unwrap_or_default()).to_string();
+        let mut order: Vec<(String, NetAttachment)> = rec.networks.clone().into_iter().collect();
+        order.sort_by_key(|(n, _)| *n != primary);
+        for (i, (name, att)) in order.into_iter().enumerate() {
+            if let Err(e) = self.connect_one(c, pid, &name, &att, i as u32).await {
+                self.disconnect_all(c).await;
+                return Err(e);
+            }
+        }
+        if let Err(e) = self.publish_ports(c).await {
+            self.disconnect_all(c).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn connect_one(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        pid: i32,
+        name: &str,
+        att: &NetAttachment,
+        index: u32,
+    ) -> Result<(), String> {
+        let net = self
+            .networks
+            .get(&att.network_id)
+            .map_err(|_| format!("network {name} not found"))?;
+        if net.driver != "bridge" {
+            return Ok(());
+        }
+        let requested = att
+            .ipv4_address
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<Ipv4Addr>()
+                    .map_err(|_| format!("invalid address {s}"))
+            })
+            .transpose()?;
+        let (engine, id, n) = (self.clone(), c.id.clone(), net.clone());
+        let ep = blocking(move || engine.networks.attach(&n, &id, pid, index, requested))
+            .await
+            .map_err(|e| e.message)?
+            .map_err(|e| format!("failed to set up container networking on {}: {e}", net.name))?;
+        let rec = c.snapshot();
+        if net.has_dns() {
+            self.networks.dns.add(wharf_net::dns::DnsRecord {
+                container: c.id.clone(),
+                network: net.id.clone(),
+                names: dns_names(&rec, att),
+                ip: ep.ip,
+            });
+            if !self.networks.dns.serving(&c.id) {
+                let hc = Self::host_config(&rec);
+                if let Err(e) = self.networks.dns.serve(&c.id, pid, upstream_resolvers(&hc)) {
+                    return Err(format!("starting the embedded DNS server: {e}"));
+                }
+            }
+        }
+        // /etc/hosts is bind-mounted already: rewrite it in place (a rename would not be seen).
+        let hosts = c.dir.join("hosts");
+        let hostname = rec.config["Hostname"].as_str().unwrap_or_default();
+        let mut content = std::fs::read_to_string(&hosts).unwrap_or_default();
+        content.push_str(&format!("{}\t{hostname}\n", ep.ip));
+        let _ = std::fs::write(&hosts, content);
+        let mut eid = [0u8; 32];
+        getrandom::fill(&mut eid).map_err(|e| e.to_string())?;
+        // Persisted with the start's own update (or by `network connect` below).
+        c.update_volatile(|r| {
+            r.endpoints.insert(
+                net.name.clone(),
+                EndpointRecord {
+                    ip: ep.ip.to_string(),
+                    prefix: ep.prefix,
+                    gateway: ep.gateway.to_string(),
+                    mac: ep.mac.clone(),
+                    index,
+                    endpoint_id: hex::encode(eid),
+                },
+            );
+        });
+        Ok(())
+    }
+
+    async fn publish_ports(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), String> {
+        let rec = c.snapshot();
+        let Some(ep) = rec.endpoints.values().find(|e| e.index == 0) else {
+            return Ok(());
+        };
+        let exposed: Vec<String> = rec.config["ExposedPorts"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        let reqs = wharf_net::ports::requests(
+            rec.host_config["PortBindings"].as_object(),
+            &exposed,
+            rec.host_config["PublishAllPorts"]
+                .as_bool()
+                .unwrap_or(false),
+        )
+        .map_err(|e| e.to_string())?;
+        if reqs.is_empty() {
+            return Ok(());
+        }
+        let ip: Ipv4Addr = ep
+            .ip
+            .parse()
+            .map_err(|_| "bad endpoint address".to_string())?;
+        let (engine, id) = (self.clone(), c.id.clone());
+        let maps = blocking(move || engine.networks.publish(&id, ip, &reqs))
+            .await
+            .map_err(|e| e.message)?
+            .map_err(|e| {
+                format!(
+                    "driver failed programming external connectivity on endpoint {}: {e}",
+                    rec.name.trim_start_matches('/')
+                )
+            })?;
+        c.update_volatile(|r| r.ports = maps);
+        Ok(())
+    }
+
+    /// Undoes `connect_all` (the container stopped or failed to start).
+    pub(super) async fn disconnect_all(self: &Arc<Self>, c: &Container) {
+        let rec = c.snapshot();
+        if rec.endpoints.is_empty() && rec.ports.is_empty() {
+            return;
+        }
+        self.networks.dns.stop(&c.id);
+        self.networks.dns.remove(&c.id, None);
+        let (engine, id, rec2) = (self.clone(), c.id.clone(), rec.clone());
+        let _ = blocking(move || {
+            if !rec2.ports.is_empty() {
+                engine.networks.unpublish(&id);
+            }
+            for (name, ep) in &rec2.endpoints {
+                let nid = rec2
+                    .networks
+                    .get(name)
+                    .map(|a| a.network_id.clone())
+                    .unwrap_or_default();
+                engine.networks.detach(&nid, &id, ep.index);
+            }
+        })
+        .await;
+        let hosts = c.dir.join("hosts");
+        if let Ok(content) = std::fs::read_to_string(&hosts) {
+            let keep: String = content
+                .lines()
+                .filter(|l| {
+                    !rec.endpoints
+                        .values()
+                        .any(|e| l.starts_with(&format!("{}\t", e.ip)))
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let _ = std::fs::write(&hosts, keep);
+        }
+        // Persisted by the exit's own update that follows.
+        c.update_volatile(|r| {
+            r.endpoints.clear();
+            r.ports.clear();
+        });
+    }
+
+    /// After a restart: frees what dead containers held, and gives running ones back their
+    /// DNS names, server and port reservations.
+    pub(super) fn restore_networking(self: &Arc<Self>) {
+        let live: Vec<Arc<Container>> = self
+            .all()
+            .into_iter()
+            .filter(|c| c.status().is_live())
+            .collect();
+        let ids: Vec<String> = live.iter().map(|c| c.id.clone()).collect();
+        self.networks.reconcile(&ids);
+        for c in live {
+            let rec = c.snapshot();
+            self.networks.restore_ports(&c.id, &rec.ports);
+            let mut dns = false;
+            for (name, ep) in &rec.endpoints {
+                let Some(att) = rec.networks.get(name) else {
+                    continue;
+                };
+                let Ok(net) = self.networks.get(&att.network_id) else {
+                    continue;
+                };
+                if let (true, Ok(ip)) = (net.has_dns(), ep.ip.parse()) {
+                    self.networks.dns.add(wharf_net::dns::DnsRecord {
+                        container: c.id.clone(),
+                        network: net.id.clone(),
+                        names: dns_names(&rec, att),
+                        ip,
+                    });
+                    dns = true;
+                }
+            }
+            if dns {
+                let hc = Self::host_config(&rec);
+                if let Err(e) =
+                    self.networks
+                        .dns
+                        .serve(&c.id, rec.state.pid, upstream_resolvers(&hc))
+                {
+                    tracing::warn!("embedded DNS of {}: {e}", &c.id[..12]);
+                }
+            }
+        }
+    }
+
+    /// `POST /networks/{id}/connect`.
+    pub async fn network_connect(
+        self: &Arc<Self>,
+        key: &str,
+        body: &Value,
+    ) -> Result<(), ApiError> {
+        let net = self.networks.get(key).map_err(net_error)?;
+        let c = self.lookup(body["Container"].as_str().unwrap_or_default())?;
+        let rec = c.snapshot();
+        let mode = rec.host_config["NetworkMode"].as_str().unwrap_or_default();
+        if net.driver != "bridge"
+            || matches!(mode, "host" | "none")
+            || container_mode(mode).is_some()
+        {
+            return Err(ApiError::forbidden(format!(
+                "container {} in network mode {mode} cannot be connected to network {}",
+                rec.name.trim_start_matches('/'),
+                net.name
+            )));
+        }
+        if rec.networks.contains_key(&net.name) {
+            return Err(ApiError::forbidden(format!(
+                "endpoint with name {} already exists in network {}",
+                rec.name.trim_start_matches('/'),
+                net.name
+            )));
+        }
+        let att = attachment(&net, &body["EndpointConfig"])?;
+        c.update(|r| r.networks.insert(net.name.clone(), att.clone()))
+            .map_err(internal)?;
+        if rec.state.status.is_live() {
+            let index = (0..)
+                .find(|i| !rec.endpoints.values().any(|e| e.index == *i))
+                .unwrap_or(0);
+            if let Err(e) = self
+                .connect_one(&c, rec.state.pid, &net.name, &att, index)
+                .await
+            {
+                let _ = c.update(|r| r.networks.remove(&net.name));
+                return Err(ApiError::internal(e));
+            }
+            c.update(|_| ()).map_err(internal)?;
+        }
+        self.events.publish(
+            "network",
+            "connect",
+            &net.id,
+            [
+                ("container".to_string(), c.id.clone()),
+                ("name".to_string(), net.name.clone()),
+                ("type".to_string(), net.driver.clone()),
+            ]
+            .into(),
+        );
+        Ok(())
+    }
+
+    /// `POST /networks/{id}/disconnect`.
+    pub async fn network_disconnect(
+        self: &Arc<Self>,
+        key: &str,
+        body: &Value,
+    ) -> Result<(), ApiError> {
+        let net = self.networks.get(key).map_err(net_error)?;
+        let c = self.lookup(body["Container"].as_str().unwrap_or_default())?;
+        let rec = c.snapshot();
+        if !rec.networks.contains_key(&net.name) {
+            return Err(ApiError::forbidden(format!(
+                "container {} is not connected to network {}",
+                c.id, net.name
+            )));
+        }
+        if let Some(ep) = rec.endpoints.get(&net.name) {
+            self.networks.dns.remove(&c.id, Some(&net.id));
+            let (engine, id, nid, index) = (self.clone(), c.id.clone(), net.id.clone(), ep.index);
+            blocking(move || engine.networks.detach(&nid, &id, index)).await?;
+            let hosts = c.dir.join("hosts");
+            if let Ok(content) = std::fs::read_to_string(&hosts) {
+                let keep: String = content
+                    .lines()
+                    .filter(|l| !l.starts_with(&format!("{}\t", ep.ip)))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                let _ = std::fs::write(&hosts, keep);
+            }
+        }
+        c.update(|r| {
+            r.networks.remove(&net.name);
+            r.endpoints.remove(&net.name);
+        })
+        .map_err(internal)?;
+        let still_dns = c
+            .snapshot()
+            .networks
+            .values()
+            .any(|a| self.networks.get(&a.network_id).is_ok_and(|n| n.has_dns()));
+        if !still_dns {
+            self.networks.dns.stop(&c.id);
+        }
+        self.events.publish(
+            "network",
+            "disconnect",
+            &net.id,
+            [
+                ("container".to_string(), c.id.clone()),
+                ("name".to_string(), net.name.clone()),
+                ("type".to_string(), net.driver.clone()),
+            ]
+            .into(),
+        );
+        Ok(())
+    }
+
+    /// Running containers with an endpoint on `net`.
+    fn network_members(&self, net: &Network) -> Vec<(Record, EndpointRecord)> {
+        self.all()
+            .iter()
+            .map(|c| c.snapshot())
+            .filter_map(|r| {
+                let ep = r.endpoints.get(&net.name).cloned()?;
+                (r.networks.get(&net.name)?.network_id == net.id).then_some((r, ep))
+            })
+            .collect()
+    }
+
+    /// A network in Docker's shape (`GET /networks/{id}`).
+    pub fn network_json(&self, n: &Network) -> Value {
+        let mut containers = serde_json::Map::new();
+        for (r, ep) in self.network_members(n) {
+            containers.insert(
+                r.id.clone(),
+                json!({
+                    "Name": r.name.trim_start_matches('/'),
+                    "EndpointID": ep.endpoint_id,
+                    "MacAddress": ep.mac,
+                    "IPv4Address": format!("{}/{}", ep.ip, ep.prefix),
+                    "IPv6Address": "",
+                }),
+            );
+        }
+        let ipam_config: Vec<Value> = n
+            .subnet
+            .iter()
+            .map(|s| {
+                let mut c = json!({"Subnet": s.cidr(), "Gateway": s.gateway.to_string()});
+                if let Some(r) = &n.ip_range {
+                    c["IPRange"] = json!(r);
+                }
+                c
+            })
+            .collect();
+        let mut options = serde_json::Map::new();
+        for (k, v) in &n.options {
+            options.insert(k.clone(), json!(v));
+        }
+        json!({
+            "Name": n.name,
+            "Id": n.id,
+            "Created": n.created,
+            "Scope": "local",
+            "Driver": n.driver,
+            "EnableIPv4": true,
+            "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": null, "Config": ipam_config},
+            "Internal": n.internal,
+            "Attachable": n.attachable,
+            "Ingress": false,
+            "ConfigFrom": {"Network": ""},
+            "ConfigOnly": false,
+            "Containers": containers,
+            "Options": options,
+            "Labels": n.labels,
+        })
+    }
+
+    /// Whether any container (running or not) is connected to `net`.
+    fn network_used(&self, net: &Network) -> bool {
+        self.all().iter().any(|c| {
+            c.snapshot()
+                .networks
+                .values()
+                .any(|a| a.network_id == net.id)
+        })
+    }
+
+    /// `GET /networks`.
+    pub fn network_list(&self, filters: &BTreeMap<String, Vec<String>>) -> Vec<Value> {
+        let mut nets = self.networks.list();
+        nets.sort_by(|a, b| a.name.cmp(&b.name));
+        nets.iter()
+            .filter(|n| {
+                filters.iter().all(|(k, vals)| {
+                    vals.is_empty()
+                        || vals.iter().any(|v| match k.as_str() {
+                            "name" => n.name.contains(v.as_str()),
+                            "id" => n.id.starts_with(v.as_str()),
+                            "driver" => n.driver == *v,
+                            "scope" => v == "local",
+                            "type" => (v == "builtin") == n.predefined(),
+                            "dangling" => (v == "true" || v == "1") != self.network_used(n),
+                            "label" => {
+                                let (lk, lv) = v.split_once('=').unwrap_or((v, ""));
+                                n.labels.get(lk).is_some_and(|x| lv.is_empty() || x == lv)
+                            }
+                            _ => true,
+                        })
+                })
+            })
+            .map(|n| self.network_json(n))
+            .collect()
+    }
+
+    /// `POST /networks/create`.
+    pub async fn network_create(self: &Arc<Self>, b: &Value) -> Result<Value, ApiError> {
+        let strmap = |v: &Value| -> BTreeMap<String, String> {
+            v.as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let ipam = b["IPAM"]["Config"].as_array().cloned().unwrap_or_default();
+        if ipam.len() > 1 {
+            return Err(ApiError::bad_request(
+                "wharf supports one IPv4 subnet per network",
+            ));
+        }
+        if b["EnableIPv6"].as_bool() == Some(true) {
+            return Err(ApiError::bad_request(
+                "wharf does not support IPv6 networks yet",
+            ));
+        }
+        let s = |k: &str| ipam.first().and_then(|c| c[k].as_str()).map(String::from);
+        let opts = wharf_net::CreateOptions {
+            name: b["Name"].as_str().unwrap_or_default().to_string(),
+            driver: b["Driver"].as_str().unwrap_or_default().to_string(),
+            subnet: s("Subnet"),
+            gateway: s("Gateway"),
+            ip_range: s("IPRange"),
+            internal: b["Internal"].as_bool().unwrap_or(false),
+            attachable: b["Attachable"].as_bool().unwrap_or(false),
+            labels: strmap(&b["Labels"]),
+            options: strmap(&b["Options"]),
+        };
+        let engine = self.clone();
+        let n = blocking(move || engine.networks.create(opts))
+            .await?
+            .map_err(net_error)?;
+        self.events.publish(
+            "network",
+            "create",
+            &n.id,
+            [
+                ("name".to_string(), n.name.clone()),
+                ("type".to_string(), n.driver.clone()),
+            ]
+            .into(),
+        );
+        Ok(json!({"Id": n.id, "Warning": ""}))
+    }
+
+    /// `DELETE /networks/{id}`.
+    pub async fn network_remove(self: &Arc<Self>, key: &str) -> Result<(), ApiError> {
+        let engine = self.clone();
+        let key = key.to_string();
+        let n = blocking(move || engine.networks.remove(&key))
+            .await?
+            .map_err(net_error)?;
+        self.events.publish(
+            "network",
+            "destroy",
+            &n.id,
+            [
+                ("name".to_string(), n.name.clone()),
+                ("type".to_string(), n.driver.clone()),
+            ]
+            .into(),
+        );
+        Ok(())
+    }
+
+    /// `POST /networks/prune`: user networks no container is connected to.
+    pub async fn network_prune(self: &Arc<Self>, filters: &BTreeMap<String, Vec<String>>) -> Value {
+        let mut deleted = Vec::new();
+        for n in self.networks.list() {
+            if n.predefined() || self.network_used(&n) {
+                continue;
+            }
+            let labels_ok = filters.get("label").is_none_or(|vals| {
+                vals.iter().all(|v| {
+                    let (lk, lv) = v.split_once('=').unwrap_or((v, ""));
+                    n.labels.get(lk).is_some_and(|x| lv.is_empty() || x == lv)
+                })
+            });
+            if labels_ok && self.network_remove(&n.id).await.is_ok() {
+                deleted.push(n.name.clone());
+            }
+        }
+        json!({"NetworksDeleted": deleted})
+    }
+}
+
+/// The attachment `EndpointConfig` asks for on `net` (aliases and a static address are for
+/// user networks only, as with Docker).
+fn attachment(net: &Network, cfg: &Value) -> Result<NetAttachment, ApiError> {
+    let aliases: Vec<String> = cfg["Aliases"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ip = cfg["IPAMConfig"]["IPv4Address"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(String::from);
+    if !net.has_dns() && !aliases.is_empty() {
+        return Err(ApiError::bad_request(
+            "network-scoped alias is supported only for containers in user defined networks",
+        ));
+    }
+    if let Some(ip) = &ip {
+        if net.default_bridge || net.driver != "bridge" {
+            return Err(ApiError::bad_request(
+                "user specified IP address is supported on user defined networks only",
+            ));
+        }
+        let addr: Ipv4Addr = ip
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid IPv4 address {ip:?}")))?;
+        if net.subnet.is_some_and(|s| !s.contains(addr)) {
+            return Err(ApiError::bad_request(format!(
+                "no configured subnet contains IP address {ip}"
+            )));
+        }
+    }
+    Ok(NetAttachment {
+        network_id: net.id.clone(),
+        aliases,
+        ipv4_address: ip,
+    })
+}
+
+/// `NetworkSettings` of container inspect.
+pub(super) fn network_settings(engine: &Engine, r: &Record) -> Value {
+    let mut networks = serde_json::Map::new();
+    let mode = r.host_config["NetworkMode"].as_str().unwrap_or("none");
+    for (name, att) in &r.networks {
+        let ep = r.endpoints.get(name);
+        let s = |f: fn(&EndpointRecord) -> String| ep.map(f).unwrap_or_default();
+        let user = engine
+            .networks
+            .get(&att.network_id)
+            .is_ok_and(|n| n.has_dns());
+        networks.insert(
+            name.clone(),
+            json!({
+                "IPAMConfig": att.ipv4_address.as_ref().map(|ip| json!({"IPv4Address": ip})),
+                "Links": null,
+                "Aliases": if att.aliases.is_empty() { Value::Null } else { json!(att.aliases) },
+                "MacAddress": s(|e| e.mac.clone()),
+                "DriverOpts": null,
+                "GwPriority": 0,
+                "NetworkID": att.network_id,
+                "EndpointID": s(|e| e.endpoint_id.clone()),
+                "Gateway": s(|e| e.gateway.clone()),
+                "IPAddress": s(|e| e.ip.clone()),
+                "IPPrefixLen": ep.map(|e| e.prefix).unwrap_or(0),
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
+                "DNSNames": if user && ep.is_some() { json!(dns_names(r, att)) } else { Value::Null },
+            }),
+        );
+    }
+    if r.networks.is_empty() && container_mode(mode).is_none() {
+        // host / none: one entry naming the network, as Docker shows it.
+        if let Ok(n) = engine.networks.get(mode) {
+            networks.insert(
+                n.name.clone(),
+                json!({
+                    "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
+                    "DriverOpts": null, "GwPriority": 0, "NetworkID": n.id, "EndpointID": "",
+                    "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+                    "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null,
+                }),
+            );
+        }
+    }
+    let bridge = r.endpoints.get("bridge");
+    let b = |f: fn(&EndpointRecord) -> String| bridge.map(f).unwrap_or_default();
+    let live = r.state.status.is_live();
+    json!({
+        "Bridge": "",
+        "SandboxID": "",
+        "SandboxKey": if live && r.state.pid > 0 { format!("/proc/{}/ns/net", r.state.pid) } else { String::new() },
+        "Ports": ports_json(r),
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "SecondaryIPAddresses": null,
+        "SecondaryIPv6Addresses": null,
+        "EndpointID": b(|e| e.endpoint_id.clone()),
+        "Gateway": b(|e| e.gateway.clone()),
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": b(|e| e.ip.clone()),
+        "IPPrefixLen": bridge.map(|e| e.prefix).unwrap_or(0),
+        "IPv6Gateway": "",
+        "MacAddress": b(|e| e.mac.clone()),
+        "Networks": networks,
+    })
+}
+
+/// `NetworkSettings.Ports`: every exposed or bound port, with its host bindings while the
+/// container runs (null otherwise).
+fn ports_json(r: &Record) -> Value {
+    let mut keys: Vec<String> = r.config["ExposedPorts"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    keys.extend(
+        r.host_config["PortBindings"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default(),
+    );
+    let mut out = serde_json::Map::new();
+    for k in keys {
+        let Ok((port, proto)) = wharf_net::ports::parse_port_proto(&k) else {
+            continue;
+        };
+        let key = format!("{port}/{proto}");
+        let binds: Vec<Value> = r
+            .ports
+            .iter()
+            .filter(|m| m.container_port == port && m.proto == proto)
+            .map(|m| json!({"HostIp": m.host_ip.to_string(), "HostPort": m.host_port.to_string()}))
+            .collect();
+        out.insert(
+            key,
+            if binds.is_empty() {
+                Value::Null
+            } else {
+                json!(binds)
+            },
+        );
+    }
+    Value::Object(out)
+}
+
+/// `Ports` of a container list entry.
+pub(super) fn port_summaries(r: &Record) -> Vec<Value> {
+    let mut out: Vec<Value> = r
+        .ports
+        .iter()
+        .map(|m| json!({"IP": m.host_ip.to_string(), "PrivatePort": m.container_port, "PublicPort": m.host_port, "Type": m.proto}))
+        .collect();
+    for k in r.config["ExposedPorts"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        if let Ok((port, proto)) = wharf_net::ports::parse_port_proto(&k) {
+            if !r
+                .ports
+                .iter()
+                .any(|m| m.container_port == port && m.proto == proto)
+            {
+                out.push(json!({"PrivatePort": port, "Type": proto}));
+            }
+        }
+    }
+    out
+}

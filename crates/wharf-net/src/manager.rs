@@ -1,0 +1,564 @@
+//! `Networks`: the daemon's networks, their IPAM and host-side state, published ports and
+//! the embedded DNS; what the engine calls.
+
+use crate::bridge::{self, AttachSpec, Endpoint};
+use crate::dns::Dns;
+use crate::firewall::Firewall;
+use crate::ipam::{parse_cidr, Ipam, Subnet};
+use crate::network::{CreateOptions, Network, OPT_BRIDGE_NAME, OPT_MTU};
+use crate::ports::{PortMapping, PortRequest, PortTable};
+use crate::{BridgeConfig, NetError};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// How the daemon's networking is set up.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Networks and IPAM files.
+    pub state_dir: PathBuf,
+    /// Prefix of every link and chain this daemon makes (its default bridge's name).
+    pub prefix: String,
+    /// The default `bridge` network (`None`: `--bridge none`).
+    pub default_bridge: Option<BridgeConfig>,
+    pub mtu: u32,
+    /// Where networks created without `--subnet` get one: (base CIDR, size of each subnet).
+    pub pools: Vec<(String, u8)>,
+}
+
+impl NetConfig {
+    /// The defaults for a daemon with `default_bridge`: Docker's pools without 172.17/16
+    /// (Docker's default bridge) and without the default bridge's own subnet.
+    pub fn new(state_dir: PathBuf, default_bridge: Option<BridgeConfig>) -> NetConfig {
+        let mut pools: Vec<(String, u8)> =
+            (18..=31).map(|b| (format!("172.{b}.0.0/16"), 16)).collect();
+        pools.push(("192.168.0.0/16".into(), 20));
+        NetConfig {
+            state_dir,
+            prefix: default_bridge
+                .as_ref()
+                .map(|b| b.name.clone())
+                .unwrap_or_else(|| "wharf".into()),
+            mtu: default_bridge.as_ref().map(|b| b.mtu).unwrap_or(1500),
+            default_bridge,
+            pools,
+        }
+    }
+}
+
+struct Inner {
+    nets: BTreeMap<String, Network>,
+    ipams: HashMap<String, Ipam>,
+    /// Networks whose bridge and rules were checked since the daemon started.
+    ready: HashSet<String>,
+    base_ready: bool,
+    ports: PortTable,
+}
+
+/// The daemon's networks.
+pub struct Networks {
+    cfg: NetConfig,
+    fw: Firewall,
+    inner: Mutex<Inner>,
+    pub dns: Arc<Dns>,
+}
+
+fn new_id() -> String {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).expect("getrandom");
+    hex::encode(b)
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Routes of the host (`/proc/net/route`) as (destination, prefix), default route excluded.
+fn host_routes() -> Vec<(Ipv4Addr, u8)> {
+    let text = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dest = u32::from_str_radix(f.get(1)?, 16).ok()?;
+            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?;
+            (mask != 0).then(|| {
+                (
+                    Ipv4Addr::from(u32::from_be(dest)),
+                    u32::from_be(mask).count_ones() as u8,
+                )
+            })
+        })
+        .collect()
+}
+
+impl Networks {
+    /// Loads the networks (making the predefined ones the first time); nothing is created
+    /// on the host until a container needs it.
+    pub fn open(cfg: NetConfig) -> Result<Networks, NetError> {
+        let dir = cfg.state_dir.join("networks");
+        std::fs::create_dir_all(&dir).map_err(|e| NetError::io(&dir, e))?;
+        let mut nets = BTreeMap::new();
+        for e in std::fs::read_dir(&dir)
+            .map_err(|e| NetError::io(&dir, e))?
+            .flatten()
+        {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json") {
+                let data = std::fs::read(&p).map_err(|e| NetError::io(&p, e))?;
+                match serde_json::from_slice::<Network>(&data) {
+                    Ok(n) => {
+                        nets.insert(n.id.clone(), n);
+                    }
+                    Err(e) => tracing::warn!("skipping {}: {e}", p.display()),
+                }
+            }
+        }
+        let mut wanted: Vec<Network> = vec![Network {
+            id: String::new(),
+            name: "host".into(),
+            driver: "host".into(),
+            created: now(),
+            bridge: String::new(),
+            subnet: None,
+            ip_range: None,
+            internal: false,
+            attachable: false,
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+            mtu: 0,
+            default_bridge: false,
+        }];
+        let mut none = wanted[0].clone();
+        none.name = "none".into();
+        none.driver = "null".into();
+        wanted.push(none);
+        if let Some(b) = &cfg.default_bridge {
+            let mut n = wanted[0].clone();
+            n.name = "bridge".into();
+            n.driver = "bridge".into();
+            n.bridge = b.name.clone();
+            n.subnet = Some(b.subnet);
+            n.mtu = b.mtu;
+            n.default_bridge = true;
+            n.options.insert(OPT_BRIDGE_NAME.into(), b.name.clone());
+            wanted.push(n);
+        }
+        for mut w in wanted {
+            match nets.values().find(|n| n.name == w.name).cloned() {
+                Some(old)
+                    if old.driver == w.driver
+                        && old.bridge == w.bridge
+                        && old.subnet == w.subnet
+                        && old.mtu == w.mtu => {}
+                Some(old) => {
+                    // --bip or --mtu changed: same network, new settings.
+                    w.id = old.id.clone();
+                    w.created = old.created.clone();
+                    w.save(&dir)?;
+                    nets.insert(w.id.clone(), w);
+                }
+                None => {
+                    w.id = new_id();
+                    w.save(&dir)?;
+                    nets.insert(w.id.clone(), w);
+                }
+            }
+        }
+        let mut ipams = HashMap::new();
+        for n in nets.values() {
+            if let Some(sub) = n.subnet {
+                let ipam = Ipam::open(sub, cfg.state_dir.join(format!("ipam-{}.json", n.id)))?
+                    .with_range(n.ip_range.as_deref())?;
+                ipams.insert(n.id.clone(), ipam);
+            }
+        }
+        Ok(Networks {
+            fw: Firewall::new(&cfg.prefix),
+            cfg,
+            inner: Mutex::new(Inner {
+                nets,
+                ipams,
+                ready: HashSet::new(),
+                base_ready: false,
+                ports: PortTable::default(),
+            }),
+            dns: Arc::new(Dns::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("networks lock")
+    }
+
+    /// Every network.
+    pub fn list(&self) -> Vec<Network> {
+        self.lock().nets.values().cloned().collect()
+    }
+
+    /// A network by id, name or unique id prefix.
+    pub fn get(&self, key: &str) -> Result<Network, NetError> {
+        let g = self.lock();
+        if let Some(n) = g.nets.get(key) {
+            return Ok(n.clone());
+        }
+        if let Some(n) = g.nets.values().find(|n| n.name == key) {
+            return Ok(n.clone());
+        }
+        let m: Vec<&Network> = g
+            .nets
+            .values()
+            .filter(|n| !key.is_empty() && n.id.starts_with(key))
+            .collect();
+        match m.len() {
+            1 => Ok(m[0].clone()),
+            0 => Err(NetError::NotFound(key.to_string())),
+            _ => Err(NetError::Invalid(format!(
+                "network {key} is ambiguous ({} matches found based on ID prefix)",
+                m.len()
+            ))),
+        }
+    }
+
+    /// The address `container` holds on network `id`.
+    pub fn address_of(&self, id: &str, container: &str) -> Option<Ipv4Addr> {
+        self.lock().ipams.get(id)?.address_of(container)
+    }
+
+    fn pick_subnet(&self, nets: &BTreeMap<String, Network>) -> Result<Subnet, NetError> {
+        let routes = host_routes();
+        for (base, size) in &self.cfg.pools {
+            let (net, prefix) = parse_cidr(base)?;
+            if *size < prefix {
+                continue;
+            }
+            let count = 1u64 << (size - prefix);
+            for i in 0..count {
+                let start = u32::from(net) + (i as u32) * (1u32 << (32 - size));
+                let cand = Subnet::from_cidr(&format!("{}/{size}", Ipv4Addr::from(start)), None)?;
+                let taken = nets
+                    .values()
+                    .filter_map(|n| n.subnet)
+                    .any(|s| cand.overlaps(s.network(), s.prefix))
+                    || routes.iter().any(|(d, p)| cand.overlaps(*d, *p))
+                    || cand.overlaps(Ipv4Addr::new(172, 17, 0, 0), 16);
+                if !taken {
+                    return Ok(cand);
+                }
+            }
+        }
+        Err(NetError::Invalid(
+            "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),
+        ))
+    }
+
+    /// `network create`: the record, its IPAM and its bridge with its rules.
+    pub fn create(&self, o: CreateOptions) -> Result<Network, NetError> {
+        if o.name.is_empty() {
+            return Err(NetError::Invalid("network name is required".into()));
+        }
+        let driver = if o.driver.is_empty() {
+            "bridge"
+        } else {
+            o.driver.as_str()
+        };
+        if driver != "bridge" {
+            return Err(NetError::Invalid(format!(
+                "wharf cannot create networks with driver {driver:?} (bridge only; host and none are predefined)"
+            )));
+        }
+        let net = {
+            let mut g = self.lock();
+            if g.nets.values().any(|n| n.name == o.name) {
+                return Err(NetError::InUse(format!(
+                    "network with name {} already exists",
+                    o.name
+                )));
+            }
+            let subnet = match o.subnet.as_deref().filter(|s| !s.is_empty()) {
+                Some(s) => {
+                    let sub = Subnet::from_cidr(s, o.gateway.as_deref())?;
+                    if let Some(other) = g.nets.values().find(|n| {
+                        n.subnet
+                            .is_some_and(|x| sub.overlaps(x.network(), x.prefix))
+                    }) {
+                        return Err(NetError::InUse(format!(
+                            "invalid pool request: Pool overlaps with other one on this address space (network {})",
+                            other.name
+                        )));
+                    }
+                    sub
+                }
+                None => {
+                    if o.gateway.as_deref().is_some_and(|g| !g.is_empty()) {
+                        return Err(NetError::Invalid("a gateway needs a subnet".into()));
+                    }
+                    self.pick_subnet(&g.nets)?
+                }
+            };
+            let id = new_id();
+            let bridge = match o.options.get(OPT_BRIDGE_NAME) {
+                Some(b) if !b.is_empty() && b.len() <= 15 => b.clone(),
+                Some(b) if !b.is_empty() => {
+                    return Err(NetError::Invalid(format!(
+                        "bridge name {b:?} is longer than 15 characters"
+                    )))
+                }
+                _ => {
+                    let room = 15usize.saturating_sub(self.cfg.prefix.len() + 1).max(4);
+                    format!("{}-{}", self.cfg.prefix, &id[..room])
+                }
+            };
+            let mtu = match o.options.get(OPT_MTU) {
+                Some(m) => m
+                    .parse()
+                    .ok()
+                    .filter(|m| (68..=65535).contains(m))
+                    .ok_or_else(|| NetError::Invalid(format!("invalid MTU {m:?}")))?,
+                None => self.cfg.mtu,
+            };
+            let n = Network {
+                id: id.clone(),
+                name: o.name.clone(),
+                driver: "bridge".into(),
+                created: now(),
+                bridge,
+                subnet: Some(subnet),
+                ip_range: o.ip_range.clone().filter(|r| !r.is_empty()),
+                internal: o.internal,
+                attachable: o.attachable,
+                labels: o.labels.clone(),
+                options: o.options.clone(),
+                mtu,
+                default_bridge: false,
+            };
+            let ipam = Ipam::open(subnet, self.cfg.state_dir.join(format!("ipam-{id}.json")))?
+                .with_range(n.ip_range.as_deref())?;
+            n.save(&self.cfg.state_dir.join("networks"))?;
+            g.ipams.insert(id.clone(), ipam);
+            g.nets.insert(id, n.clone());
+            n
+        };
+        if let Err(e) = self.ensure(&net) {
+            let _ = self.remove(&net.id);
+            return Err(e);
+        }
+        Ok(net)
+    }
+
+    /// The host side of `net`: the daemon's chains, the bridge, its rules (once per run).
+    fn ensure(&self, net: &Network) -> Result<(), NetError> {
+        let (base, ready) = {
+            let g = self.lock();
+            (g.base_ready, g.ready.contains(&net.id))
+        };
+        if ready {
+            return Ok(());
+        }
+        if !base {
+            self.fw.ensure_base()?;
+            self.lock().base_ready = true;
+        }
+        let sub = net
+            .subnet
+            .ok_or_else(|| NetError::Invalid(format!("network {} has no subnet", net.name)))?;
+        bridge::ensure_bridge(&net.bridge, &sub, net.mtu)?;
+        self.fw
+            .add_network(&net.bridge, &sub.cidr(), net.internal)?;
+        self.lock().ready.insert(net.id.clone());
+        Ok(())
+    }
+
+    /// `network rm`: refused for predefined networks and networks with endpoints.
+    pub fn remove(&self, key: &str) -> Result<Network, NetError> {
+        let net = self.get(key)?;
+        if net.predefined() {
+            return Err(NetError::Forbidden(format!(
+                "{} is a pre-defined network and cannot be removed",
+                net.name
+            )));
+        }
+        let ipam = {
+            let mut g = self.lock();
+            if g.ipams
+                .get(&net.id)
+                .is_some_and(|i| !i.holders().is_empty())
+            {
+                return Err(NetError::Forbidden(format!(
+                    "error while removing network: network {} id {} has active endpoints",
+                    net.name, net.id
+                )));
+            }
+            g.nets.remove(&net.id);
+            g.ready.remove(&net.id);
+            g.ipams.remove(&net.id)
+        };
+        if let Some(sub) = net.subnet {
+            self.fw
+                .remove_network(&net.bridge, &sub.cidr(), net.internal);
+        }
+        bridge::delete_link(&net.bridge);
+        if let Some(i) = ipam {
+            i.destroy();
+        }
+        let _ = std::fs::remove_file(
+            self.cfg
+                .state_dir
+                .join("networks")
+                .join(format!("{}.json", net.id)),
+        );
+        Ok(net)
+    }
+
+    /// Connects container `id` (its init `pid`, created and not started) to bridge network
+    /// `net` as its `index`th interface.
+    pub fn attach(
+        &self,
+        net: &Network,
+        id: &str,
+        pid: i32,
+        index: u32,
+        requested: Option<Ipv4Addr>,
+    ) -> Result<Endpoint, NetError> {
+        self.ensure(net)?;
+        let sub = net
+            .subnet
+            .ok_or_else(|| NetError::Invalid(format!("network {} has no subnet", net.name)))?;
+        let ip = {
+            let mut g = self.lock();
+            let ipam = g
+                .ipams
+                .get_mut(&net.id)
+                .ok_or_else(|| NetError::NotFound(net.name.clone()))?;
+            ipam.allocate_with(id, requested)?
+        };
+        let veth = bridge::host_veth(id, index);
+        let r = bridge::attach(&AttachSpec {
+            bridge: &net.bridge,
+            host_veth: &veth,
+            ifname: &format!("eth{index}"),
+            pid,
+            ip,
+            subnet: sub,
+            mtu: net.mtu,
+            default_route: index == 0 && !net.internal,
+        });
+        if r.is_err() {
+            self.release(&net.id, id);
+        }
+        r
+    }
+
+    /// Disconnects container `id`'s `index`th interface from network `net` (the link is
+    /// gone already when the namespace died) and frees its address.
+    pub fn detach(&self, net_id: &str, id: &str, index: u32) {
+        bridge::delete_link(&bridge::host_veth(id, index));
+        self.release(net_id, id);
+    }
+
+    fn release(&self, net_id: &str, id: &str) {
+        if let Some(ipam) = self.lock().ipams.get_mut(net_id) {
+            if let Err(e) = ipam.release(id) {
+                tracing::warn!("releasing the address of {id}: {e}");
+            }
+        }
+    }
+
+    /// Publishes container `id`'s ports (at `ip`): host ports picked, DNAT rules added.
+    pub fn publish(
+        &self,
+        id: &str,
+        ip: Ipv4Addr,
+        reqs: &[PortRequest],
+    ) -> Result<Vec<PortMapping>, NetError> {
+        if reqs.is_empty() {
+            return Ok(vec![]);
+        }
+        let maps = self.lock().ports.assign(id, ip, reqs)?;
+        let base = self.lock().base_ready;
+        let r = if base { Ok(()) } else { self.fw.ensure_base() }
+            .and_then(|_| self.fw.add_ports(id, &maps));
+        if let Err(e) = r {
+            self.lock().ports.release(id);
+            return Err(e);
+        }
+        Ok(maps)
+    }
+
+    /// Removes container `id`'s published ports.
+    pub fn unpublish(&self, id: &str) {
+        self.fw.remove_ports(id);
+        self.lock().ports.release(id);
+    }
+
+    /// After a restart: records the ports of a container that still runs.
+    pub fn restore_ports(&self, id: &str, maps: &[PortMapping]) {
+        let mut g = self.lock();
+        for m in maps {
+            g.ports.insert(id, m);
+        }
+    }
+
+    /// After a restart: frees the addresses and rules of containers that no longer run.
+    pub fn reconcile(&self, live: &[String]) {
+        let stale: Vec<(String, String)> = {
+            let g = self.lock();
+            g.ipams
+                .iter()
+                .flat_map(|(net, i)| i.holders().into_iter().map(move |h| (net.clone(), h)))
+                .filter(|(_, h)| !live.contains(h))
+                .collect()
+        };
+        for (net, h) in stale {
+            tracing::info!(
+                "freeing the address of container {} on network {}",
+                &h[..h.len().min(12)],
+                &net[..12]
+            );
+            self.release(&net, &h);
+        }
+        for owner in self.fw.port_owners() {
+            if !live.contains(&owner) {
+                self.fw.remove_ports(&owner);
+            }
+        }
+    }
+
+    /// Removes every link and chain of the daemon with `prefix` and state in `state_dir`
+    /// (for tests and uninstall).
+    pub fn teardown(prefix: &str, state_dir: &Path) {
+        Firewall::new(prefix).teardown();
+        let mut links: Vec<String> = vec![prefix.to_string()];
+        if let Ok(rd) = std::fs::read_dir(state_dir.join("networks")) {
+            for e in rd.flatten() {
+                if let Ok(n) = std::fs::read(e.path())
+                    .map_err(|_| ())
+                    .and_then(|d| serde_json::from_slice::<Network>(&d).map_err(|_| ()))
+                {
+                    if !n.bridge.is_empty() {
+                        links.push(n.bridge);
+                    }
+                }
+            }
+        }
+        if let Ok(out) = crate::cmd::run("ip", &["-o", "link", "show", "type", "bridge"]) {
+            for l in out.lines() {
+                if let Some(name) = l
+                    .split(": ")
+                    .nth(1)
+                    .map(|n| n.split('@').next().unwrap_or(n))
+                {
+                    if name.starts_with(&format!("{prefix}-")) {
+                        links.push(name.to_string());
+                    }
+                }
+            }
+        }
+        links.sort();
+        links.dedup();
+        for l in links {
+            bridge::delete_link(&l);
+        }
+    }
+}

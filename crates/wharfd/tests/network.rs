@@ -1,0 +1,641 @@
+//! End-to-end networking: the real docker CLI (28.2) against wharfd. Containers talk to each
+//! other and to the host through its loopback or its own addresses only; every bridge and
+//! chain is named after the test daemon's bridge and removed when the daemon is dropped.
+
+mod common;
+
+use common::{eventually, stderr, stdout, Daemon};
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+/// Starts busybox httpd serving `body` on port 8080 as container `name` with extra `args`.
+fn web(d: &Daemon, name: &str, args: &[&str], body: &str) -> String {
+    let script =
+        format!("mkdir -p /www && echo {body} > /www/index.html && exec httpd -f -p 8080 -h /www");
+    let mut a = vec!["run", "-d", "--name", name];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["busybox", "sh", "-c", &script]);
+    d.ok(&a).trim().to_string()
+}
+
+/// `wget` of `url` from a new container with `args`; its output (and whether it worked).
+fn fetch(d: &Daemon, args: &[&str], url: &str) -> (bool, String) {
+    let mut a = vec!["run", "--rm"];
+    a.extend_from_slice(args);
+    // busybox-static's `wget -T` crashes (SIGSEGV) in its static glibc: `timeout` instead.
+    a.extend_from_slice(&["busybox", "timeout", "3", "wget", "-q", "-O", "-", url]);
+    let o = d.docker(&a);
+    (o.status.success(), format!("{}{}", stdout(&o), stderr(&o)))
+}
+
+/// `fetch` until it works (the server may still be starting); its output.
+fn fetch_ok(d: &Daemon, args: &[&str], url: &str) -> String {
+    let mut last = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let (ok, out) = fetch(d, args, url);
+        if ok {
+            return out;
+        }
+        last = out;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("wget {url} with {args:?} kept failing: {last}\n{}", d.log());
+}
+
+/// An HTTP GET from the host.
+fn http_get(addr: &str) -> std::io::Result<String> {
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+fn eventually_get(addr: &str, want: &str) {
+    let mut last = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match http_get(addr) {
+            Ok(page) if page.contains(want) => return,
+            Ok(page) => last = page,
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("GET {addr}: wanted {want:?}, last: {last}");
+}
+
+/// A global IPv4 address of the host that is not on a bridge (eth0's, typically).
+fn host_address() -> Option<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let dev = *f.get(1)?;
+        let is_bridge = std::path::Path::new(&format!("/sys/class/net/{dev}/bridge")).exists();
+        (!is_bridge && !dev.starts_with("wh"))
+            .then(|| f.get(3)?.split('/').next().map(String::from))
+            .flatten()
+    })
+}
+
+fn inspect(d: &Daemon, what: &str, format: &str) -> String {
+    d.ok(&["inspect", "--format", format, what])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn names_resolve_on_a_user_network_and_not_across_networks() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&["network", "create", "--subnet", &d.free_subnet(), "front"]);
+    d.ok(&["network", "create", "--subnet", &d.free_subnet(), "back"]);
+    web(
+        &d,
+        "site",
+        &["--network", "front", "--network-alias", "www"],
+        "hello-front",
+    );
+
+    let page = fetch_ok(&d, &["--network", "front"], "http://site:8080/");
+    assert_eq!(page, "hello-front\n", "{page}");
+    let page = fetch_ok(&d, &["--network", "front"], "http://www:8080/");
+    assert_eq!(page, "hello-front\n", "by alias: {page}");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert!(
+        stdout(&o).starts_with("nameserver 127.0.0.11\n"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Another network neither resolves the name nor reaches the address.
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        "busybox",
+        "nslookup",
+        "site",
+    ]);
+    assert!(
+        !o.status.success(),
+        "site resolved from back: {}",
+        stdout(&o)
+    );
+    let ip = inspect(&d, "site", "{{.NetworkSettings.Networks.front.IPAddress}}");
+    let (ok, page) = fetch(&d, &["--network", "back"], &format!("http://{ip}:8080/"));
+    assert!(!ok, "back reached front's {ip}: {page}");
+    // Neither does the default bridge.
+    let (ok, _) = fetch(&d, &[], &format!("http://{ip}:8080/"));
+    assert!(!ok, "the default bridge reached front's {ip}");
+}
+
+#[test]
+fn published_ports_from_loopback_host_address_and_ephemeral_ports() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let port = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    web(&d, "pub", &["-p", &format!("{port}:8080")], "published");
+    eventually_get(&format!("127.0.0.1:{port}"), "published");
+    match host_address() {
+        Some(a) => eventually_get(&format!("{a}:{port}"), "published"),
+        None => eprintln!("no global host address: skipping that part"),
+    }
+    let shown = d.ok(&["port", "pub"]);
+    assert_eq!(shown.trim(), format!("8080/tcp -> 0.0.0.0:{port}"));
+    assert!(d.ok(&["ps"]).contains(&format!("0.0.0.0:{port}->8080/tcp")));
+
+    // The same host port again is a clear error, and the failed container holds nothing.
+    let o = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "clash",
+        "-p",
+        &format!("{port}:8080"),
+        "busybox",
+        "sleep",
+        "9",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("port is already allocated"),
+        "{}",
+        stderr(&o)
+    );
+    d.ok(&["rm", "-f", "clash"]);
+
+    // -P: every exposed port gets a free ephemeral port; a range maps one of its ports.
+    web(
+        &d,
+        "all",
+        &["--expose", "8080", "--expose", "9/udp", "-P"],
+        "ephemeral",
+    );
+    let shown = d.ok(&["port", "all", "8080/tcp"]);
+    let eph: u16 = shown.trim().rsplit(':').next().unwrap().parse().unwrap();
+    assert!(eph >= 49153 && eph.to_string() != port, "{shown}");
+    eventually_get(&format!("127.0.0.1:{eph}"), "ephemeral");
+    assert!(d.ok(&["port", "all", "9/udp"]).contains("0.0.0.0:"));
+    web(&d, "ranged", &["-p", "127.0.0.1::8080"], "loopback-only");
+    let shown = d.ok(&["port", "ranged"]);
+    assert!(shown.starts_with("8080/tcp -> 127.0.0.1:"), "{shown}");
+    let p = shown.trim().rsplit(':').next().unwrap().to_string();
+    eventually_get(&format!("127.0.0.1:{p}"), "loopback-only");
+
+    // Stopping frees the port and removes its rule.
+    d.ok(&["rm", "-f", "pub"]);
+    let rules = std::process::Command::new("iptables-save")
+        .args(["-t", "nat"])
+        .output()
+        .unwrap();
+    assert!(
+        !stdout(&rules).contains(&format!("--dport {port} ")),
+        "rule left behind"
+    );
+    web(&d, "again", &["-p", &format!("{port}:8080")], "again");
+    eventually_get(&format!("127.0.0.1:{port}"), "again");
+}
+
+#[test]
+fn none_host_and_container_modes() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let links = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+
+    // host: the host's interfaces, our daemon's bridge among them once it exists.
+    d.ok(&["run", "--rm", "busybox", "true"]);
+    let links = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert!(
+        links.split_whitespace().any(|l| l == d.bridge.name),
+        "{links}"
+    );
+
+    // container:<name>: the same namespace (same address), reaching the other on localhost.
+    web(&d, "owner", &[], "shared-ns");
+    let ip = inspect(&d, "owner", "{{.NetworkSettings.IPAddress}}");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:owner",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; timeout 3 wget -q -O - http://127.0.0.1:8080/",
+    ]);
+    let out = stdout(&o);
+    assert!(out.contains(&format!("inet {ip}/")), "{out}{}", stderr(&o));
+    assert!(out.ends_with("shared-ns\n"), "{out}");
+}
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let (s1, s2) = (d.free_subnet(), d.free_subnet());
+    d.ok(&["network", "create", "--subnet", &s1, "n1"]);
+    d.ok(&["network", "create", "--subnet", &s2, "n2"]);
+    web(&d, "app", &["--network", "n1"], "connected");
+    let fixed = s2.replace(".0/24", ".77");
+    d.ok(&[
+        "network", "connect", "--alias", "api", "--ip", &fixed, "n2", "app",
+    ]);
+    let out = d.ok(&["exec", "app", "ip", "-4", "-o", "addr", "show", "eth1"]);
+    assert!(out.contains(&format!("inet {fixed}/24")), "{out}");
+    assert_eq!(
+        inspect(&d, "app", "{{.NetworkSettings.Networks.n2.IPAddress}}"),
+        fixed
+    );
+    let page = fetch_ok(&d, &["--network", "n2"], "http://api:8080/");
+    assert_eq!(page, "connected\n", "{page}");
+    let members = d.ok(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{range .Containers}}{{.Name}} {{end}}",
+        "n2",
+    ]);
+    assert_eq!(members.trim(), "app");
+    // A connected network cannot be removed.
+    let o = d.docker(&["network", "rm", "n2"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("active endpoints"),
+        "{}",
+        stderr(&o)
+    );
+
+    d.ok(&["network", "disconnect", "n2", "app"]);
+    let o = d.docker(&["exec", "app", "ip", "link", "show", "eth1"]);
+    assert!(!o.status.success(), "eth1 still there");
+    let (ok, _) = fetch(&d, &["--network", "n2"], "http://api:8080/");
+    assert!(!ok, "still reachable on n2");
+    let page = fetch_ok(&d, &["--network", "n1"], "http://app:8080/");
+    assert_eq!(page, "connected\n", "n1 broken by the disconnect: {page}");
+    d.ok(&["network", "rm", "n2"]);
+}
+
+#[test]
+fn network_create_ls_inspect_rm_prune_and_internal() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let sub = d.free_subnet();
+    let base = sub.trim_end_matches(".0/24");
+    let id = d.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &sub,
+        "--gateway",
+        &format!("{base}.254"),
+        "--ip-range",
+        &format!("{base}.128/25"),
+        "--label",
+        "team=net",
+        "-o",
+        "com.docker.network.driver.mtu=1400",
+        "ranged",
+    ]);
+    assert_eq!(id.trim().len(), 64);
+    let ls = d.ok(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}} {{.Driver}} {{.Scope}}",
+    ]);
+    for want in [
+        "bridge bridge local",
+        "host host local",
+        "none null local",
+        "ranged bridge local",
+    ] {
+        assert!(ls.lines().any(|l| l == want), "{want} not in {ls}");
+    }
+    let shown = d.ok(&[
+        "network", "inspect", "--format",
+        "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}} {{.IPRange}}{{end}} {{.Labels.team}} {{.Internal}}",
+        "ranged",
+    ]);
+    assert_eq!(
+        shown.trim(),
+        format!("{sub} {base}.254 {base}.128/25 net false")
+    );
+    let o = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "ranged",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; cat /sys/class/net/eth0/mtu; ip route",
+    ]);
+    assert!(o.contains(&format!("inet {base}.128/24")), "{o}");
+    assert!(o.contains("\n1400\n"), "{o}");
+    assert!(o.contains(&format!("default via {base}.254")), "{o}");
+
+    let o = d.docker(&["network", "create", "--subnet", &sub, "overlapping"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("overlaps"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.docker(&["network", "create", "ranged"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("already exists"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.docker(&["network", "rm", "bridge"]);
+    assert!(stderr(&o).contains("pre-defined"), "{}", stderr(&o));
+    let o = d.docker(&["run", "--rm", "--network", "nosuch", "busybox", "true"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("not found"),
+        "{}",
+        stderr(&o)
+    );
+
+    // --internal: members reach each other, nothing else (no route out, no NAT).
+    let isub = d.free_subnet();
+    d.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        &isub,
+        "closed",
+    ]);
+    web(&d, "inside", &["--network", "closed"], "internal");
+    let page = fetch_ok(&d, &["--network", "closed"], "http://inside:8080/");
+    assert_eq!(page, "internal\n", "{page}");
+    let routes = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "closed",
+        "busybox",
+        "ip",
+        "route",
+    ]);
+    assert!(!routes.contains("default"), "{routes}");
+    let nat = stdout(
+        &std::process::Command::new("iptables-save")
+            .args(["-t", "nat"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        !nat.contains(&format!("-s {isub}")),
+        "internal network NATed: {nat}"
+    );
+
+    // prune removes unused user networks only.
+    d.ok(&["rm", "-f", "inside"]);
+    let pruned = d.ok(&["network", "prune", "-f"]);
+    assert!(
+        pruned.contains("ranged") && pruned.contains("closed"),
+        "{pruned}"
+    );
+    let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(
+        ls.split_whitespace().collect::<Vec<_>>(),
+        ["bridge", "host", "none"]
+    );
+    let links = stdout(
+        &std::process::Command::new("ip")
+            .args(["-o", "link", "show", "type", "bridge"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        !links.contains(&format!("{}-", d.bridge.name)),
+        "bridges left: {links}"
+    );
+}
+
+#[test]
+fn hostname_hosts_and_resolv_conf_options() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let args = [
+        "--hostname",
+        "box1",
+        "--add-host",
+        "db.example:10.9.9.9",
+        "--dns",
+        "10.1.2.3",
+        "--dns-search",
+        "corp.example",
+        "--dns-option",
+        "timeout:3",
+    ];
+    let mut a = vec!["run", "--rm"];
+    a.extend_from_slice(&args);
+    a.extend_from_slice(&[
+        "busybox",
+        "sh",
+        "-c",
+        "hostname; cat /etc/hosts /etc/resolv.conf",
+    ]);
+    let out = d.ok(&a);
+    assert!(out.starts_with("box1\n"), "{out}");
+    assert!(out.contains("10.9.9.9\tdb.example\n"), "{out}");
+    assert!(
+        out.contains("\tbox1\n"),
+        "own address for the hostname: {out}"
+    );
+    assert!(out.contains("nameserver 10.1.2.3\n"), "{out}");
+    assert!(out.contains("search corp.example\n"), "{out}");
+    assert!(out.contains("options timeout:3\n"), "{out}");
+
+    // On a user network the embedded server fronts --dns; search and options stay.
+    d.ok(&["network", "create", "--subnet", &d.free_subnet(), "u"]);
+    let mut a = vec!["run", "--rm", "--network", "u"];
+    a.extend_from_slice(&args);
+    a.extend_from_slice(&["busybox", "cat", "/etc/resolv.conf"]);
+    let out = d.ok(&a);
+    assert!(out.starts_with("nameserver 127.0.0.11\n"), "{out}");
+    assert!(!out.contains("10.1.2.3"), "{out}");
+    assert!(
+        out.contains("search corp.example\n") && out.contains("timeout:3"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_killed_daemon_restarts_with_containers_still_reachable() {
+    require_env!();
+    let mut d = Daemon::start();
+    d.busybox();
+    d.ok(&["network", "create", "--subnet", &d.free_subnet(), "keep"]);
+    let port = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    web(
+        &d,
+        "svc",
+        &["--network", "keep", "-p", &format!("{port}:8080")],
+        "survives",
+    );
+    eventually_get(&format!("127.0.0.1:{port}"), "survives");
+    let ip = inspect(&d, "svc", "{{.NetworkSettings.Networks.keep.IPAddress}}");
+    d.kill9();
+    // The published port does not need wharfd.
+    eventually_get(&format!("127.0.0.1:{port}"), "survives");
+    d.spawn();
+    let page = fetch_ok(&d, &["--network", "keep"], "http://svc:8080/");
+    assert_eq!(page, "survives\n", "by name after the restart: {page}");
+    eventually_get(&format!("127.0.0.1:{port}"), "survives");
+    // Its address stays taken and its port stays allocated.
+    let other = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "keep",
+        "busybox",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(
+        !other.contains(&format!("inet {ip}/")),
+        "{ip} handed out twice: {other}"
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        stderr(&o).contains("port is already allocated"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        d.ok(&["port", "svc"]).trim(),
+        format!("8080/tcp -> 0.0.0.0:{port}")
+    );
+}
+
+#[test]
+fn create_start_remove_cycles_leave_no_link_rule_or_address() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let churn_bridge = format!("{}-churn", d.bridge.name);
+    d.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &d.free_subnet(),
+        "-o",
+        &format!("com.docker.network.bridge.name={churn_bridge}"),
+        "churn",
+    ]);
+    let started = Instant::now();
+    let cycles = 200;
+    for i in 0..cycles {
+        // Alternate the default bridge and a user network; publish a port half of the time.
+        let mut a = vec!["run", "--rm"];
+        if i % 2 == 1 {
+            a.extend_from_slice(&["--network", "churn"]);
+        }
+        if i % 4 < 2 {
+            a.extend_from_slice(&["-p", "127.0.0.1::80"]);
+        }
+        a.extend_from_slice(&["busybox", "true"]);
+        let o = d.docker(&a);
+        assert!(o.status.success(), "cycle {i}: {}", stderr(&o));
+    }
+    eprintln!("{cycles} cycles in {:?}", started.elapsed());
+    assert!(d.ok(&["ps", "-aq"]).trim().is_empty());
+    for br in [d.bridge.name.clone(), churn_bridge] {
+        let o = std::process::Command::new("ip")
+            .args(["-o", "link", "show", "master", &br])
+            .output()
+            .unwrap();
+        assert!(
+            stdout(&o).trim().is_empty(),
+            "ports left on {br}: {}",
+            stdout(&o)
+        );
+    }
+    let rules = stdout(
+        &std::process::Command::new("iptables-save")
+            .output()
+            .unwrap(),
+    );
+    let dnat = format!("-A {}-DNAT", d.bridge.name);
+    assert!(!rules.contains(&dnat), "port rules left:\n{rules}");
+    let state = d.dir.path().join("data/network");
+    for e in std::fs::read_dir(&state).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("ipam-") {
+            let held = std::fs::read_to_string(e.path()).unwrap();
+            assert_eq!(held.trim(), "{}", "{name} still holds addresses");
+        }
+    }
+    // Nothing either after the test's daemon removed its networks and chains.
+    d.ok(&["network", "rm", "churn"]);
+    eventually("the churn bridge is gone", || {
+        !stdout(
+            &std::process::Command::new("ip")
+                .args(["-o", "link"])
+                .output()
+                .unwrap(),
+        )
+        .contains(&format!("{}-", d.bridge.name))
+    });
+}
