@@ -68,10 +68,17 @@ pub fn registry_key(image: &str) -> String {
 }
 
 /// The `X-Registry-Auth` header for pulling or pushing `image` with the credentials in
-/// `config_dir` (`{}` when there are none, as docker sends).
+/// `config_dir` (`{}` when there are none, as docker sends). An unreadable config file is
+/// a warning, as in docker: the pull or push goes on without credentials.
 pub fn header_for_image(config_dir: &Path, image: &str) -> Result<String> {
     let key = registry_key(image);
-    let cfg = ConfigFile::load(config_dir)?;
+    let cfg = match ConfigFile::load(config_dir) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("WARNING: Error loading config file: {e:#}");
+            return Ok(AuthConfig::default().header());
+        }
+    };
     let auth = store::get(&cfg, &key)
         .with_context(|| format!("looking up the credentials for {key}"))?
         .unwrap_or_default();
@@ -145,5 +152,10 @@ mod tests {
         assert_eq!(v["username"], "alice");
         assert_eq!(v["password"], "s3cret");
         assert_eq!(header_for_image(dir.path(), "busybox").unwrap(), "e30=");
+        std::fs::write(dir.path().join("config.json"), "{broken").unwrap();
+        assert_eq!(
+            header_for_image(dir.path(), "127.0.0.1:5000/a").unwrap(),
+            "e30="
+        );
     }
 }
