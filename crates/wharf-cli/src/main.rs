@@ -4,6 +4,7 @@
 mod cli;
 mod client;
 mod commands;
+mod credentials;
 mod format;
 mod opts;
 mod stream;
@@ -122,6 +123,7 @@ fn real_main(cli: cli::Cli) -> i32 {
     };
     let ctx = commands::Ctx {
         client: Arc::new(client::Client::new(host_str, host).with_tls(tls)),
+        config_dir: credentials::config_dir(cli.config.as_deref()),
     };
     let is_run = matches!(cmd, cli::Cmd::Run(_) | cli::Cmd::Create(_))
         || matches!(

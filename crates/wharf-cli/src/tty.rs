@@ -39,6 +39,28 @@ impl Drop for RawMode {
     }
 }
 
+/// Turns off the echo of stdin (a terminal) until dropped: for typing a password.
+pub struct NoEcho {
+    saved: Termios,
+}
+
+impl NoEcho {
+    pub fn enable() -> anyhow::Result<NoEcho> {
+        let fd = std::io::stdin();
+        let saved = termios::tcgetattr(fd.as_fd())?;
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(termios::LocalFlags::ECHO);
+        termios::tcsetattr(fd.as_fd(), SetArg::TCSANOW, &quiet)?;
+        Ok(NoEcho { saved })
+    }
+}
+
+impl Drop for NoEcho {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &self.saved);
+    }
+}
+
 /// The terminal size (rows, columns) of stdout, else stdin.
 pub fn size() -> Option<(u16, u16)> {
     for fd in [libc::STDOUT_FILENO, libc::STDIN_FILENO] {

@@ -61,7 +61,11 @@ async fn pull_for_run(ctx: &Ctx, image: &str, platform: Option<&str>, quiet: boo
     if let Some(p) = platform {
         q.push_str(&format!("&platform={}", enc(p)));
     }
-    let resp = ctx.client.request("POST", &q, None).await?;
+    let auth = crate::credentials::header_for_image(&ctx.config_dir, image)?;
+    let resp = ctx
+        .client
+        .request_with_headers("POST", &q, None, &[("X-Registry-Auth", &auth)])
+        .await?;
     let mut err = std::io::stderr();
     let mut sink = std::io::sink();
     let out: &mut dyn Write = if quiet { &mut sink } else { &mut err };

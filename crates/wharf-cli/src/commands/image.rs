@@ -221,7 +221,11 @@ pub async fn pull(ctx: &Ctx, a: PullArgs) -> Result<i32> {
     if let Some(p) = &a.platform {
         q.push_str(&format!("&platform={}", enc(p)));
     }
-    let resp = ctx.client.request("POST", &q, None).await?;
+    let auth = crate::credentials::header_for_image(&ctx.config_dir, &a.image)?;
+    let resp = ctx
+        .client
+        .request_with_headers("POST", &q, None, &[("X-Registry-Auth", &auth)])
+        .await?;
     let mut out = std::io::stdout();
     let mut sink = std::io::sink();
     let w: &mut dyn std::io::Write = if a.quiet { &mut sink } else { &mut out };
@@ -242,9 +246,10 @@ pub async fn push(ctx: &Ctx, a: PushArgs) -> Result<i32> {
     if tag.is_none() && !a.all_tags && !a.quiet {
         println!("Using default tag: latest");
     }
+    let auth = crate::credentials::header_for_image(&ctx.config_dir, &a.image)?;
     let resp = ctx
         .client
-        .request_with_headers("POST", &q, None, &[("X-Registry-Auth", "e30=")])
+        .request_with_headers("POST", &q, None, &[("X-Registry-Auth", &auth)])
         .await?;
     let mut out = std::io::stdout();
     let mut sink = std::io::sink();

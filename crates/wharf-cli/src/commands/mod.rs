@@ -3,6 +3,7 @@
 
 pub mod container;
 pub mod image;
+pub mod login;
 pub mod network;
 pub mod system;
 pub mod volume;
@@ -16,6 +17,8 @@ use std::sync::Arc;
 /// What every command gets.
 pub struct Ctx {
     pub client: Arc<Client>,
+    /// The client config directory (`--config`, `$DOCKER_CONFIG`, `~/.docker`).
+    pub config_dir: std::path::PathBuf,
 }
 
 /// An error that ends the command with a given exit status (docker's `StatusError`); an
@@ -121,8 +124,8 @@ pub async fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
         Cmd::Load(a) => i::load(ctx, a).await,
         Cmd::Import(a) => i::import(ctx, a).await,
         Cmd::History(a) => i::history(ctx, a).await,
-        Cmd::Login(a) => system::login(ctx, a).await,
-        Cmd::Logout(a) => system::logout(ctx, a).await,
+        Cmd::Login(a) => login::login(ctx, a).await,
+        Cmd::Logout(a) => login::logout(ctx, a).await,
         Cmd::Version(a) => system::version(ctx, a).await,
         Cmd::Info(a) => system::info(ctx, a).await,
         Cmd::Events(a) => system::events(ctx, a).await,

@@ -1,5 +1,4 @@
-//! System-wide commands: inspect (any object), version, info, events, df, system prune,
-//! login/logout.
+//! System-wide commands: inspect (any object), version, info, events, df, system prune.
 
 use super::{status, Ctx};
 use crate::cli::*;
@@ -503,40 +502,6 @@ pub async fn prune(ctx: &Ctx, a: SystemPruneArgs) -> Result<i32> {
     }
     total += i["SpaceReclaimed"].as_f64().unwrap_or(0.0);
     println!("Total reclaimed space: {}", human_size(total));
-    Ok(0)
-}
-
-pub async fn login(ctx: &Ctx, a: LoginArgs) -> Result<i32> {
-    let mut password = a.password.clone().unwrap_or_default();
-    if a.password_stdin {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
-        password = s.trim_end_matches(['\n', '\r']).to_string();
-    }
-    let body = json!({
-        "username": a.username.clone().unwrap_or_default(),
-        "password": password,
-        "serveraddress": a.server.clone().unwrap_or_else(|| "https://index.docker.io/v1/".into()),
-    });
-    match ctx.client.post_json("/auth", Some(&body)).await {
-        Ok(v) => {
-            println!("{}", v["Status"].as_str().unwrap_or("Login Succeeded"));
-            Ok(0)
-        }
-        Err(e) if daemon_error(&e).is_some_and(|d| d.status == 404) => Err(status(
-            1,
-            "wharf: login is not supported yet: this wharfd does not serve /auth (registry credentials)",
-        )),
-        Err(e) => Err(e),
-    }
-}
-
-pub async fn logout(_ctx: &Ctx, a: LogoutArgs) -> Result<i32> {
-    // wharf stores no registry credentials yet, so there is nothing to remove.
-    let server = a
-        .server
-        .unwrap_or_else(|| "https://index.docker.io/v1/".into());
-    println!("Not logged in to {server}");
     Ok(0)
 }
 

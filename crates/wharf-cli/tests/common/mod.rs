@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -169,9 +171,21 @@ impl Daemon {
     }
 
     fn run(&self, bin: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        self.run_env(bin, args, stdin, &[])
+    }
+
+    /// Runs a client (`WHARF` or `DOCKER`) with more environment variables.
+    pub fn run_env(
+        &self,
+        bin: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+        env: &[(&str, &str)],
+    ) -> Output {
         let mut cmd = Command::new(bin);
         cmd.arg("-H").arg(self.host()).args(args);
         cmd.env_remove("DOCKER_HOST").env_remove("WHARF_HOST");
+        cmd.envs(env.iter().copied());
         cmd.stdin(if stdin.is_some() {
             Stdio::piped()
         } else {

@@ -1,0 +1,286 @@
+//! A local registry for one test: Debian's `docker-registry` with no auth, htpasswd basic auth
+//! or token auth (an in-process token issuer). Copied from crates/wharfd/tests/common/mod.rs.
+
+use super::eventually;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// Debian's `docker-registry` (distribution 2.8) on a random loopback port, for one test.
+pub struct LocalRegistry {
+    pub dir: tempfile::TempDir,
+    pub addr: String,
+    child: Child,
+    /// The token endpoint, with token auth.
+    pub issuer: Option<TokenIssuer>,
+}
+
+/// How a [`LocalRegistry`] authenticates its clients.
+pub enum RegistryAuth {
+    None,
+    /// htpasswd (bcrypt) basic auth with one user.
+    Basic {
+        user: String,
+        password: String,
+    },
+    /// Token auth: a [`TokenIssuer`] on loopback signs the tokens.
+    Token {
+        user: String,
+        password: String,
+    },
+}
+
+impl LocalRegistry {
+    /// Starts it, or returns None (the test skips) when docker-registry is not installed.
+    pub fn start() -> Option<LocalRegistry> {
+        Self::start_with(RegistryAuth::None)
+    }
+
+    /// Starts one with `auth`, or None (the test skips) when docker-registry is missing.
+    pub fn start_with(auth: RegistryAuth) -> Option<LocalRegistry> {
+        let bin = Path::new("/usr/bin/docker-registry");
+        if !bin.exists() {
+            eprintln!("skipped: docker-registry is not installed");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("wharf-reg-")
+            .tempdir()
+            .unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let auth_cfg = match &auth {
+            RegistryAuth::None => (String::new(), None),
+            RegistryAuth::Basic { user, password } => {
+                let hash = bcrypt::hash(password, 4).unwrap();
+                let file = dir.path().join("htpasswd");
+                std::fs::write(&file, format!("{user}:{hash}\n")).unwrap();
+                (
+                    format!(
+                        "auth:\n  htpasswd:\n    realm: wharf-test\n    path: {}\n",
+                        file.display()
+                    ),
+                    None,
+                )
+            }
+            RegistryAuth::Token { user, password } => {
+                let issuer = TokenIssuer::start(dir.path(), user, password);
+                (
+                    format!(
+                        "auth:\n  token:\n    realm: http://{}/token\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                        issuer.addr,
+                        TokenIssuer::SERVICE,
+                        TokenIssuer::ISSUER,
+                        issuer.cert.display()
+                    ),
+                    Some(issuer),
+                )
+            }
+        };
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nlog:\n  level: error\n{}",
+                dir.path().join("data").display(),
+                auth_cfg.0
+            ),
+        )
+        .unwrap();
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        let reg = LocalRegistry {
+            dir,
+            addr,
+            child,
+            issuer: auth_cfg.1,
+        };
+        eventually("the registry listens", || {
+            std::net::TcpStream::connect(&reg.addr).is_ok()
+        });
+        Some(reg)
+    }
+}
+
+fn free_port() -> u16 {
+    // An ephemeral port the kernel picked, released just before the server binds it.
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A token endpoint for distribution's token auth: answers `GET /token?service=&scope=`
+/// for one user (basic auth) with an ES256 JWT granting the scopes asked, signed by a
+/// self-signed certificate the registry trusts (`rootcertbundle`, and `x5c` in the header).
+pub struct TokenIssuer {
+    pub addr: String,
+    pub cert: PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Token requests answered, by scope.
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl TokenIssuer {
+    pub const SERVICE: &'static str = "wharf-test-registry";
+    pub const ISSUER: &'static str = "wharf-test-issuer";
+
+    pub fn start(dir: &Path, user: &str, password: &str) -> TokenIssuer {
+        use base64::Engine as _;
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let params = rcgen::CertificateParams::new(vec!["wharf-test-issuer".to_string()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let cert_path = dir.join("token-cert.pem");
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        let x5c = base64::engine::general_purpose::STANDARD.encode(cert.der());
+        let rng = ring::rand::SystemRandom::new();
+        let signer = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &key.serialize_der(),
+            &rng,
+        )
+        .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        );
+        let user = user.to_string();
+        let (stop2, req2) = (stop.clone(), requests.clone());
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
+                let (mut conn, _) = match listener.accept() {
+                    Ok(c) => c,
+                    Err(_) => {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                conn.set_nonblocking(false).unwrap();
+                let head = read_head(&mut conn);
+                let line = head.lines().next().unwrap_or_default().to_string();
+                let authorized = head.lines().any(|l| {
+                    l.to_ascii_lowercase().starts_with("authorization:") && l[14..].trim() == basic
+                });
+                let query = line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|t| t.split_once('?'))
+                    .map(|(_, q)| q.to_string())
+                    .unwrap_or_default();
+                let scopes: Vec<String> = query
+                    .split('&')
+                    .filter_map(|kv| kv.strip_prefix("scope="))
+                    .map(percent_decode)
+                    .collect();
+                req2.lock().unwrap().extend(scopes.iter().cloned());
+                if !authorized && head.to_ascii_lowercase().contains("authorization:") {
+                    let _ = conn.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    continue;
+                }
+                let access: Vec<serde_json::Value> = if authorized {
+                    scopes
+                        .iter()
+                        .filter_map(|s| {
+                            let mut p = s.splitn(3, ':');
+                            let (t, name, actions) = (p.next()?, p.next()?, p.next()?);
+                            Some(serde_json::json!({"type": t, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}))
+                        })
+                        .collect()
+                } else {
+                    vec![]
+                };
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+                let header = serde_json::json!({"typ": "JWT", "alg": "ES256", "x5c": [x5c]});
+                let claims = serde_json::json!({
+                    "iss": TokenIssuer::ISSUER, "sub": if authorized { user.as_str() } else { "" },
+                    "aud": TokenIssuer::SERVICE, "exp": now + 300, "nbf": now - 10, "iat": now,
+                    "jti": format!("{now}-{}", req2.lock().unwrap().len()), "access": access,
+                });
+                let signing_input = format!(
+                    "{}.{}",
+                    b64(header.to_string().as_bytes()),
+                    b64(claims.to_string().as_bytes())
+                );
+                let sig = signer.sign(&rng, signing_input.as_bytes()).unwrap();
+                let jwt = format!("{signing_input}.{}", b64(sig.as_ref()));
+                let body = serde_json::json!({"token": jwt, "access_token": jwt, "expires_in": 300, "issued_at": ""}).to_string();
+                let _ = conn.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        TokenIssuer {
+            addr,
+            cert: cert_path,
+            stop,
+            thread: Some(thread),
+            requests,
+        }
+    }
+}
+
+impl Drop for TokenIssuer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn read_head(conn: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut b = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut b) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&b[..n]),
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
