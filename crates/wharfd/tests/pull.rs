@@ -157,3 +157,94 @@ fn concurrent_pulls_fetch_a_shared_layer_once() {
         "3000000"
     );
 }
+
+#[test]
+fn a_pull_killed_midway_leaves_the_store_consistent_and_resumes() {
+    require_env!();
+    let Some(reg) = LocalRegistry::start() else {
+        return;
+    };
+    let d = Daemon::start();
+    d.busybox();
+    let mut img = "busybox".to_string();
+    for i in 0..4 {
+        let c = format!("layer{i}");
+        d.ok(&[
+            "run",
+            "--name",
+            &c,
+            "--network",
+            "none",
+            &img,
+            "sh",
+            "-c",
+            &format!("head -c 32000000 /dev/urandom > /big{i}"),
+        ]);
+        img = format!("stack:{i}");
+        d.ok(&["commit", &c, &img]);
+    }
+    let name = format!("{}/t/stack:1", reg.addr);
+    d.ok(&["tag", &img, &name]);
+    d.ok(&["push", &name]);
+
+    let mut e = Daemon::start();
+    let layers_dir = e.dir.path().join("data/layers");
+    let published = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|x| x.path().join("meta.json").exists())
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let mut pull = std::process::Command::new(common::DOCKER)
+        .args(["-H", &e.host(), "pull", &name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill wharfd as soon as the first layer is in, while the others are on their way.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while published(&layers_dir) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    e.kill9();
+    let _ = pull.wait();
+    let before = published(&layers_dir);
+    assert!(before >= 1, "no layer was in when wharfd was killed");
+
+    e.spawn();
+    assert_eq!(
+        e.ok(&["images", "-q"]).trim(),
+        "",
+        "a half-pulled image is listed"
+    );
+    let tmp = layers_dir.join("tmp");
+    let leftovers = std::fs::read_dir(&tmp).map(|r| r.count()).unwrap_or(0);
+    assert_eq!(
+        leftovers,
+        0,
+        "temporary extraction dirs left in {}",
+        tmp.display()
+    );
+    let out = e.ok(&["pull", &name]);
+    assert!(
+        out.matches("Already exists").count() >= before.min(5),
+        "the second pull refetched layers the first one finished ({before} were in):\n{out}"
+    );
+    assert_eq!(
+        e.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &name,
+            "sh",
+            "-c",
+            "cat /big3 | wc -c"
+        ])
+        .trim(),
+        "32000000"
+    );
+}
