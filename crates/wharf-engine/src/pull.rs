@@ -265,7 +265,8 @@ pub async fn pull(
     if m["manifests"].is_array() {
         let d = pick_platform(&m).ok_or_else(|| {
             ApiError::not_found(format!(
-                "no matching manifest for linux/amd64 in the manifest list entries of {reference}"
+                "no matching manifest for linux/{} in the manifest list entries of {reference}",
+                wharf_registry::host_arch()
             ))
         })?;
         (bytes, _, digest) = reg.manifest(&r.path, &d).await.map_err(reg_error)?;

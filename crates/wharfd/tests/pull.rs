@@ -248,3 +248,125 @@ fn a_pull_killed_midway_leaves_the_store_consistent_and_resumes() {
         "32000000"
     );
 }
+
+/// Writes `data` as a blob of the OCI layout `dir`; returns its descriptor fields.
+fn put_blob(dir: &std::path::Path, data: &[u8]) -> (String, usize) {
+    use sha2::Digest;
+    let hex = hex::encode(sha2::Sha256::digest(data));
+    std::fs::write(dir.join("blobs/sha256").join(&hex), data).unwrap();
+    (format!("sha256:{hex}"), data.len())
+}
+
+fn read_blob(dir: &std::path::Path, digest: &str) -> serde_json::Value {
+    let p = dir
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+#[test]
+fn a_manifest_list_pushed_by_skopeo_pulls_the_host_platform() {
+    require_env!();
+    let Some(reg) = LocalRegistry::start() else {
+        return;
+    };
+    let d = Daemon::start();
+    d.busybox();
+    let archive = d.dir.path().join("bb.tar");
+    d.ok(&["save", "-o", archive.to_str().unwrap(), "busybox"]);
+    let layout = d.dir.path().join("oci");
+    let st = std::process::Command::new("skopeo")
+        .args([
+            "copy",
+            &format!("docker-archive:{}:busybox:latest", archive.display()),
+            &format!("oci:{}:single", layout.display()),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // The amd64 manifest skopeo wrote, and an arm64 twin (same layers, other config).
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let amd = index["manifests"][0].clone();
+    let m1 = read_blob(&layout, amd["digest"].as_str().unwrap());
+    let mut cfg = read_blob(&layout, m1["config"]["digest"].as_str().unwrap());
+    cfg["architecture"] = "arm64".into();
+    let (c2, c2len) = put_blob(&layout, cfg.to_string().as_bytes());
+    let mut m2 = m1.clone();
+    m2["config"]["digest"] = c2.into();
+    m2["config"]["size"] = c2len.into();
+    let (m2d, m2len) = put_blob(&layout, m2.to_string().as_bytes());
+    let entry = |d: &serde_json::Value, size: &serde_json::Value, arch: &str| {
+        serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": d, "size": size,
+            "platform": {"os": "linux", "architecture": arch}
+        })
+    };
+    let write_index = |entries: Vec<serde_json::Value>, tag: &str| {
+        let nested = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": entries,
+        });
+        let (nd, nlen) = put_blob(&layout, nested.to_string().as_bytes());
+        let mut top: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        top["manifests"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "digest": nd, "size": nlen,
+                "annotations": {"org.opencontainers.image.ref.name": tag}
+            }));
+        std::fs::write(layout.join("index.json"), top.to_string()).unwrap();
+    };
+    // arm64 first: taking the first entry would be wrong.
+    write_index(
+        vec![
+            entry(&m2d.clone().into(), &m2len.into(), "arm64"),
+            entry(&amd["digest"], &amd["size"], "amd64"),
+        ],
+        "multi",
+    );
+    write_index(vec![entry(&m2d.into(), &m2len.into(), "arm64")], "armonly");
+    for (tag, dst) in [("multi", "t/multi:1"), ("armonly", "t/armonly:1")] {
+        let o = std::process::Command::new("skopeo")
+            .args([
+                "copy",
+                "--all",
+                "--dest-tls-verify=false",
+                &format!("oci:{}:{tag}", layout.display()),
+                &format!("docker://{}/{dst}", reg.addr),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "skopeo: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    let e = Daemon::start();
+    let multi = format!("{}/t/multi:1", reg.addr);
+    e.ok(&["pull", &multi]);
+    assert_eq!(
+        e.ok(&["image", "inspect", "--format", "{{.Architecture}}", &multi])
+            .trim(),
+        "amd64"
+    );
+    assert_eq!(
+        e.ok(&["run", "--rm", "--network", "none", &multi, "echo", "multi"]),
+        "multi\n"
+    );
+    let o = e.docker(&["pull", &format!("{}/t/armonly:1", reg.addr)]);
+    let text =
+        String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success(), "an arm64-only list was pulled: {text}");
+    assert!(
+        text.contains("no matching manifest for linux/amd64"),
+        "{text}"
+    );
+}
