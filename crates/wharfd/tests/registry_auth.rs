@@ -130,3 +130,51 @@ fn token_auth_login_push_pull() {
         password: "s3cret".into(),
     });
 }
+
+#[test]
+fn python_sdk_login_push_pull() {
+    require_env!();
+    let venv = std::env::var("WHARF_TEST_VENV").unwrap_or_else(|_| "/var/tmp/wharf-venv".into());
+    let python = std::path::Path::new(&venv).join("bin/python");
+    let has_sdk = python.exists()
+        && std::process::Command::new(&python)
+            .args(["-c", "import docker, pytest"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !has_sdk {
+        eprintln!("skipped: no venv with docker and pytest at {venv}");
+        return;
+    }
+    let Some(reg) = LocalRegistry::start_with(RegistryAuth::Basic {
+        user: "alice".into(),
+        password: "s3cret".into(),
+    }) else {
+        return;
+    };
+    let d = Daemon::start();
+    d.busybox();
+    let test =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/test_sdk_registry.py");
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(&test)
+        .env("WHARF_HOST", d.host())
+        .env("REGISTRY", &reg.addr)
+        // The SDK reads ~/.docker/config.json: keep the host's out of it.
+        .env("HOME", home.path())
+        .env_remove("DOCKER_CONFIG")
+        .output()
+        .expect("run pytest");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "pytest failed:\n{text}\n--- wharfd log ---\n{}",
+        d.log()
+    );
+    assert!(text.contains("2 passed"), "{text}");
+}
