@@ -1,11 +1,13 @@
 //! wharf-registry: a client of the registry HTTP API v2 (distribution), for pulls.
 //!
-//! Today: plain HTTP to registries on loopback (Docker treats them as insecure by default),
-//! anonymous, basic and bearer-token access (`auth`), Docker schema 2 and OCI manifests,
-//! manifest lists / OCI indexes with linux/amd64 chosen, blobs streamed to disk while their
-//! digest is verified, and push. Not yet: TLS, mirrors.
+//! HTTPS to registries (`transport`: verified against the system's CAs and certs.d; loopback
+//! registries are insecure as in Docker: unverified HTTPS, else plain HTTP), anonymous, basic
+//! and bearer-token access (`auth`), Docker schema 2 and OCI manifests, manifest lists / OCI
+//! indexes with the host platform chosen, blobs streamed while their digest is verified, and
+//! push. Not yet: mirrors.
 
 pub mod auth;
+pub mod transport;
 
 pub use auth::Credentials;
 
@@ -69,6 +71,10 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.docker.distribution.manifest.
 /// in use for one repository and set of actions.
 pub struct Registry {
     pub host: String,
+    /// Loopback registries are insecure, as in Docker: unverified TLS, else plain HTTP.
+    insecure: bool,
+    /// TLS to use; None once an insecure registry turned out to speak plain HTTP.
+    tls: std::sync::Mutex<Option<std::sync::Arc<rustls::ClientConfig>>>,
     creds: Option<Credentials>,
     /// `repository:<repo>:<actions>`, the scope tokens are asked for.
     scope: String,
@@ -83,13 +89,19 @@ fn is_loopback(host: &str) -> bool {
 impl Registry {
     /// The registry of a reference's domain.
     pub fn new(domain: &str) -> Result<Registry, RegistryError> {
-        if !is_loopback(domain) {
-            return Err(RegistryError::Unsupported(format!(
-                "pulling from {domain} needs TLS, which wharf's registry client does not speak yet; loopback registries (localhost, 127.0.0.1) work"
-            )));
-        }
+        // docker.io's API lives at registry-1.docker.io.
+        let host = if domain == "docker.io" || domain == "index.docker.io" {
+            "registry-1.docker.io:443".to_string()
+        } else if domain.contains(':') {
+            domain.to_string()
+        } else {
+            format!("{domain}:443")
+        };
+        let insecure = is_loopback(domain);
         Ok(Registry {
-            host: domain.to_string(),
+            tls: std::sync::Mutex::new(Some(transport::client_config(domain, insecure))),
+            insecure,
+            host,
             creds: None,
             scope: String::new(),
             authorization: std::sync::Mutex::new(None),
@@ -114,7 +126,23 @@ impl Registry {
 
     /// `GET /v2/`; on 401 authenticates from the challenge and checks again.
     async fn ping(&self) -> Result<(), RegistryError> {
-        let resp = self.get("/v2/", "application/json").await?;
+        let resp = match self.get("/v2/", "application/json").await {
+            Err(RegistryError::Unreachable { .. }) if self.insecure => {
+                // An insecure registry that does not speak TLS: plain HTTP, as Docker falls
+                // back for insecure registries.
+                *self.tls.lock().expect("tls lock") = None;
+                self.get("/v2/", "application/json").await?
+            }
+            Err(RegistryError::Unreachable { registry, message }) => {
+                return Err(RegistryError::Unreachable {
+                    registry,
+                    message: format!(
+                        "{message} (a private CA goes in /etc/docker/certs.d/<host:port>/ca.crt)"
+                    ),
+                })
+            }
+            r => r?,
+        };
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(());
         }
@@ -189,11 +217,15 @@ impl Registry {
         service: &str,
         scope: &str,
     ) -> Result<String, RegistryError> {
-        let (host, path) = split_url(realm).ok_or_else(|| {
+        let (host, path, https) = split_url(realm).ok_or_else(|| {
             RegistryError::Unsupported(format!(
-                "token endpoint {realm:?}: only http:// realms are supported until TLS lands"
+                "token endpoint {realm:?}: not an http:// or https:// URL"
             ))
         })?;
+        let tls = https.then(|| {
+            let name = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+            transport::client_config(name, is_loopback(&host))
+        });
         let mut q = format!(
             "{path}{}service={}",
             if path.contains('?') { '&' } else { '?' },
@@ -206,7 +238,16 @@ impl Registry {
         if let Some(c) = self.creds.as_ref().filter(|c| !c.username.is_empty()) {
             headers.push(("Authorization", c.basic()));
         }
-        let resp = send(&host, hyper::Method::GET, &q, &headers, empty_body(), None).await?;
+        let resp = send(
+            &host,
+            tls.as_ref(),
+            hyper::Method::GET,
+            &q,
+            &headers,
+            empty_body(),
+            None,
+        )
+        .await?;
         let status = resp.status();
         let body = resp
             .into_body()
@@ -249,7 +290,8 @@ impl Registry {
             registry: self.host.clone(),
             message: e.to_string(),
         };
-        let stream = tokio::net::TcpStream::connect(&self.host)
+        let tls = self.tls.lock().expect("tls lock").clone();
+        let stream = transport::connect(&self.host, tls.as_ref())
             .await
             .map_err(|e| unreachable(&e))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -449,7 +491,8 @@ impl Registry {
             registry: self.host.clone(),
             message: e.to_string(),
         };
-        let stream = tokio::net::TcpStream::connect(&self.host)
+        let tls = self.tls.lock().expect("tls lock").clone();
+        let stream = transport::connect(&self.host, tls.as_ref())
             .await
             .map_err(|e| unreachable(&e))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -600,9 +643,12 @@ pub async fn login(domain: &str, creds: Credentials) -> Result<(), RegistryError
     r.ping().await
 }
 
-/// `http://host[:port]/path?q` → (host:port, /path?q).
-fn split_url(url: &str) -> Option<(String, String)> {
-    let rest = url.strip_prefix("http://")?;
+/// `http(s)://host[:port]/path?q` → (host:port, /path?q, https).
+fn split_url(url: &str) -> Option<(String, String, bool)> {
+    let (rest, https) = match url.strip_prefix("https://") {
+        Some(r) => (r, true),
+        None => (url.strip_prefix("http://")?, false),
+    };
     let (host, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -610,14 +656,15 @@ fn split_url(url: &str) -> Option<(String, String)> {
     let host = if host.contains(':') {
         host.to_string()
     } else {
-        format!("{host}:80")
+        format!("{host}:{}", if https { 443 } else { 80 })
     };
-    Some((host, path.to_string()))
+    Some((host, path.to_string(), https))
 }
 
-/// One HTTP/1.1 request to `host` on a fresh connection.
+/// One HTTP/1.1 request to `host` on a fresh connection (TLS with `tls`).
 async fn send(
     host: &str,
+    tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
     method: hyper::Method,
     path: &str,
     headers: &[(&str, String)],
@@ -628,7 +675,7 @@ async fn send(
         registry: host.to_string(),
         message: e.to_string(),
     };
-    let stream = tokio::net::TcpStream::connect(host)
+    let stream = transport::connect(host, tls)
         .await
         .map_err(|e| unreachable(&e))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -736,9 +783,16 @@ mod tests {
 
     #[test]
     fn only_loopback_without_tls() {
-        assert!(Registry::new("127.0.0.1:5000").is_ok());
-        assert!(Registry::new("localhost:5000").is_ok());
-        assert!(Registry::new("docker.io").is_err());
+        assert!(Registry::new("127.0.0.1:5000").unwrap().insecure);
+        assert!(Registry::new("localhost:5000").unwrap().insecure);
+        let hub = Registry::new("docker.io").unwrap();
+        assert!(!hub.insecure);
+        assert_eq!(hub.host, "registry-1.docker.io:443");
+        assert_eq!(Registry::new("quay.io").unwrap().host, "quay.io:443");
+        assert_eq!(
+            split_url("https://auth.example/token?x=1"),
+            Some(("auth.example:443".into(), "/token?x=1".into(), true))
+        );
         let idx = serde_json::json!({"manifests": [
             {"digest": "sha256:arm", "platform": {"os": "linux", "architecture": "arm64"}},
             {"digest": "sha256:amd", "platform": {"os": "linux", "architecture": "amd64"}}]});

@@ -370,3 +370,34 @@ fn a_manifest_list_pushed_by_skopeo_pulls_the_host_platform() {
         "{text}"
     );
 }
+
+#[test]
+fn push_and_pull_over_https_to_a_tls_only_registry() {
+    require_env!();
+    let Some(reg) = LocalRegistry::start_tls() else {
+        return;
+    };
+    // It really speaks only TLS: a plain HTTP request is turned away.
+    let answer = {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(&reg.addr).unwrap();
+        c.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n").unwrap();
+        let mut buf = Vec::new();
+        let _ = c.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    };
+    assert!(answer.contains("400"), "plain HTTP was served: {answer:?}");
+
+    let d = Daemon::start();
+    d.busybox();
+    let name = format!("{}/t/secure:1", reg.addr);
+    d.ok(&["tag", "busybox", &name]);
+    let out = d.ok(&["push", &name]);
+    assert!(out.contains("1: digest: sha256:"), "{out}");
+    let e = Daemon::start();
+    e.ok(&["pull", &name]);
+    assert_eq!(
+        e.ok(&["run", "--rm", "--network", "none", &name, "echo", "tls"]),
+        "tls\n"
+    );
+}

@@ -380,6 +380,15 @@ impl LocalRegistry {
 
     /// Starts one with `auth`, or None (the test skips) when docker-registry is missing.
     pub fn start_with(auth: RegistryAuth) -> Option<LocalRegistry> {
+        Self::start_full(auth, false)
+    }
+
+    /// Starts one that speaks only HTTPS (a self-signed certificate for 127.0.0.1).
+    pub fn start_tls() -> Option<LocalRegistry> {
+        Self::start_full(RegistryAuth::None, true)
+    }
+
+    fn start_full(auth: RegistryAuth, tls: bool) -> Option<LocalRegistry> {
         let bin = Path::new("/usr/bin/docker-registry");
         if !bin.exists() {
             eprintln!("skipped: docker-registry is not installed");
@@ -418,11 +427,29 @@ impl LocalRegistry {
                 )
             }
         };
+        let tls_cfg = if tls {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+            params
+                .subject_alt_names
+                .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+            let cert = params.self_signed(&key).unwrap();
+            let (c, k) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+            std::fs::write(&c, cert.pem()).unwrap();
+            std::fs::write(&k, key.serialize_pem()).unwrap();
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                c.display(),
+                k.display()
+            )
+        } else {
+            String::new()
+        };
         let cfg = dir.path().join("config.yml");
         std::fs::write(
             &cfg,
             format!(
-                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nlog:\n  level: info\n  formatter: json\n{}",
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n{tls_cfg}log:\n  level: info\n  formatter: json\n{}",
                 dir.path().join("data").display(),
                 auth_cfg.0
             ),

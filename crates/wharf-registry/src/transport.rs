@@ -1,0 +1,136 @@
+//! Connections to registries: HTTPS (rustls, ring) verified against the system's CAs plus
+//! `/etc/docker/certs.d/<host:port>/*.crt` and `/etc/wharf/certs.d/<host:port>/*.crt`, as
+//! dockerd reads them; for insecure registries (loopback ones, as in Docker) HTTPS without
+//! verification, falling back to plain HTTP when the registry does not speak TLS.
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use std::path::Path;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A byte stream to a registry, plain or TLS.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Where the system's CA bundle is on Debian-like hosts.
+const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The client configuration for `host`: verified (system CAs and certs.d) or, for an
+/// insecure registry, unverified.
+pub fn client_config(host: &str, insecure: bool) -> Arc<ClientConfig> {
+    let p = provider();
+    let builder = ClientConfig::builder_with_provider(p.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions");
+    let mut cfg = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(p)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = RootCertStore::empty();
+        add_pem_file(&mut roots, Path::new(SYSTEM_CAS));
+        for base in ["/etc/docker/certs.d", "/etc/wharf/certs.d"] {
+            if let Ok(rd) = std::fs::read_dir(Path::new(base).join(host)) {
+                for e in rd.flatten() {
+                    if e.path().extension().is_some_and(|x| x == "crt") {
+                        add_pem_file(&mut roots, &e.path());
+                    }
+                }
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(cfg)
+}
+
+fn add_pem_file(roots: &mut RootCertStore, path: &Path) {
+    if let Ok(iter) = CertificateDer::pem_file_iter(path) {
+        for c in iter.flatten() {
+            let _ = roots.add(c);
+        }
+    }
+}
+
+/// Opens a connection to `host` (`name:port`), with TLS when `tls` is given.
+pub async fn connect(host: &str, tls: Option<&Arc<ClientConfig>>) -> std::io::Result<Box<dyn Io>> {
+    let tcp = tokio::net::TcpStream::connect(host).await?;
+    let _ = tcp.set_nodelay(true);
+    let Some(cfg) = tls else {
+        return Ok(Box::new(tcp));
+    };
+    let name = host_name(host)?;
+    let s = tokio_rustls::TlsConnector::from(cfg.clone())
+        .connect(name, tcp)
+        .await?;
+    Ok(Box::new(s))
+}
+
+fn host_name(addr: &str) -> std::io::Result<ServerName<'static>> {
+    let host = match addr.rsplit_once(':') {
+        Some((h, _)) if !addr.starts_with('[') || h.ends_with(']') => h,
+        _ => addr,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_string()).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{host:?} is not a host name for TLS: {e}"),
+        )
+    })
+}
+
+/// Accepts any certificate: insecure registries only (signatures are still checked).
+#[derive(Debug)]
+struct NoVerification(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
