@@ -22,8 +22,12 @@ fn web(d: &Daemon, name: &str, args: &[&str], body: &str) -> String {
 fn fetch(d: &Daemon, args: &[&str], url: &str) -> (bool, String) {
     let mut a = vec!["run", "--rm"];
     a.extend_from_slice(args);
-    // busybox-static's `wget -T` crashes (SIGSEGV) in its static glibc: `timeout` instead.
-    a.extend_from_slice(&["busybox", "timeout", "3", "wget", "-q", "-O", "-", url]);
+    // busybox-static's `wget -T` crashes (SIGSEGV) in its static glibc: `timeout` instead,
+    // under a shell: busybox's timeout execs the command in its own process, and as pid 1
+    // wget would ignore the SIGTERM (no handler), hanging until TCP gives up (~2 minutes).
+    // The `exit` keeps the shell from exec'ing its last command.
+    let script = format!("timeout 3 wget -q -O - {url}; exit $?");
+    a.extend_from_slice(&["busybox", "sh", "-c", &script]);
     let o = d.docker(&a);
     (o.status.success(), format!("{}{}", stdout(&o), stderr(&o)))
 }
