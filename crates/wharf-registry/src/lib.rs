@@ -286,31 +286,21 @@ impl Registry {
         path: &str,
         accept: &str,
     ) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
-        let unreachable = |e: &dyn std::fmt::Display| RegistryError::Unreachable {
-            registry: self.host.clone(),
-            message: e.to_string(),
-        };
-        let tls = self.tls.lock().expect("tls lock").clone();
-        let stream = transport::connect(&self.host, tls.as_ref())
-            .await
-            .map_err(|e| unreachable(&e))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| unreachable(&e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut req = Request::get(path)
-            .header("Host", &self.host)
-            .header("Accept", accept)
-            .header("User-Agent", concat!("wharf/", env!("CARGO_PKG_VERSION")));
+        let mut headers = vec![("Accept", accept.to_string())];
         if let Some(a) = self.auth_header() {
-            req = req.header("Authorization", a);
+            headers.push(("Authorization", a));
         }
-        let req = req
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| unreachable(&e))?;
-        sender.send_request(req).await.map_err(|e| unreachable(&e))
+        let tls = self.tls.lock().expect("tls lock").clone();
+        send(
+            &self.host,
+            tls.as_ref(),
+            hyper::Method::GET,
+            path,
+            &headers,
+            empty_body(),
+            None,
+        )
+        .await
     }
 
     async fn get_ok(
@@ -487,36 +477,15 @@ impl Registry {
         body: http_body_util::combinators::BoxBody<Bytes, std::io::Error>,
         len: Option<u64>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
-        let unreachable = |e: &dyn std::fmt::Display| RegistryError::Unreachable {
-            registry: self.host.clone(),
-            message: e.to_string(),
-        };
-        let tls = self.tls.lock().expect("tls lock").clone();
-        let stream = transport::connect(&self.host, tls.as_ref())
-            .await
-            .map_err(|e| unreachable(&e))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| unreachable(&e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut b = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("Host", &self.host)
-            .header("User-Agent", concat!("wharf/", env!("CARGO_PKG_VERSION")));
+        let mut headers = Vec::new();
         if let Some(ct) = content_type {
-            b = b.header("Content-Type", ct);
-        }
-        if let Some(l) = len {
-            b = b.header("Content-Length", l);
+            headers.push(("Content-Type", ct.to_string()));
         }
         if let Some(a) = self.auth_header() {
-            b = b.header("Authorization", a);
+            headers.push(("Authorization", a));
         }
-        let req = b.body(body).map_err(|e| unreachable(&e))?;
-        sender.send_request(req).await.map_err(|e| unreachable(&e))
+        let tls = self.tls.lock().expect("tls lock").clone();
+        send(&self.host, tls.as_ref(), method, path, &headers, body, len).await
     }
 
     async fn expect(
