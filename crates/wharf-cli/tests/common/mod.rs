@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+/// The registry fixture is wharfd's, shared rather than copied.
+#[path = "../../../wharfd/tests/common/registry.rs"]
 pub mod registry;
 
 use std::path::{Path, PathBuf};

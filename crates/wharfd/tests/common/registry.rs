@@ -1,5 +1,8 @@
-//! A local registry for one test: Debian's `docker-registry` with no auth, htpasswd basic auth
-//! or token auth (an in-process token issuer). Copied from crates/wharfd/tests/common/mod.rs.
+//! A local registry for one test: Debian's `docker-registry` with no auth, htpasswd basic
+//! auth or token auth (an in-process token issuer), over plain HTTP or TLS only. Shared by
+//! the wharfd and wharf-cli tests (the latter include this file by path).
+
+#![allow(dead_code)]
 
 use super::eventually;
 use std::io::Write;
@@ -38,6 +41,15 @@ impl LocalRegistry {
 
     /// Starts one with `auth`, or None (the test skips) when docker-registry is missing.
     pub fn start_with(auth: RegistryAuth) -> Option<LocalRegistry> {
+        Self::start_full(auth, false)
+    }
+
+    /// Starts one that speaks only HTTPS (a self-signed certificate for 127.0.0.1).
+    pub fn start_tls() -> Option<LocalRegistry> {
+        Self::start_full(RegistryAuth::None, true)
+    }
+
+    fn start_full(auth: RegistryAuth, tls: bool) -> Option<LocalRegistry> {
         let bin = Path::new("/usr/bin/docker-registry");
         if !bin.exists() {
             eprintln!("skipped: docker-registry is not installed");
@@ -76,21 +88,40 @@ impl LocalRegistry {
                 )
             }
         };
+        let tls_cfg = if tls {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+            params
+                .subject_alt_names
+                .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+            let cert = params.self_signed(&key).unwrap();
+            let (c, k) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+            std::fs::write(&c, cert.pem()).unwrap();
+            std::fs::write(&k, key.serialize_pem()).unwrap();
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                c.display(),
+                k.display()
+            )
+        } else {
+            String::new()
+        };
         let cfg = dir.path().join("config.yml");
         std::fs::write(
             &cfg,
             format!(
-                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nlog:\n  level: error\n{}",
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n{tls_cfg}log:\n  level: info\n  formatter: json\n{}",
                 dir.path().join("data").display(),
                 auth_cfg.0
             ),
         )
         .unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
         let child = Command::new(bin)
             .arg("serve")
             .arg(&cfg)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start docker-registry");
         let reg = LocalRegistry {
@@ -103,6 +134,31 @@ impl LocalRegistry {
             std::net::TcpStream::connect(&reg.addr).is_ok()
         });
         Some(reg)
+    }
+}
+
+impl LocalRegistry {
+    /// How many times the registry answered a GET of blob `digest` (from its access log).
+    pub fn blob_gets(&self, digest: &str) -> usize {
+        let log = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
+        log.lines()
+            .filter(|l| {
+                l.contains("response completed")
+                    && l.contains("\"http.request.method\":\"GET\"")
+                    && l.contains(&format!("/blobs/{digest}"))
+            })
+            .count()
+    }
+
+    /// The file holding blob `digest` in the registry's storage.
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
     }
 }
 
