@@ -91,6 +91,7 @@ hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/h.json" "${cmds[@]}"
 
 idle=$(awk '/VmRSS/{print $2}' /proc/$pid/status)
 $D run -d --name rss --network none busybox sleep 60 >/dev/null
+sleep 1 # steady state: the shim has released its setup pages
 shim=$(cat "$work"/exec/containers/*/shim.pid)
 shim_rss=$(awk '/VmRSS/{print $2}' /proc/$shim/status)
 shim_pss=$(awk '/^Pss:/{print $2}' /proc/$shim/smaps_rollup)

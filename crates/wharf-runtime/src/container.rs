@@ -195,9 +195,13 @@ impl Runtime {
                         pid = p;
                         cleanup.pid = Some(p);
                         let _ = nix::sys::wait::waitpid(stage1, None);
+                        // The init builds its rootfs while its cgroup is set up (moving a
+                        // task into a v1 cgroup waits for an RCU grace period, ~10 ms); it
+                        // waits for the second go before it forks or execs anything.
+                        sync::send(fd, &Msg::Pid(p))?;
                         manager.apply(p)?;
                         manager.set(&with_default_devices(linux))?;
-                        sync::send(fd, &Msg::Pid(p))?;
+                        sync::send(fd, &Msg::Go)?;
                     }
                     Msg::RunHooks => {
                         let st =
