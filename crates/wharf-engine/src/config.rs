@@ -31,14 +31,67 @@ pub struct LiveConfig {
     pub default_runtime: String,
     /// Default options of the log driver.
     pub log_opts: BTreeMap<String, String>,
+    /// Registries reached over plain HTTP or unverified TLS (`host[:port]` or a CIDR such as
+    /// `10.0.0.0/8`), besides loopback ones (`--insecure-registry`, `insecure-registries`).
+    pub insecure_registries: Vec<String>,
 }
 
 impl LiveConfig {
+    /// Whether the registry `domain` is insecure by configuration.
+    pub fn is_insecure_registry(&self, domain: &str) -> bool {
+        let host = domain.rsplit_once(':').map_or(domain, |(h, _)| h);
+        self.insecure_registries.iter().any(|r| {
+            if r == domain || r == host {
+                return true;
+            }
+            // A CIDR: the registry given by IPv4 address inside it.
+            match (r.split_once('/'), host.parse::<std::net::Ipv4Addr>()) {
+                (Some((net, bits)), Ok(ip)) => {
+                    let (Ok(net), Ok(bits)) =
+                        (net.parse::<std::net::Ipv4Addr>(), bits.parse::<u32>())
+                    else {
+                        return false;
+                    };
+                    let mask = if bits == 0 {
+                        0
+                    } else {
+                        u32::MAX << (32 - bits.min(32))
+                    };
+                    u32::from(net) & mask == u32::from(ip) & mask
+                }
+                _ => false,
+            }
+        })
+    }
+
     /// The binary of runtime `name` (or the default).
     pub fn runtime_path(&self, name: Option<&str>) -> Option<&PathBuf> {
         let n = name
             .filter(|n| !n.is_empty())
             .unwrap_or(&self.default_runtime);
         self.runtimes.get(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insecure_registries_by_name_port_and_cidr() {
+        let l = LiveConfig {
+            debug: false,
+            labels: vec![],
+            runtimes: BTreeMap::new(),
+            default_runtime: "wharf".into(),
+            log_opts: BTreeMap::new(),
+            insecure_registries: vec!["reg.lan:5000".into(), "build".into(), "10.1.0.0/16".into()],
+        };
+        assert!(l.is_insecure_registry("reg.lan:5000"));
+        assert!(!l.is_insecure_registry("reg.lan:5001"));
+        assert!(l.is_insecure_registry("build:443"));
+        assert!(l.is_insecure_registry("10.1.200.3:5000"));
+        assert!(!l.is_insecure_registry("10.2.0.1:5000"));
+        assert!(!l.is_insecure_registry("docker.io"));
     }
 }

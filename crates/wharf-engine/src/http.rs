@@ -231,7 +231,7 @@ async fn dispatch(
 ) -> Result<Resp, ApiError> {
     use Route::*;
     Ok(match route {
-        Auth => auth_login(req).await?,
+        Auth => auth_login(&engine, req).await?,
         Ping => {
             let mut r = Response::new(ApiBody::Full(Some(Bytes::from_static(b"OK"))));
             let h = r.headers_mut();
@@ -1146,7 +1146,7 @@ fn registry_auth(req: &Request<Incoming>) -> Result<Option<wharf_registry::Crede
 }
 
 /// `POST /auth`: checks the credentials against the registry, as `docker login` expects.
-async fn auth_login(req: Request<Incoming>) -> Result<Resp, ApiError> {
+async fn auth_login(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let body = req
         .into_body()
         .collect()
@@ -1168,7 +1168,8 @@ async fn auth_login(req: Request<Incoming>) -> Result<Resp, ApiError> {
     } else {
         server
     };
-    match wharf_registry::login(&server, creds).await {
+    let insecure = engine.live().is_insecure_registry(&server);
+    match wharf_registry::login(&server, insecure, creds).await {
         Ok(()) => Ok(json_resp(
             200,
             &json!({"Status": "Login Succeeded", "IdentityToken": ""}),

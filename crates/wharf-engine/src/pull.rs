@@ -241,9 +241,15 @@ pub async fn pull(
     let r = wharf_image::reference::parse(reference)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let reg = Arc::new(
-        Registry::connect(&r.domain, creds, &r.path, "pull")
-            .await
-            .map_err(reg_error)?,
+        Registry::connect(
+            &r.domain,
+            engine.live().is_insecure_registry(&r.domain),
+            creds,
+            &r.path,
+            "pull",
+        )
+        .await
+        .map_err(reg_error)?,
     );
     let target = r
         .digest

@@ -34,7 +34,8 @@ pub async fn push(
         .images
         .resolve(&r.familiar_string())
         .map_err(image_error)?;
-    let reg = Registry::connect(&r.domain, creds, &r.path, "pull,push")
+    let insecure = engine.live().is_insecure_registry(&r.domain);
+    let reg = Registry::connect(&r.domain, insecure, creds, &r.path, "pull,push")
         .await
         .map_err(reg_error)?;
     let tag = r.tag.clone().unwrap_or_else(|| "latest".into());

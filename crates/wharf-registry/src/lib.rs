@@ -89,6 +89,12 @@ fn is_loopback(host: &str) -> bool {
 impl Registry {
     /// The registry of a reference's domain.
     pub fn new(domain: &str) -> Result<Registry, RegistryError> {
+        Self::with_security(domain, false)
+    }
+
+    /// Like [`Registry::new`]; `insecure` (from `insecure-registries`) allows unverified TLS
+    /// and plain HTTP, as loopback registries always do.
+    pub fn with_security(domain: &str, insecure: bool) -> Result<Registry, RegistryError> {
         // docker.io's API lives at registry-1.docker.io.
         let host = if domain == "docker.io" || domain == "index.docker.io" {
             "registry-1.docker.io:443".to_string()
@@ -97,7 +103,7 @@ impl Registry {
         } else {
             format!("{domain}:443")
         };
-        let insecure = is_loopback(domain);
+        let insecure = insecure || is_loopback(domain);
         Ok(Registry {
             tls: std::sync::Mutex::new(Some(transport::client_config(domain, insecure))),
             insecure,
@@ -113,11 +119,12 @@ impl Registry {
     /// does before any other request.
     pub async fn connect(
         domain: &str,
+        insecure: bool,
         creds: Option<Credentials>,
         repo: &str,
         actions: &str,
     ) -> Result<Registry, RegistryError> {
-        let mut r = Registry::new(domain)?;
+        let mut r = Registry::with_security(domain, insecure)?;
         r.creds = creds;
         r.scope = format!("repository:{repo}:{actions}");
         r.ping().await?;
@@ -606,8 +613,8 @@ impl Registry {
 
 /// Checks `creds` against the registry at `domain` as `docker login` does: `/v2/` with basic
 /// auth, or a token for no particular scope from its token endpoint.
-pub async fn login(domain: &str, creds: Credentials) -> Result<(), RegistryError> {
-    let mut r = Registry::new(domain)?;
+pub async fn login(domain: &str, insecure: bool, creds: Credentials) -> Result<(), RegistryError> {
+    let mut r = Registry::with_security(domain, insecure)?;
     r.creds = Some(creds);
     r.ping().await
 }

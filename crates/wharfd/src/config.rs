@@ -87,6 +87,10 @@ pub struct Flags {
     /// Default log options: key=value (repeatable)
     #[arg(long = "log-opt")]
     pub log_opts: Vec<String>,
+    /// A registry (host[:port] or CIDR) to reach over plain HTTP or unverified TLS
+    /// (repeatable; loopback registries always are)
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
 }
 
 /// daemon.json: dockerd's keys that wharfd knows.
@@ -113,6 +117,7 @@ pub struct DaemonJson {
     pub tlscacert: Option<PathBuf>,
     pub tlscert: Option<PathBuf>,
     pub tlskey: Option<PathBuf>,
+    pub insecure_registries: Vec<String>,
 }
 
 #[derive(serde::Deserialize, Debug)]
@@ -215,12 +220,34 @@ pub fn live(f: &Flags, file: &DaemonJson) -> Result<LiveConfig> {
             labels.push(l.clone());
         }
     }
+    let mut insecure_registries = Vec::new();
+    for r in file
+        .insecure_registries
+        .iter()
+        .chain(&f.insecure_registries)
+    {
+        let r = r
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .trim_end_matches('/');
+        if r.is_empty()
+            || r.contains('/')
+                && r.split_once('/')
+                    .is_none_or(|(_, b)| b.parse::<u8>().is_err())
+        {
+            bail!("insecure registry {r:?} is not valid: give host[:port] or a CIDR such as 10.0.0.0/8");
+        }
+        if !insecure_registries.iter().any(|x| x == r) {
+            insecure_registries.push(r.to_string());
+        }
+    }
     Ok(LiveConfig {
         debug: f.debug || file.debug == Some(true),
         labels,
         runtimes,
         default_runtime,
         log_opts,
+        insecure_registries,
     })
 }
 
@@ -230,6 +257,22 @@ mod tests {
 
     fn flags(args: &[&str]) -> Flags {
         Flags::parse_from(std::iter::once("wharfd").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn insecure_registries_from_flags_and_file() {
+        let file: DaemonJson =
+            serde_json::from_str(r#"{"insecure-registries": ["reg.lan:5000", "10.0.0.0/8"]}"#)
+                .unwrap();
+        let l = live(&flags(&["--insecure-registry", "http://other:80/"]), &file).unwrap();
+        assert_eq!(
+            l.insecure_registries,
+            vec!["reg.lan:5000", "10.0.0.0/8", "other:80"]
+        );
+        assert!(l.is_insecure_registry("10.9.8.7:5000"));
+        let bad: DaemonJson =
+            serde_json::from_str(r#"{"insecure-registries": ["a/b/c"]}"#).unwrap();
+        assert!(live(&flags(&[]), &bad).is_err());
     }
 
     #[test]
