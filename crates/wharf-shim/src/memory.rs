@@ -5,32 +5,38 @@
 //! page cache, shared with every other shim) and the freed heap; the event loop faults back
 //! in only what it uses.
 
-/// Releases read-only, file-backed pages that hold no private (relocated) data, and trims
-/// the heap.
+/// Releases read-only, file-backed pages that hold no private (relocated) data, the dead
+/// part of the main stack, and the freed heap. Everything is computed first and the
+/// madvise calls come last, so that as little code as possible runs (and faults its 64 KiB
+/// back in) after them.
 pub fn release_setup_pages() {
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
         return;
     };
-    for (start, end) in droppable(&smaps) {
-        // SAFETY: the range is a whole read-only private file mapping without anonymous
-        // (copy-on-write) pages: dropping its page-table entries only makes the next access
-        // re-read the same bytes from the page cache. No Rust reference points into it
-        // except code and constants, which the kernel restores transparently.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
-        }
-    }
+    let mut ranges = droppable(&smaps);
+    ranges.extend(dead_stack(&smaps));
+    drop(smaps);
     // SAFETY: malloc_trim only returns free heap memory to the kernel.
     unsafe {
         libc::malloc_trim(0);
     }
-    release_dead_stack(&smaps);
+    for (start, end) in ranges {
+        // SAFETY: each range is either a whole read-only private file mapping without
+        // anonymous (copy-on-write) pages, whose page-table entries can go (the next access
+        // re-reads the same bytes from the page cache; no Rust reference points into it but
+        // code and constants), or the main stack below this frame (see `dead_stack`).
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        }
+    }
 }
 
-/// Setup ran deeper than the event loop ever will: give back the main stack's pages below
-/// the current frame (minus a page of margin for the red zone and the calls made from here).
-fn release_dead_stack(smaps: &str) {
-    let Some((lo, hi)) = smaps.lines().find_map(|l| {
+/// Setup ran deeper than the event loop ever will: the main stack's pages below the current
+/// frame, minus four pages of margin for the red zone and the calls still to come. Nothing
+/// live is there (the stack grows down); the kernel hands back zeroed pages when the stack
+/// grows there again.
+fn dead_stack(smaps: &str) -> Option<(usize, usize)> {
+    let (lo, hi) = smaps.lines().find_map(|l| {
         let (range, rest) = l.split_once(' ')?;
         if !rest.trim_end().ends_with("[stack]") {
             return None;
@@ -40,23 +46,14 @@ fn release_dead_stack(smaps: &str) {
             usize::from_str_radix(a, 16).ok()?,
             usize::from_str_radix(b, 16).ok()?,
         ))
-    }) else {
-        return;
-    };
+    })?;
     let marker = 0u8;
     let sp = std::ptr::addr_of!(marker) as usize;
     if sp <= lo || sp >= hi {
-        return; // not on the main thread's stack
+        return None; // not on the main thread's stack
     }
     let end = (sp - 4 * 4096) & !4095;
-    if end > lo {
-        // SAFETY: [lo, end) lies below this frame's stack pointer by more than the red zone
-        // and three pages: no live frame is there (the stack grows down), so its contents are
-        // dead; the kernel hands back zeroed pages when the stack grows there again.
-        unsafe {
-            libc::madvise(lo as *mut libc::c_void, end - lo, libc::MADV_DONTNEED);
-        }
-    }
+    (end > lo).then_some((lo, end))
 }
 
 /// The ranges of /proc/self/smaps that are file-backed, not writable, and have no

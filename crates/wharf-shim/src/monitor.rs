@@ -70,6 +70,8 @@ struct Exec {
 
 struct Shim {
     args: Args,
+    /// Setup or a heavy request ran: release its pages when the loop goes idle.
+    release_pending: bool,
     rt: Box<dyn Backend>,
     init: i32,
     started: bool,
@@ -164,10 +166,7 @@ pub fn run(args: Args) -> i32 {
         }
     };
     match setup(args) {
-        Ok(mut shim) => {
-            crate::memory::release_setup_pages();
-            shim.event_loop(&sigfd)
-        }
+        Ok(mut shim) => shim.event_loop(&sigfd),
         Err((fd, msg)) => {
             report(fd, &format!("err {}\n", msg.replace('\n', " ")));
             1
@@ -288,8 +287,12 @@ fn setup(args: Args) -> Result<Shim, (i32, String)> {
         conns: Vec::new(),
         execs: Vec::new(),
         args,
+        release_pending: true,
     })
 }
+
+/// How long the loop must be idle before pages are released.
+const RELEASE_AFTER_IDLE_MS: u16 = 200;
 
 impl Shim {
     fn sock_path(&self) -> PathBuf {
@@ -340,7 +343,20 @@ impl Shim {
             for &i in &conn_idx {
                 fds.push(PollFd::new(self.conns[i].s.as_fd(), PollFlags::POLLIN));
             }
-            match poll(&mut fds, PollTimeout::NONE) {
+            // After setup or a heavy request, give its pages back once the loop has been idle
+            // for a moment (the daemon's follow-up requests touch more code).
+            let timeout = if self.release_pending {
+                PollTimeout::from(RELEASE_AFTER_IDLE_MS)
+            } else {
+                PollTimeout::NONE
+            };
+            match poll(&mut fds, timeout) {
+                Ok(0) => {
+                    self.release_pending = false;
+                    drop(fds);
+                    crate::memory::release_setup_pages();
+                    continue;
+                }
                 Ok(_) => {}
                 Err(nix::Error::EINTR) => continue,
                 Err(_) => break,
@@ -608,7 +624,7 @@ impl Shim {
         );
         self.handle_request(ci, req);
         if heavy {
-            crate::memory::release_setup_pages();
+            self.release_pending = true;
         }
     }
 
