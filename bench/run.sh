@@ -18,7 +18,7 @@ D="docker -H unix://$sock"
 cleanup() {
     $D rm -f $($D ps -aq 2>/dev/null) >/dev/null 2>&1 || true
     [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-    for h in /sys/fs/cgroup/*"$cg"; do rmdir "$h" 2>/dev/null || true; done
+    find /sys/fs/cgroup/*"$cg" -depth -type d 2>/dev/null | xargs -r rmdir 2>/dev/null || true
     runc --root "$work/runc" delete --force bench-floor >/dev/null 2>&1 || true
     "$bin/wharf-runtime" --root "$work/wr" delete --force bench-floor >/dev/null 2>&1 || true
     if [ -n "${dpid:-}" ]; then
@@ -60,11 +60,13 @@ $D run --rm --network none busybox true
 # The floor: runc alone on the same rootfs (create+start+wait+delete of `true`).
 mkdir -p "$work/bundle/rootfs"
 tar -C "$work/bundle/rootfs" -xf "$work/rootfs.tar"
-(cd "$work/bundle" && runc spec && python3 - <<'PY'
-import json
+(cd "$work/bundle" && runc spec && CG="$cg" python3 - <<'PY'
+import json, os
 c = json.load(open("config.json"))
 c["process"]["terminal"] = False
 c["process"]["args"] = ["true"]
+# Under the benchmark's own cgroup parent, removed at exit.
+c["linux"]["cgroupsPath"] = os.environ["CG"] + "/floor"
 json.dump(c, open("config.json", "w"))
 PY
 )
