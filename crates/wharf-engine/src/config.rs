@@ -16,6 +16,9 @@ pub struct EngineConfig {
     pub bridge: Option<wharf_net::BridgeConfig>,
     /// The init for `--init` (bind-mounted at /sbin/docker-init), if installed.
     pub init_path: Option<PathBuf>,
+    /// Where networks created without `--subnet` get one (`default-address-pools`): (base
+    /// CIDR, prefix length of each subnet); None for Docker's defaults.
+    pub address_pools: Option<Vec<(String, u8)>>,
 }
 
 /// The options wharfd reloads on SIGHUP; the engine reads them through [`crate::Engine::live`]

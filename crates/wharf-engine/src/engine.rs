@@ -123,7 +123,11 @@ impl Engine {
                 }
             }
         }
-        let net_cfg = wharf_net::NetConfig::new(cfg.data_root.join("network"), cfg.bridge.clone());
+        let mut net_cfg =
+            wharf_net::NetConfig::new(cfg.data_root.join("network"), cfg.bridge.clone());
+        if let Some(p) = &cfg.address_pools {
+            net_cfg.pools = p.clone();
+        }
         let networks =
             wharf_net::Networks::open(net_cfg).map_err(|e| format!("opening the networks: {e}"))?;
         let volumes = crate::volumes::Volumes::open(cfg.data_root.join("volumes"))?;

@@ -91,6 +91,9 @@ pub struct Flags {
     /// (repeatable; loopback registries always are)
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
+    /// Where networks created without --subnet get one: base=CIDR,size=N (repeatable)
+    #[arg(long = "default-address-pool")]
+    pub default_address_pools: Vec<String>,
 }
 
 /// daemon.json: dockerd's keys that wharfd knows.
@@ -118,6 +121,69 @@ pub struct DaemonJson {
     pub tlscert: Option<PathBuf>,
     pub tlskey: Option<PathBuf>,
     pub insecure_registries: Vec<String>,
+    pub default_address_pools: Vec<AddressPool>,
+}
+
+/// One of daemon.json's `default-address-pools`.
+#[derive(serde::Deserialize, Debug, Clone)]
+pub struct AddressPool {
+    pub base: String,
+    pub size: u8,
+}
+
+/// `default-address-pools` from the flags (`base=CIDR,size=N`) or else the file, checked:
+/// an IPv4 CIDR whose prefix is no longer than `size`, and `size` at most 30.
+pub fn address_pools(f: &Flags, file: &DaemonJson) -> Result<Option<Vec<(String, u8)>>> {
+    let mut pools = Vec::new();
+    for p in &f.default_address_pools {
+        let mut base = None;
+        let mut size = None;
+        for kv in p.split(',') {
+            match kv.split_once('=') {
+                Some(("base", v)) => base = Some(v.to_string()),
+                Some(("size", v)) => size = v.parse::<u8>().ok(),
+                _ => bail!("--default-address-pool {p:?}: expected base=CIDR,size=N"),
+            }
+        }
+        match (base, size) {
+            (Some(b), Some(s)) => pools.push(AddressPool { base: b, size: s }),
+            _ => bail!("--default-address-pool {p:?}: expected base=CIDR,size=N"),
+        }
+    }
+    if pools.is_empty() {
+        pools = file.default_address_pools.clone();
+    }
+    if pools.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for p in pools {
+        let prefix = p
+            .base
+            .split_once('/')
+            .and_then(|(ip, bits)| {
+                Some((
+                    ip.parse::<std::net::Ipv4Addr>().ok()?,
+                    bits.parse::<u8>().ok()?,
+                ))
+            })
+            .map(|(_, bits)| bits)
+            .with_context(|| {
+                format!(
+                    "default address pool base {:?} is not an IPv4 CIDR such as 10.10.0.0/16",
+                    p.base
+                )
+            })?;
+        if p.size < prefix || p.size > 30 {
+            bail!(
+                "default address pool {}: size {} must be between the base's prefix /{prefix} and 30",
+                p.base,
+                p.size
+            );
+        }
+        out.push((p.base, p.size));
+    }
+    Ok(Some(out))
 }
 
 #[derive(serde::Deserialize, Debug)]
@@ -257,6 +323,40 @@ mod tests {
 
     fn flags(args: &[&str]) -> Flags {
         Flags::parse_from(std::iter::once("wharfd").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn default_address_pools_from_flags_or_file() {
+        let file: DaemonJson = serde_json::from_str(
+            r#"{"default-address-pools": [{"base": "10.123.0.0/16", "size": 24}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            address_pools(&flags(&[]), &file).unwrap(),
+            Some(vec![("10.123.0.0/16".to_string(), 24)])
+        );
+        assert_eq!(
+            address_pools(
+                &flags(&["--default-address-pool", "base=10.9.0.0/16,size=28"]),
+                &file
+            )
+            .unwrap(),
+            Some(vec![("10.9.0.0/16".to_string(), 28)])
+        );
+        assert_eq!(
+            address_pools(&flags(&[]), &DaemonJson::default()).unwrap(),
+            None
+        );
+        for bad in [
+            "base=10.0.0.0/16",
+            "base=nope,size=24",
+            "base=10.0.0.0/16,size=8",
+        ] {
+            assert!(
+                address_pools(&flags(&["--default-address-pool", bad]), &file).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -103,6 +103,7 @@ fn main() -> Result<()> {
             .or(file.cgroup_parent.clone())
             .unwrap_or_else(|| "/wharf".into()),
         bridge,
+        address_pools: config::address_pools(&f, &file)?,
         init_path: f
             .init_path
             .clone()

@@ -643,3 +643,37 @@ fn create_start_remove_cycles_leave_no_link_rule_or_address() {
         .contains(&format!("{}-", d.bridge.name))
     });
 }
+
+#[test]
+fn default_address_pools_give_networks_their_subnets() {
+    require_env!();
+    // A /16 routed nowhere on the host, for this daemon's pool.
+    let routes = String::from_utf8_lossy(
+        &std::process::Command::new("ip")
+            .args(["-4", "route", "show", "table", "all"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    let second = (230..250)
+        .find(|b| !routes.contains(&format!("10.{b}.")))
+        .expect("a free 10.x.0.0/16");
+    let json =
+        format!(r#"{{"default-address-pools": [{{"base": "10.{second}.0.0/16", "size": 26}}]}}"#);
+    let d = Daemon::start_with(&[], Some(&json));
+    d.ok(&["network", "create", "pooled"]);
+    let subnet = d.ok(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+        "pooled",
+    ]);
+    let subnet = subnet.trim();
+    assert!(
+        subnet.starts_with(&format!("10.{second}.")) && subnet.ends_with("/26"),
+        "the network's subnet {subnet:?} is not a /26 of the pool 10.{second}.0.0/16"
+    );
+    d.ok(&["network", "rm", "pooled"]);
+}
