@@ -37,6 +37,9 @@ pub struct LiveConfig {
     /// Registries reached over plain HTTP or unverified TLS (`host[:port]` or a CIDR such as
     /// `10.0.0.0/8`), besides loopback ones (`--insecure-registry`, `insecure-registries`).
     pub insecure_registries: Vec<String>,
+    /// Mirrors of docker.io, tried in order before it (`registry-mirrors`, `--registry-mirror`):
+    /// `http://host[:port]` or `https://host[:port]`.
+    pub registry_mirrors: Vec<String>,
 }
 
 impl LiveConfig {
@@ -89,6 +92,7 @@ mod tests {
             default_runtime: "wharf".into(),
             log_opts: BTreeMap::new(),
             insecure_registries: vec!["reg.lan:5000".into(), "build".into(), "10.1.0.0/16".into()],
+            registry_mirrors: vec![],
         };
         assert!(l.is_insecure_registry("reg.lan:5000"));
         assert!(!l.is_insecure_registry("reg.lan:5001"));

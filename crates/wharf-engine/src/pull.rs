@@ -231,6 +231,34 @@ async fn say(tx: &mpsc::Sender<Bytes>, v: Value) {
     let _ = tx.send(Bytes::from(format!("{v}\n"))).await;
 }
 
+/// For a docker.io image, the first configured mirror that has `target` (as dockerd, which
+/// falls back to docker.io when no mirror answers).
+async fn from_mirror(
+    engine: &Arc<Engine>,
+    r: &wharf_image::reference::Reference,
+    target: &str,
+) -> Option<Arc<Registry>> {
+    if r.domain != "docker.io" {
+        return None;
+    }
+    for m in engine.live().registry_mirrors.clone() {
+        let (host, plain) = match m.strip_prefix("http://") {
+            Some(h) if h.contains(':') => (h.to_string(), true),
+            Some(h) => (format!("{h}:80"), true),
+            None => (m.trim_start_matches("https://").to_string(), false),
+        };
+        let insecure = plain || engine.live().is_insecure_registry(&host);
+        match Registry::connect(&host, insecure, None, &r.path, "pull").await {
+            Ok(reg) => match reg.manifest(&r.path, target).await {
+                Ok(_) => return Some(Arc::new(reg)),
+                Err(e) => tracing::info!("mirror {m} has no {}:{target}: {e}", r.path),
+            },
+            Err(e) => tracing::warn!("mirror {m}: {e}; trying the next"),
+        }
+    }
+    None
+}
+
 /// Pulls `reference`; progress goes to `tx`. Returns the image id.
 pub async fn pull(
     engine: &Arc<Engine>,
@@ -240,22 +268,25 @@ pub async fn pull(
 ) -> Result<String, ApiError> {
     let r = wharf_image::reference::parse(reference)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let reg = Arc::new(
-        Registry::connect(
-            &r.domain,
-            engine.live().is_insecure_registry(&r.domain),
-            creds,
-            &r.path,
-            "pull",
-        )
-        .await
-        .map_err(reg_error)?,
-    );
     let target = r
         .digest
         .clone()
         .or(r.tag.clone())
         .unwrap_or_else(|| "latest".into());
+    let reg = match from_mirror(engine, &r, &target).await {
+        Some(m) => m,
+        None => Arc::new(
+            Registry::connect(
+                &r.domain,
+                engine.live().is_insecure_registry(&r.domain),
+                creds,
+                &r.path,
+                "pull",
+            )
+            .await
+            .map_err(reg_error)?,
+        ),
+    };
     let shown = r.tag.clone().unwrap_or_else(|| target.clone());
     say(
         tx,

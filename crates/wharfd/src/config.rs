@@ -94,6 +94,9 @@ pub struct Flags {
     /// Where networks created without --subnet get one: base=CIDR,size=N (repeatable)
     #[arg(long = "default-address-pool")]
     pub default_address_pools: Vec<String>,
+    /// A mirror of docker.io to try first: http(s)://host[:port] (repeatable)
+    #[arg(long = "registry-mirror")]
+    pub registry_mirrors: Vec<String>,
 }
 
 /// daemon.json: dockerd's keys that wharfd knows.
@@ -122,6 +125,7 @@ pub struct DaemonJson {
     pub tlskey: Option<PathBuf>,
     pub insecure_registries: Vec<String>,
     pub default_address_pools: Vec<AddressPool>,
+    pub registry_mirrors: Vec<String>,
 }
 
 /// One of daemon.json's `default-address-pools`.
@@ -307,6 +311,21 @@ pub fn live(f: &Flags, file: &DaemonJson) -> Result<LiveConfig> {
             insecure_registries.push(r.to_string());
         }
     }
+    let mut registry_mirrors = Vec::new();
+    for m in file.registry_mirrors.iter().chain(&f.registry_mirrors) {
+        let m = m.trim_end_matches('/');
+        let host = m
+            .strip_prefix("https://")
+            .or_else(|| m.strip_prefix("http://"))
+            .filter(|h| !h.is_empty() && !h.contains('/'))
+            .with_context(|| {
+                format!("registry mirror {m:?} is not valid: give http(s)://host[:port]")
+            })?;
+        let _ = host;
+        if !registry_mirrors.iter().any(|x| x == m) {
+            registry_mirrors.push(m.to_string());
+        }
+    }
     Ok(LiveConfig {
         debug: f.debug || file.debug == Some(true),
         labels,
@@ -314,6 +333,7 @@ pub fn live(f: &Flags, file: &DaemonJson) -> Result<LiveConfig> {
         default_runtime,
         log_opts,
         insecure_registries,
+        registry_mirrors,
     })
 }
 

@@ -401,3 +401,38 @@ fn push_and_pull_over_https_to_a_tls_only_registry() {
         "tls\n"
     );
 }
+
+#[test]
+fn docker_io_images_come_from_a_registry_mirror() {
+    require_env!();
+    let Some(reg) = LocalRegistry::start() else {
+        return;
+    };
+    // The mirror holds docker.io's library/mirrored:1 (there is no internet here: only the
+    // mirror can answer).
+    let d = Daemon::start();
+    d.busybox();
+    let name = format!("{}/library/mirrored:1", reg.addr);
+    d.ok(&["tag", "busybox", &name]);
+    d.ok(&["push", &name]);
+
+    let json = format!(r#"{{"registry-mirrors": ["http://{}"]}}"#, reg.addr);
+    let e = Daemon::start_with(&[], Some(&json));
+    let out = e.ok(&["pull", "mirrored:1"]);
+    assert!(
+        out.contains("Downloaded newer image for mirrored:1"),
+        "{out}"
+    );
+    assert_eq!(
+        e.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "mirrored:1",
+            "echo",
+            "via-mirror"
+        ]),
+        "via-mirror\n"
+    );
+}
