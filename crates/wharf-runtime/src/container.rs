@@ -195,13 +195,12 @@ impl Runtime {
                         pid = p;
                         cleanup.pid = Some(p);
                         let _ = nix::sys::wait::waitpid(stage1, None);
-                        // The init builds its rootfs while its cgroup is set up (moving a
-                        // task into a v1 cgroup waits for an RCU grace period, ~10 ms); it
-                        // waits for the second go before it forks or execs anything.
-                        sync::send(fd, &Msg::Pid(p))?;
+                        // Limits first, then the go: the init must not build its /dev while
+                        // the device rules are rewritten (v1 writes "deny a" before the
+                        // allows, and a mknod in between fails with EPERM).
                         manager.apply(p)?;
                         manager.set(&with_default_devices(linux))?;
-                        sync::send(fd, &Msg::Go)?;
+                        sync::send(fd, &Msg::Pid(p))?;
                     }
                     Msg::RunHooks => {
                         let st =

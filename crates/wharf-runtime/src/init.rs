@@ -116,13 +116,9 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
     let fd = c.sock.as_raw_fd();
     let spec = &c.bundle.spec;
     let proc_ = c.bundle.process()?;
-    // Two goes: our host pid, then "you are in your cgroup". A new cgroup namespace must be
-    // rooted at that cgroup, so then both come first; otherwise the rootfs is built while
-    // the runtime moves us (which takes an RCU grace period on v1).
+    // The go comes once the runtime has put us in the container's cgroup.
     let host_pid = wait_go(fd)?;
-    let own_cgroupns = c.plan.has_new(NsType::Cgroup);
-    if own_cgroupns {
-        wait_go(fd)?;
+    if c.plan.has_new(NsType::Cgroup) {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .ctx(|| "creating the cgroup namespace".into())?;
     }
@@ -179,10 +175,6 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
             cgroupns: c.plan.has_new(NsType::Cgroup),
         };
         rootfs::prepare(&ctx)?;
-    }
-    if !own_cgroupns {
-        // In our cgroup from here on: every child is accounted there.
-        wait_go(fd)?;
     }
     // The working directory is created when missing, as runc does.
     let cwd = crate::util::secure_join(&c.bundle.rootfs, proc_.cwd())?;
