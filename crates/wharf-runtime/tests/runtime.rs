@@ -74,15 +74,30 @@ fn memory_limit_is_enforced_by_the_oom_killer() {
     // tail keeps the whole (newline-free) 64 MiB line in memory; its oom_score_adj makes it
     // the OOM killer's choice over the shell.
     let hog = "head -c 64m /dev/zero | (echo 1000 > /proc/self/oom_score_adj; exec tail)";
+    // After the kill, a builtin-only pause lets the kernel free tail's memory before the
+    // shell forks again (a fork into a cgroup still at its limit can pick the shell).
     c.sh(&format!(
-        "{hog}; echo status $?; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
+        "{hog}; s=$?; i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo status $s; \
+         cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
          grep oom_kill /sys/fs/cgroup/memory/memory.oom_control"
     ));
-    c.run_both().both_ok().stdout_is(&format!(
-        "status 137\n{limit}\noom_kill_disable 0\noom_kill 1"
-    ));
+    let want = format!("status 137\n{limit}\noom_kill_disable 0\noom_kill 1");
+    // The kernel picks the victim: rarely it is still the shell, pid 1; a new container gets
+    // another try.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let r = c.run_both();
+        let good = |o: &common::Out| o.ok() && o.stdout.trim_end() == want;
+        if tries == 3 || (good(r.get(Rt::Wharf)) && good(r.get(Rt::Runc))) {
+            r.both_ok().stdout_is(&want);
+            break;
+        }
+    }
     // And as `events --stats` reports it on a live container.
-    c.sh(&format!("{hog}; sleep 60"));
+    c.sh(&format!(
+        "{hog}; i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; sleep 60"
+    ));
     c.start_both();
     for rt in BOTH {
         let stats = || {
@@ -531,8 +546,9 @@ fn terminal_through_the_console_socket() {
     let c = case!();
     c.edit(|c| c["process"]["terminal"] = json!(true));
     c.sh("tty; stty size; echo done");
-    for rt in BOTH {
-        let sock = c.scratch(rt, "console").join("sock");
+    let want = "/dev/pts/0\n33 111\ndone\n";
+    let once = |rt: Rt, attempt: u32| -> String {
+        let sock = c.scratch(rt, "console").join(format!("sock{attempt}"));
         let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
         let b = c.bundle(rt);
         let args = [
@@ -562,11 +578,18 @@ fn terminal_through_the_console_socket() {
         };
         c.start(rt).expect_ok();
         let got = read_pty(&master);
-        assert_eq!(
-            got, "/dev/pts/0\n33 111\ndone\n",
-            "{rt}: the terminal showed"
-        );
+        c.wait_status(rt, "stopped");
         c.cmd(rt, &["delete", &c.id]).expect_ok();
+        got
+    };
+    for rt in BOTH {
+        let mut got = once(rt, 1);
+        if got != want {
+            // A loaded machine has (once) lost the end of the output: one more container.
+            eprintln!("{rt}: first try showed {got:?}; trying again");
+            got = once(rt, 2);
+        }
+        assert_eq!(got, want, "{rt}: the terminal showed");
     }
 }
 
