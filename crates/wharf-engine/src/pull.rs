@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use wharf_api::ApiError;
-use wharf_registry::{pick_platform, Registry, RegistryError};
+use wharf_registry::{Registry, RegistryError};
 
 /// Layers downloaded at once, as dockerd's default `max-concurrent-downloads`.
 const MAX_CONCURRENT_DOWNLOADS: usize = 3;
@@ -300,12 +300,17 @@ pub async fn pull(
     };
     let mut m = parse(&bytes)?;
     if m["manifests"].is_array() {
-        let d = pick_platform(&m).ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no matching manifest for linux/{} in the manifest list entries of {reference}",
-                wharf_registry::host_arch()
-            ))
-        })?;
+        // The image store's selection, as for `docker load` of an index.
+        let host = wharf_image::platform::Platform::host();
+        let list = m["manifests"].as_array().cloned().unwrap_or_default();
+        let d = wharf_image::platform::select(&list, &host)
+            .ok()
+            .and_then(|e| e["digest"].as_str().map(String::from))
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "no matching manifest for {host} in the manifest list entries of {reference}"
+                ))
+            })?;
         (bytes, _, digest) = reg.manifest(&r.path, &d).await.map_err(reg_error)?;
         m = parse(&bytes)?;
     }

@@ -726,39 +726,12 @@ impl hyper::body::Body for ChanBody {
     }
 }
 
-/// The host's architecture as OCI names it.
-pub fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        other => other,
-    }
-}
-
-/// Picks the linux/<host arch> entry of a manifest list / OCI index, as Docker does; an
-/// entry without a platform is taken only when no entry names one. None when nothing
-/// matches (never another platform's image).
-pub fn pick_platform(index: &Value) -> Option<String> {
-    let ms = index["manifests"].as_array()?;
-    let arch = host_arch();
-    ms.iter()
-        .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == arch)
-        .or_else(|| {
-            ms.iter()
-                .all(|m| m["platform"].is_null())
-                .then(|| ms.first())
-                .flatten()
-        })
-        .and_then(|m| m["digest"].as_str().map(String::from))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn only_loopback_without_tls() {
+    fn loopback_is_insecure_and_hosts_get_ports() {
         assert!(Registry::new("127.0.0.1:5000").unwrap().insecure);
         assert!(Registry::new("localhost:5000").unwrap().insecure);
         let hub = Registry::new("docker.io").unwrap();
@@ -768,17 +741,6 @@ mod tests {
         assert_eq!(
             split_url("https://auth.example/token?x=1"),
             Some(("auth.example:443".into(), "/token?x=1".into(), true))
-        );
-        let idx = serde_json::json!({"manifests": [
-            {"digest": "sha256:arm", "platform": {"os": "linux", "architecture": "arm64"}},
-            {"digest": "sha256:amd", "platform": {"os": "linux", "architecture": "amd64"}}]});
-        assert_eq!(pick_platform(&idx).as_deref(), Some("sha256:amd"));
-        let arm_only = serde_json::json!({"manifests": [
-            {"digest": "sha256:arm", "platform": {"os": "linux", "architecture": "arm64"}}]});
-        assert_eq!(
-            pick_platform(&arm_only),
-            None,
-            "never another platform's image"
         );
     }
 }

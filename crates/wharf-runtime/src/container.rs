@@ -10,7 +10,7 @@ use crate::namespaces::Plan;
 use crate::state::{OciState, Saved, StateDir, Status};
 use crate::sync::{self, Msg};
 use crate::{hooks, util};
-use oci_spec::runtime::{LinuxNamespaceType as NsType, Process, Spec};
+use oci_spec::runtime::{Process, Spec};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -293,7 +293,7 @@ impl Runtime {
 
     /// Lets a created container's init exec the user process.
     pub fn start(&self, id: &str) -> Result<()> {
-        let (dir, mut saved) = self.load(id)?;
+        let (dir, saved) = self.load(id)?;
         let status = self.status_of(&dir, &saved);
         if status != Status::Created {
             return Err(match status {
@@ -346,8 +346,6 @@ impl Runtime {
             }
         }
         let _ = std::fs::remove_file(dir.fifo());
-        saved.started = true;
-        dir.save(&saved)?;
         // The init keeps its end open (close-on-exec) through the startContainer hooks: EOF
         // means it has exec'd the user process (or died), which poststart must come after.
         loop {
@@ -725,7 +723,6 @@ impl Saved {
                 .into_iter()
                 .collect(),
             cgroup_path: cgroup.to_path_buf(),
-            started: false,
         }
     }
 }
@@ -764,12 +761,4 @@ impl Drop for Cleanup {
             let _ = std::fs::remove_dir_all(d);
         }
     }
-}
-
-/// True when `spec` gives the container a namespace of type `t` (new or joined).
-pub fn has_namespace(spec: &Spec, t: NsType) -> bool {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|n| n.iter().any(|n| n.typ() == t))
 }

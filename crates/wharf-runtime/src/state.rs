@@ -50,9 +50,6 @@ pub struct Saved {
     pub annotations: std::collections::BTreeMap<String, String>,
     /// The cgroup path given to the cgroup manager.
     pub cgroup_path: PathBuf,
-    /// Set once `start` ran (the init may have exec'd the user process).
-    #[serde(default)]
-    pub started: bool,
 }
 
 /// The state JSON the `state` command prints (runc's shape).

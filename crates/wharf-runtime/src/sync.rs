@@ -8,7 +8,7 @@ use nix::sys::socket::{
     SockFlag, SockType,
 };
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 /// Messages of the setup protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,18 +147,10 @@ pub fn recv_fd(sock: RawFd) -> Result<OwnedFd> {
     Err(RuntimeError::Init("no console received".into()))
 }
 
-/// Keeps `fd` open across exec (clears FD_CLOEXEC).
-pub fn clear_cloexec(fd: &impl AsRawFd) -> Result<()> {
-    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-    // SAFETY: borrowing a raw fd that `fd` keeps open for the duration of the call.
-    let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd.as_raw_fd()) };
-    fcntl(b, FcntlArg::F_SETFD(FdFlag::empty())).ctx(|| "clearing FD_CLOEXEC".into())?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn messages_round_trip() {

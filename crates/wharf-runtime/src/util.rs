@@ -131,11 +131,6 @@ pub fn secure_join(root: &Path, unsafe_path: &Path) -> Result<PathBuf> {
     Ok(root.join(resolved))
 }
 
-/// Reads a whole file to a string, with the path in the error.
-pub fn read_to_string(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).ctx(|| format!("reading {}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
