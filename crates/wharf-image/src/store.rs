@@ -353,7 +353,10 @@ impl ImageStore {
                     it.next().unwrap_or("amd64").to_string(),
                 )
             }
-            _ => ("linux".to_string(), host_arch().to_string()),
+            _ => (
+                "linux".to_string(),
+                crate::platform::Platform::host().architecture,
+            ),
         };
         let created = now_rfc3339();
         let comment = opts.message.clone().unwrap_or_default();
@@ -551,14 +554,6 @@ impl ImageStore {
             first.tags = img.repo_tags.clone();
         }
         Ok(out)
-    }
-}
-
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
     }
 }
 
