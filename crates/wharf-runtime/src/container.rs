@@ -146,6 +146,7 @@ impl Runtime {
             None => None,
         };
 
+        let cgroup_dirs = manager.dirs();
         // SAFETY: the runtime forks only while single-threaded (see the init module); the
         // child runs init code and never returns into ours.
         let fork = unsafe { nix::unistd::fork() }.ctx(|| "fork".into())?;
@@ -167,6 +168,7 @@ impl Runtime {
                     no_pivot: opts.no_pivot,
                     preserve_fds: opts.preserve_fds,
                     seccomp_listener: listener.as_ref(),
+                    cgroup_dirs: &cgroup_dirs,
                 })
             });
             let e = match r {
@@ -195,12 +197,17 @@ impl Runtime {
                         pid = p;
                         cleanup.pid = Some(p);
                         let _ = nix::sys::wait::waitpid(stage1, None);
-                        // Limits first, then the go: the init must not build its /dev while
-                        // the device rules are rewritten (v1 writes "deny a" before the
-                        // allows, and a mknod in between fails with EPERM).
-                        manager.apply(p)?;
+                        // The cgroup gets its limits and device rules while it is still
+                        // empty (v1 rewrites the rules starting with "deny a": the init's
+                        // mknods must not fall in between), then the init builds its rootfs
+                        // while it is moved in, which waits for an RCU grace period on v1.
+                        manager.apply(0)?;
                         manager.set(&with_default_devices(linux))?;
                         sync::send(fd, &Msg::Pid(p))?;
+                        manager.apply(p)?;
+                        // An init that failed meanwhile has sent its error and gone: the
+                        // next receive reports that rather than a broken pipe.
+                        let _ = sync::send(fd, &Msg::Go);
                     }
                     Msg::RunHooks => {
                         let st =

@@ -109,6 +109,8 @@ pub struct InitCtx<'a> {
     pub no_pivot: bool,
     pub preserve_fds: i32,
     pub seccomp_listener: Option<&'a OwnedFd>,
+    /// The container's cgroup directories (see [`rootfs::Ctx::cgroup_dirs`]).
+    pub cgroup_dirs: &'a [PathBuf],
 }
 
 /// The container's init (second child): set up, report ready, wait for start, exec.
@@ -116,9 +118,14 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
     let fd = c.sock.as_raw_fd();
     let spec = &c.bundle.spec;
     let proc_ = c.bundle.process()?;
-    // The go comes once the runtime has put us in the container's cgroup.
+    // Two goes: our host pid (the cgroup exists, with its limits and device rules), then "you
+    // are in it". Moving a task into a v1 cgroup waits for an RCU grace period (~10 ms), so
+    // the rootfs is built meanwhile; a cgroup namespace must be rooted at the new cgroup,
+    // so then both come first. Nothing forks or execs before the second.
     let host_pid = wait_go(fd)?;
-    if c.plan.has_new(NsType::Cgroup) {
+    let own_cgroupns = c.plan.has_new(NsType::Cgroup);
+    if own_cgroupns {
+        wait_go(fd)?;
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .ctx(|| "creating the cgroup namespace".into())?;
     }
@@ -172,9 +179,13 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
             bundle: &c.bundle.dir,
             rootfs: &c.bundle.rootfs,
             userns: c.plan.has_new(NsType::User) || c.plan.joins(NsType::User),
-            cgroupns: c.plan.has_new(NsType::Cgroup),
+            cgroupns: own_cgroupns,
+            cgroup_dirs: c.cgroup_dirs,
         };
         rootfs::prepare(&ctx)?;
+    }
+    if !own_cgroupns {
+        wait_go(fd)?;
     }
     // The working directory is created when missing, as runc does.
     let cwd = crate::util::secure_join(&c.bundle.rootfs, proc_.cwd())?;

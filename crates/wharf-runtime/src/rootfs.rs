@@ -22,6 +22,10 @@ pub struct Ctx<'a> {
     pub userns: bool,
     /// The container has its own cgroup namespace.
     pub cgroupns: bool,
+    /// The container's cgroup in each hierarchy its manager drives. Without a cgroup
+    /// namespace these are what `/sys/fs/cgroup` shows: the init may not have been moved
+    /// there yet while it builds the rootfs, so its own /proc/self/cgroup can be stale.
+    pub cgroup_dirs: &'a [PathBuf],
 }
 
 fn mnt(
@@ -239,8 +243,10 @@ fn mount_cgroup(ctx: &Ctx, dest: &Path, o: &Options) -> Result<()> {
                 None,
             );
         }
-        let path = own.get("").cloned().unwrap_or_default();
-        let src = Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+        let src = container_cgroup(ctx, Path::new("/sys/fs/cgroup")).unwrap_or_else(|| {
+            let path = own.get("").cloned().unwrap_or_default();
+            Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'))
+        });
         mnt(
             Some(&src),
             dest,
@@ -306,8 +312,10 @@ fn mount_cgroup(ctx: &Ctx, dest: &Path, o: &Options) -> Result<()> {
                     .collect::<Vec<_>>()
                     .join(",")
             };
-            let sub = own.get(&key).cloned().unwrap_or_default();
-            let src = e.mount_point.join(sub.trim_start_matches('/'));
+            let src = container_cgroup(ctx, &e.mount_point).unwrap_or_else(|| {
+                let sub = own.get(&key).cloned().unwrap_or_default();
+                e.mount_point.join(sub.trim_start_matches('/'))
+            });
             mnt(
                 Some(&src),
                 &target,
@@ -345,6 +353,15 @@ fn mount_cgroup(ctx: &Ctx, dest: &Path, o: &Options) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The container's cgroup directory in the hierarchy mounted at `mount_point`, when its
+/// manager drives that hierarchy.
+fn container_cgroup(ctx: &Ctx, mount_point: &Path) -> Option<PathBuf> {
+    ctx.cgroup_dirs
+        .iter()
+        .find(|d| d.starts_with(mount_point))
+        .cloned()
 }
 
 /// /proc/self/cgroup as a map from the controllers field ("" for cgroup2) to the path.

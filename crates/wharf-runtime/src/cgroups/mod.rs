@@ -116,6 +116,9 @@ pub struct Stats {
 pub trait CgroupManager: Send + Sync {
     /// Create the cgroup (if needed) and move `pid` into it (`pid <= 0`: only create it).
     fn apply(&self, pid: i32) -> Result<(), CgroupError>;
+    /// The container's cgroup directory in each hierarchy this manager drives (absolute
+    /// paths under the hierarchies' mount points), whether or not they exist yet.
+    fn dirs(&self) -> Vec<std::path::PathBuf>;
     /// Apply the OCI resource limits.
     fn set(&self, resources: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError>;
     /// Freeze every process in the cgroup; returns once they are frozen.

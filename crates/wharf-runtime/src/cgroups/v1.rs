@@ -410,6 +410,10 @@ pub(super) fn rdma_line(device: &str, l: &LinuxRdma) -> String {
 }
 
 impl CgroupManager for V1Manager {
+    fn dirs(&self) -> Vec<PathBuf> {
+        self.all_dirs().into_iter().map(Path::to_path_buf).collect()
+    }
+
     fn apply(&self, pid: i32) -> Result<(), CgroupError> {
         for dir in self.all_dirs() {
             files::mkdir_all(dir)?;

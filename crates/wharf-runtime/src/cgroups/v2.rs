@@ -291,6 +291,10 @@ pub(super) fn hugetlb_usage(
 }
 
 impl CgroupManager for V2Manager {
+    fn dirs(&self) -> Vec<PathBuf> {
+        vec![self.dir.clone()]
+    }
+
     fn apply(&self, pid: i32) -> Result<(), CgroupError> {
         let rel = self.dir.strip_prefix(&self.root).unwrap_or(Path::new(""));
         let mut current = self.root.clone();
