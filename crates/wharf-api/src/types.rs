@@ -119,13 +119,32 @@ pub struct HostConfig {
     pub volumes_from: Option<Vec<String>>,
     /// `--mount`.
     pub mounts: Option<Vec<crate::mount::Mount>>,
+    /// `--pid`, `--ipc`, `--uts`, `--cgroupns`: `host` shares the host's namespace.
+    #[serde(deserialize_with = "null_as_default")]
+    pub pid_mode: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub ipc_mode: String,
+    #[serde(rename = "UTSMode", deserialize_with = "null_as_default")]
+    pub uts_mode: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub cgroupns_mode: String,
+    /// `--device`.
+    pub devices: Option<Vec<DeviceMapping>>,
+}
+
+/// `HostConfig.Devices[]`: a host device node made available in the container.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceMapping {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    pub cgroup_permissions: String,
 }
 
 /// Fields of HostConfig (name, and whether a value counts as "set") that wharf does not
 /// implement yet: a request setting one is refused, never silently ignored.
 const UNSUPPORTED_HOST_FIELDS: &[&str] = &[
     "Links",
-    "Devices",
     "DeviceRequests",
     "DeviceCgroupRules",
     "BlkioWeightDevice",
@@ -163,9 +182,9 @@ pub fn unsupported_host_fields(raw: &Map<String, Value>) -> Vec<String> {
         .map(|k| k.to_string())
         .collect();
     for (k, allowed) in [
-        ("IpcMode", &["", "private", "shareable", "none"][..]),
-        ("PidMode", &["", "private"][..]),
-        ("UTSMode", &["", "private"][..]),
+        ("IpcMode", &["", "private", "shareable", "none", "host"][..]),
+        ("PidMode", &["", "private", "host"][..]),
+        ("UTSMode", &["", "private", "host"][..]),
         ("CgroupnsMode", &["", "private", "host"][..]),
         ("Isolation", &["", "default"][..]),
     ] {
@@ -279,11 +298,11 @@ mod tests {
 
     #[test]
     fn set_unsupported_fields_are_named() {
-        let body = br#"{"Image":"x","HostConfig":{"Links":["a:b"],"PidMode":"host","Devices":[]}}"#;
+        let body = br#"{"Image":"x","HostConfig":{"Links":["a:b"],"PidMode":"container:x","Devices":[]}}"#;
         let r = CreateRequest::parse(body).unwrap();
         assert_eq!(
             unsupported_host_fields(&r.raw_host_config),
-            vec!["Links".to_string(), "PidMode=host".to_string()]
+            vec!["Links".to_string(), "PidMode=container:x".to_string()]
         );
         assert!(CreateRequest::parse(b"{not json").is_err());
     }

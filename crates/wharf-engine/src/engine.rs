@@ -306,6 +306,11 @@ impl Engine {
         if image_name.is_empty() {
             return Err(ApiError::bad_request("no image specified"));
         }
+        if hc.uts_mode == "host" && !req.config.hostname.is_empty() {
+            return Err(ApiError::bad_request(
+                "conflicting options: hostname and the UTS mode",
+            ));
+        }
         let images = self.images.clone();
         let iname = image_name.clone();
         let image = blocking(move || images.resolve(&iname))
@@ -377,7 +382,7 @@ impl Engine {
         };
         let id = names::new_id();
         let hostname = if cfg.hostname.is_empty() {
-            if hc.network_mode == "host" {
+            if hc.network_mode == "host" || hc.uts_mode == "host" {
                 nix::unistd::gethostname()
                     .map(|h| h.to_string_lossy().into_owned())
                     .unwrap_or_default()
@@ -774,7 +779,17 @@ impl Engine {
                 rec.state.status.as_str()
             )));
         }
-        self.start_inner(c, rec).await
+        let auto_remove = Self::host_config(&rec).auto_remove;
+        let started = self.start_inner(c, rec).await;
+        if started.is_err() && auto_remove {
+            // `run --rm` waits for the removal whatever made the start fail (a bad device,
+            // a missing binary, a network): remove it, as dockerd does.
+            let (engine, c) = (self.clone(), c.clone());
+            tokio::spawn(async move {
+                let _ = engine.remove_with(&c, true, true).await;
+            });
+        }
+        started
     }
 
     async fn start_inner(
@@ -872,7 +887,7 @@ impl Engine {
             Ok(s) => s,
             Err(e) => return Err(ApiError::bad_request(fail(self, e.0))),
         };
-        container::write_atomic(
+        container::write_runtime_file(
             &sdir.join("config.json"),
             &serde_json::to_vec(&spec).expect("serializable"),
         )
@@ -936,13 +951,6 @@ impl Engine {
                     };
                 });
                 self.event(c, "die", &[("exitCode", code.to_string())]);
-                if hc.auto_remove {
-                    // `run --rm` waits for the removal: do it, as dockerd does.
-                    let (engine, c) = (self.clone(), c.clone());
-                    tokio::spawn(async move {
-                        let _ = engine.remove_with(&c, true, true).await;
-                    });
-                }
                 return Err(ApiError::bad_request(full));
             }
         };
@@ -960,12 +968,6 @@ impl Engine {
                 }
             });
             self.event(c, "die", &[("exitCode", "128".to_string())]);
-            if hc.auto_remove {
-                let (engine, c) = (self.clone(), c.clone());
-                tokio::spawn(async move {
-                    let _ = engine.remove_with(&c, true, true).await;
-                });
-            }
             return Err(ApiError::internal(msg));
         }
         // Let attach requests that were waiting for this run connect before the process runs,
@@ -1543,7 +1545,7 @@ impl Engine {
             e.config.privileged,
         );
         let path = sdir.join(format!("exec-{}.json", e.id));
-        container::write_atomic(&path, &serde_json::to_vec(&p).expect("serializable"))
+        container::write_runtime_file(&path, &serde_json::to_vec(&p).expect("serializable"))
             .map_err(internal)?;
         Ok(path)
     }
@@ -1740,7 +1742,7 @@ impl Engine {
         if c.status().is_live() {
             let sdir = self.state_dir(&c.id);
             let path = sdir.join("update-resources.json");
-            container::write_atomic(&path, &serde_json::to_vec(&res).expect("serializable"))
+            container::write_runtime_file(&path, &serde_json::to_vec(&res).expect("serializable"))
                 .map_err(internal)?;
             shim::call(
                 &sdir,

@@ -271,6 +271,8 @@ pub fn resources(h: &HostConfig) -> Result<Value, SpecError> {
             {"allow": true, "type": "c", "major": 136, "access": "rwm"},
             {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
         ]);
+        let list = resources["devices"].as_array_mut().expect("array");
+        list.extend(device_rules(h)?);
     } else {
         resources["devices"] = json!([{"allow": true, "access": "rwm"}]);
     }
@@ -335,12 +337,20 @@ pub fn resources(h: &HostConfig) -> Result<Value, SpecError> {
 pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
     let caps = capabilities(i.host)?;
     let (uid, gid) = resolve_user(i.rootfs, i.user)?;
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-    ];
+    let h = i.host;
+    let mut namespaces = vec![json!({"type": "mount"})];
+    for (kind, mode) in [
+        ("pid", &h.pid_mode),
+        ("ipc", &h.ipc_mode),
+        ("uts", &h.uts_mode),
+    ] {
+        if mode != "host" {
+            namespaces.push(json!({ "type": kind }));
+        }
+    }
+    if private_cgroupns(&h.cgroupns_mode) {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
     match i.netns {
         Some(None) => namespaces.push(json!({"type": "network"})),
         Some(Some(p)) => namespaces.push(json!({"type": "network", "path": p})),
@@ -403,8 +413,8 @@ pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
             json!({"destination": m.destination, "type": "bind", "source": m.source, "options": o}),
         );
     }
-    let h = i.host;
     let resources = resources(h)?;
+    let devices = devices(h)?;
     let mut rlimits = Vec::new();
     for u in h.ulimits.iter().flatten() {
         rlimits.push(json!({"type": format!("RLIMIT_{}", u.name.to_ascii_uppercase()), "soft": u.soft, "hard": u.hard}));
@@ -429,6 +439,7 @@ pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
     }
     let mut linux = json!({
         "namespaces": namespaces,
+        "devices": devices,
         "resources": resources,
         "cgroupsPath": i.cgroup_path,
         "sysctl": sysctl,
@@ -450,14 +461,94 @@ pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
     if h.oom_score_adj != 0 {
         process["oomScoreAdj"] = json!(h.oom_score_adj);
     }
-    Ok(json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": process,
         "root": {"path": i.rootfs, "readonly": h.readonly_rootfs},
-        "hostname": i.hostname,
         "mounts": mounts,
         "linux": linux,
-    }))
+    });
+    // With the host's UTS namespace the host's name stays (and may not be set).
+    if h.uts_mode != "host" {
+        spec["hostname"] = json!(i.hostname);
+    }
+    Ok(spec)
+}
+
+/// Whether a container gets its own cgroup namespace: `--cgroupns private`, or by default on
+/// a cgroup v2 host (dockerd's `default-cgroupns-mode`: private on v2, host on v1).
+pub fn private_cgroupns(mode: &str) -> bool {
+    match mode {
+        "private" => true,
+        "host" => false,
+        _ => Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+    }
+}
+
+/// `--device`: the host's device nodes as `linux.devices`, checked here so that a wrong path
+/// is a clear error at create.
+fn devices(h: &HostConfig) -> Result<Value, SpecError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    for d in h.devices.iter().flatten() {
+        let meta = std::fs::metadata(&d.path_on_host).map_err(|e| {
+            SpecError(format!(
+                "error gathering device information while adding custom device {:?}: {e}",
+                d.path_on_host
+            ))
+        })?;
+        let kind = if meta.file_type().is_char_device() {
+            "c"
+        } else if meta.file_type().is_block_device() {
+            "b"
+        } else {
+            return Err(SpecError(format!(
+                "error gathering device information while adding custom device {:?}: not a device node",
+                d.path_on_host
+            )));
+        };
+        let path = if d.path_in_container.is_empty() {
+            &d.path_on_host
+        } else {
+            &d.path_in_container
+        };
+        let rdev = meta.rdev();
+        out.push(json!({
+            "path": path,
+            "type": kind,
+            "major": nix::sys::stat::major(rdev),
+            "minor": nix::sys::stat::minor(rdev),
+            "fileMode": meta.mode() & 0o7777,
+            "uid": meta.uid(),
+            "gid": meta.gid(),
+        }));
+    }
+    Ok(Value::Array(out))
+}
+
+/// The cgroup rules that let the container use its `--device`s.
+fn device_rules(h: &HostConfig) -> Result<Vec<Value>, SpecError> {
+    let mut rules = Vec::new();
+    for (d, dev) in h
+        .devices
+        .iter()
+        .flatten()
+        .zip(devices(h)?.as_array().into_iter().flatten())
+    {
+        let access = if d.cgroup_permissions.is_empty() {
+            "rwm"
+        } else {
+            &d.cgroup_permissions
+        };
+        if access.is_empty() || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
+            return Err(SpecError(format!(
+                "invalid device permissions {access:?} for {:?}: use a combination of r, w and m",
+                d.path_on_host
+            )));
+        }
+        rules.push(json!({"allow": true, "type": dev["type"], "major": dev["major"], "minor": dev["minor"], "access": access}));
+    }
+    Ok(rules)
 }
 
 /// The OCI `process` of an exec, derived from the container's spec.

@@ -1511,3 +1511,110 @@ fn init_runs_as_pid_1_forwards_stop_signals_and_keeps_exit_codes() {
         "143"
     );
 }
+
+#[test]
+fn namespace_modes_devices_and_a_failed_rm_start() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let run = |args: &[&str]| -> std::process::Output {
+        let mut a = vec!["run", "--rm", "--network", "none"];
+        a.extend_from_slice(args);
+        d.docker(&a)
+    };
+    let out = |args: &[&str]| -> String {
+        let o = run(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    // A private cgroup namespace is rooted at the container's cgroup; the host's shows the
+    // daemon's cgroup parent.
+    let private = out(&[
+        "--cgroupns",
+        "private",
+        "busybox",
+        "cat",
+        "/proc/self/cgroup",
+    ]);
+    assert!(
+        private.lines().all(|l| l.ends_with(":/")),
+        "private cgroupns: {private}"
+    );
+    let host = out(&["--cgroupns", "host", "busybox", "cat", "/proc/self/cgroup"]);
+    assert!(
+        host.lines().any(|l| l.contains(":/") && !l.ends_with(":/")),
+        "host cgroupns: {host}"
+    );
+    // The container's /sys/fs/cgroup is its own cgroup, with its limits (the runtime moves
+    // the init into the cgroup while the rootfs is built: the mount must not show the parent).
+    assert_eq!(
+        out(&[
+            "-m",
+            "64m",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+        ])
+        .trim(),
+        "67108864"
+    );
+    // --pid host sees the host's processes (this test's own pid among them).
+    let ps = out(&["--pid", "host", "busybox", "ps", "-o", "pid"]);
+    let me = std::process::id().to_string();
+    assert!(ps.lines().any(|l| l.trim() == me), "pid {me} not in {ps}");
+    let ps = out(&["busybox", "ps", "-o", "pid"]);
+    assert_eq!(ps.lines().nth(1).map(str::trim), Some("1"), "{ps}");
+    // --uts host keeps the host's name, and refuses a hostname of its own.
+    let host_name = nix::unistd::gethostname().unwrap();
+    assert_eq!(
+        out(&["--uts", "host", "busybox", "hostname"]).trim(),
+        host_name.to_string_lossy()
+    );
+    let o = run(&["--uts", "host", "-h", "x", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("hostname and the UTS mode"),
+        "{}",
+        stderr(&o)
+    );
+    // --ipc host shares the host's IPC namespace.
+    let ipc = std::fs::read_link("/proc/self/ns/ipc").unwrap();
+    assert_eq!(
+        out(&["--ipc", "host", "busybox", "readlink", "/proc/self/ns/ipc"]).trim(),
+        ipc.to_string_lossy()
+    );
+    // --device: the node appears where asked, usable as the permissions say.
+    assert_eq!(
+        out(&[
+            "--device",
+            "/dev/null:/dev/mynull",
+            "busybox",
+            "sh",
+            "-c",
+            "stat -c '%t:%T' /dev/mynull; echo x > /dev/mynull && echo wrote",
+        ]),
+        "1:3\nwrote\n"
+    );
+    let o = run(&[
+        "--device",
+        "/dev/fuse:/dev/f:r",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /dev/f",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("Operation not permitted"),
+        "{}",
+        stderr(&o)
+    );
+    // A start that fails (not a device) is a clear error, and `--rm` still removes the
+    // container: the client waits for that, so this would hang without it.
+    let o = run(&["--device", "/etc/passwd", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("not a device node"), "{}", stderr(&o));
+    eventually("the failed --rm container is removed", || {
+        d.ok(&["ps", "-aq"]).trim().is_empty()
+    });
+}
