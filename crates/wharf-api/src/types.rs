@@ -298,7 +298,8 @@ mod tests {
 
     #[test]
     fn set_unsupported_fields_are_named() {
-        let body = br#"{"Image":"x","HostConfig":{"Links":["a:b"],"PidMode":"container:x","Devices":[]}}"#;
+        let body =
+            br#"{"Image":"x","HostConfig":{"Links":["a:b"],"PidMode":"container:x","Devices":[]}}"#;
         let r = CreateRequest::parse(body).unwrap();
         assert_eq!(
             unsupported_host_fields(&r.raw_host_config),

@@ -14,7 +14,7 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -251,16 +251,10 @@ async fn dispatch(
         Info => json_resp(200, &info(&engine)),
         Events => events(&engine, &q)?,
         SystemDf => {
-            let imgs: Vec<Value> = engine
-                .images
-                .list()
-                .map_err(image_error)?
-                .iter()
-                .map(image_summary)
-                .collect();
+            let (imgs, layers_size) = images_usage(&engine)?;
             json_resp(
                 200,
-                &json!({"LayersSize": 0, "Images": imgs, "Containers": engine.list(true, &BTreeMap::new(), None), "Volumes": volumes_usage(&engine), "BuildCache": []}),
+                &json!({"LayersSize": layers_size, "Images": imgs, "Containers": engine.list(true, &BTreeMap::new(), None), "Volumes": volumes_usage(&engine), "BuildCache": []}),
             )
         }
         ContainerCreate => {
@@ -1084,6 +1078,48 @@ fn info(engine: &Engine) -> Value {
         "SecurityOptions": ["name=seccomp,profile=unconfined"],
         "Warnings": [],
     })
+}
+
+/// The images of `GET /system/df`: each with its `SharedSize` (layers other images use too)
+/// and `Containers` (how many use it), and the size of all their layers counted once.
+fn images_usage(engine: &Engine) -> Result<(Vec<Value>, u64), ApiError> {
+    let images = engine.images.list().map_err(image_error)?;
+    let layers = engine.images.layers();
+    let chains: Vec<Vec<wharf_image::LayerInfo>> = images
+        .iter()
+        .map(|i| {
+            i.top_layer
+                .as_deref()
+                .and_then(|t| layers.ancestry(t).ok())
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut users: HashMap<&str, (u64, usize)> = HashMap::new();
+    for chain in &chains {
+        for l in chain {
+            users.entry(&l.chain_id).or_insert((l.size, 0)).1 += 1;
+        }
+    }
+    let layers_size = users.values().map(|(size, _)| size).sum();
+    let containers = engine.list(true, &BTreeMap::new(), None);
+    let out = images
+        .iter()
+        .zip(&chains)
+        .map(|(i, chain)| {
+            let mut v = image_summary(i);
+            v["SharedSize"] = json!(chain
+                .iter()
+                .filter(|l| users.get(l.chain_id.as_str()).is_some_and(|u| u.1 > 1))
+                .map(|l| l.size)
+                .sum::<u64>());
+            v["Containers"] = json!(containers
+                .iter()
+                .filter(|c| c["ImageID"].as_str() == Some(i.id.as_str()))
+                .count());
+            v
+        })
+        .collect();
+    Ok((out, layers_size))
 }
 
 fn image_summary(i: &wharf_image::Image) -> Value {

@@ -16,7 +16,7 @@ pub mod reference;
 pub mod store;
 
 pub use error::Error;
-pub use layers::{Change, LayerStore};
+pub use layers::{Change, LayerInfo, LayerStore};
 pub use load::LoadOptions;
 pub use platform::Platform;
 pub use store::{DeleteResponseItem, Image, ImageStore, ImportOptions};

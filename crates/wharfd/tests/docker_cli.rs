@@ -531,6 +531,33 @@ fn diff_commit_history_and_run_the_committed_image() {
         "{hist}"
     );
     assert!(lines[1].ends_with("|Imported from -"), "{hist}");
+    // `system df -v`: the busybox layer is shared by both images; the committed one adds
+    // its own small layer; busybox is used by the (stopped) builder.
+    let df = d.ok(&[
+        "system",
+        "df",
+        "-v",
+        "--format",
+        "{{range .Images}}{{.Repository}} {{.SharedSize}} {{.UniqueSize}} {{.Containers}}\n{{end}}",
+    ]);
+    let busybox_size = d.ok(&["image", "inspect", "-f", "{{.Size}}", "busybox"]);
+    let shared: u64 = busybox_size.trim().parse().unwrap();
+    let row = |repo: &str| -> Vec<String> {
+        df.lines()
+            .find(|l| l.starts_with(&format!("{repo} ")))
+            .unwrap_or_else(|| panic!("no {repo} in {df}"))
+            .split(' ')
+            .map(String::from)
+            .collect()
+    };
+    let bb = row("busybox");
+    let snap = row("snap");
+    assert_eq!(bb[3], "1", "{df}");
+    assert_eq!(snap[3], "0", "{df}");
+    assert_eq!(bb[2], "0B", "{df}");
+    assert_ne!(snap[2], "0B", "{df}");
+    assert!(bb[1].ends_with("MB") && shared > 1_000_000, "{df}");
+    assert_eq!(bb[1], snap[1], "{df}");
 }
 
 #[test]
