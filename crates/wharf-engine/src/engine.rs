@@ -1023,6 +1023,7 @@ impl Engine {
     }
 
     async fn handle_exit(self: &Arc<Self>, c: &Arc<Container>, st: ExitStatus) {
+        tracing::debug!("{}: exited with {}", &c.id[..12], st.code);
         let sdir = self.state_dir(&c.id);
         let images = self.images.clone();
         let (id, rootfs) = (c.id.clone(), sdir.join("rootfs"));
@@ -1083,6 +1084,7 @@ impl Engine {
             });
         } else if hc.auto_remove {
             let _ = self.remove_with(c, true, true).await;
+            tracing::debug!("{}: removed (--rm)", &c.id[..12]);
         }
     }
 

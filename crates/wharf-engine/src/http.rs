@@ -212,7 +212,8 @@ async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Resp {
         Ok((_, r)) => r,
         Err(e) => return error_resp(&e),
     };
-    match dispatch(engine, route, query, req).await {
+    let began = std::time::Instant::now();
+    let resp = match dispatch(engine, route, query, req).await {
         Ok(r) => r,
         Err(e) => {
             if e.status >= 500 {
@@ -220,7 +221,14 @@ async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Resp {
             }
             error_resp(&e)
         }
-    }
+    };
+    // When the response (or, for a stream, its head) is ready: where a request's time goes.
+    tracing::debug!(
+        "{method} {path} -> {} in {:.1?}",
+        resp.status().as_u16(),
+        began.elapsed()
+    );
+    resp
 }
 
 async fn dispatch(
