@@ -1329,7 +1329,10 @@ impl Engine {
     }
 
     /// `GET /containers/{id}/top`: `ps -ef`-like rows of the container's processes.
-    pub async fn top(&self, c: &Container) -> Result<Value, ApiError> {
+    /// `GET /containers/{id}/top`: as dockerd, `ps` with the client's options (default
+    /// `-ef`) on the host, keeping the rows whose PID column is one of the container's
+    /// (and the thread lines, PID `-`, that follow them).
+    pub async fn top(&self, c: &Container, ps_args: Option<&str>) -> Result<Value, ApiError> {
         if !c.status().is_live() {
             return Err(ApiError::conflict(format!(
                 "Container {} is not running",
@@ -1339,34 +1342,46 @@ impl Engine {
         let pids = shim::call(&self.state_dir(&c.id), &Request::Pids)
             .await
             .map_err(ApiError::internal)?;
-        let pids: Vec<String> = pids.split_whitespace().map(String::from).collect();
+        let pids: std::collections::HashSet<&str> = pids.split_whitespace().collect();
+        let args = ps_args.filter(|a| !a.is_empty()).unwrap_or("-ef");
         let out = tokio::process::Command::new("ps")
-            .args([
-                "-o",
-                "uid,pid,ppid,c,stime,tty,time,cmd",
-                "-p",
-                &pids.join(","),
-            ])
+            .args(args.split(' '))
             .output()
             .await
             .map_err(internal)?;
+        if !out.status.success() {
+            return Err(ApiError::internal(format!(
+                "ps: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
         let text = String::from_utf8_lossy(&out.stdout);
         let mut lines = text.lines();
-        let titles = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"];
-        lines.next();
-        let procs: Vec<Vec<String>> = lines
-            .map(|l| {
-                let mut f: Vec<String> = l.split_whitespace().take(7).map(String::from).collect();
-                let cmd = l.split_whitespace().skip(7).collect::<Vec<_>>().join(" ");
-                f.push(cmd);
-                if let Some(uid) = f.first_mut() {
-                    if *uid == "0" {
-                        *uid = "root".into();
-                    }
-                }
-                f
-            })
-            .collect();
+        let titles: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+        let pid_col = titles
+            .iter()
+            .position(|t| *t == "PID")
+            .ok_or_else(|| ApiError::internal("Couldn't find PID field in ps output"))?;
+        let mut procs: Vec<Vec<String>> = Vec::new();
+        let mut after_ours = false;
+        for l in lines {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < titles.len() {
+                continue;
+            }
+            let keep = if f[pid_col] == "-" {
+                after_ours
+            } else {
+                after_ours = pids.contains(f[pid_col]);
+                after_ours
+            };
+            if keep {
+                let n = titles.len() - 1;
+                let mut row: Vec<String> = f[..n].iter().map(|s| s.to_string()).collect();
+                row.push(f[n..].join(" "));
+                procs.push(row);
+            }
+        }
         Ok(json!({"Titles": titles, "Processes": procs}))
     }
 
