@@ -266,6 +266,10 @@ pub enum NetworkCmd {
     Rm(Names),
     /// Remove all unused networks
     Prune(PruneArgs),
+    /// Connect a container to a network
+    Connect(NetworkConnectArgs),
+    /// Disconnect a container from a network
+    Disconnect(NetworkDisconnectArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -388,6 +392,12 @@ pub struct RunArgs {
     /// Connect a container to a network
     #[arg(long = "network", alias = "net")]
     pub network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long = "ip")]
+    pub ip: Option<String>,
     /// Publish a container's port(s) to the host
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
@@ -1129,8 +1139,42 @@ pub struct NetworkCreateArgs {
     /// Set driver specific options
     #[arg(short = 'o', long = "opt")]
     pub opt: Vec<String>,
+    /// Allocate container ip from a sub-range
+    #[arg(long = "ip-range")]
+    pub ip_range: Vec<String>,
+    /// Enable or disable IPv6 networking
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub ipv6: Option<bool>,
+    /// Enable manual container attachment
+    #[arg(long)]
+    pub attachable: bool,
     #[arg(value_name = "NETWORK")]
     pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkConnectArgs {
+    /// Add network-scoped alias for the container
+    #[arg(long)]
+    pub alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkDisconnectArgs {
+    /// Force the container to disconnect from a network
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
 }
 
 #[derive(Args, Debug)]
@@ -1168,9 +1212,6 @@ pub const UNSUPPORTED_FLAGS: &[&str] = &[
     "--health-start-period",
     "--health-start-interval",
     "--no-healthcheck",
-    "--network-alias",
-    "--net-alias",
-    "--ip",
     "--ip6",
     "--mac-address",
     "--link-local-ip",

@@ -77,8 +77,17 @@ fn real_main(cli: cli::Cli) -> i32 {
     };
     if let cli::Cmd::Completion(a) = &cmd {
         let mut c = cli::Cli::command();
-        clap_complete::generate(a.shell, &mut c, "wharf", &mut std::io::stdout());
-        return 0;
+        // Generated into memory: clap_complete panics when its writer fails (`| head`).
+        let mut script = Vec::new();
+        clap_complete::generate(a.shell, &mut c, "wharf", &mut script);
+        use std::io::Write;
+        return match std::io::stdout().write_all(&script) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                eprintln!("wharf: writing the completion script: {e}");
+                1
+            }
+            _ => 0,
+        };
     }
     let tls_flags = tls::TlsFlags {
         tls: cli.tls,
@@ -125,11 +134,12 @@ fn real_main(cli: cli::Cli) -> i32 {
         client: Arc::new(client::Client::new(host_str, host).with_tls(tls)),
         config_dir: credentials::config_dir(cli.config.as_deref()),
     };
-    let is_run = matches!(cmd, cli::Cmd::Run(_) | cli::Cmd::Create(_))
-        || matches!(
-            cmd,
-            cli::Cmd::Container(cli::ContainerCmd::Run(_) | cli::ContainerCmd::Create(_))
-        );
+    // `run` reports errors as usage errors (125, "wharf: ..."); docker 28's `create` does so
+    // only for its flags (handled in the command), the rest are plain errors (exit 1).
+    let is_run = matches!(
+        cmd,
+        cli::Cmd::Run(_) | cli::Cmd::Container(cli::ContainerCmd::Run(_))
+    );
     let result = rt.block_on(commands::dispatch(&ctx, cmd));
     // A blocking read of our stdin may still be pending: do not wait for it.
     rt.shutdown_background();

@@ -138,14 +138,22 @@ async fn create_container(ctx: &Ctx, a: &RunArgs) -> Result<String> {
     Ok(id)
 }
 
+/// docker 28: flag values it cannot parse are usage errors (125 with the help hint); the
+/// daemon's errors are plain ones (exit 1), unlike `run`.
 pub async fn create(ctx: &Ctx, a: RunArgs) -> Result<i32> {
-    match create_container(ctx, &a).await {
-        Ok(id) => {
-            println!("{id}");
-            Ok(0)
-        }
-        Err(e) => Err(as_run_error(e, "create")),
+    runopts::create_body(&a).map_err(|e| as_run_error(e, "create"))?;
+    if !matches!(a.pull.as_str(), "always" | "missing" | "never") {
+        return Err(as_run_error(
+            anyhow::anyhow!(
+                "invalid pull option: '{}': must be one of \"always\", \"missing\" or \"never\"",
+                a.pull
+            ),
+            "create",
+        ));
     }
+    let id = create_container(ctx, &a).await?;
+    println!("{id}");
+    Ok(0)
 }
 
 pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
@@ -255,7 +263,16 @@ impl Session {
         if self.sig_proxy {
             proxy_signals(ctx.client.clone(), self.id.clone());
         }
-        stream::pump(io, self.tty, self.stdin).await?;
+        // On a tty the detach keys are caught here, as docker's escape proxy does (the
+        // daemon is told them too, for clients that do not).
+        let keys = if self.tty && self.stdin {
+            Some(parse::detach_keys(self.detach_keys.as_deref())?)
+        } else {
+            None
+        };
+        if stream::pump(io, self.tty, self.stdin, keys).await? {
+            return Ok(0);
+        }
         // The stream ends when the container exits or we detached (then it still runs).
         let waited = tokio::time::timeout(std::time::Duration::from_secs(2), wait_task).await;
         match waited {
@@ -418,25 +435,27 @@ pub async fn rm(ctx: &Ctx, a: RmArgs) -> Result<i32> {
         "?force={}&v={}&link={}",
         a.force as u8, a.volumes as u8, a.link as u8
     );
-    let client = ctx.client.clone();
-    let force = a.force;
-    each(&a.containers, true, |n| {
-        let client = client.clone();
-        let q = q.clone();
-        async move {
-            match client
-                .delete(&format!("/containers/{}{q}", enc_path(&n)))
-                .await
-            {
-                // `rm -f` of a missing container is not an error for docker.
-                Err(e) if force && daemon_error(&e).is_some_and(DaemonError::is_not_found) => {
-                    Ok(())
-                }
-                r => r.map(|_| ()),
+    let mut errs = Vec::new();
+    for n in &a.containers {
+        match ctx
+            .client
+            .delete(&format!("/containers/{}{q}", enc_path(n)))
+            .await
+        {
+            Ok(_) => println!("{n}"),
+            Err(e) if e.downcast_ref::<crate::client::ConnectError>().is_some() => return Err(e),
+            // docker 28: `rm -f` of a missing container prints the error but succeeds.
+            Err(e) if a.force && daemon_error(&e).is_some_and(DaemonError::is_not_found) => {
+                eprintln!("{e:#}")
             }
+            Err(e) => errs.push(format!("{e:#}")),
         }
-    })
-    .await
+    }
+    if errs.is_empty() {
+        Ok(0)
+    } else {
+        Err(status(1, errs.join("\n")))
+    }
 }
 
 pub async fn pause(ctx: &Ctx, a: Containers, pause: bool) -> Result<i32> {
@@ -622,8 +641,13 @@ pub async fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
         q.push_str(&format!("&limit={limit}"));
     }
     let fmt_src = a.format.clone().unwrap_or_else(|| "table".into());
-    let wants_size =
-        a.size || (a.format.as_deref().is_some_and(|f| f.contains(".Size")) && !a.quiet);
+    // docker asks for sizes when the template reads .Size, which `{{json .}}` does too.
+    let wants_size = a.size
+        || (a
+            .format
+            .as_deref()
+            .is_some_and(|f| f.contains(".Size") || f.replace(' ', "").contains("json.}}"))
+            && !a.quiet);
     if wants_size {
         q.push_str("&size=1");
     }
@@ -648,7 +672,13 @@ pub async fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
         .flatten()
         .map(|c| ps_row(c, !a.no_trunc))
         .collect();
-    print!("{}", Format::parse(&fmt)?.render(&ps_header(), &rows)?);
+    // docker's ps checks the template first, with its own wording.
+    let f = Format::parse(&fmt).map_err(|e| {
+        let e = format!("{e:#}");
+        let e = e.strip_prefix("template parsing error: ").unwrap_or(&e);
+        status(1, format!("failed to parse template: {e}"))
+    })?;
+    print!("{}", f.render(&ps_header(), &rows)?);
     Ok(0)
 }
 
@@ -760,7 +790,14 @@ pub async fn exec(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
     if a.tty && tty::stdout_is_tty() {
         tty::forward_resizes(ctx.client.clone(), format!("/exec/{exec_id}/resize"));
     }
-    stream::pump(io, a.tty, a.interactive).await?;
+    let keys = if a.tty && a.interactive {
+        Some(parse::detach_keys(a.detach_keys.as_deref())?)
+    } else {
+        None
+    };
+    if stream::pump(io, a.tty, a.interactive, keys).await? {
+        return Ok(0);
+    }
     drop(_raw);
     let v = ctx
         .client
@@ -971,7 +1008,7 @@ pub async fn port(ctx: &Ctx, a: PortArgs) -> Result<i32> {
                 return Err(status(
                     1,
                     format!(
-                        "Error: No public port '{key}' published for {}",
+                        "Error: No public port '{want}' published for {}",
                         a.container
                     ),
                 ))
