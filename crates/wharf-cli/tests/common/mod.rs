@@ -9,6 +9,9 @@
 #[path = "../../../wharfd/tests/common/registry.rs"]
 pub mod registry;
 
+pub mod dockerd;
+pub mod target;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -251,6 +254,7 @@ impl Drop for Daemon {
             for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
                 let _ = self.wharf(&["rm", "-f", id]);
             }
+            let _ = self.wharf(&["network", "prune", "-f"]);
         }
         if let Some(mut c) = self.child.take() {
             let _ = nix::sys::signal::kill(
