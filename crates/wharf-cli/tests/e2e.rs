@@ -9,7 +9,8 @@ mod common;
 
 use common::target::Target;
 use common::{eventually, stderr, stdout};
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
+use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -250,6 +251,29 @@ fn run_flags_and_exit_codes(t: &Target) {
     eventually("the --rm container to go", || {
         !t.wharf(&["inspect", id]).status.success()
     });
+
+    // Signals wharf receives go to the container (--sig-proxy, on by default).
+    let mut child = Command::new(common::WHARF)
+        .args(["-H", &t.host(), "run", "--rm", NONE, "busybox", "sh", "-c"])
+        .arg("trap 'echo got-usr1; exit 3' USR1; echo ready; while :; do sleep 0.1; done")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGUSR1,
+    )
+    .unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "got-usr1\n");
+    assert_eq!(child.wait().unwrap().code(), Some(3));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -608,6 +632,34 @@ fn exec_logs_attach_top_stats(t: &Target) {
         "67108864 256\n"
     );
 
+    // port with a published port (wharfd only: the test dockerd has no bridge).
+    if !t.is_dockerd() {
+        t.ok(&[
+            "run",
+            "-d",
+            "--name",
+            "pub",
+            "-p",
+            "127.0.0.1::80",
+            "-p",
+            "8125:81/udp",
+            "busybox",
+            "sleep",
+            "300",
+        ]);
+        let all = t.same(&["port", "pub"]);
+        let l = lines(&all);
+        assert_eq!(l.len(), 2, "{all}");
+        assert!(l[0].starts_with("80/tcp -> 127.0.0.1:"), "{all}");
+        assert_eq!(l[1], "81/udp -> 0.0.0.0:8125");
+        assert_eq!(t.same(&["port", "pub", "81/udp"]), "0.0.0.0:8125\n");
+        let ps = t.same(&["ps", "--filter", "name=pub", "--format", "{{.Ports}}"]);
+        assert!(
+            ps.contains("->80/tcp") && ps.contains("0.0.0.0:8125->81/udp"),
+            "{ps}"
+        );
+        t.ok(&["rm", "-f", "pub"]);
+    }
     // port: nothing published (docker's message names the port as given).
     assert_eq!(t.same(&["port", "talk"]), "");
     let (code, err) = t.same_error(&["port", "talk", "80"]);
@@ -1404,13 +1456,40 @@ fn interactive_tty(t: &Target) {
     p.wait_for("# ");
     p.type_(b"stty size; echo hi-$((40+2))\r");
     p.wait_for("hi-42");
+    assert!(
+        p.text().contains("30 100"),
+        "the size reached the container: {}",
+        p.text()
+    );
+    // A new size (what a terminal does before SIGWINCH) reaches the container too.
+    let ws = nix::pty::Winsize {
+        ws_row: 40,
+        ws_col: 120,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ on our own pty master with a valid winsize.
+    let r = unsafe { libc::ioctl(p.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    assert_eq!(r, 0);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(p.child.id() as i32),
+        nix::sys::signal::Signal::SIGWINCH,
+    )
+    .unwrap();
+    let mut resized = false;
+    for i in 0..50 {
+        p.type_(format!("stty size; echo probe-{i}\r").as_bytes());
+        p.wait_for(&format!("probe-{i}\r\n"));
+        if p.text().contains("40 120") {
+            resized = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(resized, "the new size reached the container: {}", p.text());
     p.type_(b"exit 6\r");
     let (code, text) = p.exit();
     assert_eq!(code, Some(6), "{text}");
-    assert!(
-        text.contains("30 100"),
-        "the size reached the container: {text}"
-    );
 
     // ctrl-p ctrl-q detaches and leaves the container running; attach gets back in.
     let mut p = Pty::spawn(

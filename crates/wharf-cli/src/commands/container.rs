@@ -246,6 +246,11 @@ impl Session {
             )
             .await?;
         let wait_task = tokio::spawn(async move { crate::client::read_json(wait).await });
+        // Before the start, as docker does: a signal that arrives once the container runs
+        // must be forwarded, not kill us.
+        if self.sig_proxy {
+            proxy_signals(ctx.client.clone(), self.id.clone());
+        }
         if start {
             start_or_code(ctx, &self.id, "run").await?;
         }
@@ -259,9 +264,6 @@ impl Session {
                 ctx.client.clone(),
                 format!("/containers/{}/resize", enc_path(&self.id)),
             );
-        }
-        if self.sig_proxy {
-            proxy_signals(ctx.client.clone(), self.id.clone());
         }
         // On a tty the detach keys are caught here, as docker's escape proxy does (the
         // daemon is told them too, for clients that do not).
@@ -312,10 +314,11 @@ fn proxy_signals(client: Arc<crate::client::Client>, id: String) {
     ] {
         let client = client.clone();
         let id = id.clone();
+        // Registered here, not in the task, so that the handlers are in place on return.
+        let Ok(mut s) = signal(SignalKind::from_raw(sig)) else {
+            continue;
+        };
         tokio::spawn(async move {
-            let Ok(mut s) = signal(SignalKind::from_raw(sig)) else {
-                return;
-            };
             while s.recv().await.is_some() {
                 let _ = client
                     .post_json(
