@@ -263,7 +263,7 @@ pub enum NetworkCmd {
     Ls(NetworkLsArgs),
     /// Remove one or more networks
     #[command(visible_alias = "remove")]
-    Rm(Names),
+    Rm(NetworkRmArgs),
     /// Remove all unused networks
     Prune(PruneArgs),
     /// Connect a container to a network
@@ -1153,6 +1153,15 @@ pub struct NetworkCreateArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct NetworkRmArgs {
+    /// Do not error if the network does not exist
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "NETWORK")]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct NetworkConnectArgs {
     /// Add network-scoped alias for the container
     #[arg(long)]
@@ -1235,4 +1244,34 @@ pub const UNSUPPORTED_FLAGS: &[&str] = &[
     "--use-api-socket",
     "--checkpoint",
     "--checkpoint-dir",
+    "--blkio-weight",
+    "--cpu-count",
+    "--cpu-percent",
+    "--io-maxbandwidth",
+    "--io-maxiops",
+    // image inspect/rm/history/save/load
+    "--platform",
+    // network create/inspect/connect
+    "--aux-address",
+    "--config-from",
+    "--config-only",
+    "--ingress",
+    "--ipam-driver",
+    "--ipam-opt",
+    "--ipv4",
+    "--scope",
+    "--verbose",
+    "--driver-opt",
+    "--gw-priority",
+    // volume create/ls (swarm cluster volumes)
+    "--availability",
+    "--group",
+    "--limit-bytes",
+    "--required-bytes",
+    "--secret",
+    "--sharing",
+    "--topology-preferred",
+    "--topology-required",
+    "--type",
+    "--cluster",
 ];

@@ -1135,6 +1135,8 @@ fn volumes_and_networks(t: &Target) {
     assert!(err.contains("active endpoints"), "{err}");
     t.ok(&["rm", "-f", "n2"]);
     assert_eq!(t.ok(&["network", "rm", "tnet"]), "tnet\n");
+    // -f: a missing network is not an error.
+    assert_eq!(t.same(&["network", "rm", "-f", "tnet"]), "");
     t.ok(&["network", "create", "tnet2"]);
     assert_eq!(
         t.ok(&["network", "prune", "-f"]),
@@ -1705,6 +1707,102 @@ fn help_aliases_and_completion() {
         "--ip",
     ] {
         assert!(run.contains(f), "{f} in run --help");
+    }
+    // Every flag docker's help lists is in ours, or refused by name (never ignored).
+    if common::have_docker() {
+        for cmd in [
+            "run",
+            "create",
+            "start",
+            "stop",
+            "restart",
+            "kill",
+            "rm",
+            "ps",
+            "logs",
+            "attach",
+            "exec",
+            "inspect",
+            "top",
+            "stats",
+            "cp",
+            "diff",
+            "export",
+            "commit",
+            "pause",
+            "unpause",
+            "rename",
+            "update",
+            "wait",
+            "port",
+            "container prune",
+            "images",
+            "image inspect",
+            "image rm",
+            "image prune",
+            "history",
+            "tag",
+            "save",
+            "load",
+            "import",
+            "network create",
+            "network ls",
+            "network inspect",
+            "network rm",
+            "network prune",
+            "network connect",
+            "network disconnect",
+            "volume create",
+            "volume ls",
+            "volume inspect",
+            "volume rm",
+            "volume prune",
+            "system df",
+            "system events",
+            "system prune",
+            "version",
+            "info",
+        ] {
+            let words: Vec<&str> = cmd.split(' ').collect();
+            let help_of = |bin: &str| {
+                let mut a = words.clone();
+                a.push("--help");
+                stdout(&Command::new(bin).args(&a).output().unwrap())
+            };
+            let ours = help_of(common::WHARF);
+            for line in help_of(common::DOCKER).lines() {
+                let Some(flag) = line
+                    .split_whitespace()
+                    .find(|w| w.starts_with("--"))
+                    .filter(|_| line.trim_start().starts_with('-'))
+                else {
+                    continue;
+                };
+                let flag = flag.trim_end_matches(',');
+                let listed = ours.lines().any(|l| {
+                    l.trim_start().starts_with('-')
+                        && l.split_whitespace()
+                            .any(|w| w.trim_end_matches(',').split(['[', '=']).next() == Some(flag))
+                });
+                if listed {
+                    continue;
+                }
+                let mut a = words.clone();
+                a.extend([flag, "x"]);
+                let o = wharf(&a);
+                assert_eq!(
+                    o.status.code(),
+                    Some(125),
+                    "wharf {cmd} {flag}: {}",
+                    stderr(&o)
+                );
+                assert!(
+                    stderr(&o).contains(&format!("{flag} is not supported yet")),
+                    "wharf {cmd} {flag}: {}",
+                    stderr(&o)
+                );
+            }
+        }
     }
     // completion scripts.
     for (shell, mark) in [

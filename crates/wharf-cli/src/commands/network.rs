@@ -91,7 +91,7 @@ pub async fn create(ctx: &Ctx, a: NetworkCreateArgs) -> Result<i32> {
     Ok(0)
 }
 
-pub async fn rm(ctx: &Ctx, a: Names) -> Result<i32> {
+pub async fn rm(ctx: &Ctx, a: NetworkRmArgs) -> Result<i32> {
     let mut failed = false;
     for n in &a.names {
         match ctx
@@ -101,6 +101,10 @@ pub async fn rm(ctx: &Ctx, a: Names) -> Result<i32> {
         {
             Ok(_) => println!("{n}"),
             Err(e) if e.downcast_ref::<crate::client::ConnectError>().is_some() => return Err(e),
+            Err(e)
+                if a.force
+                    && crate::client::daemon_error(&e)
+                        .is_some_and(crate::client::DaemonError::is_not_found) => {}
             Err(e) => {
                 eprintln!("{e:#}");
                 failed = true;
