@@ -410,6 +410,9 @@ pub struct RunArgs {
     /// Bind mount a volume
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from", value_name = "CONTAINER[:ro|:rw]")]
+    pub volumes_from: Vec<String>,
     /// Attach a filesystem mount to the container
     #[arg(long)]
     pub mount: Vec<String>,
@@ -1212,7 +1215,6 @@ pub struct CompletionArgs {
 pub const UNSUPPORTED_FLAGS: &[&str] = &[
     "--gpus",
     "--link",
-    "--volumes-from",
     "--userns",
     "--health-cmd",
     "--health-interval",

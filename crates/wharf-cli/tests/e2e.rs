@@ -1028,6 +1028,20 @@ fn volumes_and_networks(t: &Target) {
     t.ok(&[
         "create", NONE, "--name", "user", "-v", "v1:/data", "busybox", "true",
     ]);
+    assert_eq!(
+        t.ok(&[
+            "run",
+            "--rm",
+            NONE,
+            "--volumes-from",
+            "user:ro",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /data/f; touch /data/g 2>/dev/null || echo ro",
+        ]),
+        "kept\nro\n"
+    );
     let (code, err) = t.same_error(&["volume", "rm", "v1"]);
     assert_eq!(code, 1);
     assert!(err.contains("volume is in use"), "{err}");

@@ -217,6 +217,7 @@ pub fn create_body(a: &RunArgs) -> Result<CreatePlan> {
         "StopTimeout": a.stop_timeout,
         "HostConfig": {
             "Binds": list(a.volume.clone()),
+            "VolumesFrom": list(a.volumes_from.clone()),
             "ContainerIDFile": a.cidfile.clone().unwrap_or_default(),
             "LogConfig": {"Type": a.log_driver.clone().unwrap_or_default(), "Config": log_cfg},
             "NetworkMode": network,
