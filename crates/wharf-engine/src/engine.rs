@@ -1775,14 +1775,19 @@ impl Engine {
     /// `POST /containers/prune`.
     pub async fn prune(self: &Arc<Self>) -> Value {
         let mut deleted = Vec::new();
+        let mut reclaimed = 0u64;
         for c in self.all() {
-            if matches!(c.status(), Status::Exited | Status::Created | Status::Dead)
-                && self.remove(&c, false).await.is_ok()
-            {
+            if !matches!(c.status(), Status::Exited | Status::Created | Status::Dead) {
+                continue;
+            }
+            // What the writable layer held, as dockerd reports it.
+            let size = self.images.layers().rw_size(&c.id).unwrap_or(0);
+            if self.remove(&c, false).await.is_ok() {
                 deleted.push(c.id.clone());
+                reclaimed += size;
             }
         }
-        json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0})
+        json!({"ContainersDeleted": deleted, "SpaceReclaimed": reclaimed})
     }
 
     /// Counts for `/info`.

@@ -251,7 +251,10 @@ async fn dispatch(
         Info => json_resp(200, &info(&engine)),
         Events => events(&engine, &q)?,
         SystemDf => {
-            let containers = engine.list(true, &BTreeMap::new(), None);
+            let mut containers = engine.list(true, &BTreeMap::new(), None);
+            for c in &mut containers {
+                add_sizes(&engine, c);
+            }
             let mut imgs: Vec<Value> = engine
                 .images
                 .list()
