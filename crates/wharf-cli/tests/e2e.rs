@@ -1189,7 +1189,16 @@ fn system(t: &Target) {
     );
     t.same(&["system", "info", "-f", "{{.Driver}} {{.NCPU}}"]);
 
-    t.ok(&["run", NONE, "--name", "ev", "busybox", "true"]);
+    t.ok(&[
+        "run",
+        NONE,
+        "--name",
+        "ev",
+        "busybox",
+        "sh",
+        "-c",
+        "echo four > /f",
+    ]);
     // df: docker's rows; one image in use, one stopped container.
     let df = t.same(&["system", "df"]);
     let l = lines(&df);
@@ -1206,6 +1215,21 @@ fn system(t: &Target) {
         "--format",
         "{{.Type}} {{.TotalCount}} {{.Size}}",
     ]);
+
+    // df -v: images, containers (with their writable layer's size), volumes, build cache.
+    let v = t.same(&["system", "df", "-v"]);
+    assert!(v.starts_with("Images space usage:\n\nREPOSITORY "), "{v}");
+    assert!(
+        v.contains("\nContainers space usage:\n\nCONTAINER ID "),
+        "{v}"
+    );
+    assert!(
+        v.contains("\nLocal Volumes space usage:\n\nVOLUME NAME   LINKS     SIZE\n"),
+        "{v}"
+    );
+    assert!(v.contains("\nBuild cache usage: 0B\n"), "{v}");
+    let row = v.lines().find(|l| l.ends_with("   ev")).unwrap();
+    assert_eq!(cells(row)[4], "5B", "ev wrote 5 bytes: {v}");
 
     // events: the container's life, between --since and --until, filtered and formatted.
     let ev = t.same(&[
@@ -1270,7 +1294,7 @@ fn system(t: &Target) {
     // prune: the stopped container goes.
     let out = t.ok(&["system", "prune", "-f"]);
     assert!(out.starts_with("Deleted Containers:\n"), "{out}");
-    assert!(out.ends_with("Total reclaimed space: 0B\n"), "{out}");
+    assert!(out.ends_with("\n\nTotal reclaimed space: 5B\n"), "{out}");
     assert_eq!(t.same(&["ps", "-aq"]), "");
 }
 

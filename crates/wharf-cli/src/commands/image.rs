@@ -21,7 +21,7 @@ fn rfc3339(t: i64) -> String {
         .unwrap_or_default()
 }
 
-fn image_header() -> Value {
+pub fn image_header() -> Value {
     json!({
         "ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST",
         "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",

@@ -381,6 +381,81 @@ pub async fn events(ctx: &Ctx, a: EventsArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `system df -v`: docker's four sections, each a table.
+fn df_verbose(
+    images: &[Value],
+    containers: &[Value],
+    volumes: &[Value],
+    cache: &[Value],
+) -> Result<String> {
+    use super::container::{ps_header, ps_row};
+    use super::image::{image_header, image_rows};
+    let mut out = String::from("Images space usage:\n\n");
+    let rows: Vec<Value> = images
+        .iter()
+        .flat_map(|i| image_rows(i, true, false, false))
+        .collect();
+    out.push_str(&Format::parse(
+        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
+    )?
+    .render(&image_header(), &rows)?);
+    out.push_str("\nContainers space usage:\n\n");
+    let rows: Vec<Value> = containers
+        .iter()
+        .map(|c| {
+            let mut r = ps_row(c, true);
+            // Here SIZE is the writable layer alone.
+            r["Size"] =
+                crate::format::human::human_size_prec(c["SizeRw"].as_f64().unwrap_or(0.0), 3)
+                    .into();
+            r
+        })
+        .collect();
+    out.push_str(&Format::parse(
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
+    )?
+    .render(&ps_header(), &rows)?);
+    out.push_str("\nLocal Volumes space usage:\n\n");
+    let rows: Vec<Value> = volumes
+        .iter()
+        .map(|v| {
+            let size = v["UsageData"]["Size"].as_f64().unwrap_or(-1.0);
+            json!({
+                "Name": v["Name"],
+                "Links": v["UsageData"]["RefCount"].as_i64().unwrap_or(0).to_string(),
+                "Size": if size < 0.0 { "N/A".to_string() } else { human_size(size) },
+            })
+        })
+        .collect();
+    out.push_str(
+        &Format::parse("table {{.Name}}\t{{.Links}}\t{{.Size}}")?.render(
+            &json!({"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"}),
+            &rows,
+        )?,
+    );
+    let total: f64 = cache
+        .iter()
+        .map(|c| c["Size"].as_f64().unwrap_or(0.0))
+        .sum();
+    out.push_str(&format!("\nBuild cache usage: {}\n\n", human_size(total)));
+    if !cache.is_empty() {
+        return Err(status(
+            125,
+            "wharf: system df --verbose with build cache entries is not supported yet",
+        ));
+    }
+    out.push_str(&Format::parse(
+        "table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}",
+    )?
+    .render(
+        &json!({"ID": "CACHE ID", "CacheType": "CACHE TYPE", "Size": "SIZE",
+                "CreatedSince": "CREATED", "LastUsedSince": "LAST USED",
+                "UsageCount": "USAGE", "Shared": "SHARED"}),
+        &[],
+    )?);
+    Ok(out)
+}
+
 pub async fn df(ctx: &Ctx, a: DfArgs) -> Result<i32> {
     let v = ctx.client.get_json("/system/df").await?;
     let images = v["Images"].as_array().cloned().unwrap_or_default();
@@ -456,10 +531,14 @@ pub async fn df(ctx: &Ctx, a: DfArgs) -> Result<i32> {
                "Size": human_size(b_total), "Reclaimable": human_size(b_total)}),
     ];
     if a.verbose {
-        return Err(status(
-            125,
-            "wharf: system df --verbose is not supported yet",
-        ));
+        if a.format.is_some() {
+            return Err(status(
+                125,
+                "wharf: system df --verbose --format is not supported yet",
+            ));
+        }
+        print!("{}", df_verbose(&images, &containers, &volumes, &cache)?);
+        return Ok(0);
     }
     let header = json!({"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"});
     let fmt = a
