@@ -1773,11 +1773,51 @@ impl Engine {
     }
 
     /// `POST /containers/prune`.
-    pub async fn prune(self: &Arc<Self>) -> Value {
+    /// `POST /containers/prune` with dockerd's filters `until` (a time, or a duration back
+    /// from now) and `label` / `label!` (`key` or `key=value`).
+    pub async fn prune(
+        self: &Arc<Self>,
+        filters: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Value, ApiError> {
+        let now = chrono::Utc::now().timestamp() as f64;
+        let mut until = None;
+        for u in filters.get("until").into_iter().flatten() {
+            let t = crate::logs::parse_time(u)
+                .or_else(|| go_duration(u).map(|d| now - d))
+                .ok_or_else(|| ApiError::bad_request(format!("invalid filter 'until={u}'")))?;
+            until = Some(t);
+        }
+        let label_is = |labels: &Value, spec: &str| {
+            let (k, v) = spec.split_once('=').unwrap_or((spec, ""));
+            labels[k]
+                .as_str()
+                .is_some_and(|x| !spec.contains('=') || x == v)
+        };
         let mut deleted = Vec::new();
         let mut reclaimed = 0u64;
         for c in self.all() {
             if !matches!(c.status(), Status::Exited | Status::Created | Status::Dead) {
+                continue;
+            }
+            let rec = c.snapshot();
+            let created = chrono::DateTime::parse_from_rfc3339(&rec.created)
+                .map(|t| t.timestamp() as f64)
+                .unwrap_or(0.0);
+            if until.is_some_and(|u| created >= u) {
+                continue;
+            }
+            let labels = &rec.config["Labels"];
+            if !filters
+                .get("label")
+                .into_iter()
+                .flatten()
+                .all(|l| label_is(labels, l))
+                || filters
+                    .get("label!")
+                    .into_iter()
+                    .flatten()
+                    .any(|l| label_is(labels, l))
+            {
                 continue;
             }
             // What the writable layer held, as dockerd reports it.
@@ -1787,7 +1827,7 @@ impl Engine {
                 reclaimed += size;
             }
         }
-        json!({"ContainersDeleted": deleted, "SpaceReclaimed": reclaimed})
+        Ok(json!({"ContainersDeleted": deleted, "SpaceReclaimed": reclaimed}))
     }
 
     /// Counts for `/info`.
@@ -1857,9 +1897,49 @@ fn summary(engine: &Engine, r: &Record) -> Value {
     })
 }
 
+/// A Go duration (`90s`, `1h30m`, `1.5h`, `300ms`) in seconds.
+fn go_duration(s: &str) -> Option<f64> {
+    let mut total = 0.0;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let num: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let mult = match &rest[..u] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        total += num * mult;
+        rest = &rest[u..];
+    }
+    Some(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration("1h30m"), Some(5400.0));
+        assert_eq!(go_duration("90s"), Some(90.0));
+        assert_eq!(go_duration("1.5h"), Some(5400.0));
+        assert_eq!(go_duration("10"), None);
+        assert_eq!(go_duration("x"), None);
+    }
 
     #[test]
     fn signals_parse_like_docker() {

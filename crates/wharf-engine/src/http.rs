@@ -301,7 +301,7 @@ async fn dispatch(
             }
             json_resp(200, &json!(list))
         }
-        ContainerPrune => json_resp(200, &engine.prune().await),
+        ContainerPrune => json_resp(200, &engine.prune(&q.filters()?).await?),
         ContainerInspect(id) => {
             let mut v = engine.inspect(engine.lookup(&id)?.as_ref());
             if q.flag("size") {
