@@ -476,6 +476,13 @@ fn lifecycle_and_ps(t: &Target) {
         .map(String::from)
         .collect();
     assert_eq!(ids.len(), 2, "the stopped 'done' and 'sa'");
+    // Filters: nothing older than an hour, nothing labelled so.
+    for f in ["until=1h", "until=2000-01-01T00:00:00Z", "label=nope"] {
+        assert_eq!(
+            t.same(&["container", "prune", "-f", "--filter", f]),
+            "Total reclaimed space: 0B\n"
+        );
+    }
     let out = t.ok(&["container", "prune", "-f"]);
     let mut l = lines(&out);
     assert_eq!(l.remove(0), "Deleted Containers:");
@@ -528,6 +535,21 @@ fn exec_logs_attach_top_stats(t: &Target) {
         t.same(&["logs", "--until", "2000-01-01T00:00:00Z", "talk"]),
         ""
     );
+
+    // logs -f follows until the container ends.
+    t.ok(&[
+        "run",
+        "-d",
+        NONE,
+        "--name",
+        "fl",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a; sleep 1; echo b",
+    ]);
+    assert_eq!(t.ok(&["logs", "-f", "fl"]), "a\nb\n");
+    assert_eq!(t.same(&["logs", "-n", "1", "fl"]), "b\n");
 
     // exec: output, status, -i, -e, -w, -u, detached.
     assert_eq!(t.same(&["exec", "talk", "echo", "hello"]), "hello\n");
@@ -1290,6 +1312,39 @@ fn system(t: &Target) {
         plain.contains("(exitCode=0, image=busybox, name=ev)"),
         "{plain}"
     );
+
+    // events as they happen (no --until): wharf keeps streaming until stopped. --since (a
+    // unix time just before) makes the replay cover what happened before it connected.
+    let since = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1)
+    .to_string();
+    let mut ev = Command::new(common::WHARF)
+        .args(["-H", &t.host(), "events", "--since", &since])
+        .args(["--filter", "container=evs", "--format"])
+        .arg("{{.Type}} {{.Action}} {{.Actor.Attributes.name}}")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = t.wharf(&["run", NONE, "--name", "evs", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut r = std::io::BufReader::new(ev.stdout.take().unwrap());
+    let mut seen: Vec<String> = Vec::new();
+    while !seen.iter().any(|l| l == "container die evs") {
+        let mut line = String::new();
+        assert!(
+            r.read_line(&mut line).unwrap() > 0,
+            "events ended: {seen:?}"
+        );
+        seen.push(line.trim_end().to_string());
+    }
+    assert_eq!(seen[0], "container create evs", "{seen:?}");
+    assert!(seen.iter().any(|l| l == "container start evs"), "{seen:?}");
+    ev.kill().unwrap();
+    ev.wait().unwrap();
 
     // prune: the stopped container goes.
     let out = t.ok(&["system", "prune", "-f"]);
