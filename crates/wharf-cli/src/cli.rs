@@ -1211,6 +1211,29 @@ pub struct CompletionArgs {
     pub shell: clap_complete::Shell,
 }
 
+/// docker's commands that wharf does not have (yet): refused by name.
+pub const UNSUPPORTED_COMMANDS: &[&str] = &[
+    "build",
+    "builder",
+    "buildx",
+    "checkpoint",
+    "compose",
+    "config",
+    "context",
+    "init",
+    "manifest",
+    "node",
+    "plugin",
+    "search",
+    "secret",
+    "service",
+    "stack",
+    "swarm",
+    "trust",
+    "debug",
+    "scout",
+];
+
 /// Flags docker has that wharf does not implement yet: refused by name, never ignored.
 pub const UNSUPPORTED_FLAGS: &[&str] = &[
     "--gpus",

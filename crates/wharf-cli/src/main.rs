@@ -22,7 +22,7 @@ fn main() {
     let argv: Vec<String> = std::env::args().collect();
     let cli = match cli::Cli::try_parse_from(&argv) {
         Ok(c) => c,
-        Err(e) => std::process::exit(usage_error(e)),
+        Err(e) => std::process::exit(usage_error(e, &argv)),
     };
     let code = real_main(cli);
     let _ = std::io::stdout().flush();
@@ -30,9 +30,53 @@ fn main() {
 }
 
 /// Prints a clap error the way docker reports flag errors and returns its exit status.
-fn usage_error(e: clap::Error) -> i32 {
+fn usage_error(e: clap::Error, argv: &[String]) -> i32 {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     match e.kind() {
+        // docker: "docker: unknown command: docker image foo" (exit 1); docker's commands that
+        // wharf does not have say so.
+        ErrorKind::InvalidSubcommand => {
+            let Some(ContextValue::String(name)) = e.get(ContextKind::InvalidSubcommand) else {
+                let _ = e.print();
+                return 1;
+            };
+            if cli::UNSUPPORTED_COMMANDS.contains(&name.as_str()) {
+                eprintln!("wharf: '{name}' is not supported yet (see docs/compatibility.md)");
+                return 1;
+            }
+            // The command words before the unknown one (global flags and their values left out).
+            let pos = argv.iter().position(|a| a == name).unwrap_or(argv.len());
+            let mut words = vec!["wharf".to_string()];
+            let mut skip = false;
+            for a in &argv[1..pos] {
+                if skip {
+                    skip = false;
+                } else if a.starts_with('-') {
+                    skip = !a.contains('=')
+                        && matches!(
+                            a.as_str(),
+                            "-H" | "--host"
+                                | "-l"
+                                | "--log-level"
+                                | "--config"
+                                | "-c"
+                                | "--context"
+                                | "--tlscacert"
+                                | "--tlscert"
+                                | "--tlskey"
+                        );
+                } else {
+                    words.push(a.clone());
+                }
+            }
+            let parent = words.join(" ");
+            eprintln!("wharf: unknown command: {parent} {name}\n");
+            if words.len() > 1 {
+                eprintln!("Usage:  {parent}\n");
+            }
+            eprintln!("Run '{parent} --help' for more information");
+            1
+        }
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             let _ = e.print();
             0

@@ -1897,6 +1897,30 @@ fn help_aliases_and_completion() {
             }
         }
     }
+    // Unknown commands as docker reports them; docker's commands wharf lacks say so.
+    for args in [
+        &["foo"][..],
+        &["image", "foo"],
+        &["-H", "unix:///x", "nope"],
+    ] {
+        let o = wharf(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        if common::have_docker() {
+            let k = Command::new(common::DOCKER).args(args).output().unwrap();
+            assert_eq!(
+                stderr(&o),
+                stderr(&k).replace("docker", "wharf"),
+                "{args:?}"
+            );
+        }
+    }
+    let o = wharf(&["build", "."]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("'build' is not supported yet"),
+        "{}",
+        stderr(&o)
+    );
     // completion scripts.
     for (shell, mark) in [
         ("bash", "_wharf()"),
