@@ -275,30 +275,53 @@ impl Session {
         if stream::pump(io, self.tty, self.stdin, keys).await? {
             return Ok(0);
         }
-        // The stream ends when the container exits or we detached (then it still runs).
-        let waited = tokio::time::timeout(std::time::Duration::from_secs(2), wait_task).await;
-        match waited {
-            Ok(Ok(Ok(v))) => {
-                if let Some(m) = v["Error"]["Message"].as_str() {
-                    if !m.is_empty() {
-                        eprintln!("{m}");
-                    }
+        // The stream ended: the container exited, or (only possible with a non-tty stdin,
+        // whose detach keys the daemon watches) the daemon detached us and it still runs.
+        // Otherwise the wait's answer is awaited however long the daemon takes: a 2 s guess
+        // followed by inspect took a container not yet marked exited for a detached one.
+        let mut wait_task = wait_task;
+        if self.stdin && !self.tty {
+            // Up to 10 s for the wait or for inspect to show the exit; still running then
+            // means a detach.
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let tick = tokio::time::sleep(std::time::Duration::from_millis(500));
+                tokio::select! {
+                    r = &mut wait_task => return wait_status(r),
+                    _ = tick => {}
                 }
-                Ok(v["StatusCode"].as_i64().unwrap_or(0) as i32)
-            }
-            Ok(Ok(Err(e))) => Err(e),
-            Ok(Err(e)) => Err(e.into()),
-            Err(_) => {
-                let c = inspect_container(ctx, &self.id).await?;
-                if c["State"]["Running"].as_bool() == Some(true) {
+                // (Gone already with --rm: the wait answers.)
+                let Ok(c) = inspect_container(ctx, &self.id).await else {
+                    continue;
+                };
+                if c["State"]["Running"].as_bool() != Some(true) {
+                    if let Ok(r) =
+                        tokio::time::timeout(std::time::Duration::from_secs(1), &mut wait_task)
+                            .await
+                    {
+                        return wait_status(r);
+                    }
+                    return Ok(c["State"]["ExitCode"].as_i64().unwrap_or(0) as i32);
+                }
+                if tokio::time::Instant::now() > deadline {
                     // Detached with the detach keys: the container goes on.
-                    Ok(0)
-                } else {
-                    Ok(c["State"]["ExitCode"].as_i64().unwrap_or(0) as i32)
+                    return Ok(0);
                 }
             }
         }
+        wait_status(wait_task.await)
     }
+}
+
+/// The exit status from a `/wait` answer (printing its error message, as docker does).
+fn wait_status(r: Result<Result<Value>, tokio::task::JoinError>) -> Result<i32> {
+    let v = r??;
+    if let Some(m) = v["Error"]["Message"].as_str() {
+        if !m.is_empty() {
+            eprintln!("{m}");
+        }
+    }
+    Ok(v["StatusCode"].as_i64().unwrap_or(0) as i32)
 }
 
 /// Forwards the signals we receive to the container (`--sig-proxy`), as docker does.
