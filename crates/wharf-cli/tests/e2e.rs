@@ -357,12 +357,12 @@ fn lifecycle_and_ps(t: &Target) {
             "--filter",
             "status=exited",
             "--format",
-            "{{.Names}} {{.Status}}"
+            "{{.Names}} {{.State}} {{.Status}}"
         ])
-        .split(" (4) ")
-        .next()
-        .unwrap(),
-        "done Exited"
+        .rsplit_once(" (4) ")
+        .map(|(head, _)| head),
+        Some("done exited Exited"),
+        "docker's 'Exited (4) N seconds ago'"
     );
     assert_eq!(
         t.same(&[
