@@ -3,15 +3,17 @@
 //! Stopped on drop (SIGTERM; its containerd goes with it), and whatever it left mounted under
 //! its directory is unmounted, even when the test failed.
 
-use super::DOCKER;
+use super::WHARF;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const DOCKERD: &str = "/usr/sbin/dockerd";
 
+/// Debian's docker.io; the docker CLI is not needed (wharf drives it, and `Target::same`
+/// compares with docker only when the docker CLI is there).
 pub fn have_dockerd() -> bool {
-    Path::new(DOCKERD).exists() && Path::new(DOCKER).exists()
+    Path::new(DOCKERD).exists()
 }
 
 pub struct Dockerd {
@@ -23,7 +25,7 @@ impl Dockerd {
     /// None (with a note) when dockerd or the docker CLI is not installed.
     pub fn start() -> Option<Dockerd> {
         if !have_dockerd() {
-            eprintln!("skipped: dockerd (Debian docker.io) or the docker CLI is not installed");
+            eprintln!("skipped: dockerd (Debian docker.io) is not installed");
             return None;
         }
         let dir = tempfile::Builder::new()
@@ -52,7 +54,7 @@ impl Dockerd {
             .expect("start dockerd");
         let d = Dockerd { dir, child };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !d.docker(&["version"]).status.success() {
+        while !d.wharf(&["version"]).status.success() {
             assert!(
                 Instant::now() < deadline,
                 "dockerd did not come up: {}",
@@ -71,12 +73,14 @@ impl Dockerd {
         format!("unix://{}", self.dir.path().join("d.sock").display())
     }
 
-    pub fn docker(&self, args: &[&str]) -> Output {
-        Command::new(DOCKER)
+    /// The wharf client against this dockerd (setup and teardown).
+    fn wharf(&self, args: &[&str]) -> Output {
+        Command::new(WHARF)
             .arg("-H")
             .arg(self.host())
             .args(args)
             .env_remove("DOCKER_HOST")
+            .env_remove("WHARF_HOST")
             .stdin(Stdio::null())
             .output()
             .unwrap()
@@ -86,15 +90,15 @@ impl Dockerd {
 impl Drop for Dockerd {
     fn drop(&mut self) {
         // Containers first (their mounts), then user networks (their bridges on the host).
-        let ids = self.docker(&["ps", "-aq"]);
+        let ids = self.wharf(&["ps", "-aq"]);
         let ids = String::from_utf8_lossy(&ids.stdout).into_owned();
         let ids: Vec<&str> = ids.split_whitespace().collect();
         if !ids.is_empty() {
             let mut args = vec!["rm", "-f"];
             args.extend(ids);
-            let _ = self.docker(&args);
+            let _ = self.wharf(&args);
         }
-        let _ = self.docker(&["network", "prune", "-f"]);
+        let _ = self.wharf(&["network", "prune", "-f"]);
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
