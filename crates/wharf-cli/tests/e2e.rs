@@ -1298,6 +1298,20 @@ fn system(t: &Target) {
         "--format",
         "{{json .Actor.Attributes}}",
     ]);
+    // The whole event: docker's field order.
+    let j = t.same(&[
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        "0s",
+        "--format",
+        "{{json .}}",
+    ]);
+    assert!(j.lines().all(|l| l.starts_with('{')), "{j}");
+    t.same(&[
+        "events", "--since", "10m", "--until", "0s", "--format", "json",
+    ]);
     let plain = t.ok(&[
         "events",
         "--since",

@@ -314,6 +314,38 @@ fn event_context(mut e: Value) -> Value {
     e
 }
 
+/// An event as docker's `{{json .}}` prints its `events.Message`: fields in struct order,
+/// the deprecated `status`/`id`/`from` and zero `scope`/`time`/`timeNano` left out.
+fn event_json(e: &Value) -> String {
+    let q = |v: &Value| serde_json::to_string(v).unwrap_or_default();
+    let mut parts = Vec::new();
+    for k in ["status", "id", "from"] {
+        if e[k].as_str().is_some_and(|s| !s.is_empty()) {
+            parts.push(format!("\"{k}\":{}", q(&e[k])));
+        }
+    }
+    let s = |v: &Value| q(&Value::String(v.as_str().unwrap_or("").into()));
+    parts.push(format!("\"Type\":{}", s(&e["Type"])));
+    parts.push(format!("\"Action\":{}", s(&e["Action"])));
+    let attrs = match &e["Actor"]["Attributes"] {
+        Value::Object(m) => q(&Value::Object(m.clone())),
+        _ => "null".into(),
+    };
+    parts.push(format!(
+        "\"Actor\":{{\"ID\":{},\"Attributes\":{attrs}}}",
+        s(&e["Actor"]["ID"])
+    ));
+    if e["scope"].as_str().is_some_and(|s| !s.is_empty()) {
+        parts.push(format!("\"scope\":{}", q(&e["scope"])));
+    }
+    for k in ["time", "timeNano"] {
+        if e[k].as_i64().is_some_and(|n| n != 0) {
+            parts.push(format!("\"{k}\":{}", e[k]));
+        }
+    }
+    format!("{{{}}}", parts.join(","))
+}
+
 pub fn event_line(e: &Value) -> String {
     let nanos = e["timeNano"]
         .as_i64()
@@ -365,10 +397,16 @@ pub async fn events(ctx: &Ctx, a: EventsArgs) -> Result<i32> {
                 .map_err(|e| status(64, format!("Error parsing format: {e}")))?,
         ),
     };
+    // The whole event as JSON: docker's struct order, not our template's sorted keys.
+    let whole = a
+        .format
+        .as_deref()
+        .is_some_and(|f| f == "json" || f.replace(' ', "") == "{{json.}}");
     let resp = ctx.client.get(&q).await?;
     crate::stream::json_lines(resp.into_body(), |e| {
         use std::io::Write;
         let line = match &tmpl {
+            Some(_) if whole => event_json(&e),
             Some(t) => t.execute(&event_context(e.clone()))?,
             None => event_line(&e),
         };
