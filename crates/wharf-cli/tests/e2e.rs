@@ -1098,14 +1098,13 @@ fn volumes_and_networks(t: &Target) {
         t.same(&["network", "inspect", "-f", "{{.Name}} {{.Driver}}", "none"]),
         "none null\n"
     );
+    // A subnet of its own (the host is shared by both halves and by other tests).
+    let octet = std::process::id() % 250;
+    let net = format!("10.{}.{octet}", if t.is_dockerd() { 235 } else { 234 });
+    let subnet = format!("{net}.0/24");
+    let ip = format!("{net}.9");
     let id = t.ok(&[
-        "network",
-        "create",
-        "--subnet",
-        "10.234.5.0/24",
-        "--label",
-        "x=y",
-        "tnet",
+        "network", "create", "--subnet", &subnet, "--label", "x=y", "tnet",
     ]);
     assert_eq!(id.trim().len(), 64, "{id}");
     assert_eq!(
@@ -1116,7 +1115,7 @@ fn volumes_and_networks(t: &Target) {
             "{{range .IPAM.Config}}{{.Subnet}}{{end}} {{.Labels}}",
             "tnet"
         ]),
-        "10.234.5.0/24 map[x:y]\n"
+        format!("{subnet} map[x:y]\n")
     );
     t.ok(&[
         "create",
@@ -1125,7 +1124,7 @@ fn volumes_and_networks(t: &Target) {
         "--network-alias",
         "svc",
         "--ip",
-        "10.234.5.9",
+        &ip,
         "--name",
         "n1",
         "busybox",
@@ -1133,7 +1132,7 @@ fn volumes_and_networks(t: &Target) {
     ]);
     assert_eq!(
         t.same(&["inspect", "-f", "{{index .NetworkSettings.Networks.tnet.Aliases 0}} {{.NetworkSettings.Networks.tnet.IPAMConfig.IPv4Address}}", "n1"]),
-        "svc 10.234.5.9\n"
+        format!("svc {ip}\n")
     );
     assert_eq!(t.ok(&["network", "disconnect", "tnet", "n1"]), "");
     assert_eq!(
