@@ -656,6 +656,8 @@ fn exec_logs_attach_top_stats(t: &Target) {
 
     // port with a published port (wharfd only: the test dockerd has no bridge).
     if !t.is_dockerd() {
+        // A host port unlikely to be taken on a shared machine.
+        let hp = 20000 + std::process::id() % 20000;
         t.ok(&[
             "run",
             "-d",
@@ -664,7 +666,7 @@ fn exec_logs_attach_top_stats(t: &Target) {
             "-p",
             "127.0.0.1::80",
             "-p",
-            "8125:81/udp",
+            &format!("{hp}:81/udp"),
             "busybox",
             "sleep",
             "300",
@@ -673,11 +675,14 @@ fn exec_logs_attach_top_stats(t: &Target) {
         let l = lines(&all);
         assert_eq!(l.len(), 2, "{all}");
         assert!(l[0].starts_with("80/tcp -> 127.0.0.1:"), "{all}");
-        assert_eq!(l[1], "81/udp -> 0.0.0.0:8125");
-        assert_eq!(t.same(&["port", "pub", "81/udp"]), "0.0.0.0:8125\n");
+        assert_eq!(l[1], format!("81/udp -> 0.0.0.0:{hp}"));
+        assert_eq!(
+            t.same(&["port", "pub", "81/udp"]),
+            format!("0.0.0.0:{hp}\n")
+        );
         let ps = t.same(&["ps", "--filter", "name=pub", "--format", "{{.Ports}}"]);
         assert!(
-            ps.contains("->80/tcp") && ps.contains("0.0.0.0:8125->81/udp"),
+            ps.contains("->80/tcp") && ps.contains(&format!("0.0.0.0:{hp}->81/udp")),
             "{ps}"
         );
         t.ok(&["rm", "-f", "pub"]);
