@@ -263,9 +263,13 @@ pub enum NetworkCmd {
     Ls(NetworkLsArgs),
     /// Remove one or more networks
     #[command(visible_alias = "remove")]
-    Rm(Names),
+    Rm(NetworkRmArgs),
     /// Remove all unused networks
     Prune(PruneArgs),
+    /// Connect a container to a network
+    Connect(NetworkConnectArgs),
+    /// Disconnect a container from a network
+    Disconnect(NetworkDisconnectArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -388,6 +392,12 @@ pub struct RunArgs {
     /// Connect a container to a network
     #[arg(long = "network", alias = "net")]
     pub network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long = "ip")]
+    pub ip: Option<String>,
     /// Publish a container's port(s) to the host
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
@@ -400,6 +410,9 @@ pub struct RunArgs {
     /// Bind mount a volume
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from", value_name = "CONTAINER[:ro|:rw]")]
+    pub volumes_from: Vec<String>,
     /// Attach a filesystem mount to the container
     #[arg(long)]
     pub mount: Vec<String>,
@@ -1129,8 +1142,51 @@ pub struct NetworkCreateArgs {
     /// Set driver specific options
     #[arg(short = 'o', long = "opt")]
     pub opt: Vec<String>,
+    /// Allocate container ip from a sub-range
+    #[arg(long = "ip-range")]
+    pub ip_range: Vec<String>,
+    /// Enable or disable IPv6 networking
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub ipv6: Option<bool>,
+    /// Enable manual container attachment
+    #[arg(long)]
+    pub attachable: bool,
     #[arg(value_name = "NETWORK")]
     pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkRmArgs {
+    /// Do not error if the network does not exist
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "NETWORK")]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkConnectArgs {
+    /// Add network-scoped alias for the container
+    #[arg(long)]
+    pub alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkDisconnectArgs {
+    /// Force the container to disconnect from a network
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
 }
 
 #[derive(Args, Debug)]
@@ -1155,11 +1211,33 @@ pub struct CompletionArgs {
     pub shell: clap_complete::Shell,
 }
 
+/// docker's commands that wharf does not have (yet): refused by name.
+pub const UNSUPPORTED_COMMANDS: &[&str] = &[
+    "build",
+    "builder",
+    "buildx",
+    "checkpoint",
+    "compose",
+    "config",
+    "context",
+    "init",
+    "manifest",
+    "node",
+    "plugin",
+    "search",
+    "secret",
+    "service",
+    "stack",
+    "swarm",
+    "trust",
+    "debug",
+    "scout",
+];
+
 /// Flags docker has that wharf does not implement yet: refused by name, never ignored.
 pub const UNSUPPORTED_FLAGS: &[&str] = &[
     "--gpus",
     "--link",
-    "--volumes-from",
     "--userns",
     "--health-cmd",
     "--health-interval",
@@ -1168,9 +1246,6 @@ pub const UNSUPPORTED_FLAGS: &[&str] = &[
     "--health-start-period",
     "--health-start-interval",
     "--no-healthcheck",
-    "--network-alias",
-    "--net-alias",
-    "--ip",
     "--ip6",
     "--mac-address",
     "--link-local-ip",
@@ -1194,4 +1269,34 @@ pub const UNSUPPORTED_FLAGS: &[&str] = &[
     "--use-api-socket",
     "--checkpoint",
     "--checkpoint-dir",
+    "--blkio-weight",
+    "--cpu-count",
+    "--cpu-percent",
+    "--io-maxbandwidth",
+    "--io-maxiops",
+    // image inspect/rm/history/save/load
+    "--platform",
+    // network create/inspect/connect
+    "--aux-address",
+    "--config-from",
+    "--config-only",
+    "--ingress",
+    "--ipam-driver",
+    "--ipam-opt",
+    "--ipv4",
+    "--scope",
+    "--verbose",
+    "--driver-opt",
+    "--gw-priority",
+    // volume create/ls (swarm cluster volumes)
+    "--availability",
+    "--group",
+    "--limit-bytes",
+    "--required-bytes",
+    "--secret",
+    "--sharing",
+    "--topology-preferred",
+    "--topology-required",
+    "--type",
+    "--cluster",
 ];

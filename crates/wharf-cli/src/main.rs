@@ -22,7 +22,7 @@ fn main() {
     let argv: Vec<String> = std::env::args().collect();
     let cli = match cli::Cli::try_parse_from(&argv) {
         Ok(c) => c,
-        Err(e) => std::process::exit(usage_error(e)),
+        Err(e) => std::process::exit(usage_error(e, &argv)),
     };
     let code = real_main(cli);
     let _ = std::io::stdout().flush();
@@ -30,9 +30,53 @@ fn main() {
 }
 
 /// Prints a clap error the way docker reports flag errors and returns its exit status.
-fn usage_error(e: clap::Error) -> i32 {
+fn usage_error(e: clap::Error, argv: &[String]) -> i32 {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     match e.kind() {
+        // docker: "docker: unknown command: docker image foo" (exit 1); docker's commands that
+        // wharf does not have say so.
+        ErrorKind::InvalidSubcommand => {
+            let Some(ContextValue::String(name)) = e.get(ContextKind::InvalidSubcommand) else {
+                let _ = e.print();
+                return 1;
+            };
+            if cli::UNSUPPORTED_COMMANDS.contains(&name.as_str()) {
+                eprintln!("wharf: '{name}' is not supported yet (see docs/compatibility.md)");
+                return 1;
+            }
+            // The command words before the unknown one (global flags and their values left out).
+            let pos = argv.iter().position(|a| a == name).unwrap_or(argv.len());
+            let mut words = vec!["wharf".to_string()];
+            let mut skip = false;
+            for a in &argv[1..pos] {
+                if skip {
+                    skip = false;
+                } else if a.starts_with('-') {
+                    skip = !a.contains('=')
+                        && matches!(
+                            a.as_str(),
+                            "-H" | "--host"
+                                | "-l"
+                                | "--log-level"
+                                | "--config"
+                                | "-c"
+                                | "--context"
+                                | "--tlscacert"
+                                | "--tlscert"
+                                | "--tlskey"
+                        );
+                } else {
+                    words.push(a.clone());
+                }
+            }
+            let parent = words.join(" ");
+            eprintln!("wharf: unknown command: {parent} {name}\n");
+            if words.len() > 1 {
+                eprintln!("Usage:  {parent}\n");
+            }
+            eprintln!("Run '{parent} --help' for more information");
+            1
+        }
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             let _ = e.print();
             0
@@ -77,8 +121,17 @@ fn real_main(cli: cli::Cli) -> i32 {
     };
     if let cli::Cmd::Completion(a) = &cmd {
         let mut c = cli::Cli::command();
-        clap_complete::generate(a.shell, &mut c, "wharf", &mut std::io::stdout());
-        return 0;
+        // Generated into memory: clap_complete panics when its writer fails (`| head`).
+        let mut script = Vec::new();
+        clap_complete::generate(a.shell, &mut c, "wharf", &mut script);
+        use std::io::Write;
+        return match std::io::stdout().write_all(&script) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                eprintln!("wharf: writing the completion script: {e}");
+                1
+            }
+            _ => 0,
+        };
     }
     let tls_flags = tls::TlsFlags {
         tls: cli.tls,
@@ -125,11 +178,12 @@ fn real_main(cli: cli::Cli) -> i32 {
         client: Arc::new(client::Client::new(host_str, host).with_tls(tls)),
         config_dir: credentials::config_dir(cli.config.as_deref()),
     };
-    let is_run = matches!(cmd, cli::Cmd::Run(_) | cli::Cmd::Create(_))
-        || matches!(
-            cmd,
-            cli::Cmd::Container(cli::ContainerCmd::Run(_) | cli::ContainerCmd::Create(_))
-        );
+    // `run` reports errors as usage errors (125, "wharf: ..."); docker 28's `create` does so
+    // only for its flags (handled in the command), the rest are plain errors (exit 1).
+    let is_run = matches!(
+        cmd,
+        cli::Cmd::Run(_) | cli::Cmd::Container(cli::ContainerCmd::Run(_))
+    );
     let result = rt.block_on(commands::dispatch(&ctx, cmd));
     // A blocking read of our stdin may still be pending: do not wait for it.
     rt.shutdown_background();

@@ -77,21 +77,57 @@ pub async fn copy_raw(body: Incoming, out: &mut dyn Write) -> Result<()> {
 }
 
 /// Pumps an attached connection: its output to our stdout/stderr until it ends; our stdin
-/// (when `stdin`) into it, closing its write side at EOF as docker does.
-pub async fn pump<IO>(io: IO, tty: bool, stdin: bool) -> Result<()>
+/// (when `stdin`) into it, closing its write side at EOF as docker does. With `detach` (the
+/// detach key sequence, used on a tty as docker's escape proxy does) typing the sequence
+/// ends the pump at once without sending it; a partial match is sent on once it fails.
+/// Returns whether we detached.
+pub async fn pump<IO>(io: IO, tty: bool, stdin: bool, detach: Option<Vec<u8>>) -> Result<bool>
 where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut rd, mut wr) = tokio::io::split(io);
+    let (detached_tx, mut detached_rx) = tokio::sync::oneshot::channel::<()>();
     let input = if stdin {
         Some(tokio::spawn(async move {
             let mut inp = tokio::io::stdin();
             let mut buf = vec![0u8; 32 * 1024];
+            let keys = detach.unwrap_or_default();
+            let mut matched = 0usize;
             loop {
                 match inp.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        if wr.write_all(&buf[..n]).await.is_err() {
+                        let mut out = Vec::with_capacity(n + matched);
+                        for &b in &buf[..n] {
+                            if keys.is_empty() {
+                                out.push(b);
+                            } else if b == keys[matched] {
+                                matched += 1;
+                                if matched == keys.len() {
+                                    let _ = wr.write_all(&out).await;
+                                    let _ = wr.flush().await;
+                                    let _ = detached_tx.send(());
+                                    return;
+                                }
+                            } else {
+                                out.extend_from_slice(&keys[..matched]);
+                                matched = 0;
+                                if b == keys[0] {
+                                    matched = 1;
+                                    if keys.len() == 1 {
+                                        let _ = wr.write_all(&out).await;
+                                        let _ = detached_tx.send(());
+                                        return;
+                                    }
+                                } else {
+                                    out.push(b);
+                                }
+                            }
+                        }
+                        if out.is_empty() {
+                            continue;
+                        }
+                        if wr.write_all(&out).await.is_err() {
                             return;
                         }
                         let _ = wr.flush().await;
@@ -102,16 +138,30 @@ where
         }))
     } else {
         drop(wr);
+        drop(detached_tx);
         None
     };
     let mut d = Demux::new(tty);
     let mut buf = vec![0u8; 32 * 1024];
+    let mut detached = false;
+    let mut input_over = false;
     loop {
-        let n = match rd.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => return Err(e.into()),
+        let n = tokio::select! {
+            r = rd.read(&mut buf) => match r {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => return Err(e.into()),
+            },
+            r = &mut detached_rx, if !input_over => {
+                input_over = true;
+                if r.is_ok() {
+                    detached = true;
+                    break;
+                }
+                // The input ended without detaching: keep reading the output.
+                continue;
+            }
         };
         if let Err(e) = d.feed(&buf[..n]) {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -123,7 +173,7 @@ where
     if let Some(t) = input {
         t.abort();
     }
-    Ok(())
+    Ok(detached)
 }
 
 /// Reads a body of newline-delimited JSON values, calling `f` for each.

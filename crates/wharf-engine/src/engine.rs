@@ -1333,7 +1333,10 @@ impl Engine {
     }
 
     /// `GET /containers/{id}/top`: `ps -ef`-like rows of the container's processes.
-    pub async fn top(&self, c: &Container) -> Result<Value, ApiError> {
+    /// `GET /containers/{id}/top`: as dockerd, `ps` with the client's options (default
+    /// `-ef`) on the host, keeping the rows whose PID column is one of the container's
+    /// (and the thread lines, PID `-`, that follow them).
+    pub async fn top(&self, c: &Container, ps_args: Option<&str>) -> Result<Value, ApiError> {
         if !c.status().is_live() {
             return Err(ApiError::conflict(format!(
                 "Container {} is not running",
@@ -1343,34 +1346,46 @@ impl Engine {
         let pids = shim::call(&self.state_dir(&c.id), &Request::Pids)
             .await
             .map_err(ApiError::internal)?;
-        let pids: Vec<String> = pids.split_whitespace().map(String::from).collect();
+        let pids: std::collections::HashSet<&str> = pids.split_whitespace().collect();
+        let args = ps_args.filter(|a| !a.is_empty()).unwrap_or("-ef");
         let out = tokio::process::Command::new("ps")
-            .args([
-                "-o",
-                "uid,pid,ppid,c,stime,tty,time,cmd",
-                "-p",
-                &pids.join(","),
-            ])
+            .args(args.split(' '))
             .output()
             .await
             .map_err(internal)?;
+        if !out.status.success() {
+            return Err(ApiError::internal(format!(
+                "ps: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
         let text = String::from_utf8_lossy(&out.stdout);
         let mut lines = text.lines();
-        let titles = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"];
-        lines.next();
-        let procs: Vec<Vec<String>> = lines
-            .map(|l| {
-                let mut f: Vec<String> = l.split_whitespace().take(7).map(String::from).collect();
-                let cmd = l.split_whitespace().skip(7).collect::<Vec<_>>().join(" ");
-                f.push(cmd);
-                if let Some(uid) = f.first_mut() {
-                    if *uid == "0" {
-                        *uid = "root".into();
-                    }
-                }
-                f
-            })
-            .collect();
+        let titles: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+        let pid_col = titles
+            .iter()
+            .position(|t| *t == "PID")
+            .ok_or_else(|| ApiError::internal("Couldn't find PID field in ps output"))?;
+        let mut procs: Vec<Vec<String>> = Vec::new();
+        let mut after_ours = false;
+        for l in lines {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < titles.len() {
+                continue;
+            }
+            let keep = if f[pid_col] == "-" {
+                after_ours
+            } else {
+                after_ours = pids.contains(f[pid_col]);
+                after_ours
+            };
+            if keep {
+                let n = titles.len() - 1;
+                let mut row: Vec<String> = f[..n].iter().map(|s| s.to_string()).collect();
+                row.push(f[n..].join(" "));
+                procs.push(row);
+            }
+        }
         Ok(json!({"Titles": titles, "Processes": procs}))
     }
 
@@ -1762,16 +1777,61 @@ impl Engine {
     }
 
     /// `POST /containers/prune`.
-    pub async fn prune(self: &Arc<Self>) -> Value {
+    /// `POST /containers/prune` with dockerd's filters `until` (a time, or a duration back
+    /// from now) and `label` / `label!` (`key` or `key=value`).
+    pub async fn prune(
+        self: &Arc<Self>,
+        filters: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Value, ApiError> {
+        let now = chrono::Utc::now().timestamp() as f64;
+        let mut until = None;
+        for u in filters.get("until").into_iter().flatten() {
+            let t = crate::logs::parse_time(u)
+                .or_else(|| go_duration(u).map(|d| now - d))
+                .ok_or_else(|| ApiError::bad_request(format!("invalid filter 'until={u}'")))?;
+            until = Some(t);
+        }
+        let label_is = |labels: &Value, spec: &str| {
+            let (k, v) = spec.split_once('=').unwrap_or((spec, ""));
+            labels[k]
+                .as_str()
+                .is_some_and(|x| !spec.contains('=') || x == v)
+        };
         let mut deleted = Vec::new();
+        let mut reclaimed = 0u64;
         for c in self.all() {
-            if matches!(c.status(), Status::Exited | Status::Created | Status::Dead)
-                && self.remove(&c, false).await.is_ok()
+            if !matches!(c.status(), Status::Exited | Status::Created | Status::Dead) {
+                continue;
+            }
+            let rec = c.snapshot();
+            let created = chrono::DateTime::parse_from_rfc3339(&rec.created)
+                .map(|t| t.timestamp() as f64)
+                .unwrap_or(0.0);
+            if until.is_some_and(|u| created >= u) {
+                continue;
+            }
+            let labels = &rec.config["Labels"];
+            if !filters
+                .get("label")
+                .into_iter()
+                .flatten()
+                .all(|l| label_is(labels, l))
+                || filters
+                    .get("label!")
+                    .into_iter()
+                    .flatten()
+                    .any(|l| label_is(labels, l))
             {
+                continue;
+            }
+            // What the writable layer held, as dockerd reports it.
+            let size = self.images.layers().rw_size(&c.id).unwrap_or(0);
+            if self.remove(&c, false).await.is_ok() {
                 deleted.push(c.id.clone());
+                reclaimed += size;
             }
         }
-        json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0})
+        Ok(json!({"ContainersDeleted": deleted, "SpaceReclaimed": reclaimed}))
     }
 
     /// Counts for `/info`.
@@ -1841,9 +1901,49 @@ fn summary(engine: &Engine, r: &Record) -> Value {
     })
 }
 
+/// A Go duration (`90s`, `1h30m`, `1.5h`, `300ms`) in seconds.
+fn go_duration(s: &str) -> Option<f64> {
+    let mut total = 0.0;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let num: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let mult = match &rest[..u] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        total += num * mult;
+        rest = &rest[u..];
+    }
+    Some(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration("1h30m"), Some(5400.0));
+        assert_eq!(go_duration("90s"), Some(90.0));
+        assert_eq!(go_duration("1.5h"), Some(5400.0));
+        assert_eq!(go_duration("10"), None);
+        assert_eq!(go_duration("x"), None);
+    }
 
     #[test]
     fn signals_parse_like_docker() {

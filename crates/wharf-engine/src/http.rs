@@ -259,10 +259,14 @@ async fn dispatch(
         Info => json_resp(200, &info(&engine)),
         Events => events(&engine, &q)?,
         SystemDf => {
-            let (imgs, layers_size) = images_usage(&engine)?;
+            let mut containers = engine.list(true, &BTreeMap::new(), None);
+            for c in &mut containers {
+                add_sizes(&engine, c);
+            }
+            let (imgs, layers_size) = images_usage(&engine, &containers)?;
             json_resp(
                 200,
-                &json!({"LayersSize": layers_size, "Images": imgs, "Containers": engine.list(true, &BTreeMap::new(), None), "Volumes": volumes_usage(&engine), "BuildCache": []}),
+                &json!({"LayersSize": layers_size, "Images": imgs, "Containers": containers, "Volumes": volumes_usage(&engine), "BuildCache": []}),
             )
         }
         ContainerCreate => {
@@ -280,10 +284,22 @@ async fn dispatch(
                 .map(|l| l as usize);
             let limit = if q.flag("latest") { Some(1) } else { limit };
             let all = q.flag("all") || limit.is_some();
-            json_resp(200, &json!(engine.list(all, &q.filters()?, limit)))
+            let mut list = engine.list(all, &q.filters()?, limit);
+            if q.flag("size") {
+                for c in &mut list {
+                    add_sizes(&engine, c);
+                }
+            }
+            json_resp(200, &json!(list))
         }
-        ContainerPrune => json_resp(200, &engine.prune().await),
-        ContainerInspect(id) => json_resp(200, &engine.inspect(engine.lookup(&id)?.as_ref())),
+        ContainerPrune => json_resp(200, &engine.prune(&q.filters()?).await?),
+        ContainerInspect(id) => {
+            let mut v = engine.inspect(engine.lookup(&id)?.as_ref());
+            if q.flag("size") {
+                add_sizes(&engine, &mut v);
+            }
+            json_resp(200, &v)
+        }
         ContainerStart(id) => {
             let c = engine.lookup(&id)?;
             engine.start(&c).await?;
@@ -373,7 +389,12 @@ async fn dispatch(
             engine.rename(&c, q.get("name").unwrap_or_default()).await?;
             empty(204)
         }
-        ContainerTop(id) => json_resp(200, &engine.top(engine.lookup(&id)?.as_ref()).await?),
+        ContainerTop(id) => json_resp(
+            200,
+            &engine
+                .top(engine.lookup(&id)?.as_ref(), q.get("ps_args"))
+                .await?,
+        ),
         ContainerChanges(id) => {
             let c = engine.lookup(&id)?;
             let images = engine.images.clone();
@@ -469,14 +490,23 @@ async fn dispatch(
                 })
                 .filter(|i| {
                     filters.get("reference").is_none_or(|refs| {
-                        refs.iter().any(|r| {
-                            i.repo_tags
-                                .iter()
-                                .any(|t| t == r || t.split(':').next() == Some(r.as_str()))
-                        })
+                        refs.iter()
+                            .any(|r| i.repo_tags.iter().any(|t| ref_matches(t, r)))
                     })
                 })
-                .map(image_summary)
+                .map(|i| {
+                    let mut s = image_summary(i);
+                    // As dockerd: a reference filter also narrows the tags listed.
+                    if let Some(refs) = filters.get("reference") {
+                        let tags: Vec<&String> = i
+                            .repo_tags
+                            .iter()
+                            .filter(|t| refs.iter().any(|r| ref_matches(t, r)))
+                            .collect();
+                        s["RepoTags"] = json!(tags);
+                    }
+                    s
+                })
                 .collect();
             json_resp(200, &json!(v))
         }
@@ -569,7 +599,8 @@ async fn dispatch(
             if path.is_empty() {
                 return Err(ApiError::bad_request("path is required"));
             }
-            let cid = c.id.clone();
+            // dockerd's "Could not find the file" names the container as the client did.
+            let cid = id.clone();
             let (tx, rx) = mpsc::channel(64);
             let p2 = path.clone();
             // The stat comes first (it decides 404); the tar streams from the same call so the
@@ -611,7 +642,7 @@ async fn dispatch(
             let c = engine.lookup(&id)?;
             let path = q.get("path").unwrap_or_default().to_string();
             let body = read_body(req).await?;
-            let cid = c.id.clone();
+            let cid = id.clone();
             engine
                 .with_rootfs(&c, move |root| {
                     let dir = archive::resolve_in_root(root, &path, true)?;
@@ -1090,7 +1121,7 @@ fn info(engine: &Engine) -> Value {
 
 /// The images of `GET /system/df`: each with its `SharedSize` (layers other images use too)
 /// and `Containers` (how many use it), and the size of all their layers counted once.
-fn images_usage(engine: &Engine) -> Result<(Vec<Value>, u64), ApiError> {
+fn images_usage(engine: &Engine, containers: &[Value]) -> Result<(Vec<Value>, u64), ApiError> {
     let images = engine.images.list().map_err(image_error)?;
     let layers = engine.images.layers();
     let chains: Vec<Vec<wharf_image::LayerInfo>> = images
@@ -1109,7 +1140,6 @@ fn images_usage(engine: &Engine) -> Result<(Vec<Value>, u64), ApiError> {
         }
     }
     let layers_size = users.values().map(|(size, _)| size).sum();
-    let containers = engine.list(true, &BTreeMap::new(), None);
     let out = images
         .iter()
         .zip(&chains)
@@ -1857,6 +1887,27 @@ pub async fn serve_tcp(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
 
 /// The volumes of `GET /system/df`, each with its `UsageData` (size on disk, containers
 /// using it).
+/// `size=1` on list and inspect: `SizeRw` (the writable layer) and `SizeRootFs` (that plus
+/// the image), as dockerd reports them.
+fn add_sizes(engine: &Engine, c: &mut Value) {
+    let Some(id) = c["Id"].as_str().map(String::from) else {
+        return;
+    };
+    let rw = engine.images.layers().rw_size(&id).unwrap_or(0);
+    let image = c["ImageID"]
+        .as_str()
+        .or(c["Image"].as_str())
+        .and_then(|i| engine.images.resolve(i).ok())
+        .map_or(0, |i| i.size);
+    c["SizeRw"] = rw.into();
+    c["SizeRootFs"] = (rw + image).into();
+}
+
+/// `reference=` filter: the whole `repo:tag`, or the repository alone.
+fn ref_matches(tag: &str, r: &str) -> bool {
+    tag == r || tag.rsplit_once(':').is_some_and(|(repo, _)| repo == r)
+}
+
 fn volumes_usage(engine: &Engine) -> Vec<Value> {
     engine
         .volumes

@@ -138,14 +138,22 @@ async fn create_container(ctx: &Ctx, a: &RunArgs) -> Result<String> {
     Ok(id)
 }
 
+/// docker 28: flag values it cannot parse are usage errors (125 with the help hint); the
+/// daemon's errors are plain ones (exit 1), unlike `run`.
 pub async fn create(ctx: &Ctx, a: RunArgs) -> Result<i32> {
-    match create_container(ctx, &a).await {
-        Ok(id) => {
-            println!("{id}");
-            Ok(0)
-        }
-        Err(e) => Err(as_run_error(e, "create")),
+    runopts::create_body(&a).map_err(|e| as_run_error(e, "create"))?;
+    if !matches!(a.pull.as_str(), "always" | "missing" | "never") {
+        return Err(as_run_error(
+            anyhow::anyhow!(
+                "invalid pull option: '{}': must be one of \"always\", \"missing\" or \"never\"",
+                a.pull
+            ),
+            "create",
+        ));
     }
+    let id = create_container(ctx, &a).await?;
+    println!("{id}");
+    Ok(0)
 }
 
 pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<i32> {
@@ -238,6 +246,11 @@ impl Session {
             )
             .await?;
         let wait_task = tokio::spawn(async move { crate::client::read_json(wait).await });
+        // Before the start, as docker does: a signal that arrives once the container runs
+        // must be forwarded, not kill us.
+        if self.sig_proxy {
+            proxy_signals(ctx.client.clone(), self.id.clone());
+        }
         if start {
             start_or_code(ctx, &self.id, "run").await?;
         }
@@ -252,34 +265,63 @@ impl Session {
                 format!("/containers/{}/resize", enc_path(&self.id)),
             );
         }
-        if self.sig_proxy {
-            proxy_signals(ctx.client.clone(), self.id.clone());
+        // On a tty the detach keys are caught here, as docker's escape proxy does (the
+        // daemon is told them too, for clients that do not).
+        let keys = if self.tty && self.stdin {
+            Some(parse::detach_keys(self.detach_keys.as_deref())?)
+        } else {
+            None
+        };
+        if stream::pump(io, self.tty, self.stdin, keys).await? {
+            return Ok(0);
         }
-        stream::pump(io, self.tty, self.stdin).await?;
-        // The stream ends when the container exits or we detached (then it still runs).
-        let waited = tokio::time::timeout(std::time::Duration::from_secs(2), wait_task).await;
-        match waited {
-            Ok(Ok(Ok(v))) => {
-                if let Some(m) = v["Error"]["Message"].as_str() {
-                    if !m.is_empty() {
-                        eprintln!("{m}");
+        // The stream ended: the container exited, or (only possible with a non-tty stdin,
+        // whose detach keys the daemon watches) the daemon detached us and it still runs.
+        // Otherwise the wait's answer is awaited however long the daemon takes: a 2 s guess
+        // followed by inspect took a container not yet marked exited for a detached one.
+        let mut wait_task = wait_task;
+        if self.stdin && !self.tty {
+            // Up to 10 s for the wait or for inspect to show the exit; still running then
+            // means a detach.
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let tick = tokio::time::sleep(std::time::Duration::from_millis(500));
+                tokio::select! {
+                    r = &mut wait_task => return wait_status(r),
+                    _ = tick => {}
+                }
+                // (Gone already with --rm: the wait answers.)
+                let Ok(c) = inspect_container(ctx, &self.id).await else {
+                    continue;
+                };
+                if c["State"]["Running"].as_bool() != Some(true) {
+                    if let Ok(r) =
+                        tokio::time::timeout(std::time::Duration::from_secs(1), &mut wait_task)
+                            .await
+                    {
+                        return wait_status(r);
                     }
+                    return Ok(c["State"]["ExitCode"].as_i64().unwrap_or(0) as i32);
                 }
-                Ok(v["StatusCode"].as_i64().unwrap_or(0) as i32)
-            }
-            Ok(Ok(Err(e))) => Err(e),
-            Ok(Err(e)) => Err(e.into()),
-            Err(_) => {
-                let c = inspect_container(ctx, &self.id).await?;
-                if c["State"]["Running"].as_bool() == Some(true) {
+                if tokio::time::Instant::now() > deadline {
                     // Detached with the detach keys: the container goes on.
-                    Ok(0)
-                } else {
-                    Ok(c["State"]["ExitCode"].as_i64().unwrap_or(0) as i32)
+                    return Ok(0);
                 }
             }
+        }
+        wait_status(wait_task.await)
+    }
+}
+
+/// The exit status from a `/wait` answer (printing its error message, as docker does).
+fn wait_status(r: Result<Result<Value>, tokio::task::JoinError>) -> Result<i32> {
+    let v = r??;
+    if let Some(m) = v["Error"]["Message"].as_str() {
+        if !m.is_empty() {
+            eprintln!("{m}");
         }
     }
+    Ok(v["StatusCode"].as_i64().unwrap_or(0) as i32)
 }
 
 /// Forwards the signals we receive to the container (`--sig-proxy`), as docker does.
@@ -295,10 +337,11 @@ fn proxy_signals(client: Arc<crate::client::Client>, id: String) {
     ] {
         let client = client.clone();
         let id = id.clone();
+        // Registered here, not in the task, so that the handlers are in place on return.
+        let Ok(mut s) = signal(SignalKind::from_raw(sig)) else {
+            continue;
+        };
         tokio::spawn(async move {
-            let Ok(mut s) = signal(SignalKind::from_raw(sig)) else {
-                return;
-            };
             while s.recv().await.is_some() {
                 let _ = client
                     .post_json(
@@ -418,25 +461,27 @@ pub async fn rm(ctx: &Ctx, a: RmArgs) -> Result<i32> {
         "?force={}&v={}&link={}",
         a.force as u8, a.volumes as u8, a.link as u8
     );
-    let client = ctx.client.clone();
-    let force = a.force;
-    each(&a.containers, true, |n| {
-        let client = client.clone();
-        let q = q.clone();
-        async move {
-            match client
-                .delete(&format!("/containers/{}{q}", enc_path(&n)))
-                .await
-            {
-                // `rm -f` of a missing container is not an error for docker.
-                Err(e) if force && daemon_error(&e).is_some_and(DaemonError::is_not_found) => {
-                    Ok(())
-                }
-                r => r.map(|_| ()),
+    let mut errs = Vec::new();
+    for n in &a.containers {
+        match ctx
+            .client
+            .delete(&format!("/containers/{}{q}", enc_path(n)))
+            .await
+        {
+            Ok(_) => println!("{n}"),
+            Err(e) if e.downcast_ref::<crate::client::ConnectError>().is_some() => return Err(e),
+            // docker 28: `rm -f` of a missing container prints the error but succeeds.
+            Err(e) if a.force && daemon_error(&e).is_some_and(DaemonError::is_not_found) => {
+                eprintln!("{e:#}")
             }
+            Err(e) => errs.push(format!("{e:#}")),
         }
-    })
-    .await
+    }
+    if errs.is_empty() {
+        Ok(0)
+    } else {
+        Err(status(1, errs.join("\n")))
+    }
 }
 
 pub async fn pause(ctx: &Ctx, a: Containers, pause: bool) -> Result<i32> {
@@ -622,8 +667,13 @@ pub async fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
         q.push_str(&format!("&limit={limit}"));
     }
     let fmt_src = a.format.clone().unwrap_or_else(|| "table".into());
-    let wants_size =
-        a.size || (a.format.as_deref().is_some_and(|f| f.contains(".Size")) && !a.quiet);
+    // docker asks for sizes when the template reads .Size, which `{{json .}}` does too.
+    let wants_size = a.size
+        || (a
+            .format
+            .as_deref()
+            .is_some_and(|f| f.contains(".Size") || f.replace(' ', "").contains("json.}}"))
+            && !a.quiet);
     if wants_size {
         q.push_str("&size=1");
     }
@@ -648,7 +698,13 @@ pub async fn ps(ctx: &Ctx, a: PsArgs) -> Result<i32> {
         .flatten()
         .map(|c| ps_row(c, !a.no_trunc))
         .collect();
-    print!("{}", Format::parse(&fmt)?.render(&ps_header(), &rows)?);
+    // docker's ps checks the template first, with its own wording.
+    let f = Format::parse(&fmt).map_err(|e| {
+        let e = format!("{e:#}");
+        let e = e.strip_prefix("template parsing error: ").unwrap_or(&e);
+        status(1, format!("failed to parse template: {e}"))
+    })?;
+    print!("{}", f.render(&ps_header(), &rows)?);
     Ok(0)
 }
 
@@ -760,7 +816,14 @@ pub async fn exec(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
     if a.tty && tty::stdout_is_tty() {
         tty::forward_resizes(ctx.client.clone(), format!("/exec/{exec_id}/resize"));
     }
-    stream::pump(io, a.tty, a.interactive).await?;
+    let keys = if a.tty && a.interactive {
+        Some(parse::detach_keys(a.detach_keys.as_deref())?)
+    } else {
+        None
+    };
+    if stream::pump(io, a.tty, a.interactive, keys).await? {
+        return Ok(0);
+    }
     drop(_raw);
     let v = ctx
         .client
@@ -971,7 +1034,7 @@ pub async fn port(ctx: &Ctx, a: PortArgs) -> Result<i32> {
                 return Err(status(
                     1,
                     format!(
-                        "Error: No public port '{key}' published for {}",
+                        "Error: No public port '{want}' published for {}",
                         a.container
                     ),
                 ))

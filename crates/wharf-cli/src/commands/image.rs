@@ -11,11 +11,22 @@ use crate::{stream, tty};
 use anyhow::{Context as _, Result};
 use serde_json::{json, Value};
 
-fn image_header() -> Value {
+/// A unix time as Go's `time.RFC3339` prints it in local time (`Z` for UTC).
+fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+        .unwrap_or_default()
+}
+
+pub fn image_header() -> Value {
     json!({
         "ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST",
         "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
         "Containers": "CONTAINERS", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE",
+        "VirtualSize": "VIRTUAL SIZE",
     })
 }
 
@@ -36,6 +47,8 @@ fn image_row(img: &Value, repo: &str, tag: &str, digest: &str, trunc: bool) -> V
         "Containers": if containers == -1 { "N/A".to_string() } else { containers.to_string() },
         "SharedSize": if shared == -1 { "N/A".to_string() } else { human_size(shared as f64) },
         "UniqueSize": if shared == -1 { "N/A".to_string() } else { human_size(size - shared as f64) },
+        // Deprecated, still a field of docker's image context (0B when the API has dropped it).
+        "VirtualSize": human_size(img["VirtualSize"].as_f64().unwrap_or(0.0)),
     })
 }
 
@@ -137,11 +150,7 @@ pub async fn images(ctx: &Ctx, a: ImagesArgs) -> Result<i32> {
     for img in list.as_array().into_iter().flatten() {
         rows.extend(image_rows(img, !a.no_trunc, need_digest, a.digests));
     }
-    if a.quiet {
-        // `-q` lists each image once.
-        let mut seen = std::collections::HashSet::new();
-        rows.retain(|r| seen.insert(r["ID"].as_str().unwrap_or("").to_string()));
-    }
+    // `-q` prints one line per row, as docker 28 does (an image with three tags: thrice).
     print!("{}", Format::parse(&fmt)?.render(&image_header(), &rows)?);
     Ok(0)
 }
@@ -373,16 +382,17 @@ pub async fn history(ctx: &Ctx, a: HistoryArgs) -> Result<i32> {
             json!({
                 "ID": if id == "<missing>" || !trunc { id.to_string() } else { short_id(id) },
                 "CreatedSince": if a.human { ago(created) } else {
-                    chrono::DateTime::from_timestamp(created, 0).map(|t| t.with_timezone(&chrono::Local).to_rfc3339()).unwrap_or_default()
+                    rfc3339(created)
                 },
-                "CreatedAt": chrono::DateTime::from_timestamp(created, 0).map(|t| t.with_timezone(&chrono::Local).to_rfc3339()).unwrap_or_default(),
+                "CreatedAt": rfc3339(created),
                 "CreatedBy": if trunc { ellipsis(&by, 45) } else { by },
                 "Size": if a.human { human_size_prec(size, 3) } else { (size as i64).to_string() },
                 "Comment": h["Comment"].as_str().unwrap_or(""),
             })
         })
         .collect();
-    let header = json!({"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+    // docker titles the column "CREATED AT" when it shows times rather than "2 hours ago".
+    let header = json!({"ID": "IMAGE", "CreatedSince": if a.human { "CREATED" } else { "CREATED AT" }, "CreatedAt": "CREATED AT",
         "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"});
     let fmt = if a.quiet {
         "{{.ID}}".to_string()

@@ -190,6 +190,8 @@ pub async fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
             NetworkCmd::Ls(a) => network::ls(ctx, a).await,
             NetworkCmd::Rm(a) => network::rm(ctx, a).await,
             NetworkCmd::Prune(a) => network::prune(ctx, a).await,
+            NetworkCmd::Connect(a) => network::connect(ctx, a).await,
+            NetworkCmd::Disconnect(a) => network::disconnect(ctx, a).await,
         },
         Cmd::System(sub) => match sub {
             SystemCmd::Df(a) => system::df(ctx, a).await,

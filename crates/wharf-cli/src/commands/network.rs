@@ -1,7 +1,7 @@
 //! Network commands: whatever wharfd serves of `/networks`; where it serves nothing the
 //! daemon's own error is shown.
 
-use super::{each, Ctx};
+use super::Ctx;
 use crate::cli::*;
 use crate::client::{enc, enc_path};
 use crate::format::names::short_id;
@@ -55,18 +55,30 @@ pub async fn create(ctx: &Ctx, a: NetworkCreateArgs) -> Result<i32> {
         }
         Value::Object(m)
     };
+    if a.gateway.len() > a.subnet.len() || a.ip_range.len() > a.subnet.len() {
+        anyhow::bail!("every --gateway and --ip-range needs a --subnet");
+    }
     let configs: Vec<Value> = a
         .subnet
         .iter()
         .enumerate()
-        .map(
-            |(i, s)| json!({"Subnet": s, "Gateway": a.gateway.get(i).cloned().unwrap_or_default()}),
-        )
+        .map(|(i, s)| {
+            let mut c = json!({"Subnet": s});
+            if let Some(g) = a.gateway.get(i) {
+                c["Gateway"] = g.clone().into();
+            }
+            if let Some(r) = a.ip_range.get(i) {
+                c["IPRange"] = r.clone().into();
+            }
+            c
+        })
         .collect();
     let body = json!({
         "Name": a.name,
         "Driver": a.driver,
         "Internal": a.internal,
+        "Attachable": a.attachable,
+        "EnableIPv6": a.ipv6,
         "Options": kv(&a.opt),
         "Labels": kv(&a.label),
         "IPAM": {"Driver": "default", "Config": configs},
@@ -79,18 +91,31 @@ pub async fn create(ctx: &Ctx, a: NetworkCreateArgs) -> Result<i32> {
     Ok(0)
 }
 
-pub async fn rm(ctx: &Ctx, a: Names) -> Result<i32> {
-    let client = ctx.client.clone();
-    each(&a.names, true, |n| {
-        let client = client.clone();
-        async move {
-            client
-                .delete(&format!("/networks/{}", enc_path(&n)))
-                .await
-                .map(|_| ())
+pub async fn rm(ctx: &Ctx, a: NetworkRmArgs) -> Result<i32> {
+    let mut failed = false;
+    for n in &a.names {
+        match ctx
+            .client
+            .delete(&format!("/networks/{}", enc_path(n)))
+            .await
+        {
+            Ok(_) => println!("{n}"),
+            Err(e) if e.downcast_ref::<crate::client::ConnectError>().is_some() => return Err(e),
+            Err(e)
+                if a.force
+                    && crate::client::daemon_error(&e)
+                        .is_some_and(crate::client::DaemonError::is_not_found) => {}
+            Err(e) => {
+                eprintln!("{e:#}");
+                failed = true;
+            }
         }
-    })
-    .await
+    }
+    // docker 28 ends a failed `network rm` with the status line of its StatusError.
+    if failed {
+        return Err(super::status(1, "exit status 1"));
+    }
+    Ok(0)
 }
 
 pub async fn prune(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
@@ -107,5 +132,34 @@ pub async fn prune(ctx: &Ctx, a: PruneArgs) -> Result<i32> {
     }
     let v = ctx.client.post_json(&q, None).await?;
     super::volume::print_deleted("Deleted Networks:", &v["NetworksDeleted"]);
+    Ok(0)
+}
+
+pub async fn connect(ctx: &Ctx, a: NetworkConnectArgs) -> Result<i32> {
+    let mut ep = json!({});
+    if !a.alias.is_empty() {
+        ep["Aliases"] = json!(a.alias);
+    }
+    if let Some(ip) = &a.ip {
+        ep["IPAMConfig"] = json!({"IPv4Address": ip});
+    }
+    let body = json!({"Container": a.container, "EndpointConfig": ep});
+    ctx.client
+        .post_json(
+            &format!("/networks/{}/connect", enc_path(&a.network)),
+            Some(&body),
+        )
+        .await?;
+    Ok(0)
+}
+
+pub async fn disconnect(ctx: &Ctx, a: NetworkDisconnectArgs) -> Result<i32> {
+    let body = json!({"Container": a.container, "Force": a.force});
+    ctx.client
+        .post_json(
+            &format!("/networks/{}/disconnect", enc_path(&a.network)),
+            Some(&body),
+        )
+        .await?;
     Ok(0)
 }

@@ -3,7 +3,7 @@
 use super::{status, Ctx};
 use crate::cli::*;
 use crate::client::{daemon_error, enc, enc_path};
-use crate::format::human::{human_size, human_size_prec};
+use crate::format::human::human_size;
 use crate::format::{json as fjson, template::Template, Format};
 use crate::opts::parse;
 use anyhow::Result;
@@ -37,8 +37,9 @@ fn print_inspected(found: &[Bytes], format: Option<&str>) -> Result<()> {
             let f = format.unwrap_or("");
             let src = if f == "json" { "{{json .}}" } else { f };
             let src = src.replace("\\t", "\t").replace("\\n", "\n");
+            // docker 28: a template that does not parse is a usage error (64) here.
             let t = Template::parse(&src)
-                .map_err(|e| status(1, format!("template parsing error: {e}")))?;
+                .map_err(|e| status(64, format!("template parsing error: {e}")))?;
             for b in found {
                 let v: Value = serde_json::from_slice(b)?;
                 let s = t
@@ -201,8 +202,12 @@ pub async fn version(ctx: &Ctx, a: FormatOnly) -> Result<i32> {
     let out = match a.format.as_deref() {
         Some("json") => serde_json::to_string(&data)? + "\n",
         Some(f) => {
-            let t = Template::parse(&f.replace("\\n", "\n").replace("\\t", "\t"))
-                .map_err(|e| status(1, format!("template parsing error: {e}")))?;
+            let t = Template::parse(&f.replace("\\n", "\n").replace("\\t", "\t")).map_err(|e| {
+                let e = e
+                    .to_string()
+                    .replacen("template: :", "template: version:", 1);
+                status(64, format!("template parsing error: {e}"))
+            })?;
             t.execute(&data)? + "\n"
         }
         None => Template::parse(VERSION_TEMPLATE)?.execute(&data)?,
@@ -219,7 +224,7 @@ pub async fn info(ctx: &Ctx, a: FormatOnly) -> Result<i32> {
     if let Some(f) = a.format.as_deref() {
         let src = if f == "json" { "{{json .}}" } else { f };
         let t = Template::parse(&src.replace("\\n", "\n").replace("\\t", "\t"))
-            .map_err(|e| status(1, format!("template parsing error: {e}")))?;
+            .map_err(|e| status(64, format!("template parsing error: {e}")))?;
         println!("{}", t.execute(&v)?);
         return Ok(0);
     }
@@ -286,6 +291,61 @@ pub async fn info(ctx: &Ctx, a: FormatOnly) -> Result<i32> {
 }
 
 /// One event line as docker prints it.
+/// An event as docker's templates see it: its Go field names (`.Status`, `.ID`, `.From`,
+/// `.Scope`, `.Time`, `.TimeNano`) beside the JSON names (`status`, `id`, ...) that
+/// `{{json .}}` prints (hidden `~` keys are read by name only).
+fn event_context(mut e: Value) -> Value {
+    if let Some(o) = e.as_object_mut() {
+        for (go, js) in [
+            ("Status", "status"),
+            ("ID", "id"),
+            ("From", "from"),
+            ("Scope", "scope"),
+            ("Time", "time"),
+            ("TimeNano", "timeNano"),
+        ] {
+            let v = o.get(js).cloned().unwrap_or(match go {
+                "Time" | "TimeNano" => Value::from(0),
+                _ => Value::from(""),
+            });
+            o.insert(format!("~{go}"), v);
+        }
+    }
+    e
+}
+
+/// An event as docker's `{{json .}}` prints its `events.Message`: fields in struct order,
+/// the deprecated `status`/`id`/`from` and zero `scope`/`time`/`timeNano` left out.
+fn event_json(e: &Value) -> String {
+    let q = |v: &Value| serde_json::to_string(v).unwrap_or_default();
+    let mut parts = Vec::new();
+    for k in ["status", "id", "from"] {
+        if e[k].as_str().is_some_and(|s| !s.is_empty()) {
+            parts.push(format!("\"{k}\":{}", q(&e[k])));
+        }
+    }
+    let s = |v: &Value| q(&Value::String(v.as_str().unwrap_or("").into()));
+    parts.push(format!("\"Type\":{}", s(&e["Type"])));
+    parts.push(format!("\"Action\":{}", s(&e["Action"])));
+    let attrs = match &e["Actor"]["Attributes"] {
+        Value::Object(m) => q(&Value::Object(m.clone())),
+        _ => "null".into(),
+    };
+    parts.push(format!(
+        "\"Actor\":{{\"ID\":{},\"Attributes\":{attrs}}}",
+        s(&e["Actor"]["ID"])
+    ));
+    if e["scope"].as_str().is_some_and(|s| !s.is_empty()) {
+        parts.push(format!("\"scope\":{}", q(&e["scope"])));
+    }
+    for k in ["time", "timeNano"] {
+        if e[k].as_i64().is_some_and(|n| n != 0) {
+            parts.push(format!("\"{k}\":{}", e[k]));
+        }
+    }
+    format!("{{{}}}", parts.join(","))
+}
+
 pub fn event_line(e: &Value) -> String {
     let nanos = e["timeNano"]
         .as_i64()
@@ -332,15 +392,22 @@ pub async fn events(ctx: &Ctx, a: EventsArgs) -> Result<i32> {
     let tmpl = match a.format.as_deref() {
         None => None,
         Some("json") => Some(Template::parse("{{json .}}")?),
-        Some(f) => Some(Template::parse(
-            &f.replace("\\n", "\n").replace("\\t", "\t"),
-        )?),
+        Some(f) => Some(
+            Template::parse(&f.replace("\\n", "\n").replace("\\t", "\t"))
+                .map_err(|e| status(64, format!("Error parsing format: {e}")))?,
+        ),
     };
+    // The whole event as JSON: docker's struct order, not our template's sorted keys.
+    let whole = a
+        .format
+        .as_deref()
+        .is_some_and(|f| f == "json" || f.replace(' ', "") == "{{json.}}");
     let resp = ctx.client.get(&q).await?;
     crate::stream::json_lines(resp.into_body(), |e| {
         use std::io::Write;
         let line = match &tmpl {
-            Some(t) => t.execute(&e)?,
+            Some(_) if whole => event_json(&e),
+            Some(t) => t.execute(&event_context(e.clone()))?,
             None => event_line(&e),
         };
         let mut o = std::io::stdout().lock();
@@ -350,6 +417,81 @@ pub async fn events(ctx: &Ctx, a: EventsArgs) -> Result<i32> {
     })
     .await?;
     Ok(0)
+}
+
+/// `system df -v`: docker's four sections, each a table.
+fn df_verbose(
+    images: &[Value],
+    containers: &[Value],
+    volumes: &[Value],
+    cache: &[Value],
+) -> Result<String> {
+    use super::container::{ps_header, ps_row};
+    use super::image::{image_header, image_rows};
+    let mut out = String::from("Images space usage:\n\n");
+    let rows: Vec<Value> = images
+        .iter()
+        .flat_map(|i| image_rows(i, true, false, false))
+        .collect();
+    out.push_str(&Format::parse(
+        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
+    )?
+    .render(&image_header(), &rows)?);
+    out.push_str("\nContainers space usage:\n\n");
+    let rows: Vec<Value> = containers
+        .iter()
+        .map(|c| {
+            let mut r = ps_row(c, true);
+            // Here SIZE is the writable layer alone.
+            r["Size"] =
+                crate::format::human::human_size_prec(c["SizeRw"].as_f64().unwrap_or(0.0), 3)
+                    .into();
+            r
+        })
+        .collect();
+    out.push_str(&Format::parse(
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
+    )?
+    .render(&ps_header(), &rows)?);
+    out.push_str("\nLocal Volumes space usage:\n\n");
+    let rows: Vec<Value> = volumes
+        .iter()
+        .map(|v| {
+            let size = v["UsageData"]["Size"].as_f64().unwrap_or(-1.0);
+            json!({
+                "Name": v["Name"],
+                "Links": v["UsageData"]["RefCount"].as_i64().unwrap_or(0).to_string(),
+                "Size": if size < 0.0 { "N/A".to_string() } else { human_size(size) },
+            })
+        })
+        .collect();
+    out.push_str(
+        &Format::parse("table {{.Name}}\t{{.Links}}\t{{.Size}}")?.render(
+            &json!({"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"}),
+            &rows,
+        )?,
+    );
+    let total: f64 = cache
+        .iter()
+        .map(|c| c["Size"].as_f64().unwrap_or(0.0))
+        .sum();
+    out.push_str(&format!("\nBuild cache usage: {}\n\n", human_size(total)));
+    if !cache.is_empty() {
+        return Err(status(
+            125,
+            "wharf: system df --verbose with build cache entries is not supported yet",
+        ));
+    }
+    out.push_str(&Format::parse(
+        "table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}",
+    )?
+    .render(
+        &json!({"ID": "CACHE ID", "CacheType": "CACHE TYPE", "Size": "SIZE",
+                "CreatedSince": "CREATED", "LastUsedSince": "LAST USED",
+                "UsageCount": "USAGE", "Shared": "SHARED"}),
+        &[],
+    )?);
+    Ok(out)
 }
 
 pub async fn df(ctx: &Ctx, a: DfArgs) -> Result<i32> {
@@ -375,10 +517,15 @@ pub async fn df(ctx: &Ctx, a: DfArgs) -> Result<i32> {
         .iter()
         .filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0)
         .count();
+    // As docker: what images in use hold beyond their shared layers is not reclaimable.
     let img_used: f64 = images
         .iter()
-        .filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0)
-        .map(|i| i["Size"].as_f64().unwrap_or(0.0))
+        .filter(|i| i["Containers"].as_i64().unwrap_or(0) != 0)
+        .filter_map(|i| {
+            let size = i["VirtualSize"].as_f64().or(i["Size"].as_f64())?;
+            let shared = i["SharedSize"].as_f64().unwrap_or(-1.0);
+            (size >= 0.0 && shared >= 0.0).then_some(size - shared)
+        })
         .sum();
     let img_recl = (img_total - img_used).max(0.0);
     let c_total: f64 = containers
@@ -413,19 +560,23 @@ pub async fn df(ctx: &Ctx, a: DfArgs) -> Result<i32> {
         .sum();
     let rows = vec![
         json!({"Type": "Images", "TotalCount": images.len().to_string(), "Active": img_active.to_string(),
-               "Size": human_size_prec(img_total, 3), "Reclaimable": format!("{}{}", human_size_prec(img_recl, 3), pct(img_recl, img_total))}),
+               "Size": human_size(img_total), "Reclaimable": format!("{}{}", human_size(img_recl), pct(img_recl, img_total))}),
         json!({"Type": "Containers", "TotalCount": containers.len().to_string(), "Active": c_active.to_string(),
-               "Size": human_size_prec(c_total, 3), "Reclaimable": format!("{}{}", human_size_prec(c_recl, 3), pct(c_recl, c_total))}),
+               "Size": human_size(c_total), "Reclaimable": format!("{}{}", human_size(c_recl), pct(c_recl, c_total))}),
         json!({"Type": "Local Volumes", "TotalCount": volumes.len().to_string(), "Active": v_active.to_string(),
-               "Size": human_size_prec(v_total, 3), "Reclaimable": format!("{}{}", human_size_prec(v_recl, 3), pct(v_recl, v_total))}),
+               "Size": human_size(v_total), "Reclaimable": format!("{}{}", human_size(v_recl), pct(v_recl, v_total))}),
         json!({"Type": "Build Cache", "TotalCount": cache.len().to_string(), "Active": "0",
-               "Size": human_size_prec(b_total, 3), "Reclaimable": human_size_prec(b_total, 3)}),
+               "Size": human_size(b_total), "Reclaimable": human_size(b_total)}),
     ];
     if a.verbose {
-        return Err(status(
-            125,
-            "wharf: system df --verbose is not supported yet",
-        ));
+        if a.format.is_some() {
+            return Err(status(
+                125,
+                "wharf: system df --verbose --format is not supported yet",
+            ));
+        }
+        print!("{}", df_verbose(&images, &containers, &volumes, &cache)?);
+        return Ok(0);
     }
     let header = json!({"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"});
     let fmt = a

@@ -136,7 +136,8 @@ pub async fn prune(ctx: &Ctx, a: VolumePruneArgs) -> Result<i32> {
         return Ok(0);
     }
     let mut filters = a.filter.clone();
-    if a.all {
+    // The `all` filter came with API 1.42; before it, prune removed every unused volume.
+    if a.all && !crate::client::version_lt(&ctx.client.version().await?, "1.42") {
         filters.push("all=true".into());
     }
     let mut q = "/volumes/prune".to_string();

@@ -1,5 +1,16 @@
 //! JSON as docker prints `inspect`: the daemon's own field order kept, indented by four
-//! spaces like Go's `json.MarshalIndent` of raw messages (which also escapes `<`, `>`, `&`).
+//! spaces like Go's `json.MarshalIndent`, without HTML escapes (docker 28 prints `<`, `>`,
+//! `&` as they are).
+
+/// What Go's `json.Marshal` adds to a compact JSON text: `<`, `>`, `&`, U+2028 and U+2029
+/// escaped (they only ever occur inside strings).
+pub fn go_escape(json: &str) -> String {
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
 
 /// Indents the raw JSON texts `items` as one Go-style array.
 pub fn indent_array(items: &[&[u8]]) -> String {
@@ -41,6 +52,15 @@ pub fn indent_into(out: &mut String, raw: &[u8], depth: usize) {
                 while i < chars.len() {
                     let d = chars[i];
                     match d {
+                        // docker 28 prints `<`, `>`, `&` as they are, also when the daemon
+                        // (dockerd, Go's encoder) sent them escaped.
+                        '\\' if chars.get(i + 1) == Some(&'u')
+                            && html_escape(&chars[i + 2..chars.len().min(i + 6)]).is_some() =>
+                        {
+                            out.push(html_escape(&chars[i + 2..i + 6]).unwrap_or('?'));
+                            i += 6;
+                            continue;
+                        }
                         '\\' => {
                             out.push('\\');
                             if let Some(n) = chars.get(i + 1) {
@@ -53,9 +73,6 @@ pub fn indent_into(out: &mut String, raw: &[u8], depth: usize) {
                             out.push('"');
                             break;
                         }
-                        '<' => out.push_str("\\u003c"),
-                        '>' => out.push_str("\\u003e"),
-                        '&' => out.push_str("\\u0026"),
                         '\u{2028}' => out.push_str("\\u2028"),
                         '\u{2029}' => out.push_str("\\u2029"),
                         d => out.push(d),
@@ -96,6 +113,17 @@ pub fn indent_into(out: &mut String, raw: &[u8], depth: usize) {
     }
 }
 
+/// The character of a `\uXXXX` escape Go's encoder uses for HTML safety, if it is one.
+fn html_escape(hex: &[char]) -> Option<char> {
+    let h: String = hex.iter().collect::<String>().to_ascii_lowercase();
+    match h.as_str() {
+        "003c" => Some('<'),
+        "003e" => Some('>'),
+        "0026" => Some('&'),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,8 +132,13 @@ mod tests {
     fn indents_like_go() {
         let a = br#"{"Id":"x","Args":[],"Config":{"Labels":{},"Cmd":["a","<b>"]},"N":1}"#;
         let got = indent_array(&[a]);
-        let want = "[\n    {\n        \"Id\": \"x\",\n        \"Args\": [],\n        \"Config\": {\n            \"Labels\": {},\n            \"Cmd\": [\n                \"a\",\n                \"\\u003cb\\u003e\"\n            ]\n        },\n        \"N\": 1\n    }\n]";
+        let want = "[\n    {\n        \"Id\": \"x\",\n        \"Args\": [],\n        \"Config\": {\n            \"Labels\": {},\n            \"Cmd\": [\n                \"a\",\n                \"<b>\"\n            ]\n        },\n        \"N\": 1\n    }\n]";
         assert_eq!(got, want);
         assert_eq!(indent_array(&[]), "[]");
+        // dockerd's escapes are undone, as docker 28 prints them.
+        assert_eq!(
+            indent_array(&[br#"["a\u003e\u00262","\n"]"#]),
+            "[\n    [\n        \"a>&2\",\n        \"\\n\"\n    ]\n]"
+        );
     }
 }

@@ -30,7 +30,8 @@ impl Format {
             .trim_matches(' ')
             .replace("\\t", "\t")
             .replace("\\n", "\n");
-        let template = template::Template::parse(&body).context("template parsing error")?;
+        let mut template = template::Template::parse(&body).context("template parsing error")?;
+        template.row_context = true;
         Ok(Format { table, template })
     }
 

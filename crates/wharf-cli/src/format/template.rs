@@ -81,6 +81,10 @@ enum Node {
 #[derive(Debug, Clone)]
 pub struct Template {
     nodes: Vec<Node>,
+    /// The data is one of docker's formatter contexts (a `ps`/`images`/... row): `{{json .}}`
+    /// goes through its MarshalJSON, i.e. `json.Marshal`, which escapes `<`, `>`, `&`.
+    /// Other values print through an encoder without HTML escaping.
+    pub row_context: bool,
 }
 
 enum Seg {
@@ -538,7 +542,10 @@ impl Template {
         };
         let (nodes, end) = p.list()?;
         match end {
-            ListEnd::Eof => Ok(Template { nodes }),
+            ListEnd::Eof => Ok(Template {
+                nodes,
+                row_context: false,
+            }),
             ListEnd::Close => err("1: unexpected {{end}}"),
             ListEnd::Else(..) => err("1: unexpected {{else}}"),
         }
@@ -560,6 +567,7 @@ impl Template {
             vars: vec![("$".into(), Some(data.clone()))],
             header,
             out: String::new(),
+            row: self.row_context.then(|| data.clone()),
         };
         ex.nodes(&self.nodes, &Some(data.clone()))?;
         Ok(ex.out)
@@ -573,6 +581,8 @@ struct Exec {
     vars: Vec<(String, V)>,
     header: bool,
     out: String,
+    /// The row of a formatter context, when the data is one.
+    row: Option<Value>,
 }
 
 fn truthy(v: &V) -> bool {
@@ -885,6 +895,11 @@ impl Exec {
                     args.push(p);
                 }
                 match (&m, args.as_slice()) {
+                    // docker's header for `.Label "a.b-c"` is the key's last part, `b c`.
+                    (Some(Value::Object(_)), [Some(Value::String(k))]) if self.header => {
+                        let last = k.rsplit('.').next().unwrap_or(k);
+                        Ok(Some(Value::String(last.replace(['-', '_'], " "))))
+                    }
                     (Some(Value::Object(o)), [Some(Value::String(k))]) => Ok(Some(
                         o.get(k).cloned().unwrap_or(Value::String(String::new())),
                     )),
@@ -923,7 +938,14 @@ impl Exec {
                 want(1)?;
                 match &args[0] {
                     None => s("null".into()),
-                    Some(v) => s(serde_json::to_string(&strip_hidden(v)).unwrap_or_default()),
+                    Some(v) => {
+                        let j = serde_json::to_string(&strip_hidden(v)).unwrap_or_default();
+                        if self.row.as_ref() == Some(v) {
+                            s(super::json::go_escape(&j))
+                        } else {
+                            s(j)
+                        }
+                    }
                 }
             }
             "split" => {
@@ -1128,6 +1150,8 @@ impl Exec {
 }
 
 /// A small `fmt.Sprintf`: `%s %v %d %q %t %%` (with widths like `%-10s`).
+/// Go's `fmt.Sprintf` for the verbs templates use: flags `-+0 `, width, precision, and
+/// `%v %s %q %d %x %X %f %e %g %t %%`.
 fn printf(fmt: &str, args: &[V]) -> String {
     let mut out = String::new();
     let mut it = args.iter();
@@ -1137,15 +1161,34 @@ fn printf(fmt: &str, args: &[V]) -> String {
             out.push(c);
             continue;
         }
-        let mut spec = String::new();
+        let (mut left, mut plus, mut zero, mut space) = (false, false, false, false);
         while let Some(&d) = chars.peek() {
-            if d.is_ascii_digit() || d == '-' || d == '.' || d == '+' {
-                spec.push(d);
-                chars.next();
-            } else {
-                break;
+            match d {
+                '-' => left = true,
+                '+' => plus = true,
+                '0' => zero = true,
+                ' ' => space = true,
+                '#' => {}
+                _ => break,
             }
+            chars.next();
         }
+        let mut width = String::new();
+        while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            width.push(d);
+            chars.next();
+        }
+        let mut prec: Option<usize> = None;
+        if chars.peek() == Some(&'.') {
+            chars.next();
+            let mut p = String::new();
+            while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                p.push(d);
+                chars.next();
+            }
+            prec = Some(p.parse().unwrap_or(0));
+        }
+        let w: usize = width.parse().unwrap_or(0);
         let Some(verb) = chars.next() else {
             out.push_str("%!(NOVERB)");
             break;
@@ -1158,26 +1201,80 @@ fn printf(fmt: &str, args: &[V]) -> String {
             let _ = write!(out, "%!{verb}(MISSING)");
             continue;
         };
-        let text = match verb {
-            'q' => serde_json::to_string(&as_str(a)).unwrap_or_default(),
-            _ => as_str(a),
+        let num = a.as_ref().and_then(Value::as_f64);
+        let sign = |neg: bool| {
+            if neg {
+                "-"
+            } else if plus {
+                "+"
+            } else if space {
+                " "
+            } else {
+                ""
+            }
         };
-        let left = spec.starts_with('-');
-        let w: usize = spec
-            .trim_start_matches(['-', '+'])
-            .split('.')
-            .next()
-            .and_then(|w| w.parse().ok())
-            .unwrap_or(0);
-        let n = text.chars().count();
-        if n < w && left {
-            out.push_str(&text);
-            out.extend(std::iter::repeat_n(' ', w - n));
-        } else if n < w {
-            out.extend(std::iter::repeat_n(' ', w - n));
-            out.push_str(&text);
+        // (sign, digits): numbers pad with zeros between the two.
+        let (pre, body, numeric) = match (verb, num) {
+            ('d', Some(n)) => (sign(n < 0.0), format!("{}", n.abs() as i64), true),
+            ('x', Some(n)) => (sign(n < 0.0), format!("{:x}", n.abs() as i64), true),
+            ('X', Some(n)) => (sign(n < 0.0), format!("{:X}", n.abs() as i64), true),
+            ('f' | 'F', Some(n)) => (
+                sign(n < 0.0),
+                format!("{:.*}", prec.unwrap_or(6), n.abs()),
+                true,
+            ),
+            ('e', Some(n)) => {
+                let t = format!("{:.*e}", prec.unwrap_or(6), n.abs());
+                // Go writes the exponent with a sign and two digits: 1.5e+00.
+                let (m, e) = t.split_once('e').unwrap_or((&t, "0"));
+                let ev: i32 = e.parse().unwrap_or(0);
+                (
+                    sign(n < 0.0),
+                    format!("{m}e{}{:02}", if ev < 0 { '-' } else { '+' }, ev.abs()),
+                    true,
+                )
+            }
+            ('g' | 'v', Some(n)) if a.as_ref().is_some_and(Value::is_number) => {
+                (sign(n < 0.0), as_str(&Some(Value::from(n.abs()))), true)
+            }
+            ('x', None) => (
+                "",
+                as_str(a).bytes().map(|b| format!("{b:02x}")).collect(),
+                false,
+            ),
+            ('q', _) => (
+                "",
+                serde_json::to_string(&as_str(a)).unwrap_or_default(),
+                false,
+            ),
+            ('s', _) => {
+                let t = as_str(a);
+                (
+                    "",
+                    prec.map_or(t.clone(), |p| t.chars().take(p).collect()),
+                    false,
+                )
+            }
+            ('v' | 't', _) => ("", as_str(a), false),
+            _ => {
+                let _ = write!(out, "%!{verb}({})", as_str(a));
+                continue;
+            }
+        };
+        let n = pre.chars().count() + body.chars().count();
+        let pad = w.saturating_sub(n);
+        if left {
+            out.push_str(pre);
+            out.push_str(&body);
+            out.extend(std::iter::repeat_n(' ', pad));
+        } else if zero && numeric {
+            out.push_str(pre);
+            out.extend(std::iter::repeat_n('0', pad));
+            out.push_str(&body);
         } else {
-            out.push_str(&text);
+            out.extend(std::iter::repeat_n(' ', pad));
+            out.push_str(pre);
+            out.push_str(&body);
         }
     }
     out
@@ -1190,6 +1287,18 @@ mod tests {
 
     fn run(t: &str, v: Value) -> String {
         Template::parse(t).unwrap().execute(&v).unwrap()
+    }
+
+    #[test]
+    fn printf_like_go() {
+        let v = json!({"N": 7, "M": -3, "F": 1.5, "S": "abc"});
+        assert_eq!(
+            run(
+                "{{printf \"%03d|%-4d|%+d|%5.2f|%x|%X|%.2s|%q|%v|%5s|%%\" .N .M .N .F .N .N .S .S .F .S}}",
+                v
+            ),
+            "007|-3  |+7| 1.50|7|7|ab|\"abc\"|1.5|  abc|%"
+        );
     }
 
     #[test]

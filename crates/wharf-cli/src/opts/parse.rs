@@ -458,6 +458,38 @@ pub fn signal_name(n: i32) -> String {
         .unwrap_or_else(|_| n.to_string())
 }
 
+/// `--detach-keys` as docker reads it (`ctrl-p,ctrl-q`, `ctrl-@`, `ctrl-[`, single
+/// characters), or its default.
+pub fn detach_keys(spec: Option<&str>) -> Result<Vec<u8>> {
+    let spec = spec.filter(|s| !s.is_empty()).unwrap_or("ctrl-p,ctrl-q");
+    let bad = || anyhow::anyhow!("Invalid detach keys ({spec}) provided");
+    let mut out = Vec::new();
+    for k in spec.split(',') {
+        if let Some(c) = k.strip_prefix("ctrl-") {
+            let mut cs = c.chars();
+            let ch = cs.next().ok_or_else(bad)?;
+            if cs.next().is_some() {
+                return Err(bad());
+            }
+            out.push(match ch.to_ascii_lowercase() {
+                c @ 'a'..='z' => c as u8 - b'a' + 1,
+                '@' => 0,
+                '[' => 27,
+                '\\' => 28,
+                ']' => 29,
+                '^' => 30,
+                '_' => 31,
+                _ => return Err(bad()),
+            });
+        } else if k.len() == 1 {
+            out.push(k.as_bytes()[0]);
+        } else {
+            return Err(bad());
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

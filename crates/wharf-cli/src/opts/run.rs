@@ -181,6 +181,18 @@ pub fn create_body(a: &RunArgs) -> Result<CreatePlan> {
         }
     }
     let network = a.network.clone().unwrap_or_else(|| "default".into());
+    // --network-alias and --ip configure the endpoint on the container's network.
+    let mut endpoints = serde_json::Map::new();
+    if !a.network_alias.is_empty() || a.ip.is_some() {
+        let mut ep = json!({});
+        if !a.network_alias.is_empty() {
+            ep["Aliases"] = json!(a.network_alias);
+        }
+        if let Some(ip) = &a.ip {
+            ep["IPAMConfig"] = json!({"IPv4Address": ip});
+        }
+        endpoints.insert(network.clone(), ep);
+    }
     let stdin_once = att_in && !a.detach;
     let body = json!({
         "Hostname": a.hostname.clone().unwrap_or_default(),
@@ -205,14 +217,15 @@ pub fn create_body(a: &RunArgs) -> Result<CreatePlan> {
         "StopTimeout": a.stop_timeout,
         "HostConfig": {
             "Binds": list(a.volume.clone()),
+            "VolumesFrom": list(a.volumes_from.clone()),
             "ContainerIDFile": a.cidfile.clone().unwrap_or_default(),
             "LogConfig": {"Type": a.log_driver.clone().unwrap_or_default(), "Config": log_cfg},
             "NetworkMode": network,
             "PortBindings": bindings,
             "RestartPolicy": {"Name": restart_name, "MaximumRetryCount": restart_max},
             "AutoRemove": a.rm,
-            "CapAdd": list(a.cap_add.clone()),
-            "CapDrop": list(a.cap_drop.clone()),
+            "CapAdd": list(caps(&a.cap_add)),
+            "CapDrop": list(caps(&a.cap_drop)),
             "CgroupnsMode": a.cgroupns.clone().unwrap_or_default(),
             "Dns": a.dns,
             "DnsOptions": a.dns_option,
@@ -246,7 +259,7 @@ pub fn create_body(a: &RunArgs) -> Result<CreatePlan> {
             "Mounts": if mounts.is_empty() { Value::Null } else { json!(mounts) },
             "Init": if a.init { json!(true) } else { Value::Null },
         },
-        "NetworkingConfig": {"EndpointsConfig": {}},
+        "NetworkingConfig": {"EndpointsConfig": endpoints},
     });
     Ok(CreatePlan { body, image })
 }
@@ -325,6 +338,20 @@ pub fn mount_spec(s: &str) -> Result<Value> {
         other => bail!("invalid mount type: {other}"),
     }
     Ok(Value::Object(m))
+}
+
+/// Capabilities as docker 28 sends them: upper case with the `CAP_` prefix, `ALL` kept.
+fn caps(l: &[String]) -> Vec<String> {
+    l.iter()
+        .map(|c| {
+            let c = c.trim().to_uppercase();
+            if c == "ALL" || c.starts_with("CAP_") {
+                c
+            } else {
+                format!("CAP_{c}")
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -9,6 +9,9 @@
 #[path = "../../../wharfd/tests/common/registry.rs"]
 pub mod registry;
 
+pub mod dockerd;
+pub mod target;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -37,8 +40,10 @@ pub fn have_busybox() -> bool {
         .any(|p| Path::new(p).exists())
 }
 
+/// The docker CLI to compare with; `WHARF_TEST_NO_DOCKER=1` runs the tests as on a machine
+/// without it (wharf's own checks only).
 pub fn have_docker() -> bool {
-    Path::new(DOCKER).exists()
+    Path::new(DOCKER).exists() && std::env::var_os("WHARF_TEST_NO_DOCKER").is_none()
 }
 
 fn target_dir() -> PathBuf {
@@ -251,6 +256,7 @@ impl Drop for Daemon {
             for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
                 let _ = self.wharf(&["rm", "-f", id]);
             }
+            let _ = self.wharf(&["network", "prune", "-f"]);
         }
         if let Some(mut c) = self.child.take() {
             let _ = nix::sys::signal::kill(

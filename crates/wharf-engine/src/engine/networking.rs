@@ -772,7 +772,13 @@ pub(super) fn network_settings(engine: &Engine, r: &Record) -> Value {
     }
     if r.networks.is_empty() && container_mode(mode).is_none() {
         // host / none: one entry naming the network, as Docker shows it.
-        if let Ok(n) = engine.networks.get(mode) {
+        // (Not a bridge the container was disconnected from: then it has no network.)
+        if let Some(n) = engine
+            .networks
+            .get(mode)
+            .ok()
+            .filter(|n| matches!(n.driver.as_str(), "host" | "null"))
+        {
             networks.insert(
                 n.name.clone(),
                 json!({
