@@ -128,12 +128,7 @@ fn run_flags_and_exit_codes(t: &Target) {
         ]),
         "/sbin/docker-init -- sh -c cat /proc/1/cmdline | tr '\\0' ' ' "
     );
-    // --device: wharfd refuses devices for now (docs/compatibility.md).
-    let device: &[&str] = if t.is_dockerd() {
-        &["--device", "/dev/null:/dev/xnull"]
-    } else {
-        &[]
-    };
+    let device: &[&str] = &["--device", "/dev/null:/dev/xnull"];
     let mut args = vec![
         "create",
         NONE,
@@ -190,11 +185,8 @@ fn run_flags_and_exit_codes(t: &Target) {
              {{range .HostConfig.Devices}}{{.PathInContainer}}{{end}} {{.Config.Labels}}",
             "limits"
         ]),
-        format!(
-            "536870912 1073741824 1500000000 512 0 100 nofile=1024:2048 [CAP_NET_ADMIN] \
-             [no-new-privileges] on-failure:3 SIGUSR1 7 map[max-size:1m] {} map[a:b]\n",
-            if t.is_dockerd() { "/dev/xnull" } else { "" }
-        )
+        "536870912 1073741824 1500000000 512 0 100 nofile=1024:2048 [CAP_NET_ADMIN] \
+         [no-new-privileges] on-failure:3 SIGUSR1 7 map[max-size:1m] /dev/xnull map[a:b]\n"
     );
 
     // Exit statuses: the container's own, 125/126/127 as docker.
