@@ -150,6 +150,23 @@ impl LocalRegistry {
             .count()
     }
 
+    /// How many requests with `method` whose URI contains `needle` the registry answered
+    /// with `status` (any status when None), from its access log.
+    pub fn requests(&self, method: &str, needle: &str, status: Option<u16>) -> usize {
+        let log = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| {
+                v["msg"] == "response completed"
+                    && v["http.request.method"] == method
+                    && v["http.request.uri"]
+                        .as_str()
+                        .is_some_and(|u| u.contains(needle))
+                    && status.is_none_or(|s| v["http.response.status"] == s)
+            })
+            .count()
+    }
+
     /// The file holding blob `digest` in the registry's storage.
     pub fn blob_file(&self, digest: &str) -> PathBuf {
         let hex = digest.trim_start_matches("sha256:");
@@ -181,6 +198,8 @@ pub struct TokenIssuer {
     thread: Option<std::thread::JoinHandle<()>>,
     /// Token requests answered, by scope.
     pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The scopes of each token request, together.
+    pub grants: std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>,
 }
 
 impl TokenIssuer {
@@ -207,12 +226,13 @@ impl TokenIssuer {
         let addr = listener.local_addr().unwrap().to_string();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let grants = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let basic = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
         );
         let user = user.to_string();
-        let (stop2, req2) = (stop.clone(), requests.clone());
+        let (stop2, req2, grants2) = (stop.clone(), requests.clone(), grants.clone());
         let thread = std::thread::spawn(move || {
             while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
                 let (mut conn, _) = match listener.accept() {
@@ -240,6 +260,7 @@ impl TokenIssuer {
                     .map(percent_decode)
                     .collect();
                 req2.lock().unwrap().extend(scopes.iter().cloned());
+                grants2.lock().unwrap().push(scopes.clone());
                 if !authorized && head.to_ascii_lowercase().contains("authorization:") {
                     let _ = conn.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
                     continue;
@@ -290,6 +311,7 @@ impl TokenIssuer {
             stop,
             thread: Some(thread),
             requests,
+            grants,
         }
     }
 }
