@@ -10,9 +10,6 @@ use tokio::sync::mpsc;
 use wharf_api::ApiError;
 use wharf_registry::{Registry, RegistryError};
 
-/// Layers downloaded at once, as dockerd's default `max-concurrent-downloads`.
-const MAX_CONCURRENT_DOWNLOADS: usize = 3;
-
 /// Attempts per layer on transient errors (connection lost, 5xx), with back-off.
 const ATTEMPTS: u32 = 3;
 
@@ -57,6 +54,8 @@ impl LayerJob {
         let lock = in_flight(&self.chain);
         let _guard = lock.lock().await;
         if !self.engine.images.layers().exists(&self.chain) {
+            tracing::debug!("{}: layer download starts", self.digest);
+            let _end = scopeguard(&self.digest);
             let mut attempt = 0;
             loop {
                 attempt += 1;
@@ -95,12 +94,16 @@ impl LayerJob {
             .blob(&self.repo, &self.digest)
             .await
             .map_err(Fetch::from)?;
-        let (btx, brx) = mpsc::channel::<Result<Bytes, String>>(32);
+        // Bytes in flight between the socket and the extraction are bounded by IN_FLIGHT, not
+        // by a count of chunks (hyper's chunks grow to hundreds of KiB on a fast link).
+        let (btx, brx) = mpsc::unbounded_channel::<Chunk>();
+        let budget = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
         let images = self.engine.images.clone();
         let (parent, diff_id) = (self.parent.clone(), self.diff_id.clone());
         let extract = tokio::task::spawn_blocking(move || {
             let reader = ChannelReader {
                 rx: brx,
+                permit: None,
                 buf: Bytes::new(),
             };
             images
@@ -128,7 +131,12 @@ impl LayerJob {
                             json!({"status": "Downloading", "progressDetail": {"current": n, "total": self.size}, "id": self.short})
                         )));
                     }
-                    if btx.send(Ok(d)).await.is_err() {
+                    let permit = budget
+                        .clone()
+                        .acquire_many_owned(d.len().clamp(1, IN_FLIGHT) as u32)
+                        .await
+                        .expect("the budget is never closed");
+                    if btx.send((Ok(d), Some(permit))).is_err() {
                         break; // extraction failed: its error is reported below
                     }
                 }
@@ -146,7 +154,7 @@ impl LayerJob {
         match &streamed {
             Ok(()) => drop(btx),
             Err(e) => {
-                let _ = btx.send(Err(e.to_string())).await;
+                let _ = btx.send((Err(e.to_string()), None));
                 drop(btx);
             }
         }
@@ -162,6 +170,17 @@ impl LayerJob {
         extracted.map_err(|e| Fetch::Fatal(image_error(e)))?;
         Ok(())
     }
+}
+
+/// Logs the end of a layer's download when dropped (also on errors).
+fn scopeguard(digest: &str) -> impl Drop + '_ {
+    struct End<'a>(&'a str);
+    impl Drop for End<'_> {
+        fn drop(&mut self) {
+            tracing::debug!("{}: layer download ends", self.0);
+        }
+    }
+    End(digest)
 }
 
 /// How an attempt failed.
@@ -189,18 +208,33 @@ impl std::fmt::Display for Fetch {
     }
 }
 
+/// Bytes of one layer buffered between its download and its extraction, at most.
+const IN_FLIGHT: usize = 4 << 20;
+
+/// A chunk of a layer and its share of the in-flight budget (released once read).
+type Chunk = (
+    Result<Bytes, String>,
+    Option<tokio::sync::OwnedSemaphorePermit>,
+);
+
 /// A blocking `Read` over the chunks an async task sends; an `Err` chunk fails the read.
 struct ChannelReader {
-    rx: mpsc::Receiver<Result<Bytes, String>>,
+    rx: mpsc::UnboundedReceiver<Chunk>,
     buf: Bytes,
+    /// The budget held by `buf`, returned when it is consumed.
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl std::io::Read for ChannelReader {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.buf.is_empty() {
+            self.permit = None;
             match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.buf = b,
-                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                Some((Ok(b), p)) => {
+                    self.buf = b;
+                    self.permit = p;
+                }
+                Some((Err(e), _)) => return Err(std::io::Error::other(e)),
                 None => return Ok(0),
             }
         }
@@ -564,8 +598,9 @@ async fn pull_into(
         parent = Some(c);
     }
     let parallel = engine.images.layers().is_overlay();
+    // `max-concurrent-downloads` at once (dockerd's default 3).
     let sem = Arc::new(tokio::sync::Semaphore::new(if parallel {
-        MAX_CONCURRENT_DOWNLOADS
+        engine.live().max_concurrent_downloads.max(1)
     } else {
         1
     }));

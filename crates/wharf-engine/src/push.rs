@@ -156,7 +156,8 @@ async fn say(tx: &mpsc::Sender<Bytes>, v: Value) {
     let _ = tx.send(Bytes::from(format!("{v}\n"))).await;
 }
 
-/// Pushes `name` (with `tag`, default latest).
+/// Pushes `name` with `tag`; without a tag (in `tag` or `name`), every local tag of the
+/// repository, as the Engine API says (`docker push --all-tags`).
 pub async fn push(
     engine: &Arc<Engine>,
     name: &str,
@@ -164,26 +165,71 @@ pub async fn push(
     creds: Option<wharf_registry::Credentials>,
     tx: &mpsc::Sender<Bytes>,
 ) -> Result<(), ApiError> {
+    let after_slash = &name[name.rfind('/').map_or(0, |i| i + 1)..];
+    let all_tags =
+        tag.is_none_or(|t| t.is_empty()) && !after_slash.contains(':') && !name.contains('@');
     let full = match tag.filter(|t| !t.is_empty()) {
         Some(t) => format!("{name}:{t}"),
         None => name.to_string(),
     };
     let r =
         wharf_image::reference::parse(&full).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let img = engine
-        .images
-        .resolve(&r.familiar_string())
-        .map_err(image_error)?;
+    let refs: Vec<wharf_image::reference::Reference> = if all_tags {
+        let mut tags: Vec<_> = engine
+            .images
+            .list()
+            .map_err(image_error)?
+            .iter()
+            .flat_map(|i| i.repo_tags.iter())
+            .filter_map(|t| wharf_image::reference::parse(t).ok())
+            .filter(|t| t.domain == r.domain && t.path == r.path && t.tag.is_some())
+            .collect();
+        tags.sort_by(|a, b| a.tag.cmp(&b.tag));
+        tags.dedup();
+        if tags.is_empty() {
+            return Err(ApiError::not_found(format!(
+                "An image does not exist locally with the tag: {}",
+                r.familiar_name()
+            )));
+        }
+        tags
+    } else {
+        vec![r.clone()]
+    };
+    // Every image exists before anything is sent.
+    let mut imgs = Vec::new();
+    for one in &refs {
+        imgs.push(
+            engine
+                .images
+                .resolve(&one.familiar_string())
+                .map_err(image_error)?,
+        );
+    }
     let insecure = engine.live().is_insecure_registry(&r.domain);
     let reg = Registry::connect(&r.domain, insecure, creds, &r.path, "pull,push")
         .await
         .map_err(reg_error)?;
-    let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
     say(
         tx,
         json!({"status": format!("The push refers to repository [{}]", r.familiar_name())}),
     )
     .await;
+    for (one, img) in refs.iter().zip(&imgs) {
+        push_one(engine, &reg, one, img, tx).await?;
+    }
+    Ok(())
+}
+
+/// Pushes one tagged image `img` as `r` through `reg`: layers, config, manifest.
+async fn push_one(
+    engine: &Arc<Engine>,
+    reg: &Registry,
+    r: &wharf_image::reference::Reference,
+    img: &wharf_image::store::Image,
+    tx: &mpsc::Sender<Bytes>,
+) -> Result<(), ApiError> {
+    let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
     let mut descs = Vec::new();
     let mut chain: Option<String> = None;
     for d in &img.rootfs_diff_ids {
@@ -195,7 +241,7 @@ pub async fn push(
         )
         .await;
         let path = engine.images.layers().layer_tar(&c);
-        let desc = push_layer(engine, &reg, &r.path, d, &path, &short, tx).await?;
+        let desc = push_layer(engine, reg, &r.path, d, &path, &short, tx).await?;
         descs.push(json!({"mediaType": desc.media_type, "digest": desc.digest, "size": desc.size}));
         chain = Some(c);
     }

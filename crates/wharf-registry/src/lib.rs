@@ -82,6 +82,9 @@ pub struct Registry {
     extra_scopes: std::sync::Mutex<Vec<String>>,
     /// The bearer challenge's realm and service, once one was answered.
     bearer: std::sync::Mutex<Option<(String, String)>>,
+    /// When the bearer token in use expires (its `expires_in`, 60 s by default, less a
+    /// margin); a request after that first fetches a new one.
+    expires: std::sync::Mutex<Option<std::time::Instant>>,
     authorization: std::sync::Mutex<Option<String>>,
 }
 
@@ -146,6 +149,7 @@ impl Registry {
             scope: String::new(),
             extra_scopes: Default::default(),
             bearer: Default::default(),
+            expires: Default::default(),
             authorization: std::sync::Mutex::new(None),
         })
     }
@@ -350,7 +354,29 @@ impl Registry {
                 "token endpoint {realm}: no token in its answer"
             )));
         }
+        // Renewed 10 s early (at least half-way), so a request never carries an expired one.
+        let life = std::time::Duration::from_secs(t.expires_in.unwrap_or(60).max(1));
+        let margin = std::time::Duration::from_secs(10).min(life / 2);
+        *self.expires.lock().expect("expiry lock") =
+            Some(std::time::Instant::now() + life - margin);
         Ok(t.token().to_string())
+    }
+
+    /// Fetches a new bearer token when the one in use is about to expire (tokens are cached
+    /// for the registry's lifetime otherwise).
+    async fn refresh_if_expired(&self) -> Result<(), RegistryError> {
+        let due = self
+            .expires
+            .lock()
+            .expect("expiry lock")
+            .is_some_and(|t| std::time::Instant::now() >= t);
+        let bearer = self.bearer.lock().expect("bearer lock").clone();
+        if let (true, Some((realm, service))) = (due, bearer) {
+            tracing::debug!("{}: bearer token expired, fetching a new one", self.host);
+            let token = self.fetch_token(&realm, &service, &self.scopes()).await?;
+            *self.authorization.lock().expect("auth lock") = Some(format!("Bearer {token}"));
+        }
+        Ok(())
     }
 
     fn auth_header(&self) -> Option<String> {
@@ -362,6 +388,7 @@ impl Registry {
         path: &str,
         accept: &str,
     ) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
+        self.refresh_if_expired().await?;
         let mut headers = vec![("Accept", accept.to_string())];
         if let Some(a) = self.auth_header() {
             headers.push(("Authorization", a));
@@ -553,6 +580,7 @@ impl Registry {
         body: http_body_util::combinators::BoxBody<Bytes, std::io::Error>,
         len: Option<u64>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
+        self.refresh_if_expired().await?;
         let mut headers = extra.to_vec();
         if let Some(a) = self.auth_header() {
             headers.push(("Authorization", a));

@@ -361,6 +361,20 @@ fn a_manifest_list_pushed_by_skopeo_pulls_the_host_platform() {
         e.ok(&["run", "--rm", "--network", "none", &multi, "echo", "multi"]),
         "multi\n"
     );
+    // --platform picks the other entry.
+    e.ok(&["pull", "--platform", "linux/arm64", &multi]);
+    assert_eq!(
+        e.ok(&["image", "inspect", "--format", "{{.Architecture}}", &multi])
+            .trim(),
+        "arm64"
+    );
+    let o = e.docker(&["pull", "--platform", "linux/s390x", &multi]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no matching manifest for linux/s390x"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let o = e.docker(&["pull", &format!("{}/t/armonly:1", reg.addr)]);
     let text =
         String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);

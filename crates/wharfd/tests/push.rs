@@ -201,11 +201,25 @@ fn pull_all_tags_platform_and_distribution_inspect() {
     let d = Daemon::start();
     busybox_and_child(&d);
     let repo = format!("{}/t/multi", reg.addr);
-    let mut pushed = String::new();
     for (img, tag) in [("busybox", "1"), ("busybox", "2"), ("child:1", "3")] {
         d.ok(&["tag", img, &format!("{repo}:{tag}")]);
-        pushed = d.ok(&["push", &format!("{repo}:{tag}")]);
     }
+    // docker push -a: no tag in the request, every local tag of the repository goes.
+    let pushed = d.ok(&["push", "-a", &repo]);
+    for t in ["1", "2", "3"] {
+        assert!(
+            pushed.contains(&format!("{t}: digest: sha256:")),
+            "{pushed}"
+        );
+    }
+    assert_eq!(pushed.matches("The push refers to repository").count(), 1);
+    let o = d.docker(&["push", "-a", &format!("{}/t/nothing", reg.addr)]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("An image does not exist locally with the tag"),
+        "{}",
+        text(&o)
+    );
     // "3: digest: sha256:... size: N"
     let digest3 = pushed
         .split_once("3: digest: ")
@@ -331,4 +345,150 @@ fn info_reports_the_registry_configuration() {
         out.contains("Registry Mirrors:\n  https://mirror.example:5000/"),
         "{out}"
     );
+}
+
+#[test]
+fn docker_run_pulls_missing_images_with_zstd_layers() {
+    require_env!();
+    let Some(reg) = LocalRegistry::start() else {
+        return;
+    };
+    let d = Daemon::start();
+    busybox_and_child(&d);
+    let archive = d.dir.path().join("child.tar");
+    d.ok(&["save", "-o", archive.to_str().unwrap(), "child:1"]);
+    let zstd = format!("{}/t/zstd:1", reg.addr);
+    let o = std::process::Command::new("skopeo")
+        .args([
+            "copy",
+            "--dest-tls-verify=false",
+            "--format",
+            "oci",
+            "--dest-compress-format",
+            "zstd",
+            &format!("docker-archive:{}:child:1", archive.display()),
+            &format!("docker://{zstd}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "skopeo: {}", text(&o));
+    let o = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{zstd}"))
+        .output()
+        .unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for l in m["layers"].as_array().unwrap() {
+        assert_eq!(
+            l["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        );
+    }
+
+    // `docker run` of a missing image: the CLI pulls it through wharfd, then runs it.
+    let e = Daemon::start();
+    let o = e.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &zstd,
+        "wc",
+        "-c",
+        "/blob",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "3000000 /blob");
+    assert!(text(&o).contains("Unable to find image"), "{}", text(&o));
+    // --pull never: not pulled; --pull always: pulled again although present.
+    let missing = format!("{}/t/child-never:1", reg.addr);
+    let o = e.docker(&[
+        "run",
+        "--rm",
+        "--pull",
+        "never",
+        "--network",
+        "none",
+        &missing,
+        "true",
+    ]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).to_lowercase().contains("no such image"),
+        "{}",
+        text(&o)
+    );
+    let before = reg.requests("GET", "/v2/t/zstd/manifests/1", None);
+    let o = e.docker(&[
+        "run",
+        "--rm",
+        "--pull",
+        "always",
+        "--network",
+        "none",
+        &zstd,
+        "true",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(reg.requests("GET", "/v2/t/zstd/manifests/1", None) > before);
+}
+
+#[test]
+fn max_concurrent_downloads_one_fetches_layers_in_turn() {
+    require_env!();
+    let Some(reg) = LocalRegistry::start() else {
+        return;
+    };
+    let d = Daemon::start();
+    busybox_and_child(&d);
+    d.ok(&["rm", "-f", "top"]);
+    d.ok(&[
+        "run",
+        "--name",
+        "top",
+        "--network",
+        "none",
+        "child:1",
+        "sh",
+        "-c",
+        "head -c 3000000 /dev/urandom > /blob2",
+    ]);
+    d.ok(&["commit", "top", "child:2"]);
+    skopeo_push(&d, &reg, "child:2", "t/three:1");
+    let o = std::process::Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{}/t/three:1", reg.addr))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let layers: Vec<String> = v["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(layers.len(), 3);
+    // wharfd logs when a layer's download starts and ends: with one at a time they alternate.
+    let events = |e: &Daemon| -> Vec<String> {
+        e.log()
+            .lines()
+            .filter_map(|l| {
+                if l.contains("layer download starts") {
+                    Some("start".to_string())
+                } else if l.contains("layer download ends") {
+                    Some("end".to_string())
+                } else {
+                    None
+                }
+            })
+            .collect()
+    };
+    let e = Daemon::start_with(&["--max-concurrent-downloads".into(), "1".into()], None);
+    e.ok(&["pull", &format!("{}/t/three:1", reg.addr)]);
+    assert_eq!(events(&e), ["start", "end", "start", "end", "start", "end"]);
+    assert_eq!(reg.blob_gets(&layers[2]), 1);
+    // With the default (3) the order is up to the scheduler: only check all three came.
+    let f = Daemon::start();
+    f.ok(&["pull", &format!("{}/t/three:1", reg.addr)]);
+    assert_eq!(events(&f).len(), 6);
 }
