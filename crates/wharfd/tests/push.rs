@@ -178,6 +178,27 @@ fn large_layers_are_pushed_in_chunks_small_ones_in_one_put() {
         "3000000 /blob"
     );
 
+    // A registry asking for chunks of at least 2 MiB (OCI-Chunk-Min-Length on the POST's
+    // answer, added by a proxy: distribution 2.8 does not send it) gets fewer, larger ones.
+    let proxy = common::registry::FlakyProxy::inject(
+        &reg.addr,
+        "POST /v2/t/min/blobs/uploads/",
+        "OCI-Chunk-Min-Length: 2097152",
+    );
+    let g = Daemon::start_env(&[], None, &[("WHARF_REGISTRY_CHUNK_SIZE", "1048576")]);
+    busybox_and_child(&g);
+    let min = format!("{}/t/min:1", proxy.addr);
+    g.ok(&["tag", "child:1", &min]);
+    g.ok(&["push", &min]);
+    assert_eq!(proxy.hits.load(std::sync::atomic::Ordering::SeqCst), 3);
+    let min_patches = reg.requests("PATCH", "/v2/t/min/blobs/uploads/", Some(202));
+    assert!(
+        min_patches >= 2 && min_patches < patches,
+        "{min_patches} PATCHes of 2 MiB against {patches} of 1 MiB"
+    );
+    g.ok(&["rmi", &min, "child:1"]);
+    g.ok(&["pull", &min]);
+
     // The default: one monolithic PUT per blob, no PATCH.
     let f = Daemon::start();
     busybox_and_child(&f);
