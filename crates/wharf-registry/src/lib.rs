@@ -231,13 +231,8 @@ impl Registry {
                     ))
                 }
             },
-            Some(auth::Challenge::Bearer {
-                realm,
-                service,
-                scope,
-            }) => {
+            Some(auth::Challenge::Bearer { realm, service, .. }) => {
                 // Ask for what this operation needs, not only what the challenge named.
-                let _ = scope;
                 let scopes = if !scope_override.is_empty() || self.scope.is_empty() {
                     vec![scope_override.to_string()]
                 } else {
