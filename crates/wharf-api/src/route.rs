@@ -51,6 +51,8 @@ pub enum Route {
     ImageHistory(String),
     ImageGet(String),
     ImagePush(String),
+    /// `GET /distribution/{name}/json`: the registry's descriptor and platforms of an image.
+    DistributionInspect(String),
     Commit,
     VolumeList,
     VolumeCreate,
@@ -171,6 +173,9 @@ pub fn route(method: &str, path: &str) -> Result<(ApiVersion, Route), ApiError> 
         }
         ("GET", ["images", name @ .., "get"]) if !name.is_empty() => ImageGet(name.join("/")),
         ("POST", ["images", name @ .., "push"]) if !name.is_empty() => ImagePush(name.join("/")),
+        ("GET", ["distribution", name @ .., "json"]) if !name.is_empty() => {
+            DistributionInspect(name.join("/"))
+        }
         ("DELETE", ["images", name @ ..]) if !name.is_empty() => ImageDelete(name.join("/")),
         _ => return Err(not_found()),
     };
@@ -201,6 +206,12 @@ mod tests {
         assert_eq!(
             route("DELETE", "/images/busybox:latest").unwrap().1,
             Route::ImageDelete("busybox:latest".into())
+        );
+        assert_eq!(
+            route("GET", "/v1.44/distribution/127.0.0.1:5000/a/b:1/json")
+                .unwrap()
+                .1,
+            Route::DistributionInspect("127.0.0.1:5000/a/b:1".into())
         );
         assert_eq!(
             route("POST", "/v1.50/networks/n1/connect").unwrap().1,

@@ -40,6 +40,8 @@ pub struct LiveConfig {
     /// Mirrors of docker.io, tried in order before it (`registry-mirrors`, `--registry-mirror`):
     /// `http://host[:port]` or `https://host[:port]`.
     pub registry_mirrors: Vec<String>,
+    /// Layers one pull downloads at once (`max-concurrent-downloads`, default 3 as dockerd).
+    pub max_concurrent_downloads: usize,
 }
 
 impl LiveConfig {
@@ -93,6 +95,7 @@ mod tests {
             log_opts: BTreeMap::new(),
             insecure_registries: vec!["reg.lan:5000".into(), "build".into(), "10.1.0.0/16".into()],
             registry_mirrors: vec![],
+            max_concurrent_downloads: 3,
         };
         assert!(l.is_insecure_registry("reg.lan:5000"));
         assert!(!l.is_insecure_registry("reg.lan:5001"));

@@ -50,6 +50,8 @@ pub struct Engine {
     /// Networks, their IPAM, published ports and the embedded DNS.
     pub networks: wharf_net::Networks,
     pub volumes: crate::volumes::Volumes,
+    /// Which registry blobs hold which layers (for cross-repository mounts on push).
+    pub blob_sources: crate::blobsources::BlobSources,
 }
 
 fn now() -> String {
@@ -133,6 +135,7 @@ impl Engine {
         let volumes = crate::volumes::Volumes::open(cfg.data_root.join("volumes"))?;
         let engine = Arc::new(Engine {
             volumes,
+            blob_sources: crate::blobsources::BlobSources::open(&cfg.data_root),
             networks,
             cfg,
             live: RwLock::new(Arc::new(live)),

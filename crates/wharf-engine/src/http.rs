@@ -683,6 +683,11 @@ async fn dispatch(
             });
             r
         }
+        DistributionInspect(name) => {
+            let creds = registry_auth(&req)?;
+            let v = crate::pull::distribution_inspect(&engine, &name, creds).await?;
+            json_resp(200, &v)
+        }
         ImagePush(name) => {
             let tag = q.get("tag").map(String::from);
             let creds = registry_auth(&req)?;
@@ -1104,7 +1109,7 @@ fn info(engine: &Engine) -> Value {
         "OperatingSystem": "Linux", "OSVersion": "", "OSType": "linux",
         "Architecture": s(&|u| u.machine()),
         "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []},
+        "RegistryConfig": registry_config(&live),
         "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "MemTotal": mem,
         "DockerRootDir": engine.cfg.data_root,
@@ -1181,6 +1186,44 @@ fn image_inspect(i: &wharf_image::Image, driver: &str) -> Value {
         "RootFS": {"Type": "layers", "Layers": i.rootfs_diff_ids},
         "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
     })
+}
+
+/// `RegistryConfig` of `/info` as dockerd builds it: configured CIDRs then the loopback ones
+/// (insecure by default), an `IndexConfigs` entry per insecure `host[:port]` and one for
+/// docker.io with the mirrors (normalized to `scheme://host/`).
+fn registry_config(live: &crate::LiveConfig) -> Value {
+    let mirrors: Vec<String> = live
+        .registry_mirrors
+        .iter()
+        .map(|m| {
+            let (scheme, rest) = m.split_once("://").unwrap_or(("https", m.as_str()));
+            format!("{scheme}://{}/", rest.split('/').next().unwrap_or(rest))
+        })
+        .collect();
+    let mut cidrs: Vec<String> = Vec::new();
+    let mut index = serde_json::Map::new();
+    for r in live
+        .insecure_registries
+        .iter()
+        .map(|r| r.trim_start_matches("http://").to_string())
+        .chain(["::1/128".to_string(), "127.0.0.0/8".to_string()])
+    {
+        if r.contains('/') {
+            if !cidrs.contains(&r) {
+                cidrs.push(r);
+            }
+        } else {
+            index.insert(
+                r.clone(),
+                json!({"Name": r, "Mirrors": [], "Secure": false, "Official": false}),
+            );
+        }
+    }
+    index.insert(
+        "docker.io".into(),
+        json!({"Name": "docker.io", "Mirrors": mirrors, "Secure": true, "Official": true}),
+    );
+    json!({"IndexConfigs": index, "InsecureRegistryCIDRs": cidrs, "Mirrors": mirrors})
 }
 
 /// `?platform=` of `POST /images/load`: a JSON-encoded OCI platform (API 1.48+) or
@@ -1261,6 +1304,9 @@ async fn image_create(
     req: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
     if let Some(img) = q.get("fromImage").filter(|s| !s.is_empty()) {
+        // No tag: every tag of the repository (`docker pull -a`), as dockerd.
+        let all_tags = q.get("tag").is_none_or(|t| t.is_empty());
+        let platform = load_platform(q.get("platform"))?;
         let reference = match q.get("tag").filter(|t| !t.is_empty()) {
             Some(t) if t.starts_with("sha256:") => format!("{img}@{t}"),
             Some(t) => format!("{img}:{t}"),
@@ -1271,7 +1317,9 @@ async fn image_create(
         let (r, tx) = stream_resp("application/json");
         let engine = engine.clone();
         tokio::spawn(async move {
-            if let Err(e) = crate::pull::pull(&engine, &reference, creds, &tx).await {
+            if let Err(e) =
+                crate::pull::pull(&engine, &reference, all_tags, platform, creds, &tx).await
+            {
                 let _ = tx
                     .send(Bytes::from(codec::progress_error(&e.message)))
                     .await;
@@ -1905,7 +1953,12 @@ fn add_sizes(engine: &Engine, c: &mut Value) {
 
 /// `reference=` filter: the whole `repo:tag`, or the repository alone.
 fn ref_matches(tag: &str, r: &str) -> bool {
-    tag == r || tag.rsplit_once(':').is_some_and(|(repo, _)| repo == r)
+    // The repository is before the tag's ':', not a registry port's.
+    tag == r
+        || tag
+            .rsplit_once(':')
+            .filter(|(_, t)| !t.contains('/'))
+            .is_some_and(|(repo, _)| repo == r)
 }
 
 fn volumes_usage(engine: &Engine) -> Vec<Value> {

@@ -3,6 +3,7 @@
 //! them, events, logs and the image service; `http` binds it all to the Engine API.
 
 pub mod archive;
+pub mod blobsources;
 pub mod config;
 pub mod container;
 pub mod engine;

@@ -10,9 +10,6 @@ use tokio::sync::mpsc;
 use wharf_api::ApiError;
 use wharf_registry::{Registry, RegistryError};
 
-/// Layers downloaded at once, as dockerd's default `max-concurrent-downloads`.
-const MAX_CONCURRENT_DOWNLOADS: usize = 3;
-
 /// Attempts per layer on transient errors (connection lost, 5xx), with back-off.
 const ATTEMPTS: u32 = 3;
 
@@ -57,6 +54,8 @@ impl LayerJob {
         let lock = in_flight(&self.chain);
         let _guard = lock.lock().await;
         if !self.engine.images.layers().exists(&self.chain) {
+            tracing::debug!("{}: layer download starts", self.digest);
+            let _end = scopeguard(&self.digest);
             let mut attempt = 0;
             loop {
                 attempt += 1;
@@ -95,12 +94,16 @@ impl LayerJob {
             .blob(&self.repo, &self.digest)
             .await
             .map_err(Fetch::from)?;
-        let (btx, brx) = mpsc::channel::<Result<Bytes, String>>(32);
+        // Bytes in flight between the socket and the extraction are bounded by IN_FLIGHT, not
+        // by a count of chunks (hyper's chunks grow to hundreds of KiB on a fast link).
+        let (btx, brx) = mpsc::unbounded_channel::<Chunk>();
+        let budget = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
         let images = self.engine.images.clone();
         let (parent, diff_id) = (self.parent.clone(), self.diff_id.clone());
         let extract = tokio::task::spawn_blocking(move || {
             let reader = ChannelReader {
                 rx: brx,
+                permit: None,
                 buf: Bytes::new(),
             };
             images
@@ -128,7 +131,12 @@ impl LayerJob {
                             json!({"status": "Downloading", "progressDetail": {"current": n, "total": self.size}, "id": self.short})
                         )));
                     }
-                    if btx.send(Ok(d)).await.is_err() {
+                    let permit = budget
+                        .clone()
+                        .acquire_many_owned(d.len().clamp(1, IN_FLIGHT) as u32)
+                        .await
+                        .expect("the budget is never closed");
+                    if btx.send((Ok(d), Some(permit))).is_err() {
                         break; // extraction failed: its error is reported below
                     }
                 }
@@ -146,7 +154,7 @@ impl LayerJob {
         match &streamed {
             Ok(()) => drop(btx),
             Err(e) => {
-                let _ = btx.send(Err(e.to_string())).await;
+                let _ = btx.send((Err(e.to_string()), None));
                 drop(btx);
             }
         }
@@ -162,6 +170,17 @@ impl LayerJob {
         extracted.map_err(|e| Fetch::Fatal(image_error(e)))?;
         Ok(())
     }
+}
+
+/// Logs the end of a layer's download when dropped (also on errors).
+fn scopeguard(digest: &str) -> impl Drop + '_ {
+    struct End<'a>(&'a str);
+    impl Drop for End<'_> {
+        fn drop(&mut self) {
+            tracing::debug!("{}: layer download ends", self.0);
+        }
+    }
+    End(digest)
 }
 
 /// How an attempt failed.
@@ -189,18 +208,33 @@ impl std::fmt::Display for Fetch {
     }
 }
 
+/// Bytes of one layer buffered between its download and its extraction, at most.
+const IN_FLIGHT: usize = 4 << 20;
+
+/// A chunk of a layer and its share of the in-flight budget (released once read).
+type Chunk = (
+    Result<Bytes, String>,
+    Option<tokio::sync::OwnedSemaphorePermit>,
+);
+
 /// A blocking `Read` over the chunks an async task sends; an `Err` chunk fails the read.
 struct ChannelReader {
-    rx: mpsc::Receiver<Result<Bytes, String>>,
+    rx: mpsc::UnboundedReceiver<Chunk>,
     buf: Bytes,
+    /// The budget held by `buf`, returned when it is consumed.
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl std::io::Read for ChannelReader {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.buf.is_empty() {
+            self.permit = None;
             match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.buf = b,
-                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                Some((Ok(b), p)) => {
+                    self.buf = b;
+                    self.permit = p;
+                }
+                Some((Err(e), _)) => return Err(std::io::Error::other(e)),
                 None => return Ok(0),
             }
         }
@@ -259,15 +293,22 @@ async fn from_mirror(
     None
 }
 
-/// Pulls `reference`; progress goes to `tx`. Returns the image id.
+/// Pulls `reference` (every tag of its repository with `all_tags` when it names no tag or
+/// digest, as dockerd does for `fromImage` without `tag`); `platform` overrides the host's
+/// when picking from a manifest list, and must match a single image's. Progress goes to `tx`.
 pub async fn pull(
     engine: &Arc<Engine>,
     reference: &str,
+    all_tags: bool,
+    platform: Option<wharf_image::platform::Platform>,
     creds: Option<wharf_registry::Credentials>,
     tx: &mpsc::Sender<Bytes>,
-) -> Result<String, ApiError> {
+) -> Result<(), ApiError> {
     let r = wharf_image::reference::parse(reference)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // `parse` gives a bare name the default tag: look at what was written.
+    let after_slash = &reference[reference.rfind('/').map_or(0, |i| i + 1)..];
+    let all_tags = all_tags && !reference.contains('@') && !after_slash.contains(':');
     let target = r
         .digest
         .clone()
@@ -287,13 +328,148 @@ pub async fn pull(
             .map_err(reg_error)?,
         ),
     };
+    let refs = if all_tags {
+        let tags = reg.tags(&r.path).await.map_err(|e| {
+            if e.is_not_found() {
+                ApiError::not_found(format!(
+                    "{}: repository does not exist or may require 'docker login': {e}",
+                    r.familiar_name()
+                ))
+            } else {
+                reg_error(e)
+            }
+        })?;
+        if tags.is_empty() {
+            return Err(ApiError::not_found(format!(
+                "{}: the repository has no tags to pull",
+                r.familiar_name()
+            )));
+        }
+        tags.into_iter()
+            .map(|t| wharf_image::reference::Reference {
+                tag: Some(t),
+                ..r.clone()
+            })
+            .collect()
+    } else {
+        vec![r.clone()]
+    };
+    let mut newer = false;
+    for one in &refs {
+        newer |= pull_one(engine, &reg, one, platform.as_ref(), tx).await?;
+        engine
+            .events
+            .publish("image", "pull", &one.familiar_string(), Default::default());
+    }
+    let status = if newer {
+        "Downloaded newer image for"
+    } else {
+        "Image is up to date for"
+    };
+    let shown = if all_tags {
+        r.familiar_name()
+    } else {
+        r.familiar_string()
+    };
+    say(tx, json!({"status": format!("Status: {status} {shown}")})).await;
+    Ok(())
+}
+
+/// `GET /distribution/{name}/json`: the registry's descriptor of `name` (its manifest or
+/// manifest list) and the platforms it serves, as dockerd answers it.
+pub async fn distribution_inspect(
+    engine: &Arc<Engine>,
+    name: &str,
+    creds: Option<wharf_registry::Credentials>,
+) -> Result<Value, ApiError> {
+    use http_body_util::BodyExt;
+    let r =
+        wharf_image::reference::parse(name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let target = r
+        .digest
+        .clone()
+        .or(r.tag.clone())
+        .unwrap_or_else(|| "latest".into());
+    let reg = Registry::connect(
+        &r.domain,
+        engine.live().is_insecure_registry(&r.domain),
+        creds,
+        &r.path,
+        "pull",
+    )
+    .await
+    .map_err(reg_error)?;
+    let (bytes, media, digest) = reg.manifest(&r.path, &target).await.map_err(reg_error)?;
+    let m: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::internal(format!("invalid manifest for {name}: {e}")))?;
+    let media = m["mediaType"].as_str().map(String::from).unwrap_or(media);
+    let platform = |p: &Value| {
+        let mut o = json!({"architecture": p["architecture"], "os": p["os"]});
+        for k in ["variant", "os.version", "os.features"] {
+            if !p[k].is_null() {
+                o[k] = p[k].clone();
+            }
+        }
+        o
+    };
+    let platforms: Vec<Value> = if let Some(list) = m["manifests"].as_array() {
+        list.iter()
+            .filter(|d| !d["platform"].is_null())
+            .map(|d| platform(&d["platform"]))
+            .collect()
+    } else {
+        let cfg = m["config"]["digest"]
+            .as_str()
+            .ok_or_else(|| ApiError::internal(format!("{name}: manifest without config")))?;
+        let body = reg
+            .blob(&r.path, cfg)
+            .await
+            .map_err(reg_error)?
+            .collect()
+            .await
+            .map_err(|e| ApiError::internal(format!("{name}: reading its config: {e}")))?
+            .to_bytes();
+        let c: Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::internal(format!("{name}: invalid image config: {e}")))?;
+        vec![platform(&c)]
+    };
+    Ok(json!({
+        "Descriptor": {"mediaType": media, "digest": digest, "size": bytes.len()},
+        "Platforms": platforms,
+    }))
+}
+
+/// Pulls one tag or digest of `r` from `reg`: Docker's lines from "Pulling from" to
+/// "Digest:". Whether the reference now names another image than before.
+async fn pull_one(
+    engine: &Arc<Engine>,
+    reg: &Arc<Registry>,
+    r: &wharf_image::reference::Reference,
+    platform: Option<&wharf_image::platform::Platform>,
+    tx: &mpsc::Sender<Bytes>,
+) -> Result<bool, ApiError> {
+    let reference = r.familiar_string();
+    let target = r
+        .digest
+        .clone()
+        .or(r.tag.clone())
+        .unwrap_or_else(|| "latest".into());
     let shown = r.tag.clone().unwrap_or_else(|| target.clone());
     say(
         tx,
         json!({"status": format!("Pulling from {}", r.familiar_name()), "id": shown}),
     )
     .await;
-    let (mut bytes, _, mut digest) = reg.manifest(&r.path, &target).await.map_err(reg_error)?;
+    let (mut bytes, _, mut digest) = reg.manifest(&r.path, &target).await.map_err(|e| {
+        if e.is_not_found() {
+            ApiError::not_found(format!(
+                "manifest for {reference} not found: manifest unknown: check the tag, or \
+                 whether the repository requires 'docker login' ({e})"
+            ))
+        } else {
+            reg_error(e)
+        }
+    })?;
     let parse = |b: &[u8]| {
         serde_json::from_slice::<Value>(b)
             .map_err(|e| ApiError::internal(format!("invalid manifest for {reference}: {e}")))
@@ -301,16 +477,20 @@ pub async fn pull(
     let mut m = parse(&bytes)?;
     if m["manifests"].is_array() {
         // The image store's selection, as for `docker load` of an index.
-        let host = wharf_image::platform::Platform::host();
+        let want = platform
+            .cloned()
+            .unwrap_or_else(wharf_image::platform::Platform::host);
         let list = m["manifests"].as_array().cloned().unwrap_or_default();
-        let d = wharf_image::platform::select(&list, &host)
-            .ok()
-            .and_then(|e| e["digest"].as_str().map(String::from))
-            .ok_or_else(|| {
-                ApiError::not_found(format!(
-                    "no matching manifest for {host} in the manifest list entries of {reference}"
-                ))
-            })?;
+        let d = match wharf_image::platform::select(&list, &want) {
+            Ok(e) => e["digest"].as_str().map(String::from),
+            Err(e) => {
+                return Err(ApiError::not_found(format!(
+                    "no matching manifest for {want} in the manifest list entries of \
+                     {reference} ({e}): choose one of them with --platform"
+                )))
+            }
+        }
+        .ok_or_else(|| ApiError::internal(format!("{reference}: a list entry has no digest")))?;
         (bytes, _, digest) = reg.manifest(&r.path, &d).await.map_err(reg_error)?;
         m = parse(&bytes)?;
     }
@@ -323,7 +503,7 @@ pub async fn pull(
         .as_str()
         .ok_or_else(|| ApiError::internal("manifest without config"))?
         .to_string();
-    let layers: Vec<(String, u64)> = m["layers"]
+    let layers: Vec<(String, u64, String)> = m["layers"]
         .as_array()
         .map(|a| {
             a.iter()
@@ -331,6 +511,7 @@ pub async fn pull(
                     Some((
                         l["digest"].as_str()?.to_string(),
                         l["size"].as_u64().unwrap_or(0),
+                        l["mediaType"].as_str().unwrap_or_default().to_string(),
                     ))
                 })
                 .collect()
@@ -344,32 +525,21 @@ pub async fn pull(
     tokio::fs::create_dir_all(&tmp)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let result = pull_into(engine, &reg, &r, &cfg_digest, &layers, &tmp, tx).await;
+    let result = pull_into(engine, reg, r, &cfg_digest, &layers, platform, &tmp, tx).await;
     let _ = tokio::fs::remove_dir_all(&tmp).await;
     let (id, was) = result?;
     say(tx, json!({"status": format!("Digest: {digest}")})).await;
-    let status = if was.as_deref() == Some(id.as_str()) {
-        "Image is up to date for"
-    } else {
-        "Downloaded newer image for"
-    };
-    say(
-        tx,
-        json!({"status": format!("Status: {status} {}", r.familiar_string())}),
-    )
-    .await;
-    engine
-        .events
-        .publish("image", "pull", &r.familiar_string(), Default::default());
-    Ok(id)
+    Ok(was.as_deref() != Some(id.as_str()))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn pull_into(
     engine: &Arc<Engine>,
     reg: &Arc<Registry>,
     r: &wharf_image::reference::Reference,
     cfg_digest: &str,
-    layers: &[(String, u64)],
+    layers: &[(String, u64, String)],
+    platform: Option<&wharf_image::platform::Platform>,
     tmp: &std::path::Path,
     tx: &mpsc::Sender<Bytes>,
 ) -> Result<(String, Option<String>), ApiError> {
@@ -387,6 +557,22 @@ async fn pull_into(
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let cfg: Value = serde_json::from_slice(&config)
         .map_err(|e| ApiError::internal(format!("image config: {e}")))?;
+    if let Some(want) = platform {
+        let (os, arch) = (
+            cfg["os"].as_str().unwrap_or("linux"),
+            cfg["architecture"].as_str().unwrap_or_default(),
+        );
+        let have =
+            wharf_image::platform::Platform::parse(&format!("{os}/{arch}")).map_err(image_error)?;
+        if have.os != want.os || have.architecture != want.architecture {
+            return Err(ApiError::not_found(format!(
+                "image with reference {} was found but its platform ({have}) does not match \
+                 the specified platform ({want}): pull it without --platform, or push an \
+                 image for {want}",
+                r.familiar_string()
+            )));
+        }
+    }
     let diff_ids: Vec<String> = cfg["rootfs"]["diff_ids"]
         .as_array()
         .map(|a| {
@@ -412,13 +598,15 @@ async fn pull_into(
         parent = Some(c);
     }
     let parallel = engine.images.layers().is_overlay();
+    // `max-concurrent-downloads` at once (dockerd's default 3).
     let sem = Arc::new(tokio::sync::Semaphore::new(if parallel {
-        MAX_CONCURRENT_DOWNLOADS
+        engine.live().max_concurrent_downloads.max(1)
     } else {
         1
     }));
     let mut jobs = Vec::new();
-    for (((digest, size), diff_id), (parent, chain)) in layers.iter().zip(&diff_ids).zip(chains) {
+    for (((digest, size, _), diff_id), (parent, chain)) in layers.iter().zip(&diff_ids).zip(chains)
+    {
         let short = digest.trim_start_matches("sha256:")[..12].to_string();
         if engine.images.layers().exists(&chain) {
             say(
@@ -463,6 +651,20 @@ async fn pull_into(
     }
     if let Some(e) = first_err {
         return Err(e);
+    }
+    // Every layer is known to be in this repository now: a push of it to another repository
+    // of the registry can mount it from here.
+    for ((digest, size, media), diff_id) in layers.iter().zip(&diff_ids) {
+        engine.blob_sources.note(
+            diff_id,
+            crate::blobsources::BlobSource {
+                digest: digest.clone(),
+                media_type: media.clone(),
+                size: *size,
+                registry: reg.host.clone(),
+                repository: r.path.clone(),
+            },
+        );
     }
     let tags = if r.tag.is_some() {
         vec![r.clone()]

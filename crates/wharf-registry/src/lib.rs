@@ -4,7 +4,7 @@
 //! registries are insecure as in Docker: unverified HTTPS, else plain HTTP), anonymous, basic
 //! and bearer-token access (`auth`), Docker schema 2 and OCI manifests, manifest lists / OCI
 //! indexes with the host platform chosen, blobs streamed while their digest is verified, and
-//! push. Not yet: mirrors.
+//! push (HEAD, cross-repository mount, monolithic or chunked upload, manifest), tags lists.
 
 pub mod auth;
 pub mod transport;
@@ -78,7 +78,44 @@ pub struct Registry {
     creds: Option<Credentials>,
     /// `repository:<repo>:<actions>`, the scope tokens are asked for.
     scope: String,
+    /// More scopes asked for with it (`repository:<from>:pull` for a cross-repository mount).
+    extra_scopes: std::sync::Mutex<Vec<String>>,
+    /// The bearer challenge's realm and service, once one was answered.
+    bearer: std::sync::Mutex<Option<(String, String)>>,
+    /// When the bearer token in use expires (its `expires_in`, 60 s by default, less a
+    /// margin); a request after that first fetches a new one.
+    expires: std::sync::Mutex<Option<std::time::Instant>>,
     authorization: std::sync::Mutex<Option<String>>,
+}
+
+/// What a cross-repository mount request came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mount {
+    /// 201: the blob is now in the target repository.
+    Mounted,
+    /// 202: the registry could not mount it and opened an upload session here instead.
+    Upload(String),
+}
+
+/// Blobs at least this large are uploaded in chunks (PATCH with `Content-Range`), the rest in
+/// one PUT; `WHARF_REGISTRY_CHUNK_SIZE` (bytes) lowers both, for tests.
+const CHUNKED_THRESHOLD: u64 = 64 << 20;
+/// Bytes per PATCH of a chunked upload (raised to the registry's `OCI-Chunk-Min-Length`).
+const CHUNK_SIZE: u64 = 16 << 20;
+
+/// (threshold, chunk size) of chunked uploads.
+fn chunking() -> (u64, u64) {
+    static V: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+    *V.get_or_init(|| {
+        match std::env::var("WHARF_REGISTRY_CHUNK_SIZE")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|n| *n > 0)
+        {
+            Some(n) => (n, n),
+            None => (CHUNKED_THRESHOLD, CHUNK_SIZE),
+        }
+    })
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -110,6 +147,9 @@ impl Registry {
             host,
             creds: None,
             scope: String::new(),
+            extra_scopes: Default::default(),
+            bearer: Default::default(),
+            expires: Default::default(),
             authorization: std::sync::Mutex::new(None),
         })
     }
@@ -191,20 +231,15 @@ impl Registry {
                     ))
                 }
             },
-            Some(auth::Challenge::Bearer {
-                realm,
-                service,
-                scope,
-            }) => {
-                let scope = if !scope_override.is_empty() || self.scope.is_empty() {
-                    scope_override.to_string()
-                } else if scope.is_empty() {
-                    self.scope.clone()
+            Some(auth::Challenge::Bearer { realm, service, .. }) => {
+                // Ask for what this operation needs, not only what the challenge named.
+                let scopes = if !scope_override.is_empty() || self.scope.is_empty() {
+                    vec![scope_override.to_string()]
                 } else {
-                    // Ask for what this operation needs, not only what the challenge named.
-                    self.scope.clone()
+                    self.scopes()
                 };
-                let token = self.fetch_token(&realm, &service, &scope).await?;
+                let token = self.fetch_token(&realm, &service, &scopes).await?;
+                *self.bearer.lock().expect("bearer lock") = Some((realm, service));
                 format!("Bearer {token}")
             }
             None => {
@@ -217,13 +252,46 @@ impl Registry {
         Ok(())
     }
 
-    /// GETs a token from the token endpoint `realm` (distribution's token auth).
+    /// The operation's scope and the extra ones (non-empty ones only).
+    fn scopes(&self) -> Vec<String> {
+        let mut v = vec![self.scope.clone()];
+        v.extend(
+            self.extra_scopes
+                .lock()
+                .expect("scopes lock")
+                .iter()
+                .cloned(),
+        );
+        v.retain(|s| !s.is_empty());
+        v
+    }
+
+    /// Adds `scope` to the token's; with bearer auth already in use, fetches a token that
+    /// covers it now (one token endpoint request, as Docker does before a mount).
+    async fn add_scope(&self, scope: String) -> Result<(), RegistryError> {
+        {
+            let mut extra = self.extra_scopes.lock().expect("scopes lock");
+            if extra.contains(&scope) || self.scope == scope {
+                return Ok(());
+            }
+            extra.push(scope);
+        }
+        let bearer = self.bearer.lock().expect("bearer lock").clone();
+        if let Some((realm, service)) = bearer {
+            let token = self.fetch_token(&realm, &service, &self.scopes()).await?;
+            *self.authorization.lock().expect("auth lock") = Some(format!("Bearer {token}"));
+        }
+        Ok(())
+    }
+
+    /// GETs a token from the token endpoint `realm` (distribution's token auth) for `scopes`.
     async fn fetch_token(
         &self,
         realm: &str,
         service: &str,
-        scope: &str,
+        scopes: &[String],
     ) -> Result<String, RegistryError> {
+        let scope = scopes.join(" ");
         let (host, path, https) = split_url(realm).ok_or_else(|| {
             RegistryError::Unsupported(format!(
                 "token endpoint {realm:?}: not an http:// or https:// URL"
@@ -238,8 +306,8 @@ impl Registry {
             if path.contains('?') { '&' } else { '?' },
             auth::query_escape(service)
         );
-        if !scope.is_empty() {
-            q.push_str(&format!("&scope={}", auth::query_escape(scope)));
+        for s in scopes.iter().filter(|s| !s.is_empty()) {
+            q.push_str(&format!("&scope={}", auth::query_escape(s)));
         }
         let mut headers = vec![];
         if let Some(c) = self.creds.as_ref().filter(|c| !c.username.is_empty()) {
@@ -281,7 +349,29 @@ impl Registry {
                 "token endpoint {realm}: no token in its answer"
             )));
         }
+        // Renewed 10 s early (at least half-way), so a request never carries an expired one.
+        let life = std::time::Duration::from_secs(t.expires_in.unwrap_or(60).max(1));
+        let margin = std::time::Duration::from_secs(10).min(life / 2);
+        *self.expires.lock().expect("expiry lock") =
+            Some(std::time::Instant::now() + life - margin);
         Ok(t.token().to_string())
+    }
+
+    /// Fetches a new bearer token when the one in use is about to expire (tokens are cached
+    /// for the registry's lifetime otherwise).
+    async fn refresh_if_expired(&self) -> Result<(), RegistryError> {
+        let due = self
+            .expires
+            .lock()
+            .expect("expiry lock")
+            .is_some_and(|t| std::time::Instant::now() >= t);
+        let bearer = self.bearer.lock().expect("bearer lock").clone();
+        if let (true, Some((realm, service))) = (due, bearer) {
+            tracing::debug!("{}: bearer token expired, fetching a new one", self.host);
+            let token = self.fetch_token(&realm, &service, &self.scopes()).await?;
+            *self.authorization.lock().expect("auth lock") = Some(format!("Bearer {token}"));
+        }
+        Ok(())
     }
 
     fn auth_header(&self) -> Option<String> {
@@ -293,6 +383,7 @@ impl Registry {
         path: &str,
         accept: &str,
     ) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
+        self.refresh_if_expired().await?;
         let mut headers = vec![("Accept", accept.to_string())];
         if let Some(a) = self.auth_header() {
             headers.push(("Authorization", a));
@@ -480,14 +571,12 @@ impl Registry {
         &self,
         method: hyper::Method,
         path: &str,
-        content_type: Option<&str>,
+        extra: &[(&'static str, String)],
         body: http_body_util::combinators::BoxBody<Bytes, std::io::Error>,
         len: Option<u64>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
-        let mut headers = Vec::new();
-        if let Some(ct) = content_type {
-            headers.push(("Content-Type", ct.to_string()));
-        }
+        self.refresh_if_expired().await?;
+        let mut headers = extra.to_vec();
         if let Some(a) = self.auth_header() {
             headers.push(("Authorization", a));
         }
@@ -527,7 +616,7 @@ impl Registry {
             .request(
                 hyper::Method::HEAD,
                 &format!("/v2/{repo}/blobs/{digest}"),
-                None,
+                &[],
                 empty_body(),
                 None,
             )
@@ -535,52 +624,181 @@ impl Registry {
         Ok(resp.status().is_success())
     }
 
-    /// Uploads the file at `path` as blob `digest` (monolithic upload: POST, then PUT).
+    /// Uploads the file at `path` as blob `digest`: a POST opens the session, then one PUT
+    /// (monolithic) or, for large blobs, PATCHes of [`CHUNK_SIZE`] and a closing PUT; the
+    /// file is streamed, never read whole. `progress` gets the bytes sent so far.
     pub async fn upload_blob(
         &self,
         repo: &str,
         digest: &str,
         path: &Path,
+        progress: Progress,
     ) -> Result<(), RegistryError> {
         let what = format!("upload of {digest} to {}/{repo}", self.host);
         let resp = self
             .request(
                 hyper::Method::POST,
                 &format!("/v2/{repo}/blobs/uploads/"),
-                None,
+                &[],
                 empty_body(),
                 Some(0),
             )
             .await?;
         let resp = self.expect(&what, resp).await?;
-        let loc = resp
-            .headers()
-            .get("Location")
-            .and_then(|l| l.to_str().ok())
-            .ok_or_else(|| RegistryError::Unsupported(format!("{what}: no upload location")))?
-            .to_string();
-        let loc = match loc.split_once("://") {
-            Some((_, rest)) => rest.find('/').map(|i| rest[i..].to_string()).unwrap_or(loc),
-            None => loc,
-        };
-        let sep = if loc.contains('?') { '&' } else { '?' };
+        let loc = location(&what, &resp)?;
+        let min_chunk = header_u64(&resp, "OCI-Chunk-Min-Length");
+        self.upload_to(repo, digest, path, &loc, min_chunk, progress)
+            .await
+    }
+
+    /// Sends the file at `path` to the upload session at `loc` and commits it as `digest`.
+    pub async fn upload_to(
+        &self,
+        repo: &str,
+        digest: &str,
+        path: &Path,
+        loc: &str,
+        min_chunk: Option<u64>,
+        progress: Progress,
+    ) -> Result<(), RegistryError> {
+        let what = format!("upload of {digest} to {}/{repo}", self.host);
         let io = |e: std::io::Error| RegistryError::Io {
             path: path.display().to_string(),
             source: e,
         };
-        let file = tokio::fs::File::open(path).await.map_err(io)?;
-        let len = file.metadata().await.map_err(io)?.len();
-        let stream = file_body(file);
+        let len = tokio::fs::metadata(path).await.map_err(io)?.len();
+        let (threshold, chunk) = chunking();
+        let chunk = chunk.max(min_chunk.unwrap_or(0)).max(1);
+        let mut loc = loc.to_string();
+        let mut sent = 0u64;
+        if len >= threshold && len > 0 {
+            tracing::debug!("{what}: {len} bytes in chunks of {chunk}");
+            while sent < len {
+                let n = chunk.min(len - sent);
+                let body = file_body(path, sent, n, sent, progress.clone())
+                    .await
+                    .map_err(io)?;
+                let resp = self
+                    .request(
+                        hyper::Method::PATCH,
+                        &loc,
+                        &[
+                            ("Content-Type", "application/octet-stream".into()),
+                            ("Content-Range", format!("{sent}-{}", sent + n - 1)),
+                        ],
+                        body,
+                        Some(n),
+                    )
+                    .await?;
+                let resp = self.expect(&what, resp).await?;
+                loc = location(&what, &resp)?;
+                sent += n;
+            }
+        }
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let (body, n) = if sent == len && sent > 0 {
+            (empty_body(), 0)
+        } else {
+            (
+                file_body(path, 0, len, 0, progress.clone())
+                    .await
+                    .map_err(io)?,
+                len,
+            )
+        };
         let resp = self
             .request(
                 hyper::Method::PUT,
                 &format!("{loc}{sep}digest={digest}"),
-                Some("application/octet-stream"),
-                stream,
-                Some(len),
+                &[("Content-Type", "application/octet-stream".into())],
+                body,
+                Some(n),
             )
             .await?;
         self.expect(&what, resp).await.map(drop)
+    }
+
+    /// Asks the registry to mount blob `digest` of repository `from` into `repo`
+    /// (`POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<from>`); the token then also
+    /// covers `repository:<from>:pull`.
+    pub async fn mount_blob(
+        &self,
+        repo: &str,
+        digest: &str,
+        from: &str,
+    ) -> Result<Mount, RegistryError> {
+        let what = format!("mount of {digest} from {from} into {}/{repo}", self.host);
+        self.add_scope(format!("repository:{from}:pull")).await?;
+        let resp = self
+            .request(
+                hyper::Method::POST,
+                &format!(
+                    "/v2/{repo}/blobs/uploads/?mount={}&from={}",
+                    auth::query_escape(digest),
+                    auth::query_escape(from)
+                ),
+                &[],
+                empty_body(),
+                Some(0),
+            )
+            .await?;
+        let status = resp.status();
+        let resp = self.expect(&what, resp).await?;
+        if status == StatusCode::CREATED {
+            Ok(Mount::Mounted)
+        } else {
+            Ok(Mount::Upload(location(&what, &resp)?))
+        }
+    }
+
+    /// Abandons the upload session at `loc` (DELETE), best effort.
+    pub async fn cancel_upload(&self, loc: &str) {
+        if let Err(e) = self
+            .request(hyper::Method::DELETE, loc, &[], empty_body(), Some(0))
+            .await
+        {
+            tracing::debug!("cancelling upload {loc}: {e}");
+        }
+    }
+
+    /// Every tag of `repo` (`GET /v2/<repo>/tags/list`, following `Link` pages).
+    pub async fn tags(&self, repo: &str) -> Result<Vec<String>, RegistryError> {
+        let what = format!("tags of {}/{repo}", self.host);
+        let mut path = format!("/v2/{repo}/tags/list");
+        let mut out = Vec::new();
+        for _ in 0..1000 {
+            let resp = self.get_ok(&what, &path, "application/json").await?;
+            let next = resp
+                .headers()
+                .get("Link")
+                .and_then(|l| l.to_str().ok())
+                .and_then(next_link);
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| RegistryError::Unreachable {
+                    registry: self.host.clone(),
+                    message: e.to_string(),
+                })?
+                .to_bytes();
+            let v: Value = serde_json::from_slice(&body)
+                .map_err(|e| RegistryError::Manifest(what.clone(), e.to_string()))?;
+            out.extend(
+                v["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.as_str().map(String::from)),
+            );
+            match next {
+                Some(n) => path = n,
+                None => return Ok(out),
+            }
+        }
+        Err(RegistryError::Unsupported(format!(
+            "{what}: too many pages"
+        )))
     }
 
     /// PUTs a manifest; returns its digest.
@@ -601,7 +819,7 @@ impl Registry {
             .request(
                 hyper::Method::PUT,
                 &format!("/v2/{repo}/manifests/{tag}"),
-                Some(media_type),
+                &[("Content-Type", media_type.to_string())],
                 b,
                 Some(len),
             )
@@ -681,24 +899,48 @@ fn empty_body() -> http_body_util::combinators::BoxBody<Bytes, std::io::Error> {
         .boxed()
 }
 
-/// A file as a streaming request body, read in 64 KiB chunks.
-fn file_body(file: tokio::fs::File) -> http_body_util::combinators::BoxBody<Bytes, std::io::Error> {
-    use tokio::io::AsyncReadExt;
+/// Bytes sent so far of one upload (called as they go out).
+pub type Progress = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
+
+/// `n` bytes of the file at `path` from `offset`, as a streaming request body read 64 KiB
+/// at a time; `progress` gets `base` + the bytes read so far.
+async fn file_body(
+    path: &Path,
+    offset: u64,
+    n: u64,
+    base: u64,
+    progress: Progress,
+) -> std::io::Result<http_body_util::combinators::BoxBody<Bytes, std::io::Error>> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::open(path).await?;
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
-        let mut file = file;
+        let mut file = file.take(n);
         let mut buf = vec![0u8; 64 * 1024];
+        let mut done = 0u64;
         loop {
             match file.read(&mut buf).await {
+                Ok(0) if done < n => {
+                    let _ = tx
+                        .send(Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the file shrank while it was uploaded",
+                        )))
+                        .await;
+                    break;
+                }
                 Ok(0) => break,
-                Ok(n) => {
+                Ok(k) => {
+                    done += k as u64;
                     if tx
-                        .send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                        .send(Ok(Bytes::copy_from_slice(&buf[..k])))
                         .await
                         .is_err()
                     {
                         break;
                     }
+                    progress(base + done);
                 }
                 Err(e) => {
                     let _ = tx.send(Err(e)).await;
@@ -707,7 +949,47 @@ fn file_body(file: tokio::fs::File) -> http_body_util::combinators::BoxBody<Byte
             }
         }
     });
-    ChanBody(rx).boxed()
+    Ok(ChanBody(rx).boxed())
+}
+
+/// The `Location` of an upload answer, as a path on the registry.
+fn location(
+    what: &str,
+    resp: &hyper::Response<hyper::body::Incoming>,
+) -> Result<String, RegistryError> {
+    let loc = resp
+        .headers()
+        .get("Location")
+        .and_then(|l| l.to_str().ok())
+        .ok_or_else(|| RegistryError::Unsupported(format!("{what}: no upload location")))?;
+    Ok(match loc.split_once("://") {
+        Some((_, rest)) => rest
+            .find('/')
+            .map(|i| rest[i..].to_string())
+            .unwrap_or_else(|| "/".into()),
+        None => loc.to_string(),
+    })
+}
+
+fn header_u64(resp: &hyper::Response<hyper::body::Incoming>, name: &str) -> Option<u64> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The target of a `Link: </v2/x/tags/list?last=a&n=100>; rel="next"` header.
+fn next_link(h: &str) -> Option<String> {
+    h.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        params.contains("rel=\"next\"").then(|| {
+            let u = url.trim().trim_start_matches('<').trim_end_matches('>');
+            match u.split_once("://") {
+                Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]).to_string(),
+                None => u.to_string(),
+            }
+        })
+    })
 }
 
 /// A request body fed by a channel.
@@ -738,6 +1020,14 @@ mod tests {
         assert!(!hub.insecure);
         assert_eq!(hub.host, "registry-1.docker.io:443");
         assert_eq!(Registry::new("quay.io").unwrap().host, "quay.io:443");
+        assert_eq!(
+            next_link(r#"</v2/a/tags/list?last=b&n=2>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?last=b&n=2")
+        );
+        assert_eq!(
+            next_link(r#"<https://r/v2/x?last=1>; rel="next""#).as_deref(),
+            Some("/v2/x?last=1")
+        );
         assert_eq!(
             split_url("https://auth.example/token?x=1"),
             Some(("auth.example:443".into(), "/token?x=1".into(), true))

@@ -63,17 +63,33 @@ fn add_pem_file(roots: &mut RootCertStore, path: &Path) {
 
 /// Opens a connection to `host` (`name:port`), with TLS when `tls` is given.
 pub async fn connect(host: &str, tls: Option<&Arc<ClientConfig>>) -> std::io::Result<Box<dyn Io>> {
-    let tcp = tokio::net::TcpStream::connect(host).await?;
+    let timed_out = |what: &str, t: std::time::Duration| {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("{what} timed out after {} s", t.as_secs()),
+        )
+    };
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(host))
+        .await
+        .map_err(|_| timed_out("connecting", CONNECT_TIMEOUT))??;
     let _ = tcp.set_nodelay(true);
     let Some(cfg) = tls else {
         return Ok(Box::new(tcp));
     };
     let name = host_name(host)?;
-    let s = tokio_rustls::TlsConnector::from(cfg.clone())
-        .connect(name, tcp)
-        .await?;
+    let s = tokio::time::timeout(
+        TLS_HANDSHAKE_TIMEOUT,
+        tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| timed_out("the TLS handshake", TLS_HANDSHAKE_TIMEOUT))??;
     Ok(Box::new(s))
 }
+
+/// As dockerd's registry transport: 30 s to connect, 10 s for the TLS handshake (a peer that
+/// never answers must not hang a pull).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn host_name(addr: &str) -> std::io::Result<ServerName<'static>> {
     let host = match addr.rsplit_once(':') {

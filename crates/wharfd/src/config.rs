@@ -97,6 +97,9 @@ pub struct Flags {
     /// A mirror of docker.io to try first: http(s)://host[:port] (repeatable)
     #[arg(long = "registry-mirror")]
     pub registry_mirrors: Vec<String>,
+    /// Layers downloaded at once by each pull (default 3)
+    #[arg(long = "max-concurrent-downloads")]
+    pub max_concurrent_downloads: Option<usize>,
 }
 
 /// daemon.json: dockerd's keys that wharfd knows.
@@ -126,6 +129,7 @@ pub struct DaemonJson {
     pub insecure_registries: Vec<String>,
     pub default_address_pools: Vec<AddressPool>,
     pub registry_mirrors: Vec<String>,
+    pub max_concurrent_downloads: Option<usize>,
 }
 
 /// One of daemon.json's `default-address-pools`.
@@ -326,7 +330,15 @@ pub fn live(f: &Flags, file: &DaemonJson) -> Result<LiveConfig> {
             registry_mirrors.push(m.to_string());
         }
     }
+    let max_concurrent_downloads = f
+        .max_concurrent_downloads
+        .or(file.max_concurrent_downloads)
+        .unwrap_or(3);
+    if max_concurrent_downloads == 0 {
+        bail!("max-concurrent-downloads must be at least 1 (dockerd's default is 3)");
+    }
     Ok(LiveConfig {
+        max_concurrent_downloads,
         debug: f.debug || file.debug == Some(true),
         labels,
         runtimes,
@@ -393,6 +405,23 @@ mod tests {
         let bad: DaemonJson =
             serde_json::from_str(r#"{"insecure-registries": ["a/b/c"]}"#).unwrap();
         assert!(live(&flags(&[]), &bad).is_err());
+    }
+
+    #[test]
+    fn max_concurrent_downloads_from_flags_or_file() {
+        let file: DaemonJson = serde_json::from_str(r#"{"max-concurrent-downloads": 5}"#).unwrap();
+        assert_eq!(
+            live(&flags(&[]), &file).unwrap().max_concurrent_downloads,
+            5
+        );
+        let l = live(&flags(&["--max-concurrent-downloads", "1"]), &file).unwrap();
+        assert_eq!(l.max_concurrent_downloads, 1);
+        let none = DaemonJson::default();
+        assert_eq!(
+            live(&flags(&[]), &none).unwrap().max_concurrent_downloads,
+            3
+        );
+        assert!(live(&flags(&["--max-concurrent-downloads", "0"]), &none).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::registry::FlakyProxy;
 use common::{Daemon, LocalRegistry};
 
 /// Pushes `busybox` and a child image (one more layer) to `reg` with skopeo, from an archive
@@ -361,6 +362,20 @@ fn a_manifest_list_pushed_by_skopeo_pulls_the_host_platform() {
         e.ok(&["run", "--rm", "--network", "none", &multi, "echo", "multi"]),
         "multi\n"
     );
+    // --platform picks the other entry.
+    e.ok(&["pull", "--platform", "linux/arm64", &multi]);
+    assert_eq!(
+        e.ok(&["image", "inspect", "--format", "{{.Architecture}}", &multi])
+            .trim(),
+        "arm64"
+    );
+    let o = e.docker(&["pull", "--platform", "linux/s390x", &multi]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no matching manifest for linux/s390x"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let o = e.docker(&["pull", &format!("{}/t/armonly:1", reg.addr)]);
     let text =
         String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
@@ -434,5 +449,51 @@ fn docker_io_images_come_from_a_registry_mirror() {
             "via-mirror"
         ]),
         "via-mirror\n"
+    );
+}
+
+#[test]
+fn a_connection_lost_mid_layer_is_retried() {
+    require_env!();
+    let Some(reg) = LocalRegistry::start() else {
+        return;
+    };
+    let d = Daemon::start();
+    let (_, child) = push_base_and_child(&d, &reg);
+    let top = layers(&child).pop().unwrap();
+    let proxy = FlakyProxy::start(&reg.addr, &format!("/blobs/{top}"), 200_000);
+    let via = child.replace(&reg.addr, &proxy.addr);
+    let e = Daemon::start();
+    let o = e.docker(&["pull", &via]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.status.success(),
+        "{text}\n--- wharfd log ---\n{}",
+        e.log()
+    );
+    assert_eq!(proxy.cuts.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(text.contains("Retrying in"), "{text}");
+    assert_eq!(
+        proxy.hits.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "the cut layer was fetched again"
+    );
+    assert_eq!(
+        e.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &via,
+            "wc",
+            "-c",
+            "/blob"
+        ])
+        .trim(),
+        "3000000 /blob"
     );
 }

@@ -98,7 +98,30 @@ fn login_push_pull(auth: RegistryAuth) {
         e.ok(&["run", "--rm", "--network", "none", &name, "echo", "pulled"]),
         "pulled\n"
     );
+    // Pushed elsewhere on the registry, its layers are mounted from team/secret: with token
+    // auth the token also grants pull on team/secret, asked for in the same request.
+    let other = format!("{}/team/other:1", reg.addr);
+    e.ok(&["tag", &name, &other]);
+    let o = docker_cfg(&e, cfg.path(), &["push", &other], None);
+    assert!(
+        o.status.success(),
+        "push to another repository: {}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains("Mounted from team/secret"),
+        "{}",
+        text(&o)
+    );
     if let Some(issuer) = &reg.issuer {
+        let grants = issuer.grants.lock().unwrap().clone();
+        assert!(
+            grants.iter().any(
+                |g| g.contains(&"repository:team/other:pull,push".to_string())
+                    && g.contains(&"repository:team/secret:pull".to_string())
+            ),
+            "the mount's token asked for both repositories: {grants:?}"
+        );
         let scopes = issuer.requests.lock().unwrap().clone();
         assert!(
             scopes
@@ -176,5 +199,5 @@ fn python_sdk_login_push_pull() {
         "pytest failed:\n{text}\n--- wharfd log ---\n{}",
         d.log()
     );
-    assert!(text.contains("2 passed"), "{text}");
+    assert!(text.contains("3 passed"), "{text}");
 }

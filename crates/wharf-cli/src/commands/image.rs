@@ -209,11 +209,13 @@ pub fn normalized(r: &str) -> String {
 }
 
 pub async fn pull(ctx: &Ctx, a: PullArgs) -> Result<i32> {
-    if a.all_tags {
-        return Err(status(125, "wharf: pull --all-tags is not supported yet"));
-    }
     let (repo, tag) = split_tag(&a.image);
+    if a.all_tags && (tag.is_some() || a.image.contains('@')) {
+        return Err(status(1, "tag can't be used with --all-tags/-a"));
+    }
     let mut q = match a.image.split_once('@') {
+        // Every tag: `fromImage` without `tag`, as the docker CLI asks.
+        None if a.all_tags => format!("/images/create?fromImage={}", enc(&repo)),
         Some((name, d)) => format!(
             "/images/create?fromImage={}",
             enc(&format!("{}@{d}", split_tag(name).0))
@@ -224,7 +226,7 @@ pub async fn pull(ctx: &Ctx, a: PullArgs) -> Result<i32> {
             enc(&tag.clone().unwrap_or_else(|| "latest".into()))
         ),
     };
-    if tag.is_none() && !a.image.contains('@') && !a.quiet {
+    if tag.is_none() && !a.image.contains('@') && !a.quiet && !a.all_tags {
         println!("Using default tag: latest");
     }
     if let Some(p) = &a.platform {
@@ -239,7 +241,13 @@ pub async fn pull(ctx: &Ctx, a: PullArgs) -> Result<i32> {
     let mut sink = std::io::sink();
     let w: &mut dyn std::io::Write = if a.quiet { &mut sink } else { &mut out };
     stream::show_progress(resp.into_body(), w, tty::stdout_is_tty()).await?;
-    println!("{}", normalized(&a.image));
+    if a.all_tags {
+        // The repository, without a tag, as docker prints it.
+        let n = normalized(&a.image);
+        println!("{}", n.rsplit_once(':').map_or(n.as_str(), |(r, _)| r));
+    } else {
+        println!("{}", normalized(&a.image));
+    }
     Ok(0)
 }
 

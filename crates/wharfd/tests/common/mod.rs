@@ -73,6 +73,8 @@ pub struct Daemon {
     pub bridge: wharf_net::BridgeConfig,
     /// Passed to wharfd after the fixture's own flags.
     pub extra_args: Vec<String>,
+    /// Set in wharfd's environment.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
     /// Subnets `free_subnet` handed out.
     taken: std::cell::RefCell<Vec<String>>,
@@ -85,6 +87,15 @@ impl Daemon {
 
     /// A daemon with more flags and, if given, this daemon.json (at `config_file()`).
     pub fn start_with(extra_args: &[String], daemon_json: Option<&str>) -> Daemon {
+        Daemon::start_env(extra_args, daemon_json, &[])
+    }
+
+    /// Like `start_with`, with `env` set in wharfd's environment.
+    pub fn start_env(
+        extra_args: &[String],
+        daemon_json: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("wharf-e2e-")
             .tempdir()
@@ -111,6 +122,10 @@ impl Daemon {
             cgroup_parent: format!("/{name}"),
             bridge,
             extra_args: extra_args.to_vec(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
             taken: Default::default(),
         };
@@ -153,6 +168,7 @@ impl Daemon {
             .arg("--log-level")
             .arg("debug")
             .args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

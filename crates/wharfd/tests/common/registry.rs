@@ -150,6 +150,23 @@ impl LocalRegistry {
             .count()
     }
 
+    /// How many requests with `method` whose URI contains `needle` the registry answered
+    /// with `status` (any status when None), from its access log.
+    pub fn requests(&self, method: &str, needle: &str, status: Option<u16>) -> usize {
+        let log = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| {
+                v["msg"] == "response completed"
+                    && v["http.request.method"] == method
+                    && v["http.request.uri"]
+                        .as_str()
+                        .is_some_and(|u| u.contains(needle))
+                    && status.is_none_or(|s| v["http.response.status"] == s)
+            })
+            .count()
+    }
+
     /// The file holding blob `digest` in the registry's storage.
     pub fn blob_file(&self, digest: &str) -> PathBuf {
         let hex = digest.trim_start_matches("sha256:");
@@ -181,6 +198,8 @@ pub struct TokenIssuer {
     thread: Option<std::thread::JoinHandle<()>>,
     /// Token requests answered, by scope.
     pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The scopes of each token request, together.
+    pub grants: std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>,
 }
 
 impl TokenIssuer {
@@ -207,12 +226,13 @@ impl TokenIssuer {
         let addr = listener.local_addr().unwrap().to_string();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let grants = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let basic = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
         );
         let user = user.to_string();
-        let (stop2, req2) = (stop.clone(), requests.clone());
+        let (stop2, req2, grants2) = (stop.clone(), requests.clone(), grants.clone());
         let thread = std::thread::spawn(move || {
             while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
                 let (mut conn, _) = match listener.accept() {
@@ -240,6 +260,7 @@ impl TokenIssuer {
                     .map(percent_decode)
                     .collect();
                 req2.lock().unwrap().extend(scopes.iter().cloned());
+                grants2.lock().unwrap().push(scopes.clone());
                 if !authorized && head.to_ascii_lowercase().contains("authorization:") {
                     let _ = conn.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
                     continue;
@@ -290,6 +311,7 @@ impl TokenIssuer {
             stop,
             thread: Some(thread),
             requests,
+            grants,
         }
     }
 }
@@ -338,5 +360,136 @@ impl Drop for LocalRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A TCP proxy in front of `target` (one request per connection, as wharf's client makes
+/// them) that cuts the first response to a request whose first line contains `needle` after
+/// `cut` bytes, as a dropped connection would.
+pub struct FlakyProxy {
+    pub addr: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Requests whose first line contained the needle.
+    pub hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FlakyProxy {
+    pub fn start(target: &str, needle: &str, cut: usize) -> FlakyProxy {
+        Self::start_full(target, needle, cut, None)
+    }
+
+    /// A proxy that cuts nothing but adds `header` (`Name: value`) to the answers to requests
+    /// whose first line contains `needle`.
+    pub fn inject(target: &str, needle: &str, header: &str) -> FlakyProxy {
+        Self::start_full(target, needle, usize::MAX, Some(header.to_string()))
+    }
+
+    fn start_full(target: &str, needle: &str, cut: usize, header: Option<String>) -> FlakyProxy {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering::SeqCst;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cuts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (stop2, cuts2, hits2) = (stop.clone(), cuts.clone(), hits.clone());
+        let (target, needle) = (target.to_string(), needle.to_string());
+        std::thread::spawn(move || {
+            while !stop2.load(SeqCst) {
+                let Ok((mut client, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                // wharf tries TLS first on an insecure registry: refuse it, as a plain
+                // HTTP server's error would, so that it falls back to HTTP.
+                let mut first_byte = [0u8; 1];
+                if client.peek(&mut first_byte).is_ok_and(|n| n == 1) && first_byte[0] == 0x16 {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let _ = client.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+                let mut head = Vec::new();
+                let mut b = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match client.read(&mut b) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&b[..n]),
+                    }
+                }
+                let first = String::from_utf8_lossy(&head)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                let Ok(mut up) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                up.write_all(&head).unwrap();
+                if first.contains(&needle) {
+                    hits2.fetch_add(1, SeqCst);
+                }
+                let cut_this =
+                    header.is_none() && first.contains(&needle) && cuts2.load(SeqCst) == 0;
+                let inject = header.clone().filter(|_| first.contains(&needle));
+                if cut_this {
+                    cuts2.fetch_add(1, SeqCst);
+                }
+                let (mut c2, mut u2) = (client.try_clone().unwrap(), up.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c2, &mut u2);
+                    let _ = u2.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    if cut_this {
+                        let mut left = cut;
+                        while left > 0 {
+                            match up.read(&mut b) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    let n = n.min(left);
+                                    if client.write_all(&b[..n]).is_err() {
+                                        break;
+                                    }
+                                    left -= n;
+                                }
+                            }
+                        }
+                        let _ = client.shutdown(std::net::Shutdown::Both);
+                        let _ = up.shutdown(std::net::Shutdown::Both);
+                    } else {
+                        if let Some(h) = inject {
+                            // The answer's head, with the header added before its end.
+                            let mut head = Vec::new();
+                            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                                match up.read(&mut b[..1]) {
+                                    Ok(1) => head.push(b[0]),
+                                    _ => break,
+                                }
+                            }
+                            let text = String::from_utf8_lossy(&head);
+                            let text = text.trim_end_matches("\r\n");
+                            let _ = client.write_all(format!("{text}\r\n{h}\r\n\r\n").as_bytes());
+                        }
+                        let _ = std::io::copy(&mut up, &mut client);
+                        let _ = client.shutdown(std::net::Shutdown::Both);
+                    }
+                });
+            }
+        });
+        FlakyProxy {
+            addr,
+            stop,
+            cuts,
+            hits,
+        }
+    }
+}
+
+impl Drop for FlakyProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }

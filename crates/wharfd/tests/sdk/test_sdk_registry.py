@@ -44,3 +44,23 @@ def test_pull_without_credentials_is_refused(client):
     with pytest.raises(docker.errors.ImageNotFound):
         anon.images.get(f"{reg}/sdk/app:v1")
     anon.close()
+
+
+def test_registry_data_and_all_tags(client):
+    reg = os.environ["REGISTRY"]
+    auth = {"username": "alice", "password": "s3cret"}
+    repo = f"{reg}/sdk/tags"
+    for t in ("a", "b"):
+        assert client.images.get("busybox").tag(repo, t)
+        lines = list(client.images.push(repo, tag=t, stream=True, decode=True, auth_config=auth))
+        assert not [l for l in lines if "error" in l], lines
+    # GET /distribution/{name}/json
+    data = client.images.get_registry_data(f"{repo}:a", auth_config=auth)
+    assert data.id.startswith("sha256:")
+    assert data.has_platform("linux/amd64")
+    assert not data.has_platform("linux/arm64")
+    # POST /images/create without a tag: every tag.
+    for t in ("a", "b"):
+        client.images.remove(f"{repo}:{t}")
+    images = client.images.pull(repo, all_tags=True, auth_config=auth)
+    assert sorted(t for i in images for t in i.tags if t.startswith(repo)) == [f"{repo}:a", f"{repo}:b"]
