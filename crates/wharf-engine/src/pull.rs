@@ -528,6 +528,19 @@ async fn pull_one(
     let result = pull_into(engine, reg, r, &cfg_digest, &layers, platform, &tmp, tx).await;
     let _ = tokio::fs::remove_dir_all(&tmp).await;
     let (id, was) = result?;
+    let (images, iid, name, d) = (
+        engine.images.clone(),
+        id.clone(),
+        r.to_string(),
+        digest.to_string(),
+    );
+    // What the image is in the registry (RepoDigests; `run name@digest` finds it).
+    let recorded = tokio::task::spawn_blocking(move || images.add_digest(&iid, &name, &d))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Err(e) = recorded {
+        tracing::warn!("recording the digest of {}: {e}", r.familiar_string());
+    }
     say(tx, json!({"status": format!("Digest: {digest}")})).await;
     Ok(was.as_deref() != Some(id.as_str()))
 }

@@ -271,6 +271,18 @@ async fn push_one(
         )
         .await
         .map_err(reg_error)?;
+    let (images, iid, name, d) = (
+        engine.images.clone(),
+        img.id.clone(),
+        r.to_string(),
+        digest.clone(),
+    );
+    // The pushed image is now known by its digest there too (RepoDigests), as in dockerd.
+    if let Ok(Err(e)) =
+        tokio::task::spawn_blocking(move || images.add_digest(&iid, &name, &d)).await
+    {
+        tracing::warn!("recording the digest of {}: {e}", r.familiar_string());
+    }
     say(
         tx,
         json!({"status": format!("{tag}: digest: {digest} size: {size}")}),

@@ -170,16 +170,39 @@ impl ImageStore {
         write_atomic(&self.repos_path, &data).map_err(Error::io(&self.repos_path))
     }
 
+    /// The image's tags (`busybox:latest`), familiar and sorted.
     fn tags_of(repos: &Repositories, id: &str) -> Vec<String> {
+        Self::refs_of(repos, id, false)
+    }
+
+    /// The image's digest references (`busybox@sha256:...`): what it was pulled or pushed as.
+    fn digests_of(repos: &Repositories, id: &str) -> Vec<String> {
+        Self::refs_of(repos, id, true)
+    }
+
+    fn refs_of(repos: &Repositories, id: &str, digests: bool) -> Vec<String> {
         let mut v: Vec<String> = repos
             .repositories
             .values()
             .flat_map(|m| m.iter())
             .filter(|(_, v)| v.as_str() == id)
-            .filter_map(|(k, _)| reference::parse(k).ok().map(|r| r.familiar_string()))
+            .filter_map(|(k, _)| reference::parse(k).ok())
+            .filter(|r| r.digest.is_some() == digests)
+            .map(|r| r.familiar_string())
             .collect();
         v.sort();
         v
+    }
+
+    /// Records that image `id` is `name@digest` in a registry (a pull or a push of `name`),
+    /// for `RepoDigests` and for runs by digest.
+    pub fn add_digest(&self, id: &str, name: &str, digest: &str) -> Result<(), Error> {
+        let mut r = reference::parse(name)?;
+        r.tag = None;
+        r.digest = Some(digest.to_string());
+        let mut repos = self.repos.lock().expect("repos lock");
+        Self::set_tag(&mut repos, &r, id);
+        self.save_repos(&repos)
     }
 
     /// Stores a config document and returns its image id.
@@ -225,7 +248,7 @@ impl ImageStore {
         Ok(Image {
             id: format!("sha256:{}", hex_of(id)),
             repo_tags: Self::tags_of(repos, &format!("sha256:{}", hex_of(id))),
-            repo_digests: vec![],
+            repo_digests: Self::digests_of(repos, &format!("sha256:{}", hex_of(id))),
             parent: s("parent"),
             comment: s("comment"),
             created: s("created"),
@@ -421,16 +444,35 @@ impl ImageStore {
         let mut repos = self.repos.lock().expect("repos lock");
         let id = self.resolve_id(name_or_id, &repos)?;
         let tags = Self::tags_of(&repos, &id);
-        let by_ref = reference::parse(name_or_id)
-            .ok()
-            .filter(|r| tags.contains(&r.familiar_string()));
+        let digests = Self::digests_of(&repos, &id);
+        let by_ref = reference::parse(name_or_id).ok().filter(|r| {
+            let f = r.familiar_string();
+            tags.contains(&f) || digests.contains(&f)
+        });
         let mut out = Vec::new();
         if let Some(r) = &by_ref {
-            if tags.len() > 1 {
-                // Other tags keep the image: only untag.
-                Self::remove_tag(&mut repos, r);
+            let named = r.familiar_string();
+            let repo_of = |t: &str| reference::parse(t).map(|x| x.familiar_name()).ok();
+            // A repository's digest references go with its last tag, as in dockerd.
+            let last_tag = r.digest.is_none()
+                && !tags
+                    .iter()
+                    .any(|t| *t != named && repo_of(t) == Some(r.familiar_name()));
+            let goes_with = |t: &String| {
+                *t == named
+                    || (last_tag && digests.contains(t) && repo_of(t) == Some(r.familiar_name()))
+            };
+            if tags.iter().chain(&digests).any(|t| !goes_with(t)) {
+                // Other references keep the image: only untag.
+                let mut out = Vec::new();
+                for t in tags.iter().chain(&digests).filter(|t| goes_with(t)) {
+                    if let Ok(x) = reference::parse(t) {
+                        Self::remove_tag(&mut repos, &x);
+                        out.push(DeleteResponseItem::Untagged(t.clone()));
+                    }
+                }
                 self.save_repos(&repos)?;
-                return Ok(vec![DeleteResponseItem::Untagged(r.familiar_string())]);
+                return Ok(out);
             }
             if let (Some(c), false) = (in_use(&id), force) {
                 return Err(Error::InUse {
@@ -453,7 +495,7 @@ impl ImageStore {
                 });
             }
         }
-        for t in &tags {
+        for t in tags.iter().chain(&digests) {
             if let Ok(r) = reference::parse(t) {
                 Self::remove_tag(&mut repos, &r);
                 out.push(DeleteResponseItem::Untagged(t.clone()));

@@ -1400,8 +1400,51 @@ fn pull_from_a_local_registry_fetches_only_missing_layers() {
         e.ok(&["image", "inspect", "--format", "{{.Id}}", &child]),
         d.ok(&["image", "inspect", "--format", "{{.Id}}", "child:1"])
     );
+    // The pulled image is known by the digest the pull printed: RepoDigests, `images
+    // --digests`, a run by digest; untagging its last tag drops the digest too.
+    let digest = out_digest(&e.ok(&["pull", &base]));
+    let by_digest = format!("{}/test/base@{digest}", reg.addr);
+    assert_eq!(
+        e.ok(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RepoDigests}}",
+            &base
+        ])
+        .trim(),
+        format!("[\"{by_digest}\"]")
+    );
+    let listed = e.ok(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}} {{.Tag}} {{.Digest}}",
+    ]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l == format!("{}/test/base 1 {digest}", reg.addr)),
+        "{listed}"
+    );
+    assert_eq!(
+        e.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &by_digest,
+            "echo",
+            "by-digest"
+        ]),
+        "by-digest\n"
+    );
     // `run` of an image that is not here pulls it first.
-    e.ok(&["rmi", &base]);
+    let removed = e.ok(&["rmi", &base]);
+    assert!(
+        removed.contains(&format!("Untagged: {by_digest}")) && removed.contains("Deleted: "),
+        "{removed}"
+    );
     let o = e.docker(&[
         "run",
         "--rm",
@@ -1441,6 +1484,25 @@ fn push_to_a_local_registry_then_skopeo_and_another_wharfd_read_it() {
     let out = d.ok(&["push", &name]);
     assert_eq!(out.matches("Pushed").count(), 2, "{out}");
     assert!(out.contains("2: digest: sha256:"), "{out}");
+    // The pushed digest is recorded, as dockerd does.
+    let pushed = out
+        .split("2: digest: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let repo = name.rsplit_once(':').unwrap().0;
+    assert_eq!(
+        d.ok(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RepoDigests}}",
+            &name
+        ])
+        .trim(),
+        format!("[\"{repo}@{pushed}\"]")
+    );
     let again = d.ok(&["push", &name]);
     assert_eq!(again.matches("Layer already exists").count(), 2, "{again}");
 
@@ -1644,4 +1706,14 @@ fn namespace_modes_devices_and_a_failed_rm_start() {
     eventually("the failed --rm container is removed", || {
         d.ok(&["ps", "-aq"]).trim().is_empty()
     });
+}
+
+/// The digest in `docker pull`'s "Digest: sha256:..." line.
+fn out_digest(pull_output: &str) -> String {
+    pull_output
+        .lines()
+        .find_map(|l| l.strip_prefix("Digest: "))
+        .unwrap_or_else(|| panic!("no digest in {pull_output}"))
+        .trim()
+        .to_string()
 }
