@@ -159,6 +159,16 @@ fn progress_bars_on_a_terminal() {
     let out = on_tty(WHARF, &format!("push {other}"));
     assert!(out.contains("Pushing [="), "{out:?}");
     assert!(out.contains("Pushed"), "{out:?}");
+    // `load` on a terminal: a "Loading layer" bar per layer; plain lines otherwise.
+    let archive = e.dir.path().join("saved.tar");
+    e.ok(&["save", "-o", archive.to_str().unwrap(), &other]);
+    e.ok(&["rmi", &other, &format!("{repo}:2")]);
+    let out = on_tty(WHARF, &format!("load -i {}", archive.display()));
+    assert!(out.contains("Loading layer [="), "{out:?}");
+    assert!(out.contains(&format!("Loaded image: {other}")), "{out:?}");
+    e.ok(&["rmi", &other]);
+    let plain = e.wharf(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(text(&plain), format!("Loaded image: {other}\n"));
     // docker draws the same stream the same way.
     let dout = on_tty(DOCKER, &format!("pull {repo}:1"));
     assert!(

@@ -704,8 +704,19 @@ async fn dispatch(
             r
         }
         ImageLoad => {
+            // Not quiet (the docker CLI on a terminal): a "Loading layer" bar per layer.
+            let (r, tx) = stream_resp("application/json");
+            let progress = (!q.flag("quiet")).then(|| {
+                let tx = tx.clone();
+                wharf_image::load::LayerProgress(Arc::new(move |chain: &str, done, total| {
+                    let short = chain.trim_start_matches("sha256:");
+                    let line = json!({"status": "Loading layer", "progressDetail": {"current": done, "total": total}, "id": &short[..12.min(short.len())]});
+                    let _ = tx.blocking_send(Bytes::from(format!("{line}\n")));
+                }))
+            });
             let opts = wharf_image::load::LoadOptions {
                 platform: load_platform(q.get("platform"))?,
+                layer_progress: progress,
             };
             let (pr, pw) = std::io::pipe().map_err(|e| ApiError::internal(e.to_string()))?;
             let images = engine.images.clone();
@@ -717,27 +728,44 @@ async fn dispatch(
             let mut w =
                 tokio::net::unix::pipe::Sender::from_owned_fd(std::os::fd::OwnedFd::from(pw))
                     .map_err(|e| ApiError::internal(e.to_string()))?;
-            while let Some(frame) = body.frame().await {
-                let f = frame
-                    .map_err(|e| ApiError::bad_request(format!("reading the archive: {e}")))?;
-                if let Some(d) = f.data_ref() {
-                    if w.write_all(d).await.is_err() {
-                        break;
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let mut read_error = None;
+                while let Some(frame) = body.frame().await {
+                    match frame {
+                        Ok(f) => {
+                            if let Some(d) = f.data_ref() {
+                                if w.write_all(d).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            read_error = Some(format!("reading the archive: {e}"));
+                            break;
+                        }
                     }
                 }
-            }
-            drop(w);
-            let lines = job
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?
-                .map_err(image_error)?;
-            let mut text = String::new();
-            for l in lines {
-                engine.events.publish("image", "load", &l, BTreeMap::new());
-                text.push_str(&format!("{}\n", json!({"stream": format!("{l}\n")})));
-            }
-            let mut r = json_resp(200, &Value::Null);
-            *r.body_mut() = ApiBody::Full(Some(Bytes::from(text)));
+                drop(w);
+                let result = job.await;
+                let lines = match (read_error, result) {
+                    (Some(e), _) => Err(e),
+                    (None, Err(e)) => Err(e.to_string()),
+                    (None, Ok(r)) => r.map_err(|e| image_error(e).message),
+                };
+                match lines {
+                    Ok(lines) => {
+                        for l in lines {
+                            engine.events.publish("image", "load", &l, BTreeMap::new());
+                            let line = json!({"stream": format!("{l}\n")});
+                            let _ = tx.send(Bytes::from(format!("{line}\n"))).await;
+                        }
+                    }
+                    Err(m) => {
+                        let _ = tx.send(Bytes::from(codec::progress_error(&m))).await;
+                    }
+                }
+            });
             r
         }
         VolumeList => {

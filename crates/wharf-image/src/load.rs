@@ -31,6 +31,19 @@ const SMALL: u64 = 1 << 20;
 pub struct LoadOptions {
     /// Which platform to take out of an image index (default: the host's).
     pub platform: Option<Platform>,
+    /// Told when each missing layer starts and ends its extraction (`docker load`'s
+    /// "Loading layer" bars). Called from the extracting threads.
+    pub layer_progress: Option<LayerProgress>,
+}
+
+/// `(chain id, bytes done, bytes in all)` for one layer being loaded.
+#[derive(Clone)]
+pub struct LayerProgress(pub std::sync::Arc<dyn Fn(&str, u64, u64) + Send + Sync>);
+
+impl std::fmt::Debug for LayerProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LayerProgress")
+    }
 }
 
 fn bad(reason: impl Into<String>) -> Error {
@@ -291,7 +304,12 @@ impl ImageStore {
         };
         let mut out = Vec::new();
         for img in found {
-            self.register_layers(&spool, &img.config, &img.layers)?;
+            self.register_layers(
+                &spool,
+                &img.config,
+                &img.layers,
+                opts.layer_progress.as_ref(),
+            )?;
             let refs: Vec<Reference> = img
                 .tags
                 .iter()
@@ -314,7 +332,13 @@ impl ImageStore {
     }
 
     /// Registers the layers an image needs, checking each against the config's diff ids.
-    fn register_layers(&self, spool: &Spool, config: &[u8], files: &[String]) -> Result<(), Error> {
+    fn register_layers(
+        &self,
+        spool: &Spool,
+        config: &[u8],
+        files: &[String],
+        progress: Option<&LayerProgress>,
+    ) -> Result<(), Error> {
         let cfg: Value = serde_json::from_slice(config).map_err(|e| bad(format!("config: {e}")))?;
         let diff_ids: Vec<String> = cfg["rootfs"]["diff_ids"]
             .as_array()
@@ -339,11 +363,25 @@ impl ImageStore {
                 let member = spool
                     .get(file)
                     .ok_or_else(|| bad(format!("missing layer {file}")))?;
-                jobs.push((parent.clone(), want.clone(), file.clone(), member));
+                jobs.push((
+                    parent.clone(),
+                    want.clone(),
+                    file.clone(),
+                    member,
+                    chain.clone(),
+                ));
             }
             parent = Some(chain);
         }
-        let run = |(parent, want, file, member): &(Option<String>, String, String, &Member)| {
+        type Job<'m> = (Option<String>, String, String, &'m Member, String);
+        let run = |(parent, want, file, member, chain): &Job| {
+            let size = match member {
+                Member::Small(d) => d.len() as u64,
+                Member::Spooled { path, .. } => std::fs::metadata(path).map_or(0, |m| m.len()),
+            };
+            if let Some(p) = progress {
+                (p.0)(chain, 0, size);
+            }
             let r = match member {
                 Member::Small(d) => {
                     self.layers()
@@ -354,6 +392,9 @@ impl ImageStore {
                         .register_file(parent.as_deref(), path, digest, want)
                 }
             };
+            if let (Ok(_), Some(p)) = (&r, progress) {
+                (p.0)(chain, size, size);
+            }
             r.map_err(|e| match e {
                 Error::DigestMismatch { actual, .. } => Error::DigestMismatch {
                     what: format!("layer {file}"),

@@ -90,6 +90,7 @@ fn index_picks_host_platform_and_refuses_missing_one() {
     let ts2 = TestStore::new();
     let opts = LoadOptions {
         platform: Some(Platform::parse("linux/arm64").unwrap()),
+        ..Default::default()
     };
     ts2.store
         .load_with(&mut &archive[..], &opts, &mut |_| {})
@@ -105,6 +106,7 @@ fn index_picks_host_platform_and_refuses_missing_one() {
     let ts3 = TestStore::new();
     let opts = LoadOptions {
         platform: Some(Platform::parse("linux/riscv64").unwrap()),
+        ..Default::default()
     };
     let e = ts3
         .store

@@ -321,7 +321,11 @@ pub async fn load(ctx: &Ctx, a: LoadArgs) -> Result<i32> {
         .client
         .request(
             "POST",
-            &format!("/images/load?quiet={}", a.quiet as u8),
+            // As docker: the per-layer bars only for a terminal.
+            &format!(
+                "/images/load?quiet={}",
+                (a.quiet || !tty::stdout_is_tty()) as u8
+            ),
             Some((body, "application/x-tar")),
         )
         .await?;
