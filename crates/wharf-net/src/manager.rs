@@ -542,18 +542,13 @@ impl Networks {
                 }
             }
         }
-        if let Ok(out) = crate::cmd::run("ip", &["-o", "link", "show", "type", "bridge"]) {
-            for l in out.lines() {
-                if let Some(name) = l
-                    .split(": ")
-                    .nth(1)
-                    .map(|n| n.split('@').next().unwrap_or(n))
-                {
-                    if name.starts_with(&format!("{prefix}-")) {
-                        links.push(name.to_string());
-                    }
-                }
-            }
+        match crate::netlink::Netlink::open().and_then(|mut nl| nl.bridges()) {
+            Ok(bridges) => links.extend(
+                bridges
+                    .into_iter()
+                    .filter(|b| b.starts_with(&format!("{prefix}-"))),
+            ),
+            Err(e) => tracing::warn!("{e}"),
         }
         links.sort();
         links.dedup();
