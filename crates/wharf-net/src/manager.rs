@@ -500,8 +500,23 @@ impl Networks {
         }
     }
 
-    /// After a restart: frees the addresses and rules of containers that no longer run.
-    pub fn reconcile(&self, live: &[String]) {
+    /// After a restart: frees the addresses and rules of containers that no longer run, and
+    /// re-asserts the addresses of those that do (`held`: (network id, container, address)
+    /// from the containers' own records), so an IPAM file lost with a host crash or written
+    /// just before a kill cannot hand a running container's address out again.
+    pub fn reconcile(&self, live: &[String], held: &[(String, String, Ipv4Addr)]) {
+        for (net, id, ip) in held {
+            if let Some(ipam) = self.lock().ipams.get_mut(net) {
+                match ipam.hold(id, *ip) {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(
+                        "{ip} of container {} is held by another container",
+                        &id[..id.len().min(12)]
+                    ),
+                    Err(e) => tracing::warn!("recording the address of {id}: {e}"),
+                }
+            }
+        }
         let stale: Vec<(String, String)> = {
             let g = self.lock();
             g.ipams

@@ -357,7 +357,20 @@ impl Engine {
             .filter(|c| c.status().is_live())
             .collect();
         let ids: Vec<String> = live.iter().map(|c| c.id.clone()).collect();
-        self.networks.reconcile(&ids);
+        let held: Vec<(String, String, Ipv4Addr)> = live
+            .iter()
+            .flat_map(|c| {
+                let rec = c.snapshot();
+                rec.endpoints
+                    .iter()
+                    .filter_map(|(name, ep)| {
+                        let net = rec.networks.get(name)?.network_id.clone();
+                        Some((net, c.id.clone(), ep.ip.parse().ok()?))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        self.networks.reconcile(&ids, &held);
         for c in live {
             let rec = c.snapshot();
             self.networks.restore_ports(&c.id, &rec.ports);
