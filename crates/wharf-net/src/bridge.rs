@@ -114,7 +114,15 @@ pub fn attach(a: &AttachSpec) -> Result<Endpoint, NetError> {
 pub fn attach_netns(a: &AttachSpec, ns: &OwnedFd) -> Result<Endpoint, NetError> {
     let mac = mac_for(a.ip);
     let mut host = Netlink::open()?;
-    let master = host.link_index(a.bridge)?.ok_or_else(|| {
+    // sysfs first: no rtnl lock, no 2 KB link dump to parse.
+    let master = match std::fs::read_to_string(format!("/sys/class/net/{}/ifindex", a.bridge))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+    {
+        Some(i) => Some(i),
+        None => host.link_index(a.bridge)?,
+    };
+    let master = master.ok_or_else(|| {
         NetError::Invalid(format!(
             "bridge {} does not exist (removed by hand?): restart wharfd to recreate it",
             a.bridge

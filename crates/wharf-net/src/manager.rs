@@ -421,6 +421,7 @@ impl Networks {
         index: u32,
         requested: Option<Ipv4Addr>,
     ) -> Result<Endpoint, NetError> {
+        let started = std::time::Instant::now();
         self.ensure(net)?;
         let sub = net
             .subnet
@@ -433,6 +434,7 @@ impl Networks {
                 .ok_or_else(|| NetError::NotFound(net.name.clone()))?;
             ipam.allocate_with(id, requested)?
         };
+        let allocated = started.elapsed();
         let veth = bridge::host_veth(id, index);
         let r = bridge::attach(&AttachSpec {
             bridge: &net.bridge,
@@ -447,14 +449,27 @@ impl Networks {
         if r.is_err() {
             self.release(&net.id, id);
         }
+        tracing::debug!(
+            container = &id[..id.len().min(12)],
+            network = %net.name,
+            ipam_us = allocated.as_micros() as u64,
+            total_us = started.elapsed().as_micros() as u64,
+            "attached"
+        );
         r
     }
 
     /// Disconnects container `id`'s `index`th interface from network `net` (the link is
     /// gone already when the namespace died) and frees its address.
     pub fn detach(&self, net_id: &str, id: &str, index: u32) {
+        let started = std::time::Instant::now();
         bridge::delete_link(&bridge::host_veth(id, index));
         self.release(net_id, id);
+        tracing::debug!(
+            container = &id[..id.len().min(12)],
+            total_us = started.elapsed().as_micros() as u64,
+            "detached"
+        );
     }
 
     fn release(&self, net_id: &str, id: &str) {
