@@ -85,6 +85,33 @@ pub fn delete_link(link: &str) {
     }
 }
 
+/// For the host side of a stopped container's pair, which goes with its dying netns: if it
+/// is still there after a while (something else kept the namespace), deletes it, unless the
+/// name now belongs to another link (the container was started again).
+pub fn delete_link_later(link: &str) {
+    let ifindex = |l: &str| {
+        std::fs::read_to_string(format!("/sys/class/net/{l}/ifindex"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+    };
+    let Some(index) = ifindex(link) else {
+        return;
+    };
+    let name = link.to_string();
+    let spawned = std::thread::Builder::new()
+        .name("veth-reaper".into())
+        .spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            if ifindex(&name) == Some(index) {
+                tracing::warn!("{name} outlived its container's network namespace: deleting it");
+                delete_link(&name);
+            }
+        });
+    if spawned.is_err() {
+        delete_link(link);
+    }
+}
+
 /// What `attach` needs to know of the container's interface.
 pub struct AttachSpec<'a> {
     pub bridge: &'a str,

@@ -128,6 +128,10 @@ pub struct Ipam {
     range: (u32, u32),
     path: PathBuf,
     allocated: BTreeMap<String, Ipv4Addr>,
+    /// Where the next dynamic allocation starts looking (the one after the last handed out,
+    /// as Docker's IPAM does): a just-released address is not reused at once, while the
+    /// kernel may still be removing the stopped container's veth that had it (and its MAC).
+    next: u32,
 }
 
 impl Ipam {
@@ -153,6 +157,7 @@ impl Ipam {
             ),
             path,
             allocated,
+            next: u32::from(subnet.network()) + 1,
         })
     }
 
@@ -207,13 +212,13 @@ impl Ipam {
         Ok(true)
     }
 
-    /// The address of `id`, allocating the lowest free one the first time.
+    /// The address of `id`, allocating the next free one the first time.
     pub fn allocate(&mut self, id: &str) -> Result<Ipv4Addr, NetError> {
         self.allocate_with(id, None)
     }
 
     /// The address of `id`: `requested` (`--ip`, which must be free and in the subnet) or
-    /// the lowest free one of the range.
+    /// the next free one of the range after the last one handed out.
     pub fn allocate_with(
         &mut self,
         id: &str,
@@ -248,10 +253,13 @@ impl Ipam {
         }
         let used: std::collections::HashSet<Ipv4Addr> = self.allocated.values().copied().collect();
         let (first, last) = self.range;
-        let ip = (first..=last)
+        let start = self.next.clamp(first, last);
+        let ip = (start..=last)
+            .chain(first..start)
             .map(Ipv4Addr::from)
             .find(|ip| *ip != self.subnet.gateway && !used.contains(ip))
             .ok_or_else(|| NetError::Exhausted(self.subnet.cidr()))?;
+        self.next = u32::from(ip).wrapping_add(1);
         self.allocated.insert(id.to_string(), ip);
         self.save()?;
         Ok(ip)
@@ -318,6 +326,22 @@ mod tests {
         );
         again.release("a").unwrap();
         assert_eq!(again.allocate("b").unwrap(), Ipv4Addr::new(10, 9, 0, 2));
+    }
+
+    #[test]
+    fn a_released_address_is_not_handed_out_again_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = Subnet::parse("10.6.0.1/29").unwrap(); // hosts .2 to .6
+        let mut ipam = Ipam::open(sub, dir.path().join("i.json")).unwrap();
+        assert_eq!(ipam.allocate("a").unwrap(), Ipv4Addr::new(10, 6, 0, 2));
+        ipam.release("a").unwrap();
+        assert_eq!(ipam.allocate("b").unwrap(), Ipv4Addr::new(10, 6, 0, 3));
+        for (id, last) in [("c", 4), ("d", 5), ("e", 6)] {
+            assert_eq!(ipam.allocate(id).unwrap(), Ipv4Addr::new(10, 6, 0, last));
+        }
+        // Wraps around to the free ones.
+        assert_eq!(ipam.allocate("f").unwrap(), Ipv4Addr::new(10, 6, 0, 2));
+        assert!(matches!(ipam.allocate("g"), Err(NetError::Exhausted(_))));
     }
 
     #[test]
