@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# `docker run --rm --network none busybox true` through wharfd, against the floors (bare
-# wharf-runtime and runc runs of the same rootfs) and, when dockerd is installed (Debian's
-# docker.io), against a dockerd this script starts on its own socket and data-root, in the
-# same hyperfine run. Also: idle RSS of wharfd against dockerd + containerd, and of one
-# container's wharf-shim against containerd-shim-runc-v2.
+# `docker run --rm busybox true` through wharfd with `--network none` and with the default
+# bridge, against the floors (bare wharf-runtime and runc runs of the same rootfs) and, when
+# dockerd is installed (Debian's docker.io), against a dockerd this script starts on its own
+# socket, data-root and bridge (both network modes again), all in the same hyperfine run.
+# Also: idle RSS of wharfd against dockerd + containerd, and of one container's wharf-shim
+# against containerd-shim-runc-v2.
 #   bench/run.sh [runs]      (root; prints a markdown table)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,7 @@ cleanup() {
         docker -H "unix://$work/docker.sock" rm -f $(docker -H "unix://$work/docker.sock" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
         kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null || true
     fi
+    [ -n "${dbr:-}" ] && ip link del "$dbr" 2>/dev/null || true
     if [ -n "${br:-}" ]; then
         ip link del "$br" 2>/dev/null || true
         iptables -S FORWARD | grep -- "$br" | sed 's/^-A/-D/' | xargs -r -L1 iptables 2>/dev/null || true
@@ -76,20 +78,47 @@ cmds=("$D run --rm --network none busybox true" "runc --root $work/runc run -b $
       "$bin/wharf-runtime --root $work/wr run -b $work/bundle bench-floor" "$D run --rm busybox true")
 names=("wharfd --network none (docker CLI)" "bare runc run" "bare wharf-runtime run" "wharfd default bridge (docker CLI)")
 if command -v dockerd >/dev/null 2>&1; then
-    # dockerd and the containerd it manages, on their own socket, data-root and exec-root;
-    # no bridge or iptables of its own (this compares --network none).
+    # dockerd and the containerd it manages, on their own socket, data-root and exec-root.
+    # Its default bridge is one made here with a unique name (`-b`), so it never touches
+    # docker0 or another engineer's bridge; `--iptables=false` because dockerd's chains
+    # (DOCKER, DOCKER-ISOLATION-STAGE-*) have global names that another dockerd on the host
+    # may own. Without published ports dockerd adds no rule per container anyway, so its
+    # per-container bridge cost (veth pair, IPAM, sandbox) is all there.
+    dbr=wd$(printf '%04x' $RANDOM)
+    ip link add "$dbr" type bridge
+    ip addr add 10.214.$((RANDOM % 250)).1/24 dev "$dbr"
+    ip link set "$dbr" up
     echo '{}' >"$work/daemon.json"
     dockerd -H "unix://$work/docker.sock" --data-root "$work/docker-data" --exec-root "$work/docker-exec" \
-        --pidfile "$work/docker.pid" --bridge none --iptables=false --ip6tables=false \
+        --pidfile "$work/docker.pid" -b "$dbr" --iptables=false --ip6tables=false \
         --config-file "$work/daemon.json" 2>"$work/dockerd.log" &
     dpid=$!
     for _ in $(seq 300); do docker -H "unix://$work/docker.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
     docker -H "unix://$work/docker.sock" import "$work/rootfs.tar" busybox >/dev/null
     docker -H "unix://$work/docker.sock" run --rm --network none busybox true
-    cmds+=("docker -H unix://$work/docker.sock run --rm --network none busybox true")
-    names+=("dockerd --network none (docker CLI)")
+    docker -H "unix://$work/docker.sock" run --rm busybox true
+    cmds+=("docker -H unix://$work/docker.sock run --rm --network none busybox true"
+           "docker -H unix://$work/docker.sock run --rm busybox true")
+    names+=("dockerd --network none (docker CLI)" "dockerd default bridge (docker CLI)")
 fi
 hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/h.json" "${cmds[@]}" >/dev/null
+# The bridge's cost as paired differences: `--network none` and bridge runs alternate, so a
+# burst of load from other work on the machine hits both of a pair (hyperfine runs each
+# command's runs back to back).
+python3 - "$work/pairs.json" "$runs" "$D" ${dpid:+"docker -H unix://$work/docker.sock"} <<'PY'
+import json, statistics, subprocess, sys, time
+out, runs, clis = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+def once(cli, extra):
+    t = time.perf_counter()
+    subprocess.run(cli.split() + ["run", "--rm"] + extra + ["busybox", "true"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
+res = {}
+for cli in clis:
+    d = [once(cli, []) - once(cli, ["--network", "none"]) for _ in range(runs)]
+    res[cli] = statistics.median(d)
+json.dump({"n": runs, "costs": list(res.values())}, open(out, "w"))
+PY
 
 idle=$(awk '/VmRSS/{print $2}' /proc/$pid/status)
 $D run -d --name rss --network none busybox sleep 60 >/dev/null
@@ -109,11 +138,13 @@ if [ -n "${dpid:-}" ]; then
     [ -n "$cs" ] && cshim_rss=$(awk '/VmRSS/{print $2}' /proc/$cs/status)
 fi
 
-python3 - "$work/h.json" "$idle" "$busy" "$shim_rss" "$shim_pss" "$docker_rss" "$ctrd_rss" "$cshim_rss" "${names[@]}" <<'PY'
+python3 - "$work/h.json" "$work/pairs.json" "$idle" "$busy" "$shim_rss" "$shim_pss" "$docker_rss" "$ctrd_rss" "$cshim_rss" "${names[@]}" <<'PY'
 import json, sys
 h = json.load(open(sys.argv[1]))["results"]
-idle, busy, shim, shim_pss, drss, crss, cshim = (int(x) for x in sys.argv[2:9])
-names = sys.argv[9:]
+pairs = json.load(open(sys.argv[2]))
+npairs, pairs = pairs["n"], pairs["costs"]
+idle, busy, shim, shim_pss, drss, crss, cshim = (int(x) for x in sys.argv[3:10])
+names = sys.argv[10:]
 floor = h[1]["median"]
 print("| what | median | mean ± σ | × bare runc |")
 print("|---|---|---|---|")
@@ -121,8 +152,12 @@ for n, r in zip(names, h):
     print(f"| {n} | {r['median']*1000:.1f} ms | {r['mean']*1000:.1f} ± {r['stddev']*1000:.1f} ms | {r['median']/floor:.2f} |")
 print()
 print(f"wharfd RSS idle: {idle/1024:.1f} MiB; with one container: {busy/1024:.1f} MiB; one wharf-shim: {shim/1024:.2f} MiB RSS, {shim_pss/1024:.2f} MiB PSS")
+by = {n: r["median"] for n, r in zip(names, h)}
+wn, wb = by["wharfd --network none (docker CLI)"], by["wharfd default bridge (docker CLI)"]
+print(f"wharfd bridge cost: {(wb - wn)*1000:.1f} ms (medians above), {pairs[0]*1000:.1f} ms (median of {npairs} interleaved pairs)")
 if drss:
-    d = [r for n, r in zip(names, h) if n.startswith("dockerd")][0]["median"]
-    print(f"wharfd --network none / dockerd --network none: {h[0]['median']/d:.2f}x")
+    dn, db = by["dockerd --network none (docker CLI)"], by["dockerd default bridge (docker CLI)"]
+    print(f"dockerd bridge cost: {(db - dn)*1000:.1f} ms (medians above), {pairs[1]*1000:.1f} ms (interleaved pairs)")
+    print(f"wharfd / dockerd: --network none {wn/dn:.2f}x, default bridge {wb/db:.2f}x")
     print(f"dockerd RSS: {drss/1024:.1f} MiB + containerd {crss/1024:.1f} MiB; containerd-shim-runc-v2: {cshim/1024:.2f} MiB")
 PY

@@ -1032,7 +1032,8 @@ impl Engine {
         let (id, rootfs) = (c.id.clone(), sdir.join("rootfs"));
         let _ = blocking(move || images.layers().unmount_rw(&id, &rootfs)).await;
         self.release_volumes(&c.snapshot());
-        self.disconnect_all(c).await;
+        let dying = !self.netns_shared(c);
+        self.disconnect_all(c, dying).await;
         let rec = c.snapshot();
         let hc = Self::host_config(&rec);
         let policy = hc.restart_policy.clone().unwrap_or_default();

@@ -1,4 +1,4 @@
-//! Running `ip` / `iptables` with errors that say which command failed and why.
+//! Running `iptables` with errors that say which command failed and why.
 
 use crate::NetError;
 use std::process::Command;
@@ -10,7 +10,7 @@ pub fn run(program: &str, args: &[&str]) -> Result<String, NetError> {
         .output()
         .map_err(|e| NetError::Command {
             cmd: program.to_string(),
-            message: format!("cannot run it ({e}): install iproute2 and iptables"),
+            message: format!("cannot run it ({e}): install iptables"),
         })?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())

@@ -1,5 +1,12 @@
 //! Address management for one subnet: allocations persisted atomically, so a restarted daemon
 //! never hands out an address twice.
+//!
+//! The file is written to a temporary name and renamed over the old one, but not fsynced:
+//! a killed daemon (`kill -9`) loses nothing (the page cache is the kernel's, not the
+//! process's), and after a crash of the host, which no container survives, the daemon's
+//! start reconciles the allocations with the containers still running (`Networks::reconcile`
+//! frees the others and re-asserts theirs from their own records). An fsync here cost
+//! milliseconds on every start and every stop.
 
 use crate::NetError;
 use std::collections::BTreeMap;
@@ -121,16 +128,24 @@ pub struct Ipam {
     range: (u32, u32),
     path: PathBuf,
     allocated: BTreeMap<String, Ipv4Addr>,
+    /// Where the next dynamic allocation starts looking (the one after the last handed out,
+    /// as Docker's IPAM does): a just-released address is not reused at once, while the
+    /// kernel may still be removing the stopped container's veth that had it (and its MAC).
+    next: u32,
 }
 
 impl Ipam {
-    /// Loads the allocations kept at `path` (none if the file is absent).
+    /// Loads the allocations kept at `path` (none if the file is absent, or unreadable after
+    /// a host crash: the daemon's start re-asserts what running containers hold).
     pub fn open(subnet: Subnet, path: PathBuf) -> Result<Ipam, NetError> {
         let allocated = match std::fs::read(&path) {
-            Ok(d) => serde_json::from_slice(&d).map_err(|e| NetError::Io {
-                path: path.clone(),
-                source: std::io::Error::other(e),
-            })?,
+            Ok(d) => serde_json::from_slice(&d).unwrap_or_else(|e| {
+                tracing::warn!(
+                    "{}: {e}: starting from the running containers' addresses",
+                    path.display()
+                );
+                BTreeMap::new()
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(source) => return Err(NetError::Io { path, source }),
         };
@@ -142,6 +157,7 @@ impl Ipam {
             ),
             path,
             allocated,
+            next: u32::from(subnet.network()) + 1,
         })
     }
 
@@ -168,26 +184,41 @@ impl Ipam {
     }
 
     fn save(&self) -> Result<(), NetError> {
-        use std::io::Write;
+        // Atomic (rename), deliberately not durable: see the module's doc.
         let io = |source| NetError::Io {
             path: self.path.clone(),
             source,
         };
         let tmp = self.path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&serde_json::to_vec(&self.allocated).expect("serializable"))
-            .map_err(io)?;
-        f.sync_all().map_err(io)?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(&self.allocated).expect("serializable"),
+        )
+        .map_err(io)?;
         std::fs::rename(&tmp, &self.path).map_err(io)
     }
 
-    /// The address of `id`, allocating the lowest free one the first time.
+    /// Records that `id` holds `ip` (a running container's address, from its own record,
+    /// when the daemon starts). False if another holder has it.
+    pub fn hold(&mut self, id: &str, ip: Ipv4Addr) -> Result<bool, NetError> {
+        if self.allocated.get(id) == Some(&ip) {
+            return Ok(true);
+        }
+        if self.allocated.iter().any(|(h, a)| *a == ip && h != id) {
+            return Ok(false);
+        }
+        self.allocated.insert(id.to_string(), ip);
+        self.save()?;
+        Ok(true)
+    }
+
+    /// The address of `id`, allocating the next free one the first time.
     pub fn allocate(&mut self, id: &str) -> Result<Ipv4Addr, NetError> {
         self.allocate_with(id, None)
     }
 
     /// The address of `id`: `requested` (`--ip`, which must be free and in the subnet) or
-    /// the lowest free one of the range.
+    /// the next free one of the range after the last one handed out.
     pub fn allocate_with(
         &mut self,
         id: &str,
@@ -222,10 +253,13 @@ impl Ipam {
         }
         let used: std::collections::HashSet<Ipv4Addr> = self.allocated.values().copied().collect();
         let (first, last) = self.range;
-        let ip = (first..=last)
+        let start = self.next.clamp(first, last);
+        let ip = (start..=last)
+            .chain(first..start)
             .map(Ipv4Addr::from)
             .find(|ip| *ip != self.subnet.gateway && !used.contains(ip))
             .ok_or_else(|| NetError::Exhausted(self.subnet.cidr()))?;
+        self.next = u32::from(ip).wrapping_add(1);
         self.allocated.insert(id.to_string(), ip);
         self.save()?;
         Ok(ip)
@@ -292,6 +326,38 @@ mod tests {
         );
         again.release("a").unwrap();
         assert_eq!(again.allocate("b").unwrap(), Ipv4Addr::new(10, 9, 0, 2));
+    }
+
+    #[test]
+    fn a_released_address_is_not_handed_out_again_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = Subnet::parse("10.6.0.1/29").unwrap(); // hosts .2 to .6
+        let mut ipam = Ipam::open(sub, dir.path().join("i.json")).unwrap();
+        assert_eq!(ipam.allocate("a").unwrap(), Ipv4Addr::new(10, 6, 0, 2));
+        ipam.release("a").unwrap();
+        assert_eq!(ipam.allocate("b").unwrap(), Ipv4Addr::new(10, 6, 0, 3));
+        for (id, last) in [("c", 4), ("d", 5), ("e", 6)] {
+            assert_eq!(ipam.allocate(id).unwrap(), Ipv4Addr::new(10, 6, 0, last));
+        }
+        // Wraps around to the free ones.
+        assert_eq!(ipam.allocate("f").unwrap(), Ipv4Addr::new(10, 6, 0, 2));
+        assert!(matches!(ipam.allocate("g"), Err(NetError::Exhausted(_))));
+    }
+
+    #[test]
+    fn a_lost_file_is_rebuilt_from_the_holders() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = Subnet::parse("10.7.0.1/24").unwrap();
+        let p = dir.path().join("ipam.json");
+        // What a host crash can leave of a file that was renamed before its data hit disk.
+        std::fs::write(&p, "").unwrap();
+        let mut ipam = Ipam::open(sub, p.clone()).unwrap();
+        let held = Ipv4Addr::new(10, 7, 0, 2);
+        assert!(ipam.hold("running", held).unwrap());
+        assert!(!ipam.hold("other", held).unwrap(), "one holder per address");
+        assert_eq!(ipam.allocate("new").unwrap(), Ipv4Addr::new(10, 7, 0, 3));
+        let again = Ipam::open(sub, p).unwrap();
+        assert_eq!(again.address_of("running"), Some(held));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `host`, `none`) persisted with their IPAM; per container a veth pair moved into its
 //! network namespace; NAT, isolation and published ports as iptables rules in chains of
 //! their own; an embedded DNS server on 127.0.0.11 inside containers on user networks.
-//! Links are made with `ip` (iproute2), rules with `iptables`.
+//! Links, addresses and routes are made with rtnetlink (`netlink`), rules with `iptables`.
 
 pub mod bridge;
 pub mod cmd;
@@ -10,6 +10,7 @@ pub mod dns;
 pub mod firewall;
 pub mod ipam;
 pub mod manager;
+pub mod netlink;
 pub mod network;
 pub mod ports;
 
@@ -39,6 +40,13 @@ pub enum NetError {
     /// An operation not allowed on this network (403).
     #[error("{0}")]
     Forbidden(String),
+    /// A netlink request the kernel refused (or a socket that could not be opened).
+    #[error("{op}: {source}")]
+    Netlink {
+        op: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
     Io {
         path: std::path::PathBuf,

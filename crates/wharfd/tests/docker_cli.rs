@@ -207,12 +207,17 @@ fn default_bridge_gives_an_address_and_containers_reach_each_other() {
     );
 
     d.ok(&["rm", "-f", "web"]);
+    // The pair goes with the container's netns, which the kernel tears down in the
+    // background (wharfd does not wait for its RCU grace period): poll.
     let veth = format!("wh{}", &web.trim()[..8]);
-    let o = std::process::Command::new("ip")
-        .args(["link", "show", "dev", &veth])
-        .output()
-        .unwrap();
-    assert!(!o.status.success(), "{veth} left behind");
+    eventually(&format!("{veth} is gone"), || {
+        !std::process::Command::new("ip")
+            .args(["link", "show", "dev", &veth])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    });
 }
 
 #[test]

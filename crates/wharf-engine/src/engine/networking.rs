@@ -187,12 +187,12 @@ impl Engine {
         order.sort_by_key(|(n, _)| *n != primary);
         for (i, (name, att)) in order.into_iter().enumerate() {
             if let Err(e) = self.connect_one(c, pid, &name, &att, i as u32).await {
-                self.disconnect_all(c).await;
+                self.disconnect_all(c, false).await;
                 return Err(e);
             }
         }
         if let Err(e) = self.publish_ports(c).await {
-            self.disconnect_all(c).await;
+            self.disconnect_all(c, false).await;
             return Err(e);
         }
         Ok(())
@@ -305,8 +305,26 @@ impl Engine {
         Ok(())
     }
 
-    /// Undoes `connect_all` (the container stopped or failed to start).
-    pub(super) async fn disconnect_all(self: &Arc<Self>, c: &Container) {
+    /// Whether a running container other than `c` joined `c`'s network namespace
+    /// (`--network container:<c>`), which then outlives `c`'s own processes.
+    pub(super) fn netns_shared(&self, c: &Container) -> bool {
+        let rec = c.snapshot();
+        let name = rec.name.trim_start_matches('/').to_string();
+        self.all().iter().any(|o| {
+            let orec = o.snapshot();
+            o.id != c.id
+                && orec.state.status.is_live()
+                && orec.host_config["NetworkMode"]
+                    .as_str()
+                    .and_then(container_mode)
+                    .is_some_and(|x| !x.is_empty() && (x == name || c.id.starts_with(x)))
+        })
+    }
+
+    /// Undoes `connect_all` (the container stopped or failed to start). `netns_dying`: its
+    /// processes are gone and no other container shares its namespace, so the kernel removes
+    /// its links with the namespace.
+    pub(super) async fn disconnect_all(self: &Arc<Self>, c: &Container, netns_dying: bool) {
         let rec = c.snapshot();
         if rec.endpoints.is_empty() && rec.ports.is_empty() {
             return;
@@ -324,7 +342,7 @@ impl Engine {
                     .get(name)
                     .map(|a| a.network_id.clone())
                     .unwrap_or_default();
-                engine.networks.detach(&nid, &id, ep.index);
+                engine.networks.detach(&nid, &id, ep.index, netns_dying);
             }
         })
         .await;
@@ -357,7 +375,20 @@ impl Engine {
             .filter(|c| c.status().is_live())
             .collect();
         let ids: Vec<String> = live.iter().map(|c| c.id.clone()).collect();
-        self.networks.reconcile(&ids);
+        let held: Vec<(String, String, Ipv4Addr)> = live
+            .iter()
+            .flat_map(|c| {
+                let rec = c.snapshot();
+                rec.endpoints
+                    .iter()
+                    .filter_map(|(name, ep)| {
+                        let net = rec.networks.get(name)?.network_id.clone();
+                        Some((net, c.id.clone(), ep.ip.parse().ok()?))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        self.networks.reconcile(&ids, &held);
         for c in live {
             let rec = c.snapshot();
             self.networks.restore_ports(&c.id, &rec.ports);
@@ -467,7 +498,7 @@ impl Engine {
         if let Some(ep) = rec.endpoints.get(&net.name) {
             self.networks.dns.remove(&c.id, Some(&net.id));
             let (engine, id, nid, index) = (self.clone(), c.id.clone(), net.id.clone(), ep.index);
-            blocking(move || engine.networks.detach(&nid, &id, index)).await?;
+            blocking(move || engine.networks.detach(&nid, &id, index, false)).await?;
             let hosts = c.dir.join("hosts");
             if let Ok(content) = std::fs::read_to_string(&hosts) {
                 let keep: String = content

@@ -1,0 +1,561 @@
+//! rtnetlink requests (links, addresses, routes) over a blocking `NETLINK_ROUTE` socket: what
+//! the per-container setup used to exec `ip` and `nsenter ip` for.
+//!
+//! A netlink socket acts in the network namespace it was created in. [`Netlink::open`] gives
+//! one in the daemon's namespace; [`Netlink::open_in`] creates one in a container's: the
+//! calling thread `setns`es into it for the `socket` call and back ([`in_netns`]).
+//! Messages are built by the pure functions below (unit-tested byte by byte) and sent one at
+//! a time, each with `NLM_F_ACK`: the kernel's answer is the error, or success, of that
+//! request.
+
+use crate::NetError;
+use netlink_packet_core::{
+    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE,
+    NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+/// The loopback device's index in every network namespace (`LOOPBACK_IFINDEX`).
+pub const LOOPBACK_INDEX: u32 = 1;
+
+/// A route netlink socket bound to one network namespace.
+pub struct Netlink {
+    sock: Socket,
+    seq: u32,
+    /// Where the socket acts, for error messages (`host`, `netns of pid 123`).
+    place: String,
+}
+
+/// A veth pair whose peer is created directly in another network namespace.
+#[derive(Debug, Clone)]
+pub struct VethSpec<'a> {
+    /// The host side's name.
+    pub host: &'a str,
+    /// The bridge the host side joins (its index), if any.
+    pub master: Option<u32>,
+    /// The peer's name inside the namespace (`eth0`).
+    pub peer: &'a str,
+    /// The peer's MAC address.
+    pub peer_mac: [u8; 6],
+    pub mtu: u32,
+}
+
+fn up() -> (LinkFlags, LinkFlags) {
+    (LinkFlags::Up, LinkFlags::Up)
+}
+
+/// `RTM_NEWLINK` of a veth pair: the host side up (enslaved to `master`), the peer with its
+/// name, MAC and MTU in the namespace `netns` (an fd of `/proc/<pid>/ns/net`).
+pub fn veth_message(spec: &VethSpec, netns: i32) -> LinkMessage {
+    // Not up yet: veth refuses to open a side before its peer is linked to it (ENOTCONN),
+    // which happens only after both are registered. The namespace's side sets it up.
+    let mut peer = LinkMessage::default();
+    peer.attributes = vec![
+        LinkAttribute::IfName(spec.peer.to_string()),
+        LinkAttribute::Mtu(spec.mtu),
+        LinkAttribute::Address(spec.peer_mac.to_vec()),
+        LinkAttribute::NetNsFd(netns),
+    ];
+    let mut m = LinkMessage::default();
+    (m.header.flags, m.header.change_mask) = up();
+    m.attributes = vec![
+        LinkAttribute::IfName(spec.host.to_string()),
+        LinkAttribute::Mtu(spec.mtu),
+    ];
+    if let Some(master) = spec.master {
+        m.attributes.push(LinkAttribute::Controller(master));
+    }
+    m.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::Veth),
+        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+    ]));
+    m
+}
+
+/// `RTM_NEWLINK` of a bridge `name` with `mtu`, up.
+pub fn bridge_message(name: &str, mtu: u32) -> LinkMessage {
+    let mut m = LinkMessage::default();
+    (m.header.flags, m.header.change_mask) = up();
+    m.attributes = vec![
+        LinkAttribute::IfName(name.to_string()),
+        LinkAttribute::Mtu(mtu),
+        LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]),
+    ];
+    m
+}
+
+/// `RTM_SETLINK` of link `index`: up, and `mtu` when given.
+pub fn set_up_message(index: u32, mtu: Option<u32>) -> LinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    (m.header.flags, m.header.change_mask) = up();
+    if let Some(mtu) = mtu {
+        m.attributes.push(LinkAttribute::Mtu(mtu));
+    }
+    m
+}
+
+/// A link named `name` (for `RTM_GETLINK` and `RTM_DELLINK`).
+pub fn by_name_message(name: &str) -> LinkMessage {
+    let mut m = LinkMessage::default();
+    m.attributes.push(LinkAttribute::IfName(name.to_string()));
+    m
+}
+
+/// `RTM_NEWADDR` of `ip/prefix` (with its broadcast address) on link `index`.
+pub fn address_message(index: u32, ip: Ipv4Addr, prefix: u8) -> AddressMessage {
+    let mut m = AddressMessage::default();
+    m.header.family = AddressFamily::Inet;
+    m.header.prefix_len = prefix;
+    m.header.index = index;
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    };
+    let broadcast = Ipv4Addr::from(u32::from(ip) | !mask);
+    m.attributes = vec![
+        AddressAttribute::Local(IpAddr::V4(ip)),
+        AddressAttribute::Address(IpAddr::V4(ip)),
+    ];
+    if prefix < 31 {
+        m.attributes.push(AddressAttribute::Broadcast(broadcast));
+    }
+    m
+}
+
+/// `RTM_NEWROUTE` of the default route via `gateway` out of link `index`, main table.
+pub fn default_route_message(gateway: Ipv4Addr, index: u32) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = AddressFamily::Inet;
+    m.header.table = RouteHeader::RT_TABLE_MAIN;
+    m.header.protocol = RouteProtocol::Boot;
+    m.header.scope = RouteScope::Universe;
+    m.header.kind = RouteType::Unicast;
+    m.attributes = vec![
+        RouteAttribute::Gateway(RouteAddress::Inet(gateway)),
+        RouteAttribute::Oif(index),
+    ];
+    m
+}
+
+/// Serializes `msg` as one netlink request with sequence number `seq`.
+pub fn encode(msg: RouteNetlinkMessage, flags: u16, seq: u32) -> Vec<u8> {
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | flags;
+    header.sequence_number = seq;
+    let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+    packet.finalize();
+    let mut buf = vec![0u8; packet.buffer_len()];
+    packet.serialize(&mut buf);
+    buf
+}
+
+/// "02:42:ac:1e:00:02" → bytes.
+pub fn parse_mac(mac: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = mac.split(':');
+    for b in out.iter_mut() {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+fn describe(msg: &RouteNetlinkMessage) -> String {
+    let name = |attrs: &[LinkAttribute]| {
+        attrs
+            .iter()
+            .find_map(|a| match a {
+                LinkAttribute::IfName(n) => Some(n.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    };
+    match msg {
+        RouteNetlinkMessage::NewLink(m) => format!("creating link {}", name(&m.attributes)),
+        RouteNetlinkMessage::SetLink(m) => format!("setting link {} up", m.header.index),
+        RouteNetlinkMessage::DelLink(m) => format!("deleting link {}", name(&m.attributes)),
+        RouteNetlinkMessage::GetLink(m) => format!("looking up link {}", name(&m.attributes)),
+        RouteNetlinkMessage::NewAddress(m) => format!(
+            "adding address {:?}/{} to link {}",
+            m.attributes.first(),
+            m.header.prefix_len,
+            m.header.index
+        ),
+        RouteNetlinkMessage::NewRoute(_) => "adding the default route".to_string(),
+        _ => "netlink request".to_string(),
+    }
+}
+
+/// Runs `f` with the calling thread in the network namespace `netns`, then puts the thread
+/// back into the one it was in. setns(CLONE_NEWNET) affects only the calling thread, and
+/// nothing else runs on it meanwhile. If the way back fails (the kernel could not allocate
+/// the thread's new namespace set), the thread would go on in the container's namespace and
+/// every later link, rule or socket of the daemon made from it would land there: the daemon
+/// aborts instead (its containers keep running; a restart finds them).
+pub fn in_netns<T>(netns: &OwnedFd, what: &str, f: impl FnOnce() -> T) -> Result<T, NetError> {
+    let here = std::fs::File::open("/proc/thread-self/ns/net").map_err(|e| NetError::Netlink {
+        op: "opening the daemon's own network namespace".into(),
+        source: e,
+    })?;
+    nix::sched::setns(netns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+        NetError::Netlink {
+            op: format!("entering the {what}"),
+            source: e.into(),
+        }
+    })?;
+    let out = f();
+    if let Err(e) = nix::sched::setns(here.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET) {
+        tracing::error!("cannot return to the daemon's network namespace after entering the {what}: {e}; aborting");
+        std::process::abort();
+    }
+    Ok(out)
+}
+
+impl Netlink {
+    /// A socket in the calling thread's network namespace (the host's, for the daemon).
+    pub fn open() -> Result<Netlink, NetError> {
+        Self::with_place("host".into())
+    }
+
+    fn with_place(place: String) -> Result<Netlink, NetError> {
+        let err = |e: io::Error| NetError::Netlink {
+            op: format!("opening a netlink socket in the {place}"),
+            source: e,
+        };
+        let mut sock = Socket::new(NETLINK_ROUTE).map_err(err)?;
+        sock.bind_auto().map_err(err)?;
+        sock.connect(&SocketAddr::new(0, 0)).map_err(err)?;
+        // Extended acks: the kernel's own message (e.g. "Invalid MTU") comes with errors;
+        // harmless where unsupported.
+        let _ = sock.set_ext_ack(true);
+        Ok(Netlink {
+            sock,
+            seq: 0,
+            place,
+        })
+    }
+
+    /// A socket in the network namespace `netns` (an open `/proc/<pid>/ns/net`): the calling
+    /// thread enters it, makes the socket, and goes back (the socket keeps acting where it
+    /// was made). No helper thread: handing the work to a new thread and joining it cost a
+    /// scheduler tick (4 ms) on a loaded machine, more than everything else in an attach.
+    pub fn open_in(netns: &OwnedFd, what: &str) -> Result<Netlink, NetError> {
+        let place = what.to_string();
+        in_netns(netns, what, || Self::with_place(place))?
+    }
+
+    /// Sends `msg` and waits for its acknowledgement; the kernel's error if it refused.
+    fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> Result<(), io::Error> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        self.sock.send(&encode(msg, flags | NLM_F_ACK, seq), 0)?;
+        loop {
+            let done = self.receive(seq, &mut |_| {})?;
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reads one datagram; calls `each` for every message of `seq` in it; true once the
+    /// request's acknowledgement (or a dump's end) came. Errors carry the kernel's errno.
+    fn receive(
+        &self,
+        seq: u32,
+        each: &mut dyn FnMut(RouteNetlinkMessage),
+    ) -> Result<bool, io::Error> {
+        let mut buf = Vec::with_capacity(32 * 1024);
+        self.sock.recv(&mut buf, 0)?;
+        let mut off = 0;
+        let mut done = false;
+        while off < buf.len() {
+            let nb = NetlinkBuffer::new_checked(&buf[off..])
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            let len = (nb.length() as usize).max(16);
+            let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(
+                &buf[off..(off + len).min(buf.len())],
+            )
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            off += (len + 3) & !3;
+            if msg.header.sequence_number != seq {
+                continue; // an answer to an earlier, abandoned request
+            }
+            match msg.payload {
+                NetlinkPayload::Error(e) if e.code.is_some() => return Err(e.to_io()),
+                NetlinkPayload::Error(_) | NetlinkPayload::Done(_) => done = true,
+                NetlinkPayload::InnerMessage(m) => each(m),
+                _ => {}
+            }
+        }
+        Ok(done)
+    }
+
+    fn check(&mut self, msg: RouteNetlinkMessage, flags: u16) -> Result<(), NetError> {
+        let op = describe(&msg);
+        self.request(msg, flags).map_err(|e| NetError::Netlink {
+            op: format!("{op} in the {}", self.place),
+            source: e,
+        })
+    }
+
+    /// The index of link `name`, `None` if there is none.
+    pub fn link_index(&mut self, name: &str) -> Result<Option<u32>, NetError> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let req = encode(
+            RouteNetlinkMessage::GetLink(by_name_message(name)),
+            NLM_F_ACK,
+            seq,
+        );
+        let err = |e: io::Error| NetError::Netlink {
+            op: format!("looking up link {name} in the {}", self.place),
+            source: e,
+        };
+        self.sock.send(&req, 0).map_err(err)?;
+        let mut index = None;
+        loop {
+            let r = self.receive(seq, &mut |m| {
+                if let RouteNetlinkMessage::NewLink(l) = m {
+                    index = Some(l.header.index);
+                }
+            });
+            match r {
+                Ok(true) => return Ok(index),
+                Ok(false) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(None),
+                Err(e) => return Err(err(e)),
+            }
+        }
+    }
+
+    /// Names of the bridges in this namespace.
+    pub fn bridges(&mut self) -> Result<Vec<String>, NetError> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let req = encode(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_DUMP,
+            seq,
+        );
+        let err = |e: io::Error| NetError::Netlink {
+            op: format!("listing links in the {}", self.place),
+            source: e,
+        };
+        self.sock.send(&req, 0).map_err(err)?;
+        let mut out = Vec::new();
+        loop {
+            let done = self
+                .receive(seq, &mut |m| {
+                    if let RouteNetlinkMessage::NewLink(l) = m {
+                        let bridge = l.attributes.iter().any(|a| {
+                            matches!(a, LinkAttribute::LinkInfo(i)
+                                if i.contains(&LinkInfo::Kind(InfoKind::Bridge)))
+                        });
+                        let name = l.attributes.iter().find_map(|a| match a {
+                            LinkAttribute::IfName(n) => Some(n.clone()),
+                            _ => None,
+                        });
+                        if let (true, Some(n)) = (bridge, name) {
+                            out.push(n);
+                        }
+                    }
+                })
+                .map_err(err)?;
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Creates the veth pair of `spec`, its peer in the namespace `netns`. `Ok(false)` if a
+    /// link of the host side's name exists already.
+    pub fn create_veth(&mut self, spec: &VethSpec, netns: &OwnedFd) -> Result<bool, NetError> {
+        let msg = RouteNetlinkMessage::NewLink(veth_message(spec, netns.as_raw_fd()));
+        match self.request(msg, NLM_F_CREATE | NLM_F_EXCL) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+            Err(e) => Err(NetError::Netlink {
+                op: format!(
+                    "creating veth pair {}/{} in the {}",
+                    spec.host, spec.peer, self.place
+                ),
+                source: e,
+            }),
+        }
+    }
+
+    /// Creates bridge `name` (up) unless a link of that name exists.
+    pub fn create_bridge(&mut self, name: &str, mtu: u32) -> Result<(), NetError> {
+        match self.request(
+            RouteNetlinkMessage::NewLink(bridge_message(name, mtu)),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            Err(e) => Err(NetError::Netlink {
+                op: format!("creating bridge {name} in the {}", self.place),
+                source: e,
+            }),
+        }
+    }
+
+    /// Sets link `index` up (with `mtu`, if given).
+    pub fn set_up(&mut self, index: u32, mtu: Option<u32>) -> Result<(), NetError> {
+        self.check(RouteNetlinkMessage::SetLink(set_up_message(index, mtu)), 0)
+    }
+
+    /// Adds `ip/prefix` to link `index` (no error if it has it already).
+    pub fn add_address(&mut self, index: u32, ip: Ipv4Addr, prefix: u8) -> Result<(), NetError> {
+        self.check(
+            RouteNetlinkMessage::NewAddress(address_message(index, ip, prefix)),
+            NLM_F_CREATE | NLM_F_REPLACE,
+        )
+    }
+
+    /// Sets the default route via `gateway` out of link `index` (replacing any other).
+    pub fn replace_default_route(&mut self, gateway: Ipv4Addr, index: u32) -> Result<(), NetError> {
+        self.check(
+            RouteNetlinkMessage::NewRoute(default_route_message(gateway, index)),
+            NLM_F_CREATE | NLM_F_REPLACE,
+        )
+    }
+
+    /// Deletes link `name`; `Ok(false)` if there was none.
+    pub fn delete_link(&mut self, name: &str) -> Result<bool, NetError> {
+        match self.request(RouteNetlinkMessage::DelLink(by_name_message(name)), 0) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(false),
+            Err(e) => Err(NetError::Netlink {
+                op: format!("deleting link {name} in the {}", self.place),
+                source: e,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::Emitable;
+
+    /// Every (type, payload) of a netlink attribute list, nested lists not descended.
+    fn attrs(mut b: &[u8]) -> Vec<(u16, Vec<u8>)> {
+        let mut out = vec![];
+        while b.len() >= 4 {
+            let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
+            let kind = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
+            out.push((kind, b[4..len].to_vec()));
+            b = &b[((len + 3) & !3).min(b.len())..];
+        }
+        out
+    }
+
+    fn find(list: &[(u16, Vec<u8>)], kind: u16) -> Vec<u8> {
+        list.iter()
+            .find(|(k, _)| *k == kind)
+            .unwrap_or_else(|| panic!("attribute {kind} missing"))
+            .1
+            .clone()
+    }
+
+    const IFINFOMSG: usize = 16;
+
+    #[test]
+    fn veth_request_puts_the_peer_in_the_namespace_with_its_mac() {
+        let spec = VethSpec {
+            host: "wh01234567",
+            master: Some(7),
+            peer: "eth0",
+            peer_mac: parse_mac("02:42:ac:1e:00:02").unwrap(),
+            mtu: 1400,
+        };
+        let buf = encode(
+            RouteNetlinkMessage::NewLink(veth_message(&spec, 42)),
+            NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK,
+            9,
+        );
+        // nlmsghdr: length, RTM_NEWLINK (16), flags, seq.
+        assert_eq!(
+            u32::from_ne_bytes(buf[0..4].try_into().unwrap()) as usize,
+            buf.len()
+        );
+        assert_eq!(u16::from_ne_bytes([buf[4], buf[5]]), libc::RTM_NEWLINK);
+        let flags = u16::from_ne_bytes([buf[6], buf[7]]);
+        assert_eq!(flags, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
+        assert_eq!(u32::from_ne_bytes(buf[8..12].try_into().unwrap()), 9);
+        let ifi = &buf[16..16 + IFINFOMSG];
+        // ifi_flags and ifi_change: IFF_UP.
+        assert_eq!(u32::from_ne_bytes(ifi[8..12].try_into().unwrap()), 1);
+        assert_eq!(u32::from_ne_bytes(ifi[12..16].try_into().unwrap()), 1);
+        let top = attrs(&buf[16 + IFINFOMSG..]);
+        assert_eq!(find(&top, libc::IFLA_IFNAME), b"wh01234567\0");
+        assert_eq!(find(&top, libc::IFLA_MTU), 1400u32.to_ne_bytes());
+        assert_eq!(find(&top, libc::IFLA_MASTER), 7u32.to_ne_bytes());
+        let info = attrs(&find(&top, libc::IFLA_LINKINFO));
+        assert_eq!(find(&info, libc::IFLA_INFO_KIND), b"veth\0");
+        let data = attrs(&find(&info, libc::IFLA_INFO_DATA));
+        // VETH_INFO_PEER: an ifinfomsg, then the peer's attributes.
+        let peer = find(&data, 1);
+        assert_eq!(
+            u32::from_ne_bytes(peer[12..16].try_into().unwrap()),
+            0,
+            "the peer cannot be opened before it is paired (ENOTCONN)"
+        );
+        let peer = attrs(&peer[IFINFOMSG..]);
+        assert_eq!(find(&peer, libc::IFLA_IFNAME), b"eth0\0");
+        assert_eq!(find(&peer, libc::IFLA_ADDRESS), [2, 0x42, 0xac, 0x1e, 0, 2]);
+        assert_eq!(find(&peer, libc::IFLA_NET_NS_FD), 42u32.to_ne_bytes());
+        assert_eq!(find(&peer, libc::IFLA_MTU), 1400u32.to_ne_bytes());
+    }
+
+    #[test]
+    fn address_and_route_requests() {
+        let ip = Ipv4Addr::new(10, 1, 2, 3);
+        let m = address_message(5, ip, 24);
+        let mut b = vec![0u8; m.buffer_len()];
+        m.emit(&mut b);
+        // ifaddrmsg: family, prefixlen, flags, scope, index.
+        assert_eq!((b[0], b[1]), (libc::AF_INET as u8, 24));
+        assert_eq!(u32::from_ne_bytes(b[4..8].try_into().unwrap()), 5);
+        let a = attrs(&b[8..]);
+        assert_eq!(find(&a, libc::IFA_LOCAL), ip.octets());
+        assert_eq!(find(&a, libc::IFA_ADDRESS), ip.octets());
+        assert_eq!(find(&a, libc::IFA_BROADCAST), [10, 1, 2, 255]);
+
+        let r = default_route_message(Ipv4Addr::new(10, 1, 2, 1), 5);
+        let mut b = vec![0u8; r.buffer_len()];
+        r.emit(&mut b);
+        // rtmsg: family, dst_len 0 (default), src_len, tos, table, protocol, scope, type.
+        assert_eq!(b[0], libc::AF_INET as u8);
+        assert_eq!(b[1], 0);
+        assert_eq!(b[4], libc::RT_TABLE_MAIN);
+        assert_eq!(b[6], libc::RT_SCOPE_UNIVERSE);
+        assert_eq!(b[7], libc::RTN_UNICAST);
+        let a = attrs(&b[12..]);
+        assert_eq!(find(&a, libc::RTA_GATEWAY), [10, 1, 2, 1]);
+        assert_eq!(find(&a, libc::RTA_OIF), 5u32.to_ne_bytes());
+    }
+
+    #[test]
+    fn macs_parse() {
+        assert_eq!(
+            parse_mac("02:42:0a:00:00:ff"),
+            Some([2, 0x42, 10, 0, 0, 0xff])
+        );
+        assert_eq!(parse_mac("02:42:0a:00:00"), None);
+        assert_eq!(parse_mac("02:42:0a:00:00:ff:01"), None);
+        assert_eq!(parse_mac("zz:42:0a:00:00:ff"), None);
+    }
+}
