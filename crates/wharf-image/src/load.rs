@@ -36,9 +36,12 @@ pub struct LoadOptions {
     pub layer_progress: Option<LayerProgress>,
 }
 
-/// `(chain id, bytes done, bytes in all)` for one layer being loaded.
+/// Told `(chain id, bytes done, bytes in all)` for one layer being loaded.
+pub type LayerProgressFn = dyn Fn(&str, u64, u64) + Send + Sync;
+
+/// A shared [`LayerProgressFn`].
 #[derive(Clone)]
-pub struct LayerProgress(pub std::sync::Arc<dyn Fn(&str, u64, u64) + Send + Sync>);
+pub struct LayerProgress(pub std::sync::Arc<LayerProgressFn>);
 
 impl std::fmt::Debug for LayerProgress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
