@@ -10,6 +10,7 @@ use crate::namespaces::Plan;
 use crate::state::{OciState, Saved, StateDir, Status};
 use crate::sync::{self, Msg};
 use crate::{hooks, util};
+use nix::fcntl::OFlag;
 use oci_spec::runtime::{Process, Spec};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -147,6 +148,27 @@ impl Runtime {
         };
 
         let cgroup_dirs = manager.dirs();
+        // The cgroup is made and given its limits and device rules before the fork (v1
+        // rewrites the rules starting with "deny a": the init's mknods must not fall in
+        // between), so that the init can join it by itself, which is cheap (see
+        // `init::join_cgroup`). In a user namespace of its own it may not write the host's
+        // cgroup files: then the runtime moves it.
+        let join = manager.join_dirs();
+        let self_join = !plan.new_user;
+        let cgroup2 = if self_join {
+            manager.apply(0)?;
+            manager.set(&with_default_devices(linux))?;
+            join.v2.as_ref().and_then(|d| {
+                nix::fcntl::open(
+                    d,
+                    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .ok()
+            })
+        } else {
+            None
+        };
         // SAFETY: the runtime forks only while single-threaded (see the init module); the
         // child runs init code and never returns into ours.
         let fork = unsafe { nix::unistd::fork() }.ctx(|| "fork".into())?;
@@ -156,8 +178,9 @@ impl Runtime {
                 sock: &child_sock,
                 plan: &plan,
                 stdio: opts.stdio.as_ref(),
+                cgroup2: cgroup2.as_ref(),
             };
-            let r = init::stage1(&stage).and_then(|()| {
+            let r = init::stage1(&stage).and_then(|in_cgroup2| {
                 init::container_init(&init::InitCtx {
                     id: opts.id,
                     bundle,
@@ -169,6 +192,8 @@ impl Runtime {
                     preserve_fds: opts.preserve_fds,
                     seccomp_listener: listener.as_ref(),
                     cgroup_dirs: &cgroup_dirs,
+                    self_join: self_join.then_some(&join),
+                    in_cgroup2,
                 })
             });
             let e = match r {
@@ -197,14 +222,17 @@ impl Runtime {
                         pid = p;
                         cleanup.pid = Some(p);
                         let _ = nix::sys::wait::waitpid(stage1, None);
-                        // The cgroup gets its limits and device rules while it is still
-                        // empty (v1 rewrites the rules starting with "deny a": the init's
-                        // mknods must not fall in between), then the init builds its rootfs
-                        // while it is moved in, which waits for an RCU grace period on v1.
-                        manager.apply(0)?;
-                        manager.set(&with_default_devices(linux))?;
-                        sync::send(fd, &Msg::Pid(p))?;
-                        manager.apply(p)?;
+                        if self_join {
+                            // In its cgroup already (it joins before reading this).
+                            sync::send(fd, &Msg::Pid(p))?;
+                        } else {
+                            // Limits first (see above), then the init builds its rootfs
+                            // while it is moved in, which waits for an RCU grace period.
+                            manager.apply(0)?;
+                            manager.set(&with_default_devices(linux))?;
+                            sync::send(fd, &Msg::Pid(p))?;
+                            manager.apply(p)?;
+                        }
                         // An init that failed meanwhile has sent its error and gone: the
                         // next receive reports that rather than a broken pipe.
                         let _ = sync::send(fd, &Msg::Go);
@@ -571,8 +599,9 @@ impl Runtime {
                 sock: &child_sock,
                 plan: &plan,
                 stdio: opts.stdio.as_ref(),
+                cgroup2: None,
             };
-            let r = init::stage1(&stage).and_then(|()| {
+            let r = init::stage1(&stage).and_then(|_| {
                 init::exec_process(&child_sock, console_child.as_ref(), &opts.process, &spec)
             });
             let e = match r {

@@ -28,6 +28,8 @@ pub struct Stage1<'a> {
     pub sock: &'a OwnedFd,
     pub plan: &'a Plan,
     pub stdio: Option<&'a Stdio>,
+    /// The container's cgroup2 directory, for the init to be forked straight into it.
+    pub cgroup2: Option<&'a OwnedFd>,
 }
 
 /// Resets what a forked child inherits from its parent that a container must not: blocked
@@ -47,7 +49,8 @@ pub fn reset_signals() {
 
 /// Runs in the first child: joins and creates namespaces, forks the second child (which
 /// is pid 1 of a new pid namespace) and reports its pid. Returns in the second child only.
-pub fn stage1(s: &Stage1) -> Result<()> {
+/// Returns, in the init, whether it was forked into `s.cgroup2`.
+pub fn stage1(s: &Stage1) -> Result<bool> {
     reset_signals();
     let fd = s.sock.as_raw_fd();
     if let Some(io) = s.stdio {
@@ -75,15 +78,88 @@ pub fn stage1(s: &Stage1) -> Result<()> {
     if !now.is_empty() {
         nix::sched::unshare(now).ctx(|| format!("creating namespaces {now:?}"))?;
     }
-    // SAFETY: we are the single thread of a freshly forked process.
-    match unsafe { nix::unistd::fork() }.ctx(|| "fork of the container init".into())? {
-        nix::unistd::ForkResult::Parent { child } => {
-            let _ = sync::send(fd, &Msg::Pid(child.as_raw()));
+    // Forked into its cgroup2 cgroup when there is one: entering it at fork takes no
+    // global lock, where moving a task later waits for an RCU grace period (~10 ms).
+    let (child, in_cgroup) = match s.cgroup2.map(|c| fork_into_cgroup(c.as_raw_fd())) {
+        Some(Ok(pid)) => (pid, true),
+        // An old kernel (no clone3 or CLONE_INTO_CGROUP): the init joins by itself.
+        Some(Err(_)) | None => {
+            // SAFETY: we are the single thread of a freshly forked process.
+            match unsafe { nix::unistd::fork() }.ctx(|| "fork of the container init".into())? {
+                nix::unistd::ForkResult::Parent { child } => (Some(child.as_raw()), false),
+                nix::unistd::ForkResult::Child => (None, false),
+            }
+        }
+    };
+    match child {
+        Some(pid) => {
+            let _ = sync::send(fd, &Msg::Pid(pid));
             // SAFETY: _exit ends this intermediate process without running destructors
             // that belong to the caller's state.
             unsafe { libc::_exit(0) }
         }
-        nix::unistd::ForkResult::Child => Ok(()),
+        None => Ok(in_cgroup),
+    }
+}
+
+/// `fork` into the cgroup2 directory `cgroup` (`clone3` with `CLONE_INTO_CGROUP`): `None` in
+/// the child, the child's pid in the parent.
+fn fork_into_cgroup(cgroup: RawFd) -> std::io::Result<Option<i32>> {
+    // The kernel's `struct clone_args` (include/uapi/linux/sched.h), up to `cgroup`.
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup as u64,
+        ..Default::default()
+    };
+    // SAFETY: clone3 reads `size` bytes of a live, properly laid out `clone_args`. Without
+    // CLONE_VM it duplicates the process like fork; the caller is single-threaded, so the
+    // child's copy of the address space (allocator and libc state included) is consistent.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match r {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(pid as i32)),
+    }
+}
+
+/// Moves this (single-threaded) init into its cgroup: `0` into `tasks` in each v1 hierarchy,
+/// which moves only the calling thread and so takes no global lock (unlike a pid written to
+/// `cgroup.procs`, which waits for an RCU grace period), and into the cgroup2 directory
+/// unless the fork already put it there.
+fn join_cgroup(join: &crate::cgroups::JoinDirs, in_v2: bool) -> Result<()> {
+    let write = |file: PathBuf| {
+        std::fs::write(&file, "0")
+            .ctx(|| format!("joining the container's cgroup ({})", file.display()))
+    };
+    for d in &join.v1 {
+        write(d.join("tasks"))?;
+    }
+    match &join.v2 {
+        Some(d) if !in_v2 => write(d.join("cgroup.procs")),
+        _ => Ok(()),
     }
 }
 
@@ -111,6 +187,11 @@ pub struct InitCtx<'a> {
     pub seccomp_listener: Option<&'a OwnedFd>,
     /// The container's cgroup directories (see [`rootfs::Ctx::cgroup_dirs`]).
     pub cgroup_dirs: &'a [PathBuf],
+    /// The init joins its cgroup itself (the runtime made and configured it before the fork);
+    /// `None`: the runtime moves it.
+    pub self_join: Option<&'a crate::cgroups::JoinDirs>,
+    /// The fork already put the init in its cgroup2 cgroup.
+    pub in_cgroup2: bool,
 }
 
 /// The container's init (second child): set up, report ready, wait for start, exec.
@@ -122,6 +203,9 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
     // are in it". Moving a task into a v1 cgroup waits for an RCU grace period (~10 ms), so
     // the rootfs is built meanwhile; a cgroup namespace must be rooted at the new cgroup,
     // so then both come first. Nothing forks or execs before the second.
+    if let Some(join) = c.self_join {
+        join_cgroup(join, c.in_cgroup2)?;
+    }
     let host_pid = wait_go(fd)?;
     let own_cgroupns = c.plan.has_new(NsType::Cgroup);
     if own_cgroupns {

@@ -146,6 +146,39 @@ fn cpu_quota_is_in_the_cgroup() {
     }
 }
 
+#[test]
+fn the_init_is_in_its_cgroup_in_every_hierarchy() {
+    // wharf-runtime's init joins its cgroup by itself (tasks in v1, clone3 into cgroup2):
+    // every hierarchy the runtime drives must show the container's cgroupsPath, as runc's.
+    let c = case!();
+    // Without a cgroup namespace, so that /proc/self/cgroup shows the host's paths.
+    c.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "cgroup")
+    });
+    c.sh("cat /proc/self/cgroup");
+    let both = c.run_both();
+    both.both_ok();
+    for rt in BOTH {
+        let path = c.cgroup(rt);
+        let out = both.get(rt);
+        for key in ["memory", "pids", "devices", "cpuset", ""] {
+            let line = out
+                .lines()
+                .into_iter()
+                .find(|l| l.split(':').nth(1) == Some(key))
+                .map(String::from);
+            if key.is_empty() && line.is_none() {
+                continue; // no cgroup2 hierarchy on this host
+            }
+            let line = line.unwrap_or_else(|| panic!("{rt}: no {key:?} line\n{out}"));
+            assert!(line.ends_with(&path), "{rt}: {line} not in {path}\n{out}");
+        }
+    }
+}
+
 /// CapEff of the spec's default set: CAP_KILL, CAP_NET_BIND_SERVICE, CAP_AUDIT_WRITE.
 const DEFAULT_CAPS: u64 = 1 << 5 | 1 << 10 | 1 << 29;
 

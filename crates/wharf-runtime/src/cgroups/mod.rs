@@ -112,6 +112,14 @@ pub struct Stats {
     pub blkio_write_bytes: u64,
 }
 
+/// The directories a process must enter to be in a container's cgroup (see
+/// [`CgroupManager::join_dirs`]).
+#[derive(Debug, Clone, Default)]
+pub struct JoinDirs {
+    pub v1: Vec<std::path::PathBuf>,
+    pub v2: Option<std::path::PathBuf>,
+}
+
 /// One container's cgroup, v1 or v2.
 pub trait CgroupManager: Send + Sync {
     /// Create the cgroup (if needed) and move `pid` into it (`pid <= 0`: only create it).
@@ -119,6 +127,9 @@ pub trait CgroupManager: Send + Sync {
     /// The container's cgroup directory in each hierarchy this manager drives (absolute
     /// paths under the hierarchies' mount points), whether or not they exist yet.
     fn dirs(&self) -> Vec<std::path::PathBuf>;
+    /// How a process joins the cgroup itself: the v1 directories (written `0` in `tasks`)
+    /// and the cgroup2 directory (entered at fork with `CLONE_INTO_CGROUP`).
+    fn join_dirs(&self) -> JoinDirs;
     /// Apply the OCI resource limits.
     fn set(&self, resources: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError>;
     /// Freeze every process in the cgroup; returns once they are frozen.

@@ -414,6 +414,19 @@ impl CgroupManager for V1Manager {
         self.all_dirs().into_iter().map(Path::to_path_buf).collect()
     }
 
+    fn join_dirs(&self) -> super::JoinDirs {
+        let mut v1: Vec<PathBuf> = Vec::new();
+        for d in self.dirs.values() {
+            if !v1.contains(d) {
+                v1.push(d.clone());
+            }
+        }
+        super::JoinDirs {
+            v1,
+            v2: self.unified.clone(),
+        }
+    }
+
     fn apply(&self, pid: i32) -> Result<(), CgroupError> {
         for dir in self.all_dirs() {
             files::mkdir_all(dir)?;

@@ -295,6 +295,13 @@ impl CgroupManager for V2Manager {
         vec![self.dir.clone()]
     }
 
+    fn join_dirs(&self) -> super::JoinDirs {
+        super::JoinDirs {
+            v1: Vec::new(),
+            v2: Some(self.dir.clone()),
+        }
+    }
+
     fn apply(&self, pid: i32) -> Result<(), CgroupError> {
         let rel = self.dir.strip_prefix(&self.root).unwrap_or(Path::new(""));
         let mut current = self.root.clone();
