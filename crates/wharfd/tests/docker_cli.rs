@@ -1116,16 +1116,8 @@ fn run_flags_take_effect_inside_the_container() {
     require_env!();
     let d = Daemon::start();
     d.busybox();
-    let run = |args: &[&str]| -> std::process::Output {
-        let mut a = vec!["run", "--rm", "--network", "none"];
-        a.extend_from_slice(args);
-        d.docker(&a)
-    };
-    let out = |args: &[&str]| -> String {
-        let o = run(args);
-        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-        stdout(&o)
-    };
+    let run = |args: &[&str]| run_rm_none(&d, args);
+    let out = |args: &[&str]| out_rm_none(&d, args);
     assert_eq!(
         out(&[
             "-u",
@@ -1611,16 +1603,8 @@ fn namespace_modes_devices_and_a_failed_rm_start() {
     require_env!();
     let d = Daemon::start();
     d.busybox();
-    let run = |args: &[&str]| -> std::process::Output {
-        let mut a = vec!["run", "--rm", "--network", "none"];
-        a.extend_from_slice(args);
-        d.docker(&a)
-    };
-    let out = |args: &[&str]| -> String {
-        let o = run(args);
-        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-        stdout(&o)
-    };
+    let run = |args: &[&str]| run_rm_none(&d, args);
+    let out = |args: &[&str]| out_rm_none(&d, args);
     // A private cgroup namespace is rooted at the container's cgroup; the host's shows the
     // daemon's cgroup parent.
     let private = out(&[
@@ -1721,4 +1705,18 @@ fn out_digest(pull_output: &str) -> String {
         .unwrap_or_else(|| panic!("no digest in {pull_output}"))
         .trim()
         .to_string()
+}
+
+/// `docker run --rm --network none <args>`.
+fn run_rm_none(d: &Daemon, args: &[&str]) -> std::process::Output {
+    let mut a = vec!["run", "--rm", "--network", "none"];
+    a.extend_from_slice(args);
+    d.docker(&a)
+}
+
+/// [`run_rm_none`] that must succeed: its stdout.
+fn out_rm_none(d: &Daemon, args: &[&str]) -> String {
+    let o = run_rm_none(d, args);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    stdout(&o)
 }

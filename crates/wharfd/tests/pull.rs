@@ -9,19 +9,7 @@ use common::{Daemon, LocalRegistry};
 /// Pushes `busybox` and a child image (one more layer) to `reg` with skopeo, from an archive
 /// saved by `d`. Returns (base ref, child ref).
 fn push_base_and_child(d: &Daemon, reg: &LocalRegistry) -> (String, String) {
-    d.busybox();
-    d.ok(&[
-        "run",
-        "--name",
-        "top",
-        "--network",
-        "none",
-        "busybox",
-        "sh",
-        "-c",
-        "head -c 3000000 /dev/urandom > /blob",
-    ]);
-    d.ok(&["commit", "top", "child:1"]);
+    d.busybox_and_child();
     let archive = d.dir.path().join("both.tar");
     d.ok(&[
         "save",

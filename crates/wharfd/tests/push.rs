@@ -15,23 +15,6 @@ fn text(o: &std::process::Output) -> String {
     )
 }
 
-/// `busybox` plus `child:1` (busybox and a layer of 3 MB of random bytes) in `d`.
-fn busybox_and_child(d: &Daemon) {
-    d.busybox();
-    d.ok(&[
-        "run",
-        "--name",
-        "top",
-        "--network",
-        "none",
-        "busybox",
-        "sh",
-        "-c",
-        "head -c 3000000 /dev/urandom > /blob",
-    ]);
-    d.ok(&["commit", "top", "child:1"]);
-}
-
 /// Copies `src` of `d` to `dst` on `reg` with skopeo (gzip-compressed layers, as most
 /// registries hold them).
 fn skopeo_push(d: &Daemon, reg: &LocalRegistry, src: &str, dst: &str) {
@@ -59,7 +42,7 @@ fn push_mounts_layers_known_from_another_repository() {
         return;
     };
     let d = Daemon::start();
-    busybox_and_child(&d);
+    d.busybox_and_child();
     skopeo_push(&d, &reg, "child:1", "t/child:1");
 
     // A daemon that pulled t/child knows where its layers are: pushing the image to another
@@ -142,7 +125,7 @@ fn large_layers_are_pushed_in_chunks_small_ones_in_one_put() {
     };
     // 1 MiB chunks (the default threshold is 64 MiB): the 3 MB layer takes 3 PATCHes.
     let d = Daemon::start_env(&[], None, &[("WHARF_REGISTRY_CHUNK_SIZE", "1048576")]);
-    busybox_and_child(&d);
+    d.busybox_and_child();
     let big = format!("{}/t/big:1", reg.addr);
     d.ok(&["tag", "child:1", &big]);
     let out = d.ok(&["push", &big]);
@@ -186,7 +169,7 @@ fn large_layers_are_pushed_in_chunks_small_ones_in_one_put() {
         "OCI-Chunk-Min-Length: 2097152",
     );
     let g = Daemon::start_env(&[], None, &[("WHARF_REGISTRY_CHUNK_SIZE", "1048576")]);
-    busybox_and_child(&g);
+    g.busybox_and_child();
     let min = format!("{}/t/min:1", proxy.addr);
     g.ok(&["tag", "child:1", &min]);
     g.ok(&["push", &min]);
@@ -201,7 +184,7 @@ fn large_layers_are_pushed_in_chunks_small_ones_in_one_put() {
 
     // The default: one monolithic PUT per blob, no PATCH.
     let f = Daemon::start();
-    busybox_and_child(&f);
+    f.busybox_and_child();
     let mono = format!("{}/t/mono:1", reg.addr);
     f.ok(&["tag", "child:1", &mono]);
     f.ok(&["push", &mono]);
@@ -220,7 +203,7 @@ fn pull_all_tags_platform_and_distribution_inspect() {
         return;
     };
     let d = Daemon::start();
-    busybox_and_child(&d);
+    d.busybox_and_child();
     let repo = format!("{}/t/multi", reg.addr);
     for (img, tag) in [("busybox", "1"), ("busybox", "2"), ("child:1", "3")] {
         d.ok(&["tag", img, &format!("{repo}:{tag}")]);
@@ -375,7 +358,7 @@ fn docker_run_pulls_missing_images_with_zstd_layers() {
         return;
     };
     let d = Daemon::start();
-    busybox_and_child(&d);
+    d.busybox_and_child();
     let archive = d.dir.path().join("child.tar");
     d.ok(&["save", "-o", archive.to_str().unwrap(), "child:1"]);
     let zstd = format!("{}/t/zstd:1", reg.addr);
@@ -461,7 +444,7 @@ fn max_concurrent_downloads_one_fetches_layers_in_turn() {
         return;
     };
     let d = Daemon::start();
-    busybox_and_child(&d);
+    d.busybox_and_child();
     d.ok(&["rm", "-f", "top"]);
     d.ok(&[
         "run",

@@ -284,6 +284,24 @@ impl Daemon {
     }
 
     /// Imports a busybox rootfs as `busybox:latest`.
+    /// `busybox` plus `child:1` (busybox and a layer of 3 MB of random bytes), for the
+    /// registry tests: two images sharing a layer.
+    pub fn busybox_and_child(&self) {
+        self.busybox();
+        self.ok(&[
+            "run",
+            "--name",
+            "top",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "head -c 3000000 /dev/urandom > /blob",
+        ]);
+        self.ok(&["commit", "top", "child:1"]);
+    }
+
     pub fn busybox(&self) {
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mkbusybox-rootfs.sh");
