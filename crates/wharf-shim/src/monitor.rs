@@ -351,15 +351,17 @@ impl Shim {
             } else {
                 PollTimeout::NONE
             };
-            match poll(&mut fds, timeout) {
-                Ok(0) => {
-                    self.release_pending = false;
-                    drop(fds);
-                    crate::memory::release_setup_pages();
-                    continue;
-                }
+            let mut polled = poll(&mut fds, timeout);
+            if let Ok(0) = polled {
+                self.release_pending = false;
+                crate::memory::release_setup_pages();
+                // Straight back to waiting on the same descriptors: the loop's own code and
+                // constants fault back in only once there is something to do.
+                polled = poll(&mut fds, PollTimeout::NONE);
+            }
+            match polled {
+                Ok(0) | Err(nix::Error::EINTR) => continue,
                 Ok(_) => {}
-                Err(nix::Error::EINTR) => continue,
                 Err(_) => break,
             }
             let ready: Vec<bool> = fds
