@@ -147,13 +147,13 @@ impl Runtime {
             None => None,
         };
 
-        let cgroup_dirs = manager.dirs();
         // The cgroup is made and given its limits and device rules before the fork (v1
         // rewrites the rules starting with "deny a": the init's mknods must not fall in
         // between), so that the init can join it by itself, which is cheap (see
         // `init::join_cgroup`). In a user namespace of its own it may not write the host's
         // cgroup files: then the runtime moves it.
         let join = manager.join_dirs();
+        let cgroup_dirs = join.all();
         let self_join = !plan.new_user;
         let cgroup2 = if self_join {
             manager.apply(0)?;

@@ -466,17 +466,7 @@ impl Engine {
             }
             c.update(|_| ()).map_err(internal)?;
         }
-        self.events.publish(
-            "network",
-            "connect",
-            &net.id,
-            [
-                ("container".to_string(), c.id.clone()),
-                ("name".to_string(), net.name.clone()),
-                ("type".to_string(), net.driver.clone()),
-            ]
-            .into(),
-        );
+        self.network_event("connect", &net, Some(&c.id));
         Ok(())
     }
 
@@ -522,18 +512,22 @@ impl Engine {
         if !still_dns {
             self.networks.dns.stop(&c.id);
         }
-        self.events.publish(
-            "network",
-            "disconnect",
-            &net.id,
-            [
-                ("container".to_string(), c.id.clone()),
-                ("name".to_string(), net.name.clone()),
-                ("type".to_string(), net.driver.clone()),
-            ]
-            .into(),
-        );
+        self.network_event("disconnect", &net, Some(&c.id));
         Ok(())
+    }
+
+    /// A network event as dockerd sends it: the network's name and driver, and the
+    /// container for connect and disconnect.
+    fn network_event(&self, action: &str, net: &Network, container: Option<&str>) {
+        let mut attrs: BTreeMap<String, String> = [
+            ("name".to_string(), net.name.clone()),
+            ("type".to_string(), net.driver.clone()),
+        ]
+        .into();
+        if let Some(id) = container {
+            attrs.insert("container".to_string(), id.to_string());
+        }
+        self.events.publish("network", action, &net.id, attrs);
     }
 
     /// Running containers with an endpoint on `net`.
@@ -673,16 +667,7 @@ impl Engine {
         let n = blocking(move || engine.networks.create(opts))
             .await?
             .map_err(net_error)?;
-        self.events.publish(
-            "network",
-            "create",
-            &n.id,
-            [
-                ("name".to_string(), n.name.clone()),
-                ("type".to_string(), n.driver.clone()),
-            ]
-            .into(),
-        );
+        self.network_event("create", &n, None);
         Ok(json!({"Id": n.id, "Warning": ""}))
     }
 
@@ -693,16 +678,7 @@ impl Engine {
         let n = blocking(move || engine.networks.remove(&key))
             .await?
             .map_err(net_error)?;
-        self.events.publish(
-            "network",
-            "destroy",
-            &n.id,
-            [
-                ("name".to_string(), n.name.clone()),
-                ("type".to_string(), n.driver.clone()),
-            ]
-            .into(),
-        );
+        self.network_event("destroy", &n, None);
         Ok(())
     }
 

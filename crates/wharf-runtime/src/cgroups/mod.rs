@@ -120,15 +120,21 @@ pub struct JoinDirs {
     pub v2: Option<std::path::PathBuf>,
 }
 
+impl JoinDirs {
+    /// Every directory, v1 then cgroup2.
+    pub fn all(&self) -> Vec<std::path::PathBuf> {
+        self.v1.iter().chain(&self.v2).cloned().collect()
+    }
+}
+
 /// One container's cgroup, v1 or v2.
 pub trait CgroupManager: Send + Sync {
     /// Create the cgroup (if needed) and move `pid` into it (`pid <= 0`: only create it).
     fn apply(&self, pid: i32) -> Result<(), CgroupError>;
     /// The container's cgroup directory in each hierarchy this manager drives (absolute
-    /// paths under the hierarchies' mount points), whether or not they exist yet.
-    fn dirs(&self) -> Vec<std::path::PathBuf>;
-    /// How a process joins the cgroup itself: the v1 directories (written `0` in `tasks`)
-    /// and the cgroup2 directory (entered at fork with `CLONE_INTO_CGROUP`).
+    /// paths under the hierarchies' mount points, whether or not they exist yet): the v1
+    /// ones (joined by writing `0` in `tasks`) and the cgroup2 one (entered at fork with
+    /// `CLONE_INTO_CGROUP`).
     fn join_dirs(&self) -> JoinDirs;
     /// Apply the OCI resource limits.
     fn set(&self, resources: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError>;

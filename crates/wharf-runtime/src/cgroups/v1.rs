@@ -410,10 +410,6 @@ pub(super) fn rdma_line(device: &str, l: &LinuxRdma) -> String {
 }
 
 impl CgroupManager for V1Manager {
-    fn dirs(&self) -> Vec<PathBuf> {
-        self.all_dirs().into_iter().map(Path::to_path_buf).collect()
-    }
-
     fn join_dirs(&self) -> super::JoinDirs {
         let mut v1: Vec<PathBuf> = Vec::new();
         for d in self.dirs.values() {

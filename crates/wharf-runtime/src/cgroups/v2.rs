@@ -291,10 +291,6 @@ pub(super) fn hugetlb_usage(
 }
 
 impl CgroupManager for V2Manager {
-    fn dirs(&self) -> Vec<PathBuf> {
-        vec![self.dir.clone()]
-    }
-
     fn join_dirs(&self) -> super::JoinDirs {
         super::JoinDirs {
             v1: Vec::new(),
