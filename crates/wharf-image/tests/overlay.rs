@@ -12,10 +12,10 @@ fn overlay_store(test: &str) -> Option<TestStore> {
     }
     let ts = TestStore::new();
     if ts.store.layers().driver() != "overlay2" {
-        eprintln!(
-            "SKIP {test}: overlayfs is not usable here (driver {})",
+        wharf_testkit::skip(format!(
+            "{test}: overlayfs is not usable here (driver {})",
             ts.store.layers().driver()
-        );
+        ));
         return None;
     }
     Some(ts)

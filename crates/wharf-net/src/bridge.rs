@@ -265,7 +265,7 @@ mod tests {
     #[test]
     fn attach_makes_the_veth_address_and_route_in_the_namespace() {
         if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipping: needs root");
+            wharf_testkit::skip("needs root");
             return;
         }
         let mut r = [0u8; 3];

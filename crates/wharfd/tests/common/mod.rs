@@ -18,10 +18,10 @@ pub fn is_root() -> bool {
 macro_rules! require_env {
     () => {
         if !common::is_root() || !std::path::Path::new(common::DOCKER).exists() {
-            eprintln!(
-                "skipped: needs root and the docker CLI at {}",
+            wharf_testkit::skip(format!(
+                "needs root and the docker CLI at {}",
                 common::DOCKER
-            );
+            ));
             return;
         }
     };
