@@ -751,6 +751,23 @@ impl Engine {
         }
     }
 
+    /// Removes volume `name` unless a container uses it (409 naming them). The check and the
+    /// removal happen under the lock that container creation holds while it resolves its
+    /// mounts, so a `run -v name:/x` racing a `volume rm name` either gets the volume (and the
+    /// removal is refused) or comes after it (and makes a new, empty one): data in use is
+    /// never deleted.
+    pub async fn remove_volume_if_unused(&self, name: &str) -> Result<(), ApiError> {
+        let _guard = self.create_lock.lock().await;
+        let users = self.volume_users(name);
+        if !users.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "remove {name}: volume is in use - [{}]",
+                users.join(", ")
+            )));
+        }
+        self.volumes.remove(name)
+    }
+
     /// Containers (ids) that mount volume `name`.
     pub fn volume_users(&self, name: &str) -> Vec<String> {
         self.all()
@@ -1241,8 +1258,8 @@ impl Engine {
                     .get(&m.name)
                     .map(|v| v.anonymous)
                     .unwrap_or(false);
-                if anonymous && self.volume_users(&m.name).is_empty() {
-                    let _ = self.volumes.remove(&m.name);
+                if anonymous {
+                    let _ = self.remove_volume_if_unused(&m.name).await;
                 }
             }
         }
@@ -1631,11 +1648,26 @@ impl Engine {
                     cfg.insert(k.to_string(), v.clone());
                 }
             }
-            if let Some(Value::Object(o)) = overrides {
-                for (k, v) in o {
-                    if !v.is_null() {
-                        cfg.insert(k, v);
+            match overrides {
+                Some(Value::Object(o)) => {
+                    for (k, v) in o {
+                        let object_field =
+                            matches!(k.as_str(), "ExposedPorts" | "Volumes" | "Labels");
+                        if object_field && !(v.is_object() || v.is_null()) {
+                            return Err(ApiError::bad_request(format!(
+                                "invalid commit config: {k} must be an object, not {v}"
+                            )));
+                        }
+                        if !v.is_null() {
+                            cfg.insert(k, v);
+                        }
                     }
+                }
+                None | Some(Value::Null) => {}
+                Some(other) => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid commit config: expected a JSON object, got {other}"
+                    )))
                 }
             }
             for ch in &changes {
@@ -1647,13 +1679,15 @@ impl Engine {
         let img = blocking(move || -> Result<wharf_image::Image, wharf_image::Error> {
             let parent = images.resolve(&image_id)?;
             let dir = images.layers().root_tmp();
-            let tmp = dir.join(format!("commit-{id}.tar"));
+            // Unique per commit: two commits of one container at once must not share a file.
+            let tmp = dir.join(format!("commit-{id}-{}.tar", crate::names::new_id()));
             let result = (|| {
                 let mut f = std::fs::File::create(&tmp).map_err(|e| wharf_image::Error::Io { path: tmp.clone(), source: e })?;
                 images.layers().diff_tar(&id, &mut f)?;
                 drop(f);
                 let f = std::fs::File::open(&tmp).map_err(|e| wharf_image::Error::Io { path: tmp.clone(), source: e })?;
-                let layer = images.layers().register(parent.top_layer.as_deref(), f)?;
+                let lease = images.layers().lease();
+                let layer = images.layers().register(&lease, parent.top_layer.as_deref(), f)?;
                 let mut doc = parent.raw_config.clone();
                 let now = now();
                 doc["created"] = json!(now);
@@ -1693,10 +1727,7 @@ impl Engine {
             if live {
                 return f(&live_root);
             }
-            let tmp = images
-                .layers()
-                .root_tmp()
-                .join(format!("cp-{}", names::new_id()));
+            let tmp = images.layers().scratch_mountpoint("cp");
             images.layers().mount_rw(&id, &tmp).map_err(image_error)?;
             let r = f(&tmp);
             let _ = images.layers().unmount_rw(&id, &tmp);

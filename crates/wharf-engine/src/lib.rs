@@ -17,6 +17,7 @@ pub mod pull;
 pub mod push;
 pub mod shim;
 pub mod spec;
+pub mod upload;
 pub mod volumes;
 
 pub use config::{EngineConfig, LiveConfig};
