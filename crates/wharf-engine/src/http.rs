@@ -420,11 +420,20 @@ async fn dispatch(
         }
         ContainerExport(id) => {
             let c = engine.lookup(&id)?;
-            let (r, mut w) = abortable_resp("application/x-tar");
-            let images = engine.images.clone();
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = images.layers().export(&c.id, &mut w) {
-                    w.abort(format!("export of {}: {e}", c.id));
+            // A running container's live root (a second overlay on its upper and work dirs
+            // would be undefined in the kernel), else a temporary mount of its layers.
+            let (r, w) = abortable_resp("application/x-tar");
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let mut out = w.clone();
+                let done = engine
+                    .with_rootfs(&c, move |root| {
+                        wharf_image::layers::tar_tree(root, &mut out).map_err(image_error)
+                    })
+                    .await;
+                if let Err(e) = done {
+                    w.abort_async(format!("export of {}: {}", c.id, e.message))
+                        .await;
                 }
             });
             r
@@ -1064,7 +1073,8 @@ fn abortable_resp(content_type: &'static str) -> (Resp, AbortableWriter) {
 }
 
 /// Writes into an abortable response from blocking code; [`AbortableWriter::abort`] cuts the
-/// response off so the client sees the failure.
+/// response off so the client sees the failure. Clones feed the same response.
+#[derive(Clone)]
 struct AbortableWriter {
     tx: mpsc::Sender<Result<Bytes, StreamAborted>>,
 }
@@ -1074,6 +1084,12 @@ impl AbortableWriter {
         let why = why.to_string();
         tracing::warn!("aborting a streamed response: {why}");
         let _ = self.tx.blocking_send(Err(StreamAborted(why)));
+    }
+
+    async fn abort_async(self, why: impl std::fmt::Display) {
+        let why = why.to_string();
+        tracing::warn!("aborting a streamed response: {why}");
+        let _ = self.tx.send(Err(StreamAborted(why))).await;
     }
 }
 

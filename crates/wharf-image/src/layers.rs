@@ -744,21 +744,6 @@ impl LayerStore {
             .join(format!("{what}-{}", random_id(12)))
     }
 
-    /// `docker export`: the merged filesystem of container `id` as a tar.
-    pub fn export(&self, id: &str, out: &mut dyn Write) -> Result<(), Error> {
-        let mnt = self.scratch_mountpoint("export");
-        self.mount_rw(id, &mnt)?;
-        let r = (|| {
-            let mut b = tar::Builder::new(out);
-            b.follow_symlinks(false);
-            b.append_dir_all(".", &mnt).map_err(Error::io(&mnt))?;
-            b.finish().map_err(Error::io(&mnt))
-        })();
-        let _ = self.unmount_rw(id, &mnt);
-        let _ = fs::remove_dir(&mnt);
-        r
-    }
-
     /// Size of container `id`'s writable layer (SizeRw).
     pub fn rw_size(&self, id: &str) -> Result<u64, Error> {
         let dir = self.rw_dir(id).join("diff");
@@ -932,6 +917,15 @@ fn page_size() -> usize {
         .ok()
         .flatten()
         .map_or(4096, |p| p as usize)
+}
+
+/// A container's merged filesystem (`dir`) as a tar, as `docker export` writes it: symlinks
+/// as links, never followed.
+pub fn tar_tree(dir: &Path, out: &mut dyn Write) -> Result<(), Error> {
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    b.append_dir_all(".", dir).map_err(Error::io(dir))?;
+    b.finish().map_err(Error::io(dir))
 }
 
 /// Cleans the scratch space at open, after a crash: first unmounts whatever a killed wharfd

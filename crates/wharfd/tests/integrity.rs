@@ -268,3 +268,48 @@ fn volume_rm_racing_a_run_never_deletes_a_volume_in_use() {
         d.ok(&["rm", &id]);
     }
 }
+
+/// `export` of a running container reads its live root (no second overlay on the same upper
+/// dir): what the container wrote is in the tar, and the layer store's mount space stays empty.
+#[test]
+fn export_of_a_running_container_reads_its_live_root() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo live > /written-while-running; sleep 600",
+    ]);
+    let id = id.trim();
+    common::eventually("the file is written", || {
+        d.docker(&["exec", id, "cat", "/written-while-running"])
+            .status
+            .success()
+    });
+    let out = d.dir.path().join("live.tar");
+    d.ok(&["export", "-o", out.to_str().unwrap(), id]);
+    let mut a = tar::Archive::new(std::fs::File::open(&out).unwrap());
+    let mut found = None;
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().ends_with("written-while-running") {
+            let mut s = String::new();
+            e.read_to_string(&mut s).unwrap();
+            found = Some(s);
+        }
+    }
+    assert_eq!(found.as_deref(), Some("live\n"));
+    let mnt = data_root(&d).join("layers/mnt");
+    assert_eq!(
+        std::fs::read_dir(&mnt).unwrap().count(),
+        0,
+        "a mount was made for a running container"
+    );
+    d.ok(&["rm", "-f", id]);
+}
