@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 
+mod healthcheck;
 mod networking;
 pub use networking::net_error;
 use wharf_api::types::{CreateRequest, ExecConfig, HostConfig};
@@ -162,6 +163,7 @@ impl Engine {
                     Ok(s) if !s.starts_with("exited") => {
                         tracing::info!("reconnected to container {}", &c.id[..12]);
                         self.spawn_monitor(c.clone());
+                        self.spawn_health(c.clone(), false);
                     }
                     _ => {
                         let st = shim::read_exit_file(&sdir).unwrap_or(ExitStatus {
@@ -322,6 +324,10 @@ impl Engine {
 
         // Merge the image's config as Docker does.
         let cfg = &req.config;
+        let healthcheck =
+            crate::health::merge(cfg.healthcheck.as_ref(), image.config.get("Healthcheck"));
+        crate::health::HealthConfig::from_healthcheck(healthcheck.as_ref())
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let mut env: Vec<String> = image.env();
         for e in cfg.env.iter().flatten() {
             let key = e.split('=').next().unwrap_or_default();
@@ -458,6 +464,10 @@ impl Engine {
         if cfg.user.is_empty() {
             merged.insert("User".into(), json!(image.user()));
         }
+        match healthcheck {
+            Some(h) => merged.insert("Healthcheck".into(), h),
+            None => merged.remove("Healthcheck"),
+        };
         if cfg.stop_signal.is_none() {
             if let Some(s) = image.stop_signal() {
                 merged.insert("StopSignal".into(), json!(s));
@@ -1018,6 +1028,7 @@ impl Engine {
         .map_err(internal)?;
         self.event(c, "start", &[]);
         self.spawn_monitor(c.clone());
+        self.spawn_health(c.clone(), true);
         Ok(())
     }
 
@@ -1439,6 +1450,13 @@ impl Engine {
                             .trim_start_matches('/')
                             .contains(v.trim_start_matches('/')),
                         "exited" => st == Status::Exited && v.parse() == Ok(r.state.exit_code),
+                        "health" => {
+                            let h = r.state.health.as_ref().map(|h| h.status.as_str());
+                            match v.as_str() {
+                                "none" => h.is_none(),
+                                want => h == Some(want),
+                            }
+                        }
                         "ancestor" => {
                             r.config["Image"].as_str() == Some(v)
                                 || r.image_id == *v
@@ -1479,7 +1497,7 @@ impl Engine {
             .filter(|e| e.container == c.id)
             .map(|e| e.id.clone())
             .collect();
-        json!({
+        let mut doc = json!({
             "Id": r.id,
             "Created": r.created,
             "Path": r.path,
@@ -1515,7 +1533,12 @@ impl Engine {
             "Mounts": r.mounts.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
             "Config": r.config,
             "NetworkSettings": networking::network_settings(self, &r),
-        })
+        });
+        // Only a container with a healthcheck has State.Health (omitted otherwise, as dockerd).
+        if let Some(h) = &st.health {
+            doc["State"]["Health"] = json!(h);
+        }
+        doc
     }
 
     /// `POST /containers/{id}/exec`.
@@ -1635,6 +1658,7 @@ impl Engine {
                 "Labels",
                 "StopSignal",
                 "OnBuild",
+                "Healthcheck",
                 "Hostname",
                 "Domainname",
                 "Tty",

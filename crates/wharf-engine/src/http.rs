@@ -1437,7 +1437,14 @@ async fn image_create(
 }
 
 fn events(engine: &Arc<Engine>, q: &Query) -> Result<Resp, ApiError> {
-    let since = q.get("since").and_then(logs::parse_time);
+    // `--since 0` asks for every event kept, not for none of the past (as `since` absent).
+    let since = q.get("since").and_then(|s| {
+        if s == "0" {
+            Some(0.0)
+        } else {
+            logs::parse_time(s)
+        }
+    });
     let until = q.get("until").and_then(logs::parse_time);
     let filters = q.filters()?;
     let (past, mut rx) = engine.events.subscribe();

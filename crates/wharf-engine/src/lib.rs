@@ -8,6 +8,7 @@ pub mod config;
 pub mod container;
 pub mod engine;
 pub mod events;
+pub mod health;
 pub mod http;
 pub mod local_driver;
 pub mod logs;
