@@ -37,6 +37,21 @@ pub struct ExecState {
     pub exit_code: Option<i32>,
 }
 
+/// What `POST /commit` asks for besides the container.
+#[derive(Debug, Default)]
+pub struct CommitOptions {
+    /// `repo[:tag]` to tag the new image with.
+    pub reference: Option<String>,
+    pub comment: String,
+    pub author: String,
+    /// Dockerfile instructions (`--change`) applied to the config.
+    pub changes: Vec<String>,
+    /// A `Config` object whose set fields replace the container's.
+    pub overrides: Option<Value>,
+    /// Freeze a running container while its layer is read.
+    pub pause: bool,
+}
+
 /// The daemon's core.
 pub struct Engine {
     pub cfg: EngineConfig,
@@ -1629,12 +1644,16 @@ impl Engine {
     pub async fn commit(
         self: &Arc<Self>,
         c: &Container,
-        reference: Option<String>,
-        comment: String,
-        author: String,
-        changes: Vec<String>,
-        overrides: Option<Value>,
+        opts: CommitOptions,
     ) -> Result<String, ApiError> {
+        let CommitOptions {
+            reference,
+            comment,
+            author,
+            changes,
+            overrides,
+            pause,
+        } = opts;
         let rec = c.snapshot();
         let tags = match reference.as_deref() {
             Some(r) => vec![wharf_image::reference::parse(r)
@@ -1700,6 +1719,12 @@ impl Engine {
             }
             cfg
         };
+        // A running container is frozen while its layer is read, so the image is one moment
+        // of its filesystem (`docker commit` default); a paused one stays as it is.
+        let paused_here = pause && c.status() == Status::Running;
+        if paused_here {
+            self.pause(c, true).await?;
+        }
         let img = blocking(move || -> Result<wharf_image::Image, wharf_image::Error> {
             let parent = images.resolve(&image_id)?;
             let dir = images.layers().root_tmp();
@@ -1730,8 +1755,13 @@ impl Engine {
             let _ = std::fs::remove_file(&tmp);
             result
         })
-        .await?
-        .map_err(image_error)?;
+        .await;
+        if paused_here {
+            if let Err(e) = self.pause(c, false).await {
+                tracing::warn!("unpausing {} after its commit: {}", c.id, e.message);
+            }
+        }
+        let img = img?.map_err(image_error)?;
         self.event(c, "commit", &[]);
         Ok(img.id)
     }

@@ -595,19 +595,20 @@ async fn dispatch(
                         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?,
                 )
             };
-            let id = engine
-                .commit(
-                    &c,
-                    reference,
-                    q.get("comment").unwrap_or_default().to_string(),
-                    q.get("author").unwrap_or_default().to_string(),
-                    q.all("changes")
-                        .into_iter()
-                        .filter(|c| !c.is_empty())
-                        .collect(),
-                    overrides,
-                )
-                .await?;
+            let opts = crate::engine::CommitOptions {
+                reference,
+                comment: q.get("comment").unwrap_or_default().to_string(),
+                author: q.get("author").unwrap_or_default().to_string(),
+                changes: q
+                    .all("changes")
+                    .into_iter()
+                    .filter(|c| !c.is_empty())
+                    .collect(),
+                overrides,
+                // Docker pauses the container while it commits unless told `pause=false`.
+                pause: q.get("pause").is_none_or(|_| q.flag("pause")),
+            };
+            let id = engine.commit(&c, opts).await?;
             json_resp(201, &json!({"Id": id}))
         }
         ArchiveHead(id) | ArchiveGet(id) => {

@@ -313,3 +313,50 @@ fn export_of_a_running_container_reads_its_live_root() {
     );
     d.ok(&["rm", "-f", id]);
 }
+
+/// `commit` pauses a running container while it reads the layer (docker's default) and
+/// resumes it; `--pause=false` leaves it running throughout.
+#[test]
+fn commit_pauses_a_running_container_unless_told_not_to() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let id = d.ok(&["run", "-d", "--network", "none", "busybox", "sleep", "600"]);
+    let id = id.trim();
+    let since = d.ok(&["version", "--format", "{{.Server.Version}}"]);
+    assert!(!since.is_empty());
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+    d.ok(&["commit", id, "paused:1"]);
+    d.ok(&["commit", "--pause=false", id, "unpaused:1"]);
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        &t0.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        &format!("container={id}"),
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<&str> = ev
+        .lines()
+        .filter(|a| matches!(*a, "pause" | "unpause" | "commit"))
+        .collect();
+    assert_eq!(actions, ["pause", "unpause", "commit", "commit"], "{ev}");
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Status}}", id])
+            .trim(),
+        "running"
+    );
+    d.ok(&["rm", "-f", id]);
+}
