@@ -484,6 +484,32 @@ fn network_create_ls_inspect_rm_prune_and_internal(place: Place) {
     assert!(o.contains("\n1400\n"), "{o}");
     assert!(o.contains(&format!("default via {base}.254")), "{o}");
 
+    // Without --subnet: one of the default pools not routed where the daemon runs (in a
+    // sandbox's namespace, whose `unreachable` routes cover everything and route nothing).
+    d.ok(&["network", "create", "auto"]);
+    let auto = d.ok(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+        "auto",
+    ]);
+    let auto_base = auto.trim().rsplit_once('.').map(|(b, _)| b.to_string());
+    let auto_base = auto_base.unwrap_or_else(|| panic!("no subnet: {auto:?}"));
+    let o = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "auto",
+        "busybox",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(o.contains(&format!("inet {auto_base}.")), "{auto}: {o}");
     let o = d.docker(&["network", "create", "--subnet", &sub, "overlapping"]);
     assert!(
         !o.status.success() && stderr(&o).contains("overlaps"),

@@ -13,12 +13,23 @@ pub const DOCKER: &str = "/usr/local/bin/docker";
 /// Debian's docker.io, for comparisons.
 pub const DOCKERD: &str = "/usr/sbin/dockerd";
 
+/// Where `Daemon::start` puts wharfd: the host's namespace, or with `WHARF_E2E_NETNS=1` one
+/// of its own, to see which of all the e2e scenarios hold there too (those with a peer on
+/// the host's loopback, such as a test registry, cannot: it is not the daemon's loopback).
+fn default_place() -> Place {
+    match std::env::var("WHARF_E2E_NETNS").as_deref() {
+        Ok("1") => Place::Netns,
+        _ => Place::Host,
+    }
+}
+
 /// Where a test's daemon runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
     /// wharfd in the host's network namespace.
     Host,
-    /// wharfd in a network namespace the test made (`netns::Netns`).
+    /// wharfd in a network namespace the test made (`netns::Netns`), the host having a link
+    /// of its bridge's name (`netns::HostNamesake`).
     Netns,
     /// Debian's dockerd in a network namespace the test made: its bridge, rules and
     /// docker-proxy stay there.
@@ -96,6 +107,8 @@ pub struct Daemon {
     pub netns: Option<netns::Netns>,
     /// A dockerd, not a wharfd.
     pub dockerd: bool,
+    /// For wharfd in a test namespace: a host link named like its bridge.
+    namesake: Option<netns::HostNamesake>,
     /// Subnets `free_subnet` handed out.
     taken: std::cell::RefCell<Vec<String>>,
 }
@@ -116,7 +129,7 @@ impl Daemon {
         daemon_json: Option<&str>,
         env: &[(&str, &str)],
     ) -> Daemon {
-        Daemon::start_at(Place::Host, extra_args, daemon_json, env).expect("wharfd")
+        Daemon::start_at(default_place(), extra_args, daemon_json, env).expect("wharfd")
     }
 
     /// A daemon at `place`; `None` (with a note) for dockerd when it is not installed.
@@ -154,6 +167,7 @@ impl Daemon {
             state_dir: dir.path().join("data/network"),
             mtu: 1500,
         };
+        let bridge_name = bridge.name.clone();
         let mut d = Daemon {
             dir,
             sock,
@@ -167,6 +181,7 @@ impl Daemon {
             child: None,
             netns: (place != Place::Host).then(netns::Netns::new),
             dockerd: place == Place::DockerdNetns,
+            namesake: (place == Place::Netns).then(|| netns::HostNamesake::new(&bridge_name)),
             taken: Default::default(),
         };
         if d.dockerd {
@@ -226,9 +241,17 @@ impl Daemon {
             .append(true)
             .open(root.join("wharfd.log"))
             .unwrap();
+        let bip = format!(
+            "{}/{}",
+            self.bridge.subnet.gateway, self.bridge.subnet.prefix
+        );
         let mut cmd = if self.dockerd {
+            // Its own docker0 in its own namespace, with the fixture's subnet.
             let mut c = self.host_command(DOCKERD);
-            c.arg("--pidfile").arg(root.join("d.pid"));
+            c.arg("--pidfile")
+                .arg(root.join("d.pid"))
+                .arg("--bip")
+                .arg(&bip);
             c
         } else {
             let mut c = self.host_command(env!("CARGO_BIN_EXE_wharfd"));
@@ -239,10 +262,7 @@ impl Daemon {
                 .arg("--bridge")
                 .arg(&self.bridge.name)
                 .arg("--bip")
-                .arg(format!(
-                    "{}/{}",
-                    self.bridge.subnet.gateway, self.bridge.subnet.prefix
-                ));
+                .arg(&bip);
             c
         };
         let child = cmd

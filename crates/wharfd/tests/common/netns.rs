@@ -140,3 +140,23 @@ impl Drop for Netns {
             .output();
     }
 }
+
+/// A link in the host's namespace (a veth pair) named like a link of a daemon in a test
+/// namespace, as a host running its own wharfd has a `wharf0` while the namespace's daemon
+/// makes its own `wharf0`: the daemon must use its namespace's link, never the host's of
+/// the same name. Deleted on drop.
+pub struct HostNamesake(String);
+
+impl HostNamesake {
+    pub fn new(name: &str) -> HostNamesake {
+        let peer = format!("{}x", &name[..name.len().min(14)]);
+        ip(&["link", "add", name, "type", "veth", "peer", "name", &peer]);
+        HostNamesake(name.to_string())
+    }
+}
+
+impl Drop for HostNamesake {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).output();
+    }
+}
