@@ -625,6 +625,41 @@ mod tests {
     }
 
     #[test]
+    fn only_unicast_main_table_routes_take_addresses() {
+        let route = |dst: [u8; 4], len: u8, kind: RouteType, table: u32| {
+            let mut r = RouteMessage::default();
+            r.header.address_family = AddressFamily::Inet;
+            r.header.destination_prefix_length = len;
+            r.header.kind = kind;
+            r.header.table = table.min(255) as u8;
+            r.attributes = vec![RouteAttribute::Table(table)];
+            if len > 0 {
+                r.attributes
+                    .push(RouteAttribute::Destination(RouteAddress::Inet(dst.into())));
+            }
+            r
+        };
+        let main = u32::from(RouteHeader::RT_TABLE_MAIN);
+        let mut cloned = route([10, 9, 9, 9], 32, RouteType::Unicast, main);
+        cloned.header.flags = RouteFlags::Cloned;
+        let routes = [
+            route([0; 4], 0, RouteType::Unicast, main),
+            route([0; 4], 1, RouteType::Unreachable, main),
+            route([128, 0, 0, 0], 1, RouteType::Unreachable, main),
+            route([172, 19, 0, 0], 16, RouteType::BlackHole, main),
+            route([172, 20, 0, 0], 16, RouteType::Prohibit, main),
+            route([172, 21, 0, 0], 16, RouteType::Unicast, 1000),
+            route([127, 0, 0, 0], 8, RouteType::Local, 255),
+            cloned,
+            route([172, 18, 0, 0], 16, RouteType::Unicast, main),
+        ];
+        assert_eq!(
+            routed_destinations(&routes),
+            [(Ipv4Addr::new(172, 18, 0, 0), 16)]
+        );
+    }
+
+    #[test]
     fn macs_parse() {
         assert_eq!(
             parse_mac("02:42:0a:00:00:ff"),
