@@ -341,7 +341,7 @@ pub(crate) mod tests {
     #[test]
     fn attach_from_a_daemon_in_its_own_namespace_uses_its_bridge() {
         if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipping: needs root");
+            wharf_testkit::skip("needs root");
             return;
         }
         let mut r = [0u8; 3];

@@ -627,7 +627,7 @@ mod tests {
     #[test]
     fn unreachable_routes_of_the_namespace_take_no_subnet() {
         if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipping: needs root");
+            wharf_testkit::skip("needs root");
             return;
         }
         let (ns, _task) = new_netns();

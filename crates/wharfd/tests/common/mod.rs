@@ -144,7 +144,7 @@ impl Daemon {
         env: &[(&str, &str)],
     ) -> Option<Daemon> {
         if place == Place::DockerdNetns && !Path::new(DOCKERD).exists() {
-            eprintln!("skipped: dockerd (Debian docker.io) is not installed");
+            wharf_testkit::skip("dockerd is not installed: apt-get install docker.io");
             return None;
         }
         let dir = tempfile::Builder::new()
