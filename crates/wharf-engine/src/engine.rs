@@ -268,7 +268,11 @@ impl Engine {
         name: Option<String>,
         req: CreateRequest,
     ) -> Result<(String, Vec<String>), ApiError> {
-        let unsupported = wharf_api::types::unsupported_host_fields(&req.raw_host_config);
+        let mut unsupported = wharf_api::fields::refused_config_fields(&req.raw_config);
+        unsupported.extend(wharf_api::fields::refused_host_fields(&req.raw_host_config));
+        unsupported.extend(wharf_api::fields::refused_endpoint_fields(
+            &req.networking_config,
+        ));
         if !unsupported.is_empty() {
             return Err(ApiError::bad_request(format!(
                 "wharf does not support {} yet",
@@ -921,6 +925,7 @@ impl Engine {
             cwd: cfg["WorkingDir"].as_str().unwrap_or_default(),
             user: cfg["User"].as_str().unwrap_or_default(),
             hostname: &hostname,
+            domainname: cfg["Domainname"].as_str().unwrap_or_default(),
             tty,
             host: &hc,
             netns,

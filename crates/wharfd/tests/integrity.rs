@@ -360,3 +360,45 @@ fn commit_pauses_a_running_container_unless_told_not_to() {
     );
     d.ok(&["rm", "-f", id]);
 }
+
+/// Fields wharf does not implement are refused by name through the real docker CLI, never
+/// dropped; `--domainname` and `--security-opt systempaths=unconfined` take effect.
+#[test]
+fn unimplemented_fields_are_refused_and_domainname_and_system_paths_apply() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    for (flag, field) in [
+        (&["--mac-address", "02:42:ac:11:00:99"][..], "MacAddress"),
+        (&["--cgroup-parent", "elsewhere"][..], "CgroupParent"),
+        (&["--annotation", "a=b"][..], "Annotations"),
+        (&["--memory-swappiness", "10"][..], "MemorySwappiness"),
+    ] {
+        let mut args = vec!["run", "--rm", "--network", "bridge"];
+        args.extend_from_slice(flag);
+        args.extend(["busybox", "true"]);
+        let o = d.docker(&args);
+        assert!(!o.status.success(), "{flag:?} was accepted");
+        assert!(stderr(&o).contains(field), "{flag:?}: {}", stderr(&o));
+    }
+    let o = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--domainname",
+        "example.org",
+        "busybox",
+        "cat",
+        "/proc/sys/kernel/domainname",
+    ]);
+    assert_eq!(o.trim(), "example.org");
+    let masked = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(extra);
+        args.extend(["busybox", "cat", "/proc/self/mountinfo"]);
+        d.ok(&args).contains(" /proc/keys ")
+    };
+    assert!(masked(&[]), "/proc/keys is not masked by default");
+    assert!(!masked(&["--security-opt", "systempaths=unconfined"]));
+}
