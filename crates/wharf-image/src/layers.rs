@@ -967,7 +967,11 @@ fn clear_scratch(root: &Path) {
                 );
                 continue;
             }
-            let _ = fs::remove_dir_all(&p);
+            // Interrupted extractions are directories; a commit's spooled tar is a file.
+            let _ = match fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => fs::remove_dir_all(&p),
+                _ => fs::remove_file(&p),
+            };
         }
     }
 }

@@ -171,6 +171,9 @@ fn a_mount_left_by_a_crash_is_unmounted_at_open_not_deleted_through() {
     for m in [&new_style, &old_style] {
         fs::write(m.join("written-by-the-container"), b"keep me").unwrap();
     }
+    // A commit's spooled tar, also left by the crash.
+    let spooled = ts.store.layers().root_tmp().join("commit-left.tar");
+    fs::write(&spooled, b"partial").unwrap();
     // The crash: the mounts stay, the store is opened anew.
     let (ida, idb) = (a.id.clone(), b.id.clone());
     std::mem::forget(a);
@@ -187,6 +190,7 @@ fn a_mount_left_by_a_crash_is_unmounted_at_open_not_deleted_through() {
             );
             assert!(!m.exists(), "{} was not removed", m.display());
         }
+        assert!(!spooled.exists(), "a temp file is left in tmp/");
         // The container layers (their own files and the image's) are all still there.
         for id in [&ida, &idb] {
             let mnt = ts.store.layers().scratch_mountpoint("check");
