@@ -159,6 +159,8 @@ pub struct CreateRequest {
     pub raw_config: Map<String, Value>,
     pub raw_host_config: Map<String, Value>,
     pub networking_config: Value,
+    /// The `platform` query (`os[/arch[/variant]]`): the image must be of it.
+    pub platform: Option<String>,
 }
 
 impl CreateRequest {
@@ -181,6 +183,7 @@ impl CreateRequest {
             raw_config: raw,
             raw_host_config: host,
             networking_config: net,
+            platform: None,
         })
     }
 }

@@ -341,6 +341,21 @@ impl Engine {
             .await?
             .map_err(image_error)?;
 
+        if let Some(want) = &req.platform {
+            let want = wharf_image::platform::Platform::parse(want)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let variant_differs =
+                want.variant.is_some() && image.variant.is_some() && want.variant != image.variant;
+            if want.os != image.os || want.architecture != image.architecture || variant_differs {
+                let actual = match &image.variant {
+                    Some(v) => format!("{}/{}/{v}", image.os, image.architecture),
+                    None => format!("{}/{}", image.os, image.architecture),
+                };
+                return Err(ApiError::not_found(format!(
+                    "image with reference {image_name} was found but does not match the specified platform: wanted {want}, actual: {actual}"
+                )));
+            }
+        }
         // Merge the image's config as Docker does.
         let cfg = &req.config;
         let healthcheck =

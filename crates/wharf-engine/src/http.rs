@@ -282,7 +282,11 @@ async fn dispatch(
         ContainerCreate => {
             let name = q.get("name").map(String::from);
             let body = read_body(req).await?;
-            let cr = CreateRequest::parse(&body)?;
+            let mut cr = CreateRequest::parse(&body)?;
+            cr.platform = q
+                .get("platform")
+                .filter(|p| !p.is_empty())
+                .map(String::from);
             let (id, warnings) = engine.create(name, cr).await?;
             json_resp(201, &json!({"Id": id, "Warnings": warnings}))
         }

@@ -402,3 +402,38 @@ fn unimplemented_fields_are_refused_and_domainname_and_system_paths_apply() {
     assert!(masked(&[]), "/proc/keys is not masked by default");
     assert!(!masked(&["--security-opt", "systempaths=unconfined"]));
 }
+
+/// `POST /containers/create?platform=`: an image of another platform is refused (dockerd's
+/// 404 and message), the host's own is fine.
+#[test]
+fn create_with_a_platform_checks_the_image() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let body = br#"{"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}}"#;
+    let (status, msg) = request(
+        &d.sock,
+        "POST",
+        "/v1.50/containers/create?platform=linux/s390x",
+        body,
+    );
+    assert_eq!(status, 404, "{msg}");
+    assert!(
+        msg.contains("does not match the specified platform: wanted linux/s390x"),
+        "{msg}"
+    );
+    let host = d.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Os}}/{{.Architecture}}",
+        "busybox",
+    ]);
+    let (status, msg) = request(
+        &d.sock,
+        "POST",
+        &format!("/v1.50/containers/create?platform={}", host.trim()),
+        body,
+    );
+    assert_eq!(status, 201, "{msg}");
+}
