@@ -133,7 +133,7 @@ pub const HOST_CONFIG_FIELDS: &[(&str, FieldUse)] = &[
 pub const ENDPOINT_FIELDS: &[(&str, FieldUse)] = &[
     ("IPAMConfig", Honoured),
     ("Links", Refused),
-    ("MacAddress", Refused),
+    ("MacAddress", Honoured),
     ("Aliases", Honoured),
     ("DriverOpts", Refused),
     ("GwPriority", Refused),
@@ -238,11 +238,11 @@ mod tests {
             refused_host_fields(raw.as_object().unwrap()),
             ["MemorySwappiness", "PidMode=container:x"]
         );
-        let net = json!({"EndpointsConfig": {"n1": {"Aliases": ["a"], "MacAddress": "02:42:ac:11:00:02",
+        let net = json!({"EndpointsConfig": {"n1": {"Aliases": ["a"], "Links": ["x:y"],
                           "IPAMConfig": {"IPv4Address": "10.0.0.2", "IPv6Address": "fd00::2"}}}});
         assert_eq!(
             refused_endpoint_fields(&net),
-            ["n1: MacAddress", "n1: IPAMConfig.IPv6Address"]
+            ["n1: Links", "n1: IPAMConfig.IPv6Address"]
         );
         let cfg = json!({"NetworkDisabled": true, "MacAddress": ""});
         assert_eq!(

@@ -425,6 +425,9 @@ pub struct RunArgs {
     /// Signal to stop the container
     #[arg(long = "stop-signal")]
     pub stop_signal: Option<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
     /// Command to run to check health
     #[arg(long = "health-cmd")]
     pub health_cmd: Option<String>,
@@ -1262,7 +1265,6 @@ pub const UNSUPPORTED_FLAGS: &[&str] = &[
     "--link",
     "--userns",
     "--ip6",
-    "--mac-address",
     "--link-local-ip",
     "--oom-kill-disable",
     "--memory-swappiness",

@@ -125,6 +125,9 @@ pub struct NetAttachment {
     /// A static address.
     #[serde(default)]
     pub ipv4_address: Option<String>,
+    /// A MAC address of its own (`--mac-address`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
 }
 
 /// Zero time as Docker prints it for never-started containers.

@@ -119,6 +119,8 @@ pub struct AttachSpec<'a> {
     pub mtu: u32,
     /// Route the container's default traffic through this network's gateway.
     pub default_route: bool,
+    /// The container side's MAC address; `None`: Docker's, derived from the address.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// The network namespace of process `pid`, held open (it cannot be swapped for another
@@ -141,7 +143,14 @@ pub fn attach(a: &AttachSpec) -> Result<Endpoint, NetError> {
 
 /// `attach` for the namespace `ns` (`a.pid` names it in messages only).
 pub fn attach_netns(a: &AttachSpec, ns: &OwnedFd) -> Result<Endpoint, NetError> {
-    let mac = mac_for(a.ip);
+    let mac = match a.mac {
+        Some(m) => m
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+        None => mac_for(a.ip),
+    };
     let mut host = Netlink::open()?;
     // The bridge's index in the daemon's namespace, which the pair's host side is made in
     // (not /sys/class/net's: see `netlink`). An ioctl first: no rtnl lock, no 2 KB link
@@ -287,6 +296,7 @@ pub(crate) mod tests {
             subnet,
             mtu: 1400,
             default_route: true,
+            mac: None,
         };
         // Twice, the first namespace left as a crash would leave it: the second attach
         // replaces the leftover host link of the same name.
@@ -393,6 +403,7 @@ pub(crate) mod tests {
             subnet,
             mtu: 1500,
             default_route: true,
+            mac: None,
         };
         crate::netlink::in_netns(&daemon, "daemon's test namespace", || {
             ensure_bridge(&br, &subnet, 1500)?;

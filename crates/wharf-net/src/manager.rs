@@ -415,6 +415,7 @@ impl Networks {
         pid: i32,
         index: u32,
         requested: Option<Ipv4Addr>,
+        mac: Option<[u8; 6]>,
     ) -> Result<Endpoint, NetError> {
         let started = std::time::Instant::now();
         self.ensure(net)?;
@@ -440,6 +441,7 @@ impl Networks {
             subnet: sub,
             mtu: net.mtu,
             default_route: index == 0 && !net.internal,
+            mac,
         });
         if r.is_err() {
             self.release(&net.id, id);

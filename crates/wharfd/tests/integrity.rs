@@ -369,7 +369,10 @@ fn unimplemented_fields_are_refused_and_domainname_and_system_paths_apply() {
     let d = Daemon::start();
     d.busybox();
     for (flag, field) in [
-        (&["--mac-address", "02:42:ac:11:00:99"][..], "MacAddress"),
+        (
+            &["--device-cgroup-rule", "c 1:3 r"][..],
+            "DeviceCgroupRules",
+        ),
         (&["--cgroup-parent", "elsewhere"][..], "CgroupParent"),
         (&["--annotation", "a=b"][..], "Annotations"),
         (&["--memory-swappiness", "10"][..], "MemorySwappiness"),
@@ -393,6 +396,28 @@ fn unimplemented_fields_are_refused_and_domainname_and_system_paths_apply() {
         "/proc/sys/kernel/domainname",
     ]);
     assert_eq!(o.trim(), "example.org");
+    // --mac-address sets the container side of its veth.
+    let o = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "bridge",
+        "--mac-address",
+        "02:42:AC:11:00:99",
+        "busybox",
+        "cat",
+        "/sys/class/net/eth0/address",
+    ]);
+    assert_eq!(o.trim(), "02:42:ac:11:00:99");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--mac-address",
+        "01:00:5e:00:00:01",
+        "busybox",
+        "true",
+    ]);
+    assert!(stderr(&o).contains("invalid MAC address"), "{}", stderr(&o));
     let masked = |extra: &[&str]| {
         let mut args = vec!["run", "--rm", "--network", "none"];
         args.extend_from_slice(extra);

@@ -184,8 +184,11 @@ pub fn create_body(a: &RunArgs) -> Result<CreatePlan> {
     let network = a.network.clone().unwrap_or_else(|| "default".into());
     // --network-alias and --ip configure the endpoint on the container's network.
     let mut endpoints = serde_json::Map::new();
-    if !a.network_alias.is_empty() || a.ip.is_some() {
+    if !a.network_alias.is_empty() || a.ip.is_some() || a.mac_address.is_some() {
         let mut ep = json!({});
+        if let Some(mac) = &a.mac_address {
+            ep["MacAddress"] = json!(mac);
+        }
         if !a.network_alias.is_empty() {
             ep["Aliases"] = json!(a.network_alias);
         }
