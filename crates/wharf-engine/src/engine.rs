@@ -102,6 +102,8 @@ async fn blocking<T: Send + 'static>(
 impl Engine {
     /// Opens the stores under the data root and restores the containers (live restore).
     pub async fn open(cfg: EngineConfig, live: LiveConfig) -> Result<Arc<Engine>, String> {
+        crate::roots::secure_roots(&cfg.data_root, &cfg.exec_root)?;
+        crate::roots::fix_state_files(&cfg.data_root, &cfg.exec_root);
         for d in [
             cfg.data_root.join("containers"),
             cfg.exec_root.join("containers"),
