@@ -250,9 +250,10 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), SpecError> 
         None => (user, None),
     };
     let numeric_uid = u.parse::<u32>().ok();
+    // A uid with a group given needs no passwd file (the file only names users and their
+    // primary groups).
     let passwd = match (numeric_uid, g) {
-        // A number for both needs no file.
-        (Some(_), Some(g)) if g.parse::<u32>().is_ok() => None,
+        (Some(_), Some(_)) => None,
         _ => read_image_file(rootfs, "etc/passwd")?,
     };
     let (uid, mut gid) = match numeric_uid {
