@@ -81,6 +81,8 @@ impl Runtime {
     /// mounts or process).
     pub fn create(&self, opts: CreateOpts) -> Result<Started> {
         util::validate_id(opts.id)?;
+        // Filters compiled once per profile (the init, a fork of this process, looks there).
+        crate::seccomp::set_cache_dir(self.root.join("seccomp"));
         let bundle = Bundle::load(opts.bundle)?;
         bundle.process()?;
         std::fs::create_dir_all(&self.root)

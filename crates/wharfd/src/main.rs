@@ -134,8 +134,7 @@ fn main() -> Result<()> {
         hosts.push("unix:///run/wharf.sock".into());
     }
 
-    std::fs::create_dir_all(&data_root)
-        .with_context(|| format!("creating {}", data_root.display()))?;
+    wharf_engine::roots::secure_roots(&data_root, &cfg.exec_root).map_err(anyhow::Error::msg)?;
     let lock_path = data_root.join("wharfd.lock");
     let lock_file = std::fs::OpenOptions::new()
         .create(true)
