@@ -7,6 +7,7 @@ use oci_spec::runtime::Process;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 use wharf_runtime::{foreground, Console, CreateOpts, ExecOpts, Runtime, Status};
 
 #[derive(Parser)]
@@ -115,6 +116,9 @@ enum Cmd {
         cap: Vec<String>,
         #[arg(long)]
         no_new_privs: bool,
+        /// Exec into a paused container too: the process starts once it is resumed.
+        #[arg(long)]
+        ignore_paused: bool,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -185,7 +189,13 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             report(&cli, &e);
-            1
+            // runc's exec fails with 255, so that its caller can tell a runtime error from
+            // the exit status of the process.
+            if matches!(cli.cmd, Cmd::Exec { .. }) {
+                255
+            } else {
+                1
+            }
         }
     };
     std::process::exit(code);
@@ -326,6 +336,7 @@ fn run(cli: &Cli) -> Result<i32> {
             detach,
             cap,
             no_new_privs,
+            ignore_paused,
             args,
         } => {
             let p = exec_process(
@@ -360,6 +371,7 @@ fn run(cli: &Cli) -> Result<i32> {
                     console,
                     stdio: None,
                     pid_file: pid_file.as_deref(),
+                    ignore_paused: *ignore_paused,
                 },
             )?;
             if let Some(signals) = signals {
@@ -410,20 +422,53 @@ fn run(cli: &Cli) -> Result<i32> {
             interval,
         } => {
             let every = humantime_secs(interval)?;
+            // runc's key order (type, id, data): callers match the line as text.
+            #[derive(serde::Serialize)]
+            struct Event<'a> {
+                r#type: &'static str,
+                id: &'a str,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                data: Option<serde_json::Value>,
+            }
+            let print = |e: &Event| -> Result<()> {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{}", serde_json::to_string(e)?)?;
+                out.flush()?;
+                Ok(())
+            };
+            let mut ooms = None;
             loop {
                 let st = rt.state(id)?;
                 if st.status == Status::Stopped {
                     bail!("container {id:?} is not running");
                 }
                 let s = rt.detailed_stats(id)?;
-                println!(
-                    "{}",
-                    serde_json::json!({"type": "stats", "id": id, "data": wharf_runtime::events::runc_data(&s)})
-                );
+                print(&Event {
+                    r#type: "stats",
+                    id,
+                    data: Some(wharf_runtime::events::runc_data(&s)),
+                })?;
                 if *stats {
                     break;
                 }
-                std::thread::sleep(every);
+                // Between two stats, OOM kills are reported as they happen (polled).
+                let until = std::time::Instant::now() + every;
+                loop {
+                    let kills = rt.stats(id).map(|s| s.oom_kills).unwrap_or(0);
+                    if ooms.is_some_and(|o| kills > o) {
+                        print(&Event {
+                            r#type: "oom",
+                            id,
+                            data: None,
+                        })?;
+                    }
+                    ooms = Some(kills);
+                    let now = std::time::Instant::now();
+                    if now >= until {
+                        break;
+                    }
+                    std::thread::sleep((until - now).min(Duration::from_millis(200)));
+                }
             }
         }
         Cmd::Update {

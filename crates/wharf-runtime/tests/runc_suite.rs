@@ -1,0 +1,290 @@
+//! What runc's own bats suite (opencontainers/runc v1.1.5, tests/integration, run against
+//! wharf-runtime by bench/runc-bats.sh) found, as tests of ours against runc: no operation
+//! may hang on a container that cannot answer (a frozen cgroup), runc's exit codes and
+//! messages where callers depend on them, and `spec` writing what `runc spec` writes (the
+//! suite runs every container from it).
+//!
+//! Needs root (each test prints a note and passes otherwise), runc in /usr/sbin and busybox.
+
+mod common;
+
+use common::{cgroup_mounts, poll, Case, Rt, BOTH};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+macro_rules! case {
+    () => {
+        match Case::new(module_path!()) {
+            Some(c) => c,
+            None => return,
+        }
+    };
+}
+
+/// The freezer file of cgroup `path` and the value that freezes it: v1's freezer.state, or
+/// cgroup2's cgroup.freeze when there is no v1 freezer.
+fn freezer(path: &str) -> Option<(PathBuf, &'static str)> {
+    let mounts = cgroup_mounts();
+    let rel = path.trim_start_matches('/');
+    if let Some(m) = mounts.iter().find(|m| m.ends_with("freezer")) {
+        return Some((m.join(rel).join("freezer.state"), "FROZEN"));
+    }
+    mounts
+        .iter()
+        .find(|m| m.join("cgroup.controllers").exists())
+        .map(|m| (m.join(rel).join("cgroup.freeze"), "1"))
+}
+
+#[test]
+fn create_in_a_frozen_cgroup_fails_at_once_and_leaves_the_cgroup() {
+    // runc's cgroups.bats "runc run/create should refuse pre-existing frozen cgroup": the
+    // init forked into it froze before its first answer, and create waited forever.
+    let c = case!();
+    let Some((_, _)) = freezer(&c.cgroup(Rt::Wharf)) else {
+        eprintln!("skipping: no freezer on this host");
+        return;
+    };
+    for rt in BOTH {
+        let (file, frozen) = freezer(&c.cgroup(rt)).unwrap();
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, frozen).unwrap();
+    }
+    // Case::cmd fails the test if a command runs longer than its timeout.
+    let r = c.create_both();
+    r.code_is(1)
+        .message_has("container's cgroup unexpectedly frozen");
+    for rt in BOTH {
+        let (file, frozen) = freezer(&c.cgroup(rt)).unwrap();
+        let got = std::fs::read_to_string(&file).unwrap_or_default();
+        assert_eq!(
+            got.trim(),
+            frozen,
+            "{rt}: the frozen cgroup was not left as it was"
+        );
+        assert!(
+            c.root(rt).join(&c.id).read_dir().is_err(),
+            "{rt}: a state directory was left behind"
+        );
+        // The same with run -d.
+        let b = c.bundle(rt);
+        let o = c.cmd(rt, &["run", "-d", "--bundle", b.to_str().unwrap(), &c.id]);
+        assert_eq!(o.code, 1, "{rt}: run -d in a frozen cgroup\n{o}");
+    }
+}
+
+#[test]
+fn exec_in_a_paused_container_fails_with_255_and_ignore_paused_waits_for_resume() {
+    // runc's cgroups.bats "runc exec should refuse a paused container" and
+    // "runc exec --ignore-paused".
+    let c = case!();
+    c.args(&["sleep", "300"]);
+    c.start_both();
+    for rt in BOTH {
+        c.cmd(rt, &["pause", &c.id]).expect_ok();
+        let o = c.exec(rt, &["echo", "ok"]);
+        assert_eq!(o.code, 255, "{rt}: exec in a paused container\n{o}");
+        assert!(
+            o.message().contains("cannot exec in a paused container"),
+            "{rt}: {o}"
+        );
+        // Resumed a moment later by someone else: the exec waits for it and runs.
+        let mut resume = Command::new("sh")
+            .arg("-c")
+            .arg(r#"sleep 1; exec "$0" --root "$1" resume "$2""#)
+            .arg(rt.bin())
+            .arg(c.root(rt))
+            .arg(&c.id)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let o = c.cmd(rt, &["exec", "--ignore-paused", &c.id, "echo", "ok"]);
+        let _ = resume.wait();
+        assert!(
+            o.ok() && o.stdout.trim() == "ok",
+            "{rt}: exec --ignore-paused\n{o}"
+        );
+        assert_eq!(c.status(rt), "running", "{rt}");
+    }
+}
+
+#[test]
+fn exec_fails_with_255_when_the_runtime_fails() {
+    // runc's exec.bats "runc exec [exit codes]": the process's status as is, 255 when the
+    // runtime itself failed.
+    let c = case!();
+    c.args(&["sleep", "300"]);
+    c.start_both();
+    for rt in BOTH {
+        assert_eq!(c.exec(rt, &["false"]).code, 1, "{rt}");
+        assert_eq!(c.exec(rt, &["sh", "-c", "exit 42"]).code, 42, "{rt}");
+        let o = c.cmd(
+            rt,
+            &[
+                "exec",
+                "--pid-file",
+                "/non-existent/directory",
+                &c.id,
+                "true",
+            ],
+        );
+        assert_eq!(o.code, 255, "{rt}: a pid file that cannot be written\n{o}");
+    }
+}
+
+#[test]
+fn a_paused_container_is_frozen_while_start_waits() {
+    // `start` waits for the init to exec the process: a container frozen between create
+    // and that moment fails start instead of hanging it.
+    let c = case!();
+    c.args(&["sleep", "300"]);
+    c.create_both().both_ok();
+    let o = c.cmd(Rt::Wharf, &["pause", &c.id]);
+    // runc refuses to pause a created container; freeze its cgroup by hand then.
+    if !o.ok() {
+        let (file, frozen) = freezer(&c.cgroup(Rt::Wharf)).expect("a freezer");
+        std::fs::write(file, frozen).unwrap();
+    }
+    let o = c.start(Rt::Wharf);
+    assert!(!o.ok(), "start of a frozen container succeeded\n{o}");
+    assert!(o.message().contains("frozen"), "{o}");
+}
+
+/// `spec` of `rt` in a fresh directory, as JSON.
+fn spec_of(rt: Rt) -> Value {
+    let d = tempfile::tempdir().unwrap();
+    let st = Command::new(rt.bin())
+        .args(["spec", "--bundle"])
+        .arg(d.path())
+        .status()
+        .unwrap();
+    assert!(st.success(), "{rt} spec: {st}");
+    serde_json::from_slice(&std::fs::read(d.path().join("config.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn spec_writes_what_runc_spec_writes() {
+    // The suite runs every container from `spec`: with `terminal: false` a `run -d
+    // --console-socket` container kept the caller's stdout pipe (bats waited on it forever).
+    if !common::is_root() {
+        eprintln!("skipping: runc needs root");
+        return;
+    }
+    let (mut ours, mut runc) = (spec_of(Rt::Wharf), spec_of(Rt::Runc));
+    for s in [&mut ours, &mut runc] {
+        let o = s.as_object_mut().unwrap();
+        o.remove("hostname");
+        o.remove("ociVersion");
+        o.remove("annotations");
+        for caps in s["process"]["capabilities"]
+            .as_object_mut()
+            .unwrap()
+            .values_mut()
+        {
+            caps.as_array_mut()
+                .unwrap()
+                .sort_by_key(|c| c.as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(ours["process"]["terminal"], json!(true));
+    assert_eq!(
+        serde_json::to_string_pretty(&ours).unwrap(),
+        serde_json::to_string_pretty(&runc).unwrap(),
+        "wharf-runtime spec differs from runc spec"
+    );
+}
+
+#[test]
+fn a_detached_terminal_container_does_not_hold_the_callers_stdout() {
+    // The hang itself: `run -d` with the default spec (a terminal) and a console socket
+    // must return with its stdout closed, or a caller reading it (bats' `run`, a shell's
+    // `$(...)`) waits as long as the container lives.
+    let c = case!();
+    for rt in BOTH {
+        let mut cfg = c.config(rt);
+        cfg["process"]["terminal"] = json!(true);
+        cfg["process"]["args"] = json!(["sleep", "300"]);
+        c.write_config(rt, &cfg);
+    }
+    for rt in BOTH {
+        let dir = c.scratch(rt, "console");
+        let sock = dir.join("sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let b = c.bundle(rt);
+        let mut child = Command::new(rt.bin())
+            .arg("--root")
+            .arg(c.root(rt))
+            .args(["run", "-d", "--console-socket"])
+            .arg(&sock)
+            .arg("--bundle")
+            .arg(&b)
+            .arg(&c.id)
+            .env("WRT_CASE", c.tag(rt))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (_conn, _) = listener.accept().unwrap();
+        let mut out = child.stdout.take().unwrap();
+        // EOF on the pipe once the runtime is gone: nothing in the container holds it.
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut out, &mut s).map(|_| s)
+        });
+        let st = child.wait().unwrap();
+        assert!(st.success(), "{rt}: run -d: {st}");
+        let eof = poll(10, || reader.is_finished().then_some(()));
+        assert!(
+            eof.is_some(),
+            "{rt}: the container still holds run -d's stdout"
+        );
+        assert_eq!(reader.join().unwrap().unwrap(), "", "{rt}");
+        c.cmd(rt, &["delete", "-f", &c.id]).expect_ok();
+    }
+}
+
+#[test]
+fn events_lines_have_runcs_key_order_and_report_oom_kills() {
+    // runc's events.bats matches the lines as text: `{"type":"stats","id":"<id>",...` and
+    // `{"type":"oom","id":"<id>"}`.
+    let c = case!();
+    let limit = 16 << 20;
+    c.edit(|c| c["linux"]["resources"]["memory"] = json!({"limit": limit, "swap": limit}));
+    c.args(&["sleep", "300"]);
+    c.start_both();
+    for rt in BOTH {
+        let o = c.cmd(rt, &["events", "--stats", &c.id]);
+        o.expect_ok();
+        let want = format!(r#"{{"type":"stats","id":"{}","data":{{"#, c.id);
+        assert!(o.stdout.starts_with(&want), "{rt}: {o}");
+    }
+    // runc 1.1 reports an OOM kill only through cgroup v2's or v1's eventfd; ours polls.
+    let rt = Rt::Wharf;
+    let log = c.scratch(rt, "events").join("events.log");
+    let mut events = Command::new(rt.bin())
+        .arg("--root")
+        .arg(c.root(rt))
+        .args(["events", "--interval", "1s", &c.id])
+        .env("WRT_CASE", c.tag(rt))
+        .stdout(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let has = |s: &str| {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(s)
+    };
+    poll(10, || has(r#""type":"stats""#).then_some(())).expect("no stats event");
+    let hog = "head -c 64m /dev/zero | (echo 1000 > /proc/self/oom_score_adj; exec tail)";
+    c.exec(rt, &["sh", "-c", hog]);
+    let oom = format!(r#"{{"type":"oom","id":"{}"}}"#, c.id);
+    let got = poll(10, || has(&oom).then_some(()));
+    let _ = events.kill();
+    let _ = events.wait();
+    assert!(
+        got.is_some(),
+        "no oom event: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
