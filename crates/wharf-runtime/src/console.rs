@@ -9,8 +9,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 /// Creates the pty, sends its master on `socket`, and makes the slave our stdio and
-/// controlling terminal. `bind_console`: also bind it over /dev/console.
-pub fn setup(socket: &OwnedFd, bind_console: bool) -> Result<()> {
+/// controlling terminal, owned by `uid` (the process's user; its group stays devpts' gid=).
+/// `bind_console`: also bind it over /dev/console.
+pub fn setup(socket: &OwnedFd, bind_console: bool, uid: u32) -> Result<()> {
     let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .ctx(|| "opening /dev/ptmx in the container".into())?;
     nix::pty::grantpt(&master).ctx(|| "grantpt".into())?;
@@ -22,6 +23,8 @@ pub fn setup(socket: &OwnedFd, bind_console: bool) -> Result<()> {
         nix::sys::stat::Mode::empty(),
     )
     .ctx(|| format!("opening {name}"))?;
+    nix::unistd::fchown(&slave, Some(nix::unistd::Uid::from_raw(uid)), None)
+        .ctx(|| format!("chown {name} to uid {uid}"))?;
     if bind_console {
         let console = Path::new("/dev/console");
         if std::fs::symlink_metadata(console).is_err() {

@@ -130,6 +130,16 @@ impl Runtime {
                 cgroup_path.display()
             )));
         }
+        if let Ok(pids) = manager.pids() {
+            if !pids.is_empty() {
+                // As runc: allowed (containers may share a cgroup), but rarely meant.
+                tracing::warn!(
+                    "container's cgroup is not empty: {} process(es) already in {}",
+                    pids.len(),
+                    cgroup_path.display()
+                );
+            }
+        }
         cleanup.cgroup = Some(cgroup_path.clone());
 
         let data = serde_json::to_vec(spec).expect("spec serializes");
@@ -449,6 +459,10 @@ impl Runtime {
     pub fn kill(&self, id: &str, sig: nix::sys::signal::Signal, all: bool) -> Result<()> {
         let (dir, saved) = self.load(id)?;
         let status = self.status_of(&dir, &saved);
+        // With --all, as runc: nothing left to signal is no error.
+        if status == Status::Stopped && all {
+            return Ok(());
+        }
         if status == Status::Stopped {
             return Err(RuntimeError::BadState {
                 op: "kill",
@@ -721,16 +735,51 @@ fn console_pair(terminal: bool, c: &Console) -> Result<(Option<OwnedFd>, Option<
         Console::None => Err(RuntimeError::Config(
             "cannot allocate a tty without a console socket: pass --console-socket, or set process.terminal to false".into(),
         )),
-        Console::Socket(p) => {
-            let s = UnixStream::connect(p)
-                .ctx(|| format!("connecting to the console socket {}", p.display()))?;
-            Ok((Some(s.into()), None))
-        }
+        Console::Socket(p) => Ok((Some(connect_console(p)?), None)),
         Console::Return => {
             let (a, b) = sync::pair()?;
             Ok((Some(a), Some(b)))
         }
     }
+}
+
+/// How long `connect` to a console socket may wait for the listener to accept.
+const CONSOLE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to the console socket at `p`. A listener whose backlog is full would block a
+/// plain connect for as long as it does not accept: this one gives up after a while.
+fn connect_console(p: &Path) -> Result<OwnedFd> {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let what = || format!("connecting to the console socket {}", p.display());
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ctx(what)?;
+    let addr = UnixAddr::new(p).ctx(what)?;
+    let deadline = Instant::now() + CONSOLE_CONNECT_TIMEOUT;
+    loop {
+        match connect(fd.as_raw_fd(), &addr) {
+            Ok(()) => break,
+            Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(nix::Error::EAGAIN) => {
+                return Err(RuntimeError::Init(format!(
+                    "the console socket {} did not accept the connection within {}s",
+                    p.display(),
+                    CONSOLE_CONNECT_TIMEOUT.as_secs()
+                )))
+            }
+            Err(e) => return Err(e).ctx(what),
+        }
+    }
+    let flags = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL).ctx(what)?;
+    let flags = OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(flags)).ctx(what)?;
+    Ok(fd)
 }
 
 /// The config's resources with the device rules every container needs appended, as runc

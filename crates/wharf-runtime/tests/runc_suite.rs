@@ -288,3 +288,182 @@ fn events_lines_have_runcs_key_order_and_report_oom_kills() {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
 }
+
+#[test]
+fn a_console_socket_that_never_accepts_is_an_error() {
+    // A listener that never accepts, with a full backlog: a blocking connect would wait
+    // for as long as it lives.
+    use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType};
+    let c = case!();
+    let rt = Rt::Wharf;
+    let mut cfg = c.config(rt);
+    cfg["process"]["terminal"] = json!(true);
+    c.write_config(rt, &cfg);
+    let sock = c.scratch(rt, "console").join("sock");
+    let l = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&l),
+        &nix::sys::socket::UnixAddr::new(&sock).unwrap(),
+    )
+    .unwrap();
+    listen(&l, Backlog::new(0).unwrap()).unwrap();
+    // Fill the backlog (non-blocking connects: past the backlog they fail with EAGAIN).
+    let _queued: Vec<_> = (0..2)
+        .map(|_| {
+            let s = socket(
+                AddressFamily::Unix,
+                SockType::Stream,
+                SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+                None,
+            )
+            .unwrap();
+            let _ = nix::sys::socket::connect(
+                std::os::fd::AsRawFd::as_raw_fd(&s),
+                &nix::sys::socket::UnixAddr::new(&sock).unwrap(),
+            );
+            s
+        })
+        .collect();
+    let b = c.bundle(rt);
+    let o = c.cmd(
+        rt,
+        &[
+            "create",
+            "--console-socket",
+            sock.to_str().unwrap(),
+            "--bundle",
+            b.to_str().unwrap(),
+            &c.id,
+        ],
+    );
+    assert_eq!(o.code, 1, "{o}");
+    assert!(o.message().contains("did not accept"), "{o}");
+    c.assert_clean(rt, "a failed create");
+}
+
+#[test]
+fn kill_all_of_a_stopped_container_is_no_error_and_signal_0_checks() {
+    // runc's kill.bats "kill detached busybox".
+    let c = case!();
+    c.args(&["sleep", "300"]);
+    c.start_both();
+    c.both(&["kill", "{id}", "0"]).both_ok();
+    c.both(&["kill", "{id}", "KILL"]).both_ok();
+    for rt in BOTH {
+        c.wait_status(rt, "stopped");
+    }
+    let r = c.both(&["kill", "{id}", "0"]);
+    r.each("a failure", |o| !o.ok());
+    c.both(&["kill", "-a", "{id}", "0"]).both_ok();
+    c.both(&["kill", "-a", "{id}", "KILL"]).both_ok();
+    c.both(&["delete", "{id}"]).both_ok();
+}
+
+#[test]
+fn the_terminal_belongs_to_the_process_user() {
+    // runc's tty.bats "runc run [tty owner] ({u,g}id != 0)": owner uid 1000, group tty (5).
+    let c = case!();
+    for rt in BOTH {
+        let mut cfg = c.config(rt);
+        cfg["process"]["terminal"] = json!(true);
+        cfg["process"]["user"] = json!({"uid": 1000, "gid": 100});
+        cfg["process"]["args"] = json!(["sh", "-c", "stat -c %u:%g $(tty) > /out/owner"]);
+        c.write_config(rt, &cfg);
+    }
+    c.bind_scratch("out", "/out");
+    for rt in BOTH {
+        use std::os::unix::fs::PermissionsExt;
+        let perm = std::fs::Permissions::from_mode(0o777);
+        std::fs::set_permissions(c.scratch(rt, "out"), perm).unwrap();
+        let dir = c.scratch(rt, "console");
+        let sock = dir.join("sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let accept = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            // Keep the connection (and so the pty master) until the container is done.
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            drop(conn);
+        });
+        let b = c.bundle(rt);
+        c.cmd(
+            rt,
+            &[
+                "run",
+                "-d",
+                "--console-socket",
+                sock.to_str().unwrap(),
+                "--bundle",
+                b.to_str().unwrap(),
+                &c.id,
+            ],
+        )
+        .expect_ok();
+        let out = c.scratch(rt, "out").join("owner");
+        let got = poll(10, || {
+            std::fs::read_to_string(&out)
+                .ok()
+                .filter(|s| s.ends_with('\n'))
+        });
+        assert_eq!(got.as_deref(), Some("1000:5\n"), "{rt}: the pty's owner");
+        let _ = accept.join();
+        c.cmd(rt, &["delete", "-f", &c.id]).expect_ok();
+    }
+}
+
+#[test]
+fn exec_takes_a_process_file_without_user() {
+    // runc's tty.bats "runc exec [tty consolesize]" writes such a process.json.
+    let c = case!();
+    c.args(&["sleep", "300"]);
+    c.start_both();
+    for rt in BOTH {
+        let p = c.scratch(rt, "proc").join("process.json");
+        std::fs::write(
+            &p,
+            r#"{"args": ["sh", "-c", "id -u; pwd"], "env": ["PATH=/bin"], "cwd": "/tmp"}"#,
+        )
+        .unwrap();
+        let o = c.cmd(rt, &["exec", "-p", p.to_str().unwrap(), &c.id]);
+        assert!(o.ok() && o.stdout == "0\n/tmp\n", "{rt}: {o}");
+    }
+}
+
+#[test]
+fn create_warns_about_a_cgroup_that_is_not_empty() {
+    // runc's cgroups.bats "runc run/create should warn about a non-empty cgroup".
+    let c = case!();
+    c.args(&["sleep", "300"]);
+    c.start_both();
+    for rt in BOTH {
+        let b = c.bundle(rt);
+        let second = format!("{}-2", c.id);
+        let o = c.create_id(rt, &second);
+        let _ = b;
+        o.expect_ok();
+        assert!(
+            o.stderr.contains("container's cgroup is not empty"),
+            "{rt}: no warning\n{o}"
+        );
+    }
+}
+
+#[test]
+fn unified_resources_on_cgroup_v1_are_an_invalid_configuration() {
+    // runc's cgroups.bats "runc run (cgroup v1 + unified resources should fail)".
+    let c = case!();
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        eprintln!("skipping: a cgroup v2 host");
+        return;
+    }
+    c.edit(|c| c["linux"]["resources"]["unified"] = json!({"memory.min": "131072"}));
+    c.run_both().code_is(1).message_has("invalid configuration");
+    for rt in BOTH {
+        c.assert_clean(rt, "a refused run");
+    }
+}

@@ -156,9 +156,10 @@ enum Cmd {
         /// The new linux.resources as JSON ("-" for stdin).
         #[arg(short, long)]
         resources: Option<PathBuf>,
-        #[arg(long)]
+        /// Bytes, or with a k, m, g, t suffix (powers of 1024), as runc; -1 for no limit.
+        #[arg(long, value_parser = parse_bytes)]
         memory: Option<i64>,
-        #[arg(long)]
+        #[arg(long, value_parser = parse_bytes)]
         memory_swap: Option<i64>,
         #[arg(long)]
         cpu_shares: Option<u64>,
@@ -251,6 +252,47 @@ fn report(cli: &Cli, e: &anyhow::Error) {
     eprintln!("wharf-runtime: {msg}");
 }
 
+/// A size as runc's `update` takes it: `-1`, or a number with an optional k/m/g/t/p suffix
+/// (binary multiples, upper or lower case, an optional trailing b/B or iB).
+fn parse_bytes(s: &str) -> std::result::Result<i64, String> {
+    if s == "-1" {
+        return Ok(-1);
+    }
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix(['b', 'B']))
+        .unwrap_or(t);
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: i64 = match c.to_ascii_lowercase() {
+                'k' => 1 << 10,
+                'm' => 1 << 20,
+                'g' => 1 << 30,
+                't' => 1 << 40,
+                'p' => 1 << 50,
+                _ => {
+                    return Err(format!(
+                        "{s:?}: unknown size suffix {c:?} (use k, m, g, t or p)"
+                    ))
+                }
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (bytes, or a number with k, m, g, t or p)"))?;
+    if n < 0.0 {
+        return Err(format!(
+            "{s:?}: a size cannot be negative (but -1: no limit)"
+        ));
+    }
+    Ok((n * mult as f64) as i64)
+}
+
 fn parse_signal(s: &str) -> Result<Signal> {
     if let Ok(n) = s.parse::<i32>() {
         return Signal::try_from(n).with_context(|| format!("unknown signal number {n}"));
@@ -319,8 +361,15 @@ fn run(cli: &Cli) -> Result<i32> {
             println!("{}", serde_json::to_string_pretty(&s)?);
         }
         Cmd::Kill { id, signal, all } => {
-            let sig = parse_signal(signal.as_deref().unwrap_or("SIGTERM"))?;
-            rt.kill(id, sig, *all)?;
+            let s = signal.as_deref().unwrap_or("SIGTERM");
+            if s == "0" {
+                // Signal 0 only checks that there is a process to signal.
+                if rt.state(id)?.status == Status::Stopped && !*all {
+                    bail!("container {id:?} is not running");
+                }
+            } else {
+                rt.kill(id, parse_signal(s)?, *all)?;
+            }
         }
         Cmd::Delete { id, force } => rt.delete(id, *force)?,
         Cmd::Exec {
@@ -561,8 +610,14 @@ fn exec_process(
 ) -> Result<Process> {
     if let Some(p) = process {
         let data = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-        return serde_json::from_slice(&data)
-            .with_context(|| format!("{} is not a runtime-spec process object", p.display()));
+        let bad = || format!("{} is not a runtime-spec process object", p.display());
+        let mut v: serde_json::Value = serde_json::from_slice(&data).with_context(bad)?;
+        // runc takes a process without user (root: Go's zero value).
+        if let Some(o) = v.as_object_mut() {
+            o.entry("user")
+                .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+        }
+        return serde_json::from_value(v).with_context(bad);
     }
     if args.is_empty() {
         bail!("exec needs a command (after the container id) or --process FILE");
@@ -700,4 +755,24 @@ fn humantime_secs(s: &str) -> Result<std::time::Duration> {
         "m" => std::time::Duration::from_secs(n * 60),
         _ => bail!("bad interval {s:?}: use e.g. 5s, 500ms, 1m"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_as_runc_update_takes_them() {
+        assert_eq!(parse_bytes("67108864"), Ok(67108864));
+        assert_eq!(parse_bytes("50M"), Ok(50 << 20));
+        assert_eq!(parse_bytes("50m"), Ok(50 << 20));
+        assert_eq!(parse_bytes("10MB"), Ok(10 << 20));
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("512k"), Ok(512 << 10));
+        assert_eq!(parse_bytes("-1"), Ok(-1));
+        assert!(parse_bytes("12x")
+            .unwrap_err()
+            .contains("unknown size suffix"));
+        assert!(parse_bytes("lots").is_err());
+    }
 }
