@@ -467,3 +467,24 @@ fn unified_resources_on_cgroup_v1_are_an_invalid_configuration() {
         c.assert_clean(rt, "a refused run");
     }
 }
+
+#[test]
+fn update_takes_sizes_with_suffixes_and_minus_one() {
+    // runc's update.bats "update cgroup v1/v2 common limits" and "update cgroup cpu limits".
+    let c = case!();
+    c.args(&["sleep", "300"]);
+    c.edit(|c| c["linux"]["resources"]["cpu"] = json!({"quota": 50000, "period": 100000}));
+    c.start_both();
+    c.both(&["update", "{id}", "--memory", "50M"]).both_ok();
+    c.both(&["update", "{id}", "--cpu-quota", "-1"]).both_ok();
+    for rt in BOTH {
+        let mem = common::cgroup_file(&c.cgroup(rt), "memory", "memory.limit_in_bytes");
+        let quota = common::cgroup_file(&c.cgroup(rt), "cpu", "cpu.cfs_quota_us");
+        if mem.is_none() {
+            eprintln!("skipping the file checks: no v1 memory controller");
+            return;
+        }
+        assert_eq!(mem.as_deref(), Some("52428800"), "{rt}: memory limit");
+        assert_eq!(quota.as_deref(), Some("-1"), "{rt}: cpu quota");
+    }
+}

@@ -157,19 +157,26 @@ enum Cmd {
         #[arg(short, long)]
         resources: Option<PathBuf>,
         /// Bytes, or with a k, m, g, t suffix (powers of 1024), as runc; -1 for no limit.
-        #[arg(long, value_parser = parse_bytes)]
+        #[arg(long, value_parser = parse_bytes, allow_negative_numbers = true)]
         memory: Option<i64>,
-        #[arg(long, value_parser = parse_bytes)]
+        #[arg(long, value_parser = parse_bytes, allow_negative_numbers = true)]
         memory_swap: Option<i64>,
         #[arg(long)]
         cpu_shares: Option<u64>,
-        #[arg(long)]
+        /// Microseconds per period; -1 for no limit.
+        #[arg(long, allow_negative_numbers = true)]
         cpu_quota: Option<i64>,
         #[arg(long)]
         cpu_period: Option<u64>,
+        /// Realtime period (cgroup v1 cpu.rt_period_us).
+        #[arg(long)]
+        cpu_rt_period: Option<u64>,
+        /// Realtime runtime per period (cgroup v1 cpu.rt_runtime_us).
+        #[arg(long, allow_negative_numbers = true)]
+        cpu_rt_runtime: Option<i64>,
         #[arg(long)]
         cpuset_cpus: Option<String>,
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         pids_limit: Option<i64>,
     },
     /// Print the features this runtime supports.
@@ -528,6 +535,8 @@ fn run(cli: &Cli) -> Result<i32> {
             cpu_shares,
             cpu_quota,
             cpu_period,
+            cpu_rt_period,
+            cpu_rt_runtime,
             cpuset_cpus,
             pids_limit,
         } => {
@@ -553,6 +562,8 @@ fn run(cli: &Cli) -> Result<i32> {
             if cpu_shares.is_some()
                 || cpu_quota.is_some()
                 || cpu_period.is_some()
+                || cpu_rt_period.is_some()
+                || cpu_rt_runtime.is_some()
                 || cpuset_cpus.is_some()
             {
                 let mut c = r.cpu().clone().unwrap_or_default();
@@ -564,6 +575,12 @@ fn run(cli: &Cli) -> Result<i32> {
                 }
                 if let Some(v) = cpu_period {
                     c.set_period(Some(*v));
+                }
+                if let Some(v) = cpu_rt_period {
+                    c.set_realtime_period(Some(*v));
+                }
+                if let Some(v) = cpu_rt_runtime {
+                    c.set_realtime_runtime(Some(*v));
                 }
                 if let Some(v) = cpuset_cpus {
                     c.set_cpus(Some(v.clone()));
