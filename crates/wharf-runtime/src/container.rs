@@ -783,7 +783,7 @@ fn connect_console(p: &Path) -> Result<OwnedFd> {
 }
 
 /// The config's resources with the device rules every container needs appended, as runc
-/// does: mknod of anything, the default nodes, ptys and tun, and the config's own devices.
+/// does: mknod of anything, the default nodes, ptys and tun.
 fn with_default_devices(linux: &oci_spec::runtime::Linux) -> oci_spec::runtime::LinuxResources {
     use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType as D};
     let mut r = linux.resources().clone().unwrap_or_default();
@@ -813,13 +813,8 @@ fn with_default_devices(linux: &oci_spec::runtime::Linux) -> oci_spec::runtime::
         rules.push(rule(D::C, Some(major), Some(minor), "rwm"));
     }
     rules.push(rule(D::C, Some(136), None, "rwm"));
-    for d in linux.devices().iter().flatten() {
-        let typ = match d.typ() {
-            D::U => D::C,
-            t => t,
-        };
-        rules.push(rule(typ, Some(d.major()), Some(d.minor()), "rwm"));
-    }
+    // Not linux.devices: a node the config creates is usable only if the resources allow
+    // it (runc's rule; engines add an allow rule per --device).
     r.set_devices(Some(rules));
     r
 }

@@ -488,3 +488,33 @@ fn update_takes_sizes_with_suffixes_and_minus_one() {
         assert_eq!(quota.as_deref(), Some("-1"), "{rt}: cpu quota");
     }
 }
+
+#[test]
+fn a_config_device_is_denied_unless_the_resources_allow_it() {
+    // runc's dev.bats "runc run/update [device cgroup deny]": /dev/kmsg is created from
+    // linux.devices, but the cgroup denies everything but the defaults (also after update).
+    let c = case!();
+    c.edit(|c| {
+        c["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}]);
+        c["linux"]["devices"] =
+            json!([{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}]);
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYSLOG"));
+        }
+    });
+    c.args(&["sleep", "300"]);
+    c.start_both();
+    for _ in 0..2 {
+        for rt in BOTH {
+            let o = c.exec(rt, &["sh", "-c", "head -n 1 /dev/kmsg"]);
+            assert!(
+                !o.ok() && o.stderr.contains("Operation not permitted"),
+                "{rt}: /dev/kmsg readable\n{o}"
+            );
+        }
+        c.both(&["update", "{id}", "--pids-limit", "42"]).both_ok();
+    }
+}
