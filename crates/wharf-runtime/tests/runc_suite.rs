@@ -518,3 +518,35 @@ fn a_config_device_is_denied_unless_the_resources_allow_it() {
         c.both(&["update", "{id}", "--pids-limit", "42"]).both_ok();
     }
 }
+
+#[test]
+fn seccomp_filters_the_native_abi_even_when_only_others_are_listed() {
+    // runc's seccomp.bats "SCMP_ACT_ERRNO default" / "explicit errno": the profile lists
+    // SCMP_ARCH_X86 and SCMP_ARCH_X32 only, and mkdir on x86_64 is still denied.
+    if !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    let c = case!();
+    c.tmpfs("/tmp");
+    c.sh("mkdir /tmp/foo");
+    for (rule, want) in [
+        (
+            json!({"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}),
+            "Operation not permitted",
+        ),
+        (
+            json!({"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 100}),
+            "Network is down",
+        ),
+    ] {
+        c.edit(|c| {
+            c["process"]["noNewPrivileges"] = json!(false);
+            c["linux"]["seccomp"] = json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                "syscalls": [rule.clone()]
+            });
+        });
+        c.run_both().each("a failure", |o| !o.ok()).stderr_has(want);
+    }
+}

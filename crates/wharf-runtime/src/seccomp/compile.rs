@@ -28,8 +28,10 @@
 //!   On the 32-bit ABIs (i386, arm) the kernel zero-extends arguments, so the same code
 //!   gives the comparison of the zero-extended value (libseccomp compares the low word only).
 //! * Unknown syscall names are skipped per ABI (logged at debug level), like runc.
-//! * Architectures: an empty list means the native ABI only. On x86_64 the x86_64, x32 and
-//!   i386 ABIs have tables; on aarch64 the aarch64 and arm ABIs do. Listed architectures
+//! * Architectures: the native ABI always (libseccomp's filter starts with it, so a list of
+//!   only SCMP_ARCH_X86 still filters x86_64 calls, as runc does); the list adds others. On
+//!   x86_64 the x86_64, x32 and i386 ABIs have tables; on aarch64 the aarch64 and arm ABIs
+//!   do. Listed architectures
 //!   that can never occur on this host (e.g. MIPS on x86_64) are ignored. A syscall from an
 //!   ABI that is not listed hits the "bad arch" action, KILL_THREAD, as in libseccomp; this
 //!   includes x32 syscalls (nr with bit 30 set) when only SCMP_ARCH_X86_64 is listed.
@@ -105,7 +107,10 @@ fn requested_abis(profile: &LinuxSeccomp, host: Host) -> Abis {
             ..Abis::default()
         };
     }
-    let mut abis = Abis::default();
+    let mut abis = Abis {
+        native: true,
+        ..Abis::default()
+    };
     for arch in listed {
         match (host, arch) {
             (_, Arch::ScmpArchNative)
