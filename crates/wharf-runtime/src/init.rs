@@ -325,7 +325,7 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
         let sock = c.console.ok_or_else(|| {
             RuntimeError::Config("a terminal was requested but no --console-socket given".into())
         })?;
-        console::setup(sock, true, proc_.user().uid())?;
+        console::setup(sock, true, proc_)?;
     }
     let exe = finalize(proc_, &seccomp)?;
     keep_only_fds(3 + c.preserve_fds);
@@ -490,7 +490,7 @@ pub fn exec_process(
         let sock = console.ok_or_else(|| {
             RuntimeError::Config("a terminal was requested but no --console-socket given".into())
         })?;
-        console::setup(sock, false, p.user().uid())?;
+        console::setup(sock, false, p)?;
     }
     let exe = finalize(p, &seccomp)?;
     keep_only_fds(3);

@@ -550,3 +550,65 @@ fn seccomp_filters_the_native_abi_even_when_only_others_are_listed() {
         c.run_both().each("a failure", |o| !o.ok()).stderr_has(want);
     }
 }
+
+#[test]
+fn exec_sizes_the_terminal_from_console_size() {
+    // runc's tty.bats "runc exec [tty consolesize]".
+    let c = case!();
+    c.args(&["sleep", "300"]);
+    c.start_both();
+    for rt in BOTH {
+        let p = c.scratch(rt, "proc").join("process.json");
+        let proc_ = json!({"terminal": true, "consoleSize": {"height": 10, "width": 110},
+            "args": ["stty", "size"], "cwd": "/", "env": ["PATH=/bin"]});
+        std::fs::write(&p, proc_.to_string()).unwrap();
+        let sock = c.scratch(rt, "console").join("sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let reader = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let fds = receive_fd(&conn);
+            let mut out = Vec::new();
+            let mut f = std::fs::File::from(fds);
+            let _ = std::io::Read::read_to_end(&mut f, &mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        });
+        let o = c.cmd(
+            rt,
+            &[
+                "exec",
+                "-d",
+                "--console-socket",
+                sock.to_str().unwrap(),
+                "-p",
+                p.to_str().unwrap(),
+                &c.id,
+            ],
+        );
+        o.expect_ok();
+        let got = reader.join().unwrap();
+        assert!(got.contains("10 110"), "{rt}: stty size said {got:?}");
+    }
+}
+
+/// The fd a runtime sent over `conn` (SCM_RIGHTS).
+fn receive_fd(conn: &std::os::unix::net::UnixStream) -> std::os::fd::OwnedFd {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut buf = [0u8; 64];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .unwrap();
+    for c in msg.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel installed this fd for us; nothing else owns it.
+            return unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) };
+        }
+    }
+    panic!("no fd received");
+}
