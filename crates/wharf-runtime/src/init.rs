@@ -459,7 +459,12 @@ pub fn keep_only_fds(first: i32) {
 
 /// Reports `e` to the runtime and ends the child.
 pub fn fail(sock: &OwnedFd, e: &RuntimeError) -> ! {
-    let _ = sync::send(sock.as_raw_fd(), &Msg::Error(e.to_string()));
+    // After `start` nobody reads the setup socket any more (e.g. a startContainer hook
+    // failed): the error goes to the container's stderr then, where the caller of `run`, or
+    // the container's log, sees it.
+    if sync::send(sock.as_raw_fd(), &Msg::Error(e.to_string())).is_err() {
+        eprintln!("wharf-runtime: {e}");
+    }
     // SAFETY: _exit ends the child without unwinding into the caller's frames.
     unsafe { libc::_exit(1) }
 }

@@ -612,3 +612,29 @@ fn receive_fd(conn: &std::os::unix::net::UnixStream) -> std::os::fd::OwnedFd {
     }
     panic!("no fd received");
 }
+
+#[test]
+fn a_failing_start_container_hook_is_reported_and_runs_under_seccomp() {
+    // runc's seccomp.bats "runc run [seccomp] (startContainer hook)": the hook runs with
+    // the filter applied, dies of SIGSYS, and `run` says so (after `start` the init's setup
+    // socket has no reader: the error goes to the container's stderr).
+    if !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    let c = case!();
+    c.args(&["/bin/true"]);
+    c.edit(|c| {
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_KILL"}]
+        });
+        c["hooks"] = json!({"startContainer": [
+            {"path": "/bin/sh", "args": ["sh", "-c", "mkdir /dev/shm/foo"]}
+        ]});
+    });
+    c.run_both()
+        .each("a failure", |o| !o.ok())
+        .stderr_has("error running")
+        .stderr_has("bad system call");
+}
