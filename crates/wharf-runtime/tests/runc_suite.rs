@@ -477,6 +477,7 @@ fn update_takes_sizes_with_suffixes_and_minus_one() {
     c.start_both();
     c.both(&["update", "{id}", "--memory", "50M"]).both_ok();
     c.both(&["update", "{id}", "--cpu-quota", "-1"]).both_ok();
+    c.both(&["update", "{id}", "--cpu-share", "200"]).both_ok();
     for rt in BOTH {
         let mem = common::cgroup_file(&c.cgroup(rt), "memory", "memory.limit_in_bytes");
         let quota = common::cgroup_file(&c.cgroup(rt), "cpu", "cpu.cfs_quota_us");
@@ -486,7 +487,24 @@ fn update_takes_sizes_with_suffixes_and_minus_one() {
         }
         assert_eq!(mem.as_deref(), Some("52428800"), "{rt}: memory limit");
         assert_eq!(quota.as_deref(), Some("-1"), "{rt}: cpu quota");
+        let shares = common::cgroup_file(&c.cgroup(rt), "cpu", "cpu.shares");
+        assert_eq!(shares.as_deref(), Some("200"), "{rt}: cpu shares");
     }
+}
+
+#[test]
+fn unknown_letters_in_a_device_rules_access_are_ignored() {
+    // runc's update.bats "update devices [minimal transition rules]" denies /dev/kmsg
+    // with access "rwa".
+    let c = case!();
+    c.edit(|c| {
+        c["linux"]["resources"]["devices"] = json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "rwa"}
+        ]);
+    });
+    c.sh("echo ok");
+    c.run_both().both_ok().stdout_is("ok");
 }
 
 #[test]

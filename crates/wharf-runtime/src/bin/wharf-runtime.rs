@@ -161,7 +161,8 @@ enum Cmd {
         memory: Option<i64>,
         #[arg(long, value_parser = parse_bytes, allow_negative_numbers = true)]
         memory_swap: Option<i64>,
-        #[arg(long)]
+        /// CPU shares (runc's flag is --cpu-share).
+        #[arg(long, visible_alias = "cpu-share")]
         cpu_shares: Option<u64>,
         /// Microseconds per period; -1 for no limit.
         #[arg(long, allow_negative_numbers = true)]
