@@ -140,7 +140,7 @@ mod tests {
         let e = run("poststart", Some(&vec![failing]), &state()).unwrap_err();
         assert!(
             e.to_string()
-                .contains("error running poststart hook /bin/false"),
+                .contains("error running hook (poststart) /bin/false"),
             "{e}"
         );
 

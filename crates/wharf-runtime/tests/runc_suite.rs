@@ -478,6 +478,8 @@ fn update_takes_sizes_with_suffixes_and_minus_one() {
     c.both(&["update", "{id}", "--memory", "50M"]).both_ok();
     c.both(&["update", "{id}", "--cpu-quota", "-1"]).both_ok();
     c.both(&["update", "{id}", "--cpu-share", "200"]).both_ok();
+    c.both(&["update", "{id}", "--memory-reservation", "32M"])
+        .both_ok();
     for rt in BOTH {
         let mem = common::cgroup_file(&c.cgroup(rt), "memory", "memory.limit_in_bytes");
         let quota = common::cgroup_file(&c.cgroup(rt), "cpu", "cpu.cfs_quota_us");
@@ -487,6 +489,12 @@ fn update_takes_sizes_with_suffixes_and_minus_one() {
         }
         assert_eq!(mem.as_deref(), Some("52428800"), "{rt}: memory limit");
         assert_eq!(quota.as_deref(), Some("-1"), "{rt}: cpu quota");
+        let soft = common::cgroup_file(&c.cgroup(rt), "memory", "memory.soft_limit_in_bytes");
+        assert_eq!(
+            soft.as_deref(),
+            Some("33554432"),
+            "{rt}: memory reservation"
+        );
         let shares = common::cgroup_file(&c.cgroup(rt), "cpu", "cpu.shares");
         assert_eq!(shares.as_deref(), Some("200"), "{rt}: cpu shares");
     }

@@ -161,6 +161,9 @@ enum Cmd {
         memory: Option<i64>,
         #[arg(long, value_parser = parse_bytes, allow_negative_numbers = true)]
         memory_swap: Option<i64>,
+        /// Memory soft limit (v1 memory.soft_limit_in_bytes, v2 memory.low).
+        #[arg(long, value_parser = parse_bytes, allow_negative_numbers = true)]
+        memory_reservation: Option<i64>,
         /// CPU shares (runc's flag is --cpu-share).
         #[arg(long, visible_alias = "cpu-share")]
         cpu_shares: Option<u64>,
@@ -533,6 +536,7 @@ fn run(cli: &Cli) -> Result<i32> {
             resources,
             memory,
             memory_swap,
+            memory_reservation,
             cpu_shares,
             cpu_quota,
             cpu_period,
@@ -550,13 +554,16 @@ fn run(cli: &Cli) -> Result<i32> {
                 .with_context(|| format!("{} is not linux.resources JSON", p.display()))?,
                 None => Default::default(),
             };
-            if memory.is_some() || memory_swap.is_some() {
+            if memory.is_some() || memory_swap.is_some() || memory_reservation.is_some() {
                 let mut m = r.memory().unwrap_or_default();
                 if let Some(v) = memory {
                     m.set_limit(Some(*v));
                 }
                 if let Some(v) = memory_swap {
                     m.set_swap(Some(*v));
+                }
+                if let Some(v) = memory_reservation {
+                    m.set_reservation(Some(*v));
                 }
                 r.set_memory(Some(m));
             }
