@@ -296,7 +296,7 @@ impl Engine {
         }
         if hc.init == Some(true) && self.cfg.init_path.is_none() {
             return Err(ApiError::bad_request(
-                "--init needs wharf-init next to wharfd or on PATH (or wharfd --init-path)",
+                "--init is off in this wharfd: its --init-path is not a static executable, or it could not write its init to the exec-root (see its log)",
             ));
         }
         if let Some(rt) = hc.runtime.as_deref().filter(|r| !r.is_empty()) {
