@@ -107,7 +107,7 @@ pub const HOST_CONFIG_FIELDS: &[(&str, FieldUse)] = &[
     ("DnsOptions", Honoured),
     ("DnsSearch", Honoured),
     ("ExtraHosts", Honoured),
-    ("GroupAdd", Refused),
+    ("GroupAdd", Honoured),
     ("IpcMode", Honoured),
     ("Cgroup", Refused),
     ("Links", Refused),

@@ -939,8 +939,15 @@ impl Engine {
             rootfs.clone(),
             cfg["User"].as_str().unwrap_or_default().to_string(),
         );
-        let user = match blocking(move || spec::resolve_user(&user_root, &user)).await? {
-            Ok(ids) => ids,
+        let group_add = hc.group_add.clone().unwrap_or_default();
+        let resolved = blocking(move || {
+            let ids = spec::resolve_user(&user_root, &user)?;
+            let groups = spec::supplementary_groups(&user_root, &user, ids, &group_add)?;
+            Ok::<_, spec::SpecError>((ids, groups))
+        })
+        .await?;
+        let (user, additional_gids) = match resolved {
+            Ok(r) => r,
             Err(e) => return Err(ApiError::bad_request(fail(self, e.0))),
         };
         let spec_in = spec::SpecInput {
@@ -953,6 +960,7 @@ impl Engine {
             user,
             hostname: &hostname,
             domainname: cfg["Domainname"].as_str().unwrap_or_default(),
+            additional_gids: &additional_gids,
             tty,
             host: &hc,
             netns,
@@ -1638,23 +1646,39 @@ impl Engine {
         let user = if e.config.user.is_empty() {
             None
         } else {
-            // Reads the image's /etc/passwd and /etc/group: off the async threads.
+            // Reads the image's /etc/passwd and /etc/group: off the async threads. The
+            // user's groups, and the container's --group-add, as dockerd gives an exec.
             let (root, user) = (sdir.join("rootfs"), e.config.user.clone());
+            let group_add: Vec<String> = self
+                .lookup(&e.container)
+                .ok()
+                .and_then(|c| c.snapshot().host_config["GroupAdd"].as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|g| g.as_str().map(String::from))
+                .collect();
             Some(
-                blocking(move || spec::resolve_user(&root, &user))
-                    .await?
-                    .map_err(|err| ApiError::bad_request(err.0))?,
+                blocking(move || {
+                    let ids = spec::resolve_user(&root, &user)?;
+                    let groups = spec::supplementary_groups(&root, &user, ids, &group_add)?;
+                    Ok::<_, spec::SpecError>((ids, groups))
+                })
+                .await?
+                .map_err(|err| ApiError::bad_request(err.0))?,
             )
         };
-        let p = spec::exec_process(
+        let mut p = spec::exec_process(
             &spec,
             e.config.cmd.as_deref().unwrap_or_default(),
             e.config.env.as_deref().unwrap_or_default(),
             &e.config.working_dir,
-            user,
+            user.as_ref().map(|(ids, _)| *ids),
             e.config.tty,
             e.config.privileged,
         );
+        if let Some((_, groups)) = user.filter(|(_, g)| !g.is_empty()) {
+            p["user"]["additionalGids"] = json!(groups);
+        }
         let path = sdir.join(format!("exec-{}.json", e.id));
         container::write_runtime_file(&path, &serde_json::to_vec(&p).expect("serializable"))
             .map_err(internal)?;

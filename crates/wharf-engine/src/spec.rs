@@ -285,6 +285,81 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), SpecError> 
     Ok((uid, gid))
 }
 
+/// The supplementary groups of the process, as dockerd gives them: the groups of the image's
+/// /etc/group that list the user (by name) as a member, then `--group-add` entries (numbers,
+/// or names looked up there). The primary group is not repeated. Blocking: call it off the
+/// async threads.
+pub fn supplementary_groups(
+    rootfs: &Path,
+    user: &str,
+    (uid, gid): (u32, u32),
+    group_add: &[String],
+) -> Result<Vec<u32>, SpecError> {
+    let name = user.split(':').next().unwrap_or_default();
+    let need_files =
+        !group_add.iter().all(|g| g.parse::<u32>().is_ok()) || !name.is_empty() || uid == 0;
+    let group = if need_files {
+        read_image_file(rootfs, "etc/group")?
+    } else {
+        None
+    };
+    // A numeric user is a member under the name its passwd entry gives.
+    let name = match name.parse::<u32>() {
+        Ok(n) => read_image_file(rootfs, "etc/passwd")?.and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 3 && f[2].parse() == Ok(n)).then(|| f[0].to_string())
+            })
+        }),
+        Err(_) if name.is_empty() => Some("root".to_string()),
+        Err(_) => Some(name.to_string()),
+    };
+    let entries: Vec<(String, u32, Vec<String>)> = group
+        .as_deref()
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 4).then(|| {
+                Some((
+                    f[0].to_string(),
+                    f[2].parse().ok()?,
+                    f[3].split(',')
+                        .filter(|m| !m.is_empty())
+                        .map(String::from)
+                        .collect(),
+                ))
+            })?
+        })
+        .collect();
+    let mut out: Vec<u32> = Vec::new();
+    if let Some(name) = &name {
+        for (_, g, members) in &entries {
+            if members.iter().any(|m| m == name) && *g != gid && !out.contains(g) {
+                out.push(*g);
+            }
+        }
+    }
+    for g in group_add {
+        let id = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => entries
+                .iter()
+                .find(|(n, _, _)| n == g)
+                .map(|(_, id, _)| *id)
+                .ok_or_else(|| {
+                    SpecError(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
+        };
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
 fn lookup_uid_gid(passwd: Option<&str>, uid: u32) -> Option<u32> {
     passwd?.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
@@ -315,6 +390,8 @@ pub struct SpecInput<'a> {
     /// uid and gid, from [`resolve_user`] (which reads the image's files: done beforehand,
     /// off the async threads).
     pub user: (u32, u32),
+    /// Supplementary groups, from [`supplementary_groups`].
+    pub additional_gids: &'a [u32],
     pub hostname: &'a str,
     /// `--domainname` (the NIS domain name of the container's UTS namespace).
     pub domainname: &'a str,
@@ -533,7 +610,11 @@ pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
     }
     let mut process = json!({
         "terminal": i.tty,
-        "user": {"uid": uid, "gid": gid},
+        "user": if i.additional_gids.is_empty() {
+            json!({"uid": uid, "gid": gid})
+        } else {
+            json!({"uid": uid, "gid": gid, "additionalGids": i.additional_gids})
+        },
         "args": i.args,
         "env": i.env,
         "cwd": if i.cwd.is_empty() { "/" } else { i.cwd },
@@ -923,6 +1004,7 @@ mod tests {
             user: (0, 0),
             hostname: "abc",
             domainname: "",
+            additional_gids: &[],
             tty: false,
             host,
             netns: Some(None),
@@ -1153,6 +1235,43 @@ mod tests {
 
     /// The attack: an image whose /etc/passwd is a link to /dev/zero (or a FIFO, or a huge
     /// file, or a link out of the rootfs) made the daemon read forever or read the host's.
+    #[test]
+    fn supplementary_groups_come_from_membership_and_group_add() {
+        let d = tempfile::tempdir().unwrap();
+        let etc = d.path().join("etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(
+            etc.join("passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            etc.join("group"),
+            "root:x:0:root\nwheel:x:10:root,app\naudio:x:29:app\napp:x:1000:app\nstaff:x:50:\n",
+        )
+        .unwrap();
+        let root = d.path();
+        assert_eq!(supplementary_groups(root, "", (0, 0), &[]).unwrap(), [10]);
+        // By name or by uid; the primary group is not repeated.
+        assert_eq!(
+            supplementary_groups(root, "app", (1000, 1000), &[]).unwrap(),
+            [10, 29]
+        );
+        assert_eq!(
+            supplementary_groups(root, "1000", (1000, 1000), &[]).unwrap(),
+            [10, 29]
+        );
+        let add = ["staff".to_string(), "4242".to_string(), "wheel".to_string()];
+        assert_eq!(
+            supplementary_groups(root, "app", (1000, 1000), &add).unwrap(),
+            [10, 29, 50, 4242]
+        );
+        let e = supplementary_groups(root, "", (0, 0), &["ghosts".into()])
+            .unwrap_err()
+            .0;
+        assert!(e.contains("unable to find group ghosts"), "{e}");
+    }
+
     #[test]
     fn hostile_passwd_files_are_refused_or_contained() {
         use std::os::unix::fs::symlink;

@@ -396,6 +396,26 @@ fn unimplemented_fields_are_refused_and_domainname_and_system_paths_apply() {
         "/proc/sys/kernel/domainname",
     ]);
     assert_eq!(o.trim(), "example.org");
+    // --group-add: numbers and the image's group names, for the process and its execs.
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--group-add",
+        "4242",
+        "--group-add",
+        "nogroup",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let id = id.trim();
+    let groups = d.ok(&["exec", id, "id", "-G"]);
+    assert_eq!(groups.trim(), "0 4242 65534");
+    let groups = d.ok(&["exec", "-u", "nobody", id, "id", "-G"]);
+    assert_eq!(groups.trim(), "65534 4242");
+    d.ok(&["rm", "-f", id]);
     // --mac-address sets the container side of its veth.
     let o = d.ok(&[
         "run",
