@@ -180,7 +180,17 @@ enum Cmd {
 
 fn main() {
     let cli = Cli::parse();
+    // The commands that fork processes into a container first run this binary again from a
+    // read-only mount of itself, so that no container can write it through
+    // /proc/<pid>/exe (see wharf_runtime::sealed).
+    let sealed = matches!(cli.cmd, Cmd::Create(_) | Cmd::Run { .. } | Cmd::Exec { .. })
+        .then(|| wharf_runtime::sealed::reexec_sealed("wharf-runtime"));
     init_logging(&cli);
+    if let Some(Err(e)) = sealed {
+        tracing::warn!(
+            "cannot run from a read-only copy of this binary ({e}): a container could overwrite it"
+        );
+    }
     let code = match run(&cli) {
         Ok(code) => code,
         Err(e) => {
