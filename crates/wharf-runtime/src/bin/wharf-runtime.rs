@@ -187,9 +187,14 @@ fn main() {
         .then(|| wharf_runtime::sealed::reexec_sealed("wharf-runtime"));
     init_logging(&cli);
     if let Some(Err(e)) = sealed {
-        tracing::warn!(
-            "cannot run from a read-only copy of this binary ({e}): a container could overwrite it"
-        );
+        // Root can always clone a mount; without it (rootless use) this is expected.
+        if nix::unistd::geteuid().is_root() {
+            tracing::warn!(
+                "cannot run from a read-only mount of this binary ({e}): a container could overwrite it"
+            );
+        } else {
+            tracing::debug!("not running from a read-only mount of this binary: {e}");
+        }
     }
     let code = match run(&cli) {
         Ok(code) => code,
