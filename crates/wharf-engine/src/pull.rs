@@ -26,6 +26,8 @@ struct LayerJob {
     chain: String,
     short: String,
     tx: mpsc::Sender<Bytes>,
+    /// The pull's hold on its layers until the image is written.
+    lease: Arc<wharf_image::layers::LayerLease>,
 }
 
 /// Layers being fetched now, by chain id: a second pull of the same layer waits for the
@@ -100,6 +102,7 @@ impl LayerJob {
         let budget = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
         let images = self.engine.images.clone();
         let (parent, diff_id) = (self.parent.clone(), self.diff_id.clone());
+        let lease = self.lease.clone();
         let extract = tokio::task::spawn_blocking(move || {
             let reader = ChannelReader {
                 rx: brx,
@@ -108,7 +111,7 @@ impl LayerJob {
             };
             images
                 .layers()
-                .register_checked(parent.as_deref(), reader, Some(&diff_id))
+                .register_checked(&lease, parent.as_deref(), reader, Some(&diff_id))
         });
         let mut hasher = Sha256::new();
         let mut n = 0u64;
@@ -491,6 +494,11 @@ async fn pull_one(
             }
         }
         .ok_or_else(|| ApiError::internal(format!("{reference}: a list entry has no digest")))?;
+        if !wharf_image::digest::is_sha256(&d) {
+            return Err(ApiError::internal(format!(
+                "invalid manifest list for {reference}: digest {d:?} is not sha256:<64 hex digits>"
+            )));
+        }
         (bytes, _, digest) = reg.manifest(&r.path, &d).await.map_err(reg_error)?;
         m = parse(&bytes)?;
     }
@@ -517,6 +525,16 @@ async fn pull_one(
                 .collect()
         })
         .unwrap_or_default();
+    // Every digest names a blob file and is shown cut to 12: a malformed one is refused here,
+    // before anything is fetched.
+    for d in std::iter::once(&cfg_digest).chain(layers.iter().map(|l| &l.0)) {
+        if !wharf_image::digest::is_sha256(d) {
+            return Err(ApiError::internal(format!(
+                "invalid manifest for {reference}: digest {d:?} is not sha256:<64 hex digits>: \
+                 the registry served a broken manifest"
+            )));
+        }
+    }
     let tmp = engine
         .images
         .layers()
@@ -594,6 +612,11 @@ async fn pull_into(
                 .collect()
         })
         .unwrap_or_default();
+    if let Some(bad) = diff_ids.iter().find(|d| !wharf_image::digest::is_sha256(d)) {
+        return Err(ApiError::internal(format!(
+            "{r}: the image config's diff id {bad:?} is not sha256:<64 hex digits>"
+        )));
+    }
     if diff_ids.len() != layers.len() {
         return Err(ApiError::internal(format!(
             "{r}: the config lists {} layers, the manifest {}",
@@ -617,10 +640,14 @@ async fn pull_into(
     } else {
         1
     }));
+    // Every layer of the image, present or fetched, is held from here until the image is
+    // written: a concurrent rmi's collection must not take one away in between.
+    let lease = Arc::new(engine.images.layers().lease());
     let mut jobs = Vec::new();
     for (((digest, size, _), diff_id), (parent, chain)) in layers.iter().zip(&diff_ids).zip(chains)
     {
-        let short = digest.trim_start_matches("sha256:")[..12].to_string();
+        let short = wharf_image::digest::short(digest).to_string();
+        lease.hold(&chain);
         if engine.images.layers().exists(&chain) {
             say(
                 tx,
@@ -645,6 +672,7 @@ async fn pull_into(
             chain,
             short,
             tx: tx.clone(),
+            lease: lease.clone(),
         };
         let sem = sem.clone();
         jobs.push(tokio::spawn(async move {

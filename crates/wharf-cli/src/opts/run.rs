@@ -19,6 +19,27 @@ fn list(v: Vec<String>) -> Value {
     }
 }
 
+/// `--security-opt`s as the docker CLI sends them: `seccomp=<file>` becomes the file's JSON
+/// (compacted), since the daemon cannot read the client's files.
+pub fn security_opts(opts: &[String]) -> Result<Vec<String>> {
+    opts.iter()
+        .map(|o| {
+            let Some((_, path)) = o.split_once('=').filter(|(k, _)| *k == "seccomp") else {
+                return Ok(o.clone());
+            };
+            if matches!(path, "unconfined" | "builtin") {
+                return Ok(o.clone());
+            }
+            let data = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("opening seccomp profile ({path}) failed: {e}"))?;
+            let v: Value = serde_json::from_slice(&data).map_err(|e| {
+                anyhow::anyhow!("compacting json for seccomp profile ({path}) failed: {e}")
+            })?;
+            Ok(format!("seccomp={v}"))
+        })
+        .collect()
+}
+
 /// Which streams to attach (`-a`), as docker decides them for `run`.
 pub fn attach_streams(a: &RunArgs) -> Result<(bool, bool, bool)> {
     if a.detach {
@@ -180,11 +201,15 @@ pub fn create_body(a: &RunArgs) -> Result<CreatePlan> {
             bail!("invalid signal: {sig}");
         }
     }
+    let healthcheck = healthcheck(a)?;
     let network = a.network.clone().unwrap_or_else(|| "default".into());
     // --network-alias and --ip configure the endpoint on the container's network.
     let mut endpoints = serde_json::Map::new();
-    if !a.network_alias.is_empty() || a.ip.is_some() {
+    if !a.network_alias.is_empty() || a.ip.is_some() || a.mac_address.is_some() {
         let mut ep = json!({});
+        if let Some(mac) = &a.mac_address {
+            ep["MacAddress"] = json!(mac);
+        }
         if !a.network_alias.is_empty() {
             ep["Aliases"] = json!(a.network_alias);
         }
@@ -214,6 +239,7 @@ pub fn create_body(a: &RunArgs) -> Result<CreatePlan> {
         "OnBuild": Value::Null,
         "Labels": Value::Object(labels),
         "StopSignal": a.stop_signal.clone(),
+        "Healthcheck": healthcheck,
         "StopTimeout": a.stop_timeout,
         "HostConfig": {
             "Binds": list(a.volume.clone()),
@@ -238,7 +264,7 @@ pub fn create_body(a: &RunArgs) -> Result<CreatePlan> {
             "Privileged": a.privileged,
             "PublishAllPorts": a.publish_all,
             "ReadonlyRootfs": a.read_only,
-            "SecurityOpt": list(a.security_opt.clone()),
+            "SecurityOpt": list(security_opts(&a.security_opt)?),
             "Tmpfs": if tmpfs.is_empty() { Value::Null } else { Value::Object(tmpfs) },
             "UTSMode": a.uts.clone().unwrap_or_default(),
             "ShmSize": shm,
@@ -354,10 +380,82 @@ fn caps(l: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// `Healthcheck` from the `--health-*` flags, as the docker CLI builds it: null when none is
+/// given, `["NONE"]` for `--no-healthcheck`, durations in nanoseconds.
+fn healthcheck(a: &RunArgs) -> Result<Value> {
+    let durations = [
+        ("--health-interval", &a.health_interval),
+        ("--health-timeout", &a.health_timeout),
+        ("--health-start-period", &a.health_start_period),
+        ("--health-start-interval", &a.health_start_interval),
+    ];
+    let any = a.health_cmd.is_some()
+        || a.health_retries.is_some()
+        || durations.iter().any(|(_, v)| v.is_some());
+    if a.no_healthcheck {
+        if any {
+            bail!("--no-healthcheck conflicts with --health-* options");
+        }
+        return Ok(json!({"Test": ["NONE"]}));
+    }
+    if !any {
+        return Ok(Value::Null);
+    }
+    let mut nanos = [0i64; 4];
+    for (i, (flag, v)) in durations.iter().enumerate() {
+        if let Some(v) = v {
+            let d = parse::go_duration(v)
+                .map_err(|e| anyhow::anyhow!("invalid argument {v:?} for \"{flag}\" flag: {e}"))?;
+            nanos[i] = d.as_nanos() as i64;
+        }
+    }
+    let retries = a.health_retries.unwrap_or(0);
+    if retries < 0 {
+        bail!("--health-retries cannot be negative");
+    }
+    let test = match &a.health_cmd {
+        Some(c) if !c.is_empty() => json!(["CMD-SHELL", c]),
+        _ => json!([]),
+    };
+    Ok(json!({
+        "Test": test,
+        "Interval": nanos[0],
+        "Timeout": nanos[1],
+        "StartPeriod": nanos[2],
+        "StartInterval": nanos[3],
+        "Retries": retries,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn seccomp_profiles_are_sent_as_json() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("p.json");
+        std::fs::write(&f, "{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\"\n}\n").unwrap();
+        let opts = vec![
+            format!("seccomp={}", f.display()),
+            "seccomp=unconfined".to_string(),
+            "no-new-privileges".to_string(),
+        ];
+        assert_eq!(
+            security_opts(&opts).unwrap(),
+            [
+                r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW"}"#,
+                "seccomp=unconfined",
+                "no-new-privileges"
+            ]
+        );
+        let missing = vec!["seccomp=/nonexistent/p.json".to_string()];
+        assert!(security_opts(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("opening seccomp profile"));
+    }
 
     fn args(argv: &[&str]) -> RunArgs {
         let mut v = vec!["wharf", "run"];

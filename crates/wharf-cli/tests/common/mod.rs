@@ -28,7 +28,7 @@ pub fn is_root() -> bool {
 macro_rules! require_env {
     () => {
         if !common::is_root() || !common::have_busybox() {
-            eprintln!("skipped: needs root and busybox-static (/bin/busybox)");
+            wharf_testkit::skip("needs root and busybox-static (/bin/busybox): run as root, apt-get install busybox-static");
             return;
         }
     };
@@ -67,23 +67,6 @@ fn daemon_bins() -> (PathBuf, PathBuf) {
     });
     let dir = PathBuf::from(WHARF).parent().unwrap().to_path_buf();
     (dir.join("wharfd"), dir.join("wharf-shim"))
-}
-
-/// wharf-init linked statically (it runs inside images without libc), built once.
-fn init_path() -> PathBuf {
-    let target = target_dir();
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    BUILD.call_once(|| {
-        let st =
-            Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-init.sh"))
-                .env("CARGO_TARGET_DIR", &target)
-                .env("CARGO", env!("CARGO"))
-                .stdout(Stdio::null())
-                .status()
-                .expect("scripts/build-init.sh");
-        assert!(st.success(), "building the static wharf-init failed");
-    });
-    target.join("x86_64-unknown-linux-gnu/release/wharf-init")
 }
 
 fn random_bytes() -> [u8; 3] {
@@ -138,8 +121,6 @@ impl Daemon {
             .arg(root.join("none.json"))
             .arg("--shim-path")
             .arg(shim)
-            .arg("--init-path")
-            .arg(init_path())
             .arg("--cgroup-parent")
             .arg(format!("/{name}"))
             .arg("--bridge")
