@@ -1,11 +1,235 @@
 //! `docker cp`: paths resolved inside a container's rootfs (symlinks never lead out of it),
 //! Docker's path-stat header, and tar in and out.
+//!
+//! A running container can change its files while a copy runs: a directory checked here
+//! can be a symlink to `/` by the time it is used (CVE-2018-15664). So a copy never works on
+//! the container's files by host path: it runs in a forked child whose root *is* the
+//! container's (`chroot` into the init's `/proc/<pid>/root`, which is its mount namespace's
+//! view, volumes and binds included), where every lookup, symlinks and `..` included, is
+//! the kernel's and stays inside. A stopped container's root is its layers mounted for the
+//! call, with its volumes and binds mounted on it in a mount namespace of the child's own,
+//! as Docker shows them.
 
 use base64::Engine as _;
 use serde_json::json;
+use std::io::{BufRead, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use wharf_api::ApiError;
+use wharf_runtime::inroot;
+
+/// The root a copy runs in.
+pub enum Jail {
+    /// A running container: its init's `/proc/<pid>/root`, opened.
+    Live(OwnedFd),
+    /// A stopped container: its layers mounted at `root`, and the volumes and binds to mount
+    /// on it: (host source, destination in the container, read-write).
+    Stopped {
+        root: PathBuf,
+        mounts: Vec<(PathBuf, String, bool)>,
+    },
+}
+
+/// The first line a jailed child writes: its result, before any data.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Status {
+    ok: Option<String>,
+    status: u16,
+    message: String,
+}
+
+fn send_status(w: &mut std::fs::File, r: &Result<String, ApiError>) {
+    let st = match r {
+        Ok(v) => Status {
+            ok: Some(v.clone()),
+            status: 200,
+            message: String::new(),
+        },
+        Err(e) => Status {
+            ok: None,
+            status: e.status,
+            message: e.message.clone(),
+        },
+    };
+    let mut line = serde_json::to_vec(&st).expect("serializable");
+    line.push(b'\n');
+    let _ = w.write_all(&line);
+}
+
+fn sys(what: &str) -> impl Fn(nix::Error) -> ApiError + '_ {
+    move |e| ApiError::internal(format!("{what}: {e}"))
+}
+
+/// Becomes the jail: mounts (stopped containers), then `chroot` into the root, and closes
+/// every descriptor but `keep`, so that nothing outside stays reachable.
+fn enter(jail: &Jail, keep: i32) -> Result<(), ApiError> {
+    let root = match jail {
+        Jail::Live(fd) => fd
+            .try_clone()
+            .map_err(|e| ApiError::internal(e.to_string()))?,
+        Jail::Stopped { root, mounts } => {
+            use nix::mount::{mount, MsFlags};
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+                .map_err(sys("unshare the mount namespace"))?;
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .map_err(sys("making / private"))?;
+            // Opened in this namespace, so that the binds below are under it.
+            let fd = open_dir(root)?;
+            for (src, dest, rw) in mounts {
+                let is_dir = std::fs::metadata(src).map(|m| m.is_dir()).unwrap_or(true);
+                let d = Path::new(dest);
+                let target = if is_dir {
+                    inroot::mkdir_all(fd.as_fd(), d)
+                } else {
+                    inroot::mkfile(fd.as_fd(), d)
+                }
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+                let tree = inroot::clone_tree(libc::AT_FDCWD, src, true, false)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                if !rw {
+                    let attr = inroot::MountAttr {
+                        attr_set: inroot::MOUNT_ATTR_RDONLY,
+                        ..Default::default()
+                    };
+                    inroot::set_attr(&tree, &attr, true, d)
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                }
+                inroot::attach(&tree, &target, d).map_err(|e| ApiError::internal(e.to_string()))?;
+            }
+            fd
+        }
+    };
+    nix::unistd::fchdir(&root).map_err(sys("entering the container's root"))?;
+    nix::unistd::chroot(".").map_err(sys("chroot into the container's root"))?;
+    nix::unistd::chdir("/").map_err(sys("chdir /"))?;
+    drop(root);
+    inroot::close_fds_except(&[keep]);
+    Ok(())
+}
+
+fn open_dir(p: &Path) -> Result<OwnedFd, ApiError> {
+    nix::fcntl::open(
+        p,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| ApiError::internal(format!("opening {}: {e}", p.display())))
+}
+
+/// A child at work in a jail: its first line (the result), and what it writes after.
+pub struct Jailed {
+    pub result: Result<String, ApiError>,
+    pub data: std::io::BufReader<std::fs::File>,
+    child: nix::unistd::Pid,
+}
+
+impl Jailed {
+    /// Reaps the child (once its data has been read).
+    pub fn wait(self) {
+        drop(self.data);
+        let _ = nix::sys::wait::waitpid(self.child, None);
+    }
+}
+
+/// Runs `f` in a forked child inside `jail`. `f` gets the pipe: it sends the result line
+/// ([`send_status`]) and may write data after it; or it fails before sending anything, and
+/// its error becomes the result. The parent reads the result first.
+///
+/// Runs on a blocking thread of the daemon: the child of a multi-threaded process may only
+/// use what fork leaves consistent. It allocates (glibc's malloc is reset in the child) and
+/// makes syscalls; it takes no lock that another thread could have held (no logging, no
+/// async runtime, no environment), and leaves by `_exit`.
+pub fn run_jailed<F>(jail: &Jail, f: F) -> Result<Jailed, ApiError>
+where
+    F: FnOnce(&mut std::fs::File) -> Result<(), ApiError>,
+{
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+    // SAFETY: the child runs only the code above and below (see the doc comment) and ends
+    // with _exit, never returning into the daemon's frames.
+    match unsafe { nix::unistd::fork() }.map_err(sys("fork"))? {
+        nix::unistd::ForkResult::Child => {
+            drop(r);
+            let mut w = std::fs::File::from(w);
+            let keep = w.as_raw_fd();
+            let r = enter(jail, keep);
+            match r {
+                Err(e) => send_status(&mut w, &Err(e)),
+                Ok(()) => {
+                    if let Err(e) = f(&mut w) {
+                        send_status(&mut w, &Err(e));
+                    }
+                }
+            }
+            drop(w);
+            // SAFETY: ends the forked child without running the daemon's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(w);
+            let mut data = std::io::BufReader::new(std::fs::File::from(r));
+            let mut line = String::new();
+            let _ = data.read_line(&mut line);
+            let result = match serde_json::from_str::<Status>(&line) {
+                Ok(Status { ok: Some(v), .. }) => Ok(v),
+                Ok(st) => Err(ApiError::new(st.status, st.message)),
+                Err(_) => Err(ApiError::internal("the copy's helper process failed")),
+            };
+            Ok(Jailed {
+                result,
+                data,
+                child,
+            })
+        }
+    }
+}
+
+/// The stat header of `path` in the jail, then (unless `head`) its tar: what
+/// `GET/HEAD /containers/{id}/archive` answers.
+pub fn pack_in(jail: &Jail, path: &str, container: &str, head: bool) -> Result<Jailed, ApiError> {
+    run_jailed(jail, |w| {
+        let follow = !path.ends_with("/.");
+        let resolved = resolve_in_root(Path::new("/"), path, follow)?;
+        let stat = stat_header(&resolved, path, container);
+        let ok = stat.is_ok();
+        send_status(w, &stat);
+        if ok && !head {
+            let _ = pack(&resolved, w);
+        }
+        Ok(())
+    })
+}
+
+/// Extracts the tar `body` into the directory `path` of the jail: what
+/// `PUT /containers/{id}/archive` does.
+pub fn extract_in(jail: &Jail, path: &str, container: &str, body: &[u8]) -> Result<(), ApiError> {
+    let j = run_jailed(jail, |w| {
+        let dir = resolve_in_root(Path::new("/"), path, true)?;
+        if !dir.is_dir() {
+            return Err(ApiError::not_found(format!(
+                "Could not find the file {path} in container {container}"
+            )));
+        }
+        let r = wharf_image::apply::apply_tar(
+            &mut &body[..],
+            &dir,
+            wharf_image::apply::Whiteouts::Literal,
+        )
+        .map(|_| String::new())
+        .map_err(crate::engine::image_error);
+        send_status(w, &r);
+        Ok(())
+    })?;
+    let r = j.result.clone();
+    j.wait();
+    r.map(drop)
+}
 
 /// Resolves `path` inside `root` as the container would see it: symlinks are followed with
 /// `root` as `/`, and `..` never climbs above it. The last component is followed only when

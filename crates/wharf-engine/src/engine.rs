@@ -628,12 +628,15 @@ impl Engine {
             out.retain(|o| o.destination != r.destination);
             let rec = match r.source {
                 Source::Host(src) => {
-                    // `-v` creates a missing host path, as Docker does (`--mount` was checked).
-                    std::fs::create_dir_all(&src).map_err(|e| {
-                        ApiError::bad_request(format!(
-                            "error while creating mount source path '{src}': {e}"
-                        ))
-                    })?;
+                    // `-v` creates a missing host path, as Docker does (`--mount` was checked);
+                    // an existing one, a file too, is used as it is.
+                    if std::fs::metadata(&src).is_err() {
+                        std::fs::create_dir_all(&src).map_err(|e| {
+                            ApiError::bad_request(format!(
+                                "error while creating mount source path '{src}': {e}"
+                            ))
+                        })?;
+                    }
                     MountRecord {
                         kind: "bind".into(),
                         name: String::new(),
@@ -1823,6 +1826,51 @@ impl Engine {
         let img = img?.map_err(image_error)?;
         self.event(c, "commit", &[]);
         Ok(img.id)
+    }
+
+    /// Runs `f` (blocking) with the container's root as a copy sees it (see
+    /// `archive`): a running container's init's root (its mount namespace's view, volumes
+    /// included), else its layers mounted for the call with its volumes and binds to mount.
+    pub async fn with_jail<T: Send + 'static>(
+        &self,
+        c: &Container,
+        f: impl FnOnce(&crate::archive::Jail) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let rec = c.snapshot();
+        if rec.state.status.is_live() && rec.state.pid > 0 {
+            let path = format!("/proc/{}/root", rec.state.pid);
+            let fd = nix::fcntl::open(
+                path.as_str(),
+                nix::fcntl::OFlag::O_PATH
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            );
+            // The pid is still the container's (not a reused one) if it is still running.
+            if let (Ok(fd), true) = (fd, c.status().is_live()) {
+                return blocking(move || f(&crate::archive::Jail::Live(fd))).await?;
+            }
+        }
+        let images = self.images.clone();
+        let id = c.id.clone();
+        let mounts = rec
+            .mounts
+            .iter()
+            .filter(|m| m.kind == "bind" || m.kind == "volume")
+            .map(|m| (m.source.clone(), m.destination.clone(), m.rw))
+            .collect();
+        blocking(move || {
+            let tmp = images.layers().scratch_mountpoint("cp");
+            images.layers().mount_rw(&id, &tmp).map_err(image_error)?;
+            let r = f(&crate::archive::Jail::Stopped {
+                root: tmp.clone(),
+                mounts,
+            });
+            let _ = images.layers().unmount_rw(&id, &tmp);
+            let _ = std::fs::remove_dir(&tmp);
+            r
+        })
+        .await?
     }
 
     /// Runs `f` (blocking) on the container's root filesystem: the live mount of a running

@@ -632,15 +632,21 @@ async fn dispatch(
             let engine2 = engine.clone();
             tokio::spawn(async move {
                 let _ = engine2
-                    .with_rootfs(&c, move |root| {
-                        let resolved = archive::resolve_in_root(root, &p2, !p2.ends_with("/."))?;
-                        let stat = archive::stat_header(&resolved, &p2, &cid);
-                        let ok = stat.is_ok();
-                        let _ = stat_tx.send(stat);
+                    .with_jail(&c, move |jail| {
+                        let mut j = match archive::pack_in(jail, &p2, &cid, head) {
+                            Ok(j) => j,
+                            Err(e) => {
+                                let _ = stat_tx.send(Err(e));
+                                return Ok(());
+                            }
+                        };
+                        let ok = j.result.is_ok();
+                        let _ = stat_tx.send(j.result.clone());
                         if ok && !head {
                             let mut w = ChanWriter { tx };
-                            let _ = archive::pack(&resolved, &mut w);
+                            let _ = std::io::copy(&mut j.data, &mut w);
                         }
+                        j.wait();
                         Ok(())
                     })
                     .await;
@@ -667,20 +673,8 @@ async fn dispatch(
             let body = read_body(req).await?;
             let cid = id.clone();
             engine
-                .with_rootfs(&c, move |root| {
-                    let dir = archive::resolve_in_root(root, &path, true)?;
-                    if !dir.is_dir() {
-                        return Err(ApiError::not_found(format!(
-                            "Could not find the file {path} in container {cid}"
-                        )));
-                    }
-                    wharf_image::apply::apply_tar(
-                        &mut &body[..],
-                        &dir,
-                        wharf_image::apply::Whiteouts::Literal,
-                    )
-                    .map(drop)
-                    .map_err(image_error)
+                .with_jail(&c, move |jail| {
+                    archive::extract_in(jail, &path, &cid, &body)
                 })
                 .await?;
             empty(200)

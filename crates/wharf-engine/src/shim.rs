@@ -2,8 +2,10 @@
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
+use wharf_runtime::sealed::SealedExe;
 use wharf_shim::proto::{self, ExitStatus, Request};
 
 /// How to start a shim.
@@ -23,11 +25,48 @@ pub struct SpawnArgs<'a> {
     pub cgroup_path: &'a str,
 }
 
+/// The shim binary opened through a read-only mount of itself (see
+/// `wharf_runtime::sealed`): the containers' init and exec processes are forks of the shim,
+/// and must not be able to write it through /proc/<pid>/exe. Made once, again when the file
+/// on disk is replaced; `None` where the kernel cannot (then the shim runs by its path).
+fn sealed_shim(path: &Path) -> Option<Arc<SealedExe>> {
+    static SEALED: Mutex<Option<Arc<SealedExe>>> = Mutex::new(None);
+    let mut g = SEALED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = g.as_ref() {
+        if s.source() == path && s.is_current() {
+            return Some(s.clone());
+        }
+    }
+    match SealedExe::open(path) {
+        Ok(s) => {
+            let s = Arc::new(s);
+            *g = Some(s.clone());
+            Some(s)
+        }
+        Err(e) => {
+            tracing::warn!(
+                "cannot open {} through a read-only mount ({e}): containers could overwrite it",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
 /// Starts the shim, which creates the container; returns the container's init pid, or the
 /// runtime's error message.
 pub async fn spawn(a: &SpawnArgs<'_>) -> Result<i32, String> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
-    let mut cmd = tokio::process::Command::new(a.shim);
+    // Held until the spawn has exec'd: the child execs the descriptor's /proc/self/fd path.
+    let sealed = sealed_shim(a.shim);
+    let mut cmd = match &sealed {
+        Some(s) => {
+            let mut c = tokio::process::Command::new(s.path());
+            c.arg0(a.shim);
+            c
+        }
+        None => tokio::process::Command::new(a.shim),
+    };
     cmd.arg("--id")
         .arg(a.id)
         .arg("--bundle")
@@ -85,6 +124,7 @@ pub async fn spawn(a: &SpawnArgs<'_>) -> Result<i32, String> {
         .spawn()
         .map_err(|e| format!("cannot start the shim {}: {e}", a.shim.display()))?;
     drop(w);
+    drop(sealed);
     // The first shim process exits at once (it forks away); reap it.
     let _ = child.wait().await;
     let mut line = String::new();

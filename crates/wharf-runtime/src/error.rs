@@ -48,6 +48,8 @@ pub enum RuntimeError {
     #[error(transparent)]
     Cgroup(#[from] crate::cgroups::CgroupError),
     #[error(transparent)]
+    InRoot(#[from] crate::inroot::InRootError),
+    #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
 }
 

@@ -58,6 +58,15 @@ pub fn stage1(s: &Stage1) -> Result<bool> {
         nix::unistd::dup2_stdout(&io.stdout).ctx(|| "dup2 stdout".into())?;
         nix::unistd::dup2_stderr(&io.stderr).ctx(|| "dup2 stderr".into())?;
     }
+    // A process joining a container's namespaces is visible there before it execs: while it
+    // is not dumpable, the container's processes cannot open its /proc/<pid>/fd, exe, mem
+    // or ptrace it (runc does the same). With a user namespace the process must stay able
+    // to write its own /proc files, which a non-dumpable one is denied: those containers'
+    // root is not root on the host.
+    if !s.plan.join.is_empty() && !s.plan.new_user && !s.plan.joins(NsType::User) {
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    }
     s.plan.enter()?;
     if s.plan.new_user {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
@@ -271,10 +280,6 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
     if !own_cgroupns {
         wait_go(fd)?;
     }
-    // The working directory is created when missing, as runc does.
-    let cwd = crate::util::secure_join(&c.bundle.rootfs, proc_.cwd())?;
-    std::fs::create_dir_all(&cwd)
-        .ctx(|| format!("creating the working directory {}", proc_.cwd().display()))?;
 
     let hooks = spec.hooks().as_ref();
     let state = |status| OciState {
@@ -309,6 +314,16 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
         nix::unistd::chroot(&c.bundle.rootfs).ctx(|| "chroot".into())?;
         nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
     }
+    // The working directory is created when missing, as runc does, inside the new root.
+    {
+        let root = own_root()?;
+        crate::inroot::mkdir_all(std::os::fd::AsFd::as_fd(&root), proc_.cwd()).map_err(|e| {
+            RuntimeError::Init(format!(
+                "creating the working directory {}: {e}",
+                proc_.cwd().display()
+            ))
+        })?;
+    }
     for (k, v) in spec
         .linux()
         .as_ref()
@@ -327,7 +342,11 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
         })?;
         console::setup(sock, true, proc_)?;
     }
-    let exe = finalize(proc_, &seccomp)?;
+    let mut keep: Vec<RawFd> = (3..3 + c.preserve_fds).collect();
+    keep.extend([fd, fifo.as_raw_fd()]);
+    keep.extend(c.console.map(|f| f.as_raw_fd()));
+    keep.extend(c.seccomp_listener.map(|f| f.as_raw_fd()));
+    let exe = finalize(proc_, &seccomp, &keep)?;
     keep_only_fds(3 + c.preserve_fds);
 
     sync::send(fd, &Msg::Ready)?;
@@ -356,10 +375,23 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
     ))
 }
 
+/// The process's root directory (the container's, once entered), opened `O_PATH`.
+fn own_root() -> Result<OwnedFd> {
+    nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| "opening the container's root".into())
+}
+
 /// The last steps of every container process (init and exec): rlimits, oom score, the
 /// executable lookup, capabilities, user, no_new_privs and seccomp, and the working
-/// directory. Returns the executable to exec.
-pub fn finalize(p: &Process, seccomp: &Seccomp) -> Result<PathBuf> {
+/// directory. Every descriptor from 3 on but `keep` is closed before the working directory
+/// is entered, and that directory is resolved inside the root without magic links, so no
+/// inherited descriptor (a cgroup directory, the caller's files) can become the cwd through
+/// `/proc/self/fd/N` (CVE-2024-21626). Returns the executable to exec.
+pub fn finalize(p: &Process, seccomp: &Seccomp, keep: &[RawFd]) -> Result<PathBuf> {
     if let Some(r) = p.rlimits() {
         process::set_rlimits(r)?;
     }
@@ -384,9 +416,13 @@ pub fn finalize(p: &Process, seccomp: &Seccomp) -> Result<PathBuf> {
     let setgroups = std::fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() != "deny")
         .unwrap_or(true);
+    crate::inroot::close_fds_except(keep);
+    let root = own_root()?;
     process::set_user(p, setgroups)?;
     caps.apply()?;
-    nix::unistd::chdir(p.cwd()).ctx(|| format!("chdir to {}", p.cwd().display()))?;
+    crate::inroot::chdir(std::os::fd::AsFd::as_fd(&root), p.cwd())
+        .map_err(|e| RuntimeError::Init(format!("chdir to {}: {e}", p.cwd().display())))?;
+    drop(root);
     if nnp {
         process::set_no_new_privs()?;
     }
@@ -497,7 +533,9 @@ pub fn exec_process(
         })?;
         console::setup(sock, false, p)?;
     }
-    let exe = finalize(p, &seccomp)?;
+    let mut keep = vec![fd];
+    keep.extend(console.map(|f| f.as_raw_fd()));
+    let exe = finalize(p, &seccomp, &keep)?;
     keep_only_fds(3);
     sync::send(fd, &Msg::Ready)?;
     late_seccomp(p, &seccomp)?;

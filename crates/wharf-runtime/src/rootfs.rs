@@ -1,14 +1,22 @@
 //! The container's filesystem, set up by its init inside the new mount namespace: root
 //! propagation, the config's mounts, /dev, pivot_root (or MS_MOVE + chroot), a read-only
 //! root, masked and read-only paths.
+//!
+//! Mount points, device nodes and /dev links are resolved by the kernel inside the rootfs
+//! and used as descriptors (`inroot`): a destination swapped for a symlink while the mounts
+//! are made (through a volume another container shares, CVE-2021-30465) still lands inside
+//! the root. Binds are cloned trees given their flags before they are attached
+//! (`open_tree`, `mount_setattr`, `move_mount`), so no remount acts on a path afterwards.
 
 use crate::error::{Context, Result, RuntimeError};
+use crate::inroot::{self, MountAttr};
 use crate::mountinfo;
 use crate::mounts::{self, Options};
 use crate::util::secure_join;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use nix::sys::stat::{makedev, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 const NONE: Option<&str> = None;
@@ -66,17 +74,117 @@ pub fn prepare(ctx: &Ctx) -> Result<()> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None,
     )?;
+    // Opened after the bind, so that it is the bind's root: every mount point below is
+    // resolved from this descriptor.
+    let root = nix::fcntl::open(
+        ctx.rootfs,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("opening the rootfs {}", ctx.rootfs.display()))?;
 
     let mut dev_is_bind = false;
     for m in ctx.spec.mounts().iter().flatten() {
         if m.destination() == Path::new("/dev") && m.typ().as_deref() == Some("bind") {
             dev_is_bind = true;
         }
-        mount_one(ctx, m)?;
+        mount_one(ctx, &root, m)?;
     }
     if !dev_is_bind {
-        create_devices(ctx, linux.devices().as_deref().unwrap_or(&[]))?;
-        dev_symlinks(ctx.rootfs)?;
+        create_devices(ctx, &root, linux.devices().as_deref().unwrap_or(&[]))?;
+        dev_symlinks(&root)?;
+    }
+    Ok(())
+}
+
+/// mount(2) onto the descriptor `target` (through its /proc/self/fd link); `dest` names
+/// it in errors.
+fn mnt_on(
+    src: Option<&Path>,
+    target: &OwnedFd,
+    dest: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
+    mount(src, &inroot::fd_path(target), fstype, flags, data).ctx(|| {
+        format!(
+            "mounting {} on {} (type {}, flags {:?}, data {:?})",
+            src.map(|s| s.display().to_string()).unwrap_or_default(),
+            dest.display(),
+            fstype.unwrap_or(""),
+            flags,
+            data.unwrap_or("")
+        )
+    })
+}
+
+/// The root of the mount just made on `under` (the mount point's descriptor), opened again
+/// by its name inside the root: refused unless it is a different mount than `under`'s, so a
+/// destination swapped after the mount cannot redirect what is done to it next.
+fn mounted_on(root: &OwnedFd, dest: &Path, under: &OwnedFd) -> Result<OwnedFd> {
+    let top = inroot::open_path(root.as_fd(), dest)?;
+    let (a, b) = (
+        inroot::mount_id(under.as_fd()),
+        inroot::mount_id(top.as_fd()),
+    );
+    if a.is_none() || a == b {
+        return Err(RuntimeError::Config(format!(
+            "mount point {} changed while it was mounted on",
+            dest.display()
+        )));
+    }
+    Ok(top)
+}
+
+/// The attributes a bind gets: the config's flags set (and those it clears explicitly
+/// cleared); flags it does not name stay as the source's, which keeps the flags the kernel
+/// locks in a user namespace.
+fn bind_attr(o: &Options) -> MountAttr {
+    let wanted = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    let mut a = MountAttr::default();
+    if wanted.is_empty() {
+        return a;
+    }
+    for (ms, attr) in [
+        (MsFlags::MS_RDONLY, inroot::MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, inroot::MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, inroot::MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, inroot::MOUNT_ATTR_NOEXEC),
+        (MsFlags::MS_NODIRATIME, inroot::MOUNT_ATTR_NODIRATIME),
+    ] {
+        if wanted.contains(ms) {
+            a.attr_set |= attr;
+        }
+        if o.cleared.contains(ms) {
+            a.attr_clr |= attr;
+        }
+    }
+    for (ms, attr) in [
+        (MsFlags::MS_NOATIME, inroot::MOUNT_ATTR_NOATIME),
+        (MsFlags::MS_STRICTATIME, inroot::MOUNT_ATTR_STRICTATIME),
+        (MsFlags::MS_RELATIME, 0),
+    ] {
+        if wanted.contains(ms) {
+            a.attr_clr |= inroot::MOUNT_ATTR_ATIME;
+            a.attr_set |= attr;
+        }
+    }
+    a
+}
+
+/// Binds the host's `src` onto the descriptor `target`: a detached clone of the tree, its
+/// attributes set, then attached; the propagation is set on the attached mount.
+fn bind_fd(src: &Path, target: &OwnedFd, dest: &Path, o: &Options, recursive: bool) -> Result<()> {
+    let tree = inroot::clone_tree(libc::AT_FDCWD, src, recursive, false)?;
+    let attr = bind_attr(o);
+    if attr.attr_set != 0 || attr.attr_clr != 0 {
+        inroot::set_attr(&tree, &attr, false, dest)?;
+    }
+    inroot::attach(&tree, target, dest)?;
+    // The tree's descriptor now names the attached mount's root.
+    for p in &o.propagation {
+        mnt_on(None, &tree, dest, NONE, *p, None)?;
     }
     Ok(())
 }
@@ -93,34 +201,38 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
     Ok(())
 }
 
-fn mount_one(ctx: &Ctx, m: &Mount) -> Result<()> {
-    let dest = secure_join(ctx.rootfs, m.destination())?;
+fn mount_one(ctx: &Ctx, root: &OwnedFd, m: &Mount) -> Result<()> {
     let o = mounts::parse(m.options().as_deref().unwrap_or(&[]));
     let typ = m
         .typ()
         .as_deref()
         .unwrap_or(if o.bind { "bind" } else { "none" });
+    let dest = m.destination();
     match typ {
-        "bind" => bind_mount(ctx, m, &dest, &o),
-        _ if o.bind => bind_mount(ctx, m, &dest, &o),
-        "cgroup" | "cgroup2" => mount_cgroup(ctx, &dest, &o),
+        "bind" => bind_mount(ctx, root, m, &o),
+        _ if o.bind => bind_mount(ctx, root, m, &o),
+        // /sys/fs/cgroup sits on the sysfs mounted just before: nothing of the image's or a
+        // volume's can be there, so the hierarchies are mounted by path.
+        "cgroup" | "cgroup2" => mount_cgroup(ctx, &secure_join(ctx.rootfs, dest)?, &o),
         _ => {
             if typ == "proc" || typ == "sysfs" {
-                if let Ok(md) = std::fs::symlink_metadata(&dest) {
-                    if !md.is_dir() {
+                if let Ok(fd) = inroot::open_path(root.as_fd(), dest) {
+                    let is_dir = nix::sys::stat::fstat(&fd).is_ok_and(|st| {
+                        SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+                    });
+                    if !is_dir {
                         return Err(RuntimeError::Config(format!(
                             "{} mount destination {} is not a directory",
                             typ,
-                            m.destination().display()
+                            dest.display()
                         )));
                     }
                 }
             }
-            std::fs::create_dir_all(&dest)
-                .ctx(|| format!("creating mount point {}", dest.display()))?;
+            let target = inroot::mkdir_all(root.as_fd(), dest)?;
             let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
             let data = (!o.data.is_empty()).then_some(o.data.as_str());
-            let r = mnt(Some(&src), &dest, Some(typ), o.flags, data);
+            let r = mnt_on(Some(&src), &target, dest, Some(typ), o.flags, data);
             match r {
                 // sysfs cannot be mounted without owning the network namespace: bind the
                 // host's, as runc does.
@@ -128,26 +240,24 @@ fn mount_one(ctx: &Ctx, m: &Mount) -> Result<()> {
                     source: nix::Error::EPERM,
                     ..
                 }) if typ == "sysfs" => {
-                    mnt(
-                        Some(Path::new("/sys")),
-                        &dest,
-                        NONE,
-                        MsFlags::MS_BIND | MsFlags::MS_REC,
-                        None,
-                    )?;
-                    remount_bind(&dest, &o, Path::new("/sys"))
+                    let mut o = o.clone();
+                    o.flags |= MsFlags::MS_BIND;
+                    return bind_fd(Path::new("/sys"), &target, dest, &o, true);
                 }
                 r => r,
             }?;
-            for p in &o.propagation {
-                mnt(None, &dest, NONE, *p, None)?;
+            if !o.propagation.is_empty() {
+                let top = mounted_on(root, dest, &target)?;
+                for p in &o.propagation {
+                    mnt_on(None, &top, dest, NONE, *p, None)?;
+                }
             }
             Ok(())
         }
     }
 }
 
-fn bind_mount(ctx: &Ctx, m: &Mount, dest: &Path, o: &Options) -> Result<()> {
+fn bind_mount(ctx: &Ctx, root: &OwnedFd, m: &Mount, o: &Options) -> Result<()> {
     let src = m.source().clone().ok_or_else(|| {
         RuntimeError::Config(format!(
             "bind mount on {} has no source",
@@ -166,54 +276,13 @@ fn bind_mount(ctx: &Ctx, m: &Mount, dest: &Path, o: &Options) -> Result<()> {
             m.destination().display()
         )
     })?;
-    if md.is_dir() {
-        std::fs::create_dir_all(dest).ctx(|| format!("creating mount point {}", dest.display()))?;
+    let dest = m.destination();
+    let target = if md.is_dir() {
+        inroot::mkdir_all(root.as_fd(), dest)?
     } else {
-        if let Some(p) = dest.parent() {
-            std::fs::create_dir_all(p).ctx(|| format!("creating {}", p.display()))?;
-        }
-        if std::fs::symlink_metadata(dest).is_err() {
-            std::fs::File::create(dest)
-                .ctx(|| format!("creating mount point {}", dest.display()))?;
-        }
-    }
-    let mut flags = MsFlags::MS_BIND;
-    if o.recursive {
-        flags |= MsFlags::MS_REC;
-    }
-    mnt(Some(&src), dest, NONE, flags, None)?;
-    remount_bind(dest, o, &src)?;
-    for p in &o.propagation {
-        mnt(None, dest, NONE, *p, None)?;
-    }
-    Ok(())
-}
-
-/// A bind mount ignores most flags: apply them with a remount, keeping the flags the kernel
-/// locks on the source (in a user namespace they cannot be cleared).
-fn remount_bind(dest: &Path, o: &Options, src: &Path) -> Result<()> {
-    let wanted = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | wanted;
-    if let Ok(st) = nix::sys::statvfs::statvfs(src) {
-        use nix::sys::statvfs::FsFlags;
-        let f = st.flags();
-        for (fs, ms) in [
-            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-            (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
-            (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
-        ] {
-            if f.contains(fs) && !o.cleared.contains(ms) {
-                flags |= ms;
-            }
-        }
-    }
-    mnt(None, dest, NONE, flags, None)
+        inroot::mkfile(root.as_fd(), dest)?
+    };
+    bind_fd(&src, &target, dest, o, o.recursive)
 }
 
 /// /sys/fs/cgroup in the container: cgroup2 on a unified host; on v1 (and hybrid) hosts a
@@ -390,7 +459,7 @@ fn default_devices() -> Vec<(&'static str, u64, u64)> {
     ]
 }
 
-fn create_devices(ctx: &Ctx, devices: &[LinuxDevice]) -> Result<()> {
+fn create_devices(ctx: &Ctx, root: &OwnedFd, devices: &[LinuxDevice]) -> Result<()> {
     let old = nix::sys::stat::umask(Mode::empty());
     let r = (|| {
         for (path, major, minor) in default_devices() {
@@ -399,6 +468,7 @@ fn create_devices(ctx: &Ctx, devices: &[LinuxDevice]) -> Result<()> {
             }
             make_device(
                 ctx,
+                root,
                 Path::new(path),
                 SFlag::S_IFCHR,
                 major,
@@ -422,6 +492,7 @@ fn create_devices(ctx: &Ctx, devices: &[LinuxDevice]) -> Result<()> {
             };
             make_device(
                 ctx,
+                root,
                 d.path(),
                 kind,
                 d.major() as u64,
@@ -440,6 +511,7 @@ fn create_devices(ctx: &Ctx, devices: &[LinuxDevice]) -> Result<()> {
 #[allow(clippy::too_many_arguments)]
 fn make_device(
     ctx: &Ctx,
+    root: &OwnedFd,
     path: &Path,
     kind: SFlag,
     major: u64,
@@ -448,34 +520,42 @@ fn make_device(
     uid: u32,
     gid: u32,
 ) -> Result<()> {
-    let dest = secure_join(ctx.rootfs, path)?;
-    if let Some(p) = dest.parent() {
-        std::fs::create_dir_all(p).ctx(|| format!("creating {}", p.display()))?;
-    }
-    let _ = std::fs::remove_file(&dest);
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(RuntimeError::Config(format!(
+            "device path {} has no file name",
+            path.display()
+        )));
+    };
+    let dir = inroot::mkdir_all(root.as_fd(), parent)?;
+    let _ = nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
     if ctx.userns {
         // mknod is not allowed in a user namespace: bind the host's node.
-        std::fs::File::create(&dest).ctx(|| format!("creating {}", dest.display()))?;
-        return mnt(Some(path), &dest, NONE, MsFlags::MS_BIND, None);
+        let target = inroot::mkfile(root.as_fd(), path)?;
+        let tree = inroot::clone_tree(libc::AT_FDCWD, path, false, false)?;
+        inroot::attach(&tree, &target, path)?;
+        return Ok(());
     }
-    mknod(
-        &dest,
+    nix::sys::stat::mknodat(
+        &dir,
+        name,
         kind,
         Mode::from_bits_truncate(mode & 0o7777),
         makedev(major, minor),
     )
     .ctx(|| format!("creating device {}", path.display()))?;
-    nix::unistd::chown(
-        &dest,
+    nix::unistd::fchownat(
+        &dir,
+        name,
         Some(nix::unistd::Uid::from_raw(uid)),
         Some(nix::unistd::Gid::from_raw(gid)),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .ctx(|| format!("chown {}", path.display()))?;
     Ok(())
 }
 
-fn dev_symlinks(rootfs: &Path) -> Result<()> {
-    let dev = rootfs.join("dev");
+fn dev_symlinks(root: &OwnedFd) -> Result<()> {
+    let dev = inroot::open_path(root.as_fd(), Path::new("/dev"))?;
     let mut links = vec![
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),
@@ -486,17 +566,14 @@ fn dev_symlinks(rootfs: &Path) -> Result<()> {
         links.push(("/proc/kcore", "core"));
     }
     for (target, name) in links {
-        let l = dev.join(name);
-        match std::os::unix::fs::symlink(target, &l) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e).ctx(|| format!("linking {}", l.display())),
+        match nix::unistd::symlinkat(target, &dev, name) {
+            Ok(()) | Err(nix::Error::EEXIST) => {}
+            Err(e) => return Err(e).ctx(|| format!("linking /dev/{name}")),
         }
     }
     // /dev/ptmx is the container's own devpts instance's.
-    let ptmx = dev.join("ptmx");
-    let _ = std::fs::remove_file(&ptmx);
-    std::os::unix::fs::symlink("pts/ptmx", &ptmx).ctx(|| "linking /dev/ptmx".into())?;
+    let _ = nix::unistd::unlinkat(&dev, "ptmx", nix::unistd::UnlinkatFlags::NoRemoveDir);
+    nix::unistd::symlinkat("pts/ptmx", &dev, "ptmx").ctx(|| "linking /dev/ptmx".into())?;
     Ok(())
 }
 

@@ -92,6 +92,9 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() {
+    // wharfd execs the shim through a descriptor (a read-only mount of the binary, see
+    // wharf_runtime::sealed), which names the process after the descriptor's number.
+    wharf_runtime::sealed::set_name("wharf-shim");
     // A panic must not unwind through the poll loop with half-written state: abort.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("wharf-shim: {info}");

@@ -196,7 +196,22 @@ enum Cmd {
 
 fn main() {
     let cli = Cli::parse();
+    // The commands that fork processes into a container first run this binary again from a
+    // read-only mount of itself, so that no container can write it through
+    // /proc/<pid>/exe (see wharf_runtime::sealed).
+    let sealed = matches!(cli.cmd, Cmd::Create(_) | Cmd::Run { .. } | Cmd::Exec { .. })
+        .then(|| wharf_runtime::sealed::reexec_sealed("wharf-runtime"));
     init_logging(&cli);
+    if let Some(Err(e)) = sealed {
+        // Root can always clone a mount; without it (rootless use) this is expected.
+        if nix::unistd::geteuid().is_root() {
+            tracing::warn!(
+                "cannot run from a read-only mount of this binary ({e}): a container could overwrite it"
+            );
+        } else {
+            tracing::debug!("not running from a read-only mount of this binary: {e}");
+        }
+    }
     let code = match run(&cli) {
         Ok(code) => code,
         Err(e) => {
