@@ -136,6 +136,21 @@ impl Jailed {
         drop(self.data);
         let _ = nix::sys::wait::waitpid(self.child, None);
     }
+
+    /// Reaps the child and tells whether it finished its work: a child that failed after its
+    /// result line (midway through its data) exits non-zero.
+    pub fn finish(self) -> Result<(), ApiError> {
+        drop(self.data);
+        match nix::sys::wait::waitpid(self.child, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+            Ok(st) => Err(ApiError::internal(format!(
+                "the copy's helper process failed midway ({st:?})"
+            ))),
+            Err(e) => Err(ApiError::internal(format!(
+                "waiting for the copy's helper: {e}"
+            ))),
+        }
+    }
 }
 
 /// Runs `f` in a forked child inside `jail`. `f` gets the pipe: it sends the result line
@@ -159,17 +174,22 @@ where
             let mut w = std::fs::File::from(w);
             let keep = w.as_raw_fd();
             let r = enter(jail, keep);
-            match r {
-                Err(e) => send_status(&mut w, &Err(e)),
-                Ok(()) => {
-                    if let Err(e) = f(&mut w) {
-                        send_status(&mut w, &Err(e));
-                    }
+            let code = match r {
+                Err(e) => {
+                    send_status(&mut w, &Err(e));
+                    0
                 }
-            }
+                Ok(()) => match f(&mut w) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        send_status(&mut w, &Err(e));
+                        1
+                    }
+                },
+            };
             drop(w);
             // SAFETY: ends the forked child without running the daemon's destructors.
-            unsafe { libc::_exit(0) }
+            unsafe { libc::_exit(code) }
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop(w);
@@ -204,6 +224,25 @@ pub fn pack_in(jail: &Jail, path: &str, container: &str, head: bool) -> Result<J
         }
         Ok(())
     })
+}
+
+/// `docker export`: the whole root of the jail as a tar into `out`, walked from inside it (a
+/// container swapping a directory for a symlink cannot point the walk at the host). Fails,
+/// also midway, when the walk does.
+pub fn export_in(jail: &Jail, out: &mut dyn std::io::Write) -> Result<(), ApiError> {
+    let mut j = run_jailed(jail, |w| {
+        send_status(w, &Ok(String::new()));
+        wharf_image::layers::tar_tree(Path::new("/"), w)
+            .map_err(|e| ApiError::internal(e.to_string()))
+    })?;
+    if let Err(e) = j.result.clone() {
+        j.wait();
+        return Err(e);
+    }
+    let copied = std::io::copy(&mut j.data, out);
+    let finished = j.finish();
+    copied.map_err(|e| ApiError::internal(format!("export: {e}")))?;
+    finished
 }
 
 /// Extracts the tar `body` into the directory `path` of the jail: what

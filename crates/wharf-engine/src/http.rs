@@ -430,9 +430,15 @@ async fn dispatch(
             let engine = engine.clone();
             tokio::spawn(async move {
                 let mut out = w.clone();
+                // Walked from inside a chroot into that root (no mounts of volumes: export
+                // leaves them out, as dockerd does).
                 let done = engine
                     .with_rootfs(&c, move |root| {
-                        wharf_image::layers::tar_tree(root, &mut out).map_err(image_error)
+                        let jail = archive::Jail::Stopped {
+                            root: root.to_path_buf(),
+                            mounts: Vec::new(),
+                        };
+                        archive::export_in(&jail, &mut out)
                     })
                     .await;
                 if let Err(e) = done {
