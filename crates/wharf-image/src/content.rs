@@ -21,7 +21,8 @@ pub struct ContentStore {
     root: PathBuf,
 }
 
-fn valid_digest(digest: &str) -> bool {
+/// Whether `digest` is `sha256:` and 64 lowercase hex digits.
+pub fn valid_digest(digest: &str) -> bool {
     digest
         .strip_prefix("sha256:")
         .is_some_and(|h| h.len() == 64 && h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))

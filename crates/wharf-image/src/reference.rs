@@ -171,11 +171,21 @@ pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
 }
 
 impl Reference {
-    /// `docker.io/library/busybox` → `busybox`; other registries keep their domain.
+    /// `docker.io/library/busybox` → `busybox`; other registries keep their domain. As in
+    /// Docker, `library/` goes only when one component is left (`library/library/x` stays).
+    /// Unlike Docker, `docker.io/` stays when the path's first component would read as a
+    /// domain (`docker.io/a.b/c`, not `a.b/c`), so that the familiar form parses back.
     pub fn familiar_name(&self) -> String {
-        if self.domain == DEFAULT_DOMAIN {
+        let first = self.path.split('/').next().unwrap_or_default();
+        if self.domain == DEFAULT_DOMAIN
+            && self.path.contains('/')
+            && (first.contains('.') || first == "localhost")
+        {
+            format!("{}/{}", self.domain, self.path)
+        } else if self.domain == DEFAULT_DOMAIN {
             self.path
                 .strip_prefix(OFFICIAL_PREFIX)
+                .filter(|rest| !rest.contains('/'))
                 .unwrap_or(&self.path)
                 .to_string()
         } else {
@@ -256,6 +266,34 @@ mod tests {
             assert_eq!(r.to_string(), full, "{input}");
             assert_eq!(r.familiar_string(), familiar, "{input}");
         }
+    }
+
+    #[test]
+    fn familiar_forms_parse_back_to_the_same_reference() {
+        // Found by fuzz/fuzz_targets/reference.rs: the familiar form of
+        // docker.io/library/library/x was library/x, which is docker.io/library/x, and that of
+        // docker.io/a.b/c was a.b/c, which names the registry a.b.
+        for s in [
+            "docker.io/library/library/x",
+            "library/library/x:1",
+            "busybox",
+            "a/b",
+            "docker.io/a.b/c",
+            "docker.io/localhost/c",
+        ] {
+            let r = parse(s).unwrap();
+            assert_eq!(parse(&r.familiar_string()).unwrap(), r, "{s}");
+        }
+        assert_eq!(
+            parse("docker.io/library/library/x")
+                .unwrap()
+                .familiar_name(),
+            "library/library/x"
+        );
+        assert_eq!(
+            parse("docker.io/a.b/c").unwrap().familiar_name(),
+            "docker.io/a.b/c"
+        );
     }
 
     #[test]

@@ -662,6 +662,9 @@ pub fn apply_change(config: &mut Map<String, Value>, change: &str) -> Result<(),
         }
         "EXPOSE" => {
             let ports = config.entry("ExposedPorts").or_insert_with(|| json!({}));
+            if !ports.is_object() && !ports.is_null() {
+                return Err(invalid("ExposedPorts is not an object"));
+            }
             for p in rest.split_whitespace() {
                 let p = if p.contains('/') { p.to_string() } else { format!("{p}/tcp") };
                 ports[p] = json!({});
@@ -669,12 +672,18 @@ pub fn apply_change(config: &mut Map<String, Value>, change: &str) -> Result<(),
         }
         "VOLUME" => {
             let vols = config.entry("Volumes").or_insert_with(|| json!({}));
+            if !vols.is_object() && !vols.is_null() {
+                return Err(invalid("Volumes is not an object"));
+            }
             for v in exec_form(change, rest, false)? {
                 vols[v] = json!({});
             }
         }
         "LABEL" => {
             let labels = config.entry("Labels").or_insert_with(|| json!({}));
+            if !labels.is_object() && !labels.is_null() {
+                return Err(invalid("Labels is not an object"));
+            }
             for kv in rest.split_whitespace() {
                 let (k, v) = kv.split_once('=').ok_or_else(|| invalid("LABEL needs key=value"))?;
                 labels[k.trim_matches('"')] = json!(v.trim_matches('"'));
@@ -723,5 +732,22 @@ mod tests {
         assert_eq!(c["ExposedPorts"], json!({"80/tcp": {}, "53/udp": {}}));
         assert_eq!(c["Volumes"], json!({"/data": {}}));
         assert!(apply_change(&mut c, "RUN rm -rf /").is_err());
+    }
+
+    #[test]
+    fn changes_onto_config_fields_of_the_wrong_type_are_errors() {
+        // Found by fuzz/fuzz_targets/api_request.rs: `POST /commit` with a body whose
+        // ExposedPorts (Volumes, Labels) is not an object panicked on `EXPOSE` (`VOLUME`,
+        // `LABEL`).
+        for (field, change) in [
+            ("ExposedPorts", "EXPOSE 80"),
+            ("Volumes", "VOLUME /data"),
+            ("Labels", "LABEL a=b"),
+        ] {
+            let mut c = Map::new();
+            c.insert(field.into(), json!(["A=1"]));
+            let e = apply_change(&mut c, change).unwrap_err().to_string();
+            assert!(e.contains(field), "{e}");
+        }
     }
 }
