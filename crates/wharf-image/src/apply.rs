@@ -7,6 +7,15 @@
 //! target. Whiteouts become overlayfs whiteouts (char device 0/0, `trusted.overlay.opaque`) for
 //! the overlay snapshotter, or deletions when applying onto a full copy.
 //! The diff id (sha256 of the uncompressed tar) is computed in the same pass.
+//!
+//! Whiteout names are checked as containerd checks them: what `.wh.<name>` hides must be a
+//! plain child of the whiteout's directory (`.wh.` alone, `.wh..` and `.wh...` are refused:
+//! they named the parent, or climbed out), and aufs metadata (`.wh..wh.*` other than the
+//! opaque marker) is skipped. Extended attributes from the archive are filtered
+//! ([`layer_xattr_allowed`]): overlayfs's own `trusted.overlay.*` (a layer could forge a
+//! `redirect` or `metacopy` and read other layers' files) and every other `trusted.*` or
+//! `security.*` attribute are dropped, except a well-formed `security.capability` (file
+//! capabilities, bounded by the container's own set at exec).
 
 use crate::digest::HashingReader;
 use crate::error::Error;
@@ -17,6 +26,58 @@ use std::path::{Component, Path, PathBuf};
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
+/// aufs metadata (`.wh..wh.plnk`, `.wh..wh.aufs`): meaningless here, skipped as Docker does.
+const WHITEOUT_META_PREFIX: &str = ".wh..wh.";
+
+/// What a whiteout `.wh.<hidden>` hides, if it is a valid name: a plain file name, not empty,
+/// not `.` or `..` (which would name the directory itself or its parent).
+fn whiteout_target(hidden: &str) -> Option<&str> {
+    (!hidden.is_empty() && hidden != "." && hidden != ".." && !hidden.contains('/'))
+        .then_some(hidden)
+}
+
+/// Whether an extended attribute from a layer may be set on the extracted file.
+pub fn layer_xattr_allowed(name: &str, value: &[u8]) -> bool {
+    if name.contains('\0') {
+        return false;
+    }
+    if name == "security.capability" {
+        // struct vfs_cap_data: v1 (12 bytes), v2 (20) or v3 (24, with the namespace's root
+        // uid); the revision is the top byte of magic_etc.
+        let rev = value
+            .get(..4)
+            .map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]) & 0xFF00_0000);
+        return matches!(
+            (rev, value.len()),
+            (Some(0x0100_0000), 12) | (Some(0x0200_0000), 20) | (Some(0x0300_0000), 24)
+        );
+    }
+    name.starts_with("user.")
+        || name == "system.posix_acl_access"
+        || name == "system.posix_acl_default"
+}
+
+/// The archive's extended attributes of `entry` (PAX `SCHILY.xattr.*` records).
+fn entry_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let mut out = Vec::new();
+    let Some(exts) = entry.pax_extensions().map_err(|e| Error::InvalidArchive {
+        reason: format!("bad PAX header: {e}"),
+    })?
+    else {
+        return Ok(out);
+    };
+    for ext in exts {
+        let ext = ext.map_err(|e| Error::InvalidArchive {
+            reason: format!("bad PAX record: {e}"),
+        })?;
+        if let Ok(key) = ext.key() {
+            if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                out.push((name.to_string(), ext.value_bytes().to_vec()));
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// How whiteout entries of a layer are applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +193,10 @@ pub(crate) fn xattr_set(path: &Path, name: &str, value: &[u8]) -> Result<(), Err
         path: path.display().to_string(),
         reason: "NUL in name",
     })?;
-    let n = CString::new(name).expect("static xattr name");
+    let n = CString::new(name).map_err(|_| Error::UnsafePath {
+        path: path.display().to_string(),
+        reason: "NUL in an extended attribute's name",
+    })?;
     // SAFETY: both pointers are valid NUL-terminated strings and value is a valid slice for
     // the given length; lsetxattr does not retain them.
     let rc = unsafe {
@@ -256,7 +320,8 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
     let mut archive = tar::Archive::new(r);
     archive.set_preserve_permissions(true);
     archive.set_preserve_ownerships(true);
-    archive.set_unpack_xattrs(true);
+    // Extended attributes are set below, filtered (`layer_xattr_allowed`).
+    archive.set_unpack_xattrs(false);
     archive.set_preserve_mtime(true);
     archive.set_overwrite(true);
     let bad = |e: std::io::Error| Error::InvalidArchive {
@@ -304,10 +369,17 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
             }
             continue;
         }
+        if name.starts_with(WHITEOUT_META_PREFIX) && mode != Whiteouts::Literal {
+            continue;
+        }
         if let Some(hidden) = name
             .strip_prefix(WHITEOUT_PREFIX)
             .filter(|_| mode != Whiteouts::Literal)
         {
+            let hidden = whiteout_target(hidden).ok_or_else(|| Error::UnsafePath {
+                path: rel.display().to_string(),
+                reason: "invalid whiteout name (it must hide a file of its own directory)",
+            })?;
             let victim = target.with_file_name(hidden);
             match mode {
                 Whiteouts::Overlay => make_whiteout(&victim)?,
@@ -353,9 +425,27 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
             size += entry.header().size().unwrap_or(0);
         }
         let mtime = entry.header().mtime().unwrap_or(0);
+        let xattrs = entry_xattrs(&mut entry)?;
         entry.unpack(&target).map_err(|e| Error::InvalidArchive {
             reason: format!("{}: {e}", rel.display()),
         })?;
+        for (name, value) in &xattrs {
+            if !layer_xattr_allowed(name, value) {
+                tracing::warn!(path = %rel.display(), xattr = %name, "dropped an extended attribute a layer may not set");
+                continue;
+            }
+            // As Docker: a filesystem without xattrs (or a symlink refusing user.*) is not
+            // an error.
+            match xattr_set(&target, name, value) {
+                Ok(()) => {}
+                Err(Error::Io { source, .. })
+                    if matches!(
+                        source.raw_os_error(),
+                        Some(libc::ENOTSUP) | Some(libc::EPERM)
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
         if kind.is_dir() {
             dirs.push((target, mtime));
         }

@@ -297,3 +297,175 @@ fn device_nodes_in_layers_stay_inside() {
         .unwrap();
     assert_eq!(img.rootfs_diff_ids.len(), 1);
 }
+
+/// A layer of one empty regular file named `name` (checked names, as any tar writer makes them).
+fn one_file(name: &str) -> Vec<u8> {
+    raw(name, tar::EntryType::Regular, b"", None)
+}
+
+/// The attack: whiteouts that name no file of their own directory. `.wh.` alone named the
+/// directory itself (deleting it, or the whole layer at the top), `.wh..` the same, and
+/// `.wh...` its parent (at the top, the directory holding the layer store). Each is refused
+/// and deletes nothing, in both whiteout modes.
+#[test]
+fn hostile_whiteouts_are_refused_and_delete_nothing() {
+    use wharf_image::apply::{apply_layer, Whiteouts};
+    let mut modes = vec![Whiteouts::Delete];
+    if need_root("hostile_whiteouts_are_refused_and_delete_nothing (overlay mode)") {
+        modes.push(Whiteouts::Overlay);
+    }
+    for mode in modes {
+        for name in [
+            ".wh.",
+            ".wh..",
+            ".wh...",
+            "dir/.wh.",
+            "dir/.wh..",
+            "dir/.wh...",
+            "dir/sub/.wh...",
+        ] {
+            let outer = tempfile::tempdir().unwrap();
+            let root = outer.path().join("layer");
+            fs::create_dir_all(root.join("dir/sub")).unwrap();
+            fs::write(root.join("dir/a"), "a").unwrap();
+            fs::write(root.join("dir/sub/b"), "b").unwrap();
+            fs::write(outer.path().join("sibling"), "outside").unwrap();
+            let e = apply_layer(&one_file(name)[..], &root, mode).unwrap_err();
+            assert!(
+                matches!(e, Error::UnsafePath { .. }) && e.to_string().contains("whiteout"),
+                "{mode:?} {name}: {e}"
+            );
+            assert!(e.is_invalid_input());
+            for kept in ["dir/a", "dir/sub/b", "../sibling"] {
+                assert!(root.join(kept).exists(), "{mode:?} {name}: {kept} is gone");
+            }
+        }
+        // aufs metadata is skipped, a proper whiteout still works.
+        let outer = tempfile::tempdir().unwrap();
+        let root = outer.path().join("layer");
+        fs::create_dir_all(root.join("dir")).unwrap();
+        fs::write(root.join("dir/a"), "a").unwrap();
+        let t = raw_tar(&[
+            Raw {
+                name: ".wh..wh.plnk",
+                kind: tar::EntryType::Directory,
+                data: b"",
+                link: None,
+            },
+            Raw {
+                name: "dir/.wh.a",
+                kind: tar::EntryType::Regular,
+                data: b"",
+                link: None,
+            },
+        ]);
+        apply_layer(&t[..], &root, mode).unwrap();
+        assert!(!root.join(".wh..wh.plnk").exists());
+        assert!(!root.join(".wh.plnk").exists());
+        match mode {
+            Whiteouts::Delete => assert!(!root.join("dir/a").exists()),
+            _ => {
+                use std::os::unix::fs::FileTypeExt;
+                let m = fs::symlink_metadata(root.join("dir/a")).unwrap();
+                assert!(m.file_type().is_char_device(), "an overlay whiteout");
+            }
+        }
+    }
+    // The same through `docker load`: the image is refused and its first layer not published.
+    let ts = TestStore::new();
+    let l1 = layer(&[E::Dir("dir"), E::File("dir/a", b"a")]);
+    let l2 = one_file("dir/.wh...");
+    let (archive, _) = docker_archive(&[l1, l2], "evil:wh");
+    let e = ts.store.load(&mut &archive[..], &mut |_| {}).unwrap_err();
+    assert!(e.to_string().contains("whiteout"), "{e}");
+    assert!(ts.store.list().unwrap().is_empty());
+}
+
+fn lgetxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    // SAFETY: p and n are NUL-terminated strings and buf a writable buffer of the given
+    // length; lgetxattr writes at most that many bytes and keeps no pointer.
+    let len =
+        unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (len >= 0).then(|| {
+        buf.truncate(len as usize);
+        buf
+    })
+}
+
+/// The attack: a layer carrying overlayfs's own xattrs (a forged `trusted.overlay.redirect`
+/// or `opaque` makes overlayfs read other paths of the lower stack), other `trusted.*` and
+/// `security.*` ones, and a malformed file capability. Dropped; `user.*` and a well-formed
+/// `security.capability` (cap_net_raw+ep, as Debian's ping carries) are kept.
+#[test]
+fn hostile_layer_xattrs_are_dropped() {
+    use wharf_image::apply::{apply_layer, layer_xattr_allowed, Whiteouts};
+    // cap_net_raw (13) effective+permitted, VFS_CAP_REVISION_2.
+    let mut cap = Vec::new();
+    for w in [0x0200_0001u32, 1 << 13, 0, 0, 0] {
+        cap.extend_from_slice(&w.to_le_bytes());
+    }
+    assert!(layer_xattr_allowed("security.capability", &cap));
+    assert!(!layer_xattr_allowed("security.capability", &cap[..7]));
+    assert!(!layer_xattr_allowed("trusted.overlay.redirect", b"/"));
+    if !need_root("hostile_layer_xattrs_are_dropped") {
+        return;
+    }
+    let mut b = tar::Builder::new(Vec::new());
+    let file = |b: &mut tar::Builder<Vec<u8>>, name: &str, xattrs: &[(&str, &[u8])]| {
+        let exts: Vec<(String, &[u8])> = xattrs
+            .iter()
+            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), *v))
+            .collect();
+        b.append_pax_extensions(exts.iter().map(|(k, v)| (k.as_str(), *v)))
+            .unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o755);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(1);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, &b"x"[..]).unwrap();
+    };
+    file(
+        &mut b,
+        "evil",
+        &[
+            ("trusted.overlay.redirect", b"/etc"),
+            ("trusted.overlay.metacopy", b""),
+            ("trusted.overlay.opaque", b"y"),
+            ("trusted.other", b"1"),
+            ("security.selinux", b"system_u:object_r:shadow_t:s0"),
+            ("security.capability", b"\x01\x02\x03"),
+            ("user.note", b"kept"),
+        ],
+    );
+    file(&mut b, "ping", &[("security.capability", &cap)]);
+    let t = b.into_inner().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    apply_layer(&t[..], root.path(), Whiteouts::Overlay).unwrap();
+    let evil = root.path().join("evil");
+    for gone in [
+        "trusted.overlay.redirect",
+        "trusted.overlay.metacopy",
+        "trusted.overlay.opaque",
+        "trusted.other",
+        "security.capability",
+    ] {
+        assert_eq!(lgetxattr(&evil, gone), None, "{gone} was set");
+    }
+    // security.selinux may read back as the filesystem's own label: never the image's.
+    assert_ne!(
+        lgetxattr(&evil, "security.selinux").as_deref(),
+        Some(&b"system_u:object_r:shadow_t:s0"[..])
+    );
+    assert_eq!(lgetxattr(&evil, "user.note").as_deref(), Some(&b"kept"[..]));
+    assert_eq!(
+        lgetxattr(&root.path().join("ping"), "security.capability"),
+        Some(cap)
+    );
+}
