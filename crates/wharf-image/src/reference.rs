@@ -158,6 +158,10 @@ pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
     if path.is_empty() || !path.split('/').all(is_component) {
         return Err(ReferenceError::Format);
     }
+    // As Docker, the limit is on the normalized name (`docker.io/library/...`).
+    if domain.len() + 1 + path.len() > 255 {
+        return Err(ReferenceError::TooLong);
+    }
     let tag = match (&tag, &digest) {
         (None, None) => Some(DEFAULT_TAG.to_string()),
         _ => tag,
@@ -294,6 +298,17 @@ mod tests {
             parse("docker.io/a.b/c").unwrap().familiar_name(),
             "docker.io/a.b/c"
         );
+    }
+
+    #[test]
+    fn the_length_limit_is_on_the_normalized_name() {
+        // Found by fuzz/fuzz_targets/reference.rs: a 250-character name parsed, but its full
+        // form docker.io/library/<name> did not (Docker limits the full name to 255).
+        let name = "a".repeat(255 - "docker.io/library/".len());
+        assert!(parse(&name).is_ok());
+        assert_eq!(parse(&format!("{name}a")), Err(ReferenceError::TooLong));
+        let r = parse(&name).unwrap();
+        assert_eq!(parse(&r.to_string()).unwrap(), r);
     }
 
     #[test]
