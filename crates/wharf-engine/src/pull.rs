@@ -535,12 +535,15 @@ pub fn index_entry(m: &Value, want: &Platform, reference: &str) -> Result<String
     }
 }
 
-/// A manifest's config digest and its layers (digest, size, media type), every digest
-/// checked to be `sha256:<64 hex>` (the registry's answer is untrusted).
+/// A layer as a manifest lists it: digest, size, media type.
+pub type ManifestLayer = (String, u64, String);
+
+/// A manifest's config digest and its layers, every digest checked to be `sha256:<64 hex>`
+/// (the registry's answer is untrusted).
 pub fn manifest_parts(
     m: &Value,
     reference: &str,
-) -> Result<(String, Vec<(String, u64, String)>), ApiError> {
+) -> Result<(String, Vec<ManifestLayer>), ApiError> {
     if m["schemaVersion"] == 1 {
         return Err(ApiError::bad_request(format!(
             "{reference}: schema 1 manifests are not supported"
