@@ -10,7 +10,7 @@
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use wharf_engine::pull::{index_entry, manifest_parts};
-use wharf_image::content::valid_digest;
+use wharf_image::digest::is_sha256 as valid_digest;
 use wharf_image::platform::Platform;
 use wharf_registry::auth::{decode_registry_auth, parse_challenge, Challenge, TokenResponse};
 

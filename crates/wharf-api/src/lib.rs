@@ -4,6 +4,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod fields;
 pub mod mount;
 pub mod route;
 pub mod types;

@@ -130,6 +130,10 @@ pub struct HostConfig {
     pub cgroupns_mode: String,
     /// `--device`.
     pub devices: Option<Vec<DeviceMapping>>,
+    /// Paths masked / made read-only instead of Docker's defaults (`--security-opt
+    /// systempaths=unconfined` sends empty lists); `None`: the defaults.
+    pub masked_paths: Option<Vec<String>>,
+    pub readonly_paths: Option<Vec<String>>,
 }
 
 /// `HostConfig.Devices[]`: a host device node made available in the container.
@@ -141,60 +145,9 @@ pub struct DeviceMapping {
     pub cgroup_permissions: String,
 }
 
-/// Fields of HostConfig (name, and whether a value counts as "set") that wharf does not
-/// implement yet: a request setting one is refused, never silently ignored.
-const UNSUPPORTED_HOST_FIELDS: &[&str] = &[
-    "Links",
-    "DeviceRequests",
-    "DeviceCgroupRules",
-    "BlkioWeightDevice",
-    "BlkioDeviceReadBps",
-    "BlkioDeviceWriteBps",
-    "BlkioDeviceReadIOps",
-    "BlkioDeviceWriteIOps",
-    "CpuRealtimePeriod",
-    "CpuRealtimeRuntime",
-    "OomKillDisable",
-    "UsernsMode",
-    "VolumeDriver",
-    "StorageOpt",
-    "CgroupParent",
-    "IOMaximumIOps",
-    "IOMaximumBandwidth",
-];
-
-fn is_set(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
-
-/// The fields of a raw HostConfig that are set but not supported yet.
+/// The fields of a raw HostConfig that are set but not supported yet (see `crate::fields`).
 pub fn unsupported_host_fields(raw: &Map<String, Value>) -> Vec<String> {
-    let mut out: Vec<String> = UNSUPPORTED_HOST_FIELDS
-        .iter()
-        .filter(|k| raw.get(**k).is_some_and(is_set))
-        .map(|k| k.to_string())
-        .collect();
-    for (k, allowed) in [
-        ("IpcMode", &["", "private", "shareable", "none", "host"][..]),
-        ("PidMode", &["", "private", "host"][..]),
-        ("UTSMode", &["", "private", "host"][..]),
-        ("CgroupnsMode", &["", "private", "host"][..]),
-        ("Isolation", &["", "default"][..]),
-    ] {
-        if let Some(Value::String(s)) = raw.get(k) {
-            if !allowed.contains(&s.as_str()) {
-                out.push(format!("{k}={s}"));
-            }
-        }
-    }
-    out
+    crate::fields::refused_host_fields(raw)
 }
 
 /// The body of `POST /containers/create`.
@@ -206,6 +159,8 @@ pub struct CreateRequest {
     pub raw_config: Map<String, Value>,
     pub raw_host_config: Map<String, Value>,
     pub networking_config: Value,
+    /// The `platform` query (`os[/arch[/variant]]`): the image must be of it.
+    pub platform: Option<String>,
 }
 
 impl CreateRequest {
@@ -228,6 +183,7 @@ impl CreateRequest {
             raw_config: raw,
             raw_host_config: host,
             networking_config: net,
+            platform: None,
         })
     }
 }

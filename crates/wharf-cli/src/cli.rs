@@ -425,6 +425,31 @@ pub struct RunArgs {
     /// Signal to stop the container
     #[arg(long = "stop-signal")]
     pub stop_signal: Option<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
+    /// Command to run to check health
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) (default 0s)
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries", allow_hyphen_values = true)]
+    pub health_retries: Option<i64>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 0s)
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Start period for the container to initialize before starting health-retries countdown
+    /// (ms|s|m|h) (default 0s)
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
+    /// Time between running the check during the start period (ms|s|m|h) (default 0s)
+    #[arg(long = "health-start-interval")]
+    pub health_start_interval: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Timeout (in seconds) to stop a container
     #[arg(long = "stop-timeout", allow_hyphen_values = true)]
     pub stop_timeout: Option<i64>,
@@ -1239,15 +1264,7 @@ pub const UNSUPPORTED_FLAGS: &[&str] = &[
     "--gpus",
     "--link",
     "--userns",
-    "--health-cmd",
-    "--health-interval",
-    "--health-retries",
-    "--health-timeout",
-    "--health-start-period",
-    "--health-start-interval",
-    "--no-healthcheck",
     "--ip6",
-    "--mac-address",
     "--link-local-ip",
     "--oom-kill-disable",
     "--memory-swappiness",

@@ -59,6 +59,9 @@ pub struct State {
     pub oom_killed: bool,
     pub started_at: String,
     pub finished_at: String,
+    /// `State.Health`, for a container with a healthcheck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::Health>,
 }
 
 /// What is persisted for a container.
@@ -122,6 +125,9 @@ pub struct NetAttachment {
     /// A static address.
     #[serde(default)]
     pub ipv4_address: Option<String>,
+    /// A MAC address of its own (`--mac-address`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
 }
 
 /// Zero time as Docker prints it for never-started containers.
@@ -261,7 +267,14 @@ fn since(ts: &str) -> i64 {
 pub fn status_line(st: &State) -> String {
     match st.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", human_duration(since(&st.started_at))),
+        Status::Running => {
+            let up = format!("Up {}", human_duration(since(&st.started_at)));
+            match st.health.as_ref().map(|h| h.status.as_str()) {
+                Some(crate::health::STARTING) => format!("{up} (health: starting)"),
+                Some(s) => format!("{up} ({s})"),
+                None => up,
+            }
+        }
         Status::Paused => format!("Up {} (Paused)", human_duration(since(&st.started_at))),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 
+mod healthcheck;
 mod networking;
 pub use networking::net_error;
 use wharf_api::types::{CreateRequest, ExecConfig, HostConfig};
@@ -34,6 +35,21 @@ pub struct ExecState {
     pub running: bool,
     pub pid: i32,
     pub exit_code: Option<i32>,
+}
+
+/// What `POST /commit` asks for besides the container.
+#[derive(Debug, Default)]
+pub struct CommitOptions {
+    /// `repo[:tag]` to tag the new image with.
+    pub reference: Option<String>,
+    pub comment: String,
+    pub author: String,
+    /// Dockerfile instructions (`--change`) applied to the config.
+    pub changes: Vec<String>,
+    /// A `Config` object whose set fields replace the container's.
+    pub overrides: Option<Value>,
+    /// Freeze a running container while its layer is read.
+    pub pause: bool,
 }
 
 /// The daemon's core.
@@ -162,6 +178,7 @@ impl Engine {
                     Ok(s) if !s.starts_with("exited") => {
                         tracing::info!("reconnected to container {}", &c.id[..12]);
                         self.spawn_monitor(c.clone());
+                        self.spawn_health(c.clone(), false);
                     }
                     _ => {
                         let st = shim::read_exit_file(&sdir).unwrap_or(ExitStatus {
@@ -251,7 +268,11 @@ impl Engine {
         name: Option<String>,
         req: CreateRequest,
     ) -> Result<(String, Vec<String>), ApiError> {
-        let unsupported = wharf_api::types::unsupported_host_fields(&req.raw_host_config);
+        let mut unsupported = wharf_api::fields::refused_config_fields(&req.raw_config);
+        unsupported.extend(wharf_api::fields::refused_host_fields(&req.raw_host_config));
+        unsupported.extend(wharf_api::fields::refused_endpoint_fields(
+            &req.networking_config,
+        ));
         if !unsupported.is_empty() {
             return Err(ApiError::bad_request(format!(
                 "wharf does not support {} yet",
@@ -320,8 +341,27 @@ impl Engine {
             .await?
             .map_err(image_error)?;
 
+        if let Some(want) = &req.platform {
+            let want = wharf_image::platform::Platform::parse(want)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let variant_differs =
+                want.variant.is_some() && image.variant.is_some() && want.variant != image.variant;
+            if want.os != image.os || want.architecture != image.architecture || variant_differs {
+                let actual = match &image.variant {
+                    Some(v) => format!("{}/{}/{v}", image.os, image.architecture),
+                    None => format!("{}/{}", image.os, image.architecture),
+                };
+                return Err(ApiError::not_found(format!(
+                    "image with reference {image_name} was found but does not match the specified platform: wanted {want}, actual: {actual}"
+                )));
+            }
+        }
         // Merge the image's config as Docker does.
         let cfg = &req.config;
+        let healthcheck =
+            crate::health::merge(cfg.healthcheck.as_ref(), image.config.get("Healthcheck"));
+        crate::health::HealthConfig::from_healthcheck(healthcheck.as_ref())
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let mut env: Vec<String> = image.env();
         for e in cfg.env.iter().flatten() {
             let key = e.split('=').next().unwrap_or_default();
@@ -458,6 +498,10 @@ impl Engine {
         if cfg.user.is_empty() {
             merged.insert("User".into(), json!(image.user()));
         }
+        match healthcheck {
+            Some(h) => merged.insert("Healthcheck".into(), h),
+            None => merged.remove("Healthcheck"),
+        };
         if cfg.stop_signal.is_none() {
             if let Some(s) = image.stop_signal() {
                 merged.insert("StopSignal".into(), json!(s));
@@ -751,6 +795,23 @@ impl Engine {
         }
     }
 
+    /// Removes volume `name` unless a container uses it (409 naming them). The check and the
+    /// removal happen under the lock that container creation holds while it resolves its
+    /// mounts, so a `run -v name:/x` racing a `volume rm name` either gets the volume (and the
+    /// removal is refused) or comes after it (and makes a new, empty one): data in use is
+    /// never deleted.
+    pub async fn remove_volume_if_unused(&self, name: &str) -> Result<(), ApiError> {
+        let _guard = self.create_lock.lock().await;
+        let users = self.volume_users(name);
+        if !users.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "remove {name}: volume is in use - [{}]",
+                users.join(", ")
+            )));
+        }
+        self.volumes.remove(name)
+    }
+
     /// Containers (ids) that mount volume `name`.
     pub fn volume_users(&self, name: &str) -> Vec<String> {
         self.all()
@@ -879,6 +940,7 @@ impl Engine {
             cwd: cfg["WorkingDir"].as_str().unwrap_or_default(),
             user: cfg["User"].as_str().unwrap_or_default(),
             hostname: &hostname,
+            domainname: cfg["Domainname"].as_str().unwrap_or_default(),
             tty,
             host: &hc,
             netns,
@@ -1001,6 +1063,7 @@ impl Engine {
         .map_err(internal)?;
         self.event(c, "start", &[]);
         self.spawn_monitor(c.clone());
+        self.spawn_health(c.clone(), true);
         Ok(())
     }
 
@@ -1241,8 +1304,8 @@ impl Engine {
                     .get(&m.name)
                     .map(|v| v.anonymous)
                     .unwrap_or(false);
-                if anonymous && self.volume_users(&m.name).is_empty() {
-                    let _ = self.volumes.remove(&m.name);
+                if anonymous {
+                    let _ = self.remove_volume_if_unused(&m.name).await;
                 }
             }
         }
@@ -1422,6 +1485,13 @@ impl Engine {
                             .trim_start_matches('/')
                             .contains(v.trim_start_matches('/')),
                         "exited" => st == Status::Exited && v.parse() == Ok(r.state.exit_code),
+                        "health" => {
+                            let h = r.state.health.as_ref().map(|h| h.status.as_str());
+                            match v.as_str() {
+                                "none" => h.is_none(),
+                                want => h == Some(want),
+                            }
+                        }
                         "ancestor" => {
                             r.config["Image"].as_str() == Some(v)
                                 || r.image_id == *v
@@ -1462,7 +1532,7 @@ impl Engine {
             .filter(|e| e.container == c.id)
             .map(|e| e.id.clone())
             .collect();
-        json!({
+        let mut doc = json!({
             "Id": r.id,
             "Created": r.created,
             "Path": r.path,
@@ -1498,7 +1568,12 @@ impl Engine {
             "Mounts": r.mounts.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
             "Config": r.config,
             "NetworkSettings": networking::network_settings(self, &r),
-        })
+        });
+        // Only a container with a healthcheck has State.Health (omitted otherwise, as dockerd).
+        if let Some(h) = &st.health {
+            doc["State"]["Health"] = json!(h);
+        }
+        doc
     }
 
     /// `POST /containers/{id}/exec`.
@@ -1589,12 +1664,16 @@ impl Engine {
     pub async fn commit(
         self: &Arc<Self>,
         c: &Container,
-        reference: Option<String>,
-        comment: String,
-        author: String,
-        changes: Vec<String>,
-        overrides: Option<Value>,
+        opts: CommitOptions,
     ) -> Result<String, ApiError> {
+        let CommitOptions {
+            reference,
+            comment,
+            author,
+            changes,
+            overrides,
+            pause,
+        } = opts;
         let rec = c.snapshot();
         let tags = match reference.as_deref() {
             Some(r) => vec![wharf_image::reference::parse(r)
@@ -1618,6 +1697,7 @@ impl Engine {
                 "Labels",
                 "StopSignal",
                 "OnBuild",
+                "Healthcheck",
                 "Hostname",
                 "Domainname",
                 "Tty",
@@ -1631,11 +1711,26 @@ impl Engine {
                     cfg.insert(k.to_string(), v.clone());
                 }
             }
-            if let Some(Value::Object(o)) = overrides {
-                for (k, v) in o {
-                    if !v.is_null() {
-                        cfg.insert(k, v);
+            match overrides {
+                Some(Value::Object(o)) => {
+                    for (k, v) in o {
+                        let object_field =
+                            matches!(k.as_str(), "ExposedPorts" | "Volumes" | "Labels");
+                        if object_field && !(v.is_object() || v.is_null()) {
+                            return Err(ApiError::bad_request(format!(
+                                "invalid commit config: {k} must be an object, not {v}"
+                            )));
+                        }
+                        if !v.is_null() {
+                            cfg.insert(k, v);
+                        }
                     }
+                }
+                None | Some(Value::Null) => {}
+                Some(other) => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid commit config: expected a JSON object, got {other}"
+                    )))
                 }
             }
             for ch in &changes {
@@ -1644,16 +1739,24 @@ impl Engine {
             }
             cfg
         };
+        // A running container is frozen while its layer is read, so the image is one moment
+        // of its filesystem (`docker commit` default); a paused one stays as it is.
+        let paused_here = pause && c.status() == Status::Running;
+        if paused_here {
+            self.pause(c, true).await?;
+        }
         let img = blocking(move || -> Result<wharf_image::Image, wharf_image::Error> {
             let parent = images.resolve(&image_id)?;
             let dir = images.layers().root_tmp();
-            let tmp = dir.join(format!("commit-{id}.tar"));
+            // Unique per commit: two commits of one container at once must not share a file.
+            let tmp = dir.join(format!("commit-{id}-{}.tar", crate::names::new_id()));
             let result = (|| {
                 let mut f = std::fs::File::create(&tmp).map_err(|e| wharf_image::Error::Io { path: tmp.clone(), source: e })?;
                 images.layers().diff_tar(&id, &mut f)?;
                 drop(f);
                 let f = std::fs::File::open(&tmp).map_err(|e| wharf_image::Error::Io { path: tmp.clone(), source: e })?;
-                let layer = images.layers().register(parent.top_layer.as_deref(), f)?;
+                let lease = images.layers().lease();
+                let layer = images.layers().register(&lease, parent.top_layer.as_deref(), f)?;
                 let mut doc = parent.raw_config.clone();
                 let now = now();
                 doc["created"] = json!(now);
@@ -1672,8 +1775,13 @@ impl Engine {
             let _ = std::fs::remove_file(&tmp);
             result
         })
-        .await?
-        .map_err(image_error)?;
+        .await;
+        if paused_here {
+            if let Err(e) = self.pause(c, false).await {
+                tracing::warn!("unpausing {} after its commit: {}", c.id, e.message);
+            }
+        }
+        let img = img?.map_err(image_error)?;
         self.event(c, "commit", &[]);
         Ok(img.id)
     }
@@ -1693,10 +1801,7 @@ impl Engine {
             if live {
                 return f(&live_root);
             }
-            let tmp = images
-                .layers()
-                .root_tmp()
-                .join(format!("cp-{}", names::new_id()));
+            let tmp = images.layers().scratch_mountpoint("cp");
             images.layers().mount_rw(&id, &tmp).map_err(image_error)?;
             let r = f(&tmp);
             let _ = images.layers().unmount_rw(&id, &tmp);

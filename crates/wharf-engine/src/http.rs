@@ -30,18 +30,28 @@ use wharf_shim::proto::{self, Request as ShimRequest};
 pub enum ApiBody {
     Full(Option<Bytes>),
     Chan(mpsc::Receiver<Bytes>),
+    /// A stream that can fail after the 200 (export, save, cp out): an error ends the
+    /// response without its last chunk, so the client sees a broken transfer and fails, as
+    /// with dockerd, instead of a short tar and exit 0.
+    Abortable(mpsc::Receiver<Result<Bytes, StreamAborted>>),
 }
+
+/// Why a streamed response was cut off (logged by hyper; the client sees the connection end).
+#[derive(Debug, thiserror::Error)]
+#[error("stream aborted: {0}")]
+pub struct StreamAborted(pub String);
 
 impl Body for ApiBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = StreamAborted;
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
         match self.get_mut() {
             ApiBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ApiBody::Chan(rx) => rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
+            ApiBody::Abortable(rx) => rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data))),
         }
     }
 }
@@ -272,7 +282,11 @@ async fn dispatch(
         ContainerCreate => {
             let name = q.get("name").map(String::from);
             let body = read_body(req).await?;
-            let cr = CreateRequest::parse(&body)?;
+            let mut cr = CreateRequest::parse(&body)?;
+            cr.platform = q
+                .get("platform")
+                .filter(|p| !p.is_empty())
+                .map(String::from);
             let (id, warnings) = engine.create(name, cr).await?;
             json_resp(201, &json!({"Id": id, "Warnings": warnings}))
         }
@@ -410,12 +424,20 @@ async fn dispatch(
         }
         ContainerExport(id) => {
             let c = engine.lookup(&id)?;
-            let (r, tx) = stream_resp("application/x-tar");
-            let images = engine.images.clone();
-            tokio::task::spawn_blocking(move || {
-                let mut w = ChanWriter { tx };
-                if let Err(e) = images.layers().export(&c.id, &mut w) {
-                    tracing::warn!("export of {}: {e}", c.id);
+            // A running container's live root (a second overlay on its upper and work dirs
+            // would be undefined in the kernel), else a temporary mount of its layers.
+            let (r, w) = abortable_resp("application/x-tar");
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let mut out = w.clone();
+                let done = engine
+                    .with_rootfs(&c, move |root| {
+                        wharf_image::layers::tar_tree(root, &mut out).map_err(image_error)
+                    })
+                    .await;
+                if let Err(e) = done {
+                    w.abort_async(format!("export of {}: {}", c.id, e.message))
+                        .await;
                 }
             });
             r
@@ -577,19 +599,20 @@ async fn dispatch(
                         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?,
                 )
             };
-            let id = engine
-                .commit(
-                    &c,
-                    reference,
-                    q.get("comment").unwrap_or_default().to_string(),
-                    q.get("author").unwrap_or_default().to_string(),
-                    q.all("changes")
-                        .into_iter()
-                        .filter(|c| !c.is_empty())
-                        .collect(),
-                    overrides,
-                )
-                .await?;
+            let opts = crate::engine::CommitOptions {
+                reference,
+                comment: q.get("comment").unwrap_or_default().to_string(),
+                author: q.get("author").unwrap_or_default().to_string(),
+                changes: q
+                    .all("changes")
+                    .into_iter()
+                    .filter(|c| !c.is_empty())
+                    .collect(),
+                overrides,
+                // Docker pauses the container while it commits unless told `pause=false`.
+                pause: q.get("pause").is_none_or(|_| q.flag("pause")),
+            };
+            let id = engine.commit(&c, opts).await?;
             json_resp(201, &json!({"Id": id}))
         }
         ArchiveHead(id) | ArchiveGet(id) => {
@@ -673,12 +696,11 @@ async fn dispatch(
             for n in &names {
                 engine.images.resolve(n).map_err(image_error)?;
             }
-            let (r, tx) = stream_resp("application/x-tar");
+            let (r, mut w) = abortable_resp("application/x-tar");
             let images = engine.images.clone();
             tokio::task::spawn_blocking(move || {
-                let mut w = ChanWriter { tx };
                 if let Err(e) = images.save(&names, &mut w) {
-                    tracing::warn!("save: {e}");
+                    w.abort(format!("save: {e}"));
                 }
             });
             r
@@ -718,35 +740,21 @@ async fn dispatch(
                 platform: load_platform(q.get("platform"))?,
                 layer_progress: progress,
             };
-            let (pr, pw) = std::io::pipe().map_err(|e| ApiError::internal(e.to_string()))?;
+            // A body that breaks off fails the load (the reader sees an error, not EOF).
+            let (pr, pw) = crate::upload::pipe().map_err(|e| ApiError::internal(e.to_string()))?;
             let images = engine.images.clone();
             let job = tokio::task::spawn_blocking(move || {
                 let mut pr = pr;
                 images.load_with(&mut pr, &opts, &mut |_| {})
             });
-            let mut body = req.into_body();
-            let mut w =
-                tokio::net::unix::pipe::Sender::from_owned_fd(std::os::fd::OwnedFd::from(pw))
-                    .map_err(|e| ApiError::internal(e.to_string()))?;
+            let body = req.into_body();
             let engine = engine.clone();
             tokio::spawn(async move {
-                let mut read_error = None;
-                while let Some(frame) = body.frame().await {
-                    match frame {
-                        Ok(f) => {
-                            if let Some(d) = f.data_ref() {
-                                if w.write_all(d).await.is_err() {
-                                    break;
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            read_error = Some(format!("reading the archive: {e}"));
-                            break;
-                        }
-                    }
-                }
-                drop(w);
+                let read_error = pw
+                    .feed(body)
+                    .await
+                    .err()
+                    .map(|e| format!("reading the archive: {e}"));
                 let result = job.await;
                 let lines = match (read_error, result) {
                     (Some(e), _) => Err(e),
@@ -816,14 +824,7 @@ async fn dispatch(
                     Err(e)
                 };
             }
-            let users = engine.volume_users(&name);
-            if !users.is_empty() {
-                return Err(ApiError::conflict(format!(
-                    "remove {name}: volume is in use - [{}]",
-                    users.join(", ")
-                )));
-            }
-            engine.volumes.remove(&name)?;
+            engine.remove_volume_if_unused(&name).await?;
             engine
                 .events
                 .publish("volume", "destroy", &name, BTreeMap::new());
@@ -868,7 +869,7 @@ async fn dispatch(
                     continue;
                 }
                 let size = wharf_image::apply::dir_size(&engine.volumes.data_path(&v.name));
-                match engine.volumes.remove(&v.name) {
+                match engine.remove_volume_if_unused(&v.name).await {
                     Ok(()) => {
                         space += size;
                         engine
@@ -1067,6 +1068,48 @@ fn route_kind(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or_default()
 }
 
+/// An abortable streamed response and the blocking writer that feeds it.
+fn abortable_resp(content_type: &'static str) -> (Resp, AbortableWriter) {
+    let (tx, rx) = mpsc::channel(64);
+    let mut r = Response::new(ApiBody::Abortable(rx));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    (r, AbortableWriter { tx })
+}
+
+/// Writes into an abortable response from blocking code; [`AbortableWriter::abort`] cuts the
+/// response off so the client sees the failure. Clones feed the same response.
+#[derive(Clone)]
+struct AbortableWriter {
+    tx: mpsc::Sender<Result<Bytes, StreamAborted>>,
+}
+
+impl AbortableWriter {
+    fn abort(self, why: impl std::fmt::Display) {
+        let why = why.to_string();
+        tracing::warn!("aborting a streamed response: {why}");
+        let _ = self.tx.blocking_send(Err(StreamAborted(why)));
+    }
+
+    async fn abort_async(self, why: impl std::fmt::Display) {
+        let why = why.to_string();
+        tracing::warn!("aborting a streamed response: {why}");
+        let _ = self.tx.send(Err(StreamAborted(why))).await;
+    }
+}
+
+impl std::io::Write for AbortableWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tx
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Writes into a response channel from blocking code.
 struct ChanWriter {
     tx: mpsc::Sender<Bytes>,
@@ -1089,16 +1132,17 @@ fn version_info() -> Value {
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
     let v = env!("CARGO_PKG_VERSION");
+    let arch = wharf_image::platform::Platform::host().architecture;
     json!({
         "Platform": {"Name": "wharf"},
-        "Components": [{"Name": "Engine", "Version": v, "Details": {"ApiVersion": wharf_api::API_VERSION, "MinAPIVersion": wharf_api::MIN_API_VERSION, "Os": "linux", "Arch": "amd64", "KernelVersion": kernel}}],
+        "Components": [{"Name": "Engine", "Version": v, "Details": {"ApiVersion": wharf_api::API_VERSION, "MinAPIVersion": wharf_api::MIN_API_VERSION, "Os": "linux", "Arch": arch, "KernelVersion": kernel}}],
         "Version": v,
         "ApiVersion": wharf_api::API_VERSION,
         "MinAPIVersion": wharf_api::MIN_API_VERSION,
         "GitCommit": "",
         "GoVersion": "rust",
         "Os": "linux",
-        "Arch": "amd64",
+        "Arch": arch,
         "KernelVersion": kernel,
         "BuildTime": "",
     })
@@ -1125,7 +1169,7 @@ fn info(engine: &Engine) -> Value {
         "Containers": total, "ContainersRunning": running, "ContainersPaused": paused, "ContainersStopped": stopped,
         "Images": engine.images.list().map(|l| l.len()).unwrap_or(0),
         "Driver": engine.images.layers().driver(),
-        "DriverStatus": [["Backing Filesystem", "extfs"]],
+        "DriverStatus": [["Backing Filesystem", engine.images.layers().backing_filesystem()]],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": null, "Log": ["json-file", "none"]},
         "MemoryLimit": true, "SwapLimit": true, "CpuCfsPeriod": true, "CpuCfsQuota": true, "CPUShares": true, "CPUSet": true, "PidsLimit": true,
         "IPv4Forwarding": true, "Debug": live.debug, "NFd": 0, "OomKillDisable": false, "NGoroutines": 0,
@@ -1374,29 +1418,17 @@ async fn image_create(
         message: q.get("message").map(String::from),
         platform: q.get("platform").map(String::from),
     };
-    // Stream the body into a pipe read by the blocking import (no whole-image buffering).
-    let (r, w) = std::io::pipe().map_err(|e| ApiError::internal(e.to_string()))?;
+    // Stream the body into a pipe read by the blocking import (no whole-image buffering). A
+    // body that breaks off, or a request cancelled mid-upload, fails the import: no image.
+    let (r, w) = crate::upload::pipe().map_err(|e| ApiError::internal(e.to_string()))?;
     let images = engine.images.clone();
     let job = tokio::task::spawn_blocking(move || {
         let mut r = r;
         images.import(&mut r, &opts)
     });
-    let mut body = req.into_body();
-    let mut w = tokio::net::unix::pipe::Sender::from_owned_fd(std::os::fd::OwnedFd::from(w))
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(f) => {
-                if let Some(d) = f.data_ref() {
-                    if w.write_all(d).await.is_err() {
-                        break;
-                    }
-                }
-            }
-            Err(e) => return Err(ApiError::bad_request(format!("reading the image: {e}"))),
-        }
+    if let Err(e) = w.feed(req.into_body()).await {
+        return Err(ApiError::bad_request(format!("reading the image: {e}")));
     }
-    drop(w);
     let img = job
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
@@ -1410,7 +1442,14 @@ async fn image_create(
 }
 
 fn events(engine: &Arc<Engine>, q: &Query) -> Result<Resp, ApiError> {
-    let since = q.get("since").and_then(logs::parse_time);
+    // `--since 0` asks for every event kept, not for none of the past (as `since` absent).
+    let since = q.get("since").and_then(|s| {
+        if s == "0" {
+            Some(0.0)
+        } else {
+            logs::parse_time(s)
+        }
+    });
     let until = q.get("until").and_then(logs::parse_time);
     let filters = q.filters()?;
     let (past, mut rx) = engine.events.subscribe();

@@ -8,6 +8,7 @@ pub mod config;
 pub mod container;
 pub mod engine;
 pub mod events;
+pub mod health;
 pub mod http;
 pub mod local_driver;
 pub mod logs;
@@ -17,6 +18,7 @@ pub mod pull;
 pub mod push;
 pub mod shim;
 pub mod spec;
+pub mod upload;
 pub mod volumes;
 
 pub use config::{EngineConfig, LiveConfig};

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use wharf_api::ApiError;
-use wharf_image::content::valid_digest;
+use wharf_image::digest::is_sha256 as valid_digest;
 use wharf_image::platform::Platform;
 use wharf_registry::{Registry, RegistryError};
 
@@ -28,6 +28,8 @@ struct LayerJob {
     chain: String,
     short: String,
     tx: mpsc::Sender<Bytes>,
+    /// The pull's hold on its layers until the image is written.
+    lease: Arc<wharf_image::layers::LayerLease>,
 }
 
 /// Layers being fetched now, by chain id: a second pull of the same layer waits for the
@@ -102,6 +104,7 @@ impl LayerJob {
         let budget = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
         let images = self.engine.images.clone();
         let (parent, diff_id) = (self.parent.clone(), self.diff_id.clone());
+        let lease = self.lease.clone();
         let extract = tokio::task::spawn_blocking(move || {
             let reader = ChannelReader {
                 rx: brx,
@@ -110,7 +113,7 @@ impl LayerJob {
             };
             images
                 .layers()
-                .register_checked(parent.as_deref(), reader, Some(&diff_id))
+                .register_checked(&lease, parent.as_deref(), reader, Some(&diff_id))
         });
         let mut hasher = Sha256::new();
         let mut n = 0u64;
@@ -622,6 +625,11 @@ async fn pull_into(
                 .collect()
         })
         .unwrap_or_default();
+    if let Some(bad) = diff_ids.iter().find(|d| !wharf_image::digest::is_sha256(d)) {
+        return Err(ApiError::internal(format!(
+            "{r}: the image config's diff id {bad:?} is not sha256:<64 hex digits>"
+        )));
+    }
     if diff_ids.len() != layers.len() {
         return Err(ApiError::internal(format!(
             "{r}: the config lists {} layers, the manifest {}",
@@ -645,10 +653,14 @@ async fn pull_into(
     } else {
         1
     }));
+    // Every layer of the image, present or fetched, is held from here until the image is
+    // written: a concurrent rmi's collection must not take one away in between.
+    let lease = Arc::new(engine.images.layers().lease());
     let mut jobs = Vec::new();
     for (((digest, size, _), diff_id), (parent, chain)) in layers.iter().zip(&diff_ids).zip(chains)
     {
-        let short = digest.trim_start_matches("sha256:")[..12].to_string();
+        let short = wharf_image::digest::short(digest).to_string();
+        lease.hold(&chain);
         if engine.images.layers().exists(&chain) {
             say(
                 tx,
@@ -673,6 +685,7 @@ async fn pull_into(
             chain,
             short,
             tx: tx.clone(),
+            lease: lease.clone(),
         };
         let sem = sem.clone();
         jobs.push(tokio::spawn(async move {

@@ -234,7 +234,7 @@ async fn push_one(
     let mut chain: Option<String> = None;
     for d in &img.rootfs_diff_ids {
         let c = wharf_image::layers::chain_id(chain.as_deref(), d);
-        let short = d.trim_start_matches("sha256:")[..12].to_string();
+        let short = wharf_image::digest::short(d).to_string();
         say(
             tx,
             json!({"status": "Preparing", "progressDetail": {}, "id": short}),

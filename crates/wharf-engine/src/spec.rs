@@ -242,6 +242,8 @@ pub struct SpecInput<'a> {
     pub cwd: &'a str,
     pub user: &'a str,
     pub hostname: &'a str,
+    /// `--domainname` (the NIS domain name of the container's UTS namespace).
+    pub domainname: &'a str,
     pub tty: bool,
     pub host: &'a HostConfig,
     /// `None` for the host's network namespace, else a new one (`none`) or a path.
@@ -446,8 +448,14 @@ pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
         "sysctl": sysctl,
     });
     if !h.privileged {
-        linux["maskedPaths"] = json!(MASKED);
-        linux["readonlyPaths"] = json!(READONLY);
+        linux["maskedPaths"] = match &h.masked_paths {
+            Some(p) => json!(p),
+            None => json!(MASKED),
+        };
+        linux["readonlyPaths"] = match &h.readonly_paths {
+            Some(p) => json!(p),
+            None => json!(READONLY),
+        };
     }
     let mut process = json!({
         "terminal": i.tty,
@@ -472,6 +480,9 @@ pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
     // With the host's UTS namespace the host's name stays (and may not be set).
     if h.uts_mode != "host" {
         spec["hostname"] = json!(i.hostname);
+        if !i.domainname.is_empty() {
+            spec["domainname"] = json!(i.domainname);
+        }
     }
     Ok(spec)
 }
@@ -634,6 +645,7 @@ mod tests {
             cwd: "",
             user: "",
             hostname: "abc",
+            domainname: "",
             tty: false,
             host,
             netns: Some(None),

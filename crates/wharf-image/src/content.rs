@@ -21,12 +21,7 @@ pub struct ContentStore {
     root: PathBuf,
 }
 
-/// Whether `digest` is `sha256:` and 64 lowercase hex digits.
-pub fn valid_digest(digest: &str) -> bool {
-    digest
-        .strip_prefix("sha256:")
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
-}
+use crate::digest::is_sha256 as valid_digest;
 
 impl ContentStore {
     /// Opens (creating) the store at `root` and removes leftovers of interrupted writes.

@@ -15,6 +15,22 @@ pub fn hex_of(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)
 }
 
+/// True for a well-formed `sha256:<64 lowercase hex>` digest: the only kind wharf stores, and
+/// the check every digest from outside (a manifest, an index, a config) passes before it names
+/// a file or is cut short for display.
+pub fn is_sha256(digest: &str) -> bool {
+    digest
+        .strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
+}
+
+/// The 12-character short form of a digest or id as Docker shows it (`sha256:` dropped); the
+/// whole hex part when it is shorter, never a panic.
+pub fn short(digest: &str) -> &str {
+    let h = hex_of(digest);
+    h.get(..12).unwrap_or(h)
+}
+
 /// Reads through to `inner` and hashes every byte read.
 pub struct HashingReader<R> {
     inner: R,
@@ -51,22 +67,33 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// Writes `data` to `path` atomically: a temp file in the same directory, fsync, rename.
+/// Writes `data` to `path` atomically and durably: a temp file of its own in the same
+/// directory (unique per call, so two writers of one path, e.g. two pulls of one config, never
+/// share it), fsync, rename, then fsync of the directory so the rename itself survives a crash.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
-        ".tmp-{}-{}",
+        ".tmp-{}-{}-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("f"),
-        std::process::id()
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
     ));
-    {
-        let mut f = fs::File::create(&tmp)?;
+    let written = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
-    }
-    fs::rename(&tmp, path).inspect_err(|_| {
+        fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
         let _ = fs::remove_file(&tmp);
-    })
+        return written;
+    }
+    fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -85,12 +112,56 @@ mod tests {
     }
 
     #[test]
+    fn digests_are_checked_and_shortened_without_panics() {
+        let good = sha256(b"x");
+        assert!(is_sha256(&good));
+        for bad in [
+            "sha256:abc",
+            "sha512:00",
+            "",
+            "sha256:",
+            &good.to_uppercase(),
+        ] {
+            assert!(!is_sha256(bad), "{bad}");
+        }
+        assert_eq!(short(&good), &good[7..19]);
+        assert_eq!(short("sha256:ab"), "ab");
+        assert_eq!(short("sha256:é"), "é");
+        assert_eq!(short(""), "");
+    }
+
+    #[test]
     fn atomic_write_replaces_content() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.json");
         write_atomic(&p, b"one").unwrap();
         write_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_path_never_share_a_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.json");
+        let threads: Vec<_> = (0..8u8)
+            .map(|i| {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    let body = vec![b'a' + i; 64 * 1024];
+                    for _ in 0..20 {
+                        write_atomic(&p, &body).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Whole content of one writer, never a mix; no temp file left behind.
+        let got = fs::read(&p).unwrap();
+        assert_eq!(got.len(), 64 * 1024);
+        assert!(got.iter().all(|&b| b == got[0]));
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

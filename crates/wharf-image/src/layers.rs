@@ -17,10 +17,12 @@ use crate::content::{sync_dir, ContentStore};
 use crate::digest::{hex_of, sha256, write_atomic};
 use crate::error::Error;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Metadata of one read-only layer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -48,6 +50,51 @@ pub struct LayerStore {
     root: PathBuf,
     overlay: bool,
     content: ContentStore,
+    /// Layers an operation in flight (pull, load, import, commit) has found or registered and
+    /// will reference from the image it is about to write: garbage collection keeps them.
+    /// Held across a whole collection, so a layer is either leased before the collector looks
+    /// (kept) or gone before the operation checks for it (registered again).
+    leases: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// What one operation holds of the layer store until it has written its image (dropped: the
+/// layers are ordinary again, collected when nothing references them).
+pub struct LayerLease {
+    leases: Arc<Mutex<HashMap<String, usize>>>,
+    held: Mutex<Vec<String>>,
+}
+
+impl LayerLease {
+    /// Keeps layer `chain` (present or about to be) from garbage collection while the lease
+    /// lives. Take it before checking whether the layer exists.
+    pub fn hold(&self, chain: &str) {
+        let mut held = self.held.lock().expect("lease lock");
+        if held.iter().any(|c| c == chain) {
+            return;
+        }
+        *self
+            .leases
+            .lock()
+            .expect("leases lock")
+            .entry(chain.to_string())
+            .or_default() += 1;
+        held.push(chain.to_string());
+    }
+}
+
+impl Drop for LayerLease {
+    fn drop(&mut self) {
+        let held = std::mem::take(self.held.get_mut().expect("lease lock"));
+        let mut leases = self.leases.lock().expect("leases lock");
+        for c in held {
+            if let Some(n) = leases.get_mut(&c) {
+                *n -= 1;
+                if *n == 0 {
+                    leases.remove(&c);
+                }
+            }
+        }
+    }
 }
 
 /// The chain id of `diff_id` on top of `parent` (OCI image-spec).
@@ -109,15 +156,10 @@ fn overlay_supported(root: &Path) -> bool {
 impl LayerStore {
     /// Opens the layer store at `root`, choosing overlay when this filesystem supports it.
     pub fn open(root: &Path) -> Result<Self, Error> {
-        for d in ["l", "rw", "tmp"] {
+        for d in ["l", "rw", "tmp", "mnt"] {
             fs::create_dir_all(root.join(d)).map_err(Error::io(root.join(d)))?;
         }
-        // Leftovers of interrupted extractions are never referenced: drop them.
-        if let Ok(rd) = fs::read_dir(root.join("tmp")) {
-            for e in rd.flatten() {
-                let _ = fs::remove_dir_all(e.path());
-            }
-        }
+        clear_scratch(root);
         // A crash between creating a short link and publishing its layer leaves a dangling link.
         if let Ok(rd) = fs::read_dir(root.join("l")) {
             for e in rd.flatten() {
@@ -133,7 +175,40 @@ impl LayerStore {
             root: root.to_path_buf(),
             overlay,
             content,
+            leases: Arc::default(),
         })
+    }
+
+    /// A lease for one operation that will write an image (see [`LayerLease`]).
+    pub fn lease(&self) -> LayerLease {
+        LayerLease {
+            leases: self.leases.clone(),
+            held: Mutex::default(),
+        }
+    }
+
+    /// Removes every layer not in `keep` and not leased, with the leases locked throughout so
+    /// that no operation can find one of them present and then see it vanish. Returns the
+    /// bytes freed.
+    pub fn remove_unused(&self, keep: &std::collections::HashSet<String>) -> Result<u64, Error> {
+        let leases = self.leases.lock().expect("leases lock");
+        let mut keep = keep.clone();
+        for c in leases.keys() {
+            for l in self.ancestry(c).unwrap_or_default() {
+                keep.insert(l.chain_id);
+            }
+            keep.insert(c.clone());
+        }
+        let mut freed = 0;
+        for l in self.list() {
+            if !keep.contains(&l.chain_id) {
+                freed += l.size;
+                self.remove_layer(&l.chain_id)?;
+            }
+        }
+        drop(leases);
+        self.gc_blobs()?;
+        Ok(freed)
     }
 
     /// "overlay2" or "vfs", as `docker info` reports the storage driver.
@@ -179,19 +254,25 @@ impl LayerStore {
 
     /// Extracts a layer tar (plain/gzip/zstd) on top of `parent` and publishes it.
     /// Returns the existing layer if one with the same chain id is already there.
-    pub fn register(&self, parent: Option<&str>, r: impl Read) -> Result<LayerInfo, Error> {
-        self.register_checked(parent, r, None)
+    pub fn register(
+        &self,
+        lease: &LayerLease,
+        parent: Option<&str>,
+        r: impl Read,
+    ) -> Result<LayerInfo, Error> {
+        self.register_checked(lease, parent, r, None)
     }
 
     /// Like `register`, refusing (and publishing nothing) when the uncompressed tar's sha256 is
     /// not `expected_diff_id`.
     pub fn register_checked(
         &self,
+        lease: &LayerLease,
         parent: Option<&str>,
         r: impl Read,
         expected_diff_id: Option<&str>,
     ) -> Result<LayerInfo, Error> {
-        self.register_inner(parent, r, expected_diff_id, None)
+        self.register_inner(lease, parent, r, expected_diff_id, None)
     }
 
     /// Registers a layer from a file on this filesystem (a spooled download or archive member)
@@ -199,6 +280,7 @@ impl LayerStore {
     /// that is the expected diff id is moved into the content store instead of copied.
     pub fn register_file(
         &self,
+        lease: &LayerLease,
         parent: Option<&str>,
         file: &Path,
         file_digest: &str,
@@ -207,7 +289,7 @@ impl LayerStore {
         match fs::File::open(file) {
             Ok(f) => {
                 let adopt = (file_digest == expected_diff_id).then_some(file);
-                self.register_inner(parent, f, Some(expected_diff_id), adopt)
+                self.register_inner(lease, parent, f, Some(expected_diff_id), adopt)
             }
             // The same file, moved into the content store by an earlier registration.
             Err(e)
@@ -215,7 +297,7 @@ impl LayerStore {
             {
                 let p = self.content.path(file_digest);
                 let f = fs::File::open(&p).map_err(Error::io(&p))?;
-                self.register_inner(parent, f, Some(expected_diff_id), None)
+                self.register_inner(lease, parent, f, Some(expected_diff_id), None)
             }
             Err(e) => Err(Error::io(file)(e)),
         }
@@ -223,6 +305,7 @@ impl LayerStore {
 
     fn register_inner(
         &self,
+        lease: &LayerLease,
         parent: Option<&str>,
         r: impl Read,
         expected: Option<&str>,
@@ -273,6 +356,9 @@ impl LayerStore {
                 (None, None) => {}
             }
             let chain = chain_id(parent, &applied.diff_id);
+            // Leased before it is published (or found published): a collection running now
+            // either sees the lease or ran before the layer existed.
+            lease.hold(&chain);
             let info = LayerInfo {
                 chain_id: chain.clone(),
                 diff_id: applied.diff_id,
@@ -648,22 +734,14 @@ impl LayerStore {
         Ok(counter.n)
     }
 
-    /// `docker export`: the merged filesystem of container `id` as a tar.
-    pub fn export(&self, id: &str, out: &mut dyn Write) -> Result<(), Error> {
-        let mnt = self
-            .root
-            .join("tmp")
-            .join(format!("export-{}", random_id(12)));
-        self.mount_rw(id, &mnt)?;
-        let r = (|| {
-            let mut b = tar::Builder::new(out);
-            b.follow_symlinks(false);
-            b.append_dir_all(".", &mnt).map_err(Error::io(&mnt))?;
-            b.finish().map_err(Error::io(&mnt))
-        })();
-        let _ = self.unmount_rw(id, &mnt);
-        let _ = fs::remove_dir(&mnt);
-        r
+    /// A fresh, unique path to mount something at for a while (`cp` and `export` of a stopped
+    /// container's filesystem). Mounts live under `mnt/`, apart from the scratch space in
+    /// `tmp/` that is deleted recursively at open: a mount left by a crash is unmounted there,
+    /// never deleted through.
+    pub fn scratch_mountpoint(&self, what: &str) -> PathBuf {
+        self.root
+            .join("mnt")
+            .join(format!("{what}-{}", random_id(12)))
     }
 
     /// Size of container `id`'s writable layer (SizeRw).
@@ -682,6 +760,15 @@ impl LayerStore {
         match self.get(chain) {
             Ok(info) if !legacy.exists() => self.content.path(&info.diff_id),
             _ => legacy,
+        }
+    }
+
+    /// The filesystem the layers live on, by Docker's names (`/info` DriverStatus "Backing
+    /// Filesystem": extfs, xfs, btrfs, tmpfs, ...), from statfs of the layer root.
+    pub fn backing_filesystem(&self) -> String {
+        match nix::sys::statfs::statfs(&self.root) {
+            Ok(st) => filesystem_name(st.filesystem_type().0 as u64),
+            Err(_) => "<unknown>".into(),
         }
     }
 
@@ -832,6 +919,121 @@ fn page_size() -> usize {
         .map_or(4096, |p| p as usize)
 }
 
+/// A container's merged filesystem (`dir`) as a tar, as `docker export` writes it: symlinks
+/// as links, never followed.
+pub fn tar_tree(dir: &Path, out: &mut dyn Write) -> Result<(), Error> {
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    b.append_dir_all(".", dir).map_err(Error::io(dir))?;
+    b.finish().map_err(Error::io(dir))
+}
+
+/// Cleans the scratch space at open, after a crash: first unmounts whatever a killed wharfd
+/// left mounted under `tmp/` or `mnt/` (deepest first), then removes `mnt/`'s empty
+/// mountpoints with rmdir only, and `tmp/`'s leftovers (interrupted extractions, never
+/// referenced) recursively, but never an entry with a mount still below it: a recursive
+/// delete must not reach a container's files through an overlay.
+fn clear_scratch(root: &Path) {
+    // mountinfo has canonical paths.
+    let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let (tmp, mnt) = (root.join("tmp"), root.join("mnt"));
+    let mounted = |under: &Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = mount_points()
+            .into_iter()
+            .filter(|m| m.starts_with(under) && m != under)
+            .collect();
+        v.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+        v
+    };
+    for m in mounted(&tmp).into_iter().chain(mounted(&mnt)) {
+        if let Err(e) = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH) {
+            tracing::warn!("unmounting {} left by a crash: {e}", m.display());
+        }
+    }
+    if let Ok(rd) = fs::read_dir(&mnt) {
+        for e in rd.flatten() {
+            let _ = fs::remove_dir(e.path());
+        }
+    }
+    let still = mounted(&tmp);
+    if let Ok(rd) = fs::read_dir(&tmp) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if let Some(m) = still.iter().find(|m| m.starts_with(&p)) {
+                tracing::warn!(
+                    "keeping {}: {} is still mounted below it",
+                    p.display(),
+                    m.display()
+                );
+                continue;
+            }
+            // Interrupted extractions are directories; a commit's spooled tar is a file.
+            let _ = match fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => fs::remove_dir_all(&p),
+                _ => fs::remove_file(&p),
+            };
+        }
+    }
+}
+
+/// Every mount point of this process's mount namespace (`/proc/self/mountinfo`'s fifth field,
+/// octal escapes undone).
+fn mount_points() -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|field| {
+            let b = field.as_bytes();
+            let mut out = Vec::with_capacity(b.len());
+            let mut i = 0;
+            while i < b.len() {
+                let oct = b
+                    .get(i + 1..i + 4)
+                    .filter(|o| o.iter().all(|c| (b'0'..=b'7').contains(c)));
+                match (b[i], oct) {
+                    (b'\\', Some(o)) => {
+                        out.push((o[0] - b'0') * 64 + (o[1] - b'0') * 8 + (o[2] - b'0'));
+                        i += 4;
+                    }
+                    (c, _) => {
+                        out.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            PathBuf::from(std::ffi::OsString::from_vec(out))
+        })
+        .collect()
+}
+
+/// Docker's name for a filesystem magic number (moby's `graphdriver.FsNames`), else the
+/// number in hex.
+pub fn filesystem_name(magic: u64) -> String {
+    match magic {
+        0xEF53 => "extfs",
+        0x5846_5342 => "xfs",
+        0x9123_683E => "btrfs",
+        0x0102_1994 => "tmpfs",
+        0x858_458F6 => "ramfs",
+        0x794C_7630 => "overlayfs",
+        0x2FC1_2FC1 => "zfs",
+        0xF2F5_2010 => "f2fs",
+        0x6969 => "nfs",
+        0x7375_7245 => "coda",
+        0x7371_7368 => "squashfs",
+        0x6573_5546 => "fuse",
+        0x0102_1997 => "v9fs",
+        0x5346_544E => "ntfs",
+        0x4D44 => "msdos",
+        0x0061_6D6D => "aufs",
+        0x7366_746e => "ecryptfs",
+        0x2011_BAB0 => "exfat",
+        other => return format!("<unknown 0x{other:x}>"),
+    }
+    .to_string()
+}
+
 /// Mounts an overlay whose options are relative to `dir`: a forked child changes into `dir`
 /// and mounts (the mount is in the shared mount namespace), leaving this process's working
 /// directory alone.
@@ -958,4 +1160,20 @@ fn mount_overlay_fsconfig(lowers: &[String], rw: &Path, target: &Path) -> Result
     // SAFETY: closing the fd we own.
     unsafe { libc::close(fsfd) };
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filesystem_name;
+
+    #[test]
+    fn filesystems_get_dockers_names() {
+        assert_eq!(filesystem_name(0xEF53), "extfs");
+        assert_eq!(filesystem_name(0x5846_5342), "xfs");
+        assert_eq!(filesystem_name(0x1234), "<unknown 0x1234>");
+        // A real statfs: /dev/shm is a tmpfs on every Linux host with glibc.
+        if let Ok(st) = nix::sys::statfs::statfs("/dev/shm") {
+            assert_eq!(filesystem_name(st.filesystem_type().0 as u64), "tmpfs");
+        }
+    }
 }

@@ -307,7 +307,10 @@ impl ImageStore {
         };
         let mut out = Vec::new();
         for img in found {
+            // Held until the image is written: a concurrent rmi's collection keeps its layers.
+            let lease = self.layers().lease();
             self.register_layers(
+                &lease,
                 &spool,
                 &img.config,
                 &img.layers,
@@ -337,6 +340,7 @@ impl ImageStore {
     /// Registers the layers an image needs, checking each against the config's diff ids.
     fn register_layers(
         &self,
+        lease: &crate::layers::LayerLease,
         spool: &Spool,
         config: &[u8],
         files: &[String],
@@ -362,6 +366,7 @@ impl ImageStore {
         let mut parent: Option<String> = None;
         for (want, file) in diff_ids.iter().zip(files) {
             let chain = chain_id(parent.as_deref(), want);
+            lease.hold(&chain);
             if !self.layers().exists(&chain) {
                 let member = spool
                     .get(file)
@@ -388,11 +393,11 @@ impl ImageStore {
             let r = match member {
                 Member::Small(d) => {
                     self.layers()
-                        .register_checked(parent.as_deref(), &d[..], Some(want))
+                        .register_checked(lease, parent.as_deref(), &d[..], Some(want))
                 }
                 Member::Spooled { path, digest } => {
                     self.layers()
-                        .register_file(parent.as_deref(), path, digest, want)
+                        .register_file(lease, parent.as_deref(), path, digest, want)
                 }
             };
             if let (Ok(_), Some(p)) = (&r, progress) {

@@ -333,7 +333,12 @@ impl ImageStore {
         let repos = self.repos.lock().expect("repos lock");
         let mut out = Vec::new();
         for id in self.all_ids() {
-            out.push(self.image_by_id(&id, &repos)?);
+            // One broken image (a config that no longer parses, a layer gone) must not hide
+            // every other from `docker images`, `system df` and `image prune`.
+            match self.image_by_id(&id, &repos) {
+                Ok(img) => out.push(img),
+                Err(e) => tracing::warn!("image {id} is broken, left out of the list: {e}"),
+            }
         }
         out.sort_by(|a, b| b.created.cmp(&a.created));
         Ok(out)
@@ -367,7 +372,8 @@ impl ImageStore {
         for change in &opts.changes {
             apply_change(&mut config, change)?;
         }
-        let layer = self.layers.register(None, tar)?;
+        let lease = self.layers.lease();
+        let layer = self.layers.register(&lease, None, tar)?;
         let (os, arch) = match opts.platform.as_deref() {
             Some(p) if !p.is_empty() => {
                 let mut it = p.split('/');
@@ -540,15 +546,7 @@ impl ImageStore {
                 keep.insert(l.chain_id);
             }
         }
-        let mut freed = 0;
-        for l in self.layers.list() {
-            if !keep.contains(&l.chain_id) {
-                freed += l.size;
-                self.layers.remove_layer(&l.chain_id)?;
-            }
-        }
-        self.layers.gc_blobs()?;
-        Ok(freed)
+        self.layers.remove_unused(&keep)
     }
 
     /// `docker history`.
@@ -614,6 +612,26 @@ fn exec_form(change: &str, rest: &str, shell: bool) -> Result<Vec<String>, Error
     }
 }
 
+/// The object under `key` in `config` (made when absent or null), or an error naming the
+/// change when the config holds something else there: a `--change` never panics on a config
+/// whose ExposedPorts, Volumes or Labels came in as a string or a list.
+fn object_field<'a>(
+    config: &'a mut Map<String, Value>,
+    key: &str,
+    change: &str,
+) -> Result<&'a mut Map<String, Value>, Error> {
+    let v = config
+        .entry(key)
+        .or_insert_with(|| Value::Object(Map::new()));
+    if v.is_null() {
+        *v = Value::Object(Map::new());
+    }
+    v.as_object_mut().ok_or_else(|| Error::InvalidChange {
+        change: change.to_string(),
+        reason: format!("the config's {key} is not an object"),
+    })
+}
+
 /// Applies one `--change` line (a Dockerfile instruction) to a config object.
 pub fn apply_change(config: &mut Map<String, Value>, change: &str) -> Result<(), Error> {
     let (instr, rest) = change
@@ -661,39 +679,41 @@ pub fn apply_change(config: &mut Map<String, Value>, change: &str) -> Result<(),
             config.insert("StopSignal".into(), json!(rest));
         }
         "EXPOSE" => {
-            let ports = config.entry("ExposedPorts").or_insert_with(|| json!({}));
-            if !ports.is_object() && !ports.is_null() {
-                return Err(invalid("ExposedPorts is not an object"));
-            }
+            let ports = object_field(config, "ExposedPorts", change)?;
             for p in rest.split_whitespace() {
                 let p = if p.contains('/') { p.to_string() } else { format!("{p}/tcp") };
-                ports[p] = json!({});
+                ports.insert(p, json!({}));
             }
         }
         "VOLUME" => {
-            let vols = config.entry("Volumes").or_insert_with(|| json!({}));
-            if !vols.is_object() && !vols.is_null() {
-                return Err(invalid("Volumes is not an object"));
-            }
-            for v in exec_form(change, rest, false)? {
-                vols[v] = json!({});
+            let vols = exec_form(change, rest, false)?;
+            let map = object_field(config, "Volumes", change)?;
+            for v in vols {
+                map.insert(v, json!({}));
             }
         }
         "LABEL" => {
-            let labels = config.entry("Labels").or_insert_with(|| json!({}));
-            if !labels.is_object() && !labels.is_null() {
-                return Err(invalid("Labels is not an object"));
-            }
+            let mut pairs = Vec::new();
             for kv in rest.split_whitespace() {
                 let (k, v) = kv.split_once('=').ok_or_else(|| invalid("LABEL needs key=value"))?;
-                labels[k.trim_matches('"')] = json!(v.trim_matches('"'));
+                pairs.push((k.trim_matches('"').to_string(), v.trim_matches('"')));
+            }
+            let labels = object_field(config, "Labels", change)?;
+            for (k, v) in pairs {
+                labels.insert(k, json!(v));
             }
         }
         "ONBUILD" => {
             let list = config.entry("OnBuild").or_insert_with(|| json!([]));
-            if let Some(a) = list.as_array_mut() {
-                a.push(json!(rest));
+            if list.is_null() {
+                *list = json!([]);
             }
+            list.as_array_mut()
+                .ok_or_else(|| Error::InvalidChange {
+                    change: change.to_string(),
+                    reason: "the config's OnBuild is not a list".into(),
+                })?
+                .push(json!(rest));
         }
         _ => {
             return Err(invalid(
@@ -735,19 +755,29 @@ mod tests {
     }
 
     #[test]
-    fn changes_onto_config_fields_of_the_wrong_type_are_errors() {
-        // Found by fuzz/fuzz_targets/api_request.rs: `POST /commit` with a body whose
-        // ExposedPorts (Volumes, Labels) is not an object panicked on `EXPOSE` (`VOLUME`,
-        // `LABEL`).
-        for (field, change) in [
+    fn a_change_onto_a_field_of_the_wrong_shape_is_an_error_not_a_panic() {
+        for (key, change) in [
             ("ExposedPorts", "EXPOSE 80"),
             ("Volumes", "VOLUME /data"),
             ("Labels", "LABEL a=b"),
+            ("OnBuild", "ONBUILD RUN true"),
         ] {
+            for bad in [json!("x"), json!(7), json!(["a"])] {
+                let bad = if key == "OnBuild" && bad.is_array() {
+                    json!({})
+                } else {
+                    bad
+                };
+                let mut c = Map::new();
+                c.insert(key.into(), bad.clone());
+                let e = apply_change(&mut c, change).expect_err(&format!("{key}={bad}"));
+                assert!(e.to_string().contains(key), "{e}");
+                assert_eq!(c[key], bad, "the config is left as it was");
+            }
+            // null counts as absent, as in Docker's JSON.
             let mut c = Map::new();
-            c.insert(field.into(), json!(["A=1"]));
-            let e = apply_change(&mut c, change).unwrap_err().to_string();
-            assert!(e.contains(field), "{e}");
+            c.insert(key.into(), Value::Null);
+            apply_change(&mut c, change).unwrap();
         }
     }
 }

@@ -12,10 +12,10 @@ fn overlay_store(test: &str) -> Option<TestStore> {
     }
     let ts = TestStore::new();
     if ts.store.layers().driver() != "overlay2" {
-        eprintln!(
-            "SKIP {test}: overlayfs is not usable here (driver {})",
+        wharf_testkit::skip(format!(
+            "{test}: overlayfs is not usable here (driver {})",
             ts.store.layers().driver()
-        );
+        ));
         return None;
     }
     Some(ts)
@@ -151,4 +151,63 @@ fn hundred_layer_image_mounts_with_short_links() {
         !mountinfo.contains(&*mnt.to_string_lossy()),
         "unmounted by the guard"
     );
+}
+
+/// A wharfd killed during `cp` or `export` leaves the container's filesystem mounted in the
+/// layer store's scratch space (today's `mnt/`, or `tmp/` where older wharfd mounted it).
+/// Opening the store again unmounts it and deletes nothing through it.
+#[test]
+fn a_mount_left_by_a_crash_is_unmounted_at_open_not_deleted_through() {
+    let test = "a_mount_left_by_a_crash_is_unmounted_at_open_not_deleted_through";
+    let Some(mut ts) = overlay_store(test) else {
+        return;
+    };
+    let (archive, id) = docker_archive(&[layer(&[E::File("base", b"image file")])], "crash:1");
+    ts.store.load(&mut &archive[..], &mut |_| {}).unwrap();
+    let new_style = ts.store.layers().scratch_mountpoint("export");
+    let old_style = ts.store.layers().root_tmp().join("cp-left-by-old-wharfd");
+    let a = Mounted::image(&ts.store, &id, &new_style);
+    let b = Mounted::image(&ts.store, &id, &old_style);
+    for m in [&new_style, &old_style] {
+        fs::write(m.join("written-by-the-container"), b"keep me").unwrap();
+    }
+    // A commit's spooled tar, also left by the crash.
+    let spooled = ts.store.layers().root_tmp().join("commit-left.tar");
+    fs::write(&spooled, b"partial").unwrap();
+    // The crash: the mounts stay, the store is opened anew.
+    let (ida, idb) = (a.id.clone(), b.id.clone());
+    std::mem::forget(a);
+    std::mem::forget(b);
+    ts.reopen();
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    // Checked under catch_unwind so the cleanup below runs whatever fails.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for m in [&new_style, &old_style] {
+            assert!(
+                !mounts.contains(m.to_str().unwrap()),
+                "{} is still mounted",
+                m.display()
+            );
+            assert!(!m.exists(), "{} was not removed", m.display());
+        }
+        assert!(!spooled.exists(), "a temp file is left in tmp/");
+        // The container layers (their own files and the image's) are all still there.
+        for id in [&ida, &idb] {
+            let mnt = ts.store.layers().scratch_mountpoint("check");
+            ts.store.layers().mount_rw(id, &mnt).unwrap();
+            let own = fs::read(mnt.join("written-by-the-container"));
+            let base = fs::read(mnt.join("base"));
+            ts.store.layers().unmount_rw(id, &mnt).unwrap();
+            fs::remove_dir(&mnt).unwrap();
+            assert_eq!(own.unwrap(), b"keep me");
+            assert_eq!(base.unwrap(), b"image file");
+        }
+    }));
+    for (id, m) in [(&ida, &new_style), (&idb, &old_style)] {
+        let _ = ts.store.layers().unmount_rw(id, m);
+        let _ = ts.store.layers().remove_rw(id);
+    }
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
 }

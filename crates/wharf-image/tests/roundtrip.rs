@@ -423,3 +423,68 @@ fn umoci_layouts_load_and_mount() {
         assert_eq!(fs::read(mnt.join("srv/extra")).unwrap(), b"second layer\n");
     }
 }
+
+/// A layer registered by an operation that has not written its image yet (a pull, load,
+/// import or commit in flight) survives a garbage collection that an rmi runs meanwhile; once
+/// the lease is gone, an unreferenced layer is collected.
+#[test]
+fn leased_layers_survive_a_collection_until_the_image_is_written() {
+    let ts = TestStore::new();
+    let layers = ts.store.layers();
+    let lease = layers.lease();
+    let l = layers
+        .register(&lease, None, &layer(&[E::File("f", b"leased")])[..])
+        .unwrap();
+    // A present, unreferenced layer that an operation found and will reference.
+    let found = layers
+        .register(&layers.lease(), None, &layer(&[E::File("g", b"found")])[..])
+        .unwrap();
+    lease.hold(&found.chain_id);
+    ts.store.gc_layers().unwrap();
+    assert!(
+        layers.exists(&l.chain_id),
+        "a leased new layer was collected"
+    );
+    assert!(
+        layers.exists(&found.chain_id),
+        "a leased found layer was collected"
+    );
+    assert!(layers.content().exists(&l.diff_id), "its tar was collected");
+    drop(lease);
+    ts.store.gc_layers().unwrap();
+    assert!(!layers.exists(&l.chain_id));
+    assert!(!layers.exists(&found.chain_id));
+}
+
+/// One image whose config no longer parses is left out of the list (and logged), not an
+/// error for every `docker images`.
+#[test]
+fn a_broken_image_does_not_break_the_listing() {
+    let mut ts = TestStore::new();
+    let (good, good_id) = docker_archive(&[layer(&[E::File("a", b"1")])], "good:1");
+    let (bad, bad_id) = docker_archive(&[layer(&[E::File("b", b"2")])], "bad:1");
+    ts.store.load(&mut &good[..], &mut |_| {}).unwrap();
+    ts.store.load(&mut &bad[..], &mut |_| {}).unwrap();
+    let hex = bad_id.trim_start_matches("sha256:");
+    let imagedb = walk(ts.root())
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == hex) && p.is_file())
+        .expect("the image's config file");
+    std::fs::write(&imagedb, b"{not json").unwrap();
+    ts.reopen();
+    let ids: Vec<String> = ts.store.list().unwrap().into_iter().map(|i| i.id).collect();
+    assert_eq!(ids, vec![good_id]);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -1,9 +1,10 @@
-//! The bridge driver on the host: a Linux bridge per network with the gateway address, and
+//! The bridge driver in the daemon's network namespace ("the host": wherever wharfd was
+//! started, see `netlink`): a Linux bridge per network with the gateway address, and
 //! one veth pair per container endpoint (`wh<id8>` on the host for the first network,
 //! `wh<id8>_<n>` for more; `eth<n>` in the container).
 
 use crate::ipam::Subnet;
-use crate::netlink::{parse_mac, Netlink, VethSpec, LOOPBACK_INDEX};
+use crate::netlink::{ifindex, parse_mac, Netlink, VethSpec, LOOPBACK_INDEX};
 use crate::NetError;
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
@@ -73,10 +74,10 @@ pub fn ensure_bridge(link: &str, subnet: &Subnet, mtu: u32) -> Result<(), NetErr
 /// Deletes `link` if it exists (a bridge's ports go with it; a veth pair goes with its
 /// namespace, so a stopped container's usually needs nothing).
 pub fn delete_link(link: &str) {
-    // sysfs first: RTM_DELLINK takes the rtnl lock even to answer ENODEV, and right after a
-    // container stops that lock is often held by the kernel tearing its netns down (or by
+    // An ioctl first: RTM_DELLINK takes the rtnl lock even to answer ENODEV, and right after
+    // a container stops that lock is often held by the kernel tearing its netns down (or by
     // another container's), which cost up to 18 ms for nothing.
-    if !std::path::Path::new("/sys/class/net").join(link).exists() {
+    if ifindex(link).is_none() {
         return;
     }
     let r = Netlink::open().and_then(|mut nl| nl.delete_link(link));
@@ -89,11 +90,6 @@ pub fn delete_link(link: &str) {
 /// is still there after a while (something else kept the namespace), deletes it, unless the
 /// name now belongs to another link (the container was started again).
 pub fn delete_link_later(link: &str) {
-    let ifindex = |l: &str| {
-        std::fs::read_to_string(format!("/sys/class/net/{l}/ifindex"))
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-    };
     let Some(index) = ifindex(link) else {
         return;
     };
@@ -123,6 +119,8 @@ pub struct AttachSpec<'a> {
     pub mtu: u32,
     /// Route the container's default traffic through this network's gateway.
     pub default_route: bool,
+    /// The container side's MAC address; `None`: Docker's, derived from the address.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// The network namespace of process `pid`, held open (it cannot be swapped for another
@@ -145,13 +143,19 @@ pub fn attach(a: &AttachSpec) -> Result<Endpoint, NetError> {
 
 /// `attach` for the namespace `ns` (`a.pid` names it in messages only).
 pub fn attach_netns(a: &AttachSpec, ns: &OwnedFd) -> Result<Endpoint, NetError> {
-    let mac = mac_for(a.ip);
+    let mac = match a.mac {
+        Some(m) => m
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+        None => mac_for(a.ip),
+    };
     let mut host = Netlink::open()?;
-    // sysfs first: no rtnl lock, no 2 KB link dump to parse.
-    let master = match std::fs::read_to_string(format!("/sys/class/net/{}/ifindex", a.bridge))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-    {
+    // The bridge's index in the daemon's namespace, which the pair's host side is made in
+    // (not /sys/class/net's: see `netlink`). An ioctl first: no rtnl lock, no 2 KB link
+    // message to parse.
+    let master = match ifindex(a.bridge) {
         Some(i) => Some(i),
         None => host.link_index(a.bridge)?,
     };
@@ -210,7 +214,7 @@ fn configure(a: &AttachSpec, ns: &OwnedFd) -> Result<(), NetError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -223,7 +227,7 @@ mod tests {
 
     /// A new network namespace with a thread in it, as a container's has its processes; the
     /// thread ends when the returned sender is dropped.
-    fn new_netns() -> (OwnedFd, std::sync::mpsc::Sender<()>) {
+    pub(crate) fn new_netns() -> (OwnedFd, std::sync::mpsc::Sender<()>) {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let (ftx, frx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -238,7 +242,7 @@ mod tests {
     }
 
     /// `ip ARGS` inside the namespace `ns` (an independent view of what netlink made).
-    fn ip_in(ns: &OwnedFd, args: &[&str]) -> String {
+    pub(crate) fn ip_in(ns: &OwnedFd, args: &[&str]) -> String {
         use std::os::fd::AsRawFd;
         let path = format!("--net=/proc/{}/fd/{}", std::process::id(), ns.as_raw_fd());
         let out = std::process::Command::new("nsenter")
@@ -265,7 +269,7 @@ mod tests {
     #[test]
     fn attach_makes_the_veth_address_and_route_in_the_namespace() {
         if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipping: needs root");
+            wharf_testkit::skip("needs root");
             return;
         }
         let mut r = [0u8; 3];
@@ -292,6 +296,7 @@ mod tests {
             subnet,
             mtu: 1400,
             default_route: true,
+            mac: None,
         };
         // Twice, the first namespace left as a crash would leave it: the second attach
         // replaces the leftover host link of the same name.
@@ -337,5 +342,94 @@ mod tests {
         delete_link(&veth);
         assert!(!ip_in(&ns, &["-o", "link"]).contains("eth0"));
         delete_link(&veth); // already gone: no error
+    }
+
+    /// wharfd started in a network namespace of its own (`nsenter --net`) sees the host's
+    /// sysfs: a host link with its bridge's name has another index there (issue 20: the
+    /// pair's `IFLA_MASTER` named a veth of the namespace, EOPNOTSUPP, or nothing, EINVAL).
+    /// Everything is looked up in the daemon's namespace instead.
+    #[test]
+    fn attach_from_a_daemon_in_its_own_namespace_uses_its_bridge() {
+        if !nix::unistd::geteuid().is_root() {
+            wharf_testkit::skip("needs root");
+            return;
+        }
+        let mut r = [0u8; 3];
+        getrandom::fill(&mut r).unwrap();
+        let br = format!("wn{:02x}{:02x}{:02x}", r[0], r[1], r[2]);
+        // In the host: a link of the bridge's name (a veth pair, not a bridge).
+        let _host = RemoveLink(br.clone());
+        let st = std::process::Command::new("ip")
+            .args([
+                "link",
+                "add",
+                &br,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &format!("{br}p"),
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let (daemon, _daemon_task) = new_netns();
+        let (ctr, _ctr_task) = new_netns();
+        // Links of the daemon's namespace, so that the host's index means another one there.
+        for i in 0..3 {
+            ip_in(
+                &daemon,
+                &[
+                    "link",
+                    "add",
+                    &format!("x{i}"),
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    &format!("y{i}"),
+                ],
+            );
+        }
+        let subnet = Subnet::parse("10.77.0.1/24").unwrap();
+        let ip = Ipv4Addr::new(10, 77, 0, 2);
+        let veth = format!("{br}v");
+        let spec = AttachSpec {
+            bridge: &br,
+            host_veth: &veth,
+            ifname: "eth0",
+            pid: 0,
+            ip,
+            subnet,
+            mtu: 1500,
+            default_route: true,
+            mac: None,
+        };
+        crate::netlink::in_netns(&daemon, "daemon's test namespace", || {
+            ensure_bridge(&br, &subnet, 1500)?;
+            attach_netns(&spec, &ctr)
+        })
+        .unwrap()
+        .unwrap();
+        let ports = ip_in(&daemon, &["-o", "link", "show", "master", &br]);
+        assert!(ports.contains(&veth), "{ports}");
+        let addr = ip_in(&ctr, &["-4", "-o", "addr", "show", "eth0"]);
+        assert!(addr.contains("inet 10.77.0.2/24"), "{addr}");
+        assert!(
+            !std::path::Path::new("/sys/class/net").join(&veth).exists(),
+            "the pair's host side is in the daemon's namespace, not the host's"
+        );
+        crate::netlink::in_netns(&daemon, "daemon's test namespace", || {
+            delete_link(&veth);
+            assert!(
+                ifindex(&veth).is_none(),
+                "deleted in the daemon's namespace"
+            );
+        })
+        .unwrap();
+        assert!(
+            ifindex(&br).is_some(),
+            "the host's link of that name is untouched"
+        );
     }
 }

@@ -74,23 +74,40 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-/// Routes of the host (`/proc/net/route`) as (destination, prefix), default route excluded.
-fn host_routes() -> Vec<(Ipv4Addr, u8)> {
-    let text = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let dest = u32::from_str_radix(f.get(1)?, 16).ok()?;
-            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?;
-            (mask != 0).then(|| {
-                (
-                    Ipv4Addr::from(u32::from_be(dest)),
-                    u32::from_be(mask).count_ones() as u8,
-                )
-            })
-        })
-        .collect()
+/// The destinations routed in the daemon's network namespace (the calling thread's), less
+/// the default route and routes that reach no one (`netlink::routed_destinations`).
+fn routed_here() -> Result<Vec<(Ipv4Addr, u8)>, NetError> {
+    let routes = crate::netlink::Netlink::open()?.routes()?;
+    Ok(crate::netlink::routed_destinations(&routes))
+}
+
+/// The first subnet of `pools` that overlaps none of `taken` (other networks' subnets),
+/// `routes` (destinations routed in the daemon's namespace) and Docker's 172.17.0.0/16.
+fn first_free_subnet(
+    pools: &[(String, u8)],
+    taken: &[Subnet],
+    routes: &[(Ipv4Addr, u8)],
+) -> Result<Subnet, NetError> {
+    for (base, size) in pools {
+        let (net, prefix) = parse_cidr(base)?;
+        if *size < prefix {
+            continue;
+        }
+        let count = 1u64 << (size - prefix);
+        for i in 0..count {
+            let start = u32::from(net) + (i as u32) * (1u32 << (32 - size));
+            let cand = Subnet::from_cidr(&format!("{}/{size}", Ipv4Addr::from(start)), None)?;
+            let used = taken.iter().any(|s| cand.overlaps(s.network(), s.prefix))
+                || routes.iter().any(|(d, p)| cand.overlaps(*d, *p))
+                || cand.overlaps(Ipv4Addr::new(172, 17, 0, 0), 16);
+            if !used {
+                return Ok(cand);
+            }
+        }
+    }
+    Err(NetError::Invalid(
+        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),
+    ))
 }
 
 impl Networks {
@@ -227,30 +244,8 @@ impl Networks {
     }
 
     fn pick_subnet(&self, nets: &BTreeMap<String, Network>) -> Result<Subnet, NetError> {
-        let routes = host_routes();
-        for (base, size) in &self.cfg.pools {
-            let (net, prefix) = parse_cidr(base)?;
-            if *size < prefix {
-                continue;
-            }
-            let count = 1u64 << (size - prefix);
-            for i in 0..count {
-                let start = u32::from(net) + (i as u32) * (1u32 << (32 - size));
-                let cand = Subnet::from_cidr(&format!("{}/{size}", Ipv4Addr::from(start)), None)?;
-                let taken = nets
-                    .values()
-                    .filter_map(|n| n.subnet)
-                    .any(|s| cand.overlaps(s.network(), s.prefix))
-                    || routes.iter().any(|(d, p)| cand.overlaps(*d, *p))
-                    || cand.overlaps(Ipv4Addr::new(172, 17, 0, 0), 16);
-                if !taken {
-                    return Ok(cand);
-                }
-            }
-        }
-        Err(NetError::Invalid(
-            "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),
-        ))
+        let taken: Vec<Subnet> = nets.values().filter_map(|n| n.subnet).collect();
+        first_free_subnet(&self.cfg.pools, &taken, &routed_here()?)
     }
 
     /// `network create`: the record, its IPAM and its bridge with its rules.
@@ -420,6 +415,7 @@ impl Networks {
         pid: i32,
         index: u32,
         requested: Option<Ipv4Addr>,
+        mac: Option<[u8; 6]>,
     ) -> Result<Endpoint, NetError> {
         let started = std::time::Instant::now();
         self.ensure(net)?;
@@ -445,6 +441,7 @@ impl Networks {
             subnet: sub,
             mtu: net.mtu,
             default_route: index == 0 && !net.internal,
+            mac,
         });
         if r.is_err() {
             self.release(&net.id, id);
@@ -593,5 +590,73 @@ impl Networks {
         for l in links {
             bridge::delete_link(&l);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bridge::tests::{ip_in, new_netns};
+    use crate::netlink::{in_netns, Netlink};
+
+    fn pools() -> Vec<(String, u8)> {
+        NetConfig::new(PathBuf::new(), None).pools
+    }
+
+    #[test]
+    fn subnets_skip_networks_routes_and_dockers_default() {
+        let sub = |s: &str| Subnet::from_cidr(s, None).unwrap();
+        let first = first_free_subnet(&pools(), &[], &[]).unwrap();
+        assert_eq!(first.cidr(), "172.18.0.0/16");
+        let taken = [sub("172.18.0.0/16")];
+        let routes = [(Ipv4Addr::new(172, 19, 4, 0), 24)];
+        assert_eq!(
+            first_free_subnet(&pools(), &taken, &routes).unwrap().cidr(),
+            "172.20.0.0/16"
+        );
+        // Everything routed: no pool left, with Docker's message.
+        let all = [(Ipv4Addr::UNSPECIFIED, 1), (Ipv4Addr::new(128, 0, 0, 0), 1)];
+        let e = first_free_subnet(&pools(), &[], &all).unwrap_err();
+        assert!(
+            e.to_string().contains("non-overlapping IPv4 address pool"),
+            "{e}"
+        );
+    }
+
+    /// The namespace of a sandbox (CI, `PrivateNetwork=`, a pod): `unreachable` routes for
+    /// both halves of the address space keep traffic in; they take no address, while a
+    /// link's own subnet does.
+    #[test]
+    fn unreachable_routes_of_the_namespace_take_no_subnet() {
+        if !nix::unistd::geteuid().is_root() {
+            wharf_testkit::skip("needs root");
+            return;
+        }
+        let (ns, _task) = new_netns();
+        ip_in(
+            &ns,
+            &["link", "add", "up0", "type", "veth", "peer", "name", "up1"],
+        );
+        ip_in(&ns, &["addr", "add", "172.18.5.1/16", "dev", "up0"]);
+        ip_in(&ns, &["link", "set", "up0", "up"]);
+        ip_in(&ns, &["link", "set", "up1", "up"]);
+        ip_in(&ns, &["route", "add", "unreachable", "0.0.0.0/1"]);
+        ip_in(&ns, &["route", "add", "unreachable", "128.0.0.0/1"]);
+        ip_in(&ns, &["route", "add", "blackhole", "172.19.0.0/16"]);
+        ip_in(&ns, &["route", "add", "default", "dev", "up0"]);
+        // As the daemon sees them when it runs there: what its threads' sockets answer.
+        let routes = in_netns(&ns, "test namespace", || {
+            Netlink::open().and_then(|mut nl| nl.routes())
+        })
+        .unwrap()
+        .unwrap();
+        let used = crate::netlink::routed_destinations(&routes);
+        assert_eq!(used, [(Ipv4Addr::new(172, 18, 0, 0), 16)], "{routes:?}");
+        let picked = in_netns(&ns, "test namespace", || {
+            first_free_subnet(&pools(), &[], &routed_here().unwrap())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(picked.cidr(), "172.19.0.0/16");
     }
 }

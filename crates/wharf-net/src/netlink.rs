@@ -2,8 +2,12 @@
 //! the per-container setup used to exec `ip` and `nsenter ip` for.
 //!
 //! A netlink socket acts in the network namespace it was created in. [`Netlink::open`] gives
-//! one in the daemon's namespace; [`Netlink::open_in`] creates one in a container's: the
-//! calling thread `setns`es into it for the `socket` call and back ([`in_netns`]).
+//! one in the daemon's namespace (the calling thread's: wherever wharfd was started, the
+//! host's or one of its own); [`Netlink::open_in`] creates one in a container's: the calling
+//! thread `setns`es into it for the `socket` call and back ([`in_netns`]). Nothing here reads
+//! `/sys/class/net`: sysfs lists the links of the namespace that mounted it, the host's when
+//! wharfd runs in a namespace of its own (`nsenter --net`), so its ifindexes name other links
+//! there, or none. Links are found by [`ifindex`] or netlink, which answer for the caller's.
 //! Messages are built by the pure functions below (unit-tested byte by byte) and sent one at
 //! a time, each with `NLM_F_ACK`: the kernel's answer is the error, or success, of that
 //! request.
@@ -17,6 +21,7 @@ use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
+use netlink_packet_route::route::RouteFlags;
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
@@ -29,11 +34,56 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 /// The loopback device's index in every network namespace (`LOOPBACK_IFINDEX`).
 pub const LOOPBACK_INDEX: u32 = 1;
 
+/// The index of link `name` in the calling thread's network namespace, `None` if it has no
+/// such link. `if_nametoindex`: an ioctl on a socket made here, answered for that socket's
+/// namespace under RCU (no rtnl lock, no link dump to parse), where `/sys/class/net/<name>`
+/// would answer for the namespace sysfs was mounted in.
+pub fn ifindex(name: &str) -> Option<u32> {
+    nix::net::if_::if_nametoindex(name).ok().filter(|i| *i != 0)
+}
+
+/// The destinations of `routes` that mean addresses in use, for picking a subnet: unicast
+/// routes of the main table (what `/proc/net/route` lists, less the default route).
+/// `unreachable`, `blackhole`, `prohibit` and `throw` routes reach no one: a sandbox that
+/// keeps traffic in with `unreachable 0.0.0.0/1` and `128.0.0.0/1` uses no address by it.
+pub fn routed_destinations(routes: &[RouteMessage]) -> Vec<(Ipv4Addr, u8)> {
+    routes
+        .iter()
+        .filter(|r| {
+            r.header.address_family == AddressFamily::Inet
+                && r.header.kind == RouteType::Unicast
+                && r.header.destination_prefix_length > 0
+                && !r.header.flags.contains(RouteFlags::Cloned)
+                && table(r) == u32::from(RouteHeader::RT_TABLE_MAIN)
+        })
+        .filter_map(|r| {
+            r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Destination(RouteAddress::Inet(d)) => {
+                    Some((*d, r.header.destination_prefix_length))
+                }
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+/// A route's table: `RTA_TABLE` when present (tables above 255), else the header's.
+fn table(r: &RouteMessage) -> u32 {
+    r.attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(r.header.table))
+}
+
 /// A route netlink socket bound to one network namespace.
 pub struct Netlink {
     sock: Socket,
     seq: u32,
-    /// Where the socket acts, for error messages (`host`, `netns of pid 123`).
+    /// Where the socket acts, for error messages (`daemon's network namespace`,
+    /// `network namespace of pid 123`).
     place: String,
 }
 
@@ -224,9 +274,10 @@ pub fn in_netns<T>(netns: &OwnedFd, what: &str, f: impl FnOnce() -> T) -> Result
 }
 
 impl Netlink {
-    /// A socket in the calling thread's network namespace (the host's, for the daemon).
+    /// A socket in the calling thread's network namespace: the daemon's own, the host's or
+    /// the one it was started in.
     pub fn open() -> Result<Netlink, NetError> {
-        Self::with_place("host".into())
+        Self::with_place("daemon's network namespace".into())
     }
 
     fn with_place(place: String) -> Result<Netlink, NetError> {
@@ -340,43 +391,68 @@ impl Netlink {
         }
     }
 
-    /// Names of the bridges in this namespace.
-    pub fn bridges(&mut self) -> Result<Vec<String>, NetError> {
+    /// Every message of a dump of `what` (`RTM_GETLINK`, `RTM_GETROUTE`, ...).
+    fn dump(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        what: &str,
+    ) -> Result<Vec<RouteNetlinkMessage>, NetError> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
-        let req = encode(
-            RouteNetlinkMessage::GetLink(LinkMessage::default()),
-            NLM_F_DUMP,
-            seq,
-        );
         let err = |e: io::Error| NetError::Netlink {
-            op: format!("listing links in the {}", self.place),
+            op: format!("listing {what} in the {}", self.place),
             source: e,
         };
-        self.sock.send(&req, 0).map_err(err)?;
+        self.sock
+            .send(&encode(msg, NLM_F_DUMP, seq), 0)
+            .map_err(err)?;
         let mut out = Vec::new();
         loop {
-            let done = self
-                .receive(seq, &mut |m| {
-                    if let RouteNetlinkMessage::NewLink(l) = m {
-                        let bridge = l.attributes.iter().any(|a| {
-                            matches!(a, LinkAttribute::LinkInfo(i)
-                                if i.contains(&LinkInfo::Kind(InfoKind::Bridge)))
-                        });
-                        let name = l.attributes.iter().find_map(|a| match a {
-                            LinkAttribute::IfName(n) => Some(n.clone()),
-                            _ => None,
-                        });
-                        if let (true, Some(n)) = (bridge, name) {
-                            out.push(n);
-                        }
-                    }
-                })
-                .map_err(err)?;
-            if done {
+            if self.receive(seq, &mut |m| out.push(m)).map_err(err)? {
                 return Ok(out);
             }
         }
+    }
+
+    /// Names of the bridges in this namespace.
+    pub fn bridges(&mut self) -> Result<Vec<String>, NetError> {
+        let links = self.dump(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            "links",
+        )?;
+        Ok(links
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(l),
+                _ => None,
+            })
+            .filter(|l| {
+                l.attributes.iter().any(|a| {
+                    matches!(a, LinkAttribute::LinkInfo(i)
+                        if i.contains(&LinkInfo::Kind(InfoKind::Bridge)))
+                })
+            })
+            .filter_map(|l| {
+                l.attributes.into_iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n),
+                    _ => None,
+                })
+            })
+            .collect())
+    }
+
+    /// The IPv4 routes of this namespace, every table.
+    pub fn routes(&mut self) -> Result<Vec<RouteMessage>, NetError> {
+        let mut req = RouteMessage::default();
+        req.header.address_family = AddressFamily::Inet;
+        let routes = self.dump(RouteNetlinkMessage::GetRoute(req), "routes")?;
+        Ok(routes
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(r) => Some(r),
+                _ => None,
+            })
+            .collect())
     }
 
     /// Creates the veth pair of `spec`, its peer in the namespace `netns`. `Ok(false)` if a
@@ -546,6 +622,41 @@ mod tests {
         let a = attrs(&b[12..]);
         assert_eq!(find(&a, libc::RTA_GATEWAY), [10, 1, 2, 1]);
         assert_eq!(find(&a, libc::RTA_OIF), 5u32.to_ne_bytes());
+    }
+
+    #[test]
+    fn only_unicast_main_table_routes_take_addresses() {
+        let route = |dst: [u8; 4], len: u8, kind: RouteType, table: u32| {
+            let mut r = RouteMessage::default();
+            r.header.address_family = AddressFamily::Inet;
+            r.header.destination_prefix_length = len;
+            r.header.kind = kind;
+            r.header.table = table.min(255) as u8;
+            r.attributes = vec![RouteAttribute::Table(table)];
+            if len > 0 {
+                r.attributes
+                    .push(RouteAttribute::Destination(RouteAddress::Inet(dst.into())));
+            }
+            r
+        };
+        let main = u32::from(RouteHeader::RT_TABLE_MAIN);
+        let mut cloned = route([10, 9, 9, 9], 32, RouteType::Unicast, main);
+        cloned.header.flags = RouteFlags::Cloned;
+        let routes = [
+            route([0; 4], 0, RouteType::Unicast, main),
+            route([0; 4], 1, RouteType::Unreachable, main),
+            route([128, 0, 0, 0], 1, RouteType::Unreachable, main),
+            route([172, 19, 0, 0], 16, RouteType::BlackHole, main),
+            route([172, 20, 0, 0], 16, RouteType::Prohibit, main),
+            route([172, 21, 0, 0], 16, RouteType::Unicast, 1000),
+            route([127, 0, 0, 0], 8, RouteType::Local, 255),
+            cloned,
+            route([172, 18, 0, 0], 16, RouteType::Unicast, main),
+        ];
+        assert_eq!(
+            routed_destinations(&routes),
+            [(Ipv4Addr::new(172, 18, 0, 0), 16)]
+        );
     }
 
     #[test]

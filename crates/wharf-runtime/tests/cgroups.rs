@@ -393,7 +393,7 @@ macro_rules! or_skip {
         match $e {
             Ok(v) => v,
             Err(why) => {
-                eprintln!("SKIPPED: {why}");
+                wharf_testkit::skip(why);
                 return;
             }
         }
@@ -639,7 +639,9 @@ fn real_v2_freeze_pids_and_device_filter() {
                                 {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"}]}"#;
     match g.manager.set(&resources(rules)) {
         Err(CgroupError::Bpf { source, .. }) if source.raw_os_error() == Some(libc::EPERM) => {
-            eprintln!("SKIPPED device filter: bpf(2) not permitted here: {source}");
+            wharf_testkit::skip(format!(
+                "device filter: bpf(2) not permitted here: {source}"
+            ));
             return;
         }
         r => r.unwrap(),

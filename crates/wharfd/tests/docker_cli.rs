@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{eventually, stderr, stdout, Daemon};
+use common::{eventually, stderr, stdout, Daemon, Place};
 
 #[test]
 fn run_rm_echo_prints_and_exit_codes_propagate() {
@@ -150,10 +150,31 @@ fn kill_gives_137_and_wait_reports_it() {
     assert!(stderr(&o).contains("is not running"), "{}", stderr(&o));
 }
 
-#[test]
-fn default_bridge_gives_an_address_and_containers_reach_each_other() {
-    require_env!();
-    let d = Daemon::start();
+/// wharfd in the host's network namespace, in one of its own, and dockerd in one of its own
+/// (see network.rs, which runs every network scenario so).
+mod default_bridge_gives_an_address_and_containers_reach_each_other {
+    use super::*;
+    #[test]
+    fn host() {
+        require_env!();
+        super::default_bridge_gives_an_address_and_containers_reach_each_other(Place::Host);
+    }
+    #[test]
+    fn netns() {
+        require_env!();
+        super::default_bridge_gives_an_address_and_containers_reach_each_other(Place::Netns);
+    }
+    #[test]
+    fn dockerd_netns() {
+        require_env!();
+        super::default_bridge_gives_an_address_and_containers_reach_each_other(Place::DockerdNetns);
+    }
+}
+
+fn default_bridge_gives_an_address_and_containers_reach_each_other(place: Place) {
+    let Some(d) = Daemon::launch(place, None) else {
+        return;
+    };
     d.busybox();
     // The headline: no --network flag at all.
     assert_eq!(d.ok(&["run", "--rm", "busybox", "echo", "hi"]), "hi\n");
@@ -208,15 +229,12 @@ fn default_bridge_gives_an_address_and_containers_reach_each_other() {
 
     d.ok(&["rm", "-f", "web"]);
     // The pair goes with the container's netns, which the kernel tears down in the
-    // background (wharfd does not wait for its RCU grace period): poll.
-    let veth = format!("wh{}", &web.trim()[..8]);
-    eventually(&format!("{veth} is gone"), || {
-        !std::process::Command::new("ip")
-            .args(["link", "show", "dev", &veth])
-            .output()
-            .unwrap()
-            .status
-            .success()
+    // background (wharfd does not wait for its RCU grace period): poll, where the daemon
+    // runs.
+    eventually(&format!("no port left on {}", d.bridge.name), || {
+        d.host_run("ip", &["-o", "link", "show", "master", &d.bridge.name])
+            .trim()
+            .is_empty()
     });
 }
 
@@ -670,7 +688,7 @@ fn save_load_round_trip_keeps_ids_and_skopeo_reads_the_archive() {
         "two:layers",
     ]);
 
-    if std::path::Path::new("/usr/bin/skopeo").exists() {
+    if wharf_testkit::need_file("/usr/bin/skopeo", "skopeo") {
         let o = std::process::Command::new("skopeo")
             .args([
                 "inspect",
@@ -725,7 +743,7 @@ fn save_load_round_trip_keeps_ids_and_skopeo_reads_the_archive() {
     );
 
     // An OCI layout written by skopeo loads and runs.
-    if std::path::Path::new("/usr/bin/skopeo").exists() {
+    if wharf_testkit::need_file("/usr/bin/skopeo", "skopeo") {
         let oci = a.dir.path().join("oci");
         let o = std::process::Command::new("skopeo")
             .args([

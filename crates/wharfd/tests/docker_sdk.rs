@@ -17,7 +17,9 @@ fn python_sdk_flows() {
             .status()
             .is_ok_and(|s| s.success());
     if !has_sdk {
-        eprintln!("skipped: no venv with docker and pytest at {venv} (.ci/run makes one)");
+        wharf_testkit::skip(format!(
+            "no venv with docker and pytest at {venv} (.ci/run makes one)"
+        ));
         return;
     }
     let d = Daemon::start();

@@ -165,7 +165,9 @@ fn python_sdk_login_push_pull() {
             .status()
             .is_ok_and(|s| s.success());
     if !has_sdk {
-        eprintln!("skipped: no venv with docker and pytest at {venv}");
+        wharf_testkit::skip(format!(
+            "no venv with docker and pytest at {venv} (.ci/run makes one)"
+        ));
         return;
     }
     let Some(reg) = LocalRegistry::start_with(RegistryAuth::Basic {

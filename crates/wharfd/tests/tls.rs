@@ -329,7 +329,9 @@ fn python_sdk_over_mutual_tls() {
             .status()
             .is_ok_and(|s| s.success());
     if !has_sdk {
-        eprintln!("skipped: no venv with the docker SDK at {venv} (.ci/run makes one)");
+        wharf_testkit::skip(format!(
+            "no venv with the docker SDK at {venv} (.ci/run makes one)"
+        ));
         return;
     }
     let pki = pki();

@@ -969,7 +969,9 @@ fn python_sdk_volumes_and_mounts() {
             .status()
             .is_ok_and(|s| s.success());
     if !has_sdk {
-        eprintln!("skipped: no venv with docker and pytest at {venv}");
+        wharf_testkit::skip(format!(
+            "no venv with docker and pytest at {venv} (.ci/run makes one)"
+        ));
         return;
     }
     let d = Daemon::start();

@@ -180,11 +180,15 @@ pub fn create_body(a: &RunArgs) -> Result<CreatePlan> {
             bail!("invalid signal: {sig}");
         }
     }
+    let healthcheck = healthcheck(a)?;
     let network = a.network.clone().unwrap_or_else(|| "default".into());
     // --network-alias and --ip configure the endpoint on the container's network.
     let mut endpoints = serde_json::Map::new();
-    if !a.network_alias.is_empty() || a.ip.is_some() {
+    if !a.network_alias.is_empty() || a.ip.is_some() || a.mac_address.is_some() {
         let mut ep = json!({});
+        if let Some(mac) = &a.mac_address {
+            ep["MacAddress"] = json!(mac);
+        }
         if !a.network_alias.is_empty() {
             ep["Aliases"] = json!(a.network_alias);
         }
@@ -214,6 +218,7 @@ pub fn create_body(a: &RunArgs) -> Result<CreatePlan> {
         "OnBuild": Value::Null,
         "Labels": Value::Object(labels),
         "StopSignal": a.stop_signal.clone(),
+        "Healthcheck": healthcheck,
         "StopTimeout": a.stop_timeout,
         "HostConfig": {
             "Binds": list(a.volume.clone()),
@@ -352,6 +357,53 @@ fn caps(l: &[String]) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// `Healthcheck` from the `--health-*` flags, as the docker CLI builds it: null when none is
+/// given, `["NONE"]` for `--no-healthcheck`, durations in nanoseconds.
+fn healthcheck(a: &RunArgs) -> Result<Value> {
+    let durations = [
+        ("--health-interval", &a.health_interval),
+        ("--health-timeout", &a.health_timeout),
+        ("--health-start-period", &a.health_start_period),
+        ("--health-start-interval", &a.health_start_interval),
+    ];
+    let any = a.health_cmd.is_some()
+        || a.health_retries.is_some()
+        || durations.iter().any(|(_, v)| v.is_some());
+    if a.no_healthcheck {
+        if any {
+            bail!("--no-healthcheck conflicts with --health-* options");
+        }
+        return Ok(json!({"Test": ["NONE"]}));
+    }
+    if !any {
+        return Ok(Value::Null);
+    }
+    let mut nanos = [0i64; 4];
+    for (i, (flag, v)) in durations.iter().enumerate() {
+        if let Some(v) = v {
+            let d = parse::go_duration(v)
+                .map_err(|e| anyhow::anyhow!("invalid argument {v:?} for \"{flag}\" flag: {e}"))?;
+            nanos[i] = d.as_nanos() as i64;
+        }
+    }
+    let retries = a.health_retries.unwrap_or(0);
+    if retries < 0 {
+        bail!("--health-retries cannot be negative");
+    }
+    let test = match &a.health_cmd {
+        Some(c) if !c.is_empty() => json!(["CMD-SHELL", c]),
+        _ => json!([]),
+    };
+    Ok(json!({
+        "Test": test,
+        "Interval": nanos[0],
+        "Timeout": nanos[1],
+        "StartPeriod": nanos[2],
+        "StartInterval": nanos[3],
+        "Retries": retries,
+    }))
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ impl Dockerd {
     /// None (with a note) when dockerd or the docker CLI is not installed.
     pub fn start() -> Option<Dockerd> {
         if !have_dockerd() {
-            eprintln!("skipped: dockerd (Debian docker.io) is not installed");
+            wharf_testkit::skip("dockerd is not installed: apt-get install docker.io");
             return None;
         }
         let dir = tempfile::Builder::new()

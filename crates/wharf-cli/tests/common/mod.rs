@@ -28,7 +28,7 @@ pub fn is_root() -> bool {
 macro_rules! require_env {
     () => {
         if !common::is_root() || !common::have_busybox() {
-            eprintln!("skipped: needs root and busybox-static (/bin/busybox)");
+            wharf_testkit::skip("needs root and busybox-static (/bin/busybox): run as root, apt-get install busybox-static");
             return;
         }
     };

@@ -222,8 +222,12 @@ impl Engine {
                     .map_err(|_| format!("invalid address {s}"))
             })
             .transpose()?;
+        let mac = att
+            .mac_address
+            .as_deref()
+            .and_then(wharf_net::netlink::parse_mac);
         let (engine, id, n) = (self.clone(), c.id.clone(), net.clone());
-        let ep = blocking(move || engine.networks.attach(&n, &id, pid, index, requested))
+        let ep = blocking(move || engine.networks.attach(&n, &id, pid, index, requested, mac))
             .await
             .map_err(|e| e.message)?
             .map_err(|e| format!("failed to set up container networking on {}: {e}", net.name))?;
@@ -738,10 +742,27 @@ fn attachment(net: &Network, cfg: &Value) -> Result<NetAttachment, ApiError> {
             )));
         }
     }
+    // `--mac-address`: the container side of the veth gets it instead of the one derived
+    // from the address.
+    let mac = cfg["MacAddress"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(|m| {
+            wharf_net::netlink::parse_mac(m)
+                .filter(|b| b[0] & 1 == 0)
+                .map(|_| m.to_ascii_lowercase())
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "invalid MAC address {m:?}: six hex bytes (02:42:ac:11:00:02), not multicast"
+                    ))
+                })
+        })
+        .transpose()?;
     Ok(NetAttachment {
         network_id: net.id.clone(),
         aliases,
         ipv4_address: ip,
+        mac_address: mac,
     })
 }
 

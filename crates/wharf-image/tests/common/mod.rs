@@ -18,7 +18,7 @@ pub fn need_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
-    eprintln!("SKIP {test}: needs root (mounts, device whiteouts)");
+    wharf_testkit::skip(format!("{test}: needs root (mounts, device whiteouts)"));
     false
 }
 
@@ -30,7 +30,7 @@ pub fn need_tool(test: &str, tool: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("SKIP {test}: {tool} is not installed");
+        wharf_testkit::skip(format!("{test}: {tool} is not installed"));
     }
     ok
 }

@@ -267,7 +267,7 @@ impl Case {
     /// A fresh case, or None (with a note) when not running as root.
     pub fn new(test: &str) -> Option<Case> {
         if !is_root() {
-            eprintln!("skipping {test}: the runtime tests need root");
+            wharf_testkit::skip(format!("{test}: the runtime tests need root"));
             return None;
         }
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);

@@ -21,11 +21,11 @@ pub const RUNC: &str = "/usr/sbin/runc";
 pub fn root_or_skip(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("{test}: skipped, needs root");
+        wharf_testkit::skip(format!("{test}: needs root"));
         return false;
     }
     if !Path::new(RUNC).exists() {
-        eprintln!("{test}: skipped, no {RUNC}");
+        wharf_testkit::skip(format!("{test}: no {RUNC}: apt-get install runc"));
         return false;
     }
     true

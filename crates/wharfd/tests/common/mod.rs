@@ -1,5 +1,7 @@
 //! A wharfd started for one test: its own socket, data-root and exec-root, driven with the
-//! real docker CLI; everything is torn down on drop, even when the test fails.
+//! real docker CLI; everything is torn down on drop, even when the test fails. Also in a
+//! network namespace of its own (`Place::Netns`), and Debian's dockerd in one
+//! (`Place::DockerdNetns`), for the scenarios that compare them.
 
 #![allow(dead_code)]
 
@@ -8,6 +10,31 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const DOCKER: &str = "/usr/local/bin/docker";
+/// Debian's docker.io, for comparisons.
+pub const DOCKERD: &str = "/usr/sbin/dockerd";
+
+/// Where `Daemon::start` puts wharfd: the host's namespace, or with `WHARF_E2E_NETNS=1` one
+/// of its own, to see which of all the e2e scenarios hold there too (those with a peer on
+/// the host's loopback, such as a test registry, cannot: it is not the daemon's loopback).
+fn default_place() -> Place {
+    match std::env::var("WHARF_E2E_NETNS").as_deref() {
+        Ok("1") => Place::Netns,
+        _ => Place::Host,
+    }
+}
+
+/// Where a test's daemon runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// wharfd in the host's network namespace.
+    Host,
+    /// wharfd in a network namespace the test made (`netns::Netns`), the host having a link
+    /// of its bridge's name (`netns::HostNamesake`).
+    Netns,
+    /// Debian's dockerd in a network namespace the test made: its bridge, rules and
+    /// docker-proxy stay there.
+    DockerdNetns,
+}
 
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -18,10 +45,10 @@ pub fn is_root() -> bool {
 macro_rules! require_env {
     () => {
         if !common::is_root() || !std::path::Path::new(common::DOCKER).exists() {
-            eprintln!(
-                "skipped: needs root and the docker CLI at {}",
+            wharf_testkit::skip(format!(
+                "needs root and the docker CLI at {}",
                 common::DOCKER
-            );
+            ));
             return;
         }
     };
@@ -76,6 +103,12 @@ pub struct Daemon {
     /// Set in wharfd's environment.
     pub env: Vec<(String, String)>,
     child: Option<Child>,
+    /// The daemon's network namespace when not the host's; dropped after the daemon.
+    pub netns: Option<netns::Netns>,
+    /// A dockerd, not a wharfd.
+    pub dockerd: bool,
+    /// For wharfd in a test namespace: a host link named like its bridge.
+    namesake: Option<netns::HostNamesake>,
     /// Subnets `free_subnet` handed out.
     taken: std::cell::RefCell<Vec<String>>,
 }
@@ -96,6 +129,24 @@ impl Daemon {
         daemon_json: Option<&str>,
         env: &[(&str, &str)],
     ) -> Daemon {
+        Daemon::start_at(default_place(), extra_args, daemon_json, env).expect("wharfd")
+    }
+
+    /// A daemon at `place`; `None` (with a note) for dockerd when it is not installed.
+    pub fn launch(place: Place, daemon_json: Option<&str>) -> Option<Daemon> {
+        Daemon::start_at(place, &[], daemon_json, &[])
+    }
+
+    fn start_at(
+        place: Place,
+        extra_args: &[String],
+        daemon_json: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Option<Daemon> {
+        if place == Place::DockerdNetns && !Path::new(DOCKERD).exists() {
+            wharf_testkit::skip("dockerd is not installed: apt-get install docker.io");
+            return None;
+        }
         let dir = tempfile::Builder::new()
             .prefix("wharf-e2e-")
             .tempdir()
@@ -116,6 +167,7 @@ impl Daemon {
             state_dir: dir.path().join("data/network"),
             mtu: 1500,
         };
+        let bridge_name = bridge.name.clone();
         let mut d = Daemon {
             dir,
             sock,
@@ -127,13 +179,59 @@ impl Daemon {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             child: None,
+            netns: (place != Place::Host).then(netns::Netns::new),
+            dockerd: place == Place::DockerdNetns,
+            namesake: (place == Place::Netns).then(|| netns::HostNamesake::new(&bridge_name)),
             taken: Default::default(),
         };
+        if d.dockerd {
+            d.bridge.name = "docker0".into();
+        }
         if let Some(j) = daemon_json {
             std::fs::write(d.config_file(), j).unwrap();
+        } else if d.dockerd {
+            // dockerd reads /etc/docker/daemon.json unless given another.
+            std::fs::write(d.config_file(), "{}").unwrap();
         }
         d.spawn();
-        d
+        Some(d)
+    }
+
+    /// A command run where the daemon runs: its network namespace (the host's or the test's).
+    pub fn host_command(&self, program: &str) -> Command {
+        match &self.netns {
+            Some(ns) => ns.command(program),
+            None => Command::new(program),
+        }
+    }
+
+    /// `program args` where the daemon runs; its stdout (the command must succeed).
+    pub fn host_run(&self, program: &str, args: &[&str]) -> String {
+        let o = self.host_command(program).args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Runs `f` on a thread in the daemon's network namespace (for clients of its loopback).
+    pub fn in_host_netns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        match &self.netns {
+            Some(ns) => ns.enter(f),
+            None => f(),
+        }
+    }
+
+    /// The name prefix of the bridges of user networks: wharfd's are named after its own
+    /// bridge, dockerd's `br-<id>`.
+    pub fn user_bridge_prefix(&self) -> String {
+        if self.dockerd {
+            "br-".into()
+        } else {
+            format!("{}-", self.bridge.name)
+        }
     }
 
     pub fn spawn(&mut self) {
@@ -143,7 +241,31 @@ impl Daemon {
             .append(true)
             .open(root.join("wharfd.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_wharfd"))
+        let bip = format!(
+            "{}/{}",
+            self.bridge.subnet.gateway, self.bridge.subnet.prefix
+        );
+        let mut cmd = if self.dockerd {
+            // Its own docker0 in its own namespace, with the fixture's subnet.
+            let mut c = self.host_command(DOCKERD);
+            c.arg("--pidfile")
+                .arg(root.join("d.pid"))
+                .arg("--bip")
+                .arg(&bip);
+            c
+        } else {
+            let mut c = self.host_command(env!("CARGO_BIN_EXE_wharfd"));
+            c.arg("--shim-path")
+                .arg(shim_path())
+                .arg("--init-path")
+                .arg(init_path())
+                .arg("--bridge")
+                .arg(&self.bridge.name)
+                .arg("--bip")
+                .arg(&bip);
+            c
+        };
+        let child = cmd
             .arg("-H")
             .arg(format!("unix://{}", self.sock.display()))
             .arg("--data-root")
@@ -152,19 +274,8 @@ impl Daemon {
             .arg(root.join("exec"))
             .arg("--config-file")
             .arg(self.config_file())
-            .arg("--shim-path")
-            .arg(shim_path())
-            .arg("--init-path")
-            .arg(init_path())
             .arg("--cgroup-parent")
             .arg(&self.cgroup_parent)
-            .arg("--bridge")
-            .arg(&self.bridge.name)
-            .arg("--bip")
-            .arg(format!(
-                "{}/{}",
-                self.bridge.subnet.gateway, self.bridge.subnet.prefix
-            ))
             .arg("--log-level")
             .arg("debug")
             .args(&self.extra_args)
@@ -173,16 +284,25 @@ impl Daemon {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("start wharfd");
+            .expect("start the daemon");
+        // nsenter execs the daemon: the child's pid is the daemon's.
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(if self.dockerd { 60 } else { 10 });
         while Instant::now() < deadline {
             if self.sock.exists() && self.docker(&["version"]).status.success() {
                 return;
             }
+            if let Some(st) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                panic!("the daemon exited ({st}); log:\n{}", self.log());
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("wharfd did not come up; log:\n{}", self.log());
+        panic!("the daemon did not come up; log:\n{}", self.log());
     }
 
     /// The daemon.json this daemon reads (absent unless `start_with` was given one).
@@ -202,9 +322,11 @@ impl Daemon {
         Some(st)
     }
 
-    /// A /24 for a test network: random in 10.128.0.0/9 and routed nowhere on the host.
+    /// A /24 for a test network: random in 10.128.0.0/9 and routed nowhere where the daemon
+    /// runs.
     pub fn free_subnet(&self) -> String {
-        let routes = std::process::Command::new("ip")
+        let routes = self
+            .host_command("ip")
             .args(["-4", "route", "show", "table", "all"])
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
@@ -326,15 +448,27 @@ impl Daemon {
                 let _ = self.docker(&["rm", "-f", id]);
             }
         }
+        if self.child.is_some() && self.dockerd {
+            // User networks' bridges; the namespace takes the rest.
+            let _ = self.docker(&["network", "prune", "-f"]);
+        }
         if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+            // By pid, this daemon only (a dockerd takes its containerd with it).
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
             let _ = c.wait();
         }
-        // Every bridge and iptables chain of this daemon (all named after its bridge).
-        wharf_net::Networks::teardown(&self.bridge.name, &self.bridge.state_dir);
+        // Every bridge and iptables chain of this daemon (all named after its bridge), in the
+        // namespace it ran in.
+        if !self.dockerd {
+            let (name, state) = (self.bridge.name.clone(), self.bridge.state_dir.clone());
+            self.in_host_netns(|| wharf_net::Networks::teardown(&name, &state));
+        }
         // Our parent cgroup in every hierarchy (empty once the containers are gone).
         if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
             for h in rd.flatten() {
@@ -381,6 +515,7 @@ pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
+pub mod netns;
 pub mod registry;
 #[allow(unused_imports)]
 pub use registry::{LocalRegistry, RegistryAuth};

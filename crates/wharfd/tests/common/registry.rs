@@ -52,7 +52,9 @@ impl LocalRegistry {
     fn start_full(auth: RegistryAuth, tls: bool) -> Option<LocalRegistry> {
         let bin = Path::new("/usr/bin/docker-registry");
         if !bin.exists() {
-            eprintln!("skipped: docker-registry is not installed");
+            wharf_testkit::skip(
+                "docker-registry is not installed: apt-get install docker-registry",
+            );
             return None;
         }
         let dir = tempfile::Builder::new()

@@ -1,0 +1,219 @@
+//! The daemon's probe loop for a running container with a healthcheck (see `crate::health`
+//! for the rules): each probe is an exec through the container's shim, bounded by the
+//! healthcheck's timeout, and the loop ends with the run it was started for.
+
+use super::{internal, now, Engine};
+use crate::container::{Container, Status};
+use crate::health::{self, Health, HealthConfig, HealthLog};
+use crate::shim;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use wharf_api::codec;
+use wharf_api::types::ExecConfig;
+use wharf_api::ApiError;
+use wharf_shim::proto::{self, Request as ShimRequest};
+
+impl Engine {
+    /// The container's probe, if its config has a usable healthcheck.
+    fn health_config(c: &Container) -> Option<HealthConfig> {
+        let rec = c.snapshot();
+        match HealthConfig::from_healthcheck(rec.config.get("Healthcheck")) {
+            Ok(h) => h,
+            Err(e) => {
+                // Validated at create; a record edited since is logged, not probed.
+                tracing::warn!("{}: {e}", rec.id);
+                None
+            }
+        }
+    }
+
+    /// Starts the probe loop of container `c` for its current run. `fresh`: the run just
+    /// started (the status goes back to `starting`); otherwise wharfd reconnected to a running
+    /// container and the recorded status stands.
+    pub(super) fn spawn_health(self: &Arc<Self>, c: Arc<Container>, fresh: bool) {
+        let Some(cfg) = Self::health_config(&c) else {
+            return;
+        };
+        let generation = c.snapshot().generation;
+        if fresh || c.snapshot().state.health.is_none() {
+            let _ = c.update(|r| r.state.health = Some(Health::starting()));
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let mut changes = c.watch();
+            loop {
+                let healthy_once = c
+                    .snapshot()
+                    .state
+                    .health
+                    .is_some_and(|h| h.status != health::STARTING);
+                let in_start_period = started.elapsed() < cfg.start_period && !healthy_once;
+                let wait = if in_start_period {
+                    cfg.start_interval
+                } else {
+                    cfg.interval
+                };
+                // Sleep until the next probe, or stop as soon as this run ends.
+                let deadline = tokio::time::Instant::now() + wait;
+                loop {
+                    let (status, gen) = *changes.borrow_and_update();
+                    if gen != generation || !status.is_live() {
+                        return;
+                    }
+                    match tokio::time::timeout_at(deadline, changes.changed()).await {
+                        Err(_) => break,
+                        Ok(Err(_)) => return, // removed
+                        Ok(Ok(())) => continue,
+                    }
+                }
+                if c.status() == Status::Paused {
+                    continue;
+                }
+                let in_start_period = started.elapsed() < cfg.start_period && !healthy_once;
+                let result = engine.probe(&c, &cfg).await;
+                let (status, gen) = *changes.borrow();
+                if gen != generation || !status.is_live() {
+                    return;
+                }
+                let changed = c.update(|r| {
+                    r.state.health.get_or_insert_with(Health::starting).record(
+                        result,
+                        cfg.retries,
+                        in_start_period,
+                    )
+                });
+                match changed {
+                    Ok(Some(s)) => engine.event(&c, &format!("health_status: {s}"), &[]),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!("{}: recording its health: {e}", c.id),
+                }
+            }
+        });
+    }
+
+    /// Runs the healthcheck command once in the container, as an exec through its shim.
+    async fn probe(self: &Arc<Self>, c: &Container, cfg: &HealthConfig) -> HealthLog {
+        let start = now();
+        let (exit_code, output) = match self.probe_exec(c, cfg).await {
+            Ok(r) => r,
+            Err(e) => (-1, e.message),
+        };
+        HealthLog {
+            start,
+            end: now(),
+            exit_code,
+            output,
+        }
+    }
+
+    async fn probe_exec(
+        self: &Arc<Self>,
+        c: &Container,
+        cfg: &HealthConfig,
+    ) -> Result<(i32, String), ApiError> {
+        let exec_id = self.exec_create(
+            c,
+            ExecConfig {
+                attach_stdout: true,
+                attach_stderr: true,
+                cmd: Some(cfg.argv.clone()),
+                ..Default::default()
+            },
+        )?;
+        let result = async {
+            let e = self.exec(&exec_id)?;
+            let process = self.exec_process_file(&e)?;
+            let req = ShimRequest::Exec {
+                id: exec_id.clone(),
+                tty: false,
+                stdin: false,
+                process: process.display().to_string(),
+            };
+            let sdir = self.shim_dir(&c.id);
+            let (reply, mut stream) = shim::request(&sdir, &req).await.map_err(internal)?;
+            let _ = std::fs::remove_file(&process);
+            let pid: i32 = match reply {
+                Ok(p) => p.parse().unwrap_or(0),
+                // What dockerd records for a probe that cannot start.
+                Err(msg) => return Ok((-1, format!("OCI runtime exec failed: {msg}"))),
+            };
+            let read = async {
+                let mut dec = codec::FrameDecoder::default();
+                let mut out = Vec::new();
+                let mut buf = vec![0u8; 8192];
+                let mut code = -1;
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    for (s, p) in dec.feed(&buf[..n]) {
+                        if s == proto::STREAM_EXIT && p.len() == 4 {
+                            code = i32::from_be_bytes([p[0], p[1], p[2], p[3]]);
+                        } else if out.len() < health::MAX_OUTPUT {
+                            out.extend_from_slice(&p);
+                        }
+                    }
+                }
+                (code, health::output_text(&out))
+            };
+            match tokio::time::timeout(cfg.timeout, read).await {
+                Ok(r) => Ok(r),
+                Err(_) => {
+                    if pid > 0 {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                    Ok((
+                        -1,
+                        format!(
+                            "Health check exceeded timeout ({})",
+                            go_duration(cfg.timeout)
+                        ),
+                    ))
+                }
+            }
+        }
+        .await;
+        self.execs.lock().expect("execs lock").remove(&exec_id);
+        result
+    }
+}
+
+/// A duration as Go prints it for whole units (`30s`, `1m30s`, `500ms`).
+fn go_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let s = d.as_secs();
+    let frac = d.subsec_millis();
+    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+    let secs = if frac > 0 {
+        format!("{s}.{}s", format!("{frac:03}").trim_end_matches('0'))
+    } else {
+        format!("{s}s")
+    };
+    match (h, m) {
+        (0, 0) => secs,
+        (0, m) => format!("{m}m{secs}"),
+        (h, m) => format!("{h}h{m}m{secs}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timeouts_print_as_go_does() {
+        use super::go_duration;
+        use std::time::Duration;
+        assert_eq!(go_duration(Duration::from_secs(30)), "30s");
+        assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(go_duration(Duration::from_millis(500)), "500ms");
+        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
+    }
+}
