@@ -14,15 +14,23 @@ export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/wharf-target-fuzz}
 all=$(cargo fuzz list --fuzz-dir .)
 targets=${*:-$all}
-nice -n 15 cargo fuzz build --fuzz-dir . $targets
+if [ $# -eq 0 ]; then
+    nice -n 15 cargo fuzz build --fuzz-dir .
+else
+    for t in $targets; do nice -n 15 cargo fuzz build --fuzz-dir . "$t"; done
+fi
 mkdir -p logs /var/tmp/wharf-fuzz-scratch
+bin=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release
 run() {
-    local t=$1
+    local t=$1 extra=""
     mkdir -p "corpus/$t" "artifacts/$t"
-    # -rss_limit_mb: the image and layer targets keep a store per iteration on disk, not in
-    # memory; 4 GiB catches a real leak without tripping on ASan's shadow memory.
-    nice -n 15 cargo fuzz run --fuzz-dir . "$t" "corpus/$t" -- \
-        -max_total_time="$secs" -rss_limit_mb=4096 -timeout=30 -print_final_stats=1 \
+    # Structured inputs (a tar, a profile, an archive) need room from the start.
+    case $t in layer_apply | seccomp_compile | image_load) extra="-len_control=0 -max_len=4096" ;; esac
+    # The binary itself rather than `cargo fuzz run`, which would take cargo's locks (shared
+    # with other builds) every time. -rss_limit_mb: ASan's shadow memory needs headroom.
+    # shellcheck disable=SC2086
+    nice -n 15 "$bin/$t" -artifact_prefix="artifacts/$t/" -max_total_time="$secs" \
+        -rss_limit_mb=4096 -timeout=30 -print_final_stats=1 $extra "corpus/$t" \
         >"logs/$t.log" 2>&1 || true
 }
 set -- $targets
@@ -37,7 +45,7 @@ for t in $targets; do
     log="logs/$t.log"
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
     rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
-    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo '?')
+    cov=$(grep -E '^#[0-9]+' "$log" | grep -o 'cov: [0-9]*' | tail -1 | grep -o '[0-9]*' || echo '?')
     crashes=$(find "artifacts/$t" -type f | wc -l)
     printf '%-16s %8s %12s %8s %8s %s\n' "$t" "$secs" "${execs:-?}" "${rate:-?}" "${cov:-?}" "$crashes"
 done
