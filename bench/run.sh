@@ -75,8 +75,10 @@ PY
 
 $D run --rm busybox true
 cmds=("$D run --rm --network none busybox true" "runc --root $work/runc run -b $work/bundle bench-floor"
-      "$bin/wharf-runtime --root $work/wr run -b $work/bundle bench-floor" "$D run --rm busybox true")
-names=("wharfd --network none (docker CLI)" "bare runc run" "bare wharf-runtime run" "wharfd default bridge (docker CLI)")
+      "$bin/wharf-runtime --root $work/wr run -b $work/bundle bench-floor" "$D run --rm busybox true"
+      "$D run --rm --network none --security-opt seccomp=unconfined busybox true")
+names=("wharfd --network none (docker CLI)" "bare runc run" "bare wharf-runtime run" "wharfd default bridge (docker CLI)"
+       "wharfd --network none, seccomp=unconfined")
 if command -v dockerd >/dev/null 2>&1; then
     # dockerd and the containerd it manages, on their own socket, data-root and exec-root.
     # Its default bridge is one made here with a unique name (`-b`), so it never touches
@@ -117,7 +119,12 @@ res = {}
 for cli in clis:
     d = [once(cli, []) - once(cli, ["--network", "none"]) for _ in range(runs)]
     res[cli] = statistics.median(d)
-json.dump({"n": runs, "costs": list(res.values())}, open(out, "w"))
+# The default seccomp profile's cost on wharfd's start path, paired the same way.
+none = ["--network", "none"]
+sec = [once(clis[0], none) - once(clis[0], none + ["--security-opt", "seccomp=unconfined"])
+       for _ in range(runs)]
+json.dump({"n": runs, "costs": list(res.values()), "seccomp": statistics.median(sec)},
+          open(out, "w"))
 PY
 
 idle=$(awk '/VmRSS/{print $2}' /proc/$pid/status)
@@ -142,7 +149,7 @@ python3 - "$work/h.json" "$work/pairs.json" "$idle" "$busy" "$shim_rss" "$shim_p
 import json, sys
 h = json.load(open(sys.argv[1]))["results"]
 pairs = json.load(open(sys.argv[2]))
-npairs, pairs = pairs["n"], pairs["costs"]
+npairs, seccomp, pairs = pairs["n"], pairs["seccomp"], pairs["costs"]
 idle, busy, shim, shim_pss, drss, crss, cshim = (int(x) for x in sys.argv[3:10])
 names = sys.argv[10:]
 floor = h[1]["median"]
@@ -155,6 +162,8 @@ print(f"wharfd RSS idle: {idle/1024:.1f} MiB; with one container: {busy/1024:.1f
 by = {n: r["median"] for n, r in zip(names, h)}
 wn, wb = by["wharfd --network none (docker CLI)"], by["wharfd default bridge (docker CLI)"]
 print(f"wharfd bridge cost: {(wb - wn)*1000:.1f} ms (medians above), {pairs[0]*1000:.1f} ms (median of {npairs} interleaved pairs)")
+wu = by["wharfd --network none, seccomp=unconfined"]
+print(f"wharfd default seccomp profile cost: {(wn - wu)*1000:.2f} ms (medians above), {seccomp*1000:.2f} ms (median of {npairs} interleaved pairs)")
 if drss:
     dn, db = by["dockerd --network none (docker CLI)"], by["dockerd default bridge (docker CLI)"]
     print(f"dockerd bridge cost: {(db - dn)*1000:.1f} ms (medians above), {pairs[1]*1000:.1f} ms (interleaved pairs)")

@@ -17,13 +17,12 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cargo build --release -p wharfd -p wharf-shim -p wharf-cli -p wharf-runtime
-init=$(scripts/build-init.sh)
 bin="$CARGO_TARGET_DIR/release"
 wharf() { "$bin/wharf" -H "$host" "$@"; }
 
 if ! wharf version >/dev/null 2>&1; then
     echo "starting wharfd on $host (log: /var/log/wharfd.log)"
-    nohup "$bin/wharfd" -H "$host" --init-path "$init" >>/var/log/wharfd.log 2>&1 &
+    nohup "$bin/wharfd" -H "$host" >>/var/log/wharfd.log 2>&1 &
     for _ in $(seq 100); do wharf version >/dev/null 2>&1 && break; sleep 0.05; done
 fi
 

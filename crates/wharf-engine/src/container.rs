@@ -225,8 +225,15 @@ pub fn write_runtime_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
 
 fn write_replace(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
+    // 0600: a container's record and bundle carry its environment (`-e` secrets).
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(crate::roots::STATE_FILE_MODE)
+        .open(&tmp)?;
     let written = f
         .write_all(data)
         .and_then(|()| if durable { f.sync_all() } else { Ok(()) })

@@ -118,6 +118,8 @@ async fn blocking<T: Send + 'static>(
 impl Engine {
     /// Opens the stores under the data root and restores the containers (live restore).
     pub async fn open(cfg: EngineConfig, live: LiveConfig) -> Result<Arc<Engine>, String> {
+        crate::roots::secure_roots(&cfg.data_root, &cfg.exec_root)?;
+        crate::roots::fix_state_files(&cfg.data_root, &cfg.exec_root);
         for d in [
             cfg.data_root.join("containers"),
             cfg.exec_root.join("containers"),
@@ -280,6 +282,7 @@ impl Engine {
             )));
         }
         let hc = &req.host_config;
+        spec::validate(hc).map_err(|e| ApiError::bad_request(e.0))?;
         let attachments = self.plan_networks(hc, &req.networking_config)?;
         let embedded_dns = attachments
             .values()
@@ -293,7 +296,7 @@ impl Engine {
         }
         if hc.init == Some(true) && self.cfg.init_path.is_none() {
             return Err(ApiError::bad_request(
-                "--init needs wharf-init next to wharfd or on PATH (or wharfd --init-path)",
+                "--init is off in this wharfd: its --init-path is not a static executable, or it could not write its init to the exec-root (see its log)",
             ));
         }
         if let Some(rt) = hc.runtime.as_deref().filter(|r| !r.is_empty()) {
@@ -931,6 +934,15 @@ impl Engine {
         } else {
             Some(netns_path.as_deref())
         };
+        // Reads the image's /etc/passwd and /etc/group: off the async threads.
+        let (user_root, user) = (
+            rootfs.clone(),
+            cfg["User"].as_str().unwrap_or_default().to_string(),
+        );
+        let user = match blocking(move || spec::resolve_user(&user_root, &user)).await? {
+            Ok(ids) => ids,
+            Err(e) => return Err(ApiError::bad_request(fail(self, e.0))),
+        };
         let spec_in = spec::SpecInput {
             id: &id,
             rootfs: &rootfs,
@@ -938,7 +950,7 @@ impl Engine {
             args: &args,
             env: &env,
             cwd: cfg["WorkingDir"].as_str().unwrap_or_default(),
-            user: cfg["User"].as_str().unwrap_or_default(),
+            user,
             hostname: &hostname,
             domainname: cfg["Domainname"].as_str().unwrap_or_default(),
             tty,
@@ -1618,7 +1630,7 @@ impl Engine {
     }
 
     /// Writes the exec's OCI process and returns the path the shim reads it from.
-    pub fn exec_process_file(&self, e: &ExecInstance) -> Result<PathBuf, ApiError> {
+    pub async fn exec_process_file(&self, e: &ExecInstance) -> Result<PathBuf, ApiError> {
         let sdir = self.state_dir(&e.container);
         let spec: Value =
             serde_json::from_slice(&std::fs::read(sdir.join("config.json")).map_err(internal)?)
@@ -1626,8 +1638,11 @@ impl Engine {
         let user = if e.config.user.is_empty() {
             None
         } else {
+            // Reads the image's /etc/passwd and /etc/group: off the async threads.
+            let (root, user) = (sdir.join("rootfs"), e.config.user.clone());
             Some(
-                spec::resolve_user(&sdir.join("rootfs"), &e.config.user)
+                blocking(move || spec::resolve_user(&root, &user))
+                    .await?
                     .map_err(|err| ApiError::bad_request(err.0))?,
             )
         };

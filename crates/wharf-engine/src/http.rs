@@ -1191,7 +1191,7 @@ fn info(engine: &Engine) -> Value {
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
         "LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "",
         "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
-        "SecurityOptions": ["name=seccomp,profile=unconfined"],
+        "SecurityOptions": security_options(),
         "Warnings": [],
     })
 }
@@ -1263,6 +1263,16 @@ fn image_inspect(i: &wharf_image::Image, driver: &str) -> Value {
 /// `RegistryConfig` of `/info` as dockerd builds it: configured CIDRs then the loopback ones
 /// (insecure by default), an `IndexConfigs` entry per insecure `host[:port]` and one for
 /// docker.io with the mirrors (normalized to `scheme://host/`).
+/// `/info`'s `SecurityOptions`, as dockerd reports them: the built-in seccomp profile, and
+/// cgroup namespaces on a cgroup v2 host (containers get a private one by default).
+fn security_options() -> Value {
+    let mut opts = vec!["name=seccomp,profile=builtin"];
+    if crate::spec::private_cgroupns("") {
+        opts.push("name=cgroupns");
+    }
+    json!(opts)
+}
+
 fn registry_config(live: &crate::LiveConfig) -> Value {
     let mirrors: Vec<String> = live
         .registry_mirrors
@@ -1850,7 +1860,7 @@ async fn exec_start(
             c.id
         )));
     }
-    let process = engine.exec_process_file(&e)?;
+    let process = engine.exec_process_file(&e).await?;
     let tty = e.config.tty;
     let sdir = engine.shim_dir(&e.container);
     // Starts the process in the container: (pid, stream) or (exit code, Docker's message).

@@ -16,6 +16,8 @@ pub mod mounts;
 pub mod names;
 pub mod pull;
 pub mod push;
+pub mod roots;
+pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod upload;

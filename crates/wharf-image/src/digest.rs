@@ -81,9 +81,12 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
         SEQ.fetch_add(1, Ordering::Relaxed)
     ));
     let written = (|| {
+        use std::os::unix::fs::OpenOptionsExt;
+        // 0600: state of the daemon, for root only.
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;

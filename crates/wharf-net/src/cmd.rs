@@ -45,8 +45,16 @@ pub fn iptables_delete(table: &str, chain: &str, rule: &[&str]) {
 pub fn write_atomic(path: &std::path::Path, data: &[u8]) -> Result<(), NetError> {
     use std::io::Write;
     let io = |source| NetError::io(path, source);
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    // 0600: state of the daemon, for root only.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
     f.write_all(data).map_err(io)?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)

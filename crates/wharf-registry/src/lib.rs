@@ -67,6 +67,50 @@ impl RegistryError {
 
 pub const MANIFEST_ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
 
+/// The largest manifest (or index) read from a registry, as distribution's client and
+/// containerd limit them: a registry cannot make the daemon buffer an endless body.
+pub const MAX_MANIFEST_SIZE: usize = 4 << 20;
+/// The largest token-endpoint answer or tag-list page read.
+const MAX_JSON_SIZE: usize = 4 << 20;
+/// How much of an error body is read for its message.
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// Reads a whole response body of at most `limit` bytes; a longer one is an error naming
+/// `what`, and nothing past `limit` is buffered.
+async fn read_limited(
+    body: hyper::body::Incoming,
+    limit: usize,
+    registry: &str,
+    what: &str,
+) -> Result<bytes::Bytes, RegistryError> {
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(RegistryError::Unsupported(format!(
+                "{what}: the registry sent more than {} KiB, refused",
+                limit >> 10
+            )))
+        }
+        Err(e) => Err(RegistryError::Unreachable {
+            registry: registry.to_string(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// An error body's JSON message (`errors[0].message`), reading at most MAX_ERROR_BODY.
+async fn error_detail(body: hyper::body::Incoming) -> String {
+    let body = http_body_util::Limited::new(body, MAX_ERROR_BODY)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["errors"][0]["message"].as_str().map(|m| format!(": {m}")))
+        .unwrap_or_default()
+}
+
 /// A registry endpoint (`host[:port]`), with the credentials and the Authorization header
 /// in use for one repository and set of actions.
 pub struct Registry {
@@ -116,6 +160,24 @@ fn chunking() -> (u64, u64) {
             None => (CHUNKED_THRESHOLD, CHUNK_SIZE),
         }
     })
+}
+
+/// Whether basic credentials may go to the token endpoint `realm_host`: over HTTPS always;
+/// over plain HTTP only to a loopback realm or to the registry's own host when that registry
+/// is insecure (the user already accepted clear text for it). Otherwise a registry could
+/// point its realm at an `http://` URL and have the password sent in clear.
+fn basic_allowed(https: bool, realm_host: &str, registry: &str, insecure: bool) -> bool {
+    https || is_loopback(realm_host) || (insecure && same_host(realm_host, registry))
+}
+
+fn same_host(a: &str, b: &str) -> bool {
+    let name = |h: &str| {
+        h.rsplit_once(':')
+            .filter(|(n, _)| !h.starts_with('[') || n.ends_with(']'))
+            .map_or(h, |(n, _)| n)
+            .to_ascii_lowercase()
+    };
+    name(a) == name(b)
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -311,6 +373,14 @@ impl Registry {
         }
         let mut headers = vec![];
         if let Some(c) = self.creds.as_ref().filter(|c| !c.username.is_empty()) {
+            if !basic_allowed(https, &host, &self.host, self.insecure) {
+                return Err(RegistryError::Unsupported(format!(
+                    "token endpoint {realm}: refusing to send the credentials for {} over plain HTTP \
+                     (the registry's token realm must be https://, unless the registry is insecure \
+                     and the realm is on the same host)",
+                    self.host
+                )));
+            }
             headers.push(("Authorization", c.basic()));
         }
         let resp = send(
@@ -324,12 +394,17 @@ impl Registry {
         )
         .await?;
         let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+        let body = if status.is_success() {
+            read_limited(
+                resp.into_body(),
+                MAX_JSON_SIZE,
+                &host,
+                &format!("token from {realm}"),
+            )
+            .await?
+        } else {
+            bytes::Bytes::new()
+        };
         if !status.is_success() {
             return Err(RegistryError::Status {
                 what: format!("token from {realm} for {scope}"),
@@ -431,16 +506,7 @@ impl Registry {
                     };
                 }
                 s => {
-                    let body = resp
-                        .into_body()
-                        .collect()
-                        .await
-                        .map(|b| b.to_bytes())
-                        .unwrap_or_default();
-                    let detail = serde_json::from_slice::<Value>(&body)
-                        .ok()
-                        .and_then(|v| v["errors"][0]["message"].as_str().map(|m| format!(": {m}")))
-                        .unwrap_or_default();
+                    let detail = error_detail(resp.into_body()).await;
                     return Err(RegistryError::Status {
                         what: what.to_string(),
                         status: s.as_u16(),
@@ -475,16 +541,14 @@ impl Registry {
             .and_then(|c| c.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| RegistryError::Unreachable {
-                registry: self.host.clone(),
-                message: e.to_string(),
-            })?
-            .to_bytes()
-            .to_vec();
+        let body = read_limited(
+            resp.into_body(),
+            MAX_MANIFEST_SIZE,
+            &self.host,
+            &format!("manifest {what}"),
+        )
+        .await?
+        .to_vec();
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
         if reference.starts_with("sha256:") && reference != digest {
             return Err(RegistryError::Digest {
@@ -589,16 +653,7 @@ impl Registry {
             return Ok(resp);
         }
         let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        let detail = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v["errors"][0]["message"].as_str().map(|m| format!(": {m}")))
-            .unwrap_or_default();
+        let detail = error_detail(resp.into_body()).await;
         Err(RegistryError::Status {
             what: what.to_string(),
             status,
@@ -769,15 +824,7 @@ impl Registry {
                 .get("Link")
                 .and_then(|l| l.to_str().ok())
                 .and_then(next_link);
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| RegistryError::Unreachable {
-                    registry: self.host.clone(),
-                    message: e.to_string(),
-                })?
-                .to_bytes();
+            let body = read_limited(resp.into_body(), MAX_JSON_SIZE, &self.host, &what).await?;
             let v: Value = serde_json::from_slice(&body)
                 .map_err(|e| RegistryError::Manifest(what.clone(), e.to_string()))?;
             out.extend(

@@ -1,4 +1,6 @@
-//! Connections to registries: HTTPS (rustls, ring) verified against the system's CAs plus
+//! Connections to registries: HTTPS (rustls, ring) verified against the platform's CAs (as
+//! rustls-native-certs finds them: `SSL_CERT_FILE`/`SSL_CERT_DIR`, else the distribution's
+//! bundle and directory wherever they are) plus
 //! `/etc/docker/certs.d/<host:port>/*.crt` and `/etc/wharf/certs.d/<host:port>/*.crt`, as
 //! dockerd reads them; for insecure registries (loopback ones, as in Docker) HTTPS without
 //! verification, falling back to plain HTTP when the registry does not speak TLS.
@@ -16,8 +18,23 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// Where the system's CA bundle is on Debian-like hosts.
-const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// The platform's trusted CAs, loaded once (a few hundred certificates; parsing them per
+/// registry connection would cost milliseconds).
+fn system_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            tracing::warn!("loading the system's CA certificates: {e}");
+        }
+        if found.certs.is_empty() {
+            tracing::warn!(
+                "no system CA certificates found (set SSL_CERT_FILE or install ca-certificates): only certs.d CAs are trusted"
+            );
+        }
+        found.certs
+    })
+}
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -37,7 +54,7 @@ pub fn client_config(host: &str, insecure: bool) -> Arc<ClientConfig> {
             .with_no_client_auth()
     } else {
         let mut roots = RootCertStore::empty();
-        add_pem_file(&mut roots, Path::new(SYSTEM_CAS));
+        let (_added, _ignored) = roots.add_parsable_certificates(system_roots().iter().cloned());
         for base in ["/etc/docker/certs.d", "/etc/wharf/certs.d"] {
             if let Ok(rd) = std::fs::read_dir(Path::new(base).join(host)) {
                 for e in rd.flatten() {

@@ -9,8 +9,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 /// Creates the pty, sends its master on `socket`, and makes the slave our stdio and
-/// controlling terminal. `bind_console`: also bind it over /dev/console.
-pub fn setup(socket: &OwnedFd, bind_console: bool) -> Result<()> {
+/// controlling terminal, owned by the process's user (its group stays devpts' gid=) and
+/// sized as its `consoleSize` says. `bind_console`: also bind it over /dev/console.
+pub fn setup(socket: &OwnedFd, bind_console: bool, p: &oci_spec::runtime::Process) -> Result<()> {
+    let uid = p.user().uid();
     let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .ctx(|| "opening /dev/ptmx in the container".into())?;
     nix::pty::grantpt(&master).ctx(|| "grantpt".into())?;
@@ -22,6 +24,21 @@ pub fn setup(socket: &OwnedFd, bind_console: bool) -> Result<()> {
         nix::sys::stat::Mode::empty(),
     )
     .ctx(|| format!("opening {name}"))?;
+    nix::unistd::fchown(&slave, Some(nix::unistd::Uid::from_raw(uid)), None)
+        .ctx(|| format!("chown {name} to uid {uid}"))?;
+    if let Some(size) = p.console_size() {
+        let ws = libc::winsize {
+            ws_row: size.height().min(u16::MAX as u64) as u16,
+            ws_col: size.width().min(u16::MAX as u64) as u16,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: ioctl(TIOCSWINSZ) on the pty master we own, with a valid winsize.
+        if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) } != 0 {
+            return Err(std::io::Error::last_os_error())
+                .ctx(|| format!("setting the size of {name}"));
+        }
+    }
     if bind_console {
         let console = Path::new("/dev/console");
         if std::fs::symlink_metadata(console).is_err() {

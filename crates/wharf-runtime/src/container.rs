@@ -45,6 +45,9 @@ pub struct ExecOpts<'a> {
     pub console: Console<'a>,
     pub stdio: Option<Stdio>,
     pub pid_file: Option<&'a Path>,
+    /// Exec into a paused container too (runc's `--ignore-paused`): the process starts when
+    /// the container is resumed, and the exec waits for that.
+    pub ignore_paused: bool,
 }
 
 /// A process the runtime started: host pid, and the pty master with [`Console::Return`].
@@ -81,6 +84,8 @@ impl Runtime {
     /// mounts or process).
     pub fn create(&self, opts: CreateOpts) -> Result<Started> {
         util::validate_id(opts.id)?;
+        // Filters compiled once per profile (the init, a fork of this process, looks there).
+        crate::seccomp::set_cache_dir(self.root.join("seccomp"));
         let bundle = Bundle::load(opts.bundle)?;
         bundle.process()?;
         std::fs::create_dir_all(&self.root)
@@ -119,6 +124,24 @@ impl Runtime {
             .clone()
             .unwrap_or_else(|| default_cgroup(opts.id));
         let manager = cgroups::create_manager(&cgroup_path)?;
+        // An init forked into a frozen cgroup would freeze before its first answer. The
+        // cgroup is not ours then: it stays as it is.
+        if matches!(manager.freezer_state(), Ok(FreezerState::Frozen)) {
+            return Err(RuntimeError::Init(format!(
+                "container's cgroup unexpectedly frozen: {} (thaw it, or use another cgroupsPath)",
+                cgroup_path.display()
+            )));
+        }
+        if let Ok(pids) = manager.pids() {
+            if !pids.is_empty() {
+                // As runc: allowed (containers may share a cgroup), but rarely meant.
+                tracing::warn!(
+                    "container's cgroup is not empty: {} process(es) already in {}",
+                    pids.len(),
+                    cgroup_path.display()
+                );
+            }
+        }
         cleanup.cgroup = Some(cgroup_path.clone());
 
         let data = serde_json::to_vec(spec).expect("spec serializes");
@@ -211,52 +234,63 @@ impl Runtime {
         let mut pid = 0;
         let stage1_pid = stage1.as_raw();
         cleanup.pid = Some(stage1_pid);
-        let result = (|| -> Result<()> {
-            loop {
-                match sync::recv(fd, "container init")? {
-                    Msg::MapIds => {
-                        write_id_maps(stage1_pid, spec)?;
-                        sync::send(fd, &Msg::Go)?;
-                    }
-                    Msg::Pid(p) => {
-                        pid = p;
-                        cleanup.pid = Some(p);
-                        let _ = nix::sys::wait::waitpid(stage1, None);
-                        if self_join {
-                            // In its cgroup already (it joins before reading this).
-                            sync::send(fd, &Msg::Pid(p))?;
-                        } else {
-                            // Limits first (see above), then the init builds its rootfs
-                            // while it is moved in, which waits for an RCU grace period.
-                            manager.apply(0)?;
-                            manager.set(&with_default_devices(linux))?;
-                            sync::send(fd, &Msg::Pid(p))?;
-                            manager.apply(p)?;
+        let result =
+            (|| -> Result<()> {
+                loop {
+                    let msg =
+                        sync::recv_watched(fd, "container init", sync::SETUP_TIMEOUT, || {
+                            match manager.freezer_state() {
+                                Ok(FreezerState::Frozen) => Err(RuntimeError::Init(format!(
+                                    "container's cgroup {} was frozen during setup",
+                                    cgroup_path.display()
+                                ))),
+                                _ => Ok(sync::Watch::Wait),
+                            }
+                        })?;
+                    match msg {
+                        Msg::MapIds => {
+                            write_id_maps(stage1_pid, spec)?;
+                            sync::send(fd, &Msg::Go)?;
                         }
-                        // An init that failed meanwhile has sent its error and gone: the
-                        // next receive reports that rather than a broken pipe.
-                        let _ = sync::send(fd, &Msg::Go);
-                    }
-                    Msg::RunHooks => {
-                        let st =
-                            Saved::fresh(opts.id, pid, bundle, &cgroup_path).oci(Status::Creating);
-                        let h = spec.hooks().as_ref();
-                        hooks::run("prestart", h.and_then(|h| h.prestart().as_ref()), &st)?;
-                        hooks::run(
-                            "createRuntime",
-                            h.and_then(|h| h.create_runtime().as_ref()),
-                            &st,
-                        )?;
-                        sync::send(fd, &Msg::Go)?;
-                    }
-                    Msg::Ready => return Ok(()),
-                    Msg::Error(m) => return Err(RuntimeError::Init(m)),
-                    Msg::Go => {
-                        return Err(RuntimeError::Init("unexpected go from the init".into()))
+                        Msg::Pid(p) => {
+                            pid = p;
+                            cleanup.pid = Some(p);
+                            let _ = nix::sys::wait::waitpid(stage1, None);
+                            if self_join {
+                                // In its cgroup already (it joins before reading this).
+                                sync::send(fd, &Msg::Pid(p))?;
+                            } else {
+                                // Limits first (see above), then the init builds its rootfs
+                                // while it is moved in, which waits for an RCU grace period.
+                                manager.apply(0)?;
+                                manager.set(&with_default_devices(linux))?;
+                                sync::send(fd, &Msg::Pid(p))?;
+                                manager.apply(p)?;
+                            }
+                            // An init that failed meanwhile has sent its error and gone: the
+                            // next receive reports that rather than a broken pipe.
+                            let _ = sync::send(fd, &Msg::Go);
+                        }
+                        Msg::RunHooks => {
+                            let st = Saved::fresh(opts.id, pid, bundle, &cgroup_path)
+                                .oci(Status::Creating);
+                            let h = spec.hooks().as_ref();
+                            hooks::run("prestart", h.and_then(|h| h.prestart().as_ref()), &st)?;
+                            hooks::run(
+                                "createRuntime",
+                                h.and_then(|h| h.create_runtime().as_ref()),
+                                &st,
+                            )?;
+                            sync::send(fd, &Msg::Go)?;
+                        }
+                        Msg::Ready => return Ok(()),
+                        Msg::Error(m) => return Err(RuntimeError::Init(m)),
+                        Msg::Go => {
+                            return Err(RuntimeError::Init("unexpected go from the init".into()))
+                        }
                     }
                 }
-            }
-        })();
+            })();
         if let Err(e) = result {
             if pid == 0 {
                 let _ = nix::sys::wait::waitpid(stage1, None);
@@ -354,13 +388,25 @@ impl Runtime {
             nix::sys::stat::Mode::empty(),
         )
         .ctx(|| format!("opening {}", dir.fifo().display()))?;
-        // The init's blocking open for writing now completes; it writes one byte.
+        // The init's blocking open for writing now completes; it writes one byte. A frozen
+        // init never would.
+        let manager = cgroups::create_manager(&saved.cgroup_path).ok();
+        let frozen = || {
+            manager
+                .as_ref()
+                .is_some_and(|m| matches!(m.freezer_state(), Ok(FreezerState::Frozen)))
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut buf = [0u8; 1];
         loop {
             match nix::unistd::read(&f, &mut buf) {
                 Ok(1) => break,
                 Ok(_) | Err(nix::Error::EAGAIN) => {
+                    if frozen() {
+                        return Err(RuntimeError::Init(format!(
+                            "container {id:?}: its cgroup is frozen, its init cannot start (resume it first)"
+                        )));
+                    }
                     if !saved.init_alive() {
                         return Err(RuntimeError::Init(format!(
                             "container {id:?}: its init exited before start"
@@ -383,10 +429,16 @@ impl Runtime {
         let _ = std::fs::remove_file(dir.fifo());
         // The init keeps its end open (close-on-exec) through the startContainer hooks: EOF
         // means it has exec'd the user process (or died), which poststart must come after.
+        // A frozen init would never get there.
         loop {
             match nix::unistd::read(&f, &mut buf) {
                 Ok(0) => break,
                 Ok(_) | Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {
+                    if frozen() {
+                        return Err(RuntimeError::Init(format!(
+                            "container {id:?}: its cgroup was frozen before its process started"
+                        )));
+                    }
                     let mut pfd = [nix::poll::PollFd::new(
                         std::os::fd::AsFd::as_fd(&f),
                         nix::poll::PollFlags::POLLIN,
@@ -409,6 +461,10 @@ impl Runtime {
     pub fn kill(&self, id: &str, sig: nix::sys::signal::Signal, all: bool) -> Result<()> {
         let (dir, saved) = self.load(id)?;
         let status = self.status_of(&dir, &saved);
+        // With --all, as runc: nothing left to signal is no error.
+        if status == Status::Stopped && all {
+            return Ok(());
+        }
         if status == Status::Stopped {
             return Err(RuntimeError::BadState {
                 op: "kill",
@@ -572,7 +628,12 @@ impl Runtime {
     pub fn exec(&self, id: &str, opts: ExecOpts) -> Result<Started> {
         let (dir, saved) = self.load(id)?;
         let status = self.status_of(&dir, &saved);
-        if !matches!(status, Status::Running | Status::Created) {
+        if status == Status::Paused && !opts.ignore_paused {
+            return Err(RuntimeError::Init(format!(
+                "cannot exec in a paused container {id:?}: resume it first (or --ignore-paused)"
+            )));
+        }
+        if !matches!(status, Status::Running | Status::Created | Status::Paused) {
             return Err(RuntimeError::BadState {
                 op: "exec in",
                 id: id.into(),
@@ -617,9 +678,20 @@ impl Runtime {
         drop(console_child);
         let fd = parent_sock.as_raw_fd();
         let mut pid = 0;
+        let ignore_paused = opts.ignore_paused;
         let result = (|| -> Result<()> {
             loop {
-                match sync::recv(fd, "exec process")? {
+                let msg =
+                    sync::recv_watched(fd, "exec process", sync::SETUP_TIMEOUT, || match manager
+                        .freezer_state()
+                    {
+                        Ok(FreezerState::Frozen) if ignore_paused => Ok(sync::Watch::Hold),
+                        Ok(FreezerState::Frozen) => Err(RuntimeError::Init(format!(
+                            "cannot exec in a paused container: {id} was paused meanwhile"
+                        ))),
+                        _ => Ok(sync::Watch::Wait),
+                    })?;
+                match msg {
                     Msg::Pid(p) => {
                         pid = p;
                         let _ = nix::sys::wait::waitpid(stage1, None);
@@ -665,11 +737,7 @@ fn console_pair(terminal: bool, c: &Console) -> Result<(Option<OwnedFd>, Option<
         Console::None => Err(RuntimeError::Config(
             "cannot allocate a tty without a console socket: pass --console-socket, or set process.terminal to false".into(),
         )),
-        Console::Socket(p) => {
-            let s = UnixStream::connect(p)
-                .ctx(|| format!("connecting to the console socket {}", p.display()))?;
-            Ok((Some(s.into()), None))
-        }
+        Console::Socket(p) => Ok((Some(connect_console(p)?), None)),
         Console::Return => {
             let (a, b) = sync::pair()?;
             Ok((Some(a), Some(b)))
@@ -677,8 +745,47 @@ fn console_pair(terminal: bool, c: &Console) -> Result<(Option<OwnedFd>, Option<
     }
 }
 
+/// How long `connect` to a console socket may wait for the listener to accept.
+const CONSOLE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to the console socket at `p`. A listener whose backlog is full would block a
+/// plain connect for as long as it does not accept: this one gives up after a while.
+fn connect_console(p: &Path) -> Result<OwnedFd> {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let what = || format!("connecting to the console socket {}", p.display());
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .ctx(what)?;
+    let addr = UnixAddr::new(p).ctx(what)?;
+    let deadline = Instant::now() + CONSOLE_CONNECT_TIMEOUT;
+    loop {
+        match connect(fd.as_raw_fd(), &addr) {
+            Ok(()) => break,
+            Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(nix::Error::EAGAIN) => {
+                return Err(RuntimeError::Init(format!(
+                    "the console socket {} did not accept the connection within {}s",
+                    p.display(),
+                    CONSOLE_CONNECT_TIMEOUT.as_secs()
+                )))
+            }
+            Err(e) => return Err(e).ctx(what),
+        }
+    }
+    let flags = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL).ctx(what)?;
+    let flags = OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(flags)).ctx(what)?;
+    Ok(fd)
+}
+
 /// The config's resources with the device rules every container needs appended, as runc
-/// does: mknod of anything, the default nodes, ptys and tun, and the config's own devices.
+/// does: mknod of anything, the default nodes, ptys and tun.
 fn with_default_devices(linux: &oci_spec::runtime::Linux) -> oci_spec::runtime::LinuxResources {
     use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType as D};
     let mut r = linux.resources().clone().unwrap_or_default();
@@ -708,13 +815,8 @@ fn with_default_devices(linux: &oci_spec::runtime::Linux) -> oci_spec::runtime::
         rules.push(rule(D::C, Some(major), Some(minor), "rwm"));
     }
     rules.push(rule(D::C, Some(136), None, "rwm"));
-    for d in linux.devices().iter().flatten() {
-        let typ = match d.typ() {
-            D::U => D::C,
-            t => t,
-        };
-        rules.push(rule(typ, Some(d.major()), Some(d.minor()), "rwm"));
-    }
+    // Not linux.devices: a node the config creates is usable only if the resources allow
+    // it (runc's rule; engines add an allow rule per --device).
     r.set_devices(Some(rules));
     r
 }

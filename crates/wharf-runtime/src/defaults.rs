@@ -3,9 +3,12 @@
 
 use oci_spec::runtime::Spec;
 
-/// The default config: a shell with a terminal in new namespaces, read-only rootfs,
-/// runc's default mounts, masked paths and capabilities.
+/// The default config, as `runc spec` writes it: a shell with a terminal in new pid,
+/// network, ipc, uts and mount namespaces (no cgroup namespace), read-only rootfs, runc's
+/// default mounts, masked paths and capabilities, and every device denied to the cgroup
+/// (the runtime adds the default nodes' rules), no inheritable capabilities.
 pub fn spec(rootless: bool) -> Spec {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxNamespaceType};
     let mut s = if rootless {
         Spec::rootless(
             nix::unistd::getuid().as_raw(),
@@ -15,6 +18,28 @@ pub fn spec(rootless: bool) -> Spec {
         Spec::default()
     };
     s.set_hostname(Some("wharf".into()));
+    if let Some(p) = s.process_mut() {
+        p.set_terminal(Some(true));
+        // No inheritable set (runc dropped it for CVE-2022-29162).
+        let mut caps = p.capabilities().clone();
+        if let Some(c) = caps.as_mut() {
+            c.set_inheritable(None);
+        }
+        p.set_capabilities(caps);
+    }
+    if let Some(l) = s.linux_mut() {
+        if let Some(ns) = l.namespaces_mut() {
+            ns.retain(|n| n.typ() != LinuxNamespaceType::Cgroup);
+        }
+        if !rootless {
+            let mut deny = LinuxDeviceCgroup::default();
+            deny.set_allow(false);
+            deny.set_access(Some("rwm".into()));
+            let mut r = l.resources().clone().unwrap_or_default();
+            r.set_devices(Some(vec![deny]));
+            l.set_resources(Some(r));
+        }
+    }
     s
 }
 

@@ -39,7 +39,7 @@ pub enum RuntimeError {
     /// the init's own (e.g. `exec: "foo": executable file not found in $PATH`).
     #[error("{0}")]
     Init(String),
-    #[error("{hook} hook {path}: {message}")]
+    #[error("error running hook ({hook}) {path}: {message}")]
     Hook {
         hook: String,
         path: PathBuf,

@@ -68,11 +68,30 @@ fn run_one(kind: &str, h: &Hook, state: &[u8]) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(2));
     };
-    if status.success() {
-        Ok(())
-    } else {
-        Err(err(format!("failed: {status}")))
+    use std::os::unix::process::ExitStatusExt;
+    match status.signal() {
+        _ if status.success() => Ok(()),
+        // The signal's name as runc reports it ("signal: bad system call").
+        Some(sig) => Err(err(format!(
+            "signal: {}",
+            signal_description(sig).to_lowercase()
+        ))),
+        None => Err(err(format!("failed: {status}"))),
     }
+}
+
+/// strsignal(3) of `sig` ("Bad system call").
+fn signal_description(sig: i32) -> String {
+    // SAFETY: strsignal returns a pointer to a static (or thread-local) NUL-terminated
+    // string, copied at once.
+    let p = unsafe { libc::strsignal(sig) };
+    if p.is_null() {
+        return format!("signal {sig}");
+    }
+    // SAFETY: `p` is a valid C string (checked non-null above).
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -119,7 +138,11 @@ mod tests {
 
         let failing = HookBuilder::default().path("/bin/false").build().unwrap();
         let e = run("poststart", Some(&vec![failing]), &state()).unwrap_err();
-        assert!(e.to_string().contains("poststart hook /bin/false"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("error running hook (poststart) /bin/false"),
+            "{e}"
+        );
 
         let slow = HookBuilder::default()
             .path("/bin/sleep")

@@ -325,7 +325,7 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
         let sock = c.console.ok_or_else(|| {
             RuntimeError::Config("a terminal was requested but no --console-socket given".into())
         })?;
-        console::setup(sock, true)?;
+        console::setup(sock, true, proc_)?;
     }
     let exe = finalize(proc_, &seccomp)?;
     keep_only_fds(3 + c.preserve_fds);
@@ -459,7 +459,12 @@ pub fn keep_only_fds(first: i32) {
 
 /// Reports `e` to the runtime and ends the child.
 pub fn fail(sock: &OwnedFd, e: &RuntimeError) -> ! {
-    let _ = sync::send(sock.as_raw_fd(), &Msg::Error(e.to_string()));
+    // After `start` nobody reads the setup socket any more (e.g. a startContainer hook
+    // failed): the error goes to the container's stderr then, where the caller of `run`, or
+    // the container's log, sees it.
+    if sync::send(sock.as_raw_fd(), &Msg::Error(e.to_string())).is_err() {
+        eprintln!("wharf-runtime: {e}");
+    }
     // SAFETY: _exit ends the child without unwinding into the caller's frames.
     unsafe { libc::_exit(1) }
 }
@@ -490,7 +495,7 @@ pub fn exec_process(
         let sock = console.ok_or_else(|| {
             RuntimeError::Config("a terminal was requested but no --console-socket given".into())
         })?;
-        console::setup(sock, false)?;
+        console::setup(sock, false, p)?;
     }
     let exe = finalize(p, &seccomp)?;
     keep_only_fds(3);

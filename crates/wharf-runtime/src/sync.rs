@@ -3,12 +3,14 @@
 //! (the pty master) as SCM_RIGHTS.
 
 use crate::error::{Context, Result, RuntimeError};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
     SockFlag, SockType,
 };
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 /// Messages of the setup protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +83,54 @@ pub fn send(fd: RawFd, msg: &Msg) -> Result<()> {
     )
     .ctx(|| "sending on the setup socket".into())?;
     Ok(())
+}
+
+/// How long the runtime waits for one answer of a container's init during setup (the init
+/// mounts, opens devices, ... between two messages): past it, the setup fails.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What [`recv_watched`] learns from its `watch` callback between two polls.
+pub enum Watch {
+    /// Go on waiting.
+    Wait,
+    /// Go on waiting, without counting the time (the peer is paused on purpose).
+    Hold,
+}
+
+/// Receives one message from a peer process that may never answer: waits in short slices,
+/// calls `watch` between them (which fails when the peer cannot answer, e.g. it is frozen),
+/// and fails after `timeout` of waiting. An orderly close is reported as an error naming
+/// `peer`, as by [`recv`].
+pub fn recv_watched(
+    fd: RawFd,
+    peer: &str,
+    timeout: Duration,
+    mut watch: impl FnMut() -> Result<Watch>,
+) -> Result<Msg> {
+    use std::os::fd::BorrowedFd;
+    // SAFETY: the caller owns `fd` for the duration of the call.
+    let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let mut waited = Duration::ZERO;
+    let slice = Duration::from_millis(100);
+    loop {
+        let mut pfd = [PollFd::new(bfd, PollFlags::POLLIN)];
+        match poll(&mut pfd, PollTimeout::from(slice.as_millis() as u16)) {
+            Ok(0) => {}
+            Ok(_) => return recv(fd, peer),
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e).ctx(|| format!("waiting for the {peer}")),
+        }
+        match watch()? {
+            Watch::Wait => waited += slice,
+            Watch::Hold => {}
+        }
+        if waited >= timeout {
+            return Err(RuntimeError::Init(format!(
+                "the {peer} did not answer within {}s",
+                timeout.as_secs()
+            )));
+        }
+    }
 }
 
 /// Receives one message; an orderly close is reported as an error naming `peer`.
@@ -168,6 +218,39 @@ mod tests {
         }
         drop(a);
         assert!(recv(b.as_raw_fd(), "test").is_err());
+    }
+
+    #[test]
+    fn a_silent_peer_is_an_error_not_a_hang() {
+        let (a, b) = pair().unwrap();
+        let mut calls = 0;
+        let e = recv_watched(
+            b.as_raw_fd(),
+            "test peer",
+            Duration::from_millis(300),
+            || {
+                calls += 1;
+                Ok(Watch::Wait)
+            },
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("the test peer did not answer"),
+            "{e}"
+        );
+        assert!(calls >= 3);
+        // The watcher's verdict ends the wait at once.
+        let e = recv_watched(b.as_raw_fd(), "test peer", SETUP_TIMEOUT, || {
+            Err(RuntimeError::Init("peer is frozen".into()))
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "peer is frozen");
+        // A message that is there is read.
+        send(a.as_raw_fd(), &Msg::Ready).unwrap();
+        let m = recv_watched(b.as_raw_fd(), "test peer", SETUP_TIMEOUT, || {
+            Ok(Watch::Wait)
+        });
+        assert_eq!(m.unwrap(), Msg::Ready);
     }
 
     #[test]

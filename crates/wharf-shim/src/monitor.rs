@@ -121,7 +121,16 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
     let tmp = path.with_file_name(name);
-    let mut f = File::create(&tmp)?;
+    // 0600: state of the daemon, for root only.
+    let mut f = {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?
+    };
     if let Err(e) = f.write_all(data).and_then(|_| fs::rename(&tmp, path)) {
         let _ = fs::remove_file(&tmp);
         return Err(e);

@@ -81,7 +81,7 @@ pub struct Flags {
     /// The server's TLS key (default: $DOCKER_CERT_PATH/key.pem, ~/.docker/key.pem)
     #[arg(long)]
     pub tlskey: Option<PathBuf>,
-    /// The init binary for --init (default: wharf-init next to wharfd, else on PATH)
+    /// The init binary for --init, statically linked (default: the wharf-init built into wharfd)
     #[arg(long)]
     pub init_path: Option<PathBuf>,
     /// Default log options: key=value (repeatable)

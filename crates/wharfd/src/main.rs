@@ -14,23 +14,27 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use wharf_engine::{Engine, EngineConfig, LiveConfig};
 
-/// Whether `p` is an ELF executable without a program interpreter (no dynamic loader needed):
-/// the init is bind-mounted into images that have no libc.
-fn is_static_elf(p: &Path) -> bool {
-    let Ok(d) = std::fs::read(p) else {
-        return false;
-    };
-    if d.len() < 64 || &d[..4] != b"\x7fELF" || d[4] != 2 {
-        return false;
+/// The init for `--init`: `--init-path` if it needs no dynamic loader (it is bind-mounted into
+/// images that have no libc), else the static wharf-init embedded in wharfd, written to
+/// `<exec-root>/wharf-init`. None (with a warning: `--init` is then refused) when neither.
+fn init_path(flag: Option<&Path>, exec_root: &Path) -> Option<PathBuf> {
+    if let Some(p) = flag {
+        if std::fs::read(p).is_ok_and(|d| wharf_init::is_static_elf(&d)) {
+            return Some(p.to_path_buf());
+        }
+        tracing::warn!(
+            "--init-path {}: not a statically linked executable, it cannot run in containers: --init is off",
+            p.display()
+        );
+        return None;
     }
-    let u16_at = |o: usize| u16::from_le_bytes([d[o], d[o + 1]]) as usize;
-    let phoff = u64::from_le_bytes(d[32..40].try_into().expect("8 bytes")) as usize;
-    let (phentsize, phnum) = (u16_at(54), u16_at(56));
-    (0..phnum).all(|i| {
-        let o = phoff + i * phentsize;
-        // PT_INTERP = 3.
-        o + 4 <= d.len() && u32::from_le_bytes(d[o..o + 4].try_into().expect("4 bytes")) != 3
-    })
+    match wharf_init::install(exec_root) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!("{e}: --init is off");
+            None
+        }
+    }
 }
 
 fn main() -> Result<()> {
@@ -90,7 +94,7 @@ fn main() -> Result<()> {
     };
     let cfg = EngineConfig {
         data_root: data_root.clone(),
-        exec_root,
+        exec_root: exec_root.clone(),
         shim_path,
         log_driver: f
             .log_driver
@@ -104,26 +108,7 @@ fn main() -> Result<()> {
             .unwrap_or_else(|| "/wharf".into()),
         bridge,
         address_pools: config::address_pools(&f, &file)?,
-        init_path: f
-            .init_path
-            .clone()
-            .or_else(|| {
-                std::env::current_exe()
-                    .ok()
-                    .and_then(|e| e.parent().map(|d| d.join("wharf-init")))
-                    .filter(|p| p.is_file())
-                    .or_else(|| which("wharf-init"))
-            })
-            .filter(|p| {
-                let ok = is_static_elf(p);
-                if !ok {
-                    tracing::warn!(
-                        "{} is dynamically linked and cannot run in containers: --init is off (build it with scripts/build-init.sh)",
-                        p.display()
-                    );
-                }
-                ok
-            }),
+        init_path: init_path(f.init_path.as_deref(), &exec_root),
     };
     let mut hosts = if f.hosts.is_empty() {
         file.hosts.clone()
@@ -134,8 +119,7 @@ fn main() -> Result<()> {
         hosts.push("unix:///run/wharf.sock".into());
     }
 
-    std::fs::create_dir_all(&data_root)
-        .with_context(|| format!("creating {}", data_root.display()))?;
+    wharf_engine::roots::secure_roots(&data_root, &cfg.exec_root).map_err(anyhow::Error::msg)?;
     let lock_path = data_root.join("wharfd.lock");
     let lock_file = std::fs::OpenOptions::new()
         .create(true)

@@ -19,6 +19,27 @@ fn list(v: Vec<String>) -> Value {
     }
 }
 
+/// `--security-opt`s as the docker CLI sends them: `seccomp=<file>` becomes the file's JSON
+/// (compacted), since the daemon cannot read the client's files.
+pub fn security_opts(opts: &[String]) -> Result<Vec<String>> {
+    opts.iter()
+        .map(|o| {
+            let Some((_, path)) = o.split_once('=').filter(|(k, _)| *k == "seccomp") else {
+                return Ok(o.clone());
+            };
+            if matches!(path, "unconfined" | "builtin") {
+                return Ok(o.clone());
+            }
+            let data = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("opening seccomp profile ({path}) failed: {e}"))?;
+            let v: Value = serde_json::from_slice(&data).map_err(|e| {
+                anyhow::anyhow!("compacting json for seccomp profile ({path}) failed: {e}")
+            })?;
+            Ok(format!("seccomp={v}"))
+        })
+        .collect()
+}
+
 /// Which streams to attach (`-a`), as docker decides them for `run`.
 pub fn attach_streams(a: &RunArgs) -> Result<(bool, bool, bool)> {
     if a.detach {
@@ -243,7 +264,7 @@ pub fn create_body(a: &RunArgs) -> Result<CreatePlan> {
             "Privileged": a.privileged,
             "PublishAllPorts": a.publish_all,
             "ReadonlyRootfs": a.read_only,
-            "SecurityOpt": list(a.security_opt.clone()),
+            "SecurityOpt": list(security_opts(&a.security_opt)?),
             "Tmpfs": if tmpfs.is_empty() { Value::Null } else { Value::Object(tmpfs) },
             "UTSMode": a.uts.clone().unwrap_or_default(),
             "ShmSize": shm,
@@ -410,6 +431,31 @@ fn healthcheck(a: &RunArgs) -> Result<Value> {
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn seccomp_profiles_are_sent_as_json() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("p.json");
+        std::fs::write(&f, "{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\"\n}\n").unwrap();
+        let opts = vec![
+            format!("seccomp={}", f.display()),
+            "seccomp=unconfined".to_string(),
+            "no-new-privileges".to_string(),
+        ];
+        assert_eq!(
+            security_opts(&opts).unwrap(),
+            [
+                r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW"}"#,
+                "seccomp=unconfined",
+                "no-new-privileges"
+            ]
+        );
+        let missing = vec!["seccomp=/nonexistent/p.json".to_string()];
+        assert!(security_opts(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("opening seccomp profile"));
+    }
 
     fn args(argv: &[&str]) -> RunArgs {
         let mut v = vec!["wharf", "run"];

@@ -69,23 +69,6 @@ fn daemon_bins() -> (PathBuf, PathBuf) {
     (dir.join("wharfd"), dir.join("wharf-shim"))
 }
 
-/// wharf-init linked statically (it runs inside images without libc), built once.
-fn init_path() -> PathBuf {
-    let target = target_dir();
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    BUILD.call_once(|| {
-        let st =
-            Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-init.sh"))
-                .env("CARGO_TARGET_DIR", &target)
-                .env("CARGO", env!("CARGO"))
-                .stdout(Stdio::null())
-                .status()
-                .expect("scripts/build-init.sh");
-        assert!(st.success(), "building the static wharf-init failed");
-    });
-    target.join("x86_64-unknown-linux-gnu/release/wharf-init")
-}
-
 fn random_bytes() -> [u8; 3] {
     use std::io::Read;
     let mut r = [0u8; 3];
@@ -138,8 +121,6 @@ impl Daemon {
             .arg(root.join("none.json"))
             .arg("--shim-path")
             .arg(shim)
-            .arg("--init-path")
-            .arg(init_path())
             .arg("--cgroup-parent")
             .arg(format!("/{name}"))
             .arg("--bridge")

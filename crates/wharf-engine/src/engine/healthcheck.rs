@@ -124,7 +124,7 @@ impl Engine {
         )?;
         let result = async {
             let e = self.exec(&exec_id)?;
-            let process = self.exec_process_file(&e)?;
+            let process = self.exec_process_file(&e).await?;
             let req = ShimRequest::Exec {
                 id: exec_id.clone(),
                 tty: false,

@@ -7,6 +7,7 @@ use oci_spec::runtime::Process;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 use wharf_runtime::{foreground, Console, CreateOpts, ExecOpts, Runtime, Status};
 
 #[derive(Parser)]
@@ -115,6 +116,9 @@ enum Cmd {
         cap: Vec<String>,
         #[arg(long)]
         no_new_privs: bool,
+        /// Exec into a paused container too: the process starts once it is resumed.
+        #[arg(long)]
+        ignore_paused: bool,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -152,19 +156,31 @@ enum Cmd {
         /// The new linux.resources as JSON ("-" for stdin).
         #[arg(short, long)]
         resources: Option<PathBuf>,
-        #[arg(long)]
+        /// Bytes, or with a k, m, g, t suffix (powers of 1024), as runc; -1 for no limit.
+        #[arg(long, value_parser = parse_bytes, allow_negative_numbers = true)]
         memory: Option<i64>,
-        #[arg(long)]
+        #[arg(long, value_parser = parse_bytes, allow_negative_numbers = true)]
         memory_swap: Option<i64>,
-        #[arg(long)]
+        /// Memory soft limit (v1 memory.soft_limit_in_bytes, v2 memory.low).
+        #[arg(long, value_parser = parse_bytes, allow_negative_numbers = true)]
+        memory_reservation: Option<i64>,
+        /// CPU shares (runc's flag is --cpu-share).
+        #[arg(long, visible_alias = "cpu-share")]
         cpu_shares: Option<u64>,
-        #[arg(long)]
+        /// Microseconds per period; -1 for no limit.
+        #[arg(long, allow_negative_numbers = true)]
         cpu_quota: Option<i64>,
         #[arg(long)]
         cpu_period: Option<u64>,
+        /// Realtime period (cgroup v1 cpu.rt_period_us).
+        #[arg(long)]
+        cpu_rt_period: Option<u64>,
+        /// Realtime runtime per period (cgroup v1 cpu.rt_runtime_us).
+        #[arg(long, allow_negative_numbers = true)]
+        cpu_rt_runtime: Option<i64>,
         #[arg(long)]
         cpuset_cpus: Option<String>,
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         pids_limit: Option<i64>,
     },
     /// Print the features this runtime supports.
@@ -185,7 +201,13 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             report(&cli, &e);
-            1
+            // runc's exec fails with 255, so that its caller can tell a runtime error from
+            // the exit status of the process.
+            if matches!(cli.cmd, Cmd::Exec { .. }) {
+                255
+            } else {
+                1
+            }
         }
     };
     std::process::exit(code);
@@ -239,6 +261,47 @@ fn report(cli: &Cli, e: &anyhow::Error) {
         }
     }
     eprintln!("wharf-runtime: {msg}");
+}
+
+/// A size as runc's `update` takes it: `-1`, or a number with an optional k/m/g/t/p suffix
+/// (binary multiples, upper or lower case, an optional trailing b/B or iB).
+fn parse_bytes(s: &str) -> std::result::Result<i64, String> {
+    if s == "-1" {
+        return Ok(-1);
+    }
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix(['b', 'B']))
+        .unwrap_or(t);
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: i64 = match c.to_ascii_lowercase() {
+                'k' => 1 << 10,
+                'm' => 1 << 20,
+                'g' => 1 << 30,
+                't' => 1 << 40,
+                'p' => 1 << 50,
+                _ => {
+                    return Err(format!(
+                        "{s:?}: unknown size suffix {c:?} (use k, m, g, t or p)"
+                    ))
+                }
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (bytes, or a number with k, m, g, t or p)"))?;
+    if n < 0.0 {
+        return Err(format!(
+            "{s:?}: a size cannot be negative (but -1: no limit)"
+        ));
+    }
+    Ok((n * mult as f64) as i64)
 }
 
 fn parse_signal(s: &str) -> Result<Signal> {
@@ -309,8 +372,15 @@ fn run(cli: &Cli) -> Result<i32> {
             println!("{}", serde_json::to_string_pretty(&s)?);
         }
         Cmd::Kill { id, signal, all } => {
-            let sig = parse_signal(signal.as_deref().unwrap_or("SIGTERM"))?;
-            rt.kill(id, sig, *all)?;
+            let s = signal.as_deref().unwrap_or("SIGTERM");
+            if s == "0" {
+                // Signal 0 only checks that there is a process to signal.
+                if rt.state(id)?.status == Status::Stopped && !*all {
+                    bail!("container {id:?} is not running");
+                }
+            } else {
+                rt.kill(id, parse_signal(s)?, *all)?;
+            }
         }
         Cmd::Delete { id, force } => rt.delete(id, *force)?,
         Cmd::Exec {
@@ -326,6 +396,7 @@ fn run(cli: &Cli) -> Result<i32> {
             detach,
             cap,
             no_new_privs,
+            ignore_paused,
             args,
         } => {
             let p = exec_process(
@@ -360,6 +431,7 @@ fn run(cli: &Cli) -> Result<i32> {
                     console,
                     stdio: None,
                     pid_file: pid_file.as_deref(),
+                    ignore_paused: *ignore_paused,
                 },
             )?;
             if let Some(signals) = signals {
@@ -410,20 +482,53 @@ fn run(cli: &Cli) -> Result<i32> {
             interval,
         } => {
             let every = humantime_secs(interval)?;
+            // runc's key order (type, id, data): callers match the line as text.
+            #[derive(serde::Serialize)]
+            struct Event<'a> {
+                r#type: &'static str,
+                id: &'a str,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                data: Option<serde_json::Value>,
+            }
+            let print = |e: &Event| -> Result<()> {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{}", serde_json::to_string(e)?)?;
+                out.flush()?;
+                Ok(())
+            };
+            let mut ooms = None;
             loop {
                 let st = rt.state(id)?;
                 if st.status == Status::Stopped {
                     bail!("container {id:?} is not running");
                 }
                 let s = rt.detailed_stats(id)?;
-                println!(
-                    "{}",
-                    serde_json::json!({"type": "stats", "id": id, "data": wharf_runtime::events::runc_data(&s)})
-                );
+                print(&Event {
+                    r#type: "stats",
+                    id,
+                    data: Some(wharf_runtime::events::runc_data(&s)),
+                })?;
                 if *stats {
                     break;
                 }
-                std::thread::sleep(every);
+                // Between two stats, OOM kills are reported as they happen (polled).
+                let until = std::time::Instant::now() + every;
+                loop {
+                    let kills = rt.stats(id).map(|s| s.oom_kills).unwrap_or(0);
+                    if ooms.is_some_and(|o| kills > o) {
+                        print(&Event {
+                            r#type: "oom",
+                            id,
+                            data: None,
+                        })?;
+                    }
+                    ooms = Some(kills);
+                    let now = std::time::Instant::now();
+                    if now >= until {
+                        break;
+                    }
+                    std::thread::sleep((until - now).min(Duration::from_millis(200)));
+                }
             }
         }
         Cmd::Update {
@@ -431,9 +536,12 @@ fn run(cli: &Cli) -> Result<i32> {
             resources,
             memory,
             memory_swap,
+            memory_reservation,
             cpu_shares,
             cpu_quota,
             cpu_period,
+            cpu_rt_period,
+            cpu_rt_runtime,
             cpuset_cpus,
             pids_limit,
         } => {
@@ -446,7 +554,7 @@ fn run(cli: &Cli) -> Result<i32> {
                 .with_context(|| format!("{} is not linux.resources JSON", p.display()))?,
                 None => Default::default(),
             };
-            if memory.is_some() || memory_swap.is_some() {
+            if memory.is_some() || memory_swap.is_some() || memory_reservation.is_some() {
                 let mut m = r.memory().unwrap_or_default();
                 if let Some(v) = memory {
                     m.set_limit(Some(*v));
@@ -454,11 +562,16 @@ fn run(cli: &Cli) -> Result<i32> {
                 if let Some(v) = memory_swap {
                     m.set_swap(Some(*v));
                 }
+                if let Some(v) = memory_reservation {
+                    m.set_reservation(Some(*v));
+                }
                 r.set_memory(Some(m));
             }
             if cpu_shares.is_some()
                 || cpu_quota.is_some()
                 || cpu_period.is_some()
+                || cpu_rt_period.is_some()
+                || cpu_rt_runtime.is_some()
                 || cpuset_cpus.is_some()
             {
                 let mut c = r.cpu().clone().unwrap_or_default();
@@ -470,6 +583,12 @@ fn run(cli: &Cli) -> Result<i32> {
                 }
                 if let Some(v) = cpu_period {
                     c.set_period(Some(*v));
+                }
+                if let Some(v) = cpu_rt_period {
+                    c.set_realtime_period(Some(*v));
+                }
+                if let Some(v) = cpu_rt_runtime {
+                    c.set_realtime_runtime(Some(*v));
                 }
                 if let Some(v) = cpuset_cpus {
                     c.set_cpus(Some(v.clone()));
@@ -516,8 +635,14 @@ fn exec_process(
 ) -> Result<Process> {
     if let Some(p) = process {
         let data = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-        return serde_json::from_slice(&data)
-            .with_context(|| format!("{} is not a runtime-spec process object", p.display()));
+        let bad = || format!("{} is not a runtime-spec process object", p.display());
+        let mut v: serde_json::Value = serde_json::from_slice(&data).with_context(bad)?;
+        // runc takes a process without user (root: Go's zero value).
+        if let Some(o) = v.as_object_mut() {
+            o.entry("user")
+                .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+        }
+        return serde_json::from_value(v).with_context(bad);
     }
     if args.is_empty() {
         bail!("exec needs a command (after the container id) or --process FILE");
@@ -655,4 +780,24 @@ fn humantime_secs(s: &str) -> Result<std::time::Duration> {
         "m" => std::time::Duration::from_secs(n * 60),
         _ => bail!("bad interval {s:?}: use e.g. 5s, 500ms, 1m"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_as_runc_update_takes_them() {
+        assert_eq!(parse_bytes("67108864"), Ok(67108864));
+        assert_eq!(parse_bytes("50M"), Ok(50 << 20));
+        assert_eq!(parse_bytes("50m"), Ok(50 << 20));
+        assert_eq!(parse_bytes("10MB"), Ok(10 << 20));
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("512k"), Ok(512 << 10));
+        assert_eq!(parse_bytes("-1"), Ok(-1));
+        assert!(parse_bytes("12x")
+            .unwrap_err()
+            .contains("unknown size suffix"));
+        assert!(parse_bytes("lots").is_err());
+    }
 }

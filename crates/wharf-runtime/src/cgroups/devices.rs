@@ -89,19 +89,18 @@ fn parse_access(s: Option<&str>) -> Result<u8, CgroupError> {
     if s.is_empty() {
         return Ok(access::ALL);
     }
-    s.chars().try_fold(0u8, |acc, c| {
-        Ok(acc
-            | match c {
-                'r' => access::READ,
-                'w' => access::WRITE,
-                'm' => access::MKNOD,
-                _ => {
-                    return Err(CgroupError::InvalidResource(format!(
-                        "devices: invalid access {s:?}"
-                    )))
-                }
-            })
-    })
+    // Other letters are ignored, as runc does (runc's own suite writes "rwa").
+    Ok(s.chars().fold(0u8, |acc, c| {
+        acc | match c {
+            'r' => access::READ,
+            'w' => access::WRITE,
+            'm' => access::MKNOD,
+            _ => {
+                tracing::debug!("devices: access {s:?}: {c:?} ignored");
+                0
+            }
+        }
+    }))
 }
 
 fn parse_number(n: Option<i64>, what: &str) -> Result<Option<u32>, CgroupError> {
@@ -218,8 +217,10 @@ mod tests {
     }
 
     #[test]
-    fn bad_access_and_fifo_are_refused() {
-        assert!(normalize(&rules(r#"[{"allow":true,"type":"c","access":"rx"}]"#)).is_err());
+    fn unknown_access_letters_are_ignored_and_fifo_is_refused() {
+        // As runc: "rx" is "r".
+        let r = normalize(&rules(r#"[{"allow":true,"type":"c","access":"rx"}]"#)).unwrap();
+        assert_eq!(r[0].access, access::READ);
         assert!(normalize(&rules(r#"[{"allow":true,"type":"p"}]"#)).is_err());
     }
 

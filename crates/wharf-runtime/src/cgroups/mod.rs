@@ -58,7 +58,7 @@ pub enum CgroupError {
     #[error("parsing {}: {detail}", path.display())]
     Parse { path: PathBuf, detail: String },
     /// A resource setting that cannot be applied as given (e.g. `unified` on v1).
-    #[error("invalid cgroup resources: {0}")]
+    #[error("invalid configuration (cgroup resources): {0}")]
     InvalidResource(String),
     #[error("invalid cgroupsPath {0}")]
     InvalidPath(String),

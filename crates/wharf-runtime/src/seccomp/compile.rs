@@ -24,12 +24,19 @@
 //!   first whose argument conditions all hold decides. Rules after an unconditional one can
 //!   never match and are dropped, as are trailing rules whose action equals the default.
 //! * Conditions compare the full 64-bit argument, unsigned (`seccomp_data.args[i]` is two
-//!   little-endian 32-bit words). Several conditions on the same index are ANDed too.
+//!   little-endian 32-bit words). An entry's conditions are ANDed, except that an entry
+//!   with several conditions on one argument becomes one rule per condition (ORed), as
+//!   runc 1.1 passes them to libseccomp.
+//! * A syscall number above the highest the profile names (a syscall newer than the
+//!   profile) returns ENOSYS, as runc's filter does, unless the default action allows or is
+//!   ENOSYS already: programs then fall back to older calls.
 //!   On the 32-bit ABIs (i386, arm) the kernel zero-extends arguments, so the same code
 //!   gives the comparison of the zero-extended value (libseccomp compares the low word only).
 //! * Unknown syscall names are skipped per ABI (logged at debug level), like runc.
-//! * Architectures: an empty list means the native ABI only. On x86_64 the x86_64, x32 and
-//!   i386 ABIs have tables; on aarch64 the aarch64 and arm ABIs do. Listed architectures
+//! * Architectures: the native ABI always (libseccomp's filter starts with it, so a list of
+//!   only SCMP_ARCH_X86 still filters x86_64 calls, as runc does); the list adds others. On
+//!   x86_64 the x86_64, x32 and i386 ABIs have tables; on aarch64 the aarch64 and arm ABIs
+//!   do. Listed architectures
 //!   that can never occur on this host (e.g. MIPS on x86_64) are ignored. A syscall from an
 //!   ABI that is not listed hits the "bad arch" action, KILL_THREAD, as in libseccomp; this
 //!   includes x32 syscalls (nr with bit 30 set) when only SCMP_ARCH_X86_64 is listed.
@@ -65,6 +72,7 @@ const LEAF: usize = 8;
 const MAX_ERRNO: u32 = 4095;
 /// runc's errno for SCMP_ACT_ERRNO / SCMP_ACT_TRACE without errnoRet.
 const EPERM: u32 = 1;
+const ENOSYS: u32 = 38;
 
 /// The architecture family of the host: which ABIs can reach the filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +113,10 @@ fn requested_abis(profile: &LinuxSeccomp, host: Host) -> Abis {
             ..Abis::default()
         };
     }
-    let mut abis = Abis::default();
+    let mut abis = Abis {
+        native: true,
+        ..Abis::default()
+    };
     for arch in listed {
         match (host, arch) {
             (_, Arch::ScmpArchNative)
@@ -204,13 +215,46 @@ fn rules(profile: &LinuxSeccomp) -> Result<Vec<Rule<'_>>, SeccompError> {
             .enumerate()
             .map(|(j, a)| cond(i, j, a))
             .collect::<Result<Vec<_>, _>>()?;
-        out.push(Rule {
-            names: sc.names(),
-            action,
-            conds,
-        });
+        // As runc: when one argument has several conditions, each condition is a rule of
+        // its own (ORed); otherwise the conditions are ANDed in one rule.
+        let repeated = (0..6).any(|i| conds.iter().filter(|c| c.index == i).count() > 1);
+        if repeated {
+            out.extend(conds.into_iter().map(|c| Rule {
+                names: sc.names(),
+                action,
+                conds: vec![c],
+            }));
+        } else {
+            out.push(Rule {
+                names: sc.names(),
+                action,
+                conds,
+            });
+        }
     }
     Ok(out)
+}
+
+/// The highest number of `table` that the profile names: as runc's filter does, a syscall
+/// above it (one newer than the profile) fails with ENOSYS instead of the default action, so
+/// that programs fall back to older calls. None when the default action allows anyway, or
+/// is ENOSYS already.
+fn last_known(profile: &LinuxSeccomp, table: Table) -> Option<u32> {
+    let allow = matches!(
+        profile.default_action(),
+        LinuxSeccompAction::ScmpActAllow | LinuxSeccompAction::ScmpActLog
+    );
+    if allow || profile.default_errno_ret() == Some(ENOSYS) {
+        return None;
+    }
+    profile
+        .syscalls()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|s| s.names())
+        .filter_map(|n| table.lookup(n))
+        .max()
 }
 
 /// The rules that apply to each syscall number of one ABI, in profile order, simplified.
@@ -265,6 +309,15 @@ pub(crate) fn compile(
     let mut b = Builder::new();
     let bad_arch = b.label();
     let default_ret = b.label();
+    let enosys = b.label();
+    // nr above the last syscall the profile knows (see `last_known`): ENOSYS; but nr -1,
+    // what a tracer uses to skip a call, gets the default action.
+    let stub = |b: &mut Builder, table: Table| {
+        if let Some(last) = last_known(profile, table) {
+            b.jump(Cmp::Eq, u32::MAX, Target::To(default_ret), Target::Next);
+            b.jump(Cmp::Gt, last, Target::To(enosys), Target::Next);
+        }
+    };
 
     // Architecture dispatch.
     let (native_audit, compat_audit, native_table, compat_table) = match host {
@@ -320,12 +373,14 @@ pub(crate) fn compile(
             );
             if abis.x32 {
                 b.bind(x32_body);
+                stub(&mut b, Table::X32);
                 let x32 = per_syscall("x32", Table::X32, &rules, default);
                 emit_tree(&mut b, &x32, default);
             }
         }
         if abis.native {
             b.bind(native_body);
+            stub(&mut b, native_table);
             let native = per_syscall(native_name(host), native_table, &rules, default);
             emit_tree(&mut b, &native, default);
         }
@@ -333,6 +388,7 @@ pub(crate) fn compile(
     if abis.compat {
         b.bind(compat_block);
         b.load(OFF_NR);
+        stub(&mut b, compat_table);
         let compat = per_syscall(compat_name(host), compat_table, &rules, default);
         emit_tree(&mut b, &compat, default);
     }
@@ -340,6 +396,8 @@ pub(crate) fn compile(
     b.ret(libc::SECCOMP_RET_KILL_THREAD);
     b.bind(default_ret);
     b.ret(default);
+    b.bind(enosys);
+    b.ret(libc::SECCOMP_RET_ERRNO | ENOSYS);
 
     b.finish()
         .map_err(|e| SeccompError::Internal(e.to_string()))

@@ -14,8 +14,11 @@
 //! tables in `tables/`.
 
 mod bpf;
+mod cache;
 mod compile;
 mod tables;
+
+pub use cache::set_cache_dir;
 
 #[cfg(test)]
 mod tests;
@@ -202,11 +205,19 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Program, SeccompError> {
     compile_filter(profile).map(|f| f.program)
 }
 
-/// Like [`compile`], keeping the profile's flags.
+/// Like [`compile`], keeping the profile's flags. With a cache directory set
+/// ([`set_cache_dir`]), a profile compiled before is loaded from there instead.
 pub fn compile_filter(profile: &LinuxSeccomp) -> Result<Filter, SeccompError> {
     let host = compile::Host::native().ok_or(SeccompError::Unsupported)?;
-    let program = compile_for(profile, host)?;
     let flags = FilterFlags::from_oci(profile.flags().as_deref().unwrap_or_default());
+    let cached = cache::dir().and_then(|d| Some((d, cache::key(profile, host)?)));
+    if let Some(program) = cached.as_ref().and_then(|(d, k)| cache::load(d, k)) {
+        return Ok(Filter { program, flags });
+    }
+    let program = compile_for(profile, host)?;
+    if let Some((d, k)) = &cached {
+        cache::store(d, k, &program);
+    }
     Ok(Filter { program, flags })
 }
 

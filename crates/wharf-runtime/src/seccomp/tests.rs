@@ -287,7 +287,9 @@ fn masked_eq_uses_value_as_mask_and_value_two_as_datum() {
 }
 
 #[test]
-fn conditions_in_one_entry_are_anded_even_on_the_same_index() {
+fn conditions_on_the_same_index_are_ored_with_all_the_entrys_others() {
+    // runc 1.1 (libcontainer/seccomp): an entry with several conditions on one argument
+    // becomes one rule per condition, ORed; libseccomp then never ANDs them.
     let p = compile_x86(&profile(json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{ "names": ["lseek"], "action": "SCMP_ACT_ERRNO", "errnoRet": 3, "args": [
@@ -298,8 +300,18 @@ fn conditions_in_one_entry_are_anded_even_on_the_same_index() {
     })));
     let lseek = |off: u64, whence: u64| Data::x86_64(nr64("lseek")).arg(1, off).arg(2, whence);
     assert_eq!(run(&p.0, &lseek(15, 1)), errno(3));
-    assert_eq!(run(&p.0, &lseek(10, 1)), errno(3));
-    assert_eq!(run(&p.0, &lseek(20, 1)), ALLOW);
+    assert_eq!(run(&p.0, &lseek(10, 0)), errno(3), "off >= 10 alone");
+    assert_eq!(run(&p.0, &lseek(5, 0)), errno(3), "off < 20 alone");
+    assert_eq!(run(&p.0, &lseek(20, 1)), errno(3), "whence == 1 alone");
+    // Without a repeated index the conditions are ANDed.
+    let p = compile_x86(&profile(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{ "names": ["lseek"], "action": "SCMP_ACT_ERRNO", "errnoRet": 3, "args": [
+            { "index": 1, "value": 10, "op": "SCMP_CMP_GE" },
+            { "index": 2, "value": 1, "op": "SCMP_CMP_EQ" },
+        ]}]
+    })));
+    assert_eq!(run(&p.0, &lseek(15, 1)), errno(3));
     assert_eq!(run(&p.0, &lseek(9, 1)), ALLOW);
     assert_eq!(run(&p.0, &lseek(15, 0)), ALLOW);
 }
@@ -387,7 +399,8 @@ fn x32_and_i386_rules_use_their_own_numbers() {
     assert_eq!(run(&p.0, &Data::new(AUDIT_ARCH_I386, 102)), errno(6));
     assert_eq!(run(&p.0, &Data::x86_64(u32::MAX)), ALLOW);
 
-    // Only x32 listed: x86_64 syscalls are a bad arch.
+    // Only x32 listed: the native ABI is filtered too (libseccomp's filter always has it,
+    // runc's seccomp.bats lists only SCMP_ARCH_X86 and SCMP_ARCH_X32); i386 is a bad arch.
     let p = compile_x86(&profile(json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "architectures": ["SCMP_ARCH_X32"],
@@ -395,7 +408,8 @@ fn x32_and_i386_rules_use_their_own_numbers() {
     })));
     assert_eq!(run(&p.0, &Data::x86_64(X32_SYSCALL_BIT | 83)), errno(4));
     assert_eq!(run(&p.0, &Data::x86_64(X32_SYSCALL_BIT | 84)), ALLOW);
-    assert_eq!(run(&p.0, &Data::x86_64(83)), KILL_THREAD);
+    assert_eq!(run(&p.0, &Data::x86_64(83)), errno(4));
+    assert_eq!(run(&p.0, &Data::new(AUDIT_ARCH_I386, 39)), KILL_THREAD);
 }
 
 #[test]
@@ -480,19 +494,47 @@ fn reference(p: &LinuxSeccomp, table: Table, d: &Data) -> u32 {
         | oci_spec::runtime::LinuxSeccompAction::ScmpActTrace => a.as_u32(Some(e.unwrap_or(1))),
         _ => a.as_u32(None),
     };
+    let permissive = matches!(
+        p.default_action(),
+        oci_spec::runtime::LinuxSeccompAction::ScmpActAllow
+            | oci_spec::runtime::LinuxSeccompAction::ScmpActLog
+    );
+    let last = p
+        .syscalls()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|s| s.names())
+        .filter_map(|n| table.lookup(n))
+        .max();
+    if !permissive
+        && p.default_errno_ret() != Some(38)
+        && d.nr != u32::MAX
+        && last.is_some_and(|l| d.nr > l)
+    {
+        return libc::SECCOMP_RET_ERRNO | 38;
+    }
     for sc in p.syscalls().as_deref().unwrap_or_default() {
         let named = sc.names().iter().any(|n| table.lookup(n) == Some(d.nr));
         let args = sc.args().as_deref().unwrap_or_default();
-        if named
-            && args.iter().all(|a| {
-                holds(
-                    a.op(),
-                    d.args[a.index()],
-                    a.value(),
-                    a.value_two().unwrap_or(0),
-                )
-            })
-        {
+        let one = |a: &oci_spec::runtime::LinuxSeccompArg| {
+            holds(
+                a.op(),
+                d.args[a.index()],
+                a.value(),
+                a.value_two().unwrap_or(0),
+            )
+        };
+        // runc: several conditions on one index are ORed, all of them; else ANDed.
+        let repeated = args
+            .iter()
+            .any(|a| args.iter().filter(|b| b.index() == a.index()).count() > 1);
+        let hit = if repeated {
+            args.iter().any(one)
+        } else {
+            args.iter().all(one)
+        };
+        if named && hit {
             return to_u32(sc.action(), sc.errno_ret());
         }
     }
@@ -626,4 +668,40 @@ fn flags_map_to_kernel_bits() {
     if Host::native().is_some() {
         assert_eq!(filter.unwrap().flags, FilterFlags::LOG);
     }
+}
+
+#[test]
+fn conditions_on_one_argument_are_ored_as_runc_does() {
+    // runc's seccomp_syscall_test1.json: process_vm_readv allowed when arg0 is 100 or 9001.
+    let p = compile_x86(&profile(json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{ "names": ["process_vm_readv"], "action": "SCMP_ACT_ALLOW", "args": [
+            {"index": 0, "value": 100, "op": "SCMP_CMP_EQ"},
+            {"index": 0, "value": 9001, "op": "SCMP_CMP_EQ"}
+        ]}]
+    })));
+    let nr = nr64("process_vm_readv");
+    assert_eq!(run(&p.0, &Data::x86_64(nr).arg(0, 100)), ALLOW);
+    assert_eq!(run(&p.0, &Data::x86_64(nr).arg(0, 9001)), ALLOW);
+    assert_eq!(run(&p.0, &Data::x86_64(nr).arg(0, 7)), errno(1));
+}
+
+#[test]
+fn syscalls_newer_than_the_profile_fail_with_enosys() {
+    // runc's filter: a number above the highest the profile names returns ENOSYS (programs
+    // then fall back to older calls), unless the default action allows anyway.
+    let p = compile_x86(&profile(json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{ "names": ["read", "write", "mkdir"], "action": "SCMP_ACT_ALLOW" }]
+    })));
+    let mkdir = nr64("mkdir");
+    assert_eq!(run(&p.0, &Data::x86_64(1000)), errno(38));
+    assert_eq!(run(&p.0, &Data::x86_64(mkdir + 1)), errno(38));
+    assert_eq!(run(&p.0, &Data::x86_64(mkdir)), ALLOW);
+    assert_eq!(run(&p.0, &Data::x86_64(mkdir - 1)), errno(1));
+    let p = compile_x86(&profile(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{ "names": ["mkdir"], "action": "SCMP_ACT_ERRNO" }]
+    })));
+    assert_eq!(run(&p.0, &Data::x86_64(1000)), ALLOW);
 }

@@ -233,6 +233,7 @@ impl Backend for Builtin {
                     console: if tty { Console::Return } else { Console::None },
                     stdio: Some(stdio(io)),
                     pid_file: None,
+                    ignore_paused: false,
                 },
             )
         })

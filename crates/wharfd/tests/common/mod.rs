@@ -62,33 +62,13 @@ fn shim_path() -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
     BUILD.call_once(|| {
         let st = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "wharf-shim", "-p", "wharf-init"])
+            .args(["build", "-q", "-p", "wharf-shim"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("cargo build -p wharf-shim");
         assert!(st.success(), "building wharf-shim failed");
     });
     shim
-}
-
-/// wharf-init linked statically (it runs inside images without libc), built once.
-fn init_path() -> PathBuf {
-    let target = PathBuf::from(env!("CARGO_BIN_EXE_wharfd"))
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf();
-    static BUILD: std::sync::Once = std::sync::Once::new();
-    BUILD.call_once(|| {
-        let st =
-            Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-init.sh"))
-                .env("CARGO_TARGET_DIR", &target)
-                .env("CARGO", env!("CARGO"))
-                .status()
-                .expect("scripts/build-init.sh");
-        assert!(st.success(), "building the static wharf-init failed");
-    });
-    target.join("x86_64-unknown-linux-gnu/release/wharf-init")
 }
 
 pub struct Daemon {
@@ -255,10 +235,9 @@ impl Daemon {
             c
         } else {
             let mut c = self.host_command(env!("CARGO_BIN_EXE_wharfd"));
+            // No --init-path: wharfd writes the static init it embeds (as started by hand).
             c.arg("--shim-path")
                 .arg(shim_path())
-                .arg("--init-path")
-                .arg(init_path())
                 .arg("--bridge")
                 .arg(&self.bridge.name)
                 .arg("--bip")
