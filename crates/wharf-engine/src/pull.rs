@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use wharf_api::ApiError;
+use wharf_image::digest::is_sha256 as valid_digest;
+use wharf_image::platform::Platform;
 use wharf_registry::{Registry, RegistryError};
 
 /// Attempts per layer on transient errors (connection lost, 5xx), with back-off.
@@ -483,58 +485,11 @@ async fn pull_one(
         let want = platform
             .cloned()
             .unwrap_or_else(wharf_image::platform::Platform::host);
-        let list = m["manifests"].as_array().cloned().unwrap_or_default();
-        let d = match wharf_image::platform::select(&list, &want) {
-            Ok(e) => e["digest"].as_str().map(String::from),
-            Err(e) => {
-                return Err(ApiError::not_found(format!(
-                    "no matching manifest for {want} in the manifest list entries of \
-                     {reference} ({e}): choose one of them with --platform"
-                )))
-            }
-        }
-        .ok_or_else(|| ApiError::internal(format!("{reference}: a list entry has no digest")))?;
-        if !wharf_image::digest::is_sha256(&d) {
-            return Err(ApiError::internal(format!(
-                "invalid manifest list for {reference}: digest {d:?} is not sha256:<64 hex digits>"
-            )));
-        }
+        let d = index_entry(&m, &want, &reference)?;
         (bytes, _, digest) = reg.manifest(&r.path, &d).await.map_err(reg_error)?;
         m = parse(&bytes)?;
     }
-    if m["schemaVersion"] == 1 {
-        return Err(ApiError::bad_request(format!(
-            "{reference}: schema 1 manifests are not supported"
-        )));
-    }
-    let cfg_digest = m["config"]["digest"]
-        .as_str()
-        .ok_or_else(|| ApiError::internal("manifest without config"))?
-        .to_string();
-    let layers: Vec<(String, u64, String)> = m["layers"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|l| {
-                    Some((
-                        l["digest"].as_str()?.to_string(),
-                        l["size"].as_u64().unwrap_or(0),
-                        l["mediaType"].as_str().unwrap_or_default().to_string(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    // Every digest names a blob file and is shown cut to 12: a malformed one is refused here,
-    // before anything is fetched.
-    for d in std::iter::once(&cfg_digest).chain(layers.iter().map(|l| &l.0)) {
-        if !wharf_image::digest::is_sha256(d) {
-            return Err(ApiError::internal(format!(
-                "invalid manifest for {reference}: digest {d:?} is not sha256:<64 hex digits>: \
-                 the registry served a broken manifest"
-            )));
-        }
-    }
+    let (cfg_digest, layers) = manifest_parts(&m, &reference)?;
     let tmp = engine
         .images
         .layers()
@@ -561,6 +516,64 @@ async fn pull_one(
     }
     say(tx, json!({"status": format!("Digest: {digest}")})).await;
     Ok(was.as_deref() != Some(id.as_str()))
+}
+
+/// The digest of the entry of the image index (manifest list) `m` for `want`.
+pub fn index_entry(m: &Value, want: &Platform, reference: &str) -> Result<String, ApiError> {
+    let list = m["manifests"].as_array().cloned().unwrap_or_default();
+    let e = wharf_image::platform::select(&list, want).map_err(|e| {
+        ApiError::not_found(format!(
+            "no matching manifest for {want} in the manifest list entries of {reference} \
+             ({e}): choose one of them with --platform"
+        ))
+    })?;
+    match e["digest"].as_str() {
+        Some(d) if valid_digest(d) => Ok(d.to_string()),
+        Some(d) => Err(ApiError::internal(format!(
+            "{reference}: a list entry's digest {d:?} is not a sha256 digest"
+        ))),
+        None => Err(ApiError::internal(format!(
+            "{reference}: a list entry has no digest"
+        ))),
+    }
+}
+
+/// A layer as a manifest lists it: digest, size, media type.
+pub type ManifestLayer = (String, u64, String);
+
+/// A manifest's config digest and its layers, every digest checked to be `sha256:<64 hex>`
+/// (the registry's answer is untrusted).
+pub fn manifest_parts(
+    m: &Value,
+    reference: &str,
+) -> Result<(String, Vec<ManifestLayer>), ApiError> {
+    if m["schemaVersion"] == 1 {
+        return Err(ApiError::bad_request(format!(
+            "{reference}: schema 1 manifests are not supported"
+        )));
+    }
+    let checked = |what: &str, d: Option<&str>| match d {
+        Some(d) if valid_digest(d) => Ok(d.to_string()),
+        Some(d) => Err(ApiError::internal(format!(
+            "invalid manifest for {reference}: {what} digest {d:?} is not a sha256 digest"
+        ))),
+        None => Err(ApiError::internal(format!(
+            "invalid manifest for {reference}: {what} without a digest"
+        ))),
+    };
+    let cfg_digest = match m["config"]["digest"].as_str() {
+        None => return Err(ApiError::internal("manifest without config")),
+        d => checked("config", d)?,
+    };
+    let mut layers = Vec::new();
+    for l in m["layers"].as_array().into_iter().flatten() {
+        layers.push((
+            checked("layer", l["digest"].as_str())?,
+            l["size"].as_u64().unwrap_or(0),
+            l["mediaType"].as_str().unwrap_or_default().to_string(),
+        ));
+    }
+    Ok((cfg_digest, layers))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -717,4 +730,48 @@ async fn pull_into(
         .put_image_raw(&config, &tags)
         .map_err(image_error)?;
     Ok((img.id, was))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_digests_from_the_registry_are_checked() {
+        // A manifest's layer digest went unchecked into `digest[..12]` (the progress id), so
+        // a registry answering `"digest": "x"` panicked the pull (found writing
+        // fuzz/fuzz_targets/registry.rs, which covers manifest_parts and index_entry).
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let good = json!({"schemaVersion": 2, "config": {"digest": d('a')},
+            "layers": [{"digest": d('b'), "size": 3, "mediaType": "m"}]});
+        let (cfg, layers) = manifest_parts(&good, "x").unwrap();
+        assert_eq!(cfg, d('a'));
+        assert_eq!(layers, vec![(d('b'), 3, "m".to_string())]);
+        for bad in [
+            json!({"config": {"digest": d('a')}, "layers": [{"digest": "x"}]}),
+            json!({"config": {"digest": d('a')}, "layers": [{"size": 1}]}),
+            json!({"config": {"digest": "sha256:../../etc"}, "layers": []}),
+            json!({"config": {}, "layers": []}),
+            json!({"schemaVersion": 1}),
+        ] {
+            assert!(manifest_parts(&bad, "x").is_err(), "{bad}");
+        }
+        let want = Platform::parse("linux/amd64").unwrap();
+        let index = |digest: &str| {
+            json!({"manifests": [{"digest": digest,
+                "platform": {"os": "linux", "architecture": "amd64"}}]})
+        };
+        assert_eq!(index_entry(&index(&d('c')), &want, "x").unwrap(), d('c'));
+        assert!(index_entry(&index("sha256:short"), &want, "x").is_err());
+        assert_eq!(
+            index_entry(
+                &index(&d('c')),
+                &Platform::parse("linux/s390x").unwrap(),
+                "x"
+            )
+            .unwrap_err()
+            .status,
+            404
+        );
+    }
 }

@@ -376,7 +376,7 @@ fn parse_size(s: &str) -> Option<i64> {
         'b' => (&s[..s.len() - 1], 1),
         _ => (&s[..], 1),
     };
-    num.parse::<i64>().ok().map(|n| n * mult)
+    num.parse::<i64>().ok().and_then(|n| n.checked_mul(mult))
 }
 
 /// Everything the spec needs besides the config objects.
@@ -434,7 +434,7 @@ pub fn resources(h: &HostConfig) -> Result<Value, SpecError> {
         memory.insert("limit".into(), json!(h.memory));
         // Docker: swap defaults to twice the memory; -1 is unlimited.
         let swap = match h.memory_swap {
-            0 => h.memory * 2,
+            0 => h.memory.saturating_mul(2),
             s => s,
         };
         memory.insert("swap".into(), json!(swap));
@@ -460,7 +460,8 @@ pub fn resources(h: &HostConfig) -> Result<Value, SpecError> {
             ));
         }
         cpu.insert("period".into(), json!(100_000));
-        cpu.insert("quota".into(), json!(h.nano_cpus * 100_000 / 1_000_000_000));
+        // nano_cpus * 100_000 / 1e9, without the overflow of the product.
+        cpu.insert("quota".into(), json!(h.nano_cpus / 10_000));
     }
     if h.cpu_quota > 0 {
         cpu.insert("quota".into(), json!(h.cpu_quota));
@@ -992,6 +993,27 @@ pub fn size_of(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_sizes_and_limits_do_not_overflow() {
+        // These multiplied past i64::MAX (a panic in debug builds, a wrapped limit in release):
+        // the fuzz/fuzz_targets/create_request.rs binary panicked on them.
+        let h = HostConfig {
+            memory: i64::MAX,
+            nano_cpus: i64::MAX,
+            ..Default::default()
+        };
+        let r = resources(&h).unwrap();
+        assert_eq!(r["memory"]["swap"], json!(i64::MAX));
+        assert_eq!(r["cpu"]["quota"], json!(i64::MAX / 10_000));
+        let h = HostConfig {
+            nano_cpus: 1_500_000_000,
+            ..Default::default()
+        };
+        assert_eq!(resources(&h).unwrap()["cpu"]["quota"], json!(150_000));
+        assert_eq!(size_of("9223372036854775807k"), None);
+        assert_eq!(size_of("64m"), Some(64 << 20));
+    }
 
     fn input<'a>(host: &'a HostConfig, rootfs: &'a Path, args: &'a [String]) -> SpecInput<'a> {
         SpecInput {

@@ -450,8 +450,12 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
             dirs.push((target, mtime));
         }
     }
-    // Directory times last: creating their content changed them.
+    // Directory times last: creating their content changed them. A later entry may have
+    // replaced a parent by a symlink: never set times through one (outside the root).
     for (dir, mtime) in dirs.iter().rev() {
+        if !real_dirs_below(root, dir) {
+            continue;
+        }
         let ts = nix::sys::time::TimeSpec::new(*mtime as i64, 0);
         let _ = nix::sys::stat::utimensat(
             nix::fcntl::AT_FDCWD,
@@ -462,6 +466,18 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
         );
     }
     Ok(size)
+}
+
+/// Whether `dir` and every directory between `root` and it are directories, not symlinks.
+fn real_dirs_below(root: &Path, dir: &Path) -> bool {
+    let Ok(rel) = dir.strip_prefix(root) else {
+        return false;
+    };
+    let mut cur = root.to_path_buf();
+    rel.components().all(|c| {
+        cur.push(c);
+        fs::symlink_metadata(&cur).is_ok_and(|m| m.is_dir())
+    })
 }
 
 /// The most an entry may claim: the free space of the filesystem holding `root`.
@@ -594,6 +610,35 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("root")]);
+    }
+
+    #[test]
+    fn directory_times_are_not_set_through_a_later_symlink() {
+        // An escape fuzz/fuzz_targets/layer_apply.rs checks for (found reading apply_tar for
+        // it): `a/`, `a/sdir/`, then `a` -> `..`: the final pass set the time of
+        // `root/a/sdir`, that is of `sdir` beside the root.
+        let outer = tempfile::tempdir().unwrap();
+        let root = outer.path().join("root");
+        fs::create_dir(&root).unwrap();
+        let sdir = outer.path().join("sdir");
+        fs::create_dir(&sdir).unwrap();
+        let ts = nix::sys::time::TimeSpec::new(1000, 0);
+        nix::sys::stat::utimensat(
+            nix::fcntl::AT_FDCWD,
+            &sdir,
+            &ts,
+            &ts,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
+        let t = tar_with(&[
+            ("a/", tar::EntryType::Directory, b"", None),
+            ("a/sdir/", tar::EntryType::Directory, b"", None),
+            ("a", tar::EntryType::Symlink, b"", Some("..")),
+        ]);
+        apply_layer(&t[..], &root, Whiteouts::Delete).unwrap();
+        assert_eq!(fs::read_link(root.join("a")).unwrap(), Path::new(".."));
+        assert_eq!(fs::symlink_metadata(&sdir).unwrap().mtime(), 1000);
     }
 
     #[test]

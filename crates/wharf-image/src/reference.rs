@@ -158,6 +158,10 @@ pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
     if path.is_empty() || !path.split('/').all(is_component) {
         return Err(ReferenceError::Format);
     }
+    // As Docker, the limit is on the normalized name (`docker.io/library/...`).
+    if domain.len() + 1 + path.len() > 255 {
+        return Err(ReferenceError::TooLong);
+    }
     let tag = match (&tag, &digest) {
         (None, None) => Some(DEFAULT_TAG.to_string()),
         _ => tag,
@@ -171,11 +175,21 @@ pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
 }
 
 impl Reference {
-    /// `docker.io/library/busybox` → `busybox`; other registries keep their domain.
+    /// `docker.io/library/busybox` → `busybox`; other registries keep their domain. As in
+    /// Docker, `library/` goes only when one component is left (`library/library/x` stays).
+    /// Unlike Docker, `docker.io/` stays when the path's first component would read as a
+    /// domain (`docker.io/a.b/c`, not `a.b/c`), so that the familiar form parses back.
     pub fn familiar_name(&self) -> String {
-        if self.domain == DEFAULT_DOMAIN {
+        let first = self.path.split('/').next().unwrap_or_default();
+        if self.domain == DEFAULT_DOMAIN
+            && self.path.contains('/')
+            && (first.contains('.') || first == "localhost")
+        {
+            format!("{}/{}", self.domain, self.path)
+        } else if self.domain == DEFAULT_DOMAIN {
             self.path
                 .strip_prefix(OFFICIAL_PREFIX)
+                .filter(|rest| !rest.contains('/'))
                 .unwrap_or(&self.path)
                 .to_string()
         } else {
@@ -256,6 +270,45 @@ mod tests {
             assert_eq!(r.to_string(), full, "{input}");
             assert_eq!(r.familiar_string(), familiar, "{input}");
         }
+    }
+
+    #[test]
+    fn familiar_forms_parse_back_to_the_same_reference() {
+        // Found by fuzz/fuzz_targets/reference.rs: the familiar form of
+        // docker.io/library/library/x was library/x, which is docker.io/library/x, and that of
+        // docker.io/a.b/c was a.b/c, which names the registry a.b.
+        for s in [
+            "docker.io/library/library/x",
+            "library/library/x:1",
+            "busybox",
+            "a/b",
+            "docker.io/a.b/c",
+            "docker.io/localhost/c",
+        ] {
+            let r = parse(s).unwrap();
+            assert_eq!(parse(&r.familiar_string()).unwrap(), r, "{s}");
+        }
+        assert_eq!(
+            parse("docker.io/library/library/x")
+                .unwrap()
+                .familiar_name(),
+            "library/library/x"
+        );
+        assert_eq!(
+            parse("docker.io/a.b/c").unwrap().familiar_name(),
+            "docker.io/a.b/c"
+        );
+    }
+
+    #[test]
+    fn the_length_limit_is_on_the_normalized_name() {
+        // Found by fuzz/fuzz_targets/reference.rs: a 250-character name parsed, but its full
+        // form docker.io/library/<name> did not (Docker limits the full name to 255).
+        let name = "a".repeat(255 - "docker.io/library/".len());
+        assert!(parse(&name).is_ok());
+        assert_eq!(parse(&format!("{name}a")), Err(ReferenceError::TooLong));
+        let r = parse(&name).unwrap();
+        assert_eq!(parse(&r.to_string()).unwrap(), r);
     }
 
     #[test]

@@ -148,6 +148,15 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
+    /// When a token received at `now` is to be replaced: 10 s before it expires (at least
+    /// half-way through its `expires_in`, 60 s by default). None (never) for a lifetime too
+    /// long to add to `now`, which a token server may send.
+    pub fn renew_at(&self, now: std::time::Instant) -> Option<std::time::Instant> {
+        let life = std::time::Duration::from_secs(self.expires_in.unwrap_or(60).max(1));
+        let margin = std::time::Duration::from_secs(10).min(life / 2);
+        now.checked_add(life - margin)
+    }
+
     pub fn token(&self) -> &str {
         if self.token.is_empty() {
             &self.access_token
@@ -213,5 +222,22 @@ mod tests {
             query_escape("repository:a/b:pull,push"),
             "repository%3Aa%2Fb%3Apull%2Cpush"
         );
+    }
+
+    #[test]
+    fn token_lifetimes_from_the_server_cannot_overflow_the_clock() {
+        // A token server's `expires_in` is untrusted: u64::MAX seconds used to panic in
+        // `Instant + Duration` (found writing fuzz/fuzz_targets/registry.rs, which covers it).
+        let now = std::time::Instant::now();
+        let t: TokenResponse =
+            serde_json::from_str(r#"{"token":"t","expires_in":18446744073709551615}"#).unwrap();
+        assert_eq!(t.renew_at(now), None);
+        let t: TokenResponse = serde_json::from_str(r#"{"token":"t"}"#).unwrap();
+        assert_eq!(
+            t.renew_at(now),
+            Some(now + std::time::Duration::from_secs(50))
+        );
+        let t: TokenResponse = serde_json::from_str(r#"{"token":"t","expires_in":0}"#).unwrap();
+        assert!(t.renew_at(now).is_some_and(|r| r > now));
     }
 }

@@ -424,11 +424,7 @@ impl Registry {
                 "token endpoint {realm}: no token in its answer"
             )));
         }
-        // Renewed 10 s early (at least half-way), so a request never carries an expired one.
-        let life = std::time::Duration::from_secs(t.expires_in.unwrap_or(60).max(1));
-        let margin = std::time::Duration::from_secs(10).min(life / 2);
-        *self.expires.lock().expect("expiry lock") =
-            Some(std::time::Instant::now() + life - margin);
+        *self.expires.lock().expect("expiry lock") = t.renew_at(std::time::Instant::now());
         Ok(t.token().to_string())
     }
 
