@@ -24,8 +24,6 @@ fn a_failing_then_passing_check_goes_unhealthy_then_healthy() {
     require_env!();
     let d = Daemon::start();
     d.busybox();
-    let since = d.ok(&["version", "--format", "{{.Server.Version}}"]); // daemon is up
-    assert!(!since.is_empty());
     let id = d.ok(&[
         "run",
         "-d",

@@ -323,8 +323,6 @@ fn commit_pauses_a_running_container_unless_told_not_to() {
     d.busybox();
     let id = d.ok(&["run", "-d", "--network", "none", "busybox", "sleep", "600"]);
     let id = id.trim();
-    let since = d.ok(&["version", "--format", "{{.Server.Version}}"]);
-    assert!(!since.is_empty());
     let t0 = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
