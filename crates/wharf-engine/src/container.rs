@@ -162,6 +162,11 @@ impl Container {
         Ok(Container::new(dir.to_path_buf(), rec))
     }
 
+    /// Reads part of the record without copying the rest.
+    pub fn with_record<T>(&self, f: impl FnOnce(&Record) -> T) -> T {
+        f(&self.record.lock().expect("record lock"))
+    }
+
     /// A copy of the record.
     pub fn snapshot(&self) -> Record {
         self.record.lock().expect("record lock").clone()

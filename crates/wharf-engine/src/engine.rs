@@ -180,7 +180,10 @@ impl Engine {
                     Ok(s) if !s.starts_with("exited") => {
                         tracing::info!("reconnected to container {}", &c.id[..12]);
                         self.spawn_monitor(c.clone());
-                        self.spawn_health(c.clone(), false);
+                        if let Some(cfg) = Self::health_config(&c) {
+                            // The recorded status stands; probing goes on.
+                            self.spawn_health(c.clone(), cfg);
+                        }
                     }
                     _ => {
                         let st = shim::read_exit_file(&sdir).unwrap_or(ExitStatus {
@@ -1077,16 +1080,21 @@ impl Engine {
             force_kill(&sdir).await;
             return Err(ApiError::internal(fail(self, e)));
         }
+        // A healthcheck starts over with every run, in the same record write as the start.
+        let probe = Self::health_config(c);
         c.update(|r| {
             r.state.status = Status::Running;
             r.state.started_at = now();
             r.state.error.clear();
             r.manually_stopped = false;
+            r.state.health = probe.is_some().then(crate::health::Health::starting);
         })
         .map_err(internal)?;
         self.event(c, "start", &[]);
         self.spawn_monitor(c.clone());
-        self.spawn_health(c.clone(), true);
+        if let Some(cfg) = probe {
+            self.spawn_health(c.clone(), cfg);
+        }
         Ok(())
     }
 

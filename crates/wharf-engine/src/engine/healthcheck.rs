@@ -16,39 +16,33 @@ use wharf_shim::proto::{self, Request as ShimRequest};
 
 impl Engine {
     /// The container's probe, if its config has a usable healthcheck.
-    fn health_config(c: &Container) -> Option<HealthConfig> {
-        let rec = c.snapshot();
-        match HealthConfig::from_healthcheck(rec.config.get("Healthcheck")) {
+    pub(super) fn health_config(c: &Container) -> Option<HealthConfig> {
+        let hc = c.with_record(|r| r.config.get("Healthcheck").cloned());
+        match HealthConfig::from_healthcheck(hc.as_ref()) {
             Ok(h) => h,
             Err(e) => {
                 // Validated at create; a record edited since is logged, not probed.
-                tracing::warn!("{}: {e}", rec.id);
+                tracing::warn!("{}: {e}", c.id);
                 None
             }
         }
     }
 
-    /// Starts the probe loop of container `c` for its current run. `fresh`: the run just
-    /// started (the status goes back to `starting`); otherwise wharfd reconnected to a running
-    /// container and the recorded status stands.
-    pub(super) fn spawn_health(self: &Arc<Self>, c: Arc<Container>, fresh: bool) {
-        let Some(cfg) = Self::health_config(&c) else {
-            return;
-        };
-        let generation = c.snapshot().generation;
-        if fresh || c.snapshot().state.health.is_none() {
-            let _ = c.update(|r| r.state.health = Some(Health::starting()));
-        }
+    /// Starts the probe loop of container `c` for its current run (the caller set or kept
+    /// its `State.Health`; a missing one counts as `starting`).
+    pub(super) fn spawn_health(self: &Arc<Self>, c: Arc<Container>, cfg: HealthConfig) {
+        let generation = c.with_record(|r| r.generation);
         let engine = self.clone();
         tokio::spawn(async move {
             let started = Instant::now();
             let mut changes = c.watch();
             loop {
-                let healthy_once = c
-                    .snapshot()
-                    .state
-                    .health
-                    .is_some_and(|h| h.status != health::STARTING);
+                let healthy_once = c.with_record(|r| {
+                    r.state
+                        .health
+                        .as_ref()
+                        .is_some_and(|h| h.status != health::STARTING)
+                });
                 let in_start_period = started.elapsed() < cfg.start_period && !healthy_once;
                 let wait = if in_start_period {
                     cfg.start_interval
