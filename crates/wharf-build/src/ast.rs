@@ -200,6 +200,9 @@ pub struct Add {
     pub checksum: Option<String>,
     /// `--keep-git-dir`.
     pub keep_git_dir: bool,
+    /// `--unpack[=bool]`: whether a local or remote archive source is extracted; `None` is
+    /// Docker's default (local archives are, URLs are not).
+    pub unpack: Option<bool>,
 }
 
 /// `KEY=value` of ENV and LABEL; both sides unexpanded, quotes intact.

@@ -3,9 +3,13 @@
 //! - [`ast`]: what a parsed Dockerfile is (stages, instructions with their flags and source
 //!   lines). Words are kept as written (quotes and `$` references intact); they are expanded
 //!   at build time, when the stage's ARG and ENV values are known.
-//! - `parse` (to come): text to [`ast::Dockerfile`], errors naming the file's line.
-//! - `expand` (to come): BuildKit's shell-word expansion (`${v:-w}` and the rest).
+//! - [`parse`]: text to [`ast::Dockerfile`], errors naming the file's line.
+//! - [`expand`]: BuildKit's shell-word expansion (`${v:-w}` and the rest).
 //! - `dockerignore` (to come): Go's pattern rules with `!` exceptions.
 //! - the build graph, cache index and executor over a backend trait the engine implements.
 
 pub mod ast;
+pub mod expand;
+pub mod parse;
+
+pub use parse::{parse, ParseError, ParseErrorKind};
