@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-mod filters;
+pub(crate) mod filters;
 mod healthcheck;
 mod networking;
 pub use networking::net_error;

@@ -535,6 +535,14 @@ async fn dispatch(
                     }
                     s
                 })
+                // dockerd: every label filter must hold (compose's test teardown removes
+                // the images it labelled, and only those).
+                .filter(|s| {
+                    filters.get("label").is_none_or(|ls| {
+                        ls.iter()
+                            .all(|l| crate::engine::filters::label_matches(&s["Labels"], l))
+                    })
+                })
                 .collect();
             json_resp(200, &json!(v))
         }
