@@ -84,3 +84,19 @@ fn list_filters_and_every_label() {
     assert_eq!(nets.trim(), "pn1");
     d.ok(&["network", "rm", "pn1", "pn2"]);
 }
+
+#[test]
+fn image_inspect_has_container_config_for_old_clients() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let o = std::process::Command::new("curl")
+        .args(["-sf", "--unix-socket"])
+        .arg(&d.sock)
+        .arg("http://x/v1.41/images/busybox/json")
+        .output()
+        .expect("curl");
+    assert!(o.status.success(), "curl failed");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["ContainerConfig"].is_object(), "{v}");
+}
