@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 
+pub(crate) mod filters;
 mod healthcheck;
 mod networking;
 pub use networking::net_error;
@@ -1507,6 +1508,12 @@ impl Engine {
                 continue;
             }
             let ok = filters.iter().all(|(k, vals)| {
+                if k == "label" {
+                    // Docker: every label filter must hold (the other keys: any value).
+                    return vals
+                        .iter()
+                        .all(|v| filters::label_matches(&r.config["Labels"], v));
+                }
                 vals.is_empty()
                     || vals.iter().any(|v| match k.as_str() {
                         "status" => st.as_str() == v,
@@ -1529,12 +1536,6 @@ impl Engine {
                                 || r.image_id
                                     .trim_start_matches("sha256:")
                                     .starts_with(v.as_str())
-                        }
-                        "label" => {
-                            let (lk, lv) = v.split_once('=').unwrap_or((v, ""));
-                            r.config["Labels"][lk]
-                                .as_str()
-                                .is_some_and(|x| lv.is_empty() || x == lv)
                         }
                         _ => true,
                     })

@@ -535,6 +535,14 @@ async fn dispatch(
                     }
                     s
                 })
+                // dockerd: every label filter must hold (compose's test teardown removes
+                // the images it labelled, and only those).
+                .filter(|s| {
+                    filters.get("label").is_none_or(|ls| {
+                        ls.iter()
+                            .all(|l| crate::engine::filters::label_matches(&s["Labels"], l))
+                    })
+                })
                 .collect();
             json_resp(200, &json!(v))
         }
@@ -1252,7 +1260,10 @@ fn image_inspect(i: &wharf_image::Image, driver: &str) -> Value {
     json!({
         "Id": i.id, "RepoTags": i.repo_tags, "RepoDigests": i.repo_digests, "Parent": i.parent,
         "Comment": i.comment, "Created": i.created, "DockerVersion": "", "Author": i.author,
-        "Config": i.config, "Architecture": i.architecture, "Variant": i.variant, "Os": i.os,
+        "Config": i.config,
+        // v1.41 (removed in v1.45): docker-compose 1.29 reads its Volumes when it recreates.
+        "Container": "", "ContainerConfig": i.config,
+        "Architecture": i.architecture, "Variant": i.variant, "Os": i.os,
         "Size": i.size, "VirtualSize": i.size,
         "GraphDriver": {"Name": driver, "Data": null},
         "RootFS": {"Type": "layers", "Layers": i.rootfs_diff_ids},

@@ -613,6 +613,12 @@ impl Engine {
         nets.iter()
             .filter(|n| {
                 filters.iter().all(|(k, vals)| {
+                    if k == "label" {
+                        // Every label filter must hold, as in dockerd.
+                        return vals
+                            .iter()
+                            .all(|v| super::filters::label_matches_map(&n.labels, v));
+                    }
                     vals.is_empty()
                         || vals.iter().any(|v| match k.as_str() {
                             "name" => n.name.contains(v.as_str()),
@@ -621,10 +627,6 @@ impl Engine {
                             "scope" => v == "local",
                             "type" => (v == "builtin") == n.predefined(),
                             "dangling" => (v == "true" || v == "1") != self.network_used(n),
-                            "label" => {
-                                let (lk, lv) = v.split_once('=').unwrap_or((v, ""));
-                                n.labels.get(lk).is_some_and(|x| lv.is_empty() || x == lv)
-                            }
                             _ => true,
                         })
                 })
