@@ -48,6 +48,11 @@ pub struct ExecOpts<'a> {
     /// Exec into a paused container too (runc's `--ignore-paused`): the process starts when
     /// the container is resumed, and the exec waits for that.
     pub ignore_paused: bool,
+    /// Extra fds (from 3 on) passed to the process (runc's `exec --preserve-fds`).
+    pub preserve_fds: i32,
+    /// Existing sub-cgroups of the container's cgroup to put the process in (runc's
+    /// `exec --cgroup`, see [`cgroups::parse_sub_cgroups`]); empty: the container's cgroup.
+    pub cgroups: cgroups::SubCgroups,
 }
 
 /// A process the runtime started: host pid, and the pty master with [`Console::Return`].
@@ -663,7 +668,13 @@ impl Runtime {
                 cgroup2: None,
             };
             let r = init::stage1(&stage).and_then(|_| {
-                init::exec_process(&child_sock, console_child.as_ref(), &opts.process, &spec)
+                init::exec_process(
+                    &child_sock,
+                    console_child.as_ref(),
+                    &opts.process,
+                    &spec,
+                    opts.preserve_fds,
+                )
             });
             let e = match r {
                 Err(e) => e,
@@ -695,7 +706,11 @@ impl Runtime {
                     Msg::Pid(p) => {
                         pid = p;
                         let _ = nix::sys::wait::waitpid(stage1, None);
-                        manager.apply(p)?;
+                        if opts.cgroups.is_empty() {
+                            manager.apply(p)?;
+                        } else {
+                            manager.join_sub(p, &opts.cgroups)?;
+                        }
                         sync::send(fd, &Msg::Pid(p))?;
                     }
                     Msg::Ready => return Ok(()),

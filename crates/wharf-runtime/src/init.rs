@@ -16,6 +16,16 @@ use oci_spec::runtime::{LinuxNamespaceType as NsType, Process, Spec};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
+/// A descriptor the runtime's own log writes to (see [`set_log_fd`]); -1: none.
+static LOG_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Keeps `fd` (close-on-exec, where this process's log goes) open in the container's
+/// processes until their execve, so that their setup steps can still be logged after the
+/// inherited descriptors are closed (the runtime binary's `--debug`).
+pub fn set_log_fd(fd: RawFd) {
+    LOG_FD.store(fd, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// The stdio a container process gets: three fds dup'ed onto 0, 1, 2.
 pub struct Stdio {
     pub stdin: OwnedFd,
@@ -52,6 +62,11 @@ pub fn reset_signals() {
 /// Returns, in the init, whether it was forked into `s.cgroup2`.
 pub fn stage1(s: &Stage1) -> Result<bool> {
     reset_signals();
+    tracing::debug!(
+        "nsexec container setup: joining {} and creating {:?} namespace(s)",
+        s.plan.join.len(),
+        s.plan.unshare
+    );
     let fd = s.sock.as_raw_fd();
     if let Some(io) = s.stdio {
         nix::unistd::dup2_stdin(&io.stdin).ctx(|| "dup2 stdin".into())?;
@@ -206,6 +221,7 @@ pub struct InitCtx<'a> {
 /// The container's init (second child): set up, report ready, wait for start, exec.
 pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
     let fd = c.sock.as_raw_fd();
+    tracing::debug!("child process in init(): setting up container {}", c.id);
     let spec = &c.bundle.spec;
     let proc_ = c.bundle.process()?;
     // Two goes: our host pid (the cgroup exists, with its limits and device rules), then "you
@@ -349,6 +365,7 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
     let exe = finalize(proc_, &seccomp, &keep)?;
     keep_only_fds(3 + c.preserve_fds);
 
+    tracing::debug!("init: closing the pipe to signal completion (ready, waiting for start)");
     sync::send(fd, &Msg::Ready)?;
     // Blocks until `start` opens the fifo for reading.
     let w = nix::fcntl::open(
@@ -416,7 +433,9 @@ pub fn finalize(p: &Process, seccomp: &Seccomp, keep: &[RawFd]) -> Result<PathBu
     let setgroups = std::fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() != "deny")
         .unwrap_or(true);
-    crate::inroot::close_fds_except(keep);
+    let mut keep = keep.to_vec();
+    keep.push(LOG_FD.load(std::sync::atomic::Ordering::Relaxed));
+    crate::inroot::close_fds_except(&keep);
     let root = own_root()?;
     process::set_user(p, setgroups)?;
     caps.apply()?;
@@ -511,8 +530,10 @@ pub fn exec_process(
     console: Option<&OwnedFd>,
     p: &Process,
     spec: &Spec,
+    preserve_fds: i32,
 ) -> Result<std::convert::Infallible> {
     let fd = sock.as_raw_fd();
+    tracing::debug!("child process in init(): waiting to be moved into the container's cgroup");
     wait_go(fd)?;
     nix::unistd::setsid().ctx(|| "setsid".into())?;
     let program = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
@@ -533,10 +554,13 @@ pub fn exec_process(
         })?;
         console::setup(sock, false, p)?;
     }
-    let mut keep = vec![fd];
+    let mut keep: Vec<RawFd> = (3..3 + preserve_fds.max(0)).collect();
+    keep.push(fd);
     keep.extend(console.map(|f| f.as_raw_fd()));
     let exe = finalize(p, &seccomp, &keep)?;
-    keep_only_fds(3);
+    keep_only_fds(3 + preserve_fds.max(0));
+    // Before the filter: a profile need not allow the log's write.
+    tracing::debug!("setns_init: about to exec {}", exe.display());
     sync::send(fd, &Msg::Ready)?;
     late_seccomp(p, &seccomp)?;
     let env = p.env().clone().unwrap_or_default();

@@ -664,3 +664,290 @@ fn a_failing_start_container_hook_is_reported_and_runs_under_seccomp() {
         .stderr_has("error running")
         .stderr_has("bad system call");
 }
+
+/// `bin` run as `<dir>/<name>` (a symlink), with `args`.
+fn run_as(bin: &str, name: &str, args: &[&str]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join(name);
+    std::os::unix::fs::symlink(bin, &link).unwrap();
+    Command::new(&link).args(args).output().unwrap()
+}
+
+#[test]
+fn help_and_version_name_the_program_as_invoked() {
+    // runc's help.bats and version.bats match runc's first lines: "NAME:", then
+    // "   runc - Open Container Initiative runtime" (or "runc <command>"), "runc version X.Y.Z",
+    // and "No help topic for 'foo'". Ours, run under the name "runc", says the same.
+    for rt in BOTH {
+        if rt == Rt::Runc && !std::path::Path::new(rt.bin()).exists() {
+            continue;
+        }
+        let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+        for flag in ["-h", "--help"] {
+            let o = run_as(rt.bin(), "runc", &[flag]);
+            let t = text(&o);
+            let lines: Vec<&str> = t.lines().collect();
+            assert!(o.status.success(), "{rt} {flag}: {o:?}");
+            assert_eq!(lines.first(), Some(&"NAME:"), "{rt}: {t}");
+            assert!(
+                lines[1].starts_with("   runc - Open Container Initiative runtime"),
+                "{rt}: {t}"
+            );
+        }
+        for sub in ["checkpoint", "exec", "list", "restore", "update"] {
+            let o = run_as(rt.bin(), "runc", &[sub, "-h"]);
+            let t = text(&o);
+            assert!(o.status.success(), "{rt} {sub} -h: {o:?}");
+            assert_eq!(t.lines().next(), Some("NAME:"), "{rt}: {t}");
+            let want = format!("   runc {sub}");
+            assert!(
+                t.lines().nth(1).unwrap_or("").starts_with(&want),
+                "{rt}: {t}"
+            );
+        }
+        let o = run_as(rt.bin(), "runc", &["foo", "-h"]);
+        assert!(!o.status.success(), "{rt}: foo -h succeeded");
+        let all = format!("{}{}", text(&o), String::from_utf8_lossy(&o.stderr));
+        assert!(all.contains("No help topic for 'foo'"), "{rt}: {all}");
+
+        let o = run_as(rt.bin(), "runc", &["-v"]);
+        let t = text(&o);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(o.status.success(), "{rt} -v: {o:?}");
+        let v = lines[0].strip_prefix("runc version ").unwrap_or("");
+        let num: Vec<&str> = v.split(['.', '+', ' ']).take(3).collect();
+        assert!(
+            num.len() == 3 && num.iter().all(|n| n.parse::<u32>().is_ok()),
+            "{rt}: {t}"
+        );
+        assert!(lines[1].starts_with("commit:"), "{rt}: {t}");
+        assert!(lines[2].starts_with("spec: "), "{rt}: {t}");
+    }
+    // Under its own name it says its own name.
+    let o = run_as(Rt::Wharf.bin(), "wharf-runtime", &["-v"]);
+    let t = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(t.starts_with("wharf-runtime version "), "{t}");
+}
+
+/// runc's debug messages at the steps of a container's setup that debug.bats and exec.bats
+/// look for.
+const INIT_STEPS: [&str; 3] = [
+    "nsexec container setup",
+    "child process in init()",
+    "init: closing the pipe to signal completion",
+];
+const EXEC_STEPS: [&str; 3] = [
+    "nsexec container setup",
+    "child process in init()",
+    "setns_init: about to exec",
+];
+
+#[test]
+fn debug_logs_the_setup_steps_in_logrus_formats() {
+    // runc's debug.bats: `--debug run` logs `level=debug` lines with the setup steps of the
+    // container's processes to stderr, or to --log (then none to stderr), as text or JSON.
+    let c = case!();
+    c.args(&["echo", "hello"]);
+    for rt in BOTH {
+        let b = c.bundle(rt);
+        let b = b.to_str().unwrap();
+        let o = c.cmd(rt, &["--debug", "run", "--bundle", b, &c.id]);
+        o.expect_ok();
+        assert!(o.stderr.contains("level=debug"), "{rt}: {o}");
+        for s in INIT_STEPS {
+            assert!(o.stderr.contains(s), "{rt}: no {s:?} in\n{o}");
+        }
+        assert_eq!(o.stdout.trim(), "hello", "{rt}: {o}");
+        for format in ["text", "json"] {
+            let log = c.scratch(rt, "logs").join(format!("debug-{format}.log"));
+            let l = log.to_str().unwrap();
+            let o = c.cmd(
+                rt,
+                &[
+                    "--log",
+                    l,
+                    "--log-format",
+                    format,
+                    "--debug",
+                    "run",
+                    "--bundle",
+                    b,
+                    &c.id,
+                ],
+            );
+            o.expect_ok();
+            assert!(!o.stderr.contains("level=debug"), "{rt}: {o}");
+            let text = std::fs::read_to_string(&log).unwrap();
+            for s in INIT_STEPS {
+                assert!(text.contains(s), "{rt} {format}: no {s:?} in\n{text}");
+            }
+            if format == "json" {
+                for line in text.lines() {
+                    let v: Value = serde_json::from_str(line)
+                        .unwrap_or_else(|e| panic!("{rt}: {line:?} is not JSON: {e}"));
+                    assert!(
+                        v["msg"].is_string() && v["time"].is_string(),
+                        "{rt}: {line}"
+                    );
+                }
+                assert!(text.contains(r#""level":"debug""#), "{rt}: {text}");
+            } else {
+                assert!(
+                    text.lines().all(|l| l.starts_with("time=\"")),
+                    "{rt}: {text}"
+                );
+                assert!(text.contains("level=debug"), "{rt}: {text}");
+            }
+        }
+    }
+}
+
+#[test]
+fn debug_exec_logs_the_setup_steps() {
+    // runc's exec.bats "runc --debug exec" and "runc --debug --log exec".
+    let c = case!();
+    c.args(&["sleep", "300"]);
+    c.start_both();
+    for rt in BOTH {
+        let o = c.cmd(rt, &["--debug", "exec", &c.id, "true"]);
+        o.expect_ok();
+        for s in EXEC_STEPS {
+            assert!(o.stderr.contains(s), "{rt}: no {s:?} in\n{o}");
+        }
+        let log = c.scratch(rt, "logs").join("exec-debug.log");
+        let l = log.to_str().unwrap();
+        let o = c.cmd(rt, &["--debug", "--log", l, "exec", &c.id, "true"]);
+        o.expect_ok();
+        assert!(!o.stderr.contains("level=debug"), "{rt}: {o}");
+        let text = std::fs::read_to_string(&log).unwrap();
+        for s in EXEC_STEPS {
+            assert!(text.contains(s), "{rt}: no {s:?} in\n{text}");
+        }
+    }
+}
+
+#[test]
+fn exec_preserve_fds_passes_the_callers_descriptors() {
+    // runc's exec.bats "runc exec --preserve-fds": fd 4 of the caller is fd 4 of the process.
+    let c = case!();
+    c.args(&["sleep", "300"]);
+    c.start_both();
+    for rt in BOTH {
+        let f = c.scratch(rt, "fds").join("preserve-fds.test");
+        std::fs::write(&f, "hello\n").unwrap();
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(r#"exec 4<"$1"; exec "$0" --root "$2" exec --preserve-fds=2 "$3" cat /proc/self/fd/4"#)
+            .arg(rt.bin())
+            .arg(&f)
+            .arg(c.root(rt))
+            .arg(&c.id)
+            .env("WRT_CASE", c.tag(rt))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{rt}: {o:?}");
+        assert_eq!(out.trim(), "hello", "{rt}: {o:?}");
+        // Without the flag the descriptor is not passed.
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(r#"exec 4<"$1"; exec "$0" --root "$2" exec "$3" cat /proc/self/fd/4"#)
+            .arg(rt.bin())
+            .arg(&f)
+            .arg(c.root(rt))
+            .arg(&c.id)
+            .env("WRT_CASE", c.tag(rt))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            !o.status.success(),
+            "{rt}: fd 4 passed without --preserve-fds"
+        );
+    }
+}
+
+#[test]
+fn exec_cgroup_joins_an_existing_sub_cgroup() {
+    // runc's exec.bats "runc exec --cgroup sub-cgroups [v1]".
+    let c = case!();
+    let Some(mem) = common::cgroup_mounts()
+        .into_iter()
+        .find(|m| m.ends_with("memory"))
+    else {
+        wharf_testkit::skip("no cgroup v1 memory controller on this host");
+        return;
+    };
+    c.args(&["sleep", "300"]);
+    c.start_both();
+    for rt in BOTH {
+        let cg = c.cgroup(rt);
+        std::fs::create_dir(mem.join(cg.trim_start_matches('/')).join("submem")).unwrap();
+        let o = c.cmd(rt, &["exec", "--cgroup", "..", &c.id, "true"]);
+        assert_ne!(o.code, 0, "{rt}: {o}");
+        assert!(
+            o.message().contains(" .. is not a sub cgroup path"),
+            "{rt}: {o}"
+        );
+        let o = c.cmd(rt, &["exec", "--cgroup", "nonexistent", &c.id, "true"]);
+        assert_ne!(o.code, 0, "{rt}: {o}");
+        let m = o.message();
+        assert!(
+            m.contains(" adding pid ") && m.contains("/nonexistent/cgroup.procs: no such file "),
+            "{rt}: {o}"
+        );
+        let o = c.cmd(rt, &["exec", "--cgroup", "whaaat:/", &c.id, "true"]);
+        assert_ne!(o.code, 0, "{rt}: {o}");
+        assert!(o.message().contains("unknown controller "), "{rt}: {o}");
+        let o = c.cmd(
+            rt,
+            &[
+                "exec",
+                "--cgroup",
+                "memory:submem",
+                &c.id,
+                "cat",
+                "/proc/self/cgroup",
+            ],
+        );
+        o.expect_ok();
+        let want = format!(":memory:{cg}/submem");
+        assert!(o.stdout.lines().any(|l| l.ends_with(&want)), "{rt}: {o}");
+        // The other hierarchies: the container's cgroup itself.
+        let want = format!(":pids:{cg}");
+        assert!(o.stdout.lines().any(|l| l.ends_with(&want)), "{rt}: {o}");
+    }
+}
+
+#[test]
+fn checkpoint_checks_its_arguments_before_it_needs_criu() {
+    // runc's checkpoint.bats "checkpoint --pre-dump (bad --parent-path)" passes without criu.
+    let c = case!();
+    c.args(&["sleep", "300"]);
+    c.start_both();
+    for rt in BOTH {
+        let dir = c.scratch(rt, "ckpt");
+        let abs = dir.join("parent-dir");
+        let img = dir.join("image-dir");
+        let (abs, img) = (abs.to_str().unwrap(), img.to_str().unwrap());
+        for parent in [abs, "./parent-dir"] {
+            let o = c.cmd(
+                rt,
+                &[
+                    "checkpoint",
+                    "--parent-path",
+                    parent,
+                    "--image-path",
+                    img,
+                    &c.id,
+                ],
+            );
+            assert_ne!(o.code, 0, "{rt}: {o}");
+            assert!(o.message().contains("--parent-path"), "{rt}: {o}");
+        }
+        let o = c.cmd(rt, &["checkpoint", "--image-path", img, "nonexistent"]);
+        assert_ne!(o.code, 0, "{rt}: {o}");
+        assert_eq!(c.status(rt), "running", "{rt}");
+    }
+}

@@ -1,7 +1,7 @@
 //! wharf-runtime: runc's command line over the `wharf_runtime` library.
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use nix::sys::signal::Signal;
 use oci_spec::runtime::Process;
 use std::io::Write;
@@ -10,13 +10,23 @@ use std::str::FromStr;
 use std::time::Duration;
 use wharf_runtime::{foreground, Console, CreateOpts, ExecOpts, Runtime, Status};
 
+/// urfave/cli's layout, as runc prints its help (callers match its first lines), for the
+/// command `name`: the name this binary was invoked as (argv[0]'s file name, as clap's usage
+/// lines), then the subcommand's.
+fn help_template(name: &str) -> String {
+    format!("NAME:\n   {name} - {{about}}\n\nUSAGE:\n   {{usage}}\n\n{{all-args}}{{after-help}}")
+}
+
 #[derive(Parser)]
 #[command(
     name = "wharf-runtime",
-    version,
-    about = "An OCI runtime with runc's command line"
+    about = "Open Container Initiative runtime (wharf-runtime, with runc's command line)",
+    disable_version_flag = true
 )]
 struct Cli {
+    /// Print the version (runc's -v).
+    #[arg(short = 'v', long, short_alias = 'V')]
+    version: bool,
     /// Root directory for container state.
     #[arg(long, global = true, default_value = wharf_runtime::state::DEFAULT_ROOT)]
     root: PathBuf,
@@ -33,7 +43,7 @@ struct Cli {
     #[arg(long, global = true, hide = true)]
     systemd_cgroup: bool,
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
 }
 
 #[derive(Args)]
@@ -55,6 +65,84 @@ struct CreateArgs {
     /// Pass N extra fds (from 3) to the container process.
     #[arg(long, default_value_t = 0)]
     preserve_fds: i32,
+}
+
+#[derive(Args)]
+struct CheckpointArgs {
+    id: String,
+    /// Path for saving the CRIU image files (default: ./checkpoint).
+    #[arg(long)]
+    image_path: Option<PathBuf>,
+    #[arg(long)]
+    work_path: Option<PathBuf>,
+    /// Path of a previous pre-dump's images, relative to --image-path.
+    #[arg(long)]
+    parent_path: Option<PathBuf>,
+    #[arg(long)]
+    leave_running: bool,
+    #[arg(long)]
+    tcp_established: bool,
+    #[arg(long)]
+    ext_unix_sk: bool,
+    #[arg(long)]
+    shell_job: bool,
+    #[arg(long)]
+    lazy_pages: bool,
+    #[arg(long, allow_negative_numbers = true)]
+    status_fd: Option<i32>,
+    #[arg(long)]
+    page_server: Option<String>,
+    #[arg(long)]
+    file_locks: bool,
+    #[arg(long)]
+    pre_dump: bool,
+    #[arg(long)]
+    manage_cgroups_mode: Option<String>,
+    #[arg(long)]
+    empty_ns: Vec<String>,
+    #[arg(long)]
+    auto_dedup: bool,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    id: String,
+    #[arg(long)]
+    image_path: Option<PathBuf>,
+    #[arg(long)]
+    work_path: Option<PathBuf>,
+    #[arg(short, long, default_value = ".")]
+    bundle: PathBuf,
+    #[arg(short, long)]
+    detach: bool,
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
+    #[arg(long)]
+    tcp_established: bool,
+    #[arg(long)]
+    ext_unix_sk: bool,
+    #[arg(long)]
+    shell_job: bool,
+    #[arg(long)]
+    file_locks: bool,
+    #[arg(long)]
+    manage_cgroups_mode: Option<String>,
+    #[arg(long)]
+    no_subreaper: bool,
+    #[arg(long)]
+    no_pivot: bool,
+    #[arg(long)]
+    empty_ns: Vec<String>,
+    #[arg(long)]
+    auto_dedup: bool,
+    #[arg(long)]
+    lazy_pages: bool,
+    #[arg(long)]
+    lsm_profile: Option<String>,
+    #[arg(long)]
+    lsm_mount_context: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -119,9 +207,20 @@ enum Cmd {
         /// Exec into a paused container too: the process starts once it is resumed.
         #[arg(long)]
         ignore_paused: bool,
+        /// Pass N extra fds (from 3) to the process.
+        #[arg(long, default_value_t = 0)]
+        preserve_fds: i32,
+        /// Put the process in an existing sub-cgroup of the container's: PATH, or
+        /// CONTROLLER[,CONTROLLER...]:PATH (cgroup v1); repeatable.
+        #[arg(long = "cgroup")]
+        cgroups: Vec<String>,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Checkpoint a running container (needs CRIU: not supported, the arguments are checked).
+    Checkpoint(CheckpointArgs),
+    /// Restore a container from a checkpoint (needs CRIU: not supported).
+    Restore(RestoreArgs),
     /// Freeze every process of a container.
     Pause { id: String },
     /// Thaw a paused container.
@@ -194,13 +293,68 @@ enum Cmd {
     },
 }
 
+/// The command line, with runc's help layout on every subcommand too.
+fn parse_cli() -> Cli {
+    let bin = std::env::args_os()
+        .next()
+        .as_deref()
+        .map(Path::new)
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "wharf-runtime".into());
+    let mut cmd = Cli::command()
+        .help_template(help_template(&bin))
+        .mut_subcommands(|s| {
+            let t = help_template(&format!("{bin} {}", s.get_name()));
+            s.help_template(t)
+        });
+    let m = match cmd.try_get_matches_from_mut(std::env::args_os()) {
+        Ok(m) => m,
+        Err(e) if e.kind() == clap::error::ErrorKind::InvalidSubcommand => {
+            // As runc (urfave/cli) answers an unknown command.
+            let name = match e.get(clap::error::ContextKind::InvalidSubcommand) {
+                Some(clap::error::ContextValue::String(s)) => s.clone(),
+                _ => String::new(),
+            };
+            eprintln!("No help topic for '{name}'");
+            std::process::exit(3);
+        }
+        Err(e) => e.exit(),
+    };
+    let cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    if cli.version {
+        // runc's three lines; the first names the program as it was invoked.
+        // Under another name (a `runc` link), the program's own name follows.
+        let own = if bin == "wharf-runtime" {
+            ""
+        } else {
+            " (wharf-runtime)"
+        };
+        println!(
+            "{bin} version {}{own}\ncommit: {}\nspec: {}",
+            env!("CARGO_PKG_VERSION"),
+            option_env!("WHARF_GIT_COMMIT").unwrap_or("unknown"),
+            wharf_runtime::state::OCI_VERSION
+        );
+        std::process::exit(0);
+    }
+    if cli.cmd.is_none() {
+        let _ = cmd.print_help();
+        std::process::exit(0);
+    }
+    cli
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     // The commands that fork processes into a container first run this binary again from a
     // read-only mount of itself, so that no container can write it through
     // /proc/<pid>/exe (see wharf_runtime::sealed).
-    let sealed = matches!(cli.cmd, Cmd::Create(_) | Cmd::Run { .. } | Cmd::Exec { .. })
-        .then(|| wharf_runtime::sealed::reexec_sealed("wharf-runtime"));
+    let sealed = matches!(
+        cli.cmd,
+        Some(Cmd::Create(_) | Cmd::Run { .. } | Cmd::Exec { .. })
+    )
+    .then(|| wharf_runtime::sealed::reexec_sealed("wharf-runtime"));
     init_logging(&cli);
     if let Some(Err(e)) = sealed {
         // Root can always clone a mount; without it (rootless use) this is expected.
@@ -218,7 +372,7 @@ fn main() {
             report(&cli, &e);
             // runc's exec fails with 255, so that its caller can tell a runtime error from
             // the exit status of the process.
-            if matches!(cli.cmd, Cmd::Exec { .. }) {
+            if matches!(cli.cmd, Some(Cmd::Exec { .. })) {
                 255
             } else {
                 1
@@ -228,29 +382,105 @@ fn main() {
     std::process::exit(code);
 }
 
-/// Warnings (and with --debug, debug events) to --log or stderr, in --log-format.
+/// Warnings (and with --debug, debug events) to --log or stderr, in --log-format, as runc
+/// (logrus) writes them: `time="..." level=debug msg="..."`, or one JSON object a line. The
+/// container's processes log their setup steps through the same descriptor (a duplicate of
+/// stderr, so that it stays the runtime's stderr after their stdio is replaced), which is
+/// close-on-exec and kept open until their execve (`wharf_runtime::init::set_log_fd`).
 fn init_logging(cli: &Cli) {
+    use std::os::fd::{AsFd, AsRawFd};
     let level = if cli.debug { "debug" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::new(level);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false);
-    let file = cli.log.as_ref().and_then(|p| {
-        std::fs::OpenOptions::new()
+    let file = match &cli.log {
+        Some(p) => std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(p)
+            .ok(),
+        None => std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
             .ok()
-    });
-    let _ = match (file, cli.log_format == "json") {
-        (Some(f), true) => builder
-            .json()
-            .with_writer(std::sync::Mutex::new(f))
-            .try_init(),
-        (Some(f), false) => builder.with_writer(std::sync::Mutex::new(f)).try_init(),
-        (None, true) => builder.json().with_writer(std::io::stderr).try_init(),
-        (None, false) => builder.with_writer(std::io::stderr).try_init(),
+            .map(std::fs::File::from),
     };
+    let Some(file) = file else { return };
+    wharf_runtime::init::set_log_fd(file.as_raw_fd());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .event_format(Logrus {
+            json: cli.log_format == "json",
+        })
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+}
+
+/// logrus' text and JSON line formats (runc's log formats).
+struct Logrus {
+    json: bool,
+}
+
+/// An event's fields: the message, and the others in order.
+#[derive(Default)]
+struct Fields {
+    msg: String,
+    rest: Vec<(&'static str, String)>,
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
+        if f.name() == "message" {
+            self.msg = v.to_string();
+        } else {
+            self.rest.push((f.name(), v.to_string()));
+        }
+    }
+    fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+        if f.name() == "message" {
+            self.msg = format!("{v:?}");
+        } else {
+            self.rest.push((f.name(), format!("{v:?}")));
+        }
+    }
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Logrus
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut w: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut f = Fields::default();
+        event.record(&mut f);
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "info",
+            tracing::Level::DEBUG => "debug",
+            tracing::Level::TRACE => "trace",
+        };
+        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        if self.json {
+            let mut o = serde_json::Map::new();
+            for (k, v) in f.rest {
+                o.insert(k.to_string(), v.into());
+            }
+            o.insert("level".into(), level.into());
+            o.insert("msg".into(), f.msg.into());
+            o.insert("time".into(), time.into());
+            writeln!(w, "{}", serde_json::Value::Object(o))
+        } else {
+            write!(w, "time={time:?} level={level} msg={:?}", f.msg)?;
+            for (k, v) in f.rest {
+                write!(w, " {k}={v:?}")?;
+            }
+            writeln!(w)
+        }
+    }
 }
 
 /// Errors go to --log in the chosen format (where the shim looks for them) and to stderr.
@@ -265,7 +495,10 @@ fn report(cli: &Cli, e: &anyhow::Error) {
             })
             .to_string()
         } else {
-            format!("level=error msg={msg:?}")
+            format!(
+                "time={:?} level=error msg={msg:?}",
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+            )
         };
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
@@ -346,7 +579,10 @@ fn create_opts<'a>(c: &'a CreateArgs, console: Console<'a>) -> CreateOpts<'a> {
 
 fn run(cli: &Cli) -> Result<i32> {
     let rt = Runtime::new(&cli.root);
-    match &cli.cmd {
+    let Some(cmd) = &cli.cmd else {
+        return Ok(0);
+    };
+    match cmd {
         Cmd::Create(c) => {
             let console = c
                 .console_socket
@@ -412,8 +648,11 @@ fn run(cli: &Cli) -> Result<i32> {
             cap,
             no_new_privs,
             ignore_paused,
+            preserve_fds,
+            cgroups,
             args,
         } => {
+            let cgroups = wharf_runtime::cgroups::parse_sub_cgroups(cgroups)?;
             let p = exec_process(
                 &rt,
                 id,
@@ -447,11 +686,25 @@ fn run(cli: &Cli) -> Result<i32> {
                     stdio: None,
                     pid_file: pid_file.as_deref(),
                     ignore_paused: *ignore_paused,
+                    preserve_fds: *preserve_fds,
+                    cgroups,
                 },
             )?;
             if let Some(signals) = signals {
                 return foreground::wait(started.pid, signals, started.console).map_err(Into::into);
             }
+        }
+        Cmd::Checkpoint(c) => checkpoint(&rt, c)?,
+        Cmd::Restore(r) => {
+            // runc needs the bundle's config before it calls CRIU.
+            let cfg = r.bundle.join("config.json");
+            if !cfg.exists() {
+                bail!("{}: no config.json in the bundle", cfg.display());
+            }
+            bail!(
+                "restore of {:?} needs CRIU, which wharf-runtime does not support",
+                r.id
+            );
         }
         Cmd::Pause { id } => rt.pause(id)?,
         Cmd::Resume { id } => rt.resume(id)?,
@@ -632,6 +885,52 @@ fn run(cli: &Cli) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `checkpoint`: runc's checks of the container and the image paths, which come before it
+/// needs CRIU; then the error that CRIU is not supported. Nothing is created.
+fn checkpoint(rt: &Runtime, c: &CheckpointArgs) -> Result<()> {
+    let st = rt.state(&c.id)?;
+    if matches!(st.status, Status::Created | Status::Stopped) {
+        bail!("container cannot be checkpointed in {} state", st.status);
+    }
+    let image = match &c.image_path {
+        Some(p) => p.clone(),
+        None => std::env::current_dir()
+            .context("the current directory")?
+            .join("checkpoint"),
+    };
+    if let Some(parent) = &c.parent_path {
+        if parent.is_absolute() {
+            bail!("--parent-path must be relative (to --image-path)");
+        }
+        let real = image.join(parent);
+        match std::fs::metadata(&real) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => bail!("invalid --parent-path: {}: not a directory", real.display()),
+            Err(e) => bail!("invalid --parent-path: {}: {e}", real.display()),
+        }
+    }
+    if let Some(mode) = &c.manage_cgroups_mode {
+        if !matches!(mode.as_str(), "soft" | "full" | "strict") {
+            bail!("invalid --manage-cgroups-mode {mode:?} (soft, full or strict)");
+        }
+    }
+    if let Some(ns) = c.empty_ns.iter().find(|n| n.as_str() != "network") {
+        bail!("namespace {ns:?} is not supported by --empty-ns (only network)");
+    }
+    if let Some(ps) = &c.page_server {
+        if !ps
+            .rsplit_once(':')
+            .is_some_and(|(a, p)| !a.is_empty() && p.parse::<u16>().is_ok())
+        {
+            bail!("use --page-server ADDRESS:PORT to specify the page server");
+        }
+    }
+    bail!(
+        "checkpoint of {:?} needs CRIU, which wharf-runtime does not support",
+        c.id
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

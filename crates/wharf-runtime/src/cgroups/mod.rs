@@ -67,6 +67,16 @@ pub enum CgroupError {
     /// The v1 controller needed for an operation is not mounted.
     #[error("cgroup v1 controller {0} is not mounted")]
     ControllerMissing(String),
+    /// `exec --cgroup` named a controller that is not mounted.
+    #[error("unknown controller {0:?} (not a mounted cgroup v1 controller)")]
+    UnknownController(String),
+    /// Moving a process into an existing (sub-)cgroup failed; `reason` is the errno's text.
+    #[error("adding pid {pid} to cgroups: writing {}: {reason}", path.display())]
+    Join {
+        pid: i32,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("{op} on {}: {source}", path.display())]
     Bpf {
         op: &'static str,
@@ -147,6 +157,24 @@ pub trait CgroupManager: Send + Sync {
     fn stats(&self) -> Result<Stats, CgroupError>;
     /// All pids in the cgroup (recursively).
     fn pids(&self) -> Result<Vec<i32>, CgroupError>;
+    /// Moves `pid` (an `exec`'d process) into existing sub-cgroups of the container's cgroup
+    /// (runc's `exec --cgroup`): `sub` maps a v1 controller, or `""` for every hierarchy, to a
+    /// path relative to the container's cgroup (see [`parse_sub_cgroups`]); hierarchies not
+    /// named get the container's cgroup itself. Nothing is created.
+    fn join_sub(&self, pid: i32, sub: &SubCgroups) -> Result<(), CgroupError> {
+        match sub.get("") {
+            Some(p) if sub.len() == 1 => {
+                let dirs = self.join_dirs();
+                for d in dirs.all() {
+                    join_pid(&d.join(p), pid)?;
+                }
+                Ok(())
+            }
+            _ => Err(CgroupError::Unsupported(
+                "exec --cgroup with controllers on this cgroup layout".into(),
+            )),
+        }
+    }
     /// Remove the cgroup directories (the cgroup must be empty). A cgroup that does not exist
     /// is not an error.
     fn destroy(&self) -> Result<(), CgroupError>;
@@ -157,6 +185,62 @@ pub trait CgroupManager: Send + Sync {
             ..Default::default()
         })
     }
+}
+
+/// Sub-cgroups for an exec'd process: controller (`""`: all) → path relative to the
+/// container's cgroup (empty: the cgroup itself).
+pub type SubCgroups = std::collections::BTreeMap<String, PathBuf>;
+
+/// Parses runc's `exec --cgroup` values: `PATH` (every hierarchy) or
+/// `CONTROLLER[,CONTROLLER...]:PATH`. A path is relative to the container's cgroup (a leading
+/// `/` is that cgroup itself) and may not leave it.
+pub fn parse_sub_cgroups(args: &[String]) -> Result<SubCgroups, CgroupError> {
+    let mut out = SubCgroups::new();
+    for a in args {
+        let (ctrls, path) = match a.split_once(':') {
+            Some((c, p)) => (c.split(',').map(str::trim).collect::<Vec<_>>(), p),
+            None => (vec![""], a.as_str()),
+        };
+        let mut rel = PathBuf::new();
+        for c in Path::new(path).components() {
+            match c {
+                std::path::Component::Normal(n) => rel.push(n),
+                std::path::Component::ParentDir if rel.pop() => {}
+                std::path::Component::ParentDir => {
+                    return Err(CgroupError::InvalidPath(format!(
+                        "(exec --cgroup): {path} is not a sub cgroup path"
+                    )))
+                }
+                _ => {}
+            }
+        }
+        for c in ctrls {
+            if c.is_empty() && a.contains(':') {
+                return Err(CgroupError::InvalidPath(format!(
+                    "(exec --cgroup): {a:?} names an empty controller"
+                )));
+            }
+            out.insert(c.to_string(), rel.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Writes `pid` into `dir/cgroup.procs` of an existing cgroup, with the errno's text (as in
+/// "no such file or directory") in the error.
+pub(crate) fn join_pid(dir: &Path, pid: i32) -> Result<(), CgroupError> {
+    let path = dir.join("cgroup.procs");
+    files::write_path(&path, &pid.to_string()).map_err(|e| match e {
+        CgroupError::Write { source, .. } => {
+            let errno = nix::errno::Errno::from_raw(source.raw_os_error().unwrap_or(0));
+            let mut reason = errno.desc().to_string();
+            if let Some(first) = reason.get(..1) {
+                reason = first.to_ascii_lowercase() + &reason[1..];
+            }
+            CgroupError::Join { pid, path, reason }
+        }
+        e => e,
+    })
 }
 
 /// Manager for `cgroups_path` (the OCI `linux.cgroupsPath`; when empty the caller passes

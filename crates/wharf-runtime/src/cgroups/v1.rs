@@ -410,6 +410,33 @@ pub(super) fn rdma_line(device: &str, l: &LinuxRdma) -> String {
 }
 
 impl CgroupManager for V1Manager {
+    fn join_sub(&self, pid: i32, sub: &super::SubCgroups) -> Result<(), CgroupError> {
+        if let Some(c) = sub
+            .keys()
+            .find(|c| !c.is_empty() && !self.dirs.contains_key(*c))
+        {
+            return Err(CgroupError::UnknownController(c.clone()));
+        }
+        let all = sub.get("");
+        // One write per hierarchy: co-mounted controllers share a directory.
+        let mut done: Vec<PathBuf> = Vec::new();
+        for (c, dir) in &self.dirs {
+            let target = match sub.get(c).or(all) {
+                Some(rel) => dir.join(rel),
+                None => dir.clone(),
+            };
+            if done.contains(&target) {
+                continue;
+            }
+            super::join_pid(&target, pid)?;
+            done.push(target);
+        }
+        if let Some(u) = &self.unified {
+            super::join_pid(&all.map_or_else(|| u.clone(), |rel| u.join(rel)), pid)?;
+        }
+        Ok(())
+    }
+
     fn join_dirs(&self) -> super::JoinDirs {
         let mut v1: Vec<PathBuf> = Vec::new();
         for d in self.dirs.values() {

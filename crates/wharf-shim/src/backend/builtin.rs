@@ -234,6 +234,8 @@ impl Backend for Builtin {
                     stdio: Some(stdio(io)),
                     pid_file: None,
                     ignore_paused: false,
+                    preserve_fds: 0,
+                    cgroups: Default::default(),
                 },
             )
         })
