@@ -11,7 +11,7 @@ use crate::state::{OciState, Saved, StateDir, Status};
 use crate::sync::{self, Msg};
 use crate::{hooks, util};
 use nix::fcntl::OFlag;
-use oci_spec::runtime::{Process, Spec};
+use oci_spec::runtime::{LinuxNamespaceType as NsType, Process, Spec};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -124,6 +124,20 @@ impl Runtime {
         let linux = spec.linux().as_ref().expect("checked");
         let nss = linux.namespaces().clone().unwrap_or_default();
         let plan = Plan::new(&nss)?;
+        // Checked before the fork, as runc's config validation does: an init that failed on
+        // it would exit with the parent's next "go" unread, and the parent would read a
+        // connection reset instead of this message.
+        let private_uts = plan.has_new(NsType::Uts) || plan.joins(NsType::Uts);
+        if spec.hostname().is_some() && !private_uts {
+            return Err(RuntimeError::Config(
+                "unable to set hostname without a private UTS namespace".into(),
+            ));
+        }
+        if spec.domainname().is_some() && !private_uts {
+            return Err(RuntimeError::Config(
+                "unable to set domainname without a private UTS namespace".into(),
+            ));
+        }
         let cgroup_path = linux
             .cgroups_path()
             .clone()

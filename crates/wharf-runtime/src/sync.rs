@@ -136,11 +136,16 @@ pub fn recv_watched(
 /// Receives one message; an orderly close is reported as an error naming `peer`.
 pub fn recv(fd: RawFd, peer: &str) -> Result<Msg> {
     let mut buf = vec![0u8; 16 * 1024];
+    let mut reset_seen = false;
     let n = loop {
         let mut iov = [IoSliceMut::new(&mut buf)];
         match recvmsg::<()>(fd, &mut iov, None, MsgFlags::MSG_CMSG_CLOEXEC) {
             Ok(m) => break m.bytes,
             Err(nix::Error::EINTR) => continue,
+            // A peer that exits with one of our messages unread leaves ECONNRESET pending on
+            // our end, and a seqpacket read reports it before the messages still queued (the
+            // peer's last words, often its error). Reading the error clears it: read again.
+            Err(nix::Error::ECONNRESET) if !reset_seen => reset_seen = true,
             Err(e) => return Err(e).ctx(|| format!("reading from the {peer}")),
         }
     };
@@ -218,6 +223,22 @@ mod tests {
         }
         drop(a);
         assert!(recv(b.as_raw_fd(), "test").is_err());
+    }
+
+    #[test]
+    fn a_peer_that_exits_with_our_message_unread_still_gets_its_error_read() {
+        let (parent, child) = pair().unwrap();
+        // The parent's "go" the child never reads, then the child's last words and exit.
+        send(parent.as_raw_fd(), &Msg::Go).unwrap();
+        send(child.as_raw_fd(), &Msg::Error("unable to do x".into())).unwrap();
+        drop(child);
+        let m = recv(parent.as_raw_fd(), "container init").unwrap();
+        assert_eq!(m, Msg::Error("unable to do x".into()));
+        let e = recv(parent.as_raw_fd(), "container init").unwrap_err();
+        assert!(
+            e.to_string().contains("exited during container setup"),
+            "{e}"
+        );
     }
 
     #[test]
