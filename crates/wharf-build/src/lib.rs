@@ -5,11 +5,14 @@
 //!   at build time, when the stage's ARG and ENV values are known.
 //! - [`parse`]: text to [`ast::Dockerfile`], errors naming the file's line.
 //! - [`expand`]: BuildKit's shell-word expansion (`${v:-w}` and the rest).
-//! - `dockerignore` (to come): Go's pattern rules with `!` exceptions.
+//! - [`dockerignore`]: which context files a build sees (Docker's pattern rules, `!` exceptions).
+//! - [`platform`]: `--platform` values and the automatic `BUILD*`/`TARGET*` ARGs.
 //! - the build graph, cache index and executor over a backend trait the engine implements.
 
 pub mod ast;
+pub mod dockerignore;
 pub mod expand;
 pub mod parse;
+pub mod platform;
 
 pub use parse::{parse, ParseError, ParseErrorKind};

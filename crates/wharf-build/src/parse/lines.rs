@@ -160,6 +160,8 @@ pub(crate) fn parse_heredoc_word(word: &str) -> Result<Option<Heredoc>, ExpandEr
         return Ok(None);
     }
     let none = |_: &str| None;
+    // Heredoc names are always lexed with `\` as the escape, whatever the file's escape
+    // directive says: BuildKit's parser does the same (its heredoc lexers are `NewLex('\\')`).
     let mut lex = Lexer {
         skip_unset_env: true,
         ..Lexer::new('\\')
