@@ -12,6 +12,10 @@ pub enum Route {
     Info,
     Events,
     SystemDf,
+    /// `POST /build` (the classic builder's protocol).
+    Build,
+    /// `POST /build/prune`.
+    BuildPrune,
     ContainerCreate,
     ContainerList,
     ContainerPrune,
@@ -119,6 +123,8 @@ pub fn route(method: &str, path: &str) -> Result<(ApiVersion, Route), ApiError> 
         ("GET", ["info"]) => Info,
         ("GET", ["events"]) => Events,
         ("GET", ["system", "df"]) => SystemDf,
+        ("POST", ["build"]) => Build,
+        ("POST", ["build", "prune"]) => BuildPrune,
         ("POST", ["containers", "create"]) => ContainerCreate,
         ("GET", ["containers", "json"]) => ContainerList,
         ("POST", ["containers", "prune"]) => ContainerPrune,

@@ -7,12 +7,21 @@
 //! - [`expand`]: BuildKit's shell-word expansion (`${v:-w}` and the rest).
 //! - [`dockerignore`]: which context files a build sees (Docker's pattern rules, `!` exceptions).
 //! - [`platform`]: `--platform` values and the automatic `BUILD*`/`TARGET*` ARGs.
-//! - the build graph, cache index and executor over a backend trait the engine implements.
+//! - [`backend`]: what the executor needs from the engine (images, RUN, new layers).
+//! - [`executor`]: stages (only those the target needs, independent ones at once), steps,
+//!   the classic builder's progress stream ([`output`]).
+//! - [`cache`]: the cache index (step key to image); [`copy`]: COPY/ADD sources and layers.
 
 pub mod ast;
+pub mod backend;
+pub mod cache;
+pub mod copy;
 pub mod dockerignore;
+pub mod executor;
 pub mod expand;
+pub mod output;
 pub mod parse;
 pub mod platform;
 
+pub use executor::{build, BuildError, BuildOptions};
 pub use parse::{parse, ParseError, ParseErrorKind};

@@ -167,6 +167,10 @@ impl Engine {
         });
         engine.restore().await;
         engine.restore_networking();
+        // What builds cut off by a crash left: step containers, layers, contexts.
+        crate::build::clean_leftovers(&engine).await;
+        let _ =
+            std::fs::remove_dir_all(crate::build::build_root(&engine.cfg.data_root).join("tmp"));
         Ok(engine)
     }
 
@@ -207,7 +211,7 @@ impl Engine {
         shim::state_dir(&self.cfg.exec_root, id)
     }
 
-    fn all(&self) -> Vec<Arc<Container>> {
+    pub fn all(&self) -> Vec<Arc<Container>> {
         self.containers
             .read()
             .expect("containers lock")

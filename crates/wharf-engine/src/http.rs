@@ -276,7 +276,7 @@ async fn dispatch(
             let (imgs, layers_size) = images_usage(&engine, &containers)?;
             json_resp(
                 200,
-                &json!({"LayersSize": layers_size, "Images": imgs, "Containers": containers, "Volumes": volumes_usage(&engine), "BuildCache": []}),
+                &json!({"LayersSize": layers_size, "Images": imgs, "Containers": containers, "Volumes": volumes_usage(&engine), "BuildCache": crate::build::df_records(&engine)}),
             )
         }
         ContainerCreate => {
@@ -498,6 +498,15 @@ async fn dispatch(
             )
         }
         ImageCreate => image_create(&engine, &q, req).await?,
+        Build => build(&engine, &q, req).await?,
+        BuildPrune => {
+            let filters = q.filters()?;
+            let until = match filters.get("until").and_then(|v| v.first()) {
+                Some(u) => Some(parse_until(u)?),
+                None => None,
+            };
+            json_resp(200, &crate::build::prune(&engine, until).await?)
+        }
         ImageList => {
             let imgs = engine.images.list().map_err(image_error)?;
             let filters = q.filters()?;
@@ -1459,6 +1468,44 @@ async fn image_create(
         .publish("image", "import", &img.id, BTreeMap::new());
     let mut r = json_resp(200, &json!({"status": img.id}));
     *r.body_mut() = ApiBody::Full(Some(Bytes::from(codec::progress(&img.id, None))));
+    Ok(r)
+}
+
+/// A prune filter's `until`: a duration before now (`24h`) or a Unix time.
+fn parse_until(u: &str) -> Result<i64, ApiError> {
+    let now = chrono::Utc::now().timestamp();
+    if let Ok(t) = u.parse::<f64>() {
+        return Ok(t as i64);
+    }
+    if let Ok(ns) = wharf_build::parse::parse_go_duration(u) {
+        return Ok(now - ns / 1_000_000_000);
+    }
+    chrono::DateTime::parse_from_rfc3339(u)
+        .map(|d| d.timestamp())
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "invalid until filter {u:?}: a duration (24h) or a timestamp"
+            ))
+        })
+}
+
+/// `POST /build`: the context is received, then the build streams its progress.
+async fn build(engine: &Arc<Engine>, q: &Query, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let mut br = crate::build::BuildRequest::from_query(|k| q.all(k))?;
+    let registry_config = crate::build::registry_config(
+        req.headers()
+            .get("X-Registry-Config")
+            .and_then(|h| h.to_str().ok()),
+    )?;
+    let ctx = crate::build::receive_context(engine, req.into_body(), &mut br.opts).await?;
+    let backend = crate::build::EngineBackend {
+        engine: engine.clone(),
+        host: br.host,
+        registry_config,
+        cache_dir: crate::build::build_root(&engine.cfg.data_root).join("mounts"),
+    };
+    let (r, tx) = stream_resp("application/json");
+    tokio::spawn(crate::build::run_build(backend, ctx, br.opts, tx));
     Ok(r)
 }
 

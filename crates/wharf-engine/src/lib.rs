@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod blobsources;
+pub mod build;
 pub mod config;
 pub mod container;
 pub mod engine;

@@ -595,6 +595,17 @@ impl LayerStore {
         }
     }
 
+    /// The ids of every writable (container) layer.
+    pub fn rw_ids(&self) -> Vec<String> {
+        fs::read_dir(self.root.join("rw"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Parent chain ids of every container layer (their ancestry must be kept).
     pub fn rw_parents(&self) -> Vec<String> {
         fs::read_dir(self.root.join("rw"))

@@ -1,0 +1,1689 @@
+//! Runs a parsed Dockerfile over a [`Backend`].
+//!
+//! The stages the target needs (and only those) are built; stages that do not depend on
+//! each other run at once. Every step has a cache key (see [`crate::cache`]); a hit adopts
+//! the image the step made before, a miss runs the step and records what it made. Each step
+//! ends as an image, as in the classic builder, so `docker history` and the cache see every
+//! step; config-only steps (ENV, LABEL, CMD...) make no container and no layer.
+//!
+//! Progress is the classic builder's stream (`Step 1/3 : FROM busybox`, ` ---> Using cache`,
+//! ` ---> 1a2b3c4d5e6f`, `Successfully built`, `Successfully tagged`), in Dockerfile order.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Map, Value};
+
+use crate::ast::{self, Command, Dockerfile, Instruction, InstructionKind, Stage};
+use crate::backend::{
+    Backend, BackendError, FileKind, ImageInfo, LayerJob, NewLayer, PullPolicy, RunEvent, RunMount,
+    RunSpec,
+};
+use crate::cache::{CacheIndex, KeyBuilder};
+use crate::copy;
+use crate::dockerignore::Matcher;
+use crate::expand;
+use crate::output::{Ordered, Sink};
+use crate::platform::Platform;
+
+/// What a build is asked to do (the `POST /build` query, `wharf build`'s flags).
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The Dockerfile's text and its name as the user gave it (for errors).
+    pub dockerfile: String,
+    pub dockerfile_name: String,
+    pub tags: Vec<String>,
+    pub target: Option<String>,
+    /// `--build-arg`: `None` values are unset (the stage's default applies).
+    pub build_args: BTreeMap<String, Option<String>>,
+    pub labels: BTreeMap<String, String>,
+    pub no_cache: bool,
+    pub pull: bool,
+    pub quiet: bool,
+    pub network: Option<String>,
+    pub platform: Option<String>,
+}
+
+/// A failed build, as the client shows it (`errorDetail`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct BuildError {
+    pub message: String,
+    /// A RUN step's exit code.
+    pub code: Option<i32>,
+}
+
+impl BuildError {
+    fn new(message: impl Into<String>) -> Self {
+        BuildError {
+            message: message.into(),
+            code: None,
+        }
+    }
+}
+
+impl From<BackendError> for BuildError {
+    fn from(e: BackendError) -> Self {
+        BuildError::new(e.message)
+    }
+}
+
+/// ARGs every build knows without a declaration (Docker's predefined proxy args); they are
+/// not written to the image's history.
+const PREDEFINED_ARGS: [&str; 12] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "BUILDKIT_INLINE_CACHE",
+    "BUILDKIT_SYNTAX",
+];
+
+/// The result of a built stage.
+#[derive(Debug, Clone)]
+struct Built {
+    image: String,
+    doc: Value,
+    /// The cache key of its last step.
+    key: String,
+}
+
+struct Shared<B: Backend> {
+    backend: Arc<B>,
+    cache: CacheIndex,
+    context: PathBuf,
+    opts: BuildOptions,
+    file: Dockerfile,
+    /// Meta ARG values (before the first FROM), build args applied.
+    meta: BTreeMap<String, Option<String>>,
+    /// Build args some ARG declared.
+    consumed: Mutex<HashSet<String>>,
+    out: Ordered,
+    /// The stream itself, for what a quiet build prints.
+    sink: Sink,
+    /// Step numbers: the first step of each built stage; the total.
+    first_step: HashMap<usize, usize>,
+    total_steps: usize,
+    lanes: HashMap<usize, usize>,
+    results: Mutex<HashMap<usize, Built>>,
+    cancelled: Arc<AtomicBool>,
+    platform: Platform,
+}
+
+fn short(id: &str) -> &str {
+    let h = id.strip_prefix("sha256:").unwrap_or(id);
+    &h[..h.len().min(12)]
+}
+
+fn now_rfc3339() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, dd) = civil(days);
+    format!(
+        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_nanos()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
+fn civil(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Which stage a name (or index) given to FROM / `--from` refers to, among stages before
+/// `before`.
+fn stage_ref(file: &Dockerfile, name: &str, before: usize) -> Option<usize> {
+    let lower = name.to_ascii_lowercase();
+    if let Some(i) = file.stages[..before]
+        .iter()
+        .position(|s| s.name.as_deref() == Some(lower.as_str()))
+    {
+        return Some(i);
+    }
+    name.parse::<usize>().ok().filter(|i| *i < before)
+}
+
+fn meta_lookup(meta: &BTreeMap<String, Option<String>>) -> impl Fn(&str) -> Option<String> + '_ {
+    move |k| meta.get(k).cloned().flatten()
+}
+
+/// Builds `opts.dockerfile` with the context in `context`; the id of the image built.
+/// Progress and errors go to `sink` as the classic builder's JSON messages (the error is
+/// also returned, for the caller to send as `errorDetail`).
+pub async fn build<B: Backend>(
+    backend: Arc<B>,
+    cache: CacheIndex,
+    context: PathBuf,
+    opts: BuildOptions,
+    sink: Sink,
+    cancelled: Arc<AtomicBool>,
+) -> Result<String, BuildError> {
+    let mut file = crate::parse(&opts.dockerfile).map_err(|e| {
+        BuildError::new(format!(
+            "dockerfile parse error on line {}: {}",
+            e.line, e.kind
+        ))
+    })?;
+    if file.directives.syntax.is_some() {
+        tracing::info!("# syntax= is accepted and not followed: wharf has one Dockerfile frontend");
+    }
+    // The stages up to the target.
+    let target = match &opts.target {
+        Some(t) if !t.is_empty() => {
+            let lower = t.to_ascii_lowercase();
+            file.stages
+                .iter()
+                .position(|s| s.name.as_deref() == Some(lower.as_str()))
+                .ok_or_else(|| {
+                    BuildError::new(format!("failed to reach build target {t} in Dockerfile"))
+                })?
+        }
+        _ => file.stages.len() - 1,
+    };
+    file.stages.truncate(target + 1);
+    // `--label`s become a LABEL step at the end, as the classic builder adds them.
+    if !opts.labels.is_empty() {
+        let text = opts
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{}={}", quote_word(k), quote_word(v)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let last = file.stages.last_mut().expect("a stage");
+        let line = last
+            .instructions
+            .last()
+            .map(|i| i.source.end_line)
+            .unwrap_or(0)
+            + 1;
+        last.instructions.push(Instruction {
+            source: ast::Source {
+                line,
+                end_line: line,
+                original: format!("LABEL {text}"),
+            },
+            kind: InstructionKind::Label(
+                opts.labels
+                    .iter()
+                    .map(|(k, v)| ast::KeyValue {
+                        key: quote_word(k),
+                        value: quote_word(v),
+                    })
+                    .collect(),
+            ),
+        });
+    }
+    // Meta ARGs with the build args.
+    let mut meta: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut consumed = HashSet::new();
+    let escape = file.directives.escape;
+    for a in &file.meta_args {
+        let v = match opts.build_args.get(&a.name) {
+            Some(Some(v)) => {
+                consumed.insert(a.name.clone());
+                Some(v.clone())
+            }
+            _ => match &a.default {
+                Some(d) => Some(
+                    expand::process_word(d, &meta_lookup(&meta), escape)
+                        .map_err(|e| BuildError::new(e.to_string()))?,
+                ),
+                None => None,
+            },
+        };
+        if opts.build_args.contains_key(&a.name) {
+            consumed.insert(a.name.clone());
+        }
+        meta.insert(a.name.clone(), v);
+    }
+    // Dependencies: FROM <stage>, COPY --from, RUN --mount from=.
+    let n = file.stages.len();
+    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, s) in file.stages.iter().enumerate() {
+        let base = expand::process_word(&s.base, &meta_lookup(&meta), escape)
+            .map_err(|e| BuildError::new(e.to_string()))?;
+        if let Some(d) = stage_ref(&file, &base, i) {
+            deps[i].push(d);
+        }
+        for ins in &s.instructions {
+            for from in from_refs(ins) {
+                let from = expand::process_word(&from, &meta_lookup(&meta), escape).unwrap_or(from);
+                if let Some(d) = stage_ref(&file, &from, i) {
+                    deps[i].push(d);
+                }
+            }
+        }
+    }
+    let mut needed = vec![false; n];
+    let mut todo = vec![target];
+    while let Some(i) = todo.pop() {
+        if !needed[i] {
+            needed[i] = true;
+            todo.extend(deps[i].iter().copied());
+        }
+    }
+    let built: Vec<usize> = (0..n).filter(|i| needed[*i]).collect();
+    let mut first_step = HashMap::new();
+    let mut lanes = HashMap::new();
+    let mut step = file.meta_args.len() + 1;
+    for (lane, i) in built.iter().enumerate() {
+        first_step.insert(*i, step);
+        lanes.insert(*i, lane + 1);
+        step += 1 + file.stages[*i].instructions.len();
+    }
+    let total_steps = step - 1;
+    let out = Ordered::new(sink.clone(), built.len() + 1, opts.quiet);
+    // The meta ARG steps (lane 0).
+    for (k, a) in file.meta_args.iter().enumerate() {
+        let text = match &a.default {
+            Some(d) => format!("ARG {}={d}", a.name),
+            None => format!("ARG {}", a.name),
+        };
+        out.stream(0, format!("Step {}/{total_steps} : {text}", k + 1));
+        out.stream(0, "\n");
+    }
+    out.finish(0);
+    let platform = match &opts.platform {
+        Some(p) if !p.is_empty() => {
+            Platform::parse(p).map_err(|e| BuildError::new(e.to_string()))?
+        }
+        _ => Platform::host(),
+    };
+    let shared = Arc::new(Shared {
+        backend,
+        cache,
+        context,
+        opts,
+        file,
+        meta,
+        consumed: Mutex::new(consumed),
+        out,
+        sink,
+        first_step,
+        total_steps,
+        lanes,
+        results: Mutex::new(HashMap::new()),
+        cancelled,
+        platform,
+    });
+    // Waves of stages whose dependencies are built, each wave at once.
+    let mut done: HashSet<usize> = HashSet::new();
+    let mut first_error: Option<(usize, BuildError)> = None;
+    while done.len() < built.len() && first_error.is_none() {
+        let wave: Vec<usize> = built
+            .iter()
+            .copied()
+            .filter(|i| !done.contains(i) && deps[*i].iter().all(|d| done.contains(d)))
+            .collect();
+        let mut set = tokio::task::JoinSet::new();
+        for i in wave {
+            let s = shared.clone();
+            set.spawn(async move {
+                let r = run_stage(&s, i).await;
+                (i, r)
+            });
+        }
+        while let Some(j) = set.join_next().await {
+            let (i, r) = j.map_err(|e| BuildError::new(format!("build stage panicked: {e}")))?;
+            done.insert(i);
+            match r {
+                Ok(b) => {
+                    shared.out.finish(shared.lanes[&i]);
+                    shared
+                        .results
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(i, b);
+                }
+                Err(e) => {
+                    if first_error.as_ref().is_none_or(|(j, _)| i < *j) {
+                        first_error = Some((i, e));
+                    }
+                }
+            }
+        }
+    }
+    if let Some((_, e)) = first_error {
+        return Err(e);
+    }
+    let result = shared
+        .results
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&target)
+        .cloned()
+        .ok_or_else(|| BuildError::new("the target stage was not built"))?;
+    let unused: Vec<String> = {
+        let c = shared.consumed.lock().unwrap_or_else(|e| e.into_inner());
+        shared
+            .opts
+            .build_args
+            .keys()
+            .filter(|k| !c.contains(*k) && !PREDEFINED_ARGS.contains(&k.as_str()))
+            .cloned()
+            .collect()
+    };
+    if !unused.is_empty() {
+        shared.out.global(json!({"stream": format!(
+            "[Warning] One or more build-args [{}] were not consumed\n",
+            unused.join(" ")
+        )}));
+    }
+    for t in &shared.opts.tags {
+        shared.backend.tag(&result.image, t)?;
+    }
+    if shared.opts.quiet {
+        (shared.sink)(json!({"stream": format!("{}\n", result.image)}));
+    } else {
+        shared
+            .out
+            .global(json!({"stream": format!("Successfully built {}\n", short(&result.image))}));
+        for t in &shared.opts.tags {
+            shared
+                .out
+                .global(json!({"stream": format!("Successfully tagged {}\n", familiar_tag(t))}));
+        }
+    }
+    Ok(result.image)
+}
+
+/// A tag as the classic builder prints it: `name:tag` with `latest` added.
+fn familiar_tag(t: &str) -> String {
+    let last = t.rsplit('/').next().unwrap_or(t);
+    if last.contains(':') || t.contains('@') {
+        t.to_string()
+    } else {
+        format!("{t}:latest")
+    }
+}
+
+fn quote_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+/// The `--from` values of an instruction (COPY --from, RUN --mount from=).
+fn from_refs(ins: &Instruction) -> Vec<String> {
+    match &ins.kind {
+        InstructionKind::Copy(c) => c.from.iter().cloned().collect(),
+        InstructionKind::Run(r) => r.mounts.iter().filter_map(|m| m.from.clone()).collect(),
+        InstructionKind::Onbuild(i) => from_refs(i),
+        _ => Vec::new(),
+    }
+}
+
+/// What a stage has built so far.
+struct StageState {
+    /// The image of the last step (`None`: scratch, nothing stored yet).
+    image: Option<String>,
+    doc: Value,
+    key: String,
+    /// ARGs the stage declared, with their values.
+    args: Vec<(String, Option<String>)>,
+    shell: Vec<String>,
+    /// CMD was set in this stage (ENTRYPOINT then keeps it).
+    cmd_set: bool,
+    escape: char,
+}
+
+fn default_shell() -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into()]
+}
+
+impl StageState {
+    fn from_image(img: &ImageInfo, escape: char) -> StageState {
+        let shell = img.doc["config"]["Shell"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .filter(|v: &Vec<String>| !v.is_empty())
+            .unwrap_or_else(default_shell);
+        StageState {
+            image: Some(img.id.clone()),
+            doc: img.doc.clone(),
+            key: format!("image:{}", img.id),
+            args: Vec::new(),
+            shell,
+            cmd_set: false,
+            escape,
+        }
+    }
+
+    fn scratch(platform: &Platform, escape: char) -> StageState {
+        let mut doc = json!({
+            "architecture": platform.arch,
+            "os": platform.os,
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": []},
+            "history": [],
+        });
+        if let Some(v) = &platform.variant {
+            doc["variant"] = json!(v);
+        }
+        StageState {
+            image: None,
+            doc,
+            key: "scratch".into(),
+            args: Vec::new(),
+            shell: default_shell(),
+            cmd_set: false,
+            escape,
+        }
+    }
+
+    fn config(&mut self) -> &mut Map<String, Value> {
+        if !self.doc["config"].is_object() {
+            self.doc["config"] = json!({});
+        }
+        self.doc["config"].as_object_mut().expect("an object")
+    }
+
+    fn env(&self) -> Vec<String> {
+        self.doc["config"]["Env"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn lookup(&self, k: &str) -> Option<String> {
+        for e in self.env().iter().rev() {
+            if let Some((n, v)) = e.split_once('=') {
+                if n == k {
+                    return Some(v.to_string());
+                }
+            }
+        }
+        self.args
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .and_then(|(_, v)| v.clone())
+    }
+
+    fn word(&self, w: &str) -> Result<String, BuildError> {
+        expand::process_word(w, &|k| self.lookup(k), self.escape)
+            .map_err(|e| BuildError::new(e.to_string()))
+    }
+
+    fn words(&self, w: &str) -> Result<Vec<String>, BuildError> {
+        expand::process_words(w, &|k| self.lookup(k), self.escape)
+            .map_err(|e| BuildError::new(e.to_string()))
+    }
+
+    /// The environment of a RUN step: the image's Env, then the ARGs ENV does not override.
+    fn run_env(&self) -> Vec<String> {
+        let mut env = self.env();
+        let names: HashSet<String> = env
+            .iter()
+            .filter_map(|e| e.split_once('=').map(|(n, _)| n.to_string()))
+            .collect();
+        for (n, v) in &self.args {
+            if let Some(v) = v {
+                if !names.contains(n) {
+                    env.push(format!("{n}={v}"));
+                }
+            }
+        }
+        env
+    }
+
+    /// The ARG values a RUN step sees, as the classic builder prefixes its history.
+    fn arg_pairs(&self) -> Vec<String> {
+        self.args
+            .iter()
+            .filter(|(n, _)| !PREDEFINED_ARGS.contains(&n.as_str()))
+            .filter_map(|(n, v)| v.as_ref().map(|v| format!("{n}={v}")))
+            .collect()
+    }
+
+    fn workdir(&self) -> String {
+        self.doc["config"]["WorkingDir"]
+            .as_str()
+            .filter(|w| !w.is_empty())
+            .unwrap_or("/")
+            .to_string()
+    }
+
+    fn set_env(&mut self, name: &str, value: &str) {
+        let mut env = self.env();
+        let entry = format!("{name}={value}");
+        match env
+            .iter()
+            .position(|e| e.split_once('=').map(|(n, _)| n) == Some(name) || e == name)
+        {
+            Some(i) => env[i] = entry,
+            None => env.push(entry),
+        }
+        self.config().insert("Env".into(), json!(env));
+    }
+}
+
+impl<B: Backend> Shared<B> {
+    fn step_header(&self, lane: usize, step: usize, text: &str) {
+        self.out
+            .stream(lane, format!("Step {step}/{} : {text}", self.total_steps));
+        self.out.stream(lane, "\n");
+    }
+
+    fn policy(&self, platform: Option<String>) -> PullPolicy {
+        PullPolicy {
+            always: self.opts.pull,
+            platform: platform.or_else(|| self.opts.platform.clone()),
+        }
+    }
+
+    /// A cached image for `key`, if the cache may be used and the image is still there.
+    fn cached(&self, key: &str) -> Option<ImageInfo> {
+        if self.opts.no_cache {
+            return None;
+        }
+        let rec = self.cache.get(key)?;
+        self.backend.image_by_id(&rec.image)
+    }
+
+    fn adopt(&self, lane: usize, st: &mut StageState, key: String, img: ImageInfo) {
+        self.out.stream(lane, " ---> Using cache\n");
+        self.out.stream(lane, format!(" ---> {}\n", short(&img.id)));
+        // Refresh the entry's last use (for prune's LRU); a failure only costs that.
+        let _ = self.cache.put(&key, &img.id, "");
+        st.image = Some(img.id);
+        st.doc = img.doc;
+        st.key = key;
+    }
+
+    /// Stores the step's image (with its layer, if any) and records it in the cache.
+    fn commit(
+        &self,
+        lane: usize,
+        st: &mut StageState,
+        key: String,
+        created_by: String,
+        layer: Option<NewLayer>,
+        description: &str,
+    ) -> Result<(), BuildError> {
+        let mut doc = st.doc.clone();
+        let now = now_rfc3339();
+        doc["created"] = json!(now);
+        let mut entry = json!({"created": now, "created_by": created_by});
+        match &layer {
+            Some(l) => {
+                let mut ids = doc["rootfs"]["diff_ids"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                ids.push(json!(l.diff_id));
+                doc["rootfs"] = json!({"type": "layers", "diff_ids": ids});
+            }
+            None => entry["empty_layer"] = json!(true),
+        }
+        let mut history = doc["history"].as_array().cloned().unwrap_or_default();
+        history.push(entry);
+        doc["history"] = json!(history);
+        let id = self.backend.put_image(&doc)?;
+        drop(layer);
+        if let Err(e) = self.cache.put(&key, &id, description) {
+            tracing::warn!("recording a build cache entry: {e}");
+        }
+        self.out.stream(lane, format!(" ---> {}\n", short(&id)));
+        st.image = Some(id);
+        st.doc = doc;
+        st.key = key;
+        Ok(())
+    }
+
+    /// The image a step runs on or writes over, stored if the stage has none yet.
+    fn ensure_image(&self, st: &mut StageState) -> Result<String, BuildError> {
+        if let Some(i) = &st.image {
+            return Ok(i.clone());
+        }
+        let id = self.backend.put_image(&st.doc)?;
+        st.image = Some(id.clone());
+        Ok(id)
+    }
+}
+
+async fn run_stage<B: Backend>(s: &Arc<Shared<B>>, i: usize) -> Result<Built, BuildError> {
+    let stage: &Stage = &s.file.stages[i];
+    let lane = s.lanes[&i];
+    let mut step = s.first_step[&i];
+    let escape = s.file.directives.escape;
+    s.step_header(lane, step, &stage.from.original);
+    let base = expand::process_word(&stage.base, &meta_lookup(&s.meta), escape)
+        .map_err(|e| BuildError::new(e.to_string()))?;
+    let platform = match &stage.platform {
+        Some(p) => Some(
+            expand::process_word(p, &meta_lookup(&s.meta), escape)
+                .map_err(|e| BuildError::new(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let mut st = if base.eq_ignore_ascii_case("scratch") {
+        StageState::scratch(&s.platform, escape)
+    } else if let Some(d) = stage_ref(&s.file, &base, i) {
+        let b = s
+            .results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&d)
+            .cloned()
+            .ok_or_else(|| BuildError::new(format!("stage {base} was not built")))?;
+        s.out.stream(lane, format!(" ---> {}\n", short(&b.image)));
+        let mut st = StageState::from_image(
+            &ImageInfo {
+                id: b.image.clone(),
+                doc: b.doc.clone(),
+            },
+            escape,
+        );
+        st.key = b.key;
+        st
+    } else {
+        let out = s.out.clone();
+        let progress = move |v: Value| out.send(lane, v);
+        let img = s
+            .backend
+            .image(&base, &s.policy(platform), &progress)
+            .await?;
+        s.out.stream(lane, format!(" ---> {}\n", short(&img.id)));
+        StageState::from_image(&img, escape)
+    };
+    // ONBUILD triggers of the base run as part of FROM, and are not inherited.
+    let triggers: Vec<String> = st.doc["config"]["OnBuild"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !triggers.is_empty() {
+        st.config().insert("OnBuild".into(), Value::Null);
+        s.out.stream(
+            lane,
+            format!(
+                "# Executing {} build trigger{}\n",
+                triggers.len(),
+                if triggers.len() == 1 { "" } else { "s" }
+            ),
+        );
+        for t in &triggers {
+            let parsed = crate::parse(&format!("FROM scratch\n{t}\n")).map_err(|e| {
+                BuildError::new(format!("parsing ONBUILD trigger {t:?}: {}", e.kind))
+            })?;
+            for ins in &parsed.stages[0].instructions {
+                dispatch(s, lane, i, &mut st, ins).await?;
+            }
+        }
+    }
+    for ins in &stage.instructions {
+        step += 1;
+        if s.cancelled.load(Ordering::SeqCst) {
+            return Err(BuildError::new("build cancelled"));
+        }
+        s.step_header(lane, step, &ins.source.original);
+        dispatch(s, lane, i, &mut st, ins).await?;
+    }
+    let image = s.ensure_image(&mut st)?;
+    s.out.send(lane, json!({"aux": {"ID": image}}));
+    Ok(Built {
+        image,
+        doc: st.doc,
+        key: st.key,
+    })
+}
+
+fn nop(text: &str) -> String {
+    format!("/bin/sh -c #(nop)  {text}")
+}
+
+fn command_argv(shell: &[String], c: &Command) -> Vec<String> {
+    match c {
+        Command::Exec(v) => v.clone(),
+        Command::Shell(t) => {
+            let mut v = shell.to_vec();
+            v.push(t.clone());
+            v
+        }
+    }
+}
+
+fn expose_ports(spec: &str) -> Result<Vec<String>, BuildError> {
+    let (ports, proto) = match spec.split_once('/') {
+        Some((p, pr)) => (p, pr.to_ascii_lowercase()),
+        None => (spec, "tcp".to_string()),
+    };
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(BuildError::new(format!("invalid proto: {proto}")));
+    }
+    let bad = || BuildError::new(format!("invalid containerPort: {ports}"));
+    let (lo, hi) = match ports.split_once('-') {
+        Some((a, b)) => (
+            a.parse::<u16>().map_err(|_| bad())?,
+            b.parse::<u16>().map_err(|_| bad())?,
+        ),
+        None => {
+            let p = ports.parse::<u16>().map_err(|_| bad())?;
+            (p, p)
+        }
+    };
+    if hi < lo {
+        return Err(bad());
+    }
+    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
+}
+
+fn duration_ns(v: &Option<String>, what: &str) -> Result<i64, BuildError> {
+    match v {
+        None => Ok(0),
+        Some(s) => {
+            let ns = crate::parse::parse_go_duration(s)
+                .map_err(|e| BuildError::new(format!("HEALTHCHECK --{what}: {e}")))?;
+            if ns != 0 && ns < 1_000_000 {
+                return Err(BuildError::new(format!(
+                    "Interval {what:?} cannot be less than 1ms"
+                )));
+            }
+            Ok(ns)
+        }
+    }
+}
+
+/// Sizes as BuildKit reads `size=` of tmpfs mounts (bytes, or k/m/g suffixes).
+fn parse_size(s: &str) -> Result<u64, BuildError> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, mul) = match t.trim_end_matches('b').chars().last() {
+        Some('k') => (&t[..t.trim_end_matches('b').len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.trim_end_matches('b').len() - 1], 1 << 20),
+        Some('g') => (&t[..t.trim_end_matches('b').len() - 1], 1 << 30),
+        _ => (t.trim_end_matches('b'), 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .ok_or_else(|| BuildError::new(format!("invalid size {s:?}")))
+}
+
+async fn dispatch<B: Backend>(
+    s: &Arc<Shared<B>>,
+    lane: usize,
+    stage: usize,
+    st: &mut StageState,
+    ins: &Instruction,
+) -> Result<(), BuildError> {
+    use InstructionKind as K;
+    let original = ins.source.original.clone();
+    match &ins.kind {
+        K::Run(r) => run_step(s, lane, st, r).await,
+        K::Copy(c) => {
+            copy_step(
+                s,
+                lane,
+                stage,
+                st,
+                &c.common,
+                c.from.as_deref(),
+                c.parents,
+                None,
+                &original,
+            )
+            .await
+        }
+        K::Add(a) => {
+            copy_step(
+                s,
+                lane,
+                stage,
+                st,
+                &a.common,
+                None,
+                false,
+                Some(a.unpack.unwrap_or(true)),
+                &original,
+            )
+            .await
+        }
+        K::Workdir(w) => {
+            let w = st.word(w)?;
+            let path = copy::clean_abs(&if w.starts_with('/') {
+                w.clone()
+            } else {
+                format!("{}/{w}", st.workdir())
+            });
+            st.config().insert("WorkingDir".into(), json!(path));
+            let key = KeyBuilder::new(&st.key)
+                .part("WORKDIR")
+                .part(&serde_json::to_string(&st.doc["config"]).unwrap_or_default())
+                .finish();
+            if let Some(img) = s.cached(&key) {
+                s.adopt(lane, st, key, img);
+                return Ok(());
+            }
+            let image = s.ensure_image(st)?;
+            let p = path.clone();
+            let layer = s
+                .backend
+                .with_layer(
+                    Some(&image),
+                    &[],
+                    Box::new(move |job: LayerJob<'_>| {
+                        if job.root.stat(&p) == Some(FileKind::Dir) {
+                            return Ok(());
+                        }
+                        let e = copy::Entry {
+                            host: PathBuf::new(),
+                            dest: p.clone(),
+                            kind: copy::Kind::Dir { mode: 0o755 },
+                        };
+                        let t = copy::tar(&[e], copy::Owner::default(), job.root, unix_now())?;
+                        job.root.extract(&mut &t[..])
+                    }),
+                )
+                .await?;
+            s.commit(
+                lane,
+                st,
+                key,
+                nop(&format!("WORKDIR {path}")),
+                layer,
+                &original,
+            )
+        }
+        K::Arg(decls) => {
+            let auto: BTreeMap<String, String> =
+                Platform::automatic_args(&Platform::host(), &s.platform)
+                    .into_iter()
+                    .collect();
+            let mut key = KeyBuilder::new(&st.key).part("ARG");
+            for d in decls {
+                let given = s.opts.build_args.get(&d.name);
+                if given.is_some() {
+                    s.consumed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(d.name.clone());
+                }
+                let v = match given {
+                    Some(Some(v)) => Some(v.clone()),
+                    _ => match &d.default {
+                        Some(def) => Some(st.word(def)?),
+                        None => s
+                            .meta
+                            .get(&d.name)
+                            .cloned()
+                            .flatten()
+                            .or_else(|| auto.get(&d.name).cloned()),
+                    },
+                };
+                key = key.part(&d.name).part(v.as_deref().unwrap_or("\u{0}unset"));
+                st.args.retain(|(n, _)| n != &d.name);
+                st.args.push((d.name.clone(), v));
+            }
+            let key = key.finish();
+            if let Some(img) = s.cached(&key) {
+                s.adopt(lane, st, key, img);
+                return Ok(());
+            }
+            s.commit(lane, st, key, nop(&original), None, &original)
+        }
+        kind => {
+            config_change(s, st, kind)?;
+            let key = KeyBuilder::new(&st.key)
+                .part("CONFIG")
+                .part(&serde_json::to_string(&st.doc["config"]).unwrap_or_default())
+                .part(st.doc["author"].as_str().unwrap_or_default())
+                .finish();
+            if let Some(img) = s.cached(&key) {
+                s.adopt(lane, st, key, img);
+                return Ok(());
+            }
+            s.commit(lane, st, key, nop(&original), None, &original)
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// ENV, LABEL, CMD and the other steps that only change the image's config.
+fn config_change<B: Backend>(
+    s: &Arc<Shared<B>>,
+    st: &mut StageState,
+    kind: &InstructionKind,
+) -> Result<(), BuildError> {
+    use InstructionKind as K;
+    let _ = s;
+    match kind {
+        K::Env(pairs) => {
+            // Every value sees the environment from before the instruction.
+            let mut vals = Vec::new();
+            for kv in pairs {
+                vals.push((st.word(&kv.key)?, st.word(&kv.value)?));
+            }
+            for (k, v) in vals {
+                st.set_env(&k, &v);
+            }
+        }
+        K::Label(pairs) => {
+            let mut labels = st.doc["config"]["Labels"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            for kv in pairs {
+                labels.insert(st.word(&kv.key)?, json!(st.word(&kv.value)?));
+            }
+            st.config().insert("Labels".into(), Value::Object(labels));
+        }
+        K::Expose(specs) => {
+            let mut ports = st.doc["config"]["ExposedPorts"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            for sp in specs {
+                for w in st.words(sp)? {
+                    for p in expose_ports(&w)? {
+                        ports.insert(p, json!({}));
+                    }
+                }
+            }
+            st.config()
+                .insert("ExposedPorts".into(), Value::Object(ports));
+        }
+        K::Volume(paths) => {
+            let mut vols = st.doc["config"]["Volumes"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            for p in paths {
+                let p = st.word(p)?;
+                if p.trim().is_empty() {
+                    return Err(BuildError::new(
+                        "VOLUME specified can not be an empty string",
+                    ));
+                }
+                vols.insert(p, json!({}));
+            }
+            st.config().insert("Volumes".into(), Value::Object(vols));
+        }
+        K::User(u) => {
+            let u = st.word(u)?;
+            st.config().insert("User".into(), json!(u));
+        }
+        K::Shell(v) => {
+            st.shell = v.clone();
+            st.config().insert("Shell".into(), json!(v));
+        }
+        K::StopSignal(sig) => {
+            let sig = st.word(sig)?;
+            st.config().insert("StopSignal".into(), json!(sig));
+        }
+        K::Cmd(c) => {
+            let argv = command_argv(&st.shell, c);
+            st.config().insert("Cmd".into(), json!(argv));
+            st.cmd_set = true;
+        }
+        K::Entrypoint(c) => {
+            let argv = command_argv(&st.shell, c);
+            let v = if argv.is_empty() {
+                Value::Null
+            } else {
+                json!(argv)
+            };
+            st.config().insert("Entrypoint".into(), v);
+            if !st.cmd_set {
+                st.config().insert("Cmd".into(), Value::Null);
+            }
+        }
+        K::Healthcheck(h) => {
+            let v = match h {
+                ast::Healthcheck::None => json!({"Test": ["NONE"]}),
+                ast::Healthcheck::Check {
+                    test,
+                    interval,
+                    timeout,
+                    start_period,
+                    start_interval,
+                    retries,
+                } => {
+                    let test = match test {
+                        Command::Exec(v) => {
+                            let mut t = vec!["CMD".to_string()];
+                            t.extend(v.iter().cloned());
+                            t
+                        }
+                        Command::Shell(c) => vec!["CMD-SHELL".to_string(), c.clone()],
+                    };
+                    let mut m = Map::new();
+                    m.insert("Test".into(), json!(test));
+                    for (k, v, what) in [
+                        ("Interval", interval, "interval"),
+                        ("Timeout", timeout, "timeout"),
+                        ("StartPeriod", start_period, "start-period"),
+                        ("StartInterval", start_interval, "start-interval"),
+                    ] {
+                        let ns = duration_ns(v, what)?;
+                        if ns != 0 {
+                            m.insert(k.into(), json!(ns));
+                        }
+                    }
+                    if let Some(r) = retries {
+                        let n: i64 = r.parse().map_err(|_| {
+                            BuildError::new(format!("HEALTHCHECK --retries: invalid value {r:?}"))
+                        })?;
+                        if n < 0 {
+                            return Err(BuildError::new("--retries cannot be negative"));
+                        }
+                        if n != 0 {
+                            m.insert("Retries".into(), json!(n));
+                        }
+                    }
+                    Value::Object(m)
+                }
+            };
+            st.config().insert("Healthcheck".into(), v);
+        }
+        K::Onbuild(inner) => {
+            let mut list = st.doc["config"]["OnBuild"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            list.push(json!(inner.source.original));
+            st.config().insert("OnBuild".into(), json!(list));
+        }
+        K::Maintainer(m) => {
+            st.doc["author"] = json!(m);
+        }
+        K::Run(_) | K::Copy(_) | K::Add(_) | K::Workdir(_) | K::Arg(_) => {
+            unreachable!("handled by dispatch")
+        }
+    }
+    Ok(())
+}
+
+async fn run_step<B: Backend>(
+    s: &Arc<Shared<B>>,
+    lane: usize,
+    st: &mut StageState,
+    r: &ast::Run,
+) -> Result<(), BuildError> {
+    let argv = match &r.command {
+        Command::Exec(v) => v.clone(),
+        Command::Shell(text) => {
+            let script = crate::parse::heredoc_word(text.trim())
+                .filter(|_| r.heredocs.len() == 1 && !text.trim().contains(' '))
+                .and_then(|_| r.heredocs.first());
+            let mut v = st.shell.clone();
+            match script {
+                Some(h) => v.push(h.content.clone()),
+                None if r.heredocs.is_empty() => v.push(text.clone()),
+                None => {
+                    let mut t = text.clone();
+                    t.push('\n');
+                    for h in &r.heredocs {
+                        t.push_str(&h.content);
+                        t.push_str(&h.name);
+                        t.push('\n');
+                    }
+                    v.push(t);
+                }
+            }
+            v
+        }
+    };
+    let network = match &r.network {
+        Some(n) if n != "default" => Some(n.clone()),
+        _ => s.opts.network.clone(),
+    };
+    let mut mounts = Vec::new();
+    let mut mount_key = Vec::new();
+    for m in &r.mounts {
+        let target = |t: &Option<String>| -> Result<String, BuildError> {
+            let t = t
+                .as_deref()
+                .ok_or_else(|| BuildError::new("RUN --mount: target is required"))?;
+            let t = st.word(t)?;
+            Ok(copy::clean_abs(&if t.starts_with('/') {
+                t
+            } else {
+                format!("{}/{t}", st.workdir())
+            }))
+        };
+        match m.kind {
+            ast::MountKind::Bind => {
+                if m.from.is_some() {
+                    return Err(BuildError::new(
+                        "RUN --mount=type=bind,from=... is not supported yet: COPY --from the files instead",
+                    ));
+                }
+                let src = st.word(m.source.as_deref().unwrap_or("."))?;
+                let rel = copy::clean_source(&src).map_err(BuildError::new)?;
+                let host = copy::resolve_in(&s.context, &rel).ok_or_else(|| {
+                    BuildError::new(format!(
+                        "RUN --mount=type=bind: {rel} not found in the build context"
+                    ))
+                })?;
+                let t = target(&m.target)?;
+                mount_key.push(format!(
+                    "bind:{rel}:{t}:{}",
+                    copy::digest(
+                        &[copy::Matched {
+                            rel: rel.clone(),
+                            host: host.clone(),
+                            is_dir: host.is_dir()
+                        }],
+                        &Matcher::default()
+                    )
+                    .map_err(BuildError::new)?
+                ));
+                if m.readonly == Some(false) {
+                    return Err(BuildError::new(
+                        "RUN --mount=type=bind,rw is not supported yet: bind mounts of the context are read-only here",
+                    ));
+                }
+                mounts.push(RunMount::Bind {
+                    source: host,
+                    target: t,
+                    readonly: true,
+                });
+            }
+            ast::MountKind::Cache => {
+                let t = target(&m.target)?;
+                let id = match &m.id {
+                    Some(id) => st.word(id)?,
+                    None => t.clone(),
+                };
+                let dir = s.backend.cache_dir().join(
+                    crate::cache::KeyBuilder::new("cache-mount")
+                        .part(&id)
+                        .finish(),
+                );
+                if !dir.exists() {
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| BuildError::new(format!("cache mount {id}: {e}")))?;
+                    let uid = m.uid.as_deref().map(str::parse::<u32>).transpose();
+                    let gid = m.gid.as_deref().map(str::parse::<u32>).transpose();
+                    if let (Ok(uid), Ok(gid)) = (uid, gid) {
+                        if uid.is_some() || gid.is_some() {
+                            let _ = std::os::unix::fs::chown(&dir, uid, gid);
+                        }
+                    }
+                    if let Some(mode) = &m.mode {
+                        if let Ok(mode) = u32::from_str_radix(mode, 8) {
+                            use std::os::unix::fs::PermissionsExt;
+                            let _ = std::fs::set_permissions(
+                                &dir,
+                                std::fs::Permissions::from_mode(mode),
+                            );
+                        }
+                    }
+                }
+                mount_key.push(format!("cache:{id}:{t}"));
+                mounts.push(RunMount::Bind {
+                    source: dir,
+                    target: t,
+                    readonly: m.readonly.unwrap_or(false),
+                });
+            }
+            ast::MountKind::Tmpfs => {
+                let t = target(&m.target)?;
+                let size = match &m.size {
+                    Some(sz) => parse_size(sz)?,
+                    None => 0,
+                };
+                mount_key.push(format!("tmpfs:{t}:{size}"));
+                mounts.push(RunMount::Tmpfs { target: t, size });
+            }
+            ast::MountKind::Secret => {
+                let id =
+                    m.id.clone()
+                        .or_else(|| {
+                            m.target
+                                .as_deref()
+                                .and_then(|t| t.rsplit('/').next().map(String::from))
+                        })
+                        .unwrap_or_default();
+                if m.required == Some(true) {
+                    return Err(BuildError::new(format!(
+                        "secret {id} not found: the classic build API carries no secrets"
+                    )));
+                }
+            }
+            ast::MountKind::Ssh => {
+                if m.required == Some(true) {
+                    return Err(BuildError::new(
+                        "no SSH agent forwarded: the classic build API carries no SSH sockets",
+                    ));
+                }
+            }
+        }
+    }
+    let args = st.arg_pairs();
+    let key = KeyBuilder::new(&st.key)
+        .part("RUN")
+        .part(&serde_json::to_string(&argv).unwrap_or_default())
+        .part(&args.join("\n"))
+        .part(network.as_deref().unwrap_or_default())
+        .part(&mount_key.join("\n"))
+        .finish();
+    let created_by = if args.is_empty() {
+        argv.join(" ")
+    } else {
+        format!("|{} {} {}", args.len(), args.join(" "), argv.join(" "))
+    };
+    if let Some(img) = s.cached(&key) {
+        s.adopt(lane, st, key, img);
+        return Ok(());
+    }
+    let image = s.ensure_image(st)?;
+    let spec = RunSpec {
+        image,
+        argv: argv.clone(),
+        env: st.run_env(),
+        user: st.doc["config"]["User"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        workdir: st.workdir(),
+        network,
+        mounts,
+    };
+    let started: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let (out, started2) = (s.out.clone(), started.clone());
+    let events = move |e: RunEvent| match e {
+        RunEvent::Started(id) => {
+            out.stream(lane, format!(" ---> Running in {}\n", short(&id)));
+            *started2.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
+        }
+        RunEvent::Stdout(b) => out.stream(lane, String::from_utf8_lossy(&b).into_owned()),
+        RunEvent::Stderr(b) => out.stream(
+            lane,
+            format!("\u{1b}[91m{}\u{1b}[0m", String::from_utf8_lossy(&b)),
+        ),
+    };
+    let outcome = s.backend.run(spec, &events).await?;
+    if outcome.exit_code != 0 {
+        return Err(BuildError {
+            message: format!(
+                "The command '{}' returned a non-zero code: {}",
+                argv.join(" "),
+                outcome.exit_code
+            ),
+            code: Some(outcome.exit_code),
+        });
+    }
+    if let Some(id) = started.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        s.out.stream(
+            lane,
+            format!("Removing intermediate container {}\n", short(id)),
+        );
+    }
+    let description = format!("RUN {}", argv.join(" "));
+    s.commit(lane, st, key, created_by, outcome.layer, &description)
+}
+
+/// Whether a file starts like an archive ADD extracts: a tar, or a gzip-compressed one.
+fn archive_kind(path: &std::path::Path) -> Option<&'static str> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut head = [0u8; 512];
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return None,
+        }
+    }
+    let head = &head[..n];
+    if head.starts_with(&[0x1f, 0x8b]) {
+        return Some("gzip");
+    }
+    if head.starts_with(b"BZh") {
+        return Some("bzip2");
+    }
+    if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        return Some("xz");
+    }
+    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Some("zstd");
+    }
+    if n >= 262 && &head[257..262] == b"ustar" {
+        return Some("tar");
+    }
+    None
+}
+
+/// The entries of a local archive, renamed under `dest`, as a tar to extract.
+fn rebase_archive(
+    path: &std::path::Path,
+    kind: &str,
+    dest: &str,
+    owner: Option<copy::Owner>,
+) -> Result<Vec<u8>, String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let reader: Box<dyn std::io::Read> = match kind {
+        "gzip" => Box::new(flate2::read::GzDecoder::new(f)),
+        "tar" => Box::new(f),
+        other => {
+            return Err(format!(
+                "ADD of a {other}-compressed archive is not supported yet: decompress it, or use a tar or tar.gz"
+            ))
+        }
+    };
+    let mut a = tar::Archive::new(reader);
+    let mut b = tar::Builder::new(Vec::new());
+    let base = dest.trim_start_matches('/');
+    for e in a.entries().map_err(|e| e.to_string())? {
+        let mut e = e.map_err(|e| e.to_string())?;
+        let name = e.path().map_err(|e| e.to_string())?.into_owned();
+        let rel = copy::clean_source(&name.to_string_lossy()).map_err(|_| {
+            format!(
+                "{}: an archive entry climbs out of its directory: {}",
+                path.display(),
+                name.display()
+            )
+        })?;
+        let full = if rel == "." {
+            base.to_string()
+        } else if base.is_empty() {
+            rel
+        } else {
+            format!("{base}/{rel}")
+        };
+        let mut h = e.header().clone();
+        if let Some(o) = owner {
+            h.set_uid(o.uid.into());
+            h.set_gid(o.gid.into());
+        }
+        if full.is_empty() {
+            continue;
+        }
+        match h.entry_type() {
+            tar::EntryType::Link => {
+                let target = e
+                    .link_name()
+                    .map_err(|e| e.to_string())?
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                let t = copy::clean_source(&target.to_string_lossy()).map_err(|x| x.to_string())?;
+                let t = if base.is_empty() {
+                    t
+                } else {
+                    format!("{base}/{t}")
+                };
+                b.append_link(&mut h, &full, t).map_err(|e| e.to_string())?;
+            }
+            tar::EntryType::Symlink => {
+                let target = e
+                    .link_name()
+                    .map_err(|e| e.to_string())?
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                b.append_link(&mut h, &full, target)
+                    .map_err(|e| e.to_string())?;
+            }
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
+            _ => {
+                b.append_data(&mut h, &full, &mut e)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    b.into_inner().map_err(|e| e.to_string())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn copy_step<B: Backend>(
+    s: &Arc<Shared<B>>,
+    lane: usize,
+    stage: usize,
+    st: &mut StageState,
+    c: &ast::CopyCommon,
+    from: Option<&str>,
+    parents: bool,
+    add_unpack: Option<bool>,
+    original: &str,
+) -> Result<(), BuildError> {
+    let what = if add_unpack.is_some() { "ADD" } else { "COPY" };
+    let mut srcs = Vec::new();
+    for w in &c.sources {
+        srcs.extend(st.words(w)?);
+    }
+    for src in &srcs {
+        if src.starts_with("http://") || src.starts_with("https://") || src.starts_with("git@") {
+            if add_unpack.is_none() {
+                return Err(BuildError::new(format!(
+                    "COPY failed: source can't be a URL for COPY: {src}"
+                )));
+            }
+            return Err(BuildError::new(format!(
+                "ADD from a URL ({src}) is not supported yet: download it in a RUN step, or ADD a local file"
+            )));
+        }
+    }
+    let dest_word = st.word(&c.dest)?;
+    let (dest, names_dir) = copy::destination(&dest_word, &st.workdir());
+    let owner_spec = match &c.chown {
+        Some(o) => Some(st.word(o)?),
+        None => None,
+    };
+    let chmod = match &c.chmod {
+        Some(m) => Some(copy::parse_chmod(&st.word(m)?).map_err(BuildError::new)?),
+        None => None,
+    };
+    let exclude_text = c.exclude.join("\n");
+    let exclude =
+        Matcher::parse(&exclude_text, "--exclude").map_err(|e| BuildError::new(e.to_string()))?;
+    // Where the sources are: the context, another stage's image, or an image.
+    let from_image: Option<String> = match from {
+        None => None,
+        Some(f) => {
+            let f = st.word(f)?;
+            if let Some(d) = stage_ref(&s.file, &f, stage) {
+                let b = s
+                    .results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&d)
+                    .cloned()
+                    .ok_or_else(|| BuildError::new(format!("stage {f} was not built")))?;
+                Some(b.image)
+            } else {
+                let out = s.out.clone();
+                let progress = move |v: Value| out.send(lane, v);
+                Some(s.backend.image(&f, &s.policy(None), &progress).await?.id)
+            }
+        }
+    };
+    // The heredoc sources, expanded as BuildKit does when the name is unquoted.
+    let mut inline = Vec::new();
+    for h in &c.heredocs {
+        let body = if h.expand {
+            expand::Lexer {
+                skip_process_quotes: true,
+                raw_escapes: false,
+                ..expand::Lexer::new(st.escape)
+            }
+            .word(&h.content, &|k| st.lookup(k))
+            .unwrap_or_else(|_| h.content.clone())
+        } else {
+            h.content.clone()
+        };
+        inline.push((h.name.clone(), body));
+    }
+    let count = srcs.len() + inline.len();
+    if count > 1 && !names_dir {
+        return Err(BuildError::new(format!(
+            "When using {what} with more than one source file, the destination must be a directory and end with a /"
+        )));
+    }
+    // The cache key: the step and what it copies.
+    let mut key = KeyBuilder::new(&st.key)
+        .part(what)
+        .part(&serde_json::to_string(&srcs).unwrap_or_default())
+        .part(&dest)
+        .part(&names_dir.to_string())
+        .part(owner_spec.as_deref().unwrap_or_default())
+        .part(&format!("{chmod:?}{parents}{add_unpack:?}"))
+        .part(&exclude_text);
+    for (n, b) in &inline {
+        key = key.part(n).part(b);
+    }
+    let src_hash = match &from_image {
+        Some(img) => img.clone(),
+        None => {
+            let mut matched = Vec::new();
+            for src in &srcs {
+                let m = copy::match_source(&s.context, src, what).map_err(BuildError::new)?;
+                if m.is_empty() {
+                    return Err(BuildError::new(format!(
+                        "{what} failed: no source files were specified"
+                    )));
+                }
+                matched.extend(m);
+            }
+            copy::digest(&matched, &exclude).map_err(BuildError::new)?
+        }
+    };
+    let key = key.part(&src_hash).finish();
+    let hex = src_hash
+        .strip_prefix("sha256:")
+        .unwrap_or(&src_hash)
+        .to_string();
+    let kind = if srcs.len() == 1 && inline.is_empty() {
+        "file"
+    } else {
+        "multi"
+    };
+    let created_by = nop(&format!("{what} {kind}:{hex} in {dest} "));
+    if let Some(img) = s.cached(&key) {
+        s.adopt(lane, st, key, img);
+        return Ok(());
+    }
+    let image = s.ensure_image(st)?;
+    let context = s.context.clone();
+    let sources: Vec<String> = from_image.into_iter().collect();
+    let from_given = !sources.is_empty();
+    let what_s = if from_given { "COPY --from" } else { what };
+    let job = Box::new(move |job: LayerJob<'_>| -> Result<(), String> {
+        let root_dir = if from_given {
+            job.sources
+                .first()
+                .cloned()
+                .ok_or("the --from image is not mounted")?
+        } else {
+            context
+        };
+        let mut matched = Vec::new();
+        for src in &srcs {
+            let m = copy::match_source(&root_dir, src, what_s)?;
+            if m.is_empty() {
+                return Err(format!("{what} failed: no source files were specified"));
+            }
+            matched.extend(m);
+        }
+        let dest_is_dir = names_dir
+            || matched.len() + inline.len() > 1
+            || job.root.stat(&dest) == Some(FileKind::Dir);
+        let mut owner = copy::Owner {
+            mode: chmod,
+            ..Default::default()
+        };
+        if let Some(spec) = &owner_spec {
+            let (uid, gid) = job.root.lookup_user(spec).map_err(|e| {
+                format!("unable to convert uid/gid chown string to host mapping: {e}")
+            })?;
+            owner.uid = uid;
+            owner.gid = gid;
+        }
+        // ADD extracts local archives into the destination directory.
+        let mut plain = Vec::new();
+        for m in matched {
+            let kind = (add_unpack == Some(true) && !m.is_dir)
+                .then(|| archive_kind(&m.host))
+                .flatten();
+            match kind {
+                Some(k) => {
+                    let t = rebase_archive(&m.host, k, &dest, owner_spec.as_ref().map(|_| owner))?;
+                    // The destination directory first, as COPY would make it.
+                    let d = copy::Entry {
+                        host: PathBuf::new(),
+                        dest: dest.clone(),
+                        kind: copy::Kind::Dir { mode: 0o755 },
+                    };
+                    let dt = copy::tar(&[d], owner, job.root, unix_now())?;
+                    job.root.extract(&mut &dt[..])?;
+                    job.root.extract(&mut &t[..])?;
+                }
+                None => plain.push(m),
+            }
+        }
+        let mut entries = copy::plan(&plain, &dest, dest_is_dir, parents, &exclude)?;
+        for (name, body) in inline {
+            let d = if dest_is_dir {
+                copy::clean_abs(&format!("{dest}/{name}"))
+            } else {
+                dest.clone()
+            };
+            entries.push(copy::Entry {
+                host: PathBuf::new(),
+                dest: d,
+                kind: copy::Kind::Data {
+                    mode: 0o644,
+                    data: body.into_bytes(),
+                },
+            });
+        }
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let t = copy::tar(&entries, owner, job.root, unix_now())?;
+        job.root.extract(&mut &t[..])
+    });
+    let layer = s
+        .backend
+        .with_layer(Some(&image), &sources, job)
+        .await
+        .map_err(|e| BuildError::new(e.message))?;
+    s.commit(lane, st, key, created_by, layer, original)
+}

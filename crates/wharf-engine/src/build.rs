@@ -1,0 +1,868 @@
+//! Dockerfile builds (`POST /build`): the engine's side of [`wharf_build::Backend`].
+//!
+//! - FROM images come from the image store, pulled (with `X-Registry-Config` credentials)
+//!   when missing or when `pull=1`;
+//! - a RUN step is a container made through the engine's own create/start path (same
+//!   isolation, networking, limits and seccomp as `docker run`), labelled
+//!   `wharf.build=intermediate`, attached through its shim, and removed whatever the
+//!   outcome; its writable layer becomes the step's layer. Containers left by a killed
+//!   daemon are removed at start;
+//! - COPY/ADD/WORKDIR write into a writable layer over the parent image, mounted for the step,
+//!   through the same jailed extraction `docker cp` uses (the tar is unpacked by a child
+//!   chrooted into the root: an image's symlinks cannot lead a write onto the host);
+//! - each step's layer is registered under a lease held until its image is stored.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use wharf_api::ApiError;
+use wharf_build::backend::{
+    Backend, BackendError, FileKind, ImageInfo, LayerFn, LayerJob, NewLayer, PullPolicy, RootFs,
+    RunEvent, RunMount, RunOutcome, RunSpec,
+};
+use wharf_shim::proto::Request as ShimRequest;
+
+use crate::Engine;
+
+/// The label on a build step's container.
+pub const INTERMEDIATE_LABEL: &str = "wharf.build";
+
+/// Host settings of a build's RUN containers (the `POST /build` query).
+#[derive(Debug, Clone, Default)]
+pub struct RunHost {
+    pub extra_hosts: Vec<String>,
+    pub shm_size: Option<i64>,
+    /// Memory, MemorySwap, CpuShares, CpuPeriod, CpuQuota, CpusetCpus, CpusetMems.
+    pub resources: Map<String, Value>,
+}
+
+/// One build's backend.
+pub struct EngineBackend {
+    pub engine: Arc<Engine>,
+    pub host: RunHost,
+    /// `X-Registry-Config`: credentials by registry.
+    pub registry_config: BTreeMap<String, wharf_registry::Credentials>,
+    pub cache_dir: PathBuf,
+}
+
+fn err(e: impl std::fmt::Display) -> BackendError {
+    BackendError::new(e.to_string())
+}
+
+fn api(e: ApiError) -> BackendError {
+    if e.status == 404 {
+        BackendError::not_found(e.message)
+    } else {
+        BackendError::new(e.message)
+    }
+}
+
+/// The build's directories under the data root.
+pub fn build_root(data_root: &Path) -> PathBuf {
+    data_root.join("build")
+}
+
+/// The cache index of the daemon's builds.
+pub fn cache_index(data_root: &Path) -> std::io::Result<wharf_build::cache::CacheIndex> {
+    wharf_build::cache::CacheIndex::open(&build_root(data_root).join("cache"))
+}
+
+fn registry_of(reference: &str) -> Option<String> {
+    wharf_image::reference::parse(reference)
+        .ok()
+        .map(|r| r.domain)
+}
+
+impl EngineBackend {
+    fn creds_for(&self, reference: &str) -> Option<wharf_registry::Credentials> {
+        let domain = registry_of(reference)?;
+        self.registry_config.iter().find_map(|(k, v)| {
+            let k = k
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .trim_end_matches("/v1")
+                .trim_end_matches("/v2");
+            let hub =
+                |d: &str| d == "docker.io" || d == "index.docker.io" || d == "registry-1.docker.io";
+            (k == domain || (hub(k) && hub(&domain))).then(|| v.clone())
+        })
+    }
+
+    fn info(&self, img: &wharf_image::Image) -> ImageInfo {
+        ImageInfo {
+            id: img.id.clone(),
+            doc: img.raw_config.clone(),
+        }
+    }
+
+    /// The create body of a RUN step's container.
+    fn create_body(&self, spec: &RunSpec) -> Value {
+        let mut host = self.host.resources.clone();
+        host.insert(
+            "NetworkMode".into(),
+            json!(spec.network.clone().unwrap_or_else(|| "default".into())),
+        );
+        if !self.host.extra_hosts.is_empty() {
+            host.insert("ExtraHosts".into(), json!(self.host.extra_hosts));
+        }
+        if let Some(s) = self.host.shm_size {
+            host.insert("ShmSize".into(), json!(s));
+        }
+        host.insert("LogConfig".into(), json!({"Type": "none", "Config": {}}));
+        let mounts: Vec<Value> = spec
+            .mounts
+            .iter()
+            .map(|m| match m {
+                RunMount::Bind {
+                    source,
+                    target,
+                    readonly,
+                } => json!({"Type": "bind", "Source": source, "Target": target, "ReadOnly": readonly}),
+                RunMount::Tmpfs { target, size } => {
+                    let mut t = json!({"Type": "tmpfs", "Target": target});
+                    if *size > 0 {
+                        t["TmpfsOptions"] = json!({"SizeBytes": size});
+                    }
+                    t
+                }
+            })
+            .collect();
+        if !mounts.is_empty() {
+            host.insert("Mounts".into(), json!(mounts));
+        }
+        json!({
+            "Image": spec.image,
+            "Cmd": spec.argv,
+            "Entrypoint": [],
+            "Env": spec.env,
+            "User": spec.user,
+            "WorkingDir": spec.workdir,
+            "Labels": {INTERMEDIATE_LABEL: "intermediate"},
+            "AttachStdout": true,
+            "AttachStderr": true,
+            "HostConfig": Value::Object(host),
+        })
+    }
+}
+
+/// The writable layer of a step, mounted.
+struct MountedRoot {
+    root: PathBuf,
+}
+
+impl RootFs for MountedRoot {
+    fn stat(&self, path: &str) -> Option<FileKind> {
+        let p = crate::archive::resolve_in_root(&self.root, path, true).ok()?;
+        let m = std::fs::symlink_metadata(p).ok()?;
+        Some(if m.is_dir() {
+            FileKind::Dir
+        } else if m.is_file() {
+            FileKind::File
+        } else {
+            FileKind::Other
+        })
+    }
+
+    fn lookup_user(&self, spec: &str) -> Result<(u32, u32), String> {
+        crate::spec::resolve_user(&self.root, spec).map_err(|e| e.0)
+    }
+
+    fn extract(&self, tar: &mut dyn std::io::Read) -> Result<(), String> {
+        let mut data = Vec::new();
+        tar.read_to_end(&mut data).map_err(|e| e.to_string())?;
+        let jail = crate::archive::Jail::Stopped {
+            root: self.root.clone(),
+            mounts: Vec::new(),
+        };
+        crate::archive::extract_in(&jail, "/", "build", &data).map_err(|e| e.message)
+    }
+}
+
+/// A writable layer made for a step (and what is mounted of it), undone on drop.
+struct StepLayer {
+    images: Arc<wharf_image::ImageStore>,
+    id: String,
+    mnt: Option<PathBuf>,
+}
+
+impl StepLayer {
+    fn new(
+        images: &Arc<wharf_image::ImageStore>,
+        parent: Option<&str>,
+    ) -> Result<StepLayer, BackendError> {
+        let id = format!("build-{}", crate::names::new_id());
+        images.layers().create_rw(&id, parent).map_err(err)?;
+        let mut l = StepLayer {
+            images: images.clone(),
+            id,
+            mnt: None,
+        };
+        let mnt = images.layers().scratch_mountpoint("build");
+        images.layers().mount_rw(&l.id, &mnt).map_err(err)?;
+        l.mnt = Some(mnt);
+        Ok(l)
+    }
+}
+
+impl Drop for StepLayer {
+    fn drop(&mut self) {
+        if let Some(m) = self.mnt.take() {
+            let _ = self.images.layers().unmount_rw(&self.id, &m);
+            let _ = std::fs::remove_dir(&m);
+        }
+        let _ = self.images.layers().remove_rw(&self.id);
+    }
+}
+
+/// The changes of writable layer `id` registered as a layer over `parent`; `None` when it
+/// changed nothing.
+fn register_changes(
+    images: &wharf_image::ImageStore,
+    id: &str,
+    parent: Option<&str>,
+) -> Result<Option<NewLayer>, BackendError> {
+    if images.layers().changes(id).map_err(err)?.is_empty() {
+        return Ok(None);
+    }
+    let tmp = images
+        .layers()
+        .root_tmp()
+        .join(format!("build-{id}-{}.tar", crate::names::new_id()));
+    let r = (|| {
+        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        images.layers().diff_tar(id, &mut f).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        drop(f);
+        let f = std::fs::File::open(&tmp).map_err(err)?;
+        let lease = images.layers().lease();
+        let layer = images.layers().register(&lease, parent, f).map_err(err)?;
+        Ok(Some(NewLayer {
+            diff_id: layer.diff_id,
+            hold: Box::new(lease),
+        }))
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    r
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, BackendError> {
+    tokio::task::spawn_blocking(f).await.map_err(err)
+}
+
+impl Backend for EngineBackend {
+    async fn image(
+        &self,
+        reference: &str,
+        policy: &PullPolicy,
+        progress: &(dyn Fn(Value) + Send + Sync),
+    ) -> Result<ImageInfo, BackendError> {
+        let images = self.engine.images.clone();
+        if !policy.always {
+            if let Ok(img) = images.resolve(reference) {
+                return Ok(self.info(&img));
+            }
+        }
+        let platform = match &policy.platform {
+            Some(p) if !p.is_empty() => {
+                Some(wharf_image::platform::Platform::parse(p).map_err(err)?)
+            }
+            _ => None,
+        };
+        let (tx, mut rx) = mpsc::channel::<bytes::Bytes>(64);
+        let engine = self.engine.clone();
+        let (r, creds) = (reference.to_string(), self.creds_for(reference));
+        let job = tokio::spawn(async move {
+            crate::pull::pull(&engine, &r, false, platform, creds, &tx).await
+        });
+        while let Some(b) = rx.recv().await {
+            for line in b.split(|c| *c == b'\n').filter(|l| !l.is_empty()) {
+                if let Ok(v) = serde_json::from_slice::<Value>(line) {
+                    progress(v);
+                }
+            }
+        }
+        job.await.map_err(err)?.map_err(api)?;
+        let img = images
+            .resolve(reference)
+            .map_err(|e| BackendError::not_found(e.to_string()))?;
+        Ok(self.info(&img))
+    }
+
+    fn image_by_id(&self, id: &str) -> Option<ImageInfo> {
+        let img = self.engine.images.resolve(id).ok()?;
+        (img.id == id).then(|| self.info(&img))
+    }
+
+    async fn run(
+        &self,
+        spec: RunSpec,
+        events: &(dyn Fn(RunEvent) + Send + Sync),
+    ) -> Result<RunOutcome, BackendError> {
+        let engine = self.engine.clone();
+        let body = serde_json::to_vec(&self.create_body(&spec)).map_err(err)?;
+        let req = wharf_api::types::CreateRequest::parse(&body).map_err(api)?;
+        let (id, _) = engine.create(None, req).await.map_err(api)?;
+        let c = engine.lookup(&id).map_err(api)?;
+        events(RunEvent::Started(id.clone()));
+        let outcome = run_attached(&engine, &c, events).await;
+        // The container goes whatever happened; its layer first, if the step succeeded.
+        let layer = match &outcome {
+            Ok(0) => {
+                let images = engine.images.clone();
+                let parent = images.resolve(&spec.image).map_err(err)?.top_layer;
+                let id2 = id.clone();
+                blocking(move || register_changes(&images, &id2, parent.as_deref())).await?
+            }
+            _ => Ok(None),
+        };
+        if let Err(e) = engine.remove(&c, true).await {
+            tracing::warn!("removing build container {id}: {}", e.message);
+        }
+        let exit_code = outcome?;
+        Ok(RunOutcome {
+            exit_code,
+            layer: layer?,
+        })
+    }
+
+    async fn with_layer(
+        &self,
+        image: Option<&str>,
+        sources: &[String],
+        job: LayerFn,
+    ) -> Result<Option<NewLayer>, BackendError> {
+        let images = self.engine.images.clone();
+        let parent = match image {
+            Some(i) => images.resolve(i).map_err(err)?.top_layer,
+            None => None,
+        };
+        let mut source_tops = Vec::new();
+        for s in sources {
+            source_tops.push(images.resolve(s).map_err(err)?.top_layer);
+        }
+        blocking(move || {
+            let step = StepLayer::new(&images, parent.as_deref())?;
+            let mut src_layers = Vec::new();
+            for top in &source_tops {
+                src_layers.push(StepLayer::new(&images, top.as_deref())?);
+            }
+            let roots: Vec<PathBuf> = src_layers.iter().filter_map(|l| l.mnt.clone()).collect();
+            let root = MountedRoot {
+                root: step.mnt.clone().expect("mounted"),
+            };
+            job(LayerJob {
+                root: &root,
+                sources: &roots,
+            })
+            .map_err(BackendError::new)?;
+            drop(src_layers);
+            register_changes(&images, &step.id, parent.as_deref())
+        })
+        .await?
+    }
+
+    fn put_image(&self, doc: &Value) -> Result<String, BackendError> {
+        self.engine
+            .images
+            .put_image(doc, &[])
+            .map(|i| i.id)
+            .map_err(err)
+    }
+
+    fn tag(&self, id: &str, reference: &str) -> Result<(), BackendError> {
+        self.engine.images.tag(id, reference).map_err(err)?;
+        self.engine.events.publish(
+            "image",
+            "tag",
+            id,
+            BTreeMap::from([("name".to_string(), reference.to_string())]),
+        );
+        Ok(())
+    }
+
+    fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+}
+
+/// Starts `c` with its stdout and stderr attached; its exit code.
+async fn run_attached(
+    engine: &Arc<Engine>,
+    c: &Arc<crate::container::Container>,
+    events: &(dyn Fn(RunEvent) + Send + Sync),
+) -> Result<i32, BackendError> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(u8, Vec<u8>)>();
+    c.pending_attach.fetch_add(1, Ordering::SeqCst);
+    let gen0 = c.snapshot().generation;
+    let attach = {
+        let (engine, c) = (engine.clone(), c.clone());
+        tokio::spawn(async move {
+            let mut w = c.watch();
+            loop {
+                let (_, gen) = *w.borrow_and_update();
+                if gen > gen0 || w.changed().await.is_err() {
+                    break;
+                }
+            }
+            let sdir = engine.shim_dir(&c.id);
+            let conn = crate::shim::request(
+                &sdir,
+                &ShimRequest::Attach {
+                    stdin: false,
+                    stdout: true,
+                    stderr: true,
+                },
+            )
+            .await;
+            engine.attach_registered(&c);
+            let Ok((Ok(_), mut s)) = conn else {
+                return;
+            };
+            // Docker's multiplexed frames: [stream, 0, 0, 0, size u32 BE] then the data.
+            let mut head = [0u8; 8];
+            loop {
+                if s.read_exact(&mut head).await.is_err() {
+                    break;
+                }
+                let n = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
+                let mut data = vec![0u8; n];
+                if s.read_exact(&mut data).await.is_err() {
+                    break;
+                }
+                if tx.send((head[0], data)).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    if let Err(e) = engine.start(c).await {
+        attach.abort();
+        return Err(BackendError::new(e.message));
+    }
+    while let Some((stream, data)) = rx.recv().await {
+        events(if stream == 2 {
+            RunEvent::Stderr(data)
+        } else {
+            RunEvent::Stdout(data)
+        });
+    }
+    let _ = attach.await;
+    engine.wait(c, "not-running").await.map_err(api)
+}
+
+/// Removes what a killed daemon's builds left: step containers and writable layers.
+pub async fn clean_leftovers(engine: &Arc<Engine>) {
+    let leftovers: Vec<_> = engine
+        .all()
+        .into_iter()
+        .filter(|c| c.snapshot().config["Labels"][INTERMEDIATE_LABEL] == "intermediate")
+        .collect();
+    for c in leftovers {
+        tracing::info!("removing build container {} left by an earlier run", c.id);
+        let _ = engine.remove(&c, true).await;
+    }
+    let images = engine.images.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        for id in images.layers().rw_ids() {
+            if id.starts_with("build-") {
+                let _ = images.layers().remove_rw(&id);
+            }
+        }
+    })
+    .await;
+}
+
+/// The build context of one request, removed on drop.
+pub struct ContextDir {
+    pub dir: PathBuf,
+}
+
+impl ContextDir {
+    pub fn new(data_root: &Path) -> std::io::Result<ContextDir> {
+        let dir = build_root(data_root)
+            .join("tmp")
+            .join(crate::names::new_id());
+        std::fs::create_dir_all(&dir)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        Ok(ContextDir { dir })
+    }
+}
+
+impl Drop for ContextDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs a build to the end, sending the classic builder's JSON lines to `tx`; a client that
+/// goes away cancels the build at the next step.
+pub async fn run_build(
+    backend: EngineBackend,
+    context: ContextDir,
+    opts: wharf_build::BuildOptions,
+    tx: mpsc::Sender<bytes::Bytes>,
+) {
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let (ltx, mut lrx) = mpsc::unbounded_channel::<Value>();
+    let sink: wharf_build::output::Sink = Arc::new(move |v| {
+        let _ = ltx.send(v);
+    });
+    let forward = {
+        let (tx, cancelled) = (tx.clone(), cancelled.clone());
+        tokio::spawn(async move {
+            while let Some(v) = lrx.recv().await {
+                let mut line = serde_json::to_vec(&v).unwrap_or_default();
+                line.extend_from_slice(b"\r\n");
+                if tx.send(bytes::Bytes::from(line)).await.is_err() {
+                    cancelled.store(true, Ordering::SeqCst);
+                }
+            }
+        })
+    };
+    let engine = backend.engine.clone();
+    let cache = match cache_index(&engine.cfg.data_root) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = tx
+                .send(bytes::Bytes::from(wharf_api::codec::progress_error(
+                    &format!("opening the build cache: {e}"),
+                )))
+                .await;
+            return;
+        }
+    };
+    let r = wharf_build::build(
+        Arc::new(backend),
+        cache,
+        context.dir.join("context"),
+        opts,
+        sink.clone(),
+        cancelled,
+    )
+    .await;
+    drop(sink);
+    let _ = forward.await;
+    if let Err(e) = r {
+        let mut detail = json!({"message": e.message});
+        if let Some(c) = e.code {
+            detail["code"] = json!(c);
+        }
+        let line = format!("{}\r\n", json!({"errorDetail": detail, "error": e.message}));
+        let _ = tx.send(bytes::Bytes::from(line)).await;
+    }
+    drop(context);
+}
+
+/// What `POST /build` asks for, from its query.
+pub struct BuildRequest {
+    pub opts: wharf_build::BuildOptions,
+    pub host: RunHost,
+}
+
+fn json_param<T: serde::de::DeserializeOwned + Default>(
+    v: Option<String>,
+    what: &str,
+) -> Result<T, ApiError> {
+    match v.filter(|s| !s.is_empty()) {
+        None => Ok(T::default()),
+        Some(s) => serde_json::from_str(&s)
+            .map_err(|e| ApiError::bad_request(format!("invalid {what} value {s:?}: {e}"))),
+    }
+}
+
+fn bool_param(v: Option<String>, default: bool) -> Result<bool, ApiError> {
+    match v.as_deref() {
+        None | Some("") => Ok(default),
+        Some("1" | "true" | "True" | "TRUE" | "yes") => Ok(true),
+        Some("0" | "false" | "False" | "FALSE" | "no") => Ok(false),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "invalid boolean value {other:?}: use 1/0 or true/false"
+        ))),
+    }
+}
+
+fn int_param(v: Option<String>, what: &str) -> Result<Option<i64>, ApiError> {
+    match v.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s.parse::<i64>().map(Some).map_err(|_| {
+            ApiError::bad_request(format!("invalid {what} value {s:?}: not an integer"))
+        }),
+    }
+}
+
+impl BuildRequest {
+    /// Reads the query (`get` returns every value of a key, in order).
+    pub fn from_query(get: impl Fn(&str) -> Vec<String>) -> Result<BuildRequest, ApiError> {
+        let one = |k: &str| get(k).into_iter().next_back();
+        if let Some(remote) = one("remote").filter(|s| !s.is_empty()) {
+            return Err(ApiError::bad_request(format!(
+                "building from a remote context ({remote}) is not supported yet: clone or download it and build the directory"
+            )));
+        }
+        if one("version").as_deref() == Some("2") {
+            return Err(ApiError::bad_request(
+                "BuildKit sessions (version=2) are not supported: wharf serves the classic build API (DOCKER_BUILDKIT=0)",
+            ));
+        }
+        let build_args: BTreeMap<String, Option<String>> =
+            json_param(one("buildargs"), "buildargs")?;
+        let labels: BTreeMap<String, String> = json_param(one("labels"), "labels")?;
+        let mut tags = Vec::new();
+        for t in get("t") {
+            if t.is_empty() {
+                continue;
+            }
+            let r = wharf_image::reference::parse(&t).map_err(|e| {
+                ApiError::bad_request(format!("invalid reference format: {t:?}: {e}"))
+            })?;
+            if r.digest.is_some() {
+                return Err(ApiError::bad_request(format!(
+                    "invalid reference format: {t:?}: a build's tag cannot have a digest"
+                )));
+            }
+            tags.push(t);
+        }
+        let mut resources = Map::new();
+        for (q, field) in [
+            ("memory", "Memory"),
+            ("memswap", "MemorySwap"),
+            ("cpushares", "CpuShares"),
+            ("cpuperiod", "CpuPeriod"),
+            ("cpuquota", "CpuQuota"),
+        ] {
+            if let Some(v) = int_param(one(q), q)?.filter(|v| *v != 0) {
+                resources.insert(field.into(), json!(v));
+            }
+        }
+        for (q, field) in [("cpusetcpus", "CpusetCpus"), ("cpusetmems", "CpusetMems")] {
+            if let Some(v) = one(q).filter(|s| !s.is_empty()) {
+                resources.insert(field.into(), json!(v));
+            }
+        }
+        let extra_hosts = get("extrahosts")
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        let network = one("networkmode").filter(|s| !s.is_empty() && s != "default");
+        Ok(BuildRequest {
+            opts: wharf_build::BuildOptions {
+                dockerfile: String::new(),
+                dockerfile_name: one("dockerfile")
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| "Dockerfile".into()),
+                tags,
+                target: one("target").filter(|s| !s.is_empty()),
+                build_args,
+                labels,
+                no_cache: bool_param(one("nocache"), false)?,
+                pull: bool_param(one("pull"), false)?,
+                quiet: bool_param(one("q"), false)?,
+                network,
+                platform: one("platform").filter(|s| !s.is_empty()),
+            },
+            host: RunHost {
+                extra_hosts,
+                shm_size: int_param(one("shmsize"), "shmsize")?.filter(|v| *v > 0),
+                resources,
+            },
+        })
+    }
+}
+
+/// `X-Registry-Config`: base64 (URL-safe or standard) JSON of registry → auth config.
+pub fn registry_config(
+    header: Option<&str>,
+) -> Result<BTreeMap<String, wharf_registry::Credentials>, ApiError> {
+    use base64::Engine as _;
+    let Some(h) = header.map(str::trim).filter(|h| !h.is_empty()) else {
+        return Ok(BTreeMap::new());
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(h)
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h))
+        .or_else(|_| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('='))
+        })
+        .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Config header: {e}")))?;
+    serde_json::from_slice(&raw)
+        .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Config header: {e}")))
+}
+
+/// Receives a build context (a tar, gzip-compressed or not) into a directory of its own,
+/// and reads the Dockerfile from it. The `.dockerignore` of the context removes the
+/// Dockerfile and itself when it excludes them, as the classic builder does (clients send
+/// them regardless; they filter the rest).
+pub async fn receive_context<B>(
+    engine: &Arc<Engine>,
+    body: B,
+    opts: &mut wharf_build::BuildOptions,
+) -> Result<ContextDir, ApiError>
+where
+    B: hyper::body::Body + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let ctx = ContextDir::new(&engine.cfg.data_root)
+        .map_err(|e| ApiError::internal(format!("making the build context directory: {e}")))?;
+    let dir = ctx.dir.join("context");
+    std::fs::create_dir(&dir).map_err(|e| ApiError::internal(e.to_string()))?;
+    let (r, w) = crate::upload::pipe().map_err(|e| ApiError::internal(e.to_string()))?;
+    let d2 = dir.clone();
+    let job = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let mut r = std::io::BufReader::with_capacity(256 * 1024, r);
+        use std::io::BufRead;
+        let head = r.fill_buf().map_err(|e| e.to_string())?.to_vec();
+        let mut reader: Box<dyn std::io::Read> = if head.starts_with(&[0x1f, 0x8b]) {
+            Box::new(flate2::read::GzDecoder::new(r))
+        } else if head.is_empty() {
+            return Ok(());
+        } else {
+            Box::new(r)
+        };
+        wharf_image::apply::apply_tar(&mut reader, &d2, wharf_image::apply::Whiteouts::Literal)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    });
+    let fed = w.feed(body).await;
+    let extracted = job.await.map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Err(e) = fed {
+        return Err(ApiError::bad_request(format!(
+            "reading the build context: {e}"
+        )));
+    }
+    extracted.map_err(|e| ApiError::bad_request(format!("reading the build context: {e}")))?;
+    let name = opts.dockerfile_name.clone();
+    let rel = wharf_build::copy::clean_source(&name).map_err(|_| {
+        ApiError::bad_request(format!(
+            "The Dockerfile ({name}) must be within the build context"
+        ))
+    })?;
+    let path = wharf_build::copy::resolve_in(&dir, &rel).filter(|p| p.is_file());
+    let Some(path) = path else {
+        return Err(ApiError::bad_request(format!(
+            "Cannot locate specified Dockerfile: {name}"
+        )));
+    };
+    let text = std::fs::read(&path).map_err(|e| ApiError::internal(e.to_string()))?;
+    opts.dockerfile = String::from_utf8(text)
+        .map_err(|_| ApiError::bad_request(format!("the Dockerfile {name} is not UTF-8 text")))?;
+    let matcher = wharf_build::dockerignore::Matcher::for_context(&dir, &rel)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    for f in [rel.as_str(), ".dockerignore"] {
+        if matcher.excludes(f) {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+    }
+    Ok(ctx)
+}
+
+/// `POST /build/prune`: drops the build cache (entries and the step images only it kept:
+/// untagged and used by no container), and the layers no image needs any more. The
+/// `until` filter keeps entries used more recently than the given time.
+pub async fn prune(engine: &Arc<Engine>, until: Option<i64>) -> Result<Value, ApiError> {
+    let cache =
+        cache_index(&engine.cfg.data_root).map_err(|e| ApiError::internal(e.to_string()))?;
+    let e2 = engine.clone();
+    let (deleted, reclaimed) = tokio::task::spawn_blocking(move || {
+        let mut deleted = Vec::new();
+        for (key, rec) in cache.list() {
+            if until.is_some_and(|t| rec.last_used >= t) {
+                continue;
+            }
+            if cache.remove(&key).is_err() {
+                continue;
+            }
+            deleted.push(key);
+            let Ok(img) = e2.images.resolve(&rec.image) else {
+                continue;
+            };
+            if img.id != rec.image || !img.repo_tags.is_empty() {
+                continue;
+            }
+            let e3 = e2.clone();
+            if let Ok(items) = e2
+                .images
+                .remove(&img.id, false, &|id| e3.container_using_image(id))
+            {
+                for i in items {
+                    if let wharf_image::DeleteResponseItem::Deleted(d) = i {
+                        e2.events.publish("image", "delete", &d, BTreeMap::new());
+                    }
+                }
+            }
+        }
+        let reclaimed = e2.images.gc_layers().unwrap_or(0);
+        let mounts = build_root(&e2.cfg.data_root).join("mounts");
+        let mut mount_bytes = 0;
+        if until.is_none() {
+            if let Ok(rd) = std::fs::read_dir(&mounts) {
+                for e in rd.flatten() {
+                    mount_bytes += dir_size(&e.path());
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        (deleted, reclaimed + mount_bytes)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(json!({"CachesDeleted": deleted, "SpaceReclaimed": reclaimed}))
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let Ok(m) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
+    if !m.is_dir() {
+        return m.len();
+    }
+    std::fs::read_dir(p)
+        .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+/// `system df`'s BuildCache: one record per cache entry.
+pub fn df_records(engine: &Engine) -> Vec<Value> {
+    let Ok(cache) = cache_index(&engine.cfg.data_root) else {
+        return Vec::new();
+    };
+    let ts = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    cache
+        .list()
+        .into_iter()
+        .map(|(key, r)| {
+            let used = engine
+                .images
+                .resolve(&r.image)
+                .is_ok_and(|i| !i.repo_tags.is_empty());
+            json!({
+                "ID": &key[..25.min(key.len())],
+                "Parent": "",
+                "Parents": [],
+                "Type": "regular",
+                "Description": r.description,
+                "InUse": used,
+                "Shared": false,
+                "Size": 0,
+                "CreatedAt": ts(r.created),
+                "LastUsedAt": ts(r.last_used),
+                "UsageCount": 1,
+            })
+        })
+        .collect()
+}

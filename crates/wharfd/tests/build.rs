@@ -1,0 +1,372 @@
+//! End-to-end: `docker build` (the docker CLI 28 with `DOCKER_BUILDKIT=0`, the classic build
+//! API) against wharfd: the classic builder's stream, the images it makes, the cache (hits,
+//! what invalidates it and what does not), multi-stage builds, failures that leave nothing
+//! behind, and a wharfd killed in the middle of a step.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::{stderr, stdout, Daemon, DOCKER};
+
+/// `docker build` with the classic builder, in `dir`.
+fn build(d: &Daemon, dir: &Path, args: &[&str]) -> Output {
+    Command::new(DOCKER)
+        .arg("-H")
+        .arg(d.host())
+        .arg("build")
+        .args(args)
+        .arg(dir)
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(Stdio::null())
+        .output()
+        .expect("docker build")
+}
+
+fn build_ok(d: &Daemon, dir: &Path, args: &[&str]) -> String {
+    let o = build(d, dir, args);
+    assert!(
+        o.status.success(),
+        "docker build {args:?} failed: {}\n{}\n--- wharfd log ---\n{}",
+        stdout(&o),
+        stderr(&o),
+        d.log()
+    );
+    stdout(&o)
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    let p = dir.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// The id `Successfully built <id>` names.
+fn built_id(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("Successfully built "))
+        .unwrap_or_else(|| panic!("no 'Successfully built' in:\n{out}"))
+        .trim()
+        .to_string()
+}
+
+/// What the build left in the data root: writable layers of steps, mounts under it.
+fn leftovers(d: &Daemon) -> (Vec<String>, Vec<String>) {
+    let data = d.dir.path().join("data");
+    let rw: Vec<String> = std::fs::read_dir(data.join("layers/rw"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&*data.to_string_lossy()))
+        .map(String::from)
+        .collect();
+    (rw, mounts)
+}
+
+#[test]
+fn a_dockerfile_builds_and_rebuilds_from_its_cache() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\n\
+         ENV GREETING=hello\n\
+         RUN echo \"made by $GREETING\" > /made && echo to-stderr >&2\n\
+         COPY app/ /app/\n\
+         WORKDIR /app\n\
+         EXPOSE 8080\n\
+         LABEL purpose=test\n\
+         CMD [\"cat\", \"/app/main.txt\"]\n",
+    );
+    write(ctx.path(), "app/main.txt", "v1\n");
+    write(ctx.path(), "unrelated.txt", "x\n");
+    let out = build_ok(&d, ctx.path(), &["-t", "built:1"]);
+    // The classic builder's stream.
+    for want in [
+        "Step 1/8 : FROM busybox",
+        "Step 3/8 : RUN echo \"made by $GREETING\" > /made && echo to-stderr >&2",
+        " ---> Running in ",
+        "Removing intermediate container ",
+        "Step 8/8 : CMD [\"cat\", \"/app/main.txt\"]",
+        "Successfully tagged built:1",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!out.contains("Using cache"), "{out}");
+    let id = built_id(&out);
+    // The image is what the Dockerfile says.
+    assert_eq!(d.ok(&["run", "--rm", "built:1"]), "v1\n");
+    assert_eq!(
+        d.ok(&["run", "--rm", "built:1", "cat", "/made"]),
+        "made by hello\n"
+    );
+    assert_eq!(d.ok(&["run", "--rm", "built:1", "pwd"]), "/app\n");
+    let cfg = d.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.ExposedPorts}} {{.Config.Labels.purpose}} {{json .Config.Env}}",
+        "built:1",
+    ]);
+    assert_eq!(cfg.trim(), r#"{"8080/tcp":{}} test ["GREETING=hello"]"#);
+    let history = d.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "built:1",
+    ]);
+    assert!(
+        history.contains("/bin/sh -c #(nop)  ENV GREETING=hello"),
+        "{history}"
+    );
+    // Nothing of the steps is left: no containers, writable layers or mounts.
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert_eq!(leftovers(&d), (vec![], vec![]));
+
+    // A rebuild is all cache, to the same image.
+    let again = build_ok(&d, ctx.path(), &["-t", "built:1"]);
+    assert_eq!(again.matches(" ---> Using cache").count(), 7, "{again}");
+    assert_eq!(built_id(&again), id);
+    // A file the build does not copy changes nothing.
+    write(ctx.path(), "unrelated.txt", "y\n");
+    let unrelated = build_ok(&d, ctx.path(), &["-t", "built:1"]);
+    assert_eq!(built_id(&unrelated), id, "{unrelated}");
+    // A copied file re-runs its COPY and what follows, not what comes before.
+    write(ctx.path(), "app/main.txt", "v2\n");
+    let changed = build_ok(&d, ctx.path(), &["-t", "built:2"]);
+    assert_eq!(changed.matches(" ---> Using cache").count(), 2, "{changed}");
+    assert_ne!(built_id(&changed), id);
+    assert_eq!(d.ok(&["run", "--rm", "built:2"]), "v2\n");
+    // --no-cache runs every step.
+    let fresh = build_ok(&d, ctx.path(), &["--no-cache", "-t", "built:3"]);
+    assert!(!fresh.contains("Using cache"), "{fresh}");
+    // The cache survives a daemon restart.
+    let mut d = d;
+    d.stop();
+    d.spawn();
+    let restarted = build_ok(&d, ctx.path(), &["-t", "built:2"]);
+    assert_eq!(
+        restarted.matches(" ---> Using cache").count(),
+        7,
+        "{restarted}"
+    );
+    // The build cache shows in system df, and builder prune empties it.
+    let df = d.ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    let cache_line = df.lines().find(|l| l.starts_with("Build Cache")).unwrap();
+    assert_ne!(cache_line, "Build Cache 0", "{df}");
+    d.ok(&["builder", "prune", "-f"]);
+    let df = d.ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    assert!(df.contains("Build Cache 0"), "{df}");
+    let pruned = build_ok(&d, ctx.path(), &["-t", "built:2"]);
+    assert!(!pruned.contains("Using cache"), "{pruned}");
+    assert_eq!(d.ok(&["run", "--rm", "built:2"]), "v2\n");
+}
+
+#[test]
+fn a_failing_step_reports_its_exit_code_and_leaves_nothing() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\nRUN echo before\nRUN exit 3\nRUN echo never\n",
+    );
+    let o = build(&d, ctx.path(), &["-t", "fails"]);
+    assert!(!o.status.success());
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(
+        err.contains("The command '/bin/sh -c exit 3' returned a non-zero code: 3"),
+        "{out}\n{err}"
+    );
+    assert!(!out.contains("Step 4/4"), "{out}");
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert_eq!(leftovers(&d), (vec![], vec![]));
+    assert!(d.docker(&["image", "inspect", "fails"]).status.code() != Some(0));
+    // A Dockerfile error names the line.
+    write(ctx.path(), "Dockerfile", "FROM busybox\nNOPE x\n");
+    let o = build(&d, ctx.path(), &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("line 2: unknown instruction: NOPE"),
+        "{}",
+        stderr(&o)
+    );
+    // A missing source names it.
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\nCOPY missing.txt /\n",
+    );
+    let o = build(&d, ctx.path(), &[]);
+    assert!(stderr(&o).contains("missing.txt"), "{}", stderr(&o));
+    assert_eq!(leftovers(&d), (vec![], vec![]));
+}
+
+#[test]
+fn multi_stage_builds_build_only_what_the_target_needs() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "ARG BASE=busybox\n\
+         FROM $BASE AS maker\n\
+         ARG WORD=default\n\
+         RUN echo \"$WORD\" > /word\n\
+         FROM busybox AS broken\n\
+         RUN exit 1\n\
+         FROM busybox\n\
+         COPY --from=maker /word /copied\n\
+         CMD [\"cat\", \"/copied\"]\n",
+    );
+    // `broken` is not needed by the last stage: it is not built.
+    let out = build_ok(&d, ctx.path(), &["--build-arg", "WORD=given", "-t", "ms"]);
+    assert!(!out.contains("exit 1"), "{out}");
+    assert_eq!(d.ok(&["run", "--rm", "ms"]), "given\n");
+    // --target stops at a stage.
+    let out = build_ok(&d, ctx.path(), &["--target", "maker", "-t", "ms:maker"]);
+    assert_eq!(
+        d.ok(&["run", "--rm", "ms:maker", "cat", "/word"]),
+        "default\n"
+    );
+    assert!(!out.contains("COPY --from"), "{out}");
+    // An unused build arg is reported.
+    let out = build_ok(&d, ctx.path(), &["--build-arg", "UNUSED=1", "-t", "ms"]);
+    assert!(
+        out.contains("[Warning] One or more build-args [UNUSED] were not consumed"),
+        "{out}"
+    );
+    let o = build(&d, ctx.path(), &["--target", "nosuch"]);
+    assert!(
+        stderr(&o).contains("failed to reach build target nosuch in Dockerfile"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn context_options_dockerignore_quiet_labels_and_add() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "build/Dockerfile.dev",
+        "FROM busybox\n\
+         COPY . /ctx/\n\
+         ADD layer.tar.gz /unpacked/\n\
+         COPY <<EOF /inline.txt\n\
+         inline $HOME\n\
+         EOF\n\
+         RUN ls /ctx | sort | tr '\\n' ' ' > /listing\n",
+    );
+    write(ctx.path(), ".dockerignore", "secret*\n!secret-ok\n*.log\n");
+    write(ctx.path(), "keep.txt", "k");
+    write(ctx.path(), "secret.key", "no");
+    write(ctx.path(), "secret-ok", "yes");
+    write(ctx.path(), "debug.log", "no");
+    // A gzip'd tar that ADD unpacks.
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), "inner/file", "from the tar\n");
+    let st = Command::new("tar")
+        .args(["-czf"])
+        .arg(ctx.path().join("layer.tar.gz"))
+        .arg("-C")
+        .arg(src.path())
+        .arg("inner")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = build_ok(
+        &d,
+        ctx.path(),
+        &[
+            "-f",
+            &ctx.path().join("build/Dockerfile.dev").to_string_lossy(),
+            "-q",
+            "--label",
+            "from=cli",
+            "-t",
+            "opts",
+        ],
+    );
+    // -q prints the image id alone.
+    assert!(
+        out.trim().starts_with("sha256:") && out.trim().lines().count() == 1,
+        "{out}"
+    );
+    let listing = d.ok(&["run", "--rm", "opts", "cat", "/listing"]);
+    assert_eq!(listing, "build keep.txt layer.tar.gz secret-ok ");
+    assert_eq!(
+        d.ok(&["run", "--rm", "opts", "cat", "/unpacked/inner/file"]),
+        "from the tar\n"
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", "opts", "cat", "/inline.txt"]),
+        "inline \n"
+    );
+    let label = d.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Config.Labels.from}}",
+        "opts",
+    ]);
+    assert_eq!(label.trim(), "cli");
+}
+
+#[test]
+fn a_daemon_killed_during_a_step_leaves_nothing_after_restart() {
+    require_env!();
+    let mut d = Daemon::start();
+    d.busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "Dockerfile", "FROM busybox\nRUN sleep 30\n");
+    let mut child = Command::new(DOCKER)
+        .arg("-H")
+        .arg(d.host())
+        .args(["build", "-t", "killed"])
+        .arg(ctx.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    common::eventually("the step's container running", || {
+        !d.ok(&["ps", "-q"]).trim().is_empty()
+    });
+    d.kill9();
+    let _ = child.wait();
+    d.spawn();
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    let (rw, mounts) = leftovers(&d);
+    assert!(rw.is_empty(), "writable layers left: {rw:?}");
+    assert!(mounts.is_empty(), "mounts left: {mounts:#?}");
+    let tmp = d.dir.path().join("data/build/tmp");
+    assert!(!tmp.exists() || std::fs::read_dir(&tmp).unwrap().next().is_none());
+    assert!(d.docker(&["image", "inspect", "killed"]).status.code() != Some(0));
+    // And a build works after it.
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\nRUN echo ok > /ok\n",
+    );
+    build_ok(&d, ctx.path(), &["-t", "after"]);
+    assert_eq!(d.ok(&["run", "--rm", "after", "cat", "/ok"]), "ok\n");
+}
