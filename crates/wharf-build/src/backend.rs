@@ -154,6 +154,9 @@ pub trait Backend: Send + Sync + 'static {
         progress: &(dyn Fn(Value) + Send + Sync),
     ) -> impl Future<Output = Result<ImageInfo, BackendError>> + Send;
 
+    /// A local image by reference or id, never pulled (`--cache-from`).
+    fn local_image(&self, reference: &str) -> Option<ImageInfo>;
+
     /// An image by id, if it is (still) in the store.
     fn image_by_id(&self, id: &str) -> Option<ImageInfo>;
 

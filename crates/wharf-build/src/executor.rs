@@ -44,7 +44,14 @@ pub struct BuildOptions {
     pub quiet: bool,
     pub network: Option<String>,
     pub platform: Option<String>,
+    /// `--cache-from`: images whose steps stand in for the local cache (which is then not
+    /// used, as in the classic builder).
+    pub cache_from: Vec<String>,
 }
+
+/// Where an image built here records its steps' cache keys (with the number of layers and
+/// history entries after each), so that `--cache-from` can reuse its steps elsewhere.
+pub const CACHE_KEYS_FIELD: &str = "wharf.build.cache";
 
 /// A failed build, as the client shows it (`errorDetail`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -116,6 +123,8 @@ struct Shared<B: Backend> {
     results: Mutex<HashMap<usize, Built>>,
     cancelled: Arc<AtomicBool>,
     platform: Platform,
+    /// The `--cache-from` images found.
+    cache_from: Vec<ImageInfo>,
 }
 
 fn short(id: &str) -> &str {
@@ -312,7 +321,13 @@ pub async fn build<B: Backend>(
         }
         _ => Platform::host(),
     };
+    let cache_from: Vec<ImageInfo> = opts
+        .cache_from
+        .iter()
+        .filter_map(|r| backend.local_image(r))
+        .collect();
     let shared = Arc::new(Shared {
+        cache_from,
         backend,
         cache,
         context,
@@ -461,6 +476,11 @@ fn default_shell() -> Vec<String> {
 
 impl StageState {
     fn from_image(img: &ImageInfo, escape: char) -> StageState {
+        // A base image's step keys are its own build's, not this stage's.
+        let mut doc = img.doc.clone();
+        if let Some(m) = doc.as_object_mut() {
+            m.remove(CACHE_KEYS_FIELD);
+        }
         let shell = img.doc["config"]["Shell"]
             .as_array()
             .map(|a| {
@@ -472,7 +492,7 @@ impl StageState {
             .unwrap_or_else(default_shell);
         StageState {
             image: Some(img.id.clone()),
-            doc: img.doc.clone(),
+            doc,
             key: format!("image:{}", img.id),
             args: Vec::new(),
             shell,
@@ -609,12 +629,43 @@ impl<B: Backend> Shared<B> {
     }
 
     /// A cached image for `key`, if the cache may be used and the image is still there.
-    fn cached(&self, key: &str) -> Option<ImageInfo> {
+    fn cached(&self, st: &StageState, key: &str) -> Option<ImageInfo> {
         if self.opts.no_cache {
             return None;
         }
+        if !self.opts.cache_from.is_empty() {
+            return self.step_of_cache_from_images(st, key);
+        }
         let rec = self.cache.get(key)?;
         self.backend.image_by_id(&rec.image)
+    }
+
+    /// The step `key` of a `--cache-from` image, as an image of its own: the stage's config
+    /// as computed here (the key says it is the one that image's build had) over that
+    /// image's layers and history up to the step.
+    fn step_of_cache_from_images(&self, st: &StageState, key: &str) -> Option<ImageInfo> {
+        for img in &self.cache_from {
+            let keys = img.doc[CACHE_KEYS_FIELD].as_array()?;
+            let Some(pos) = keys.iter().position(|k| k["key"] == key) else {
+                continue;
+            };
+            let e = &keys[pos];
+            let layers = e["layers"].as_u64()? as usize;
+            let hist = e["history"].as_u64()? as usize;
+            let ids = img.doc["rootfs"]["diff_ids"].as_array()?;
+            let history = img.doc["history"].as_array()?;
+            if layers > ids.len() || hist > history.len() || hist == 0 {
+                continue;
+            }
+            let mut doc = st.doc.clone();
+            doc["rootfs"] = json!({"type": "layers", "diff_ids": ids[..layers]});
+            doc["history"] = json!(history[..hist]);
+            doc["created"] = history[hist - 1]["created"].clone();
+            doc[CACHE_KEYS_FIELD] = json!(keys[..=pos]);
+            let id = self.backend.put_image(&doc).ok()?;
+            return Some(ImageInfo { id, doc });
+        }
+        None
     }
 
     fn adopt(&self, lane: usize, st: &mut StageState, key: String, img: ImageInfo) {
@@ -654,7 +705,17 @@ impl<B: Backend> Shared<B> {
         }
         let mut history = doc["history"].as_array().cloned().unwrap_or_default();
         history.push(entry);
+        let mut keys = doc[CACHE_KEYS_FIELD]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        keys.push(json!({
+            "key": key,
+            "layers": doc["rootfs"]["diff_ids"].as_array().map_or(0, Vec::len),
+            "history": history.len(),
+        }));
         doc["history"] = json!(history);
+        doc[CACHE_KEYS_FIELD] = json!(keys);
         let id = self.backend.put_image(&doc)?;
         drop(layer);
         if let Err(e) = self.cache.put(&key, &id, description) {
@@ -891,7 +952,7 @@ async fn dispatch<B: Backend>(
                 .part("WORKDIR")
                 .part(&serde_json::to_string(&st.doc["config"]).unwrap_or_default())
                 .finish();
-            if let Some(img) = s.cached(&key) {
+            if let Some(img) = s.cached(st, &key) {
                 s.adopt(lane, st, key, img);
                 return Ok(());
             }
@@ -956,7 +1017,7 @@ async fn dispatch<B: Backend>(
                 st.args.push((d.name.clone(), v));
             }
             let key = key.finish();
-            if let Some(img) = s.cached(&key) {
+            if let Some(img) = s.cached(st, &key) {
                 s.adopt(lane, st, key, img);
                 return Ok(());
             }
@@ -969,7 +1030,7 @@ async fn dispatch<B: Backend>(
                 .part(&serde_json::to_string(&st.doc["config"]).unwrap_or_default())
                 .part(st.doc["author"].as_str().unwrap_or_default())
                 .finish();
-            if let Some(img) = s.cached(&key) {
+            if let Some(img) = s.cached(st, &key) {
                 s.adopt(lane, st, key, img);
                 return Ok(());
             }
@@ -1310,7 +1371,7 @@ async fn run_step<B: Backend>(
     } else {
         format!("|{} {} {}", args.len(), args.join(" "), argv.join(" "))
     };
-    if let Some(img) = s.cached(&key) {
+    if let Some(img) = s.cached(st, &key) {
         s.adopt(lane, st, key, img);
         return Ok(());
     }
@@ -1596,7 +1657,7 @@ async fn copy_step<B: Backend>(
         "multi"
     };
     let created_by = nop(&format!("{what} {kind}:{hex} in {dest} "));
-    if let Some(img) = s.cached(&key) {
+    if let Some(img) = s.cached(st, &key) {
         s.adopt(lane, st, key, img);
         return Ok(());
     }

@@ -296,6 +296,14 @@ impl Backend for EngineBackend {
         Ok(self.info(&img))
     }
 
+    fn local_image(&self, reference: &str) -> Option<ImageInfo> {
+        self.engine
+            .images
+            .resolve(reference)
+            .ok()
+            .map(|i| self.info(&i))
+    }
+
     fn image_by_id(&self, id: &str) -> Option<ImageInfo> {
         let img = self.engine.images.resolve(id).ok()?;
         (img.id == id).then(|| self.info(&img))
@@ -602,7 +610,9 @@ fn int_param(v: Option<String>, what: &str) -> Result<Option<i64>, ApiError> {
 impl BuildRequest {
     /// Reads the query (`get` returns every value of a key, in order).
     pub fn from_query(get: impl Fn(&str) -> Vec<String>) -> Result<BuildRequest, ApiError> {
-        let one = |k: &str| get(k).into_iter().next_back();
+        // The first value, as Go's FormValue: docker-py sends `dockerfile` twice (the name
+        // of a Dockerfile it added to the context, then its text).
+        let one = |k: &str| get(k).into_iter().next();
         if let Some(remote) = one("remote").filter(|s| !s.is_empty()) {
             return Err(ApiError::bad_request(format!(
                 "building from a remote context ({remote}) is not supported yet: clone or download it and build the directory"
@@ -671,6 +681,7 @@ impl BuildRequest {
                 quiet: bool_param(one("q"), false)?,
                 network,
                 platform: one("platform").filter(|s| !s.is_empty()),
+                cache_from: json_param(one("cachefrom"), "cachefrom")?,
             },
             host: RunHost {
                 extra_hosts,

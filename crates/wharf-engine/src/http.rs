@@ -1265,13 +1265,47 @@ fn image_summary(i: &wharf_image::Image) -> Value {
     })
 }
 
+/// An image's config with every field dockerd 20.10 shows, absent ones at their zero value
+/// (clients index `Config['OnBuild']` and the like without checking).
+fn full_image_config(c: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for (k, zero) in [
+        ("Hostname", json!("")),
+        ("Domainname", json!("")),
+        ("User", json!("")),
+        ("AttachStdin", json!(false)),
+        ("AttachStdout", json!(false)),
+        ("AttachStderr", json!(false)),
+        ("Tty", json!(false)),
+        ("OpenStdin", json!(false)),
+        ("StdinOnce", json!(false)),
+        ("Env", Value::Null),
+        ("Cmd", Value::Null),
+        ("Image", json!("")),
+        ("Volumes", Value::Null),
+        ("WorkingDir", json!("")),
+        ("Entrypoint", Value::Null),
+        ("OnBuild", Value::Null),
+        ("Labels", Value::Null),
+    ] {
+        out.insert(k.to_string(), zero);
+    }
+    if let Some(m) = c.as_object() {
+        for (k, v) in m {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
 fn image_inspect(i: &wharf_image::Image, driver: &str) -> Value {
+    let config = full_image_config(&i.config);
     json!({
         "Id": i.id, "RepoTags": i.repo_tags, "RepoDigests": i.repo_digests, "Parent": i.parent,
         "Comment": i.comment, "Created": i.created, "DockerVersion": "", "Author": i.author,
-        "Config": i.config,
+        "Config": config,
         // v1.41 (removed in v1.45): docker-compose 1.29 reads its Volumes when it recreates.
-        "Container": "", "ContainerConfig": i.config,
+        "Container": "", "ContainerConfig": config,
         "Architecture": i.architecture, "Variant": i.variant, "Os": i.os,
         "Size": i.size, "VirtualSize": i.size,
         "GraphDriver": {"Name": driver, "Data": null},
