@@ -143,6 +143,17 @@ pub struct LayerJob<'a> {
 /// The work of a COPY/ADD/WORKDIR step inside its new layer.
 pub type LayerFn = Box<dyn FnOnce(LayerJob<'_>) -> Result<(), String> + Send>;
 
+/// A file `ADD <url>` downloaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub path: PathBuf,
+    /// `sha256:<hex>` of its content.
+    pub digest: String,
+    pub size: u64,
+    /// The `Last-Modified` time, as Unix seconds (the file's mtime in the image).
+    pub mtime: Option<u64>,
+}
+
 /// The engine's side of a build.
 pub trait Backend: Send + Sync + 'static {
     /// The image FROM (or `COPY --from`) names: the local one, pulled when missing or when
@@ -176,6 +187,13 @@ pub trait Backend: Send + Sync + 'static {
         sources: &[String],
         job: LayerFn,
     ) -> impl Future<Output = Result<Option<NewLayer>, BackendError>> + Send;
+
+    /// Downloads `url` (http or https, redirects followed) into a new file under `dir`.
+    fn fetch(
+        &self,
+        url: &str,
+        dir: &Path,
+    ) -> impl Future<Output = Result<Fetched, BackendError>> + Send;
 
     /// Stores an image config document; its id.
     fn put_image(&self, doc: &Value) -> Result<String, BackendError>;

@@ -190,11 +190,14 @@ pub async fn build<B: Backend>(
     sink: Sink,
     cancelled: Arc<AtomicBool>,
 ) -> Result<String, BuildError> {
+    // The classic builder's wording, naming the file as the user gave it.
     let mut file = crate::parse(&opts.dockerfile).map_err(|e| {
-        BuildError::new(format!(
-            "dockerfile parse error on line {}: {}",
-            e.line, e.kind
-        ))
+        let name = if opts.dockerfile_name.is_empty() {
+            "Dockerfile"
+        } else {
+            opts.dockerfile_name.as_str()
+        };
+        BuildError::new(format!("{name} parse error line {}: {}", e.line, e.kind))
     })?;
     if file.directives.syntax.is_some() {
         tracing::info!("# syntax= is accepted and not followed: wharf has one Dockerfile frontend");
@@ -922,6 +925,7 @@ async fn dispatch<B: Backend>(
                 c.from.as_deref(),
                 c.parents,
                 None,
+                None,
                 &original,
             )
             .await
@@ -936,6 +940,7 @@ async fn dispatch<B: Backend>(
                 None,
                 false,
                 Some(a.unpack.unwrap_or(true)),
+                a.checksum.as_ref(),
                 &original,
             )
             .await
@@ -1543,6 +1548,7 @@ async fn copy_step<B: Backend>(
     from: Option<&str>,
     parents: bool,
     add_unpack: Option<bool>,
+    checksum: Option<&String>,
     original: &str,
 ) -> Result<(), BuildError> {
     let what = if add_unpack.is_some() { "ADD" } else { "COPY" };
@@ -1550,18 +1556,44 @@ async fn copy_step<B: Backend>(
     for w in &c.sources {
         srcs.extend(st.words(w)?);
     }
+    // ADD <url>: downloaded now (each build, as the classic builder does); the content's
+    // digest keys the step, `--checksum` must match it.
+    let mut downloads: Vec<(String, crate::backend::Fetched)> = Vec::new();
+    let is_url = |s: &str| s.starts_with("http://") || s.starts_with("https://");
     for src in &srcs {
-        if src.starts_with("http://") || src.starts_with("https://") || src.starts_with("git@") {
+        if src.starts_with("git@") || (is_url(src) && src.ends_with(".git")) {
+            return Err(BuildError::new(format!(
+                "{what} of a git repository ({src}) is not supported yet: clone it into the context"
+            )));
+        }
+        if is_url(src) {
             if add_unpack.is_none() {
                 return Err(BuildError::new(format!(
                     "COPY failed: source can't be a URL for COPY: {src}"
                 )));
             }
-            return Err(BuildError::new(format!(
-                "ADD from a URL ({src}) is not supported yet: download it in a RUN step, or ADD a local file"
-            )));
+            let dir = s.context.parent().unwrap_or(&s.context).join("downloads");
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| BuildError::new(format!("{}: {e}", dir.display())))?;
+            let f = s.backend.fetch(src, &dir).await?;
+            if let Some(want) = checksum {
+                let want = st.word(want)?;
+                if want != f.digest {
+                    return Err(BuildError::new(format!(
+                        "ADD --checksum: {src} has digest {}, expected {want}",
+                        f.digest
+                    )));
+                }
+            }
+            downloads.push((src.clone(), f));
         }
     }
+    if checksum.is_some() && downloads.is_empty() {
+        return Err(BuildError::new(
+            "ADD --checksum is only supported for URL sources",
+        ));
+    }
+    let srcs: Vec<String> = srcs.into_iter().filter(|s| !is_url(s)).collect();
     let dest_word = st.word(&c.dest)?;
     let (dest, names_dir) = copy::destination(&dest_word, &st.workdir());
     let owner_spec = match &c.chown {
@@ -1612,7 +1644,7 @@ async fn copy_step<B: Backend>(
         };
         inline.push((h.name.clone(), body));
     }
-    let count = srcs.len() + inline.len();
+    let count = srcs.len() + inline.len() + downloads.len();
     if count > 1 && !names_dir {
         return Err(BuildError::new(format!(
             "When using {what} with more than one source file, the destination must be a directory and end with a /"
@@ -1629,6 +1661,9 @@ async fn copy_step<B: Backend>(
         .part(&exclude_text);
     for (n, b) in &inline {
         key = key.part(n).part(b);
+    }
+    for (u, f) in &downloads {
+        key = key.part(u).part(&f.digest).part(&format!("{:?}", f.mtime));
     }
     let src_hash = match &from_image {
         Some(img) => img.clone(),
@@ -1684,7 +1719,7 @@ async fn copy_step<B: Backend>(
             matched.extend(m);
         }
         let dest_is_dir = names_dir
-            || matched.len() + inline.len() > 1
+            || matched.len() + inline.len() + downloads.len() > 1
             || job.root.stat(&dest) == Some(FileKind::Dir);
         let mut owner = copy::Owner {
             mode: chmod,
@@ -1720,6 +1755,38 @@ async fn copy_step<B: Backend>(
             }
         }
         let mut entries = copy::plan(&plain, &dest, dest_is_dir, parents, &exclude)?;
+        for (url, f) in downloads {
+            // The file name is the URL's last path component (Docker's rule).
+            let name = url
+                .split(['?', '#'])
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .filter(|n| !n.is_empty() && !n.contains(':'))
+                .unwrap_or("index.html")
+                .to_string();
+            let d = if dest_is_dir {
+                copy::clean_abs(&format!("{dest}/{name}"))
+            } else {
+                dest.clone()
+            };
+            if let Some(t) = f.mtime {
+                let ft = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t);
+                if let Ok(file) = std::fs::File::options().write(true).open(&f.path) {
+                    let _ = file.set_modified(ft);
+                }
+            }
+            entries.push(copy::Entry {
+                host: f.path.clone(),
+                dest: d,
+                kind: copy::Kind::File {
+                    mode: 0o600,
+                    size: f.size,
+                },
+            });
+        }
         for (name, body) in inline {
             let d = if dest_is_dir {
                 copy::clean_abs(&format!("{dest}/{name}"))

@@ -377,6 +377,14 @@ impl Backend for EngineBackend {
         .await?
     }
 
+    async fn fetch(
+        &self,
+        url: &str,
+        dir: &Path,
+    ) -> Result<wharf_build::backend::Fetched, BackendError> {
+        fetch_url(url, dir).await.map_err(BackendError::new)
+    }
+
     fn put_image(&self, doc: &Value) -> Result<String, BackendError> {
         self.engine
             .images
@@ -876,4 +884,124 @@ pub fn df_records(engine: &Engine) -> Vec<Value> {
             })
         })
         .collect()
+}
+
+/// A URL's parts: (https, host:port, path and query).
+fn split_url(url: &str) -> Result<(bool, String, String), String> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err(format!(
+            "{url}: only http:// and https:// URLs can be added"
+        ));
+    };
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    if authority.is_empty() {
+        return Err(format!("{url}: no host"));
+    }
+    let host = if authority.starts_with('[') || !authority.contains(':') {
+        if authority.ends_with(']') || !authority.contains(':') {
+            format!("{authority}:{}", if tls { 443 } else { 80 })
+        } else {
+            authority.to_string()
+        }
+    } else {
+        authority.to_string()
+    };
+    let path = if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_string()
+    };
+    Ok((tls, host, path))
+}
+
+/// Downloads `url` to a new file in `dir` (redirects followed, up to 10; https verified).
+pub async fn fetch_url(url: &str, dir: &Path) -> Result<wharf_build::backend::Fetched, String> {
+    use http_body_util::BodyExt;
+    use sha2::Digest;
+    use tokio::io::AsyncWriteExt;
+    let mut url = url.to_string();
+    for _ in 0..10 {
+        let (tls, host, path) = split_url(&url)?;
+        let cfg = tls.then(|| wharf_registry::transport::client_config(&host, false));
+        let io = wharf_registry::transport::connect(&host, cfg.as_ref())
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+        tokio::spawn(conn);
+        let host_header = host
+            .strip_suffix(if tls { ":443" } else { ":80" })
+            .unwrap_or(&host)
+            .to_string();
+        let req = hyper::Request::get(&path)
+            .header("Host", host_header)
+            .header("User-Agent", "wharf-build")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .map_err(|e| format!("{url}: {e}"))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        let status = resp.status();
+        if status.is_redirection() {
+            let loc = resp
+                .headers()
+                .get("Location")
+                .and_then(|l| l.to_str().ok())
+                .ok_or_else(|| format!("{url}: redirect without a Location"))?;
+            url = if loc.starts_with("http://") || loc.starts_with("https://") {
+                loc.to_string()
+            } else {
+                let (_, h, _) = split_url(&url)?;
+                format!("{}://{h}{loc}", if tls { "https" } else { "http" })
+            };
+            continue;
+        }
+        if !status.is_success() {
+            return Err(format!(
+                "failed to GET {url} with status {status}: download it yourself and ADD the file"
+            ));
+        }
+        let mtime = resp
+            .headers()
+            .get("Last-Modified")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+            .map(|d| d.timestamp().max(0) as u64);
+        let path = dir.join(format!("download-{}", crate::names::new_id()));
+        let mut f = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut h = sha2::Sha256::new();
+        let mut size = 0u64;
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| format!("{url}: {e}"))?;
+            if let Ok(data) = frame.into_data() {
+                h.update(&data);
+                size += data.len() as u64;
+                f.write_all(&data)
+                    .await
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+        }
+        f.flush().await.map_err(|e| e.to_string())?;
+        return Ok(wharf_build::backend::Fetched {
+            path,
+            digest: format!("sha256:{}", hex::encode(h.finalize())),
+            size,
+            mtime,
+        });
+    }
+    Err(format!("{url}: more than 10 redirects"))
 }

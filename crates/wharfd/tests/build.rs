@@ -370,3 +370,103 @@ fn a_daemon_killed_during_a_step_leaves_nothing_after_restart() {
     build_ok(&d, ctx.path(), &["-t", "after"]);
     assert_eq!(d.ok(&["run", "--rm", "after", "cat", "/ok"]), "ok\n");
 }
+
+#[test]
+fn add_downloads_urls_and_run_steps_get_the_requested_host_settings() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    // A file served on loopback (the daemon runs in the host's network namespace).
+    let served = tempfile::tempdir().unwrap();
+    write(served.path(), "data.txt", "downloaded\n");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut server = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(served.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(&mut server);
+    common::eventually("the http server", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let url = format!("http://127.0.0.1:{port}/data.txt");
+    // sha256 of "downloaded\n".
+    let sum = {
+        use sha2::Digest;
+        format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(b"downloaded\n"))
+        )
+    };
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!(
+            "FROM busybox\n\
+             ADD {url} /dl/\n\
+             ADD --checksum={sum} {url} /checked.txt\n\
+             RUN stat -c %a /dl/data.txt > /mode && grep -c '^10.9.8.7[[:space:]]*extra.example' /etc/hosts > /hosts && df -k /dev/shm | tail -1 | awk '{{print $2}}' > /shm\n"
+        ),
+    );
+    build_ok(
+        &d,
+        ctx.path(),
+        &[
+            "--add-host",
+            "extra.example:10.9.8.7",
+            "--shm-size",
+            "32m",
+            "-t",
+            "urls",
+        ],
+    );
+    let cat = |f: &str| d.ok(&["run", "--rm", "urls", "cat", f]);
+    assert_eq!(cat("/dl/data.txt"), "downloaded\n");
+    assert_eq!(cat("/checked.txt"), "downloaded\n");
+    assert_eq!(cat("/mode"), "600\n");
+    assert_eq!(cat("/hosts"), "1\n");
+    assert_eq!(cat("/shm"), "32768\n");
+    // A wrong checksum fails the step, naming both digests.
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!(
+            "FROM busybox\nADD --checksum=sha256:{} {url} /x\n",
+            "0".repeat(64)
+        ),
+    );
+    let o = build(&d, ctx.path(), &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains(&format!("has digest {sum}")),
+        "{}",
+        stderr(&o)
+    );
+    // A URL that answers 404 names the status.
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!("FROM busybox\nADD http://127.0.0.1:{port}/nope /x\n"),
+    );
+    let o = build(&d, ctx.path(), &[]);
+    assert!(stderr(&o).contains("404"), "{}", stderr(&o));
+}
