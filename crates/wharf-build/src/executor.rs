@@ -1815,3 +1815,208 @@ async fn copy_step<B: Backend>(
         .map_err(|e| BuildError::new(e.message))?;
     s.commit(lane, st, key, created_by, layer, original)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Fetched, LayerFn, RunOutcome};
+    use std::path::Path;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Images in memory; RUN steps sleep a little and count how many run at once.
+    #[derive(Default)]
+    struct Fake {
+        images: Mutex<HashMap<String, Value>>,
+        running: AtomicUsize,
+        most: AtomicUsize,
+        runs: Mutex<Vec<Vec<String>>>,
+        tags: Mutex<Vec<(String, String)>>,
+        dir: PathBuf,
+    }
+
+    impl Backend for Fake {
+        async fn image(
+            &self,
+            reference: &str,
+            _policy: &PullPolicy,
+            _progress: &(dyn Fn(Value) + Send + Sync),
+        ) -> Result<ImageInfo, BackendError> {
+            if reference != "base" {
+                return Err(BackendError::not_found(format!("no image {reference}")));
+            }
+            let doc = json!({"config": {"Env": ["PATH=/bin"]}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []});
+            let id = self.put_image(&doc)?;
+            Ok(ImageInfo { id, doc })
+        }
+        fn local_image(&self, _reference: &str) -> Option<ImageInfo> {
+            None
+        }
+        fn image_by_id(&self, id: &str) -> Option<ImageInfo> {
+            let doc = self.images.lock().unwrap().get(id).cloned()?;
+            Some(ImageInfo {
+                id: id.to_string(),
+                doc,
+            })
+        }
+        async fn run(
+            &self,
+            spec: RunSpec,
+            events: &(dyn Fn(RunEvent) + Send + Sync),
+        ) -> Result<RunOutcome, BackendError> {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            events(RunEvent::Started(format!("c{}", spec.argv.len())));
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            self.runs.lock().unwrap().push(spec.argv.clone());
+            let code = if spec.argv.last().is_some_and(|a| a.contains("fail")) {
+                2
+            } else {
+                0
+            };
+            events(RunEvent::Stdout(b"out\n".to_vec()));
+            Ok(RunOutcome {
+                exit_code: code,
+                layer: Some(NewLayer {
+                    diff_id: format!(
+                        "sha256:{}",
+                        KeyBuilder::new("l").part(&spec.argv.join(" ")).finish()
+                    ),
+                    hold: Box::new(()),
+                }),
+            })
+        }
+        async fn with_layer(
+            &self,
+            _image: Option<&str>,
+            _sources: &[String],
+            _job: LayerFn,
+        ) -> Result<Option<NewLayer>, BackendError> {
+            Ok(None)
+        }
+        async fn fetch(&self, url: &str, _dir: &Path) -> Result<Fetched, BackendError> {
+            Err(BackendError::new(format!("no network for {url}")))
+        }
+        fn put_image(&self, doc: &Value) -> Result<String, BackendError> {
+            let id = format!(
+                "sha256:{}",
+                KeyBuilder::new("img").part(&doc.to_string()).finish()
+            );
+            self.images.lock().unwrap().insert(id.clone(), doc.clone());
+            Ok(id)
+        }
+        fn tag(&self, id: &str, reference: &str) -> Result<(), BackendError> {
+            self.tags
+                .lock()
+                .unwrap()
+                .push((id.into(), reference.into()));
+            Ok(())
+        }
+        fn cache_dir(&self) -> &Path {
+            &self.dir
+        }
+    }
+
+    async fn run_build(
+        fake: &Arc<Fake>,
+        cache: &Path,
+        dockerfile: &str,
+        target: Option<&str>,
+    ) -> (Result<String, BuildError>, Vec<String>) {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        let sink: Sink = Arc::new(move |v: Value| {
+            let text = v["stream"]
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| v.to_string());
+            g.lock().unwrap().push(text);
+        });
+        let opts = BuildOptions {
+            dockerfile: dockerfile.into(),
+            dockerfile_name: "Dockerfile".into(),
+            tags: vec!["out:1".into()],
+            target: target.map(String::from),
+            ..Default::default()
+        };
+        let r = build(
+            fake.clone(),
+            CacheIndex::open(cache).unwrap(),
+            cache.join("ctx"),
+            opts,
+            sink,
+            Arc::new(AtomicBool::new(false)),
+        )
+        .await;
+        let lines = got.lock().unwrap().clone();
+        (r, lines)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn independent_stages_run_at_once_and_print_in_order() {
+        let d = tempfile::tempdir().unwrap();
+        let fake = Arc::new(Fake {
+            dir: d.path().join("mounts"),
+            ..Default::default()
+        });
+        let df = "FROM base AS one\nRUN echo one\nFROM base AS two\nRUN echo two\nFROM base AS unused\nRUN fail\nFROM one\nCOPY --from=two /x /x\n";
+        let (r, lines) = run_build(&fake, d.path(), df, None).await;
+        r.unwrap();
+        // The two stages' RUN steps overlapped; the unused stage never ran.
+        assert_eq!(fake.most.load(Ordering::SeqCst), 2);
+        assert!(!fake
+            .runs
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|a| a.join(" ").contains("fail")));
+        let steps: Vec<&String> = lines.iter().filter(|l| l.starts_with("Step ")).collect();
+        assert_eq!(
+            steps,
+            [
+                "Step 1/6 : FROM base AS one",
+                "Step 2/6 : RUN echo one",
+                "Step 3/6 : FROM base AS two",
+                "Step 4/6 : RUN echo two",
+                "Step 5/6 : FROM one",
+                "Step 6/6 : COPY --from=two /x /x"
+            ]
+        );
+        let text = lines.concat();
+        assert!(text.ends_with("Successfully tagged out:1\n"), "{text}");
+        // Rebuilt: every step from the cache, the same image.
+        let first = fake.tags.lock().unwrap()[0].0.clone();
+        let (r, lines) = run_build(&fake, d.path(), df, None).await;
+        assert_eq!(r.unwrap(), first);
+        assert_eq!(
+            lines.iter().filter(|l| l.contains("Using cache")).count(),
+            3
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_step_names_the_command_and_code_and_args_reach_run() {
+        let d = tempfile::tempdir().unwrap();
+        let fake = Arc::new(Fake {
+            dir: d.path().join("mounts"),
+            ..Default::default()
+        });
+        let (r, _) = run_build(&fake, d.path(), "FROM base\nRUN please fail\n", None).await;
+        let e = r.unwrap_err();
+        assert_eq!(
+            e.message,
+            "The command '/bin/sh -c please fail' returned a non-zero code: 2"
+        );
+        assert_eq!(e.code, Some(2));
+        let (r, _) = run_build(&fake, d.path(), "FROM base\nFROOM x\n", None).await;
+        assert_eq!(
+            r.unwrap_err().message,
+            "Dockerfile parse error line 2: unknown instruction: FROOM"
+        );
+        let (r, _) = run_build(&fake, d.path(), "FROM base AS a\nRUN x\n", Some("b")).await;
+        assert_eq!(
+            r.unwrap_err().message,
+            "failed to reach build target b in Dockerfile"
+        );
+    }
+}
