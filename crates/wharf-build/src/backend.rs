@@ -63,6 +63,14 @@ pub enum RunMount {
     },
     /// A tmpfs of `size` bytes (0: the kernel's default).
     Tmpfs { target: String, size: u64 },
+    /// `source` of an image (another stage's, or one by name), mounted at `target`; writes
+    /// to it are discarded with the step.
+    Image {
+        image: String,
+        source: String,
+        target: String,
+        readonly: bool,
+    },
 }
 
 /// A RUN step.

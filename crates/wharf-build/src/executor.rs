@@ -914,7 +914,7 @@ async fn dispatch<B: Backend>(
     use InstructionKind as K;
     let original = ins.source.original.clone();
     match &ins.kind {
-        K::Run(r) => run_step(s, lane, st, r).await,
+        K::Run(r) => run_step(s, lane, stage, st, r).await,
         K::Copy(c) => {
             copy_step(
                 s,
@@ -1209,6 +1209,7 @@ fn config_change<B: Backend>(
 async fn run_step<B: Backend>(
     s: &Arc<Shared<B>>,
     lane: usize,
+    stage: usize,
     st: &mut StageState,
     r: &ast::Run,
 ) -> Result<(), BuildError> {
@@ -1256,21 +1257,46 @@ async fn run_step<B: Backend>(
         };
         match m.kind {
             ast::MountKind::Bind => {
-                if m.from.is_some() {
-                    return Err(BuildError::new(
-                        "RUN --mount=type=bind,from=... is not supported yet: COPY --from the files instead",
-                    ));
-                }
                 let src = st.word(m.source.as_deref().unwrap_or("."))?;
                 let rel = copy::clean_source(&src).map_err(BuildError::new)?;
+                let t = target(&m.target)?;
+                let readonly = m.readonly.unwrap_or(true);
+                if let Some(from) = &m.from {
+                    let from = st.word(from)?;
+                    let image = match stage_ref(&s.file, &from, stage) {
+                        Some(d) => {
+                            s.results
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get(&d)
+                                .cloned()
+                                .ok_or_else(|| {
+                                    BuildError::new(format!("stage {from} was not built"))
+                                })?
+                                .image
+                        }
+                        None => {
+                            let out = s.out.clone();
+                            let progress = move |v: Value| out.send(lane, v);
+                            s.backend.image(&from, &s.policy(None), &progress).await?.id
+                        }
+                    };
+                    mount_key.push(format!("bind-from:{image}:{rel}:{t}:{readonly}"));
+                    mounts.push(RunMount::Image {
+                        image,
+                        source: rel,
+                        target: t,
+                        readonly,
+                    });
+                    continue;
+                }
                 let host = copy::resolve_in(&s.context, &rel).ok_or_else(|| {
                     BuildError::new(format!(
                         "RUN --mount=type=bind: {rel} not found in the build context"
                     ))
                 })?;
-                let t = target(&m.target)?;
                 mount_key.push(format!(
-                    "bind:{rel}:{t}:{}",
+                    "bind:{rel}:{t}:{readonly}:{}",
                     copy::digest(
                         &[copy::Matched {
                             rel: rel.clone(),
@@ -1281,15 +1307,37 @@ async fn run_step<B: Backend>(
                     )
                     .map_err(BuildError::new)?
                 ));
-                if m.readonly == Some(false) {
-                    return Err(BuildError::new(
-                        "RUN --mount=type=bind,rw is not supported yet: bind mounts of the context are read-only here",
+                // A writable bind gets a copy: what the step writes there is discarded
+                // (BuildKit's rule), and the context stays as it came.
+                let source = if readonly {
+                    host
+                } else {
+                    let dir = s.context.parent().unwrap_or(&s.context).join(format!(
+                        "rw-{}",
+                        KeyBuilder::new("rw")
+                            .part(&t)
+                            .part(&format!("{:?}", std::time::SystemTime::now()))
+                            .finish()
                     ));
-                }
+                    let st2 = std::process::Command::new("cp")
+                        .arg("-a")
+                        .arg(&host)
+                        .arg(&dir)
+                        .status()
+                        .map_err(|e| {
+                            BuildError::new(format!("copying {rel} for a writable bind: {e}"))
+                        })?;
+                    if !st2.success() {
+                        return Err(BuildError::new(format!(
+                            "copying {rel} for a writable bind failed"
+                        )));
+                    }
+                    dir
+                };
                 mounts.push(RunMount::Bind {
-                    source: host,
+                    source,
                     target: t,
-                    readonly: true,
+                    readonly,
                 });
             }
             ast::MountKind::Cache => {

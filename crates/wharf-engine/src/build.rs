@@ -101,8 +101,10 @@ impl EngineBackend {
         }
     }
 
-    /// The create body of a RUN step's container.
-    fn create_body(&self, spec: &RunSpec) -> Value {
+    /// The create body of a RUN step's container; `image_roots` are the host paths of the
+    /// `RunMount::Image` sources, in order.
+    fn create_body(&self, spec: &RunSpec, image_roots: &[PathBuf]) -> Value {
+        let mut image_roots = image_roots.iter();
         let mut host = self.host.resources.clone();
         host.insert(
             "NetworkMode".into(),
@@ -130,6 +132,12 @@ impl EngineBackend {
                         t["TmpfsOptions"] = json!({"SizeBytes": size});
                     }
                     t
+                }
+                RunMount::Image {
+                    target, readonly, ..
+                } => {
+                    let source = image_roots.next().cloned().unwrap_or_default();
+                    json!({"Type": "bind", "Source": source, "Target": target, "ReadOnly": readonly})
                 }
             })
             .collect();
@@ -315,7 +323,34 @@ impl Backend for EngineBackend {
         events: &(dyn Fn(RunEvent) + Send + Sync),
     ) -> Result<RunOutcome, BackendError> {
         let engine = self.engine.clone();
-        let body = serde_json::to_vec(&self.create_body(&spec)).map_err(err)?;
+        // The images some mounts come from, each a writable layer of its own (what the step
+        // writes there goes with it), the source resolved inside it.
+        let mut image_layers = Vec::new();
+        let mut image_roots = Vec::new();
+        for m in &spec.mounts {
+            if let RunMount::Image { image, source, .. } = m {
+                let images = engine.images.clone();
+                let top = images.resolve(image).map_err(err)?.top_layer;
+                let source = source.clone();
+                let (layer, root) =
+                    blocking(move || -> Result<(StepLayer, PathBuf), BackendError> {
+                        let l = StepLayer::new(&images, top.as_deref())?;
+                        let mnt = l.mnt.clone().expect("mounted");
+                        let p =
+                            crate::archive::resolve_in_root(&mnt, &source, true).map_err(api)?;
+                        if std::fs::symlink_metadata(&p).is_err() {
+                            return Err(BackendError::new(format!(
+                                "RUN --mount=type=bind,from=...: {source} not found in the image"
+                            )));
+                        }
+                        Ok((l, p))
+                    })
+                    .await??;
+                image_layers.push(layer);
+                image_roots.push(root);
+            }
+        }
+        let body = serde_json::to_vec(&self.create_body(&spec, &image_roots)).map_err(err)?;
         let req = wharf_api::types::CreateRequest::parse(&body).map_err(api)?;
         let (id, _) = engine.create(None, req).await.map_err(api)?;
         let c = engine.lookup(&id).map_err(api)?;
@@ -334,6 +369,7 @@ impl Backend for EngineBackend {
         if let Err(e) = engine.remove(&c, true).await {
             tracing::warn!("removing build container {id}: {}", e.message);
         }
+        let _ = blocking(move || drop(image_layers)).await;
         let exit_code = outcome?;
         Ok(RunOutcome {
             exit_code,

@@ -470,3 +470,41 @@ fn add_downloads_urls_and_run_steps_get_the_requested_host_settings() {
     let o = build(&d, ctx.path(), &[]);
     assert!(stderr(&o).contains("404"), "{}", stderr(&o));
 }
+
+#[test]
+fn run_mounts_bind_from_stages_and_context_cache_and_tmpfs() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "keep.txt", "kept\n");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox AS tools\n\
+         RUN mkdir /t && echo tool > /t/x\n\
+         FROM busybox\n\
+         RUN --mount=type=bind,from=tools,source=/t,target=/mnt/t cat /mnt/t/x > /got\n\
+         RUN --mount=type=bind,source=.,target=/ctx,rw echo scribble > /ctx/new && cat /ctx/keep.txt > /kept\n\
+         RUN --mount=type=bind,target=/ro sh -c 'echo x > /ro/f' 2>/dev/null; test ! -e /ro/f && echo refused > /ro-write\n\
+         RUN --mount=type=cache,target=/cache echo run >> /cache/log && wc -l < /cache/log | tr -d ' ' > /count\n\
+         RUN --mount=type=tmpfs,target=/scratch touch /scratch/f && ls /scratch > /tmpls\n\
+         COPY . /c/\n",
+    );
+    build_ok(&d, ctx.path(), &["-t", "mounts"]);
+    let cat = |f: &str| d.ok(&["run", "--rm", "mounts", "cat", f]);
+    assert_eq!(cat("/got"), "tool\n");
+    assert_eq!(cat("/kept"), "kept\n");
+    assert_eq!(cat("/ro-write"), "refused\n");
+    assert_eq!(cat("/count"), "1\n");
+    assert_eq!(cat("/tmpls"), "f\n");
+    // Writes to a writable bind of the context are discarded: the context is as sent.
+    let listing = d.ok(&["run", "--rm", "mounts", "ls", "/c"]);
+    assert_eq!(listing, "Dockerfile\nkeep.txt\n");
+    // What a tmpfs held is not in the image; a mount point the step made is.
+    assert_eq!(d.ok(&["run", "--rm", "mounts", "ls", "-A", "/scratch"]), "");
+    // The cache directory outlives the build.
+    build_ok(&d, ctx.path(), &["--no-cache", "-t", "mounts"]);
+    assert_eq!(cat("/count"), "2\n");
+    assert_eq!(leftovers(&d), (vec![], vec![]));
+}
