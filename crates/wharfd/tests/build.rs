@@ -508,3 +508,86 @@ fn run_mounts_bind_from_stages_and_context_cache_and_tmpfs() {
     assert_eq!(cat("/count"), "2\n");
     assert_eq!(leftovers(&d), (vec![], vec![]));
 }
+
+/// `docker --config <dir> build` with the classic builder.
+fn build_cfg(d: &Daemon, cfg: &Path, dir: &Path, args: &[&str]) -> Output {
+    Command::new(DOCKER)
+        .arg("--config")
+        .arg(cfg)
+        .arg("-H")
+        .arg(d.host())
+        .arg("build")
+        .args(args)
+        .arg(dir)
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(Stdio::null())
+        .output()
+        .expect("docker build")
+}
+
+#[test]
+fn from_images_of_a_private_registry_pull_with_x_registry_config() {
+    require_env!();
+    let Some(reg) = common::LocalRegistry::start_with(common::RegistryAuth::Basic {
+        user: "alice".into(),
+        password: "s3cret".into(),
+    }) else {
+        return;
+    };
+    let d = Daemon::start();
+    d.busybox();
+    let cfg = tempfile::tempdir().unwrap();
+    let name = format!("{}/team/base:1", reg.addr);
+    d.ok(&["tag", "busybox", &name]);
+    let login = Command::new(DOCKER)
+        .arg("--config")
+        .arg(cfg.path())
+        .args([
+            "-H",
+            &d.host(),
+            "login",
+            &reg.addr,
+            "-u",
+            "alice",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"s3cret\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(login.status.success(), "{}", stderr(&login));
+    let push = Command::new(DOCKER)
+        .arg("--config")
+        .arg(cfg.path())
+        .args(["-H", &d.host(), "push", &name])
+        .output()
+        .unwrap();
+    assert!(push.status.success(), "{}", stderr(&push));
+    d.ok(&["rmi", &name]);
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!("FROM {name}\nRUN echo pulled > /p\n"),
+    );
+    // Without the credentials: the registry's refusal.
+    let anon = tempfile::tempdir().unwrap();
+    let o = build_cfg(&d, anon.path(), ctx.path(), &["-t", "private"]);
+    assert!(!o.status.success());
+    let t = stderr(&o);
+    assert!(
+        t.contains("401") || t.contains("unauthorized") || t.contains("authentication"),
+        "{t}"
+    );
+    // With them (the CLI sends every stored auth as X-Registry-Config): pulled and built.
+    let o = build_cfg(&d, cfg.path(), ctx.path(), &["-t", "private"]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert_eq!(d.ok(&["run", "--rm", "private", "cat", "/p"]), "pulled\n");
+    d.ok(&["image", "inspect", &name]);
+}
