@@ -618,6 +618,23 @@ impl StageState {
 }
 
 impl<B: Backend> Shared<B> {
+    /// A step's error with the Dockerfile's name and the step's line in front, except a RUN
+    /// step's exit status, which keeps the classic builder's exact words (tools match them).
+    fn located(&self, e: BuildError, line: usize) -> BuildError {
+        if e.code.is_some() {
+            return e;
+        }
+        let name = if self.opts.dockerfile_name.is_empty() {
+            "Dockerfile"
+        } else {
+            self.opts.dockerfile_name.as_str()
+        };
+        BuildError {
+            message: format!("{name}:{line}: {}", e.message),
+            code: None,
+        }
+    }
+
     fn step_header(&self, lane: usize, step: usize, text: &str) {
         self.out
             .stream(lane, format!("Step {step}/{} : {text}", self.total_steps));
@@ -783,7 +800,8 @@ async fn run_stage<B: Backend>(s: &Arc<Shared<B>>, i: usize) -> Result<Built, Bu
         let img = s
             .backend
             .image(&base, &s.policy(platform), &progress)
-            .await?;
+            .await
+            .map_err(|e| s.located(e.into(), stage.from.line))?;
         s.out.stream(lane, format!(" ---> {}\n", short(&img.id)));
         StageState::from_image(&img, escape)
     };
@@ -821,7 +839,9 @@ async fn run_stage<B: Backend>(s: &Arc<Shared<B>>, i: usize) -> Result<Built, Bu
             return Err(BuildError::new("build cancelled"));
         }
         s.step_header(lane, step, &ins.source.original);
-        dispatch(s, lane, i, &mut st, ins).await?;
+        dispatch(s, lane, i, &mut st, ins)
+            .await
+            .map_err(|e| s.located(e, ins.source.line))?;
     }
     let image = s.ensure_image(&mut st)?;
     s.out.send(lane, json!({"aux": {"ID": image}}));

@@ -211,7 +211,13 @@ fn a_failing_step_reports_its_exit_code_and_leaves_nothing() {
         "FROM busybox\nCOPY missing.txt /\n",
     );
     let o = build(&d, ctx.path(), &[]);
-    assert!(stderr(&o).contains("missing.txt"), "{}", stderr(&o));
+    // Named with the file and line of the step.
+    assert!(
+        stderr(&o).contains("Dockerfile:2: COPY failed: file not found in build context")
+            && stderr(&o).contains("missing.txt"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(leftovers(&d), (vec![], vec![]));
 }
 
