@@ -2,7 +2,7 @@
 # Dockerfile builds, side by side in one run: wharfd (the docker CLI 28 with
 # DOCKER_BUILDKIT=0 against it), dockerd 20.10's classic builder (DOCKER_BUILDKIT=0),
 # dockerd 20.10's BuildKit (Debian's docker CLI 20.10 at /usr/bin/docker, DOCKER_BUILDKIT=1)
-# and buildah, on
+# and buildah (with runc: crun 1.8 refuses this host's hybrid cgroups), on
 #   (a) a cold (--no-cache) build of a 3-stage Dockerfile,
 #   (b) a fully cached rebuild with a 100 MB / 10,000-file context,
 #   (c) the same rebuild after one source file changed,
@@ -100,12 +100,20 @@ EOF
 wharf_b() { echo "env DOCKER_BUILDKIT=0 docker -H unix://$sock build -q --network none $*"; }
 classic_b() { echo "env DOCKER_BUILDKIT=0 docker -H $DS build -q --network none $*"; }
 kit_b() { echo "env DOCKER_BUILDKIT=1 /usr/bin/docker -H $DS build -q --network none $*"; }
-buildah_b() { echo "$BA build -q --network none --layers $*"; }
+buildah_b() { echo "$BA build -q --runtime runc --network none --layers $*"; }
 
 results=()
 bench() { # name runs prepare cmd...
     local name=$1 n=$2 prep=$3
     shift 3
+    # Each command once first, so that a failure shows its output.
+    for c in "$@"; do
+        if ! out=$($c 2>&1); then
+            echo "failed: $c" >&2
+            echo "$out" >&2
+            exit 1
+        fi
+    done
     hyperfine -N --runs "$n" --warmup 1 --prepare "$prep" --export-json "$work/$name.json" "$@" >/dev/null
     results+=("$name")
 }

@@ -2,30 +2,38 @@
 //! (Docker's destination rules), the content digest that keys the step's cache entry, and
 //! the tar that writes them into the step's layer.
 //!
-//! Sources are read from a host directory that is either the build context (extracted by the
-//! engine, not shared with any container) or the root of an image mounted read-only for the
-//! step (`COPY --from`); neither changes while a step reads it. Symlinks inside a copied
-//! directory are copied as links; a source path itself is resolved inside its root (a link
-//! never leads out of it).
+//! Sources are read from a [`Tree`]: the build context (the tar it came in, indexed) or the
+//! root of an image mounted read-only for the step (`COPY --from`); neither changes while a
+//! step reads it. Symlinks inside a copied directory are copied as links; a source path itself
+//! is resolved inside its root (a link never leads out of it).
 
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::backend::{FileKind, RootFs};
 use crate::dockerignore::Matcher;
+use crate::tree::{self, Meta, NodeKind, Tree};
+
+/// Where a copied file's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileSrc {
+    /// A path of the step's source tree.
+    Tree(String),
+    /// A file on the host (a download).
+    Host(PathBuf),
+}
 
 /// One file or directory a step copies, and its path in the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// On the host (under the source root).
-    pub host: PathBuf,
     /// In the image, absolute and clean.
     pub dest: String,
     pub kind: Kind,
+    /// Unix seconds (`None`: the time of the step).
+    pub mtime: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,23 +44,25 @@ pub enum Kind {
     File {
         mode: u32,
         size: u64,
+        src: FileSrc,
     },
     Symlink {
         target: PathBuf,
     },
-    /// A source given inline (a heredoc, a downloaded file).
+    /// A source given inline (a heredoc).
     Data {
         mode: u32,
         data: Vec<u8>,
     },
 }
 
-/// One source as the Dockerfile names it, matched in its root.
+/// One source as the Dockerfile names it, matched in its tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Matched {
-    /// Path relative to the source root (clean, `.` for the root).
+    /// Path as named, relative to the tree's root (clean, `.` for the root).
     pub rel: String,
-    pub host: PathBuf,
+    /// Where it is in the tree once symlinks are followed.
+    pub resolved: String,
     pub is_dir: bool,
 }
 
@@ -80,53 +90,6 @@ pub fn clean_source(src: &str) -> Result<String, String> {
     } else {
         parts.join("/")
     })
-}
-
-/// Resolves `rel` under `root` following symlinks with `root` as `/` (nothing outside it is
-/// ever reached). `None` when it does not exist.
-pub fn resolve_in(root: &Path, rel: &str) -> Option<PathBuf> {
-    let mut parts: Vec<std::ffi::OsString> = Vec::new();
-    let mut pending: Vec<std::ffi::OsString> = Path::new(rel)
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(p) => Some(p.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            _ => None,
-        })
-        .rev()
-        .collect();
-    let mut hops = 0;
-    while let Some(p) = pending.pop() {
-        if p == ".." {
-            parts.pop();
-            continue;
-        }
-        let candidate = parts
-            .iter()
-            .fold(root.to_path_buf(), |a, b| a.join(b))
-            .join(&p);
-        let m = std::fs::symlink_metadata(&candidate).ok()?;
-        if m.file_type().is_symlink() {
-            hops += 1;
-            if hops > 40 {
-                return None;
-            }
-            let target = std::fs::read_link(&candidate).ok()?;
-            if target.is_absolute() {
-                parts.clear();
-            }
-            for c in target.components().rev() {
-                match c {
-                    Component::Normal(x) => pending.push(x.to_os_string()),
-                    Component::ParentDir => pending.push("..".into()),
-                    _ => {}
-                }
-            }
-        } else {
-            parts.push(p);
-        }
-    }
-    Some(parts.iter().fold(root.to_path_buf(), |a, b| a.join(b)))
 }
 
 /// Go's `filepath.Match` on whole paths: `*` and `?` stay within a component, `[...]`
@@ -197,12 +160,12 @@ fn glob_at(p: &[char], n: &[char]) -> bool {
     }
 }
 
-/// The files a source names in `root`: itself, or every path matching it as a pattern.
+/// The files a source names in `tree`: itself, or every path matching it as a pattern.
 /// Errors are Docker's (`file not found in build context or excluded by .dockerignore`).
-pub fn match_source(root: &Path, src: &str, what: &str) -> Result<Vec<Matched>, String> {
+pub fn match_source(tree: &dyn Tree, src: &str, what: &str) -> Result<Vec<Matched>, String> {
     let rel = clean_source(src)?;
     if !has_wildcards(&rel) {
-        let Some(host) = resolve_in(root, &rel) else {
+        let Some(resolved) = tree::resolve(tree, &rel) else {
             return Err(format!(
                 "{what} failed: file not found in {}: stat {rel}: file does not exist",
                 if what == "COPY --from" {
@@ -212,130 +175,124 @@ pub fn match_source(root: &Path, src: &str, what: &str) -> Result<Vec<Matched>, 
                 }
             ));
         };
-        let is_dir = host.is_dir();
-        return Ok(vec![Matched { rel, host, is_dir }]);
+        let is_dir = tree
+            .lstat(&resolved)
+            .is_some_and(|m| m.kind == NodeKind::Dir);
+        return Ok(vec![Matched {
+            rel,
+            resolved,
+            is_dir,
+        }]);
     }
     let mut out = Vec::new();
-    walk_matching(root, root, "", &rel, &mut out);
+    walk_matching(tree, ".", &rel, &mut out);
     out.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(out)
 }
 
-fn walk_matching(root: &Path, dir: &Path, prefix: &str, pattern: &str, out: &mut Vec<Matched>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
+fn walk_matching(tree: &dyn Tree, dir: &str, pattern: &str, out: &mut Vec<Matched>) {
     let depth = pattern.split('/').count();
-    let here = if prefix.is_empty() {
+    let here = if dir == "." {
         0
     } else {
-        prefix.split('/').count()
+        dir.split('/').count()
     };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let rel = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let path = e.path();
+    for name in tree.list(dir) {
+        let rel = tree::join(dir, &name);
         if glob_match(pattern, &rel) {
-            let host = resolve_in(root, &rel).unwrap_or(path.clone());
-            let is_dir = host.is_dir();
-            out.push(Matched { rel, host, is_dir });
+            let resolved = tree::resolve(tree, &rel).unwrap_or(rel.clone());
+            let is_dir = tree
+                .lstat(&resolved)
+                .is_some_and(|m| m.kind == NodeKind::Dir);
+            out.push(Matched {
+                rel,
+                resolved,
+                is_dir,
+            });
             continue;
         }
-        let is_real_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        let is_real_dir = tree.lstat(&rel).is_some_and(|m| m.kind == NodeKind::Dir);
         if is_real_dir && here + 1 < depth {
-            walk_matching(root, &path, &rel, pattern, out);
+            walk_matching(tree, &rel, pattern, out);
         }
     }
 }
 
-/// Everything under a matched source (the source itself for a file), as entries whose `dest`
-/// is relative to the source (`""` for the source itself); `--exclude` patterns applied to
-/// paths relative to the source root.
+/// Everything under a matched source (the source itself for a file), as (path relative to
+/// the source (`""` for itself), path in the tree, metadata); `--exclude` patterns apply to
+/// paths relative to the tree's root.
 pub fn walk(
+    tree: &dyn Tree,
     m: &Matched,
     exclude: &Matcher,
-) -> Result<Vec<(String, PathBuf, std::fs::Metadata)>, String> {
-    let meta = std::fs::symlink_metadata(&m.host).map_err(|e| format!("{}: {e}", m.rel))?;
-    let mut out = vec![(String::new(), m.host.clone(), meta.clone())];
-    if meta.is_dir() {
-        walk_dir(&m.host, "", &m.rel, exclude, &mut out)?;
+) -> Result<Vec<(String, String, Meta)>, String> {
+    let meta = tree
+        .lstat(&m.resolved)
+        .ok_or_else(|| format!("{}: file does not exist", m.rel))?;
+    let is_dir = meta.kind == NodeKind::Dir;
+    let mut out = vec![(String::new(), m.resolved.clone(), meta)];
+    if is_dir {
+        walk_dir(tree, &m.resolved, "", &m.rel, exclude, &mut out);
     }
     Ok(out)
 }
 
 fn walk_dir(
-    dir: &Path,
+    tree: &dyn Tree,
+    dir: &str,
     prefix: &str,
     src_rel: &str,
     exclude: &Matcher,
-    out: &mut Vec<(String, PathBuf, std::fs::Metadata)>,
-) -> Result<(), String> {
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    names.sort();
-    for name in names {
-        let name = name.to_string_lossy().into_owned();
+    out: &mut Vec<(String, String, Meta)>,
+) {
+    for name in tree.list(dir) {
         let rel = if prefix.is_empty() {
             name.clone()
         } else {
             format!("{prefix}/{name}")
         };
-        let root_rel = if src_rel == "." {
-            rel.clone()
-        } else {
-            format!("{src_rel}/{rel}")
-        };
-        if !exclude.is_empty() && exclude.excludes(&root_rel) {
+        if !exclude.is_empty() && exclude.excludes(&tree::join(src_rel, &rel)) {
             continue;
         }
-        let path = dir.join(&name);
-        let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("{rel}: {e}"))?;
-        let is_dir = meta.is_dir();
+        let path = tree::join(dir, &name);
+        let Some(meta) = tree.lstat(&path) else {
+            continue;
+        };
+        let is_dir = meta.kind == NodeKind::Dir;
         out.push((rel.clone(), path.clone(), meta));
         if is_dir {
-            walk_dir(&path, &rel, src_rel, exclude, out)?;
+            walk_dir(tree, &path, &rel, src_rel, exclude, out);
         }
     }
-    Ok(())
 }
 
 /// The digest of what a list of matched sources holds: names, kinds, modes and contents
 /// (not times or owners: a `touch` or a fresh checkout keeps the cache), as `sha256:<hex>`.
-pub fn digest(matched: &[Matched], exclude: &Matcher) -> Result<String, String> {
+pub fn digest(tree: &dyn Tree, matched: &[Matched], exclude: &Matcher) -> Result<String, String> {
     let mut h = Sha256::new();
     for m in matched {
         h.update(m.rel.as_bytes());
         h.update([0]);
-        for (rel, path, meta) in walk(m, exclude)? {
+        for (rel, path, meta) in walk(tree, m, exclude)? {
             h.update(rel.as_bytes());
             h.update([0]);
-            h.update(meta.mode().to_le_bytes());
-            let ft = meta.file_type();
-            if ft.is_symlink() {
-                h.update(b"l");
-                let t = std::fs::read_link(&path).map_err(|e| format!("{rel}: {e}"))?;
-                h.update(t.as_os_str().as_encoded_bytes());
-            } else if ft.is_file() {
-                h.update(b"f");
-                h.update(meta.len().to_le_bytes());
-                let mut f = std::fs::File::open(&path).map_err(|e| format!("{rel}: {e}"))?;
-                let mut buf = vec![0u8; 256 * 1024];
-                loop {
-                    let n = f.read(&mut buf).map_err(|e| format!("{rel}: {e}"))?;
-                    if n == 0 {
-                        break;
-                    }
-                    h.update(&buf[..n]);
+            h.update(meta.mode.to_le_bytes());
+            match meta.kind {
+                NodeKind::Symlink => {
+                    h.update(b"l");
+                    let t = tree.read_link(&path).unwrap_or_default();
+                    h.update(t.as_os_str().as_encoded_bytes());
                 }
-            } else if ft.is_dir() {
-                h.update(b"d");
+                NodeKind::File => {
+                    h.update(b"f");
+                    h.update(meta.size.to_le_bytes());
+                    h.update(
+                        tree.content_digest(&path)
+                            .map_err(|e| format!("{rel}: {e}"))?,
+                    );
+                }
+                NodeKind::Dir => h.update(b"d"),
+                NodeKind::Other => h.update(b"o"),
             }
             h.update([0]);
         }
@@ -384,6 +341,7 @@ pub struct Owner {
 /// `dest_is_dir` is what the Dockerfile or the image says (a trailing `/`, several sources,
 /// a directory already there).
 pub fn plan(
+    tree: &dyn Tree,
     matched: &[Matched],
     dest: &str,
     dest_is_dir: bool,
@@ -409,39 +367,30 @@ pub fn plan(
         } else {
             dest.to_string()
         };
-        for (rel, host, meta) in walk(m, exclude)? {
+        for (rel, path, meta) in walk(tree, m, exclude)? {
             let dest = if rel.is_empty() {
                 base.clone()
             } else {
                 join_abs(&base, &rel)
             };
-            let ft = meta.file_type();
-            // The source itself, when it was named through a link, is what the link names.
-            let (host, meta) = if rel.is_empty() && ft.is_symlink() {
-                let m2 = std::fs::metadata(&host).map_err(|e| format!("{}: {e}", m.rel))?;
-                (host, m2)
-            } else {
-                (host, meta)
-            };
-            let ft = meta.file_type();
-            let kind = if ft.is_dir() {
-                Kind::Dir {
-                    mode: meta.permissions().mode() & 0o7777,
-                }
-            } else if ft.is_symlink() {
-                Kind::Symlink {
-                    target: std::fs::read_link(&host).map_err(|e| format!("{rel}: {e}"))?,
-                }
-            } else if ft.is_file() {
-                Kind::File {
-                    mode: meta.permissions().mode() & 0o7777,
-                    size: meta.len(),
-                }
-            } else {
+            let kind = match meta.kind {
+                NodeKind::Dir => Kind::Dir { mode: meta.mode },
+                NodeKind::Symlink => Kind::Symlink {
+                    target: tree.read_link(&path).unwrap_or_default(),
+                },
+                NodeKind::File => Kind::File {
+                    mode: meta.mode,
+                    size: meta.size,
+                    src: FileSrc::Tree(path.clone()),
+                },
                 // Sockets, FIFOs, devices in a context are skipped as Docker does.
-                continue;
+                NodeKind::Other => continue,
             };
-            out.push(Entry { host, dest, kind });
+            out.push(Entry {
+                dest,
+                kind,
+                mtime: Some(meta.mtime),
+            });
         }
     }
     Ok(out)
@@ -454,6 +403,7 @@ fn join_abs(base: &str, rel: &str) -> String {
 /// Writes `entries` as a tar (names relative to `/`), with the parent directories that
 /// `root` lacks created as Docker does (0755, owned by the step's owner).
 pub fn tar(
+    tree: Option<&dyn Tree>,
     entries: &[Entry],
     owner: Owner,
     root: &dyn RootFs,
@@ -465,9 +415,7 @@ pub fn tar(
     for e in entries {
         parents_of(&e.dest, &mut b, &mut made, owner, root, mtime_now)?;
         let name = e.dest.trim_start_matches('/');
-        let mtime = std::fs::symlink_metadata(&e.host)
-            .map(|m| m.mtime().max(0) as u64)
-            .unwrap_or(mtime_now);
+        let mtime = e.mtime.unwrap_or(mtime_now);
         match &e.kind {
             Kind::Dir { mode } => {
                 made.insert(e.dest.clone());
@@ -483,9 +431,16 @@ pub fn tar(
                 b.append_data(&mut h, name, std::io::empty())
                     .map_err(|x| x.to_string())?;
             }
-            Kind::File { mode, size } => {
-                let f = std::fs::File::open(&e.host)
-                    .map_err(|x| format!("{}: {x}", e.host.display()))?;
+            Kind::File { mode, size, src } => {
+                let r: Box<dyn Read + '_> = match src {
+                    FileSrc::Tree(p) => tree
+                        .ok_or("no source tree for a file")?
+                        .open(p)
+                        .map_err(|x| format!("{p}: {x}"))?,
+                    FileSrc::Host(p) => Box::new(
+                        std::fs::File::open(p).map_err(|x| format!("{}: {x}", p.display()))?,
+                    ),
+                };
                 let mut h = header(
                     tar::EntryType::Regular,
                     owner.mode.unwrap_or(*mode),
@@ -493,7 +448,7 @@ pub fn tar(
                     mtime,
                 );
                 h.set_size(*size);
-                b.append_data(&mut h, name, f.take(*size))
+                b.append_data(&mut h, name, r.take(*size))
                     .map_err(|x| x.to_string())?;
             }
             Kind::Data { mode, data } => {
@@ -501,7 +456,7 @@ pub fn tar(
                     tar::EntryType::Regular,
                     owner.mode.unwrap_or(*mode),
                     owner,
-                    mtime_now,
+                    mtime,
                 );
                 h.set_size(data.len() as u64);
                 b.append_data(&mut h, name, &data[..])
@@ -591,12 +546,12 @@ mod tests {
         std::fs::write(d.path().join("real/f"), "x").unwrap();
         std::os::unix::fs::symlink("/real", d.path().join("abs")).unwrap();
         std::os::unix::fs::symlink("../../../../etc", d.path().join("up")).unwrap();
-        assert_eq!(
-            resolve_in(d.path(), "abs/f").unwrap(),
-            d.path().join("real/f")
-        );
+        let t = tree::HostTree {
+            root: d.path().to_path_buf(),
+        };
+        assert_eq!(tree::resolve(&t, "abs/f").as_deref(), Some("real/f"));
         // `..` stops at the root: `up` is the root's own `etc`, which does not exist here.
-        assert_eq!(resolve_in(d.path(), "up/passwd"), None);
+        assert_eq!(tree::resolve(&t, "up/passwd"), None);
     }
 
     #[test]
@@ -613,18 +568,23 @@ mod tests {
         std::fs::write(d.path().join("a"), "one").unwrap();
         std::fs::write(d.path().join("b"), "two").unwrap();
         let none = Matcher::default();
-        let a = match_source(d.path(), "a", "COPY").unwrap();
-        let before = digest(&a, &none).unwrap();
+        let t = tree::HostTree {
+            root: d.path().to_path_buf(),
+        };
+        let a = match_source(&t, "a", "COPY").unwrap();
+        let before = digest(&t, &a, &none).unwrap();
         std::fs::write(d.path().join("b"), "changed").unwrap();
-        assert_eq!(digest(&a, &none).unwrap(), before);
+        assert_eq!(digest(&t, &a, &none).unwrap(), before);
         std::fs::write(d.path().join("a"), "ONE").unwrap();
-        assert_ne!(digest(&a, &none).unwrap(), before);
-        let all = match_source(d.path(), ".", "COPY").unwrap();
-        let whole = digest(&all, &none).unwrap();
+        assert_ne!(digest(&t, &a, &none).unwrap(), before);
+        let all = match_source(&t, ".", "COPY").unwrap();
+        let whole = digest(&t, &all, &none).unwrap();
         let ex = Matcher::parse("b", "--exclude").unwrap();
+        let excluded = digest(&t, &all, &ex).unwrap();
         std::fs::write(d.path().join("b"), "again").unwrap();
-        assert_ne!(digest(&all, &none).unwrap(), whole);
-        assert_eq!(digest(&all, &ex).unwrap(), digest(&all, &ex).unwrap());
+        assert_ne!(digest(&t, &all, &none).unwrap(), whole);
+        // An excluded file does not count.
+        assert_eq!(digest(&t, &all, &ex).unwrap(), excluded);
     }
 
     #[test]
@@ -634,23 +594,22 @@ mod tests {
         std::fs::write(d.path().join("src/sub/f"), "x").unwrap();
         std::fs::write(d.path().join("top.txt"), "y").unwrap();
         let none = Matcher::default();
-        let dir = match_source(d.path(), "src", "COPY").unwrap();
-        let p = plan(&dir, "/app", true, false, &none).unwrap();
+        let t = tree::HostTree {
+            root: d.path().to_path_buf(),
+        };
+        let dir = match_source(&t, "src", "COPY").unwrap();
+        let p = plan(&t, &dir, "/app", true, false, &none).unwrap();
         let dests: Vec<&str> = p.iter().map(|e| e.dest.as_str()).collect();
         assert_eq!(dests, ["/app", "/app/sub", "/app/sub/f"]);
-        let file = match_source(d.path(), "top.txt", "COPY").unwrap();
-        assert_eq!(
-            plan(&file, "/app", true, false, &none).unwrap()[0].dest,
-            "/app/top.txt"
-        );
-        assert_eq!(
-            plan(&file, "/renamed", false, false, &none).unwrap()[0].dest,
-            "/renamed"
-        );
-        let g = match_source(d.path(), "src/*/f", "COPY").unwrap();
-        assert_eq!(
-            plan(&g, "/p", true, true, &none).unwrap()[0].dest,
-            "/p/src/sub/f"
-        );
+        let file = match_source(&t, "top.txt", "COPY").unwrap();
+        let first = |m: &[Matched], dest: &str, is_dir: bool, parents: bool| {
+            plan(&t, m, dest, is_dir, parents, &none).unwrap()[0]
+                .dest
+                .clone()
+        };
+        assert_eq!(first(&file, "/app", true, false), "/app/top.txt");
+        assert_eq!(first(&file, "/renamed", false, false), "/renamed");
+        let g = match_source(&t, "src/*/f", "COPY").unwrap();
+        assert_eq!(first(&g, "/p", true, true), "/p/src/sub/f");
     }
 }

@@ -135,6 +135,32 @@ impl Matcher {
         Ok(Matcher::default())
     }
 
+    /// As [`Matcher::for_context`], for a context held as a [`crate::tree::Tree`].
+    pub fn for_tree(
+        tree: &dyn crate::tree::Tree,
+        dockerfile: &str,
+    ) -> Result<Matcher, IgnoreError> {
+        for name in [
+            format!("{dockerfile}.dockerignore"),
+            ".dockerignore".to_string(),
+        ] {
+            let Some(resolved) = crate::tree::resolve(tree, &name) else {
+                continue;
+            };
+            match crate::tree::read_to_vec(tree, &resolved, 16 << 20) {
+                Ok(bytes) => return Matcher::parse(&String::from_utf8_lossy(&bytes), &name),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(IgnoreError::Io {
+                        path: name.into(),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(Matcher::default())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }

@@ -27,6 +27,7 @@ use crate::dockerignore::Matcher;
 use crate::expand;
 use crate::output::{Ordered, Sink};
 use crate::platform::Platform;
+use crate::tree::{self, HostTree, TarTree, Tree};
 
 /// What a build is asked to do (the `POST /build` query, `wharf build`'s flags).
 #[derive(Debug, Clone, Default)]
@@ -106,7 +107,11 @@ struct Built {
 struct Shared<B: Backend> {
     backend: Arc<B>,
     cache: CacheIndex,
-    context: PathBuf,
+    /// The build context, as the tar it came in.
+    context: Arc<TarTree>,
+    /// The build's own directory (downloads, copies for writable binds, the context
+    /// unpacked for RUN binds), removed by the caller after the build.
+    work: PathBuf,
     opts: BuildOptions,
     file: Dockerfile,
     /// Meta ARG values (before the first FROM), build args applied.
@@ -179,13 +184,15 @@ fn meta_lookup(meta: &BTreeMap<String, Option<String>>) -> impl Fn(&str) -> Opti
     move |k| meta.get(k).cloned().flatten()
 }
 
-/// Builds `opts.dockerfile` with the context in `context`; the id of the image built.
+/// Builds `opts.dockerfile` with the context `context` (files the build makes go under
+/// `work`); the id of the image built.
 /// Progress and errors go to `sink` as the classic builder's JSON messages (the error is
 /// also returned, for the caller to send as `errorDetail`).
 pub async fn build<B: Backend>(
     backend: Arc<B>,
     cache: CacheIndex,
-    context: PathBuf,
+    context: Arc<TarTree>,
+    work: PathBuf,
     opts: BuildOptions,
     sink: Sink,
     cancelled: Arc<AtomicBool>,
@@ -334,6 +341,7 @@ pub async fn build<B: Backend>(
         backend,
         cache,
         context,
+        work,
         opts,
         file,
         meta,
@@ -993,11 +1001,12 @@ async fn dispatch<B: Backend>(
                             return Ok(());
                         }
                         let e = copy::Entry {
-                            host: PathBuf::new(),
                             dest: p.clone(),
                             kind: copy::Kind::Dir { mode: 0o755 },
+                            mtime: None,
                         };
-                        let t = copy::tar(&[e], copy::Owner::default(), job.root, unix_now())?;
+                        let t =
+                            copy::tar(None, &[e], copy::Owner::default(), job.root, unix_now())?;
                         job.root.extract(&mut &t[..])
                     }),
                 )
@@ -1310,29 +1319,44 @@ async fn run_step<B: Backend>(
                     });
                     continue;
                 }
-                let host = copy::resolve_in(&s.context, &rel).ok_or_else(|| {
+                let resolved = tree::resolve(&*s.context, &rel).ok_or_else(|| {
                     BuildError::new(format!(
                         "RUN --mount=type=bind: {rel} not found in the build context"
                     ))
                 })?;
+                let is_dir = s
+                    .context
+                    .lstat(&resolved)
+                    .is_some_and(|m| m.kind == tree::NodeKind::Dir);
                 mount_key.push(format!(
                     "bind:{rel}:{t}:{readonly}:{}",
                     copy::digest(
+                        &*s.context,
                         &[copy::Matched {
                             rel: rel.clone(),
-                            host: host.clone(),
-                            is_dir: host.is_dir()
+                            resolved: resolved.clone(),
+                            is_dir,
                         }],
                         &Matcher::default()
                     )
                     .map_err(BuildError::new)?
                 ));
+                // A bind needs the context as a directory: unpacked once, on first use.
+                let unpacked = s
+                    .context
+                    .unpacked(&s.work.join("context"))
+                    .map_err(BuildError::new)?;
+                let host = if resolved == "." {
+                    unpacked
+                } else {
+                    unpacked.join(&resolved)
+                };
                 // A writable bind gets a copy: what the step writes there is discarded
                 // (BuildKit's rule), and the context stays as it came.
                 let source = if readonly {
                     host
                 } else {
-                    let dir = s.context.parent().unwrap_or(&s.context).join(format!(
+                    let dir = s.work.join(format!(
                         "rw-{}",
                         KeyBuilder::new("rw")
                             .part(&t)
@@ -1496,9 +1520,7 @@ async fn run_step<B: Backend>(
 }
 
 /// Whether a file starts like an archive ADD extracts: a tar, or a gzip-compressed one.
-fn archive_kind(path: &std::path::Path) -> Option<&'static str> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).ok()?;
+fn archive_kind(mut f: Box<dyn std::io::Read + '_>) -> Option<&'static str> {
     let mut head = [0u8; 512];
     let mut n = 0;
     while n < head.len() {
@@ -1529,13 +1551,13 @@ fn archive_kind(path: &std::path::Path) -> Option<&'static str> {
 
 /// The entries of a local archive, renamed under `dest`, as a tar to extract.
 fn rebase_archive(
-    path: &std::path::Path,
+    f: Box<dyn std::io::Read + '_>,
+    archive: &str,
     kind: &str,
     dest: &str,
     owner: Option<copy::Owner>,
 ) -> Result<Vec<u8>, String> {
-    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let reader: Box<dyn std::io::Read> = match kind {
+    let reader: Box<dyn std::io::Read + '_> = match kind {
         "gzip" => Box::new(flate2::read::GzDecoder::new(f)),
         "tar" => Box::new(f),
         other => {
@@ -1552,8 +1574,7 @@ fn rebase_archive(
         let name = e.path().map_err(|e| e.to_string())?.into_owned();
         let rel = copy::clean_source(&name.to_string_lossy()).map_err(|_| {
             format!(
-                "{}: an archive entry climbs out of its directory: {}",
-                path.display(),
+                "{archive}: an archive entry climbs out of its directory: {}",
                 name.display()
             )
         })?;
@@ -1640,7 +1661,7 @@ async fn copy_step<B: Backend>(
                     "COPY failed: source can't be a URL for COPY: {src}"
                 )));
             }
-            let dir = s.context.parent().unwrap_or(&s.context).join("downloads");
+            let dir = s.work.join("downloads");
             std::fs::create_dir_all(&dir)
                 .map_err(|e| BuildError::new(format!("{}: {e}", dir.display())))?;
             let f = s.backend.fetch(src, &dir).await?;
@@ -1738,7 +1759,7 @@ async fn copy_step<B: Backend>(
         None => {
             let mut matched = Vec::new();
             for src in &srcs {
-                let m = copy::match_source(&s.context, src, what).map_err(BuildError::new)?;
+                let m = copy::match_source(&*s.context, src, what).map_err(BuildError::new)?;
                 if m.is_empty() {
                     return Err(BuildError::new(format!(
                         "{what} failed: no source files were specified"
@@ -1746,7 +1767,7 @@ async fn copy_step<B: Backend>(
                 }
                 matched.extend(m);
             }
-            copy::digest(&matched, &exclude).map_err(BuildError::new)?
+            copy::digest(&*s.context, &matched, &exclude).map_err(BuildError::new)?
         }
     };
     let key = key.part(&src_hash).finish();
@@ -1770,17 +1791,22 @@ async fn copy_step<B: Backend>(
     let from_given = !sources.is_empty();
     let what_s = if from_given { "COPY --from" } else { what };
     let job = Box::new(move |job: LayerJob<'_>| -> Result<(), String> {
-        let root_dir = if from_given {
-            job.sources
-                .first()
-                .cloned()
-                .ok_or("the --from image is not mounted")?
+        let host_tree;
+        let tree: &dyn Tree = if from_given {
+            host_tree = HostTree {
+                root: job
+                    .sources
+                    .first()
+                    .cloned()
+                    .ok_or("the --from image is not mounted")?,
+            };
+            &host_tree
         } else {
-            context
+            &*context
         };
         let mut matched = Vec::new();
         for src in &srcs {
-            let m = copy::match_source(&root_dir, src, what_s)?;
+            let m = copy::match_source(tree, src, what_s)?;
             if m.is_empty() {
                 return Err(format!("{what} failed: no source files were specified"));
             }
@@ -1804,25 +1830,29 @@ async fn copy_step<B: Backend>(
         let mut plain = Vec::new();
         for m in matched {
             let kind = (add_unpack == Some(true) && !m.is_dir)
-                .then(|| archive_kind(&m.host))
+                .then(|| tree.open(&m.resolved).ok().and_then(archive_kind))
                 .flatten();
             match kind {
                 Some(k) => {
-                    let t = rebase_archive(&m.host, k, &dest, owner_spec.as_ref().map(|_| owner))?;
+                    let r = tree
+                        .open(&m.resolved)
+                        .map_err(|e| format!("{}: {e}", m.rel))?;
+                    let t =
+                        rebase_archive(r, &m.rel, k, &dest, owner_spec.as_ref().map(|_| owner))?;
                     // The destination directory first, as COPY would make it.
                     let d = copy::Entry {
-                        host: PathBuf::new(),
                         dest: dest.clone(),
                         kind: copy::Kind::Dir { mode: 0o755 },
+                        mtime: None,
                     };
-                    let dt = copy::tar(&[d], owner, job.root, unix_now())?;
+                    let dt = copy::tar(None, &[d], owner, job.root, unix_now())?;
                     job.root.extract(&mut &dt[..])?;
                     job.root.extract(&mut &t[..])?;
                 }
                 None => plain.push(m),
             }
         }
-        let mut entries = copy::plan(&plain, &dest, dest_is_dir, parents, &exclude)?;
+        let mut entries = copy::plan(tree, &plain, &dest, dest_is_dir, parents, &exclude)?;
         for (url, f) in downloads {
             // The file name is the URL's last path component (Docker's rule).
             let name = url
@@ -1840,19 +1870,14 @@ async fn copy_step<B: Backend>(
             } else {
                 dest.clone()
             };
-            if let Some(t) = f.mtime {
-                let ft = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t);
-                if let Ok(file) = std::fs::File::options().write(true).open(&f.path) {
-                    let _ = file.set_modified(ft);
-                }
-            }
             entries.push(copy::Entry {
-                host: f.path.clone(),
                 dest: d,
                 kind: copy::Kind::File {
                     mode: 0o600,
                     size: f.size,
+                    src: copy::FileSrc::Host(f.path.clone()),
                 },
+                mtime: f.mtime,
             });
         }
         for (name, body) in inline {
@@ -1862,18 +1887,18 @@ async fn copy_step<B: Backend>(
                 dest.clone()
             };
             entries.push(copy::Entry {
-                host: PathBuf::new(),
                 dest: d,
                 kind: copy::Kind::Data {
                     mode: 0o644,
                     data: body.into_bytes(),
                 },
+                mtime: None,
             });
         }
         if entries.is_empty() {
             return Ok(());
         }
-        let t = copy::tar(&entries, owner, job.root, unix_now())?;
+        let t = copy::tar(Some(tree), &entries, owner, job.root, unix_now())?;
         job.root.extract(&mut &t[..])
     });
     let layer = s
@@ -2007,10 +2032,13 @@ mod tests {
             target: target.map(String::from),
             ..Default::default()
         };
+        let empty = tar::Builder::new(Vec::new()).into_inner().unwrap();
+        let ctx = TarTree::receive(&mut &empty[..], &cache.join("ctx.tar")).unwrap();
         let r = build(
             fake.clone(),
             CacheIndex::open(cache).unwrap(),
-            cache.join("ctx"),
+            Arc::new(ctx),
+            cache.join("work"),
             opts,
             sink,
             Arc::new(AtomicBool::new(false)),

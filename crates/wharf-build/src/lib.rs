@@ -10,7 +10,8 @@
 //! - [`backend`]: what the executor needs from the engine (images, RUN, new layers).
 //! - [`executor`]: stages (only those the target needs, independent ones at once), steps,
 //!   the classic builder's progress stream ([`output`]).
-//! - [`cache`]: the cache index (step key to image); [`copy`]: COPY/ADD sources and layers.
+//! - [`cache`]: the cache index (step key to image); [`copy`]: COPY/ADD sources and layers;
+//!   [`tree`]: the trees they read (the context kept as its tar, indexed; host directories).
 
 pub mod ast;
 pub mod backend;
@@ -22,6 +23,7 @@ pub mod expand;
 pub mod output;
 pub mod parse;
 pub mod platform;
+pub mod tree;
 
 pub use executor::{build, BuildError, BuildOptions};
 pub use parse::{parse, ParseError, ParseErrorKind};

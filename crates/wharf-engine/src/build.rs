@@ -559,10 +559,11 @@ impl Drop for ContextDir {
 /// goes away cancels the build at the next step.
 pub async fn run_build(
     backend: EngineBackend,
-    context: ContextDir,
+    context: (ContextDir, wharf_build::tree::TarTree),
     opts: wharf_build::BuildOptions,
     tx: mpsc::Sender<bytes::Bytes>,
 ) {
+    let (context, tree) = context;
     let cancelled = Arc::new(AtomicBool::new(false));
     let (ltx, mut lrx) = mpsc::unbounded_channel::<Value>();
     let sink: wharf_build::output::Sink = Arc::new(move |v| {
@@ -595,7 +596,8 @@ pub async fn run_build(
     let r = wharf_build::build(
         Arc::new(backend),
         cache,
-        context.dir.join("context"),
+        Arc::new(tree),
+        context.dir.join("work"),
         opts,
         sink.clone(),
         cancelled,
@@ -755,71 +757,72 @@ pub fn registry_config(
         .map_err(|e| ApiError::bad_request(format!("invalid X-Registry-Config header: {e}")))
 }
 
-/// Receives a build context (a tar, gzip-compressed or not) into a directory of its own,
-/// and reads the Dockerfile from it. The `.dockerignore` of the context removes the
-/// Dockerfile and itself when it excludes them, as the classic builder does (clients send
-/// them regardless; they filter the rest).
+/// Receives a build context (a tar, gzip-compressed or not) as one indexed file of its own
+/// (`wharf_build::tree::TarTree`: nothing is unpacked), and reads the Dockerfile from it.
+/// The `.dockerignore` of the context removes the Dockerfile and itself when it excludes
+/// them, as the classic builder does (clients send them regardless; they filter the rest).
 pub async fn receive_context<B>(
     engine: &Arc<Engine>,
     body: B,
     opts: &mut wharf_build::BuildOptions,
-) -> Result<ContextDir, ApiError>
+) -> Result<(ContextDir, wharf_build::tree::TarTree), ApiError>
 where
     B: hyper::body::Body + Unpin,
     B::Error: std::fmt::Display,
 {
+    use wharf_build::tree::{self, TarTree};
     let ctx = ContextDir::new(&engine.cfg.data_root)
         .map_err(|e| ApiError::internal(format!("making the build context directory: {e}")))?;
-    let dir = ctx.dir.join("context");
-    std::fs::create_dir(&dir).map_err(|e| ApiError::internal(e.to_string()))?;
     let (r, w) = crate::upload::pipe().map_err(|e| ApiError::internal(e.to_string()))?;
-    let d2 = dir.clone();
-    let job = tokio::task::spawn_blocking(move || -> Result<(), String> {
+    let file = ctx.dir.join("context.tar");
+    let job = tokio::task::spawn_blocking(move || -> Result<TarTree, String> {
         let mut r = std::io::BufReader::with_capacity(256 * 1024, r);
         use std::io::BufRead;
         let head = r.fill_buf().map_err(|e| e.to_string())?.to_vec();
         let mut reader: Box<dyn std::io::Read> = if head.starts_with(&[0x1f, 0x8b]) {
             Box::new(flate2::read::GzDecoder::new(r))
         } else if head.is_empty() {
-            return Ok(());
+            // No context at all: an empty tar (a Dockerfile-only build has one).
+            Box::new(std::io::Cursor::new(vec![0u8; 1024]))
         } else {
             Box::new(r)
         };
-        wharf_image::apply::apply_tar(&mut reader, &d2, wharf_image::apply::Whiteouts::Literal)
-            .map(drop)
-            .map_err(|e| e.to_string())
+        TarTree::receive(&mut reader, &file)
     });
     let fed = w.feed(body).await;
-    let extracted = job.await.map_err(|e| ApiError::internal(e.to_string()))?;
+    let received = job.await.map_err(|e| ApiError::internal(e.to_string()))?;
     if let Err(e) = fed {
         return Err(ApiError::bad_request(format!(
             "reading the build context: {e}"
         )));
     }
-    extracted.map_err(|e| ApiError::bad_request(format!("reading the build context: {e}")))?;
+    let mut tree =
+        received.map_err(|e| ApiError::bad_request(format!("reading the build context: {e}")))?;
     let name = opts.dockerfile_name.clone();
     let rel = wharf_build::copy::clean_source(&name).map_err(|_| {
         ApiError::bad_request(format!(
             "The Dockerfile ({name}) must be within the build context"
         ))
     })?;
-    let path = wharf_build::copy::resolve_in(&dir, &rel).filter(|p| p.is_file());
-    let Some(path) = path else {
+    let resolved = tree::resolve(&tree, &rel)
+        .filter(|p| tree::Tree::lstat(&tree, p).is_some_and(|m| m.kind == tree::NodeKind::File));
+    let Some(resolved) = resolved else {
         return Err(ApiError::bad_request(format!(
             "Cannot locate specified Dockerfile: {name}"
         )));
     };
-    let text = std::fs::read(&path).map_err(|e| ApiError::internal(e.to_string()))?;
+    let text = tree::read_to_vec(&tree, &resolved, 64 << 20)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     opts.dockerfile = String::from_utf8(text)
         .map_err(|_| ApiError::bad_request(format!("the Dockerfile {name} is not UTF-8 text")))?;
-    let matcher = wharf_build::dockerignore::Matcher::for_context(&dir, &rel)
+    let matcher = wharf_build::dockerignore::Matcher::for_tree(&tree, &rel)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     for f in [rel.as_str(), ".dockerignore"] {
         if matcher.excludes(f) {
-            let _ = std::fs::remove_file(dir.join(f));
+            tree.remove(f);
         }
     }
-    Ok(ctx)
+    Ok((ctx, tree))
 }
 
 /// `POST /build/prune`: drops the build cache (entries and the step images only it kept:
