@@ -294,6 +294,28 @@ pub struct ExtractOptions {
     /// /etc/group ([`crate::spec::resolve_copy_owner`]). `None`: the archive's owners stay,
     /// as moby keeps them (without `-a`, or for a container without a user).
     pub owner_user: Option<String>,
+    /// `HostConfig.ReadonlyRootfs`: a copy anywhere but into a read-write mount is refused.
+    pub read_only_rootfs: bool,
+    /// The container's mounts: (destination, read-write). A copy into a read-only one is
+    /// refused (moby's `checkWritablePath`, the innermost mount deciding).
+    pub mounts: Vec<(String, bool)>,
+}
+
+/// moby's `checkWritablePath` for the extraction directory `dir` (resolved in the jail).
+fn check_writable(dir: &Path, opts: &ExtractOptions) -> Result<(), ApiError> {
+    let inner = opts
+        .mounts
+        .iter()
+        .filter(|(dest, _)| dir.starts_with(dest))
+        .max_by_key(|(dest, _)| Path::new(dest).components().count());
+    match inner {
+        Some((_, true)) => Ok(()),
+        Some((_, false)) => Err(ApiError::bad_request("mounted volume is marked read-only")),
+        None if opts.read_only_rootfs => Err(ApiError::bad_request(
+            "container rootfs is marked read-only",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The largest piece of an upload sent to the extracting child at once.
@@ -398,11 +420,18 @@ pub fn extract_in(
             },
         );
         let dir = resolve_in_root(Path::new("/"), path, true)?;
-        if !dir.is_dir() {
-            return Err(ApiError::not_found(format!(
-                "Could not find the file {path} in container {container}"
-            )));
+        match std::fs::metadata(&dir) {
+            Err(_) => {
+                return Err(ApiError::not_found(format!(
+                    "Could not find the file {path} in container {container}"
+                )))
+            }
+            Ok(m) if !m.is_dir() => {
+                return Err(ApiError::bad_request("extraction point is not a directory"))
+            }
+            Ok(_) => {}
         }
+        check_writable(&dir, opts)?;
         let copy = wharf_image::apply::CopyOptions {
             no_overwrite_dir_non_dir: no_overwrite,
             owner: owner.get(),

@@ -689,13 +689,17 @@ async fn dispatch(
             }
             // moby: with copyUIDGID, what is extracted belongs to the container's user, if it
             // has one; otherwise (and without it) the archive's owners stay.
-            let user = c.snapshot().config["User"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+            let rec = c.snapshot();
+            let user = rec.config["User"].as_str().unwrap_or_default().to_string();
             let opts = archive::ExtractOptions {
                 no_overwrite_dir_non_dir: q.flag("noOverwriteDirNonDir"),
                 owner_user: (q.flag("copyUIDGID") && !user.is_empty()).then_some(user),
+                read_only_rootfs: rec.host_config["ReadonlyRootfs"].as_bool().unwrap_or(false),
+                mounts: rec
+                    .mounts
+                    .iter()
+                    .map(|m| (m.destination.clone(), m.rw))
+                    .collect(),
             };
             // The body streams into the extraction (see `archive::extract_in`); one that breaks
             // off, or a request cancelled mid-upload, is an error for it, not an end.

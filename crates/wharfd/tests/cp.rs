@@ -172,9 +172,11 @@ fn put_archive(d: &Daemon, ctr: &str, query: &str, tar: &[u8]) -> (u16, String) 
         tar.len()
     )
     .unwrap();
-    s.write_all(tar).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
+    // A daemon may answer before it read the body, and close: what it wrote is kept.
+    let _ = s.write_all(tar);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let out = String::from_utf8_lossy(&raw).into_owned();
     let status = out
         .split_whitespace()
         .nth(1)
@@ -424,4 +426,67 @@ fn a_cut_upload_fails_and_leaves_nothing_running_or_mounted() {
     std::fs::write(&f, "after\n").unwrap();
     d.ok(&["cp", f.to_str().unwrap(), "box:/tmp/"]);
     assert_eq!(d.ok(&["exec", "box", "cat", "/tmp/after.txt"]), "after\n");
+}
+
+mod read_only_targets {
+    use super::*;
+    #[test]
+    fn wharfd() {
+        require_env!();
+        super::read_only_targets(Place::Host);
+    }
+    #[test]
+    fn dockerd_netns() {
+        require_env!();
+        super::read_only_targets(Place::DockerdNetns);
+    }
+}
+
+/// moby's `checkWritablePath`: no copy into a read-only rootfs (outside its read-write
+/// mounts) or a read-only volume, running or stopped (a stopped container's layers are
+/// mounted read-write for the copy: the check is the daemon's, not the kernel's); and an
+/// extraction point that is a file is refused.
+fn read_only_targets(place: Place) {
+    let Some(d) = Daemon::launch(place, None) else {
+        return;
+    };
+    d.busybox();
+    run_box(
+        &d,
+        "ro",
+        &["--read-only", "-v", "rwvol:/rw", "-v", "rovol:/ro:ro"],
+    );
+    let f = d.dir.path().join("f.txt");
+    std::fs::write(&f, "f\n").unwrap();
+    let f = f.to_str().unwrap();
+    let refused = |dest: &str, want: &str| {
+        let o = d.docker(&["cp", f, dest]);
+        assert_eq!(o.status.code(), Some(1), "{dest}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{dest}: {}", stderr(&o));
+    };
+    for running in [true, false] {
+        refused("ro:/tmp/", "container rootfs is marked read-only");
+        refused("ro:/ro/", "mounted volume is marked read-only");
+        d.ok(&["cp", f, "ro:/rw/"]);
+        if running {
+            d.ok(&["stop", "-t", "0", "ro"]);
+        }
+    }
+    d.ok(&["start", "ro"]);
+    assert_eq!(d.ok(&["exec", "ro", "cat", "/rw/f.txt"]), "f\n");
+    d.ok(&["exec", "ro", "test", "!", "-e", "/tmp/f.txt"]);
+    let (st, body) = put_archive(&d, "ro", "path=/rw/f.txt", &one_entry_tar("x", Some(b"x")));
+    assert!(
+        body.contains("extraction point is not a directory"),
+        "{body}"
+    );
+    if place == Place::Host {
+        // moby 28's status (20.10 answered 500).
+        assert_eq!(st, 400, "{body}");
+        let (st, body) = put_archive(&d, "ro", "path=/tmp", &one_entry_tar("x", Some(b"x")));
+        assert_eq!(
+            (st, body.contains("container rootfs is marked read-only")),
+            (400, true)
+        );
+    }
 }
