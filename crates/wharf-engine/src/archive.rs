@@ -565,6 +565,70 @@ pub fn pack(resolved: &Path, out: &mut dyn std::io::Write) -> std::io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
+
+    /// Feeds `body` framed through a pipe (on a thread) and reads it back as the child does.
+    fn through_frames(mut body: impl Read + Send + 'static) -> (std::io::Result<Vec<u8>>, bool) {
+        let (r, w) = std::io::pipe().unwrap();
+        let feeder = std::thread::spawn(move || {
+            let mut w = std::fs::File::from(std::os::fd::OwnedFd::from(w));
+            feed_frames(&mut body, &mut w).is_ok()
+        });
+        let mut got = Vec::new();
+        let read = Framed {
+            pipe: std::fs::File::from(std::os::fd::OwnedFd::from(r)),
+            left: 0,
+            done: false,
+        }
+        .read_to_end(&mut got)
+        .map(|_| got);
+        (read, feeder.join().unwrap())
+    }
+
+    #[test]
+    fn a_framed_upload_reads_whole_and_ends_only_at_its_end_frame() {
+        let data: Vec<u8> = (0..3 * FRAME + 17).map(|i| (i % 251) as u8).collect();
+        let (got, fed) = through_frames(std::io::Cursor::new(data.clone()));
+        assert!(fed);
+        assert_eq!(got.unwrap(), data);
+        let (got, _) = through_frames(std::io::empty());
+        assert_eq!(got.unwrap(), b"");
+    }
+
+    /// A body that fails after some bytes: no end frame, so the reader gets an error, not a
+    /// short archive.
+    #[test]
+    fn a_broken_upload_is_an_error_for_the_reader() {
+        struct Breaks(usize);
+        impl Read for Breaks {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(std::io::Error::other("connection reset"));
+                }
+                let n = buf.len().min(self.0);
+                buf[..n].fill(b'x');
+                self.0 -= n;
+                Ok(n)
+            }
+        }
+        let (got, fed) = through_frames(Breaks(FRAME + 5));
+        assert!(!fed);
+        assert_eq!(got.unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
+        // A pipe closed midway through a frame, too.
+        let (r, w) = std::io::pipe().unwrap();
+        let mut w = std::fs::File::from(std::os::fd::OwnedFd::from(w));
+        w.write_all(&10u32.to_le_bytes()).unwrap();
+        w.write_all(b"abc").unwrap();
+        drop(w);
+        let mut f = Framed {
+            pipe: std::fs::File::from(std::os::fd::OwnedFd::from(r)),
+            left: 0,
+            done: false,
+        };
+        let mut got = Vec::new();
+        assert!(f.read_to_end(&mut got).is_err());
+        assert_eq!(got, b"abc");
+    }
 
     #[test]
     fn symlinks_resolve_inside_the_root() {
