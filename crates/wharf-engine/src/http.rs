@@ -644,6 +644,7 @@ async fn dispatch(
             // temporary mount of a stopped container lives exactly as long as the copy.
             let (stat_tx, stat_rx) = tokio::sync::oneshot::channel();
             let engine2 = engine.clone();
+            let c_ev = c.clone();
             tokio::spawn(async move {
                 let _ = engine2
                     .with_jail(&c, move |jail| {
@@ -668,6 +669,10 @@ async fn dispatch(
             let stat = stat_rx
                 .await
                 .map_err(|_| ApiError::internal("copy failed"))??;
+            if !head {
+                // As moby's containerArchivePath, once the copy out is under way.
+                engine.event(&c_ev, "archive-path", &[]);
+            }
             let mut r = if head {
                 empty(200)
             } else {
@@ -706,6 +711,7 @@ async fn dispatch(
             let (pr, pw) = crate::upload::pipe().map_err(|e| ApiError::internal(e.to_string()))?;
             let cid = id.clone();
             let engine2 = engine.clone();
+            let c2 = c.clone();
             let job = tokio::spawn(async move {
                 engine2
                     .with_jail(&c, move |jail| {
@@ -717,6 +723,7 @@ async fn dispatch(
             let fed = pw.feed(req.into_body()).await;
             job.await.map_err(|e| ApiError::internal(e.to_string()))??;
             fed.map_err(|e| ApiError::bad_request(format!("reading the archive: {e}")))?;
+            engine.event(&c2, "extract-to-dir", &[]);
             empty(200)
         }
         ImageGet(_) | ImageGetAll => {

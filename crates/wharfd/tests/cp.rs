@@ -490,3 +490,66 @@ fn read_only_targets(place: Place) {
         );
     }
 }
+
+mod copy_events {
+    use super::*;
+    #[test]
+    fn wharfd() {
+        require_env!();
+        super::copy_events(Place::Host);
+    }
+    #[test]
+    fn dockerd_netns() {
+        require_env!();
+        super::copy_events(Place::DockerdNetns);
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A copy in logs `extract-to-dir`, a copy out `archive-path` (a refused copy in, and the
+/// CLI's stat of the destination, nothing).
+fn copy_events(place: Place) {
+    let Some(d) = Daemon::launch(place, None) else {
+        return;
+    };
+    d.busybox();
+    run_box(&d, "box", &[]);
+    d.ok(&["exec", "box", "mkdir", "/tmp/x"]);
+    let since = unix_now();
+    let f = d.dir.path().join("x");
+    std::fs::write(&f, "x\n").unwrap();
+    d.ok(&["cp", f.to_str().unwrap(), "box:/tmp/x/"]);
+    assert!(!d
+        .docker(&["cp", f.to_str().unwrap(), "box:/tmp"])
+        .status
+        .success());
+    d.ok(&[
+        "cp",
+        "box:/tmp/x/x",
+        d.dir.path().join("back").to_str().unwrap(),
+    ]);
+    let ev = d.ok(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &(unix_now() + 1).to_string(),
+        "--filter",
+        "event=extract-to-dir",
+        "--filter",
+        "event=archive-path",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    assert_eq!(
+        ev.lines().collect::<Vec<_>>(),
+        ["extract-to-dir box", "archive-path box"],
+        "{ev}"
+    );
+}
