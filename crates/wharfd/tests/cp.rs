@@ -252,6 +252,24 @@ fn overwrite_refusals(place: Place) {
         "keep\nfile\n"
     );
 
+    // A tar on stdin (`-`) goes through the same checks.
+    let o = d.docker_stdin(
+        &["cp", "-", "box:/tmp"],
+        Some(&one_entry_tar("x", Some(b"s\n"))),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot overwrite directory"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.docker_stdin(
+        &["cp", "-", "box:/tmp"],
+        Some(&one_entry_tar("z", Some(b"s\n"))),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(d.ok(&["exec", "box", "cat", "/tmp/z"]), "s\n");
+
     // The API without noOverwriteDirNonDir replaces both.
     let (st, body) = put_archive(&d, "box", "path=/tmp", &one_entry_tar("x", Some(b"now\n")));
     assert_eq!(st, 200, "{body}");
