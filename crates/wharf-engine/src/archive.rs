@@ -432,6 +432,10 @@ pub fn extract_in(
             Ok(_) => {}
         }
         check_writable(&dir, opts)?;
+        // A gzip or zstd tar is unpacked too, as moby's Untar does (in this process: nothing
+        // of the container's is run for it).
+        let mut input = wharf_image::apply::decompress(&mut input)
+            .map_err(|e| ApiError::bad_request(format!("reading the archive: {e}")))?;
         let copy = wharf_image::apply::CopyOptions {
             no_overwrite_dir_non_dir: no_overwrite,
             owner: owner.get(),

@@ -270,6 +270,15 @@ fn overwrite_refusals(place: Place) {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(d.ok(&["exec", "box", "cat", "/tmp/z"]), "s\n");
 
+    // Compressed, as moby's Untar takes it.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&one_entry_tar("zipped", Some(b"gz\n")))
+        .unwrap();
+    let gz = gz.finish().unwrap();
+    let o = d.docker_stdin(&["cp", "-", "box:/tmp"], Some(&gz));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(d.ok(&["exec", "box", "cat", "/tmp/zipped"]), "gz\n");
+
     // The API without noOverwriteDirNonDir replaces both.
     let (st, body) = put_archive(&d, "box", "path=/tmp", &one_entry_tar("x", Some(b"now\n")));
     assert_eq!(st, 200, "{body}");
