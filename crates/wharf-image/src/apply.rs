@@ -521,10 +521,12 @@ pub fn apply_tar_with(
 }
 
 /// Gives `path` (not followed) to `owner`, then sets `mode` again if it has set-user-ID or
-/// set-group-ID bits: the kernel drops them from a file whose owner changes.
+/// set-group-ID bits: the kernel drops them from a file whose owner changes. (Never through a
+/// symlink: chmod follows them.)
 fn set_owner(path: &Path, (uid, gid): (u32, u32), mode: Option<u32>) -> Result<(), Error> {
     std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(Error::io(path))?;
-    if let Some(m) = mode.filter(|m| m & 0o6000 != 0) {
+    let is_link = || fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if let Some(m) = mode.filter(|m| m & 0o6000 != 0 && !is_link()) {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(path, fs::Permissions::from_mode(m & 0o7777))
             .map_err(Error::io(path))?;
