@@ -736,6 +736,31 @@ fn files_cp_diff_export_commit(t: &Target) {
     std::fs::write(dir.path().join("d/inner"), "inner\n").unwrap();
     t.ok(&["cp", dir.path().join("d").to_str().unwrap(), "fs:/srv"]);
     assert_eq!(t.ok(&["exec", "fs", "cat", "/srv/inner"]), "inner\n");
+    // The archive's owner stays; with -a, a container's user gets it (`nobody` is 65534 in
+    // busybox and on the host, where dockerd 20.10 looks it up).
+    std::os::unix::fs::chown(&host, Some(1234), Some(1234)).unwrap();
+    t.ok(&[
+        "run", "-d", NONE, "--name", "nob", "--user", "nobody", "busybox", "sleep", "300",
+    ]);
+    t.ok(&["cp", host_s, "nob:/tmp/kept.txt"]);
+    t.ok(&["cp", "-a", host_s, "nob:/tmp/given.txt"]);
+    let owners = t.ok(&[
+        "exec",
+        "nob",
+        "stat",
+        "-c",
+        "%u:%g",
+        "/tmp/kept.txt",
+        "/tmp/given.txt",
+    ]);
+    assert_eq!(owners, "1234:1234\n65534:65534\n");
+    // A file over a directory of the container is refused, as by docker.
+    t.ok(&["exec", "fs", "mkdir", "/tmp/hello.dir"]);
+    let over = dir.path().join("hello.dir");
+    std::fs::write(&over, "a file\n").unwrap();
+    let (code, err) = t.same_error(&["cp", over.to_str().unwrap(), "fs:/tmp"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot overwrite directory"), "{err}");
     // container → host.
     t.ok(&[
         "exec",

@@ -62,8 +62,14 @@ fn sys(what: &str) -> impl Fn(nix::Error) -> ApiError + '_ {
 }
 
 /// Becomes the jail: mounts (stopped containers), then `chroot` into the root, and closes
-/// every descriptor but `keep`, so that nothing outside stays reachable.
-fn enter(jail: &Jail, keep: i32) -> Result<(), ApiError> {
+/// every descriptor but `keep`, so that nothing outside stays reachable. `before_chroot` runs
+/// just before the `chroot`, given the root as a path (`/proc/self/fd/N`, resolved by the
+/// host's /proc: the jail has none of its own to rely on).
+fn enter(
+    jail: &Jail,
+    keep: &[i32],
+    before_chroot: &mut dyn FnMut(&Path) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
     let root = match jail {
         Jail::Live(fd) => fd
             .try_clone()
@@ -106,11 +112,12 @@ fn enter(jail: &Jail, keep: i32) -> Result<(), ApiError> {
             fd
         }
     };
+    before_chroot(Path::new(&format!("/proc/self/fd/{}", root.as_raw_fd())))?;
     nix::unistd::fchdir(&root).map_err(sys("entering the container's root"))?;
     nix::unistd::chroot(".").map_err(sys("chroot into the container's root"))?;
     nix::unistd::chdir("/").map_err(sys("chdir /"))?;
     drop(root);
-    inroot::close_fds_except(&[keep]);
+    inroot::close_fds_except(keep);
     Ok(())
 }
 
@@ -153,6 +160,30 @@ impl Jailed {
     }
 }
 
+/// A child forked into a jail whose result line has not been read yet.
+pub struct Spawned {
+    data: std::io::BufReader<std::fs::File>,
+    child: nix::unistd::Pid,
+}
+
+impl Spawned {
+    /// Reads the child's result line (blocking until it sends it or exits).
+    pub fn read_result(mut self) -> Jailed {
+        let mut line = String::new();
+        let _ = self.data.read_line(&mut line);
+        let result = match serde_json::from_str::<Status>(&line) {
+            Ok(Status { ok: Some(v), .. }) => Ok(v),
+            Ok(st) => Err(ApiError::new(st.status, st.message)),
+            Err(_) => Err(ApiError::internal("the copy's helper process failed")),
+        };
+        Jailed {
+            result,
+            data: self.data,
+            child: self.child,
+        }
+    }
+}
+
 /// Runs `f` in a forked child inside `jail`. `f` gets the pipe: it sends the result line
 /// ([`send_status`]) and may write data after it; or it fails before sending anything, and
 /// its error becomes the result. The parent reads the result first.
@@ -165,6 +196,21 @@ pub fn run_jailed<F>(jail: &Jail, f: F) -> Result<Jailed, ApiError>
 where
     F: FnOnce(&mut std::fs::File) -> Result<(), ApiError>,
 {
+    Ok(spawn_jailed(jail, &[], &mut |_| Ok(()), f)?.read_result())
+}
+
+/// [`run_jailed`] without reading the result yet (the parent has more to do first, such as
+/// feeding the child), the child keeping `keep` open too and running `before_chroot` (see
+/// [`enter`]) in the host's view. The same rules hold for both closures.
+pub fn spawn_jailed<F>(
+    jail: &Jail,
+    keep: &[i32],
+    before_chroot: &mut dyn FnMut(&Path) -> Result<(), ApiError>,
+    f: F,
+) -> Result<Spawned, ApiError>
+where
+    F: FnOnce(&mut std::fs::File) -> Result<(), ApiError>,
+{
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
     // SAFETY: the child runs only the code above and below (see the doc comment) and ends
     // with _exit, never returning into the daemon's frames.
@@ -172,8 +218,9 @@ where
         nix::unistd::ForkResult::Child => {
             drop(r);
             let mut w = std::fs::File::from(w);
-            let keep = w.as_raw_fd();
-            let r = enter(jail, keep);
+            let mut kept = keep.to_vec();
+            kept.push(w.as_raw_fd());
+            let r = enter(jail, &kept, before_chroot);
             let code = match r {
                 Err(e) => {
                     send_status(&mut w, &Err(e));
@@ -193,17 +240,8 @@ where
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop(w);
-            let mut data = std::io::BufReader::new(std::fs::File::from(r));
-            let mut line = String::new();
-            let _ = data.read_line(&mut line);
-            let result = match serde_json::from_str::<Status>(&line) {
-                Ok(Status { ok: Some(v), .. }) => Ok(v),
-                Ok(st) => Err(ApiError::new(st.status, st.message)),
-                Err(_) => Err(ApiError::internal("the copy's helper process failed")),
-            };
-            Ok(Jailed {
-                result,
-                data,
+            Ok(Spawned {
+                data: std::io::BufReader::new(std::fs::File::from(r)),
                 child,
             })
         }
@@ -245,28 +283,184 @@ pub fn export_in(jail: &Jail, out: &mut dyn std::io::Write) -> Result<(), ApiErr
     finished
 }
 
-/// Extracts the tar `body` into the directory `path` of the jail: what
-/// `PUT /containers/{id}/archive` does.
-pub fn extract_in(jail: &Jail, path: &str, container: &str, body: &[u8]) -> Result<(), ApiError> {
-    let j = run_jailed(jail, |w| {
-        let dir = resolve_in_root(Path::new("/"), path, true)?;
-        if !dir.is_dir() {
-            return Err(ApiError::not_found(format!(
-                "Could not find the file {path} in container {container}"
-            )));
+/// What `PUT /containers/{id}/archive` asks besides the path.
+#[derive(Debug, Clone, Default)]
+pub struct ExtractOptions {
+    /// `noOverwriteDirNonDir` (the docker CLI always sends it): a directory is not replaced
+    /// by a non-directory, nor the reverse.
+    pub no_overwrite_dir_non_dir: bool,
+    /// `copyUIDGID` (`docker cp -a`) with the container's `Config.User` when it has one: what
+    /// is extracted is owned by that user, looked up in the container's /etc/passwd and
+    /// /etc/group ([`crate::spec::resolve_copy_owner`]). `None`: the archive's owners stay,
+    /// as moby keeps them (without `-a`, or for a container without a user).
+    pub owner_user: Option<String>,
+    /// `HostConfig.ReadonlyRootfs`: a copy anywhere but into a read-write mount is refused.
+    pub read_only_rootfs: bool,
+    /// The container's mounts: (destination, read-write). A copy into a read-only one is
+    /// refused (moby's `checkWritablePath`, the innermost mount deciding).
+    pub mounts: Vec<(String, bool)>,
+}
+
+/// moby's `checkWritablePath` for the extraction directory `dir` (resolved in the jail).
+fn check_writable(dir: &Path, opts: &ExtractOptions) -> Result<(), ApiError> {
+    let inner = opts
+        .mounts
+        .iter()
+        .filter(|(dest, _)| dir.starts_with(dest))
+        .max_by_key(|(dest, _)| Path::new(dest).components().count());
+    match inner {
+        Some((_, true)) => Ok(()),
+        Some((_, false)) => Err(ApiError::bad_request("mounted volume is marked read-only")),
+        None if opts.read_only_rootfs => Err(ApiError::bad_request(
+            "container rootfs is marked read-only",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The largest piece of an upload sent to the extracting child at once.
+const FRAME: usize = 64 * 1024;
+
+/// The child's end of an upload: frames of `u32` (little endian) length and data, a length
+/// of 0 ending it. The end of the pipe before that frame (the upload broke off, the daemon
+/// gave up) is an error, never the end of the archive.
+struct Framed {
+    pipe: std::fs::File,
+    left: usize,
+    done: bool,
+}
+
+fn cut_off() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "the upload ended before the end of its body",
+    )
+}
+
+impl std::io::Read for Framed {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() || self.done {
+            return Ok(0);
         }
-        let r = wharf_image::apply::apply_tar(
-            &mut &body[..],
+        if self.left == 0 {
+            let mut len = [0u8; 4];
+            self.pipe.read_exact(&mut len).map_err(|_| cut_off())?;
+            self.left = u32::from_le_bytes(len) as usize;
+            if self.left == 0 {
+                self.done = true;
+                return Ok(0);
+            }
+        }
+        let want = buf.len().min(self.left);
+        let n = self.pipe.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(cut_off());
+        }
+        self.left -= n;
+        Ok(n)
+    }
+}
+
+/// Copies `body` into `pipe` as [`Framed`] frames, the end frame last. An error reading the
+/// body stops it without the end frame. A write that fails means the child stopped reading
+/// (it finished or failed, and says so itself): not an error here.
+fn feed_frames(body: &mut dyn std::io::Read, pipe: &mut std::fs::File) -> std::io::Result<()> {
+    let mut buf = vec![0u8; FRAME];
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let len = (n as u32).to_le_bytes();
+        if pipe
+            .write_all(&len)
+            .and_then(|_| pipe.write_all(&buf[..n]))
+            .is_err()
+        {
+            return Ok(());
+        }
+    }
+    let _ = pipe.write_all(&0u32.to_le_bytes());
+    Ok(())
+}
+
+/// Extracts the tar read from `body` into the directory `path` of the jail: what
+/// `PUT /containers/{id}/archive` does. The body streams through a pipe to the jailed child,
+/// which extracts as it reads (memory stays bounded whatever the size); a body that breaks
+/// off fails the copy, leaving what was extracted before (as Docker does).
+pub fn extract_in(
+    jail: &Jail,
+    path: &str,
+    container: &str,
+    body: &mut dyn std::io::Read,
+    opts: &ExtractOptions,
+) -> Result<(), ApiError> {
+    let (data_r, data_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+    let owner = std::cell::Cell::new(None);
+    // Looked up before the chroot, where /proc is the host's (see `read_image_file`).
+    let mut lookup = |root: &Path| {
+        if let Some(user) = &opts.owner_user {
+            let ids = crate::spec::resolve_copy_owner(root, user)
+                .map_err(|e| ApiError::bad_request(e.0))?;
+            owner.set(Some(ids));
+        }
+        Ok(())
+    };
+    let keep = [data_r.as_raw_fd()];
+    let no_overwrite = opts.no_overwrite_dir_non_dir;
+    let spawned = spawn_jailed(jail, &keep, &mut lookup, |w| {
+        let mut input = std::io::BufReader::with_capacity(
+            4 * FRAME,
+            Framed {
+                pipe: std::fs::File::from(data_r),
+                left: 0,
+                done: false,
+            },
+        );
+        let dir = resolve_in_root(Path::new("/"), path, true)?;
+        match std::fs::metadata(&dir) {
+            Err(_) => {
+                return Err(ApiError::not_found(format!(
+                    "Could not find the file {path} in container {container}"
+                )))
+            }
+            Ok(m) if !m.is_dir() => {
+                return Err(ApiError::bad_request("extraction point is not a directory"))
+            }
+            Ok(_) => {}
+        }
+        check_writable(&dir, opts)?;
+        // A gzip or zstd tar is unpacked too, as moby's Untar does (in this process: nothing
+        // of the container's is run for it).
+        let mut input = wharf_image::apply::decompress(&mut input)
+            .map_err(|e| ApiError::bad_request(format!("reading the archive: {e}")))?;
+        let copy = wharf_image::apply::CopyOptions {
+            no_overwrite_dir_non_dir: no_overwrite,
+            owner: owner.get(),
+        };
+        let r = wharf_image::apply::apply_tar_with(
+            &mut input,
             &dir,
             wharf_image::apply::Whiteouts::Literal,
+            &copy,
         )
         .map(|_| String::new())
         .map_err(crate::engine::image_error);
         send_status(w, &r);
         Ok(())
     })?;
+    // (The parent's copy of the read end went with the closure.)
+    let mut pipe = std::fs::File::from(data_w);
+    let fed = feed_frames(body, &mut pipe);
+    drop(pipe);
+    let j = spawned.read_result();
     let r = j.result.clone();
     j.wait();
+    if let Err(e) = fed {
+        return Err(ApiError::bad_request(format!("reading the archive: {e}")));
+    }
     r.map(drop)
 }
 
@@ -375,6 +569,70 @@ pub fn pack(resolved: &Path, out: &mut dyn std::io::Write) -> std::io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
+
+    /// Feeds `body` framed through a pipe (on a thread) and reads it back as the child does.
+    fn through_frames(mut body: impl Read + Send + 'static) -> (std::io::Result<Vec<u8>>, bool) {
+        let (r, w) = std::io::pipe().unwrap();
+        let feeder = std::thread::spawn(move || {
+            let mut w = std::fs::File::from(std::os::fd::OwnedFd::from(w));
+            feed_frames(&mut body, &mut w).is_ok()
+        });
+        let mut got = Vec::new();
+        let read = Framed {
+            pipe: std::fs::File::from(std::os::fd::OwnedFd::from(r)),
+            left: 0,
+            done: false,
+        }
+        .read_to_end(&mut got)
+        .map(|_| got);
+        (read, feeder.join().unwrap())
+    }
+
+    #[test]
+    fn a_framed_upload_reads_whole_and_ends_only_at_its_end_frame() {
+        let data: Vec<u8> = (0..3 * FRAME + 17).map(|i| (i % 251) as u8).collect();
+        let (got, fed) = through_frames(std::io::Cursor::new(data.clone()));
+        assert!(fed);
+        assert_eq!(got.unwrap(), data);
+        let (got, _) = through_frames(std::io::empty());
+        assert_eq!(got.unwrap(), b"");
+    }
+
+    /// A body that fails after some bytes: no end frame, so the reader gets an error, not a
+    /// short archive.
+    #[test]
+    fn a_broken_upload_is_an_error_for_the_reader() {
+        struct Breaks(usize);
+        impl Read for Breaks {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(std::io::Error::other("connection reset"));
+                }
+                let n = buf.len().min(self.0);
+                buf[..n].fill(b'x');
+                self.0 -= n;
+                Ok(n)
+            }
+        }
+        let (got, fed) = through_frames(Breaks(FRAME + 5));
+        assert!(!fed);
+        assert_eq!(got.unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
+        // A pipe closed midway through a frame, too.
+        let (r, w) = std::io::pipe().unwrap();
+        let mut w = std::fs::File::from(std::os::fd::OwnedFd::from(w));
+        w.write_all(&10u32.to_le_bytes()).unwrap();
+        w.write_all(b"abc").unwrap();
+        drop(w);
+        let mut f = Framed {
+            pipe: std::fs::File::from(std::os::fd::OwnedFd::from(r)),
+            left: 0,
+            done: false,
+        };
+        let mut got = Vec::new();
+        assert!(f.read_to_end(&mut got).is_err());
+        assert_eq!(got, b"abc");
+    }
 
     #[test]
     fn symlinks_resolve_inside_the_root() {

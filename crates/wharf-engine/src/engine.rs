@@ -263,7 +263,7 @@ impl Engine {
         a
     }
 
-    fn event(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
+    pub(crate) fn event(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
         let rec = c.snapshot();
         let mut a = self.attrs(&rec);
         for (k, v) in extra {

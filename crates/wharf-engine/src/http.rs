@@ -653,6 +653,7 @@ async fn dispatch(
             // temporary mount of a stopped container lives exactly as long as the copy.
             let (stat_tx, stat_rx) = tokio::sync::oneshot::channel();
             let engine2 = engine.clone();
+            let c_ev = c.clone();
             tokio::spawn(async move {
                 let _ = engine2
                     .with_jail(&c, move |jail| {
@@ -677,6 +678,10 @@ async fn dispatch(
             let stat = stat_rx
                 .await
                 .map_err(|_| ApiError::internal("copy failed"))??;
+            if !head {
+                // As moby's containerArchivePath, once the copy out is under way.
+                engine.event(&c_ev, "archive-path", &[]);
+            }
             let mut r = if head {
                 empty(200)
             } else {
@@ -693,13 +698,41 @@ async fn dispatch(
         ArchivePut(id) => {
             let c = engine.lookup(&id)?;
             let path = q.get("path").unwrap_or_default().to_string();
-            let body = read_body(req).await?;
+            if path.is_empty() {
+                return Err(ApiError::bad_request("path is required"));
+            }
+            // moby: with copyUIDGID, what is extracted belongs to the container's user, if it
+            // has one; otherwise (and without it) the archive's owners stay.
+            let rec = c.snapshot();
+            let user = rec.config["User"].as_str().unwrap_or_default().to_string();
+            let opts = archive::ExtractOptions {
+                no_overwrite_dir_non_dir: q.flag("noOverwriteDirNonDir"),
+                owner_user: (q.flag("copyUIDGID") && !user.is_empty()).then_some(user),
+                read_only_rootfs: rec.host_config["ReadonlyRootfs"].as_bool().unwrap_or(false),
+                mounts: rec
+                    .mounts
+                    .iter()
+                    .map(|m| (m.destination.clone(), m.rw))
+                    .collect(),
+            };
+            // The body streams into the extraction (see `archive::extract_in`); one that breaks
+            // off, or a request cancelled mid-upload, is an error for it, not an end.
+            let (pr, pw) = crate::upload::pipe().map_err(|e| ApiError::internal(e.to_string()))?;
             let cid = id.clone();
-            engine
-                .with_jail(&c, move |jail| {
-                    archive::extract_in(jail, &path, &cid, &body)
-                })
-                .await?;
+            let engine2 = engine.clone();
+            let c2 = c.clone();
+            let job = tokio::spawn(async move {
+                engine2
+                    .with_jail(&c, move |jail| {
+                        let mut pr = pr;
+                        archive::extract_in(jail, &path, &cid, &mut pr, &opts)
+                    })
+                    .await
+            });
+            let fed = pw.feed(req.into_body()).await;
+            job.await.map_err(|e| ApiError::internal(e.to_string()))??;
+            fed.map_err(|e| ApiError::bad_request(format!("reading the archive: {e}")))?;
+            engine.event(&c2, "extract-to-dir", &[]);
             empty(200)
         }
         ImageGet(_) | ImageGetAll => {

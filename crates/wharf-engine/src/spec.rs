@@ -285,6 +285,61 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32), SpecError> 
     Ok((uid, gid))
 }
 
+/// The owner `docker cp -a` (`copyUIDGID`) gives what it extracts into a container whose
+/// `Config.User` is `user` (not empty), as moby resolves it in the container's /etc/passwd and
+/// /etc/group (read with [`read_image_file`]): `user[:group]`, each a name or a number; a
+/// missing part is 0 (root); a known numeric user brings its primary group, an unknown one
+/// group 0; an unknown name is an error (moby's message). Blocking: call it off the async
+/// threads.
+pub fn resolve_copy_owner(rootfs: &Path, user: &str) -> Result<(u32, u32), SpecError> {
+    // moby's getIDOrName: a 32-bit number no larger than i32::MAX is an id, anything else a
+    // name.
+    let id = |s: &str| s.parse::<u32>().ok().filter(|n| *n <= i32::MAX as u32);
+    let (u, g) = user.split_once(':').unwrap_or((user, ""));
+    let (mut uid, mut gid) = (0, 0);
+    if !u.is_empty() {
+        let passwd = read_image_file(rootfs, "etc/passwd")?;
+        (uid, gid) = match id(u) {
+            Some(n) => (n, lookup_uid_gid(passwd.as_deref(), n).unwrap_or(0)),
+            None => {
+                let why = if passwd.is_some() {
+                    "no matching entries in passwd file"
+                } else {
+                    "open /etc/passwd: no such file or directory"
+                };
+                lookup(passwd.as_deref(), u).ok_or_else(|| {
+                    SpecError(format!("failed to look up user {u:?} in container: {why}"))
+                })?
+            }
+        };
+    }
+    if !g.is_empty() {
+        gid = match id(g) {
+            Some(n) => n,
+            None => {
+                let group = read_image_file(rootfs, "etc/group")?;
+                let why = if group.is_some() {
+                    "no matching entries in group file"
+                } else {
+                    "open /etc/group: no such file or directory"
+                };
+                group
+                    .as_deref()
+                    .unwrap_or_default()
+                    .lines()
+                    .find_map(|l| {
+                        let f: Vec<&str> = l.split(':').collect();
+                        (f.len() >= 3 && f[0] == g).then(|| f[2].parse().ok())?
+                    })
+                    .ok_or_else(|| {
+                        SpecError(format!("failed to look up group {g:?} in container: {why}"))
+                    })?
+            }
+        };
+    }
+    Ok((uid, gid))
+}
+
 /// The supplementary groups of the process, as dockerd gives them: the groups of the image's
 /// /etc/group that list the user (by name) as a member, then `--group-add` entries (numbers,
 /// or names looked up there). The primary group is not repeated. Blocking: call it off the
@@ -1292,6 +1347,53 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(e.contains("unable to find group ghosts"), "{e}");
+    }
+
+    /// moby's `TestCopyToContainerCopyUIDGID` table (integration/container/copy_test.go),
+    /// plus the lookups that fail.
+    #[test]
+    fn copy_owner_resolves_as_moby_does() {
+        let d = tempfile::tempdir().unwrap();
+        let etc = d.path().join("etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(
+            etc.join("passwd"),
+            "root:x:0:0:root:/root:/bin/sh\ntestuser:x:2375:2376::/home/testuser:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(etc.join("group"), "root:x:0:\ntestgroup:x:2376:\n").unwrap();
+        for (user, want) in [
+            ("7777:", (7777, 0)),
+            (":7777", (0, 7777)),
+            ("2375", (2375, 2376)),
+            ("7777", (7777, 0)),
+            ("2375:2376", (2375, 2376)),
+            ("testuser:testgroup", (2375, 2376)),
+            ("testuser", (2375, 2376)),
+            ("testuser:7777", (2375, 7777)),
+            ("7777:testgroup", (7777, 2376)),
+        ] {
+            assert_eq!(resolve_copy_owner(d.path(), user).unwrap(), want, "{user}");
+        }
+        let e = resolve_copy_owner(d.path(), "ghost").unwrap_err().0;
+        assert_eq!(
+            e,
+            "failed to look up user \"ghost\" in container: no matching entries in passwd file"
+        );
+        let e = resolve_copy_owner(d.path(), "testuser:ghosts")
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            e,
+            "failed to look up group \"ghosts\" in container: no matching entries in group file"
+        );
+        std::fs::remove_file(etc.join("passwd")).unwrap();
+        assert_eq!(resolve_copy_owner(d.path(), "42").unwrap(), (42, 0));
+        let e = resolve_copy_owner(d.path(), "testuser").unwrap_err().0;
+        assert!(
+            e.ends_with("open /etc/passwd: no such file or directory"),
+            "{e}"
+        );
     }
 
     #[test]

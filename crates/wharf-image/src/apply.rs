@@ -136,8 +136,22 @@ fn clean_name(raw: &Path) -> Result<Option<PathBuf>, Error> {
     Ok((!out.as_os_str().is_empty()).then_some(out))
 }
 
+/// What `docker cp` (`PUT /containers/{id}/archive`) asks of an extraction beyond a layer's
+/// rules. The default is a layer's: replace whatever is in the way, keep the archive's owners.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyOptions {
+    /// `noOverwriteDirNonDir`: refuse (moby's messages, nothing more written) an entry that
+    /// would replace a directory by a non-directory, or a non-directory by a directory (an
+    /// entry, or a parent an entry's name implies). Symlinks are non-directories.
+    pub no_overwrite_dir_non_dir: bool,
+    /// Every entry extracted is owned by this uid/gid instead of the archive's (`copyUIDGID`
+    /// with a container user, as moby's `ChownOpts`).
+    pub owner: Option<(u32, u32)>,
+}
+
 /// Makes sure every parent of `rel` under `root` is a real directory (creating missing ones).
-fn prepare_parents(root: &Path, rel: &Path) -> Result<(), Error> {
+/// A non-directory in the way is replaced, unless `keep_non_dirs` (then it is an error).
+fn prepare_parents(root: &Path, rel: &Path, keep_non_dirs: bool) -> Result<(), Error> {
     let mut cur = root.to_path_buf();
     if let Some(parent) = rel.parent() {
         for c in parent.components() {
@@ -148,6 +162,12 @@ fn prepare_parents(root: &Path, rel: &Path) -> Result<(), Error> {
                     return Err(Error::UnsafePath {
                         path: rel.display().to_string(),
                         reason: "a parent directory is a symlink",
+                    })
+                }
+                Ok(_) if keep_non_dirs => {
+                    return Err(Error::OverwriteNonDirWithDir {
+                        path: cur.display().to_string(),
+                        dest: root.display().to_string(),
                     })
                 }
                 Ok(_) => {
@@ -317,9 +337,21 @@ impl<R: Read> Read for Tee<'_, R> {
 
 /// Applies an uncompressed tar stream; returns the total size of regular files.
 pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, Error> {
+    apply_tar_with(r, root, mode, &CopyOptions::default())
+}
+
+/// [`apply_tar`] with `docker cp`'s options. Entries are written as they are read: an
+/// archive refused or cut midway leaves the entries before it in place (as Docker does).
+pub fn apply_tar_with(
+    r: &mut dyn Read,
+    root: &Path,
+    mode: Whiteouts,
+    opts: &CopyOptions,
+) -> Result<u64, Error> {
     let mut archive = tar::Archive::new(r);
     archive.set_preserve_permissions(true);
-    archive.set_preserve_ownerships(true);
+    // An owner given is set below, after each entry is written.
+    archive.set_preserve_ownerships(opts.owner.is_none());
     // Extended attributes are set below, filtered (`layer_xattr_allowed`).
     archive.set_unpack_xattrs(false);
     archive.set_preserve_mtime(true);
@@ -348,7 +380,7 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
                 limit,
             });
         }
-        prepare_parents(root, &rel)?;
+        prepare_parents(root, &rel, opts.no_overwrite_dir_non_dir)?;
         let target = root.join(&rel);
         let name = rel
             .file_name()
@@ -390,6 +422,15 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
         }
         let kind = entry.header().entry_type();
         let existing = fs::symlink_metadata(&target).ok();
+        if let (Some(m), true) = (&existing, opts.no_overwrite_dir_non_dir) {
+            let (path, dest) = (target.display().to_string(), root.display().to_string());
+            if m.is_dir() && !kind.is_dir() {
+                return Err(Error::OverwriteDirWithNonDir { path, dest });
+            }
+            if !m.is_dir() && kind.is_dir() {
+                return Err(Error::OverwriteNonDirWithDir { path, dest });
+            }
+        }
         match existing {
             Some(m) if m.is_dir() && kind.is_dir() => {}
             Some(_) => remove_any(&target)?,
@@ -406,7 +447,7 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
                 path: link.display().to_string(),
                 reason: "hard link to the root",
             })?;
-            prepare_parents(root, &link_rel)?;
+            prepare_parents(root, &link_rel, opts.no_overwrite_dir_non_dir)?;
             let source = root.join(&link_rel);
             let meta = fs::symlink_metadata(&source).map_err(|_| Error::UnsafePath {
                 path: rel.display().to_string(),
@@ -419,6 +460,11 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
                 });
             }
             fs::hard_link(&source, &target).map_err(Error::io(&target))?;
+            // The inode is shared: chown it only if it is not the owner's already (extracted
+            // by this copy), as a chown drops set-ID bits and file capabilities.
+            if let Some(owner) = opts.owner.filter(|o| *o != (meta.uid(), meta.gid())) {
+                set_owner(&target, owner, Some(meta.mode()))?;
+            }
             continue;
         }
         if kind.is_file() || kind == tar::EntryType::Continuous {
@@ -429,6 +475,12 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
         entry.unpack(&target).map_err(|e| Error::InvalidArchive {
             reason: format!("{}: {e}", rel.display()),
         })?;
+        if let Some(owner) = opts.owner {
+            let restore = (!kind.is_symlink())
+                .then(|| entry.header().mode().ok())
+                .flatten();
+            set_owner(&target, owner, restore)?;
+        }
         for (name, value) in &xattrs {
             if !layer_xattr_allowed(name, value) {
                 tracing::warn!(path = %rel.display(), xattr = %name, "dropped an extended attribute a layer may not set");
@@ -466,6 +518,20 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
         );
     }
     Ok(size)
+}
+
+/// Gives `path` (not followed) to `owner`, then sets `mode` again if it has set-user-ID or
+/// set-group-ID bits: the kernel drops them from a file whose owner changes. (Never through a
+/// symlink: chmod follows them.)
+fn set_owner(path: &Path, (uid, gid): (u32, u32), mode: Option<u32>) -> Result<(), Error> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(Error::io(path))?;
+    let is_link = || fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if let Some(m) = mode.filter(|m| m & 0o6000 != 0 && !is_link()) {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(m & 0o7777))
+            .map_err(Error::io(path))?;
+    }
+    Ok(())
 }
 
 /// Whether `dir` and every directory between `root` and it are directories, not symlinks.
@@ -672,5 +738,156 @@ mod tests {
         assert!(dir.path().join("a/y").exists());
         assert!(!dir.path().join("b/z").exists());
         assert!(dir.path().join("b/new").exists());
+    }
+
+    fn copy(t: &[u8], root: &Path, opts: CopyOptions) -> Result<u64, Error> {
+        apply_tar_with(&mut &t[..], root, Whiteouts::Literal, &opts)
+    }
+
+    #[test]
+    fn no_overwrite_dir_non_dir_refuses_both_ways_with_moby_messages() {
+        let refuse = CopyOptions {
+            no_overwrite_dir_non_dir: true,
+            owner: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        let shown = |p: &str| format!("{:?}", r.join(p).display().to_string());
+        let root = format!("{:?}", r.display().to_string());
+        fs::create_dir(r.join("d")).unwrap();
+        fs::write(r.join("d/keep"), "x").unwrap();
+        fs::write(r.join("f"), "file").unwrap();
+        std::os::unix::fs::symlink("d", r.join("s")).unwrap();
+
+        // A file over a directory: refused, and the entries before it were written.
+        let t = tar_with(&[
+            ("first", tar::EntryType::Regular, b"1", None),
+            ("d", tar::EntryType::Regular, b"2", None),
+            ("after", tar::EntryType::Regular, b"3", None),
+        ]);
+        let e = copy(&t, r, refuse).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot overwrite directory {} with non-directory {root}",
+                shown("d")
+            )
+        );
+        assert!(r.join("d/keep").exists() && r.join("first").exists());
+        assert!(!r.join("after").exists());
+
+        // A directory over a file, over a symlink (not followed), and implied over a file.
+        for (t, what) in [
+            (
+                tar_with(&[("f/", tar::EntryType::Directory, b"", None)]),
+                "f",
+            ),
+            (
+                tar_with(&[("s/", tar::EntryType::Directory, b"", None)]),
+                "s",
+            ),
+            (
+                tar_with(&[("f/inner", tar::EntryType::Regular, b"x", None)]),
+                "f",
+            ),
+        ] {
+            let e = copy(&t, r, refuse).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "cannot overwrite non-directory {} with directory {root}",
+                    shown(what)
+                )
+            );
+        }
+        assert_eq!(fs::read(r.join("f")).unwrap(), b"file");
+        assert!(fs::symlink_metadata(r.join("s")).unwrap().is_symlink());
+
+        // Same kinds are fine: a directory merges, a file replaces a file.
+        let t = tar_with(&[
+            ("d/", tar::EntryType::Directory, b"", None),
+            ("d/new", tar::EntryType::Regular, b"n", None),
+            ("f", tar::EntryType::Regular, b"new", None),
+        ]);
+        copy(&t, r, refuse).unwrap();
+        assert!(r.join("d/keep").exists() && r.join("d/new").exists());
+        assert_eq!(fs::read(r.join("f")).unwrap(), b"new");
+
+        // Without the option, both replacements happen.
+        let t = tar_with(&[
+            ("d", tar::EntryType::Regular, b"now a file", None),
+            ("f/", tar::EntryType::Directory, b"", None),
+        ]);
+        copy(&t, r, CopyOptions::default()).unwrap();
+        assert_eq!(fs::read(r.join("d")).unwrap(), b"now a file");
+        assert!(r.join("f").is_dir());
+    }
+
+    /// A tar whose entries are all owned by 1234:1234, with a set-user-ID file.
+    fn owned_tar() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add =
+            |name: &str, kind: tar::EntryType, mode: u32, data: &[u8], link: Option<&str>| {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(kind);
+                h.set_mode(mode);
+                h.set_size(data.len() as u64);
+                h.set_uid(1234);
+                h.set_gid(1234);
+                h.set_mtime(1_700_000_000);
+                if let Some(l) = link {
+                    h.set_link_name(l).unwrap();
+                }
+                b.append_data(&mut h, name, data).unwrap();
+            };
+        add("dir/", tar::EntryType::Directory, 0o755, b"", None);
+        add("dir/suid", tar::EntryType::Regular, 0o4755, b"#!", None);
+        add("dir/plain", tar::EntryType::Regular, 0o644, b"p", None);
+        add(
+            "dir/link",
+            tar::EntryType::Symlink,
+            0o777,
+            b"",
+            Some("plain"),
+        );
+        add(
+            "dir/hard",
+            tar::EntryType::Link,
+            0o644,
+            b"",
+            Some("dir/suid"),
+        );
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn an_owner_given_owns_every_entry_and_keeps_set_id_bits() {
+        if !wharf_testkit::need_root() {
+            return;
+        }
+        let ids = |p: &Path| {
+            let m = fs::symlink_metadata(p).unwrap();
+            (m.uid(), m.gid())
+        };
+        let names = ["dir", "dir/suid", "dir/plain", "dir/link", "dir/hard"];
+        // Without one, the archive's owners stay.
+        let kept = tempfile::tempdir().unwrap();
+        copy(&owned_tar(), kept.path(), CopyOptions::default()).unwrap();
+        for n in names {
+            assert_eq!(ids(&kept.path().join(n)), (1234, 1234), "{n}");
+        }
+        let given = tempfile::tempdir().unwrap();
+        let opts = CopyOptions {
+            no_overwrite_dir_non_dir: true,
+            owner: Some((2375, 2376)),
+        };
+        copy(&owned_tar(), given.path(), opts).unwrap();
+        for n in names {
+            assert_eq!(ids(&given.path().join(n)), (2375, 2376), "{n}");
+        }
+        let mode = |p: &str| fs::metadata(given.path().join(p)).unwrap().mode() & 0o7777;
+        assert_eq!(mode("dir/suid"), 0o4755);
+        assert_eq!(mode("dir/hard"), 0o4755);
+        assert_eq!(mode("dir/plain"), 0o644);
     }
 }

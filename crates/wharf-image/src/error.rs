@@ -35,6 +35,12 @@ pub enum Error {
     NoMatchingPlatform { wanted: String, available: String },
     #[error("archive entry {path:?} claims {size} bytes, more than the {limit} bytes allowed (free space on the target); refusing to extract it")]
     TooLarge { path: String, size: u64, limit: u64 },
+    /// `docker cp` with `noOverwriteDirNonDir` (moby's message: the path, then the directory
+    /// extracted into).
+    #[error("cannot overwrite directory {path:?} with non-directory {dest:?}")]
+    OverwriteDirWithNonDir { path: String, dest: String },
+    #[error("cannot overwrite non-directory {path:?} with directory {dest:?}")]
+    OverwriteNonDirWithDir { path: String, dest: String },
     #[error("no such layer: {0}")]
     NoSuchLayer(String),
     #[error("{path}: {source}")]

@@ -1223,7 +1223,7 @@ pub async fn cp(ctx: &Ctx, a: CpArgs) -> Result<i32> {
     };
     match (split(&a.src), split(&a.dest)) {
         (Some((c, p)), None) => copy_from(ctx, &c, &p, &a.dest, a.quiet).await,
-        (None, Some((c, p))) => copy_to(ctx, &a.src, &c, &p, a.quiet).await,
+        (None, Some((c, p))) => copy_to(ctx, &a.src, &c, &p, a.quiet, a.archive).await,
         (Some(_), Some(_)) => Err(status(1, "copying between containers is not supported")),
         (None, None) => Err(status(
             1,
@@ -1297,13 +1297,23 @@ async fn copy_from(ctx: &Ctx, c: &str, path: &str, dest: &str, quiet: bool) -> R
     Ok(0)
 }
 
-async fn copy_to(ctx: &Ctx, src: &str, c: &str, path: &str, quiet: bool) -> Result<i32> {
+async fn copy_to(
+    ctx: &Ctx,
+    src: &str,
+    c: &str,
+    path: &str,
+    quiet: bool,
+    archive: bool,
+) -> Result<i32> {
+    // As docker's: never replace a directory by a file or the reverse; with `-a`, the
+    // daemon gives what it extracts to the container's user.
+    let uid_gid = if archive { "&copyUIDGID=true" } else { "" };
     let put = |dir: String, body: crate::client::ReqBody| async move {
         ctx.client
             .request(
                 "PUT",
                 &format!(
-                    "/containers/{}/archive?path={}&noOverwriteDirNonDir=1",
+                    "/containers/{}/archive?path={}&noOverwriteDirNonDir=1{uid_gid}",
                     enc_path(c),
                     enc(&dir)
                 ),
