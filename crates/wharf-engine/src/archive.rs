@@ -247,7 +247,15 @@ pub fn export_in(jail: &Jail, out: &mut dyn std::io::Write) -> Result<(), ApiErr
 
 /// Extracts the tar `body` into the directory `path` of the jail: what
 /// `PUT /containers/{id}/archive` does.
-pub fn extract_in(jail: &Jail, path: &str, container: &str, body: &[u8]) -> Result<(), ApiError> {
+/// With `ids` (a user-namespaced container), entries are owned by the host ids of their
+/// archive owners, as the container sees them.
+pub fn extract_in(
+    jail: &Jail,
+    path: &str,
+    container: &str,
+    body: &[u8],
+    ids: Option<&wharf_image::IdMap>,
+) -> Result<(), ApiError> {
     let j = run_jailed(jail, |w| {
         let dir = resolve_in_root(Path::new("/"), path, true)?;
         if !dir.is_dir() {
@@ -255,10 +263,11 @@ pub fn extract_in(jail: &Jail, path: &str, container: &str, body: &[u8]) -> Resu
                 "Could not find the file {path} in container {container}"
             )));
         }
-        let r = wharf_image::apply::apply_tar(
+        let r = wharf_image::apply::apply_tar_mapped(
             &mut &body[..],
             &dir,
             wharf_image::apply::Whiteouts::Literal,
+            ids,
         )
         .map(|_| String::new())
         .map_err(crate::engine::image_error);

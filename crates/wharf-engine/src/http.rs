@@ -686,9 +686,12 @@ async fn dispatch(
             let path = q.get("path").unwrap_or_default().to_string();
             let body = read_body(req).await?;
             let cid = id.clone();
+            let hc: wharf_api::types::HostConfig =
+                serde_json::from_value(c.snapshot().host_config).unwrap_or_default();
+            let ids = engine.id_map(&hc).cloned();
             engine
                 .with_jail(&c, move |jail| {
-                    archive::extract_in(jail, &path, &cid, &body)
+                    archive::extract_in(jail, &path, &cid, &body, ids.as_ref())
                 })
                 .await?;
             empty(200)
@@ -1199,7 +1202,7 @@ fn info(engine: &Engine) -> Value {
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
         "LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "",
         "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
-        "SecurityOptions": security_options(),
+        "SecurityOptions": security_options(engine.cfg.userns.is_some()),
         "Warnings": [],
     })
 }
@@ -1274,10 +1277,14 @@ fn image_inspect(i: &wharf_image::Image, driver: &str) -> Value {
 /// `RegistryConfig` of `/info` as dockerd builds it: configured CIDRs then the loopback ones
 /// (insecure by default), an `IndexConfigs` entry per insecure `host[:port]` and one for
 /// docker.io with the mirrors (normalized to `scheme://host/`).
-/// `/info`'s `SecurityOptions`, as dockerd reports them: the built-in seccomp profile, and
-/// cgroup namespaces on a cgroup v2 host (containers get a private one by default).
-fn security_options() -> Value {
+/// `/info`'s `SecurityOptions`, as dockerd reports them: the built-in seccomp profile,
+/// `name=userns` with `--userns-remap`, and cgroup namespaces on a cgroup v2 host (containers
+/// get a private one by default).
+fn security_options(userns: bool) -> Value {
     let mut opts = vec!["name=seccomp,profile=builtin"];
+    if userns {
+        opts.push("name=userns");
+    }
     if crate::spec::private_cgroupns("") {
         opts.push("name=cgroupns");
     }

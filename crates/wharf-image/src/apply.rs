@@ -19,6 +19,7 @@
 
 use crate::digest::HashingReader;
 use crate::error::Error;
+use crate::idmap::IdMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::MetadataExt;
@@ -55,6 +56,23 @@ pub fn layer_xattr_allowed(name: &str, value: &[u8]) -> bool {
     name.starts_with("user.")
         || name == "system.posix_acl_access"
         || name == "system.posix_acl_default"
+}
+
+/// File capabilities for a layer extracted for a user namespace whose root is host uid
+/// `root`: a v2 `security.capability` (which the kernel honours only where host uid 0 is
+/// mapped) becomes the v3 form naming that root, so the capabilities still apply in the
+/// container; v1 and v3 values are kept as they are.
+fn namespaced_caps(value: &[u8], root: u32) -> Vec<u8> {
+    const V2: u32 = 0x0200_0000;
+    const V3: u32 = 0x0300_0000;
+    let magic = u32::from_le_bytes([value[0], value[1], value[2], value[3]]);
+    if magic & 0xFF00_0000 != V2 || value.len() != 20 {
+        return value.to_vec();
+    }
+    let mut out = ((magic & 0x00FF_FFFF) | V3).to_le_bytes().to_vec();
+    out.extend_from_slice(&value[4..20]);
+    out.extend_from_slice(&root.to_le_bytes());
+    out
 }
 
 /// The archive's extended attributes of `entry` (PAX `SCHILY.xattr.*` records).
@@ -137,13 +155,14 @@ fn clean_name(raw: &Path) -> Result<Option<PathBuf>, Error> {
 }
 
 /// Makes sure every parent of `rel` under `root` is a real directory (creating missing ones).
-fn prepare_parents(root: &Path, rel: &Path) -> Result<(), Error> {
+/// Directories it creates are owned by the container's root under a mapping `ids`.
+fn prepare_parents(root: &Path, rel: &Path, ids: Option<&IdMap>) -> Result<(), Error> {
     let mut cur = root.to_path_buf();
     if let Some(parent) = rel.parent() {
         for c in parent.components() {
             cur.push(c);
-            match fs::symlink_metadata(&cur) {
-                Ok(m) if m.is_dir() => {}
+            let created = match fs::symlink_metadata(&cur) {
+                Ok(m) if m.is_dir() => false,
                 Ok(m) if m.file_type().is_symlink() => {
                     return Err(Error::UnsafePath {
                         path: rel.display().to_string(),
@@ -153,13 +172,39 @@ fn prepare_parents(root: &Path, rel: &Path) -> Result<(), Error> {
                 Ok(_) => {
                     fs::remove_file(&cur).map_err(Error::io(&cur))?;
                     fs::create_dir(&cur).map_err(Error::io(&cur))?;
+                    true
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     fs::create_dir(&cur).map_err(Error::io(&cur))?;
+                    true
                 }
                 Err(e) => return Err(Error::io(&cur)(e)),
+            };
+            if let (true, Some(m)) = (created, ids) {
+                let (u, g) = m.root();
+                std::os::unix::fs::lchown(&cur, Some(u), Some(g)).map_err(Error::io(&cur))?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Gives an extracted entry the host ids of its archive owner under `ids` (the tar crate set
+/// the archive's ids), restoring the setuid/setgid bits the chown cleared.
+fn shift_owner(target: &Path, rel: &Path, header: &tar::Header, ids: &IdMap) -> Result<(), Error> {
+    let bad = |e: std::io::Error| Error::InvalidArchive {
+        reason: format!("{}: {e}", rel.display()),
+    };
+    let uid = header.uid().map_err(bad)? as u32;
+    let gid = header.gid().map_err(bad)? as u32;
+    let (u, g) = ids.to_host(uid, gid).map_err(|e| Error::InvalidArchive {
+        reason: format!("{}: {e}", rel.display()),
+    })?;
+    std::os::unix::fs::lchown(target, Some(u), Some(g)).map_err(Error::io(target))?;
+    if !header.entry_type().is_symlink() {
+        let mode = header.mode().map_err(bad)? & 0o7777;
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(target, fs::Permissions::from_mode(mode)).map_err(Error::io(target))?;
     }
     Ok(())
 }
@@ -216,7 +261,7 @@ pub(crate) fn xattr_set(path: &Path, name: &str, value: &[u8]) -> Result<(), Err
 
 /// Applies the layer tar read from `r` onto `root`.
 pub fn apply_layer(r: impl Read, root: &Path, mode: Whiteouts) -> Result<Applied, Error> {
-    apply_layer_keeping(r, root, mode, None)
+    apply_layer_keeping(r, root, mode, None, None)
 }
 
 /// Like `apply_layer`, also writing the uncompressed tar to `keep` as it streams by (so that
@@ -226,8 +271,9 @@ pub fn apply_layer_keeping(
     root: &Path,
     mode: Whiteouts,
     keep: Option<&mut dyn std::io::Write>,
+    ids: Option<&IdMap>,
 ) -> Result<Applied, Error> {
-    apply_layer_inner(r, root, mode, keep, false)
+    apply_layer_inner(r, root, mode, keep, false, ids)
 }
 
 /// Like `apply_layer_keeping` for a layer whose diff id the caller checks afterwards: a
@@ -238,8 +284,9 @@ pub fn apply_verified_layer(
     root: &Path,
     mode: Whiteouts,
     keep: Option<&mut dyn std::io::Write>,
+    ids: Option<&IdMap>,
 ) -> Result<Applied, Error> {
-    apply_layer_inner(r, root, mode, keep, true)
+    apply_layer_inner(r, root, mode, keep, true, ids)
 }
 
 fn apply_layer_inner(
@@ -248,6 +295,7 @@ fn apply_layer_inner(
     mode: Whiteouts,
     keep: Option<&mut dyn std::io::Write>,
     pad_short_end: bool,
+    ids: Option<&IdMap>,
 ) -> Result<Applied, Error> {
     let raw = decompress(r).map_err(Error::io(root))?;
     let mut tee = Tee {
@@ -256,9 +304,9 @@ fn apply_layer_inner(
     };
     let mut hashing = HashingReader::new(&mut tee);
     let size = if pad_short_end {
-        apply_tar(&mut PadToBlock::new(&mut hashing), root, mode)?
+        apply_tar_mapped(&mut PadToBlock::new(&mut hashing), root, mode, ids)?
     } else {
-        apply_tar(&mut hashing, root, mode)?
+        apply_tar_mapped(&mut hashing, root, mode, ids)?
     };
     let (diff_id, _) = hashing.finish().map_err(Error::io(root))?;
     Ok(Applied { diff_id, size })
@@ -317,6 +365,17 @@ impl<R: Read> Read for Tee<'_, R> {
 
 /// Applies an uncompressed tar stream; returns the total size of regular files.
 pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, Error> {
+    apply_tar_mapped(r, root, mode, None)
+}
+
+/// Like [`apply_tar`]; with `ids`, every entry is owned by the host ids of its archive owner
+/// (an id outside the mapping is an error), and created parents by the container's root.
+pub fn apply_tar_mapped(
+    r: &mut dyn Read,
+    root: &Path,
+    mode: Whiteouts,
+    ids: Option<&IdMap>,
+) -> Result<u64, Error> {
     let mut archive = tar::Archive::new(r);
     archive.set_preserve_permissions(true);
     archive.set_preserve_ownerships(true);
@@ -348,7 +407,7 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
                 limit,
             });
         }
-        prepare_parents(root, &rel)?;
+        prepare_parents(root, &rel, ids)?;
         let target = root.join(&rel);
         let name = rel
             .file_name()
@@ -406,7 +465,7 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
                 path: link.display().to_string(),
                 reason: "hard link to the root",
             })?;
-            prepare_parents(root, &link_rel)?;
+            prepare_parents(root, &link_rel, ids)?;
             let source = root.join(&link_rel);
             let meta = fs::symlink_metadata(&source).map_err(|_| Error::UnsafePath {
                 path: rel.display().to_string(),
@@ -429,14 +488,22 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
         entry.unpack(&target).map_err(|e| Error::InvalidArchive {
             reason: format!("{}: {e}", rel.display()),
         })?;
+        // Before the attributes: a chown drops `security.capability`.
+        if let Some(m) = ids {
+            shift_owner(&target, &rel, entry.header(), m)?;
+        }
         for (name, value) in &xattrs {
             if !layer_xattr_allowed(name, value) {
                 tracing::warn!(path = %rel.display(), xattr = %name, "dropped an extended attribute a layer may not set");
                 continue;
             }
+            let value = match ids {
+                Some(m) if name == "security.capability" => namespaced_caps(value, m.root().0),
+                _ => value.clone(),
+            };
             // As Docker: a filesystem without xattrs (or a symlink refusing user.*) is not
             // an error.
-            match xattr_set(&target, name, value) {
+            match xattr_set(&target, name, &value) {
                 Ok(()) => {}
                 Err(Error::Io { source, .. })
                     if matches!(
@@ -519,6 +586,86 @@ pub fn dir_size(dir: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With a mapping, entries are owned by the host ids of their archive owners (setuid bits
+    /// kept, v2 file capabilities made v3 for the mapped root), created parents by the mapped
+    /// root, and an id outside the mapping is refused.
+    #[test]
+    fn mapped_extraction_shifts_owners() {
+        if !nix::unistd::geteuid().is_root() {
+            wharf_testkit::skip("chown needs root");
+            return;
+        }
+        let ids = IdMap::from_ranges(&[(100000, 65536)], &[(200000, 65536)]);
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |name: &str, kind: tar::EntryType, mode: u32, uid: u64, gid: u64| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(mode);
+            h.set_uid(uid);
+            h.set_gid(gid);
+            h.set_size(if kind.is_file() { 2 } else { 0 });
+            if kind.is_symlink() {
+                h.set_link_name("target").unwrap();
+            }
+            let data: &[u8] = if kind.is_file() { b"hi" } else { b"" };
+            b.append_data(&mut h, name, data).unwrap();
+        };
+        add("bin/su", tar::EntryType::Regular, 0o4755, 0, 0);
+        add("home/u/file", tar::EntryType::Regular, 0o644, 1000, 1000);
+        add("link", tar::EntryType::Symlink, 0o777, 5, 6);
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o755);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_size(1);
+        let mut caps = 0x0200_0001u32.to_le_bytes().to_vec();
+        caps.extend_from_slice(&[0x00, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        b.append_pax_extensions([("SCHILY.xattr.security.capability", &caps[..])])
+            .unwrap();
+        b.append_data(&mut h, "ping", &b"x"[..]).unwrap();
+        let t = b.into_inner().unwrap();
+        let d = tempfile::tempdir().unwrap();
+        apply_tar_mapped(&mut &t[..], d.path(), Whiteouts::Overlay, Some(&ids)).unwrap();
+        let meta = |p: &str| fs::symlink_metadata(d.path().join(p)).unwrap();
+        assert_eq!(
+            (meta("bin/su").uid(), meta("bin/su").gid()),
+            (100000, 200000)
+        );
+        assert_eq!(meta("bin/su").mode() & 0o7777, 0o4755);
+        assert_eq!((meta("bin").uid(), meta("bin").gid()), (100000, 200000));
+        assert_eq!(meta("home/u/file").uid(), 101000);
+        assert_eq!(meta("home/u/file").gid(), 201000);
+        assert_eq!((meta("link").uid(), meta("link").gid()), (100005, 200006));
+        let mut buf = [0u8; 64];
+        let name = std::ffi::CString::new("security.capability").unwrap();
+        let path =
+            std::ffi::CString::new(d.path().join("ping").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: valid NUL-terminated strings and a live buffer of the given length.
+        let n =
+            unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), 64) };
+        if n > 0 {
+            // The filesystem keeps file capabilities: the v3 form with the mapped root.
+            assert_eq!(n, 24);
+            assert_eq!(&buf[..4], &0x0300_0001u32.to_le_bytes());
+            assert_eq!(&buf[20..24], &100000u32.to_le_bytes());
+        }
+
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_uid(70000);
+        h.set_gid(0);
+        h.set_size(0);
+        b.append_data(&mut h, "far", &b""[..]).unwrap();
+        let t = b.into_inner().unwrap();
+        let e = apply_tar_mapped(&mut &t[..], d.path(), Whiteouts::Overlay, Some(&ids))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("70000") && e.contains("cannot be mapped"), "{e}");
+    }
 
     fn tar_with(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());

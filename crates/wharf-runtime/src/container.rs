@@ -175,6 +175,15 @@ impl Runtime {
                 .ctx(|| format!("chmod {}", dir.fifo().display()))?;
         }
 
+        // Opened here, as the runtime's user: an init in a user namespace of its own is the
+        // remapped root by the time it would open it, and may not traverse the state root.
+        let fifo = nix::fcntl::open(
+            &dir.fifo(),
+            OFlag::O_PATH | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ctx(|| format!("opening {}", dir.fifo().display()))?;
+
         let terminal = bundle.process()?.terminal() == Some(true);
         let (console_child, console_parent) = console_pair(terminal, &opts.console)?;
         let (parent_sock, child_sock) = sync::pair()?;
@@ -229,7 +238,7 @@ impl Runtime {
                     plan: &plan,
                     sock: &child_sock,
                     console: console_child.as_ref(),
-                    fifo: &dir.fifo(),
+                    fifo: &fifo,
                     no_pivot: opts.no_pivot,
                     preserve_fds: opts.preserve_fds,
                     seccomp_listener: listener.as_ref(),

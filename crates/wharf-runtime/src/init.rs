@@ -205,7 +205,8 @@ pub struct InitCtx<'a> {
     pub plan: &'a Plan,
     pub sock: &'a OwnedFd,
     pub console: Option<&'a OwnedFd>,
-    pub fifo: &'a Path,
+    /// `exec.fifo`, opened `O_PATH` by the runtime before the fork.
+    pub fifo: &'a OwnedFd,
     pub no_pivot: bool,
     pub preserve_fds: i32,
     pub seccomp_listener: Option<&'a OwnedFd>,
@@ -256,13 +257,8 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
         }
     }
 
-    // The fifo by fd: its path will be gone after pivot_root.
-    let fifo = nix::fcntl::open(
-        c.fifo,
-        OFlag::O_PATH | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .ctx(|| format!("opening {}", c.fifo.display()))?;
+    // The fifo by fd (opened by the runtime): its path will be gone after pivot_root.
+    let fifo = c.fifo;
 
     let program = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(s) => Some(seccomp::compile_filter(s)?),
@@ -376,8 +372,7 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
     .ctx(|| "opening the exec fifo (is /proc mounted in the container?)".into())?;
     nix::unistd::write(&w, b"0").ctx(|| "writing the exec fifo".into())?;
     // `w` stays open until the execve closes it: `start` waits for that before it runs the
-    // poststart hooks.
-    drop(fifo);
+    // poststart hooks. The O_PATH descriptor of the fifo is close-on-exec too.
     late_seccomp(proc_, &seccomp)?;
     hooks::run(
         "startContainer",

@@ -100,6 +100,10 @@ pub struct Flags {
     /// Layers downloaded at once by each pull (default 3)
     #[arg(long = "max-concurrent-downloads")]
     pub max_concurrent_downloads: Option<usize>,
+    /// Run containers in a user namespace: default (the dockremap user, made when missing),
+    /// user[:group] or uid[:gid], whose /etc/subuid and /etc/subgid ranges are used
+    #[arg(long = "userns-remap")]
+    pub userns_remap: Option<String>,
 }
 
 /// daemon.json: dockerd's keys that wharfd knows.
@@ -130,6 +134,7 @@ pub struct DaemonJson {
     pub default_address_pools: Vec<AddressPool>,
     pub registry_mirrors: Vec<String>,
     pub max_concurrent_downloads: Option<usize>,
+    pub userns_remap: Option<String>,
 }
 
 /// One of daemon.json's `default-address-pools`.
