@@ -234,6 +234,11 @@ impl Engine {
             .map(|r| &r.ids)
     }
 
+    /// [`Self::id_map`] of container `c`.
+    pub fn container_id_map(&self, c: &Container) -> Option<wharf_image::IdMap> {
+        self.id_map(&Self::host_config(&c.snapshot())).cloned()
+    }
+
     fn state_dir(&self, id: &str) -> PathBuf {
         shim::state_dir(&self.cfg.exec_root, id)
     }

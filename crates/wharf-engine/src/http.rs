@@ -430,6 +430,7 @@ async fn dispatch(
             let engine = engine.clone();
             tokio::spawn(async move {
                 let mut out = w.clone();
+                let ids = engine.container_id_map(&c);
                 // Walked from inside a chroot into that root (no mounts of volumes: export
                 // leaves them out, as dockerd does).
                 let done = engine
@@ -438,7 +439,7 @@ async fn dispatch(
                             root: root.to_path_buf(),
                             mounts: Vec::new(),
                         };
-                        archive::export_in(&jail, &mut out)
+                        archive::export_in(&jail, &mut out, ids.as_ref())
                     })
                     .await;
                 if let Err(e) = done {
@@ -644,10 +645,11 @@ async fn dispatch(
             // temporary mount of a stopped container lives exactly as long as the copy.
             let (stat_tx, stat_rx) = tokio::sync::oneshot::channel();
             let engine2 = engine.clone();
+            let ids = engine.container_id_map(&c);
             tokio::spawn(async move {
                 let _ = engine2
                     .with_jail(&c, move |jail| {
-                        let mut j = match archive::pack_in(jail, &p2, &cid, head) {
+                        let mut j = match archive::pack_in(jail, &p2, &cid, head, ids.as_ref()) {
                             Ok(j) => j,
                             Err(e) => {
                                 let _ = stat_tx.send(Err(e));
@@ -686,9 +688,7 @@ async fn dispatch(
             let path = q.get("path").unwrap_or_default().to_string();
             let body = read_body(req).await?;
             let cid = id.clone();
-            let hc: wharf_api::types::HostConfig =
-                serde_json::from_value(c.snapshot().host_config).unwrap_or_default();
-            let ids = engine.id_map(&hc).cloned();
+            let ids = engine.container_id_map(&c);
             engine
                 .with_jail(&c, move |jail| {
                     archive::extract_in(jail, &path, &cid, &body, ids.as_ref())

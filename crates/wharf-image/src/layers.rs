@@ -815,7 +815,7 @@ impl LayerStore {
 
 /// Appends `full` as `rel`; with a mapping, owned by the container's ids of its host owner
 /// (what the container saw), so that the diff is the same whichever daemon wrote it.
-fn append_unmapped<W: Write>(
+pub fn append_unmapped<W: Write>(
     b: &mut tar::Builder<W>,
     full: &Path,
     rel: &Path,
@@ -980,10 +980,48 @@ fn page_size() -> usize {
 /// A container's merged filesystem (`dir`) as a tar, as `docker export` writes it: symlinks
 /// as links, never followed.
 pub fn tar_tree(dir: &Path, out: &mut dyn Write) -> Result<(), Error> {
+    tar_tree_mapped(dir, out, None)
+}
+
+/// Like [`tar_tree`]; with `ids` (a user-namespaced container's), entries are owned by the
+/// ids the container sees.
+pub fn tar_tree_mapped(dir: &Path, out: &mut dyn Write, ids: Option<&IdMap>) -> Result<(), Error> {
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
-    b.append_dir_all(".", dir).map_err(Error::io(dir))?;
+    match ids {
+        None => b.append_dir_all(".", dir),
+        Some(m) => append_tree_mapped(&mut b, Path::new("."), dir, m),
+    }
+    .map_err(Error::io(dir))?;
     b.finish().map_err(Error::io(dir))
+}
+
+/// Appends the tree at `dir` as `name` (what `append_dir_all` does, symlinks not followed,
+/// sockets left out), each entry owned by the container's ids of its host owner.
+pub fn append_tree_mapped<W: Write>(
+    b: &mut tar::Builder<W>,
+    name: &Path,
+    dir: &Path,
+    ids: &IdMap,
+) -> std::io::Result<()> {
+    append_unmapped(b, dir, name, Some(ids))?;
+    let mut stack = vec![(dir.to_path_buf(), name.to_path_buf())];
+    while let Some((src, dst)) = stack.pop() {
+        let mut entries: Vec<_> = fs::read_dir(&src)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let kind = e.file_type()?;
+            if kind.is_socket() {
+                continue;
+            }
+            let (p, n) = (e.path(), dst.join(e.file_name()));
+            append_unmapped(b, &p, &n, Some(ids))?;
+            if kind.is_dir() {
+                stack.push((p, n));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Cleans the scratch space at open, after a crash: first unmounts whatever a killed wharfd

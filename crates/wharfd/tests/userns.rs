@@ -200,6 +200,39 @@ fn containers_run_in_the_remapped_range() {
             .trim(),
         "5:6"
     );
+    // cp out of it and export show the container's ids too.
+    let owners = |t: &[u8], want: &str| -> Option<(u64, u64)> {
+        let mut a = tar::Archive::new(t);
+        a.entries().unwrap().find_map(|e| {
+            let e = e.unwrap();
+            let p = e.path().unwrap().to_string_lossy().into_owned();
+            (p.trim_start_matches("./") == want)
+                .then(|| (e.header().uid().unwrap(), e.header().gid().unwrap()))
+        })
+    };
+    let o = d.docker(&["cp", "box:/tmp/copied", "-"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(owners(&o.stdout, "copied"), Some((5, 6)));
+    let o = d.docker(&["cp", "box:/bin", "-"]);
+    assert_eq!(owners(&o.stdout, "bin/busybox"), Some((0, 0)));
+    let o = d.docker(&["export", "box"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(owners(&o.stdout, "tmp/copied"), Some((5, 6)));
+    assert_eq!(owners(&o.stdout, "bin/busybox"), Some((0, 0)));
+
+    // --init (bound from the exec-root) and a joined network namespace (whose sysfs this
+    // user namespace may not mount: the host's /sys is bound) work too.
+    assert_eq!(
+        run(&["--init", "busybox", "sh", "-c", "ps -o comm | sed -n 2p"]).trim(),
+        "docker-init"
+    );
+    run(&[
+        "--network",
+        "container:box",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
     d.ok(&["commit", "box", "committed"]);
     assert_eq!(
         run(&["committed", "stat", "-c", "%u:%g", "/tmp/copied", "/made"]),
