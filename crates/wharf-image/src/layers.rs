@@ -480,18 +480,18 @@ impl LayerStore {
         let tmp = self.root.join("tmp").join(random_id(16));
         fs::create_dir_all(tmp.join("diff")).map_err(Error::io(&tmp))?;
         fs::create_dir_all(tmp.join("work")).map_err(Error::io(&tmp))?;
+        if !self.overlay {
+            if let Some(p) = parent {
+                copy_tree(&self.layer_dir(p).join("diff"), &tmp.join("diff"))?;
+            }
+        }
         if let Some(m) = &self.ids {
-            // The merged root is the upper directory: the container's root owns it, as the
-            // image's root owns an image's `/`.
+            // The merged root is the upper directory (or the copy's root): the container's
+            // root owns it, as the image's root owns an image's `/`.
             let (u, g) = m.root();
             for d in ["diff", "work"] {
                 let p = tmp.join(d);
                 std::os::unix::fs::chown(&p, Some(u), Some(g)).map_err(Error::io(&p))?;
-            }
-        }
-        if !self.overlay {
-            if let Some(p) = parent {
-                copy_tree(&self.layer_dir(p).join("diff"), &tmp.join("diff"))?;
             }
         }
         let info = RwInfo {

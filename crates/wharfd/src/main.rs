@@ -52,13 +52,7 @@ fn main() -> Result<()> {
         .clone()
         .or(file.data_root.clone())
         .unwrap_or_else(|| "/var/lib/wharf".into());
-    // As dockerd: an empty value is no remapping.
-    let userns = match f
-        .userns_remap
-        .clone()
-        .or(file.userns_remap.clone())
-        .filter(|s| !s.is_empty())
-    {
+    let userns = match config::userns_remap(&f, &file) {
         Some(spec) => {
             let r = wharf_engine::userns::resolve(&spec, &Default::default())?;
             let (u, g) = r.root();

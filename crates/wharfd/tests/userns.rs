@@ -244,8 +244,12 @@ fn containers_run_in_the_remapped_range() {
 fn what_needs_the_hosts_namespaces_is_refused_without_userns_host() {
     require_env!();
     let user = RemapUser::new(true);
-    let d = Daemon::start_with(&["--userns-remap".into(), user.name.clone()], None);
+    // daemon.json's key, this time.
+    let json = format!(r#"{{"userns-remap": "{}"}}"#, user.name);
+    let d = Daemon::start_with(&[], Some(&json));
     d.busybox();
+    let opts = d.ok(&["info", "--format", "{{json .SecurityOptions}}"]);
+    assert!(opts.contains("name=userns"), "{opts}");
     for args in [
         &["--privileged"][..],
         &["--network", "host"],
@@ -267,6 +271,18 @@ fn what_needs_the_hosts_namespaces_is_refused_without_userns_host() {
         all.extend(["busybox", "true"]);
         d.ok(&all);
     }
+    // Live restore: a container keeps running across a kill -9 of the daemon, which comes
+    // back on the same remapped data-root and reaches it.
+    let mut d = d;
+    d.ok(&["run", "-d", "--name", "lives", "busybox", "sleep", "300"]);
+    d.kill9();
+    d.spawn();
+    assert_eq!(d.ok(&["exec", "lives", "id", "-u"]).trim(), "0");
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Running}}", "lives"])
+            .trim(),
+        "true"
+    );
     let (code, body) = api(
         &d,
         "/containers/create",
@@ -333,5 +349,32 @@ fn users_without_ranges_are_a_clear_startup_error() {
     assert!(
         e.contains("is not traversable by the remapped root") && e.contains("chmod o+x"),
         "{e}"
+    );
+}
+
+/// The vfs driver (full copies) gives the same ownership: the copy's root is the container's
+/// root's too.
+#[test]
+fn the_vfs_driver_shifts_owners_too() {
+    require_env!();
+    let user = RemapUser::new(true);
+    let d = Daemon::start_env(
+        &["--userns-remap".into(), user.name.clone()],
+        None,
+        &[("WHARF_STORAGE_DRIVER", "vfs")],
+    );
+    d.busybox();
+    let driver = d.ok(&["info", "--format", "{{.Driver}}"]);
+    assert_eq!(driver.trim(), "vfs");
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "mkdir /made && stat -c %u:%g / /bin/busybox /made"
+        ]),
+        "0:0\n0:0\n0:0\n"
     );
 }

@@ -167,7 +167,9 @@ impl Daemon {
         if d.dockerd {
             d.bridge.name = "docker0".into();
         }
-        if extra_args.iter().any(|a| a.starts_with("--userns-remap")) {
+        if extra_args.iter().any(|a| a.starts_with("--userns-remap"))
+            || daemon_json.is_some_and(|j| j.contains("\"userns-remap\""))
+        {
             // The remapped root must traverse the data-root's ancestors (wharfd checks, as
             // dockerd does); a tempdir is 0700.
             use std::os::unix::fs::PermissionsExt;
