@@ -908,7 +908,7 @@ pub fn check_userns(h: &HostConfig, remapped: bool) -> Result<(), SpecError> {
     }
     if h.privileged {
         return Err(SpecError(
-            "privileged mode is incompatible with user namespaces. You must run the container in the host namespace when running privileged mode (--userns=host)".into(),
+            "privileged mode is incompatible with user namespaces.  You must run the container in the host namespace when running privileged mode (--userns=host)".into(),
         ));
     }
     if h.network_mode == "host" {
