@@ -686,14 +686,18 @@ impl Engine {
             out.retain(|o| o.destination != r.destination);
             let rec = match r.source {
                 Source::Host(src) => {
-                    // `-v` creates a missing host path, as Docker does (`--mount` was checked);
+                    // `-v` creates a missing host path, as Docker does (`--mount` was checked;
+                    // with `--userns-remap` the directories made are the remapped root's);
                     // an existing one, a file too, is used as it is.
                     if std::fs::metadata(&src).is_err() {
-                        std::fs::create_dir_all(&src).map_err(|e| {
-                            ApiError::bad_request(format!(
-                                "error while creating mount source path '{src}': {e}"
-                            ))
-                        })?;
+                        let owner = self.id_map(hc).map(wharf_image::IdMap::root);
+                        crate::userns::mkdir_all_owned(std::path::Path::new(&src), owner).map_err(
+                            |e| {
+                                ApiError::bad_request(format!(
+                                    "error while creating mount source path '{src}': {e}"
+                                ))
+                            },
+                        )?;
                     }
                     MountRecord {
                         kind: "bind".into(),

@@ -326,6 +326,27 @@ pub fn resolve(spec: &str, files: &SubIdFiles) -> Result<Remap, UsernsError> {
     })
 }
 
+/// `mkdir -p path`, the directories it makes owned by `owner` when given (existing ones are
+/// left as they are): a missing bind source for a remapped container, as dockerd makes it.
+pub fn mkdir_all_owned(path: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = Some(path);
+    while let Some(p) = cur {
+        if std::fs::symlink_metadata(p).is_ok() {
+            break;
+        }
+        missing.push(p);
+        cur = p.parent();
+    }
+    std::fs::create_dir_all(path)?;
+    if let Some((u, g)) = owner {
+        for p in missing {
+            std::os::unix::fs::lchown(p, Some(u), Some(g))?;
+        }
+    }
+    Ok(())
+}
+
 /// Whether `(uid, gid)` (no supplementary groups) may search the directory `meta`.
 fn can_search(meta: &std::fs::Metadata, uid: u32, gid: u32) -> bool {
     let mode = meta.mode();
@@ -418,6 +439,21 @@ mod tests {
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
         let fresh = d.path().join("subgid");
         assert_eq!(append_range(&fresh, "x", 10).unwrap(), 100000);
+    }
+
+    #[test]
+    fn missing_bind_sources_are_made_for_the_remapped_root() {
+        let d = tempfile::tempdir().unwrap();
+        let owner = nix::unistd::geteuid().is_root().then_some((100000, 100000));
+        mkdir_all_owned(&d.path().join("a/b"), owner).unwrap();
+        let m = std::fs::metadata(d.path().join("a/b")).unwrap();
+        if owner.is_some() {
+            assert_eq!((m.uid(), m.gid()), (100000, 100000));
+            assert_eq!(std::fs::metadata(d.path().join("a")).unwrap().uid(), 100000);
+            // The existing parent is left alone.
+            assert_eq!(std::fs::metadata(d.path()).unwrap().uid(), 0);
+        }
+        assert!(m.is_dir());
     }
 
     #[test]

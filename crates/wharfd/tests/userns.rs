@@ -128,6 +128,12 @@ fn containers_run_in_the_remapped_range() {
     let m = std::fs::metadata(bind.join("made")).unwrap();
     assert_eq!((m.uid(), m.gid()), (su, sg));
 
+    // A missing -v source is made for the remapped root (as dockerd): the container writes it.
+    let fresh = d.dir.path().join("fresh/sub");
+    let spec = format!("{}:/w", fresh.display());
+    run(&["-v", &spec, "busybox", "touch", "/w/made"]);
+    assert_eq!(std::fs::metadata(fresh.join("made")).unwrap().uid(), su);
+
     // Opting out: the host's user namespace.
     assert_eq!(
         words(&run(&[
