@@ -999,6 +999,20 @@ impl Engine {
         } else {
             Some(netns_path.as_deref())
         };
+        // As dockerd: a remapped container sharing a remapped container's network namespace
+        // shares its user namespace too (the owner of the network namespace).
+        let userns_path = match (
+            self.id_map(&hc),
+            networking::container_mode(&hc.network_mode),
+            netns_path.as_deref(),
+        ) {
+            (Some(_), Some(other), Some(p)) => self
+                .lookup(other)
+                .ok()
+                .filter(|o| self.id_map(&Self::host_config(&o.snapshot())).is_some())
+                .and_then(|_| p.strip_suffix("/net").map(|b| format!("{b}/user"))),
+            _ => None,
+        };
         // Reads the image's /etc/passwd and /etc/group: off the async threads.
         let (user_root, user) = (
             rootfs.clone(),
@@ -1033,6 +1047,7 @@ impl Engine {
             mounts: &rec.mounts,
             init,
             userns: self.id_map(&hc),
+            userns_path: userns_path.as_deref(),
         };
         let spec = match spec::build(&spec_in) {
             Ok(s) => s,

@@ -406,6 +406,9 @@ pub struct SpecInput<'a> {
     pub init: Option<&'a Path>,
     /// `--userns-remap` (and not `--userns host`): a user namespace with these mappings.
     pub userns: Option<&'a wharf_image::IdMap>,
+    /// With `userns`: the user namespace to join (that of the container whose network
+    /// namespace is joined) instead of a new one.
+    pub userns_path: Option<&'a str>,
 }
 
 /// `linux.resources` for a HostConfig: the device allow-list and the cgroup limits. Also what
@@ -514,8 +517,10 @@ pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
         Some(Some(p)) => namespaces.push(json!({"type": "network", "path": p})),
         None => {}
     }
-    if i.userns.is_some() {
-        namespaces.push(json!({"type": "user"}));
+    match (i.userns, i.userns_path) {
+        (Some(_), Some(p)) => namespaces.push(json!({"type": "user", "path": p})),
+        (Some(_), None) => namespaces.push(json!({"type": "user"})),
+        (None, _) => {}
     }
     let shm = if i.host.shm_size > 0 {
         i.host.shm_size
@@ -527,9 +532,9 @@ pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
         // sysfs may be mounted only by the owner of the network namespace: one joined
-        // (`--network container:`) belongs to the host's user namespace, so a user-namespaced
-        // container binds the host's /sys read-only there, as dockerd does.
-        if i.userns.is_some() && i.netns != Some(None) {
+        // (`--network container:`) of a container in the host's user namespace is not this
+        // one's, so the host's /sys is bound read-only instead.
+        if i.userns.is_some() && i.userns_path.is_none() && i.netns != Some(None) {
             json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
         } else {
             json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]})
@@ -1091,6 +1096,7 @@ mod tests {
             mounts: &[],
             init: None,
             userns: None,
+            userns_path: None,
         }
     }
 
@@ -1124,6 +1130,14 @@ mod tests {
         assert_eq!(sys(&s), json!("sysfs"));
         i.netns = Some(Some("/proc/1/ns/net"));
         assert_eq!(sys(&build(&i).unwrap()), json!("bind"));
+        // Joining the user namespace that owns that network namespace: sysfs again.
+        i.userns_path = Some("/proc/1/ns/user");
+        let s = build(&i).unwrap();
+        assert_eq!(sys(&s), json!("sysfs"));
+        assert!(s["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"type": "user", "path": "/proc/1/ns/user"})));
         // Without a mapping: no user namespace.
         let s = build(&input(&hc, d.path(), &args)).unwrap();
         assert!(s["linux"].get("uidMappings").is_none());

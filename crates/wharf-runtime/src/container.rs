@@ -205,7 +205,8 @@ impl Runtime {
         // cgroup files: then the runtime moves it.
         let join = manager.join_dirs();
         let cgroup_dirs = join.all();
-        let self_join = !plan.new_user;
+        // Nor in one it joins: it is that namespace's root by the time it would.
+        let self_join = !plan.new_user && !plan.joins(oci_spec::runtime::LinuxNamespaceType::User);
         let cgroup2 = if self_join {
             manager.apply(0)?;
             manager.set(&with_default_devices(linux))?;

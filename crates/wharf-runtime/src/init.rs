@@ -83,6 +83,16 @@ pub fn stage1(s: &Stage1) -> Result<bool> {
         unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     }
     s.plan.enter()?;
+    if s.plan.joins(NsType::User) {
+        // As runc's init (setuid/setgid 0 at its last stage): root of the joined namespace,
+        // not the host's uid 0, which is unmapped there (files it made would be EOVERFLOW).
+        let root_u = nix::unistd::Uid::from_raw(0);
+        let root_g = nix::unistd::Gid::from_raw(0);
+        nix::unistd::setresgid(root_g, root_g, root_g)
+            .ctx(|| "setresgid 0 in the joined user namespace".into())?;
+        nix::unistd::setresuid(root_u, root_u, root_u)
+            .ctx(|| "setresuid 0 in the joined user namespace".into())?;
+    }
     if s.plan.new_user {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
             .ctx(|| "creating the user namespace".into())?;

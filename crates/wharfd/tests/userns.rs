@@ -226,19 +226,47 @@ fn containers_run_in_the_remapped_range() {
     assert_eq!(owners(&o.stdout, "tmp/copied"), Some((5, 6)));
     assert_eq!(owners(&o.stdout, "bin/busybox"), Some((0, 0)));
 
-    // --init (bound from the exec-root) and a joined network namespace (whose sysfs this
-    // user namespace may not mount: the host's /sys is bound) work too.
+    // --init (bound from the exec-root) works too.
     assert_eq!(
         run(&["--init", "busybox", "sh", "-c", "ps -o comm | sed -n 2p"]).trim(),
         "docker-init"
     );
-    run(&[
+    // Sharing box's network namespace means sharing its user namespace, as with dockerd
+    // (its owner: sysfs can be mounted).
+    let box_userns = d.ok(&["exec", "box", "readlink", "/proc/self/ns/user"]);
+    let o = run(&[
         "--network",
         "container:box",
         "busybox",
-        "ls",
-        "/sys/class/net",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/user; id -u; touch /x; grep -w /sys /proc/mounts",
     ]);
+    let l: Vec<&str> = o.lines().collect();
+    assert_eq!(l[..2], [box_userns.trim(), "0"], "{o}");
+    assert!(l[2].starts_with("sysfs /sys sysfs"), "{o}");
+    // With a container of the host's user namespace: a new one, and the host's /sys bound.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hostns",
+        "--userns=host",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(
+        words(&run(&[
+            "--network",
+            "container:hostns",
+            "busybox",
+            "sh",
+            "-c",
+            "ls /sys/class/net >/dev/null && cat /proc/self/uid_map",
+        ])),
+        ["0", su_s.as_str(), "65536"]
+    );
     d.ok(&["commit", "box", "committed"]);
     assert_eq!(
         run(&["committed", "stat", "-c", "%u:%g", "/tmp/copied", "/made"]),
