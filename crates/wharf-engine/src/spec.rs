@@ -527,7 +527,7 @@ pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
     } else {
         64 << 20
     };
-    let mut mounts = vec![
+    let mut mounts: Vec<Value> = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
@@ -543,6 +543,15 @@ pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}),
     ];
+    if i.userns.is_some() && h.ipc_mode == "host" {
+        // mqueue may be mounted only by the owner of the IPC namespace: a user-namespaced
+        // container with `--ipc host` binds the host's (as dockerd's rootless mode does), or
+        // has none when the host has none mounted.
+        mounts.retain(|m| m["destination"] != "/dev/mqueue");
+        if Path::new("/dev/mqueue").is_dir() {
+            mounts.push(json!({"destination": "/dev/mqueue", "type": "bind", "source": "/dev/mqueue", "options": ["rbind", "nosuid", "noexec", "nodev"]}));
+        }
+    }
     for f in ["hostname", "hosts", "resolv.conf"] {
         mounts.push(json!({
             "destination": format!("/etc/{f}"),
@@ -1138,6 +1147,21 @@ mod tests {
             .as_array()
             .unwrap()
             .contains(&json!({"type": "user", "path": "/proc/1/ns/user"})));
+        // --ipc host: the host's mqueue bound (or none), never a new mqueue mount.
+        let ipc_host = HostConfig {
+            ipc_mode: "host".into(),
+            ..Default::default()
+        };
+        let mut i = input(&ipc_host, d.path(), &args);
+        i.userns = Some(&ids);
+        let s = build(&i).unwrap();
+        let mq: Vec<&Value> = s["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["destination"] == "/dev/mqueue")
+            .collect();
+        assert!(mq.iter().all(|m| m["type"] == "bind"), "{mq:?}");
         // Without a mapping: no user namespace.
         let s = build(&input(&hc, d.path(), &args)).unwrap();
         assert!(s["linux"].get("uidMappings").is_none());
