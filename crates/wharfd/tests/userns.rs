@@ -231,6 +231,17 @@ fn containers_run_in_the_remapped_range() {
         run(&["--init", "busybox", "sh", "-c", "ps -o comm | sed -n 2p"]).trim(),
         "docker-init"
     );
+    // --ipc host: the host's IPC namespace, the container's own user namespace.
+    assert_eq!(
+        words(&run(&[
+            "--ipc",
+            "host",
+            "busybox",
+            "cat",
+            "/proc/self/uid_map"
+        ])),
+        ["0", su_s.as_str(), "65536"]
+    );
     // Sharing box's network namespace means sharing its user namespace, as with dockerd
     // (its owner: sysfs can be mounted).
     let box_userns = d.ok(&["exec", "box", "readlink", "/proc/self/ns/user"]);
