@@ -128,6 +128,30 @@ fn containers_run_in_the_remapped_range() {
     let m = std::fs::metadata(bind.join("made")).unwrap();
     assert_eq!((m.uid(), m.gid()), (su, sg));
 
+    // The point of it: the container's root is nobody special on the host. A host file only
+    // root may read, bound in, cannot be read (nor chowned) by it; with --userns=host it can.
+    let secret = d.dir.path().join("secret");
+    std::fs::write(&secret, "s3cret").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let spec = format!("{}:/secret", secret.display());
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &spec,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /secret; chown 0:0 /secret; echo x >> /secret",
+    ]);
+    assert!(!stdout(&o).contains("s3cret"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "s3cret");
+    assert_eq!(
+        run(&["--userns=host", "-v", &spec, "busybox", "cat", "/secret"]),
+        "s3cret"
+    );
+
     // A missing -v source is made for the remapped root (as dockerd): the container writes it.
     let fresh = d.dir.path().join("fresh/sub");
     let spec = format!("{}:/w", fresh.display());
