@@ -251,7 +251,7 @@ fuzz_target!(|input: Input| {
     let tar = build(&input, &outer);
     let mode = [Whiteouts::Overlay, Whiteouts::Delete, Whiteouts::Literal][input.mode as usize % 3];
     let result = if input.verified {
-        apply_verified_layer(&tar[..], &root, mode, None).map(|a| a.diff_id)
+        apply_verified_layer(&tar[..], &root, mode, None, None).map(|a| a.diff_id)
     } else {
         apply_layer(&tar[..], &root, mode).map(|a| a.diff_id)
     };
