@@ -257,11 +257,12 @@ fuzz_target!(|input: Input| {
     let copy = CopyOptions {
         no_overwrite_dir_non_dir: input.mode / 3 % 2 == 1,
         owner: (input.mode / 6 % 2 == 1).then_some((1234, 1234)),
+        ids: None,
     };
     let result = if mode == Whiteouts::Literal && copy != CopyOptions::default() {
         apply_tar_with(&mut &tar[..], &root, mode, &copy).map(|_| String::new())
     } else if input.verified {
-        apply_verified_layer(&tar[..], &root, mode, None).map(|a| a.diff_id)
+        apply_verified_layer(&tar[..], &root, mode, None, None).map(|a| a.diff_id)
     } else {
         apply_layer(&tar[..], &root, mode).map(|a| a.diff_id)
     };

@@ -120,7 +120,7 @@ pub const HOST_CONFIG_FIELDS: &[(&str, FieldUse)] = &[
     ("StorageOpt", Refused),
     ("Tmpfs", Honoured),
     ("UTSMode", Honoured),
-    ("UsernsMode", Refused),
+    ("UsernsMode", Honoured),
     ("ShmSize", Honoured),
     ("Sysctls", Honoured),
     ("Runtime", Honoured),

@@ -128,6 +128,9 @@ pub struct HostConfig {
     pub uts_mode: String,
     #[serde(deserialize_with = "null_as_default")]
     pub cgroupns_mode: String,
+    /// `--userns`: `host` opts out of the daemon's `--userns-remap`.
+    #[serde(deserialize_with = "null_as_default")]
+    pub userns_mode: String,
     /// `--device`.
     pub devices: Option<Vec<DeviceMapping>>,
     /// Paths masked / made read-only instead of Docker's defaults (`--security-opt

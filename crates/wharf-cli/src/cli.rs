@@ -514,6 +514,9 @@ pub struct RunArgs {
     /// UTS namespace to use
     #[arg(long)]
     pub uts: Option<String>,
+    /// User namespace to use (host: not the daemon's --userns-remap)
+    #[arg(long)]
+    pub userns: Option<String>,
     /// Cgroup namespace to use (host|private)
     #[arg(long)]
     pub cgroupns: Option<String>,
@@ -1263,7 +1266,6 @@ pub const UNSUPPORTED_COMMANDS: &[&str] = &[
 pub const UNSUPPORTED_FLAGS: &[&str] = &[
     "--gpus",
     "--link",
-    "--userns",
     "--ip6",
     "--link-local-ip",
     "--oom-kill-disable",

@@ -250,7 +250,14 @@ where
 
 /// The stat header of `path` in the jail, then (unless `head`) its tar: what
 /// `GET/HEAD /containers/{id}/archive` answers.
-pub fn pack_in(jail: &Jail, path: &str, container: &str, head: bool) -> Result<Jailed, ApiError> {
+/// With `ids` (a user-namespaced container), entries are owned by the ids it sees.
+pub fn pack_in(
+    jail: &Jail,
+    path: &str,
+    container: &str,
+    head: bool,
+    ids: Option<&wharf_image::IdMap>,
+) -> Result<Jailed, ApiError> {
     run_jailed(jail, |w| {
         let follow = !path.ends_with("/.");
         let resolved = resolve_in_root(Path::new("/"), path, follow)?;
@@ -258,7 +265,7 @@ pub fn pack_in(jail: &Jail, path: &str, container: &str, head: bool) -> Result<J
         let ok = stat.is_ok();
         send_status(w, &stat);
         if ok && !head {
-            let _ = pack(&resolved, w);
+            let _ = pack(&resolved, w, ids);
         }
         Ok(())
     })
@@ -267,10 +274,14 @@ pub fn pack_in(jail: &Jail, path: &str, container: &str, head: bool) -> Result<J
 /// `docker export`: the whole root of the jail as a tar into `out`, walked from inside it (a
 /// container swapping a directory for a symlink cannot point the walk at the host). Fails,
 /// also midway, when the walk does.
-pub fn export_in(jail: &Jail, out: &mut dyn std::io::Write) -> Result<(), ApiError> {
+pub fn export_in(
+    jail: &Jail,
+    out: &mut dyn std::io::Write,
+    ids: Option<&wharf_image::IdMap>,
+) -> Result<(), ApiError> {
     let mut j = run_jailed(jail, |w| {
         send_status(w, &Ok(String::new()));
-        wharf_image::layers::tar_tree(Path::new("/"), w)
+        wharf_image::layers::tar_tree_mapped(Path::new("/"), w, ids)
             .map_err(|e| ApiError::internal(e.to_string()))
     })?;
     if let Err(e) = j.result.clone() {
@@ -299,6 +310,9 @@ pub struct ExtractOptions {
     /// The container's mounts: (destination, read-write). A copy into a read-only one is
     /// refused (moby's `checkWritablePath`, the innermost mount deciding).
     pub mounts: Vec<(String, bool)>,
+    /// A user-namespaced container's mapping: entries are owned by the host ids of their
+    /// archive owners, as the container sees them.
+    pub ids: Option<wharf_image::IdMap>,
 }
 
 /// moby's `checkWritablePath` for the extraction directory `dir` (resolved in the jail).
@@ -439,6 +453,7 @@ pub fn extract_in(
         let copy = wharf_image::apply::CopyOptions {
             no_overwrite_dir_non_dir: no_overwrite,
             owner: owner.get(),
+            ids: opts.ids.clone(),
         };
         let r = wharf_image::apply::apply_tar_with(
             &mut input,
@@ -551,17 +566,21 @@ pub fn stat_header(resolved: &Path, requested: &str, container: &str) -> Result<
 }
 
 /// A tar of `resolved` whose entries are named from its base name, as `docker cp` expects.
-pub fn pack(resolved: &Path, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+pub fn pack(
+    resolved: &Path,
+    out: &mut dyn std::io::Write,
+    ids: Option<&wharf_image::IdMap>,
+) -> std::io::Result<()> {
     let name = resolved
         .file_name()
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
-    if std::fs::symlink_metadata(resolved)?.is_dir() {
-        b.append_dir_all(&name, resolved)?;
-    } else {
-        b.append_path_with_name(resolved, &name)?;
+    match (std::fs::symlink_metadata(resolved)?.is_dir(), ids) {
+        (true, None) => b.append_dir_all(&name, resolved)?,
+        (true, Some(m)) => wharf_image::layers::append_tree_mapped(&mut b, &name, resolved, m)?,
+        (false, ids) => wharf_image::layers::append_unmapped(&mut b, resolved, &name, ids)?,
     }
     b.finish()
 }

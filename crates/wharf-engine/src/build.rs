@@ -162,6 +162,9 @@ impl EngineBackend {
 /// The writable layer of a step, mounted.
 struct MountedRoot {
     root: PathBuf,
+    /// The daemon's `--userns-remap` mapping: what COPY writes is owned by the host ids of
+    /// the container ids it names, as the layers below it are.
+    ids: Option<wharf_image::IdMap>,
 }
 
 impl RootFs for MountedRoot {
@@ -182,13 +185,15 @@ impl RootFs for MountedRoot {
     }
 
     fn extract(&self, tar: &mut dyn std::io::Read) -> Result<(), String> {
-        let mut data = Vec::new();
-        tar.read_to_end(&mut data).map_err(|e| e.to_string())?;
         let jail = crate::archive::Jail::Stopped {
             root: self.root.clone(),
             mounts: Vec::new(),
         };
-        crate::archive::extract_in(&jail, "/", "build", &data).map_err(|e| e.message)
+        let opts = crate::archive::ExtractOptions {
+            ids: self.ids.clone(),
+            ..Default::default()
+        };
+        crate::archive::extract_in(&jail, "/", "build", tar, &opts).map_err(|e| e.message)
     }
 }
 
@@ -388,6 +393,10 @@ impl Backend for EngineBackend {
             Some(i) => images.resolve(i).map_err(err)?.top_layer,
             None => None,
         };
+        let ids = self
+            .engine
+            .id_map(&wharf_api::types::HostConfig::default())
+            .cloned();
         let mut source_tops = Vec::new();
         for s in sources {
             source_tops.push(images.resolve(s).map_err(err)?.top_layer);
@@ -401,6 +410,7 @@ impl Backend for EngineBackend {
             let roots: Vec<PathBuf> = src_layers.iter().filter_map(|l| l.mnt.clone()).collect();
             let root = MountedRoot {
                 root: step.mnt.clone().expect("mounted"),
+                ids,
             };
             job(LayerJob {
                 root: &root,

@@ -19,6 +19,9 @@ pub struct EngineConfig {
     /// Where networks created without `--subnet` get one (`default-address-pools`): (base
     /// CIDR, prefix length of each subnet); None for Docker's defaults.
     pub address_pools: Option<Vec<(String, u8)>>,
+    /// `--userns-remap`: containers get a user namespace mapping their root to this range,
+    /// and `data_root` is the `<uid>.<gid>` directory of the configured one.
+    pub userns: Option<crate::userns::Remap>,
 }
 
 /// The options wharfd reloads on SIGHUP; the engine reads them through [`crate::Engine::live`]

@@ -119,7 +119,14 @@ async fn blocking<T: Send + 'static>(
 impl Engine {
     /// Opens the stores under the data root and restores the containers (live restore).
     pub async fn open(cfg: EngineConfig, live: LiveConfig) -> Result<Arc<Engine>, String> {
-        crate::roots::secure_roots(&cfg.data_root, &cfg.exec_root)?;
+        match &cfg.userns {
+            None => crate::roots::secure_roots(&cfg.data_root, &cfg.exec_root)?,
+            Some(remap) => {
+                let outer = cfg.data_root.parent().unwrap_or(&cfg.data_root);
+                crate::userns::secure_roots(remap, outer, &cfg.exec_root)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
         crate::roots::fix_state_files(&cfg.data_root, &cfg.exec_root);
         for d in [
             cfg.data_root.join("containers"),
@@ -128,8 +135,21 @@ impl Engine {
         ] {
             std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
         }
+        if let Some(remap) = &cfg.userns {
+            // The remapped root traverses the exec root to the containers' rootfs and nothing
+            // else: the shims' sockets and the runtime's state stay root's.
+            let gid = remap.root().1;
+            let containers = cfg.exec_root.join("containers");
+            crate::userns::own_dir(&containers, crate::roots::DATA_ROOT_MODE, gid)
+                .map_err(|e| e.to_string())?;
+            for d in [cfg.exec_root.join("s"), cfg.exec_root.join("runtime")] {
+                crate::roots::secure_dir(&d, crate::roots::EXEC_ROOT_MODE)
+                    .map_err(|e| format!("{}: {e}", d.display()))?;
+            }
+        }
         let root = cfg.data_root.clone();
-        let images = tokio::task::spawn_blocking(move || ImageStore::open(&root))
+        let ids = cfg.userns.as_ref().map(|r| r.ids.clone());
+        let images = tokio::task::spawn_blocking(move || ImageStore::open_mapped(&root, ids))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("opening the image store: {e}"))?;
@@ -151,7 +171,8 @@ impl Engine {
         }
         let networks =
             wharf_net::Networks::open(net_cfg).map_err(|e| format!("opening the networks: {e}"))?;
-        let volumes = crate::volumes::Volumes::open(cfg.data_root.join("volumes"))?;
+        let mut volumes = crate::volumes::Volumes::open(cfg.data_root.join("volumes"))?;
+        volumes.set_owner(cfg.userns.as_ref().map(|r| r.root()));
         let engine = Arc::new(Engine {
             volumes,
             blob_sources: crate::blobsources::BlobSources::open(&cfg.data_root),
@@ -205,6 +226,21 @@ impl Engine {
             }
         }
         self.release_unused_volumes();
+    }
+
+    /// The user-namespace mapping container processes get: the daemon's `--userns-remap`,
+    /// unless the container opted out with `--userns host`.
+    pub fn id_map(&self, hc: &HostConfig) -> Option<&wharf_image::IdMap> {
+        self.cfg
+            .userns
+            .as_ref()
+            .filter(|_| hc.userns_mode != "host")
+            .map(|r| &r.ids)
+    }
+
+    /// [`Self::id_map`] of container `c`.
+    pub fn container_id_map(&self, c: &Container) -> Option<wharf_image::IdMap> {
+        self.id_map(&Self::host_config(&c.snapshot())).cloned()
     }
 
     fn state_dir(&self, id: &str) -> PathBuf {
@@ -291,6 +327,8 @@ impl Engine {
         }
         let hc = &req.host_config;
         spec::validate(hc).map_err(|e| ApiError::bad_request(e.0))?;
+        spec::check_userns(hc, self.cfg.userns.is_some())
+            .map_err(|e| ApiError::bad_request(e.0))?;
         let attachments = self.plan_networks(hc, &req.networking_config)?;
         let embedded_dns = attachments
             .values()
@@ -451,7 +489,17 @@ impl Engine {
         let tmp_cleanup = |dir: &PathBuf| {
             let _ = std::fs::remove_dir_all(dir);
         };
+        let remapped = self.id_map(hc).map(wharf_image::IdMap::root);
         let setup = (|| -> std::io::Result<()> {
+            if let Some((_, g)) = remapped {
+                // As dockerd: the remapped root may traverse its container's directory (to
+                // the files bound into it), others may not.
+                std::os::unix::fs::chown(&dir, Some(0), Some(g))?;
+                std::fs::set_permissions(
+                    &dir,
+                    std::os::unix::fs::PermissionsExt::from_mode(crate::roots::DATA_ROOT_MODE),
+                )?;
+            }
             std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
             let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n");
             if hc.network_mode == "host" {
@@ -467,6 +515,12 @@ impl Engine {
                 dir.join("resolv.conf"),
                 networking::resolv_conf(hc, embedded_dns),
             )?;
+            if let Some((u, g)) = remapped {
+                // The container's root owns its /etc/hosts, hostname and resolv.conf.
+                for f in ["hostname", "hosts", "resolv.conf"] {
+                    std::os::unix::fs::chown(dir.join(f), Some(u), Some(g))?;
+                }
+            }
             Ok(())
         })();
         if let Err(e) = setup {
@@ -636,14 +690,18 @@ impl Engine {
             out.retain(|o| o.destination != r.destination);
             let rec = match r.source {
                 Source::Host(src) => {
-                    // `-v` creates a missing host path, as Docker does (`--mount` was checked);
+                    // `-v` creates a missing host path, as Docker does (`--mount` was checked;
+                    // with `--userns-remap` the directories made are the remapped root's);
                     // an existing one, a file too, is used as it is.
                     if std::fs::metadata(&src).is_err() {
-                        std::fs::create_dir_all(&src).map_err(|e| {
-                            ApiError::bad_request(format!(
-                                "error while creating mount source path '{src}': {e}"
-                            ))
-                        })?;
+                        let owner = self.id_map(hc).map(wharf_image::IdMap::root);
+                        crate::userns::mkdir_all_owned(std::path::Path::new(&src), owner).map_err(
+                            |e| {
+                                ApiError::bad_request(format!(
+                                    "error while creating mount source path '{src}': {e}"
+                                ))
+                            },
+                        )?;
                     }
                     MountRecord {
                         kind: "bind".into(),
@@ -945,6 +1003,20 @@ impl Engine {
         } else {
             Some(netns_path.as_deref())
         };
+        // As dockerd: a remapped container sharing a remapped container's network namespace
+        // shares its user namespace too (the owner of the network namespace).
+        let userns_path = match (
+            self.id_map(&hc),
+            networking::container_mode(&hc.network_mode),
+            netns_path.as_deref(),
+        ) {
+            (Some(_), Some(other), Some(p)) => self
+                .lookup(other)
+                .ok()
+                .filter(|o| self.id_map(&Self::host_config(&o.snapshot())).is_some())
+                .and_then(|_| p.strip_suffix("/net").map(|b| format!("{b}/user"))),
+            _ => None,
+        };
         // Reads the image's /etc/passwd and /etc/group: off the async threads.
         let (user_root, user) = (
             rootfs.clone(),
@@ -978,6 +1050,8 @@ impl Engine {
             cgroup_path: &cgroup_path,
             mounts: &rec.mounts,
             init,
+            userns: self.id_map(&hc),
+            userns_path: userns_path.as_deref(),
         };
         let spec = match spec::build(&spec_in) {
             Ok(s) => s,

@@ -430,6 +430,7 @@ async fn dispatch(
             let engine = engine.clone();
             tokio::spawn(async move {
                 let mut out = w.clone();
+                let ids = engine.container_id_map(&c);
                 // Walked from inside a chroot into that root (no mounts of volumes: export
                 // leaves them out, as dockerd does).
                 let done = engine
@@ -438,7 +439,7 @@ async fn dispatch(
                             root: root.to_path_buf(),
                             mounts: Vec::new(),
                         };
-                        archive::export_in(&jail, &mut out)
+                        archive::export_in(&jail, &mut out, ids.as_ref())
                     })
                     .await;
                 if let Err(e) = done {
@@ -654,10 +655,11 @@ async fn dispatch(
             let (stat_tx, stat_rx) = tokio::sync::oneshot::channel();
             let engine2 = engine.clone();
             let c_ev = c.clone();
+            let ids = engine.container_id_map(&c);
             tokio::spawn(async move {
                 let _ = engine2
                     .with_jail(&c, move |jail| {
-                        let mut j = match archive::pack_in(jail, &p2, &cid, head) {
+                        let mut j = match archive::pack_in(jail, &p2, &cid, head, ids.as_ref()) {
                             Ok(j) => j,
                             Err(e) => {
                                 let _ = stat_tx.send(Err(e));
@@ -714,6 +716,7 @@ async fn dispatch(
                     .iter()
                     .map(|m| (m.destination.clone(), m.rw))
                     .collect(),
+                ids: engine.container_id_map(&c),
             };
             // The body streams into the extraction (see `archive::extract_in`); one that breaks
             // off, or a request cancelled mid-upload, is an error for it, not an end.
@@ -1241,7 +1244,7 @@ fn info(engine: &Engine) -> Value {
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
         "LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "",
         "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
-        "SecurityOptions": security_options(),
+        "SecurityOptions": security_options(engine.cfg.userns.is_some()),
         "Warnings": [],
     })
 }
@@ -1350,10 +1353,14 @@ fn image_inspect(i: &wharf_image::Image, driver: &str) -> Value {
 /// `RegistryConfig` of `/info` as dockerd builds it: configured CIDRs then the loopback ones
 /// (insecure by default), an `IndexConfigs` entry per insecure `host[:port]` and one for
 /// docker.io with the mirrors (normalized to `scheme://host/`).
-/// `/info`'s `SecurityOptions`, as dockerd reports them: the built-in seccomp profile, and
-/// cgroup namespaces on a cgroup v2 host (containers get a private one by default).
-fn security_options() -> Value {
+/// `/info`'s `SecurityOptions`, as dockerd reports them: the built-in seccomp profile,
+/// `name=userns` with `--userns-remap`, and cgroup namespaces on a cgroup v2 host (containers
+/// get a private one by default).
+fn security_options(userns: bool) -> Value {
     let mut opts = vec!["name=seccomp,profile=builtin"];
+    if userns {
+        opts.push("name=userns");
+    }
     if crate::spec::private_cgroupns("") {
         opts.push("name=cgroupns");
     }

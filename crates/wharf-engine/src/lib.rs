@@ -22,6 +22,7 @@ pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod upload;
+pub mod userns;
 pub mod volumes;
 
 pub use config::{EngineConfig, LiveConfig};

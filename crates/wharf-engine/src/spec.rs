@@ -459,6 +459,11 @@ pub struct SpecInput<'a> {
     pub mounts: &'a [crate::volumes::MountRecord],
     /// `--init`: the init binary to bind at /sbin/docker-init (the args already start with it).
     pub init: Option<&'a Path>,
+    /// `--userns-remap` (and not `--userns host`): a user namespace with these mappings.
+    pub userns: Option<&'a wharf_image::IdMap>,
+    /// With `userns`: the user namespace to join (that of the container whose network
+    /// namespace is joined) instead of a new one.
+    pub userns_path: Option<&'a str>,
 }
 
 /// `linux.resources` for a HostConfig: the device allow-list and the cgroup limits. Also what
@@ -567,20 +572,41 @@ pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
         Some(Some(p)) => namespaces.push(json!({"type": "network", "path": p})),
         None => {}
     }
+    match (i.userns, i.userns_path) {
+        (Some(_), Some(p)) => namespaces.push(json!({"type": "user", "path": p})),
+        (Some(_), None) => namespaces.push(json!({"type": "user"})),
+        (None, _) => {}
+    }
     let shm = if i.host.shm_size > 0 {
         i.host.shm_size
     } else {
         64 << 20
     };
-    let mut mounts = vec![
+    let mut mounts: Vec<Value> = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        // sysfs may be mounted only by the owner of the network namespace: one joined
+        // (`--network container:`) of a container in the host's user namespace is not this
+        // one's, so the host's /sys is bound read-only instead.
+        if i.userns.is_some() && i.userns_path.is_none() && i.netns != Some(None) {
+            json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+        } else {
+            json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]})
+        },
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}),
     ];
+    if i.userns.is_some() && h.ipc_mode == "host" {
+        // mqueue may be mounted only by the owner of the IPC namespace: a user-namespaced
+        // container with `--ipc host` binds the host's (as dockerd's rootless mode does), or
+        // has none when the host has none mounted.
+        mounts.retain(|m| m["destination"] != "/dev/mqueue");
+        if Path::new("/dev/mqueue").is_dir() {
+            mounts.push(json!({"destination": "/dev/mqueue", "type": "bind", "source": "/dev/mqueue", "options": ["rbind", "nosuid", "noexec", "nodev"]}));
+        }
+    }
     for f in ["hostname", "hosts", "resolv.conf"] {
         mounts.push(json!({
             "destination": format!("/etc/{f}"),
@@ -641,6 +667,16 @@ pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
         "cgroupsPath": i.cgroup_path,
         "sysctl": sysctl,
     });
+    if let Some(m) = i.userns {
+        let maps = |ranges: &[wharf_image::IdRange]| -> Value {
+            ranges
+                .iter()
+                .map(|r| json!({"containerID": r.container, "hostID": r.host, "size": r.size}))
+                .collect()
+        };
+        linux["uidMappings"] = maps(&m.uids);
+        linux["gidMappings"] = maps(&m.gids);
+    }
     if !h.privileged && !security.unconfined_paths {
         // The client's own lists (the docker CLI sends empty ones for systempaths=unconfined)
         // replace Docker's defaults.
@@ -922,6 +958,41 @@ pub fn validate(h: &HostConfig) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// `--userns` against the daemon's `--userns-remap` (`remapped`): `host` (opting out) is the
+/// only mode; with remapping, a container that would share the host's network or pid
+/// namespace, or be privileged, must opt out (dockerd's limits: neither can be had from a
+/// user namespace of its own).
+pub fn check_userns(h: &HostConfig, remapped: bool) -> Result<(), SpecError> {
+    match h.userns_mode.as_str() {
+        "host" => return Ok(()),
+        "" => {}
+        m => {
+            return Err(SpecError(format!(
+                "invalid userns mode {m:?}: the only mode is \"host\" (--userns=host: not the daemon's --userns-remap)"
+            )))
+        }
+    }
+    if !remapped {
+        return Ok(());
+    }
+    if h.privileged {
+        return Err(SpecError(
+            "privileged mode is incompatible with user namespaces.  You must run the container in the host namespace when running privileged mode (--userns=host)".into(),
+        ));
+    }
+    if h.network_mode == "host" {
+        return Err(SpecError(
+            "cannot share the host's network namespace when user namespaces are enabled (add --userns=host)".into(),
+        ));
+    }
+    if h.pid_mode == "host" {
+        return Err(SpecError(
+            "cannot share the host PID namespace when user namespaces are enabled (add --userns=host)".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether a container gets its own cgroup namespace: `--cgroupns private`, or by default on
 /// a cgroup v2 host (dockerd's `default-cgroupns-mode`: private on v2, host on v1).
 pub fn private_cgroupns(mode: &str) -> bool {
@@ -1088,7 +1159,89 @@ mod tests {
             cgroup_path: "/wharf/abc",
             mounts: &[],
             init: None,
+            userns: None,
+            userns_path: None,
         }
+    }
+
+    #[test]
+    fn userns_remap_maps_ids_and_binds_sys_for_a_joined_netns() {
+        let d = tempfile::tempdir().unwrap();
+        let hc = HostConfig::default();
+        let args = vec!["true".to_string()];
+        let ids = wharf_image::IdMap::from_ranges(&[(100000, 65536)], &[(200000, 65536)]);
+        let mut i = input(&hc, d.path(), &args);
+        i.userns = Some(&ids);
+        let s = build(&i).unwrap();
+        assert!(s["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"type": "user"})));
+        assert_eq!(
+            s["linux"]["uidMappings"],
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}])
+        );
+        assert_eq!(s["linux"]["gidMappings"][0]["hostID"], json!(200000));
+        let sys = |s: &Value| {
+            s["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["destination"] == "/sys")
+                .unwrap()["type"]
+                .clone()
+        };
+        assert_eq!(sys(&s), json!("sysfs"));
+        i.netns = Some(Some("/proc/1/ns/net"));
+        assert_eq!(sys(&build(&i).unwrap()), json!("bind"));
+        // Joining the user namespace that owns that network namespace: sysfs again.
+        i.userns_path = Some("/proc/1/ns/user");
+        let s = build(&i).unwrap();
+        assert_eq!(sys(&s), json!("sysfs"));
+        assert!(s["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"type": "user", "path": "/proc/1/ns/user"})));
+        // --ipc host: the host's mqueue bound (or none), never a new mqueue mount.
+        let ipc_host = HostConfig {
+            ipc_mode: "host".into(),
+            ..Default::default()
+        };
+        let mut i = input(&ipc_host, d.path(), &args);
+        i.userns = Some(&ids);
+        let s = build(&i).unwrap();
+        let mq: Vec<&Value> = s["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["destination"] == "/dev/mqueue")
+            .collect();
+        assert!(mq.iter().all(|m| m["type"] == "bind"), "{mq:?}");
+        // Without a mapping: no user namespace.
+        let s = build(&input(&hc, d.path(), &args)).unwrap();
+        assert!(s["linux"].get("uidMappings").is_none());
+    }
+
+    #[test]
+    fn userns_modes_are_checked() {
+        let mut h = HostConfig::default();
+        assert!(check_userns(&h, true).is_ok());
+        h.userns_mode = "private".into();
+        assert!(check_userns(&h, false)
+            .unwrap_err()
+            .0
+            .contains("invalid userns mode"));
+        h.userns_mode = String::new();
+        h.privileged = true;
+        assert!(check_userns(&h, false).is_ok());
+        assert!(check_userns(&h, true).unwrap_err().0.contains("privileged"));
+        h.userns_mode = "host".into();
+        assert!(check_userns(&h, true).is_ok());
+        let h = HostConfig {
+            network_mode: "host".into(),
+            ..Default::default()
+        };
+        assert!(check_userns(&h, true).is_err());
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct Volumes {
     meta: Mutex<BTreeMap<String, VolumeMeta>>,
     /// Serializes mounts and unmounts of volume devices.
     mounting: Mutex<()>,
+    /// Who owns a new volume's `_data` (`--userns-remap`: the remapped root), else root.
+    owner: Option<(u32, u32)>,
 }
 
 fn valid_name(n: &str) -> bool {
@@ -52,6 +54,7 @@ impl Volumes {
             root,
             meta: Mutex::new(meta),
             mounting: Mutex::new(()),
+            owner: None,
         })
     }
 
@@ -61,6 +64,11 @@ impl Volumes {
             &serde_json::to_vec(m).expect("serializable"),
         )
         .map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    /// New volumes' `_data` are owned by `owner` (the remapped root of `--userns-remap`).
+    pub fn set_owner(&mut self, owner: Option<(u32, u32)>) {
+        self.owner = owner;
     }
 
     /// The directory containers see.
@@ -94,6 +102,10 @@ impl Volumes {
             .map_err(|e| ApiError::bad_request(format!("create {name}: {e}")))?;
         let data = self.data_path(&name);
         std::fs::create_dir_all(&data)
+            .and_then(|()| match self.owner {
+                Some((u, g)) => std::os::unix::fs::chown(&data, Some(u), Some(g)),
+                None => Ok(()),
+            })
             .map_err(|e| ApiError::internal(format!("{}: {e}", data.display())))?;
         let v = VolumeMeta {
             name: name.clone(),

@@ -19,6 +19,7 @@
 
 use crate::digest::HashingReader;
 use crate::error::Error;
+use crate::idmap::IdMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::MetadataExt;
@@ -55,6 +56,23 @@ pub fn layer_xattr_allowed(name: &str, value: &[u8]) -> bool {
     name.starts_with("user.")
         || name == "system.posix_acl_access"
         || name == "system.posix_acl_default"
+}
+
+/// File capabilities for a layer extracted for a user namespace whose root is host uid
+/// `root`: a v2 `security.capability` (which the kernel honours only where host uid 0 is
+/// mapped) becomes the v3 form naming that root, so the capabilities still apply in the
+/// container; v1 and v3 values are kept as they are.
+fn namespaced_caps(value: &[u8], root: u32) -> Vec<u8> {
+    const V2: u32 = 0x0200_0000;
+    const V3: u32 = 0x0300_0000;
+    let magic = u32::from_le_bytes([value[0], value[1], value[2], value[3]]);
+    if magic & 0xFF00_0000 != V2 || value.len() != 20 {
+        return value.to_vec();
+    }
+    let mut out = ((magic & 0x00FF_FFFF) | V3).to_le_bytes().to_vec();
+    out.extend_from_slice(&value[4..20]);
+    out.extend_from_slice(&root.to_le_bytes());
+    out
 }
 
 /// The archive's extended attributes of `entry` (PAX `SCHILY.xattr.*` records).
@@ -138,7 +156,7 @@ fn clean_name(raw: &Path) -> Result<Option<PathBuf>, Error> {
 
 /// What `docker cp` (`PUT /containers/{id}/archive`) asks of an extraction beyond a layer's
 /// rules. The default is a layer's: replace whatever is in the way, keep the archive's owners.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CopyOptions {
     /// `noOverwriteDirNonDir`: refuse (moby's messages, nothing more written) an entry that
     /// would replace a directory by a non-directory, or a non-directory by a directory (an
@@ -147,17 +165,26 @@ pub struct CopyOptions {
     /// Every entry extracted is owned by this uid/gid instead of the archive's (`copyUIDGID`
     /// with a container user, as moby's `ChownOpts`).
     pub owner: Option<(u32, u32)>,
+    /// A user namespace's mapping (`--userns-remap`): entries owned by the host ids of their
+    /// archive owner, created parents by the container's root.
+    pub ids: Option<IdMap>,
 }
 
 /// Makes sure every parent of `rel` under `root` is a real directory (creating missing ones).
 /// A non-directory in the way is replaced, unless `keep_non_dirs` (then it is an error).
-fn prepare_parents(root: &Path, rel: &Path, keep_non_dirs: bool) -> Result<(), Error> {
+/// Directories it creates are owned by the container's root under a mapping `ids`.
+fn prepare_parents(
+    root: &Path,
+    rel: &Path,
+    keep_non_dirs: bool,
+    ids: Option<&IdMap>,
+) -> Result<(), Error> {
     let mut cur = root.to_path_buf();
     if let Some(parent) = rel.parent() {
         for c in parent.components() {
             cur.push(c);
-            match fs::symlink_metadata(&cur) {
-                Ok(m) if m.is_dir() => {}
+            let created = match fs::symlink_metadata(&cur) {
+                Ok(m) if m.is_dir() => false,
                 Ok(m) if m.file_type().is_symlink() => {
                     return Err(Error::UnsafePath {
                         path: rel.display().to_string(),
@@ -173,13 +200,39 @@ fn prepare_parents(root: &Path, rel: &Path, keep_non_dirs: bool) -> Result<(), E
                 Ok(_) => {
                     fs::remove_file(&cur).map_err(Error::io(&cur))?;
                     fs::create_dir(&cur).map_err(Error::io(&cur))?;
+                    true
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     fs::create_dir(&cur).map_err(Error::io(&cur))?;
+                    true
                 }
                 Err(e) => return Err(Error::io(&cur)(e)),
+            };
+            if let (true, Some(m)) = (created, ids) {
+                let (u, g) = m.root();
+                std::os::unix::fs::lchown(&cur, Some(u), Some(g)).map_err(Error::io(&cur))?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Gives an extracted entry the host ids of its archive owner under `ids` (the tar crate set
+/// the archive's ids), restoring the setuid/setgid bits the chown cleared.
+fn shift_owner(target: &Path, rel: &Path, header: &tar::Header, ids: &IdMap) -> Result<(), Error> {
+    let bad = |e: std::io::Error| Error::InvalidArchive {
+        reason: format!("{}: {e}", rel.display()),
+    };
+    let uid = header.uid().map_err(bad)? as u32;
+    let gid = header.gid().map_err(bad)? as u32;
+    let (u, g) = ids.to_host(uid, gid).map_err(|e| Error::InvalidArchive {
+        reason: format!("{}: {e}", rel.display()),
+    })?;
+    std::os::unix::fs::lchown(target, Some(u), Some(g)).map_err(Error::io(target))?;
+    if !header.entry_type().is_symlink() {
+        let mode = header.mode().map_err(bad)? & 0o7777;
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(target, fs::Permissions::from_mode(mode)).map_err(Error::io(target))?;
     }
     Ok(())
 }
@@ -236,7 +289,7 @@ pub(crate) fn xattr_set(path: &Path, name: &str, value: &[u8]) -> Result<(), Err
 
 /// Applies the layer tar read from `r` onto `root`.
 pub fn apply_layer(r: impl Read, root: &Path, mode: Whiteouts) -> Result<Applied, Error> {
-    apply_layer_keeping(r, root, mode, None)
+    apply_layer_keeping(r, root, mode, None, None)
 }
 
 /// Like `apply_layer`, also writing the uncompressed tar to `keep` as it streams by (so that
@@ -246,8 +299,9 @@ pub fn apply_layer_keeping(
     root: &Path,
     mode: Whiteouts,
     keep: Option<&mut dyn std::io::Write>,
+    ids: Option<&IdMap>,
 ) -> Result<Applied, Error> {
-    apply_layer_inner(r, root, mode, keep, false)
+    apply_layer_inner(r, root, mode, keep, false, ids)
 }
 
 /// Like `apply_layer_keeping` for a layer whose diff id the caller checks afterwards: a
@@ -258,8 +312,9 @@ pub fn apply_verified_layer(
     root: &Path,
     mode: Whiteouts,
     keep: Option<&mut dyn std::io::Write>,
+    ids: Option<&IdMap>,
 ) -> Result<Applied, Error> {
-    apply_layer_inner(r, root, mode, keep, true)
+    apply_layer_inner(r, root, mode, keep, true, ids)
 }
 
 fn apply_layer_inner(
@@ -268,6 +323,7 @@ fn apply_layer_inner(
     mode: Whiteouts,
     keep: Option<&mut dyn std::io::Write>,
     pad_short_end: bool,
+    ids: Option<&IdMap>,
 ) -> Result<Applied, Error> {
     let raw = decompress(r).map_err(Error::io(root))?;
     let mut tee = Tee {
@@ -276,9 +332,9 @@ fn apply_layer_inner(
     };
     let mut hashing = HashingReader::new(&mut tee);
     let size = if pad_short_end {
-        apply_tar(&mut PadToBlock::new(&mut hashing), root, mode)?
+        apply_tar_mapped(&mut PadToBlock::new(&mut hashing), root, mode, ids)?
     } else {
-        apply_tar(&mut hashing, root, mode)?
+        apply_tar_mapped(&mut hashing, root, mode, ids)?
     };
     let (diff_id, _) = hashing.finish().map_err(Error::io(root))?;
     Ok(Applied { diff_id, size })
@@ -340,14 +396,35 @@ pub fn apply_tar(r: &mut dyn Read, root: &Path, mode: Whiteouts) -> Result<u64, 
     apply_tar_with(r, root, mode, &CopyOptions::default())
 }
 
-/// [`apply_tar`] with `docker cp`'s options. Entries are written as they are read: an
-/// archive refused or cut midway leaves the entries before it in place (as Docker does).
+/// Like [`apply_tar`]; with `ids`, every entry is owned by the host ids of its archive owner
+/// (an id outside the mapping is an error), and created parents by the container's root.
+pub fn apply_tar_mapped(
+    r: &mut dyn Read,
+    root: &Path,
+    mode: Whiteouts,
+    ids: Option<&IdMap>,
+) -> Result<u64, Error> {
+    apply_tar_with(
+        r,
+        root,
+        mode,
+        &CopyOptions {
+            ids: ids.cloned(),
+            ..CopyOptions::default()
+        },
+    )
+}
+
+/// [`apply_tar`] with `docker cp`'s options (and a user namespace's mapping). Entries are
+/// written as they are read: an archive refused or cut midway leaves the entries before it
+/// in place (as Docker does).
 pub fn apply_tar_with(
     r: &mut dyn Read,
     root: &Path,
     mode: Whiteouts,
     opts: &CopyOptions,
 ) -> Result<u64, Error> {
+    let ids = opts.ids.as_ref();
     let mut archive = tar::Archive::new(r);
     archive.set_preserve_permissions(true);
     // An owner given is set below, after each entry is written.
@@ -380,7 +457,7 @@ pub fn apply_tar_with(
                 limit,
             });
         }
-        prepare_parents(root, &rel, opts.no_overwrite_dir_non_dir)?;
+        prepare_parents(root, &rel, opts.no_overwrite_dir_non_dir, ids)?;
         let target = root.join(&rel);
         let name = rel
             .file_name()
@@ -447,7 +524,7 @@ pub fn apply_tar_with(
                 path: link.display().to_string(),
                 reason: "hard link to the root",
             })?;
-            prepare_parents(root, &link_rel, opts.no_overwrite_dir_non_dir)?;
+            prepare_parents(root, &link_rel, opts.no_overwrite_dir_non_dir, ids)?;
             let source = root.join(&link_rel);
             let meta = fs::symlink_metadata(&source).map_err(|_| Error::UnsafePath {
                 path: rel.display().to_string(),
@@ -475,20 +552,27 @@ pub fn apply_tar_with(
         entry.unpack(&target).map_err(|e| Error::InvalidArchive {
             reason: format!("{}: {e}", rel.display()),
         })?;
+        // Before the attributes: a chown drops `security.capability`.
         if let Some(owner) = opts.owner {
             let restore = (!kind.is_symlink())
                 .then(|| entry.header().mode().ok())
                 .flatten();
             set_owner(&target, owner, restore)?;
+        } else if let Some(m) = ids {
+            shift_owner(&target, &rel, entry.header(), m)?;
         }
         for (name, value) in &xattrs {
             if !layer_xattr_allowed(name, value) {
                 tracing::warn!(path = %rel.display(), xattr = %name, "dropped an extended attribute a layer may not set");
                 continue;
             }
+            let value = match ids {
+                Some(m) if name == "security.capability" => namespaced_caps(value, m.root().0),
+                _ => value.clone(),
+            };
             // As Docker: a filesystem without xattrs (or a symlink refusing user.*) is not
             // an error.
-            match xattr_set(&target, name, value) {
+            match xattr_set(&target, name, &value) {
                 Ok(()) => {}
                 Err(Error::Io { source, .. })
                     if matches!(
@@ -585,6 +669,86 @@ pub fn dir_size(dir: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With a mapping, entries are owned by the host ids of their archive owners (setuid bits
+    /// kept, v2 file capabilities made v3 for the mapped root), created parents by the mapped
+    /// root, and an id outside the mapping is refused.
+    #[test]
+    fn mapped_extraction_shifts_owners() {
+        if !nix::unistd::geteuid().is_root() {
+            wharf_testkit::skip("chown needs root");
+            return;
+        }
+        let ids = IdMap::from_ranges(&[(100000, 65536)], &[(200000, 65536)]);
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |name: &str, kind: tar::EntryType, mode: u32, uid: u64, gid: u64| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(mode);
+            h.set_uid(uid);
+            h.set_gid(gid);
+            h.set_size(if kind.is_file() { 2 } else { 0 });
+            if kind.is_symlink() {
+                h.set_link_name("target").unwrap();
+            }
+            let data: &[u8] = if kind.is_file() { b"hi" } else { b"" };
+            b.append_data(&mut h, name, data).unwrap();
+        };
+        add("bin/su", tar::EntryType::Regular, 0o4755, 0, 0);
+        add("home/u/file", tar::EntryType::Regular, 0o644, 1000, 1000);
+        add("link", tar::EntryType::Symlink, 0o777, 5, 6);
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o755);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_size(1);
+        let mut caps = 0x0200_0001u32.to_le_bytes().to_vec();
+        caps.extend_from_slice(&[0x00, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        b.append_pax_extensions([("SCHILY.xattr.security.capability", &caps[..])])
+            .unwrap();
+        b.append_data(&mut h, "ping", &b"x"[..]).unwrap();
+        let t = b.into_inner().unwrap();
+        let d = tempfile::tempdir().unwrap();
+        apply_tar_mapped(&mut &t[..], d.path(), Whiteouts::Overlay, Some(&ids)).unwrap();
+        let meta = |p: &str| fs::symlink_metadata(d.path().join(p)).unwrap();
+        assert_eq!(
+            (meta("bin/su").uid(), meta("bin/su").gid()),
+            (100000, 200000)
+        );
+        assert_eq!(meta("bin/su").mode() & 0o7777, 0o4755);
+        assert_eq!((meta("bin").uid(), meta("bin").gid()), (100000, 200000));
+        assert_eq!(meta("home/u/file").uid(), 101000);
+        assert_eq!(meta("home/u/file").gid(), 201000);
+        assert_eq!((meta("link").uid(), meta("link").gid()), (100005, 200006));
+        let mut buf = [0u8; 64];
+        let name = std::ffi::CString::new("security.capability").unwrap();
+        let path =
+            std::ffi::CString::new(d.path().join("ping").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: valid NUL-terminated strings and a live buffer of the given length.
+        let n =
+            unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), 64) };
+        if n > 0 {
+            // The filesystem keeps file capabilities: the v3 form with the mapped root.
+            assert_eq!(n, 24);
+            assert_eq!(&buf[..4], &0x0300_0001u32.to_le_bytes());
+            assert_eq!(&buf[20..24], &100000u32.to_le_bytes());
+        }
+
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_uid(70000);
+        h.set_gid(0);
+        h.set_size(0);
+        b.append_data(&mut h, "far", &b""[..]).unwrap();
+        let t = b.into_inner().unwrap();
+        let e = apply_tar_mapped(&mut &t[..], d.path(), Whiteouts::Overlay, Some(&ids))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("70000") && e.contains("cannot be mapped"), "{e}");
+    }
 
     fn tar_with(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
@@ -740,8 +904,8 @@ mod tests {
         assert!(dir.path().join("b/new").exists());
     }
 
-    fn copy(t: &[u8], root: &Path, opts: CopyOptions) -> Result<u64, Error> {
-        apply_tar_with(&mut &t[..], root, Whiteouts::Literal, &opts)
+    fn copy(t: &[u8], root: &Path, opts: &CopyOptions) -> Result<u64, Error> {
+        apply_tar_with(&mut &t[..], root, Whiteouts::Literal, opts)
     }
 
     #[test]
@@ -749,6 +913,7 @@ mod tests {
         let refuse = CopyOptions {
             no_overwrite_dir_non_dir: true,
             owner: None,
+            ids: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let r = dir.path();
@@ -765,7 +930,7 @@ mod tests {
             ("d", tar::EntryType::Regular, b"2", None),
             ("after", tar::EntryType::Regular, b"3", None),
         ]);
-        let e = copy(&t, r, refuse).unwrap_err();
+        let e = copy(&t, r, &refuse).unwrap_err();
         assert_eq!(
             e.to_string(),
             format!(
@@ -791,7 +956,7 @@ mod tests {
                 "f",
             ),
         ] {
-            let e = copy(&t, r, refuse).unwrap_err();
+            let e = copy(&t, r, &refuse).unwrap_err();
             assert_eq!(
                 e.to_string(),
                 format!(
@@ -809,7 +974,7 @@ mod tests {
             ("d/new", tar::EntryType::Regular, b"n", None),
             ("f", tar::EntryType::Regular, b"new", None),
         ]);
-        copy(&t, r, refuse).unwrap();
+        copy(&t, r, &refuse).unwrap();
         assert!(r.join("d/keep").exists() && r.join("d/new").exists());
         assert_eq!(fs::read(r.join("f")).unwrap(), b"new");
 
@@ -818,7 +983,7 @@ mod tests {
             ("d", tar::EntryType::Regular, b"now a file", None),
             ("f/", tar::EntryType::Directory, b"", None),
         ]);
-        copy(&t, r, CopyOptions::default()).unwrap();
+        copy(&t, r, &CopyOptions::default()).unwrap();
         assert_eq!(fs::read(r.join("d")).unwrap(), b"now a file");
         assert!(r.join("f").is_dir());
     }
@@ -872,7 +1037,7 @@ mod tests {
         let names = ["dir", "dir/suid", "dir/plain", "dir/link", "dir/hard"];
         // Without one, the archive's owners stay.
         let kept = tempfile::tempdir().unwrap();
-        copy(&owned_tar(), kept.path(), CopyOptions::default()).unwrap();
+        copy(&owned_tar(), kept.path(), &CopyOptions::default()).unwrap();
         for n in names {
             assert_eq!(ids(&kept.path().join(n)), (1234, 1234), "{n}");
         }
@@ -880,8 +1045,9 @@ mod tests {
         let opts = CopyOptions {
             no_overwrite_dir_non_dir: true,
             owner: Some((2375, 2376)),
+            ids: None,
         };
-        copy(&owned_tar(), given.path(), opts).unwrap();
+        copy(&owned_tar(), given.path(), &opts).unwrap();
         for n in names {
             assert_eq!(ids(&given.path().join(n)), (2375, 2376), "{n}");
         }

@@ -16,6 +16,7 @@ use crate::apply::{self, Whiteouts};
 use crate::content::{sync_dir, ContentStore};
 use crate::digest::{hex_of, sha256, write_atomic};
 use crate::error::Error;
+use crate::idmap::IdMap;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;
@@ -55,6 +56,9 @@ pub struct LayerStore {
     /// Held across a whole collection, so a layer is either leased before the collector looks
     /// (kept) or gone before the operation checks for it (registered again).
     leases: Arc<Mutex<HashMap<String, usize>>>,
+    /// `--userns-remap`: layers are extracted owned by these host ids, container layers are
+    /// made for the container's root, and diffs give the container's ids back.
+    ids: Option<IdMap>,
 }
 
 /// What one operation holds of the layer store until it has written its image (dropped: the
@@ -156,6 +160,11 @@ fn overlay_supported(root: &Path) -> bool {
 impl LayerStore {
     /// Opens the layer store at `root`, choosing overlay when this filesystem supports it.
     pub fn open(root: &Path) -> Result<Self, Error> {
+        Self::open_mapped(root, None)
+    }
+
+    /// Opens the layer store of a daemon whose containers run with the mapping `ids`.
+    pub fn open_mapped(root: &Path, ids: Option<IdMap>) -> Result<Self, Error> {
         for d in ["l", "rw", "tmp", "mnt"] {
             fs::create_dir_all(root.join(d)).map_err(Error::io(root.join(d)))?;
         }
@@ -176,6 +185,7 @@ impl LayerStore {
             overlay,
             content,
             leases: Arc::default(),
+            ids,
         })
     }
 
@@ -336,7 +346,13 @@ impl LayerStore {
             } else {
                 apply::apply_layer_keeping
             };
-            let applied = apply(r, &diff, mode, keep.as_mut().map(|w| w as &mut dyn Write))?;
+            let applied = apply(
+                r,
+                &diff,
+                mode,
+                keep.as_mut().map(|w| w as &mut dyn Write),
+                self.ids.as_ref(),
+            )?;
             if let Some(want) = expected {
                 if applied.diff_id != want {
                     return Err(Error::DigestMismatch {
@@ -393,6 +409,11 @@ impl LayerStore {
         })();
         let _ = fs::remove_dir_all(&tmp);
         result
+    }
+
+    /// The user-namespace mapping the store extracts layers for (`--userns-remap`).
+    pub fn id_map(&self) -> Option<&IdMap> {
+        self.ids.as_ref()
     }
 
     /// Whether layers are independent overlay diffs (so they can be extracted in parallel).
@@ -462,6 +483,15 @@ impl LayerStore {
         if !self.overlay {
             if let Some(p) = parent {
                 copy_tree(&self.layer_dir(p).join("diff"), &tmp.join("diff"))?;
+            }
+        }
+        if let Some(m) = &self.ids {
+            // The merged root is the upper directory (or the copy's root): the container's
+            // root owns it, as the image's root owns an image's `/`.
+            let (u, g) = m.root();
+            for d in ["diff", "work"] {
+                let p = tmp.join(d);
+                std::os::unix::fs::chown(&p, Some(u), Some(g)).map_err(Error::io(&p))?;
             }
         }
         let info = RwInfo {
@@ -701,7 +731,7 @@ impl LayerStore {
                         );
                         append_empty(&mut b, &rel.with_file_name(name))
                     } else {
-                        let r = b.append_path_with_name(&full, rel);
+                        let r = append_unmapped(&mut b, &full, rel, self.ids.as_ref());
                         if r.is_ok() && meta.is_dir() && xattr_is_opaque(&full) {
                             append_empty(&mut b, &rel.join(".wh..wh..opq"))
                         } else {
@@ -735,7 +765,7 @@ impl LayerStore {
                         );
                         append_empty(&mut b, &rel.with_file_name(name))
                     } else {
-                        b.append_path_with_name(upper.join(rel), rel)
+                        append_unmapped(&mut b, &upper.join(rel), rel, self.ids.as_ref())
                     };
                     r.map_err(Error::io(upper.join(rel)))?;
                 }
@@ -791,6 +821,34 @@ impl LayerStore {
     /// Disk usage of one read-only layer directory.
     pub fn layer_disk_size(&self, chain: &str) -> u64 {
         apply::dir_size(&self.layer_dir(chain).join("diff"))
+    }
+}
+
+/// Appends `full` as `rel`; with a mapping, owned by the container's ids of its host owner
+/// (what the container saw), so that the diff is the same whichever daemon wrote it.
+pub fn append_unmapped<W: Write>(
+    b: &mut tar::Builder<W>,
+    full: &Path,
+    rel: &Path,
+    ids: Option<&IdMap>,
+) -> std::io::Result<()> {
+    let Some(m) = ids else {
+        return b.append_path_with_name(full, rel);
+    };
+    let meta = fs::symlink_metadata(full)?;
+    let mut h = tar::Header::new_gnu();
+    h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    let (u, g) = m.to_container(meta.uid(), meta.gid());
+    h.set_uid(u.into());
+    h.set_gid(g.into());
+    if meta.file_type().is_symlink() {
+        h.set_size(0);
+        b.append_link(&mut h, rel, fs::read_link(full)?)
+    } else if meta.is_file() {
+        b.append_data(&mut h, rel, fs::File::open(full)?)
+    } else {
+        h.set_size(0);
+        b.append_data(&mut h, rel, std::io::empty())
     }
 }
 
@@ -933,10 +991,48 @@ fn page_size() -> usize {
 /// A container's merged filesystem (`dir`) as a tar, as `docker export` writes it: symlinks
 /// as links, never followed.
 pub fn tar_tree(dir: &Path, out: &mut dyn Write) -> Result<(), Error> {
+    tar_tree_mapped(dir, out, None)
+}
+
+/// Like [`tar_tree`]; with `ids` (a user-namespaced container's), entries are owned by the
+/// ids the container sees.
+pub fn tar_tree_mapped(dir: &Path, out: &mut dyn Write, ids: Option<&IdMap>) -> Result<(), Error> {
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
-    b.append_dir_all(".", dir).map_err(Error::io(dir))?;
+    match ids {
+        None => b.append_dir_all(".", dir),
+        Some(m) => append_tree_mapped(&mut b, Path::new("."), dir, m),
+    }
+    .map_err(Error::io(dir))?;
     b.finish().map_err(Error::io(dir))
+}
+
+/// Appends the tree at `dir` as `name` (what `append_dir_all` does, symlinks not followed,
+/// sockets left out), each entry owned by the container's ids of its host owner.
+pub fn append_tree_mapped<W: Write>(
+    b: &mut tar::Builder<W>,
+    name: &Path,
+    dir: &Path,
+    ids: &IdMap,
+) -> std::io::Result<()> {
+    append_unmapped(b, dir, name, Some(ids))?;
+    let mut stack = vec![(dir.to_path_buf(), name.to_path_buf())];
+    while let Some((src, dst)) = stack.pop() {
+        let mut entries: Vec<_> = fs::read_dir(&src)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let kind = e.file_type()?;
+            if kind.is_socket() {
+                continue;
+            }
+            let (p, n) = (e.path(), dst.join(e.file_name()));
+            append_unmapped(b, &p, &n, Some(ids))?;
+            if kind.is_dir() {
+                stack.push((p, n));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Cleans the scratch space at open, after a crash: first unmounts whatever a killed wharfd

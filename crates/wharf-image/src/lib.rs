@@ -8,6 +8,7 @@ pub mod archive_io;
 pub mod content;
 pub mod digest;
 pub mod error;
+pub mod idmap;
 pub mod layers;
 pub mod load;
 pub mod oci_save;
@@ -16,6 +17,7 @@ pub mod reference;
 pub mod store;
 
 pub use error::Error;
+pub use idmap::{IdMap, IdRange};
 pub use layers::{Change, LayerInfo, LayerStore};
 pub use load::LoadOptions;
 pub use platform::Platform;

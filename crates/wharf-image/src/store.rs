@@ -135,6 +135,12 @@ fn now_rfc3339() -> String {
 impl ImageStore {
     /// Opens (creating if needed) the stores under `data_root`.
     pub fn open(data_root: &Path) -> Result<Self, Error> {
+        Self::open_mapped(data_root, None)
+    }
+
+    /// Opens the stores of a daemon whose containers run with the id mapping `ids`
+    /// (`--userns-remap`: see [`LayerStore::open_mapped`]).
+    pub fn open_mapped(data_root: &Path, ids: Option<crate::IdMap>) -> Result<Self, Error> {
         let imagedb = data_root.join("image").join("imagedb");
         fs::create_dir_all(&imagedb).map_err(Error::io(&imagedb))?;
         let repos_path = data_root.join("image").join("repositories.json");
@@ -146,7 +152,7 @@ impl ImageStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Repositories::default(),
             Err(e) => return Err(Error::io(&repos_path)(e)),
         };
-        let layers = LayerStore::open(&data_root.join("layers"))?;
+        let layers = LayerStore::open_mapped(&data_root.join("layers"), ids)?;
         Ok(ImageStore {
             imagedb,
             repos_path,

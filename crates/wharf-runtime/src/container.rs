@@ -175,6 +175,15 @@ impl Runtime {
                 .ctx(|| format!("chmod {}", dir.fifo().display()))?;
         }
 
+        // Opened here, as the runtime's user: an init in a user namespace of its own is the
+        // remapped root by the time it would open it, and may not traverse the state root.
+        let fifo = nix::fcntl::open(
+            &dir.fifo(),
+            OFlag::O_PATH | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ctx(|| format!("opening {}", dir.fifo().display()))?;
+
         let terminal = bundle.process()?.terminal() == Some(true);
         let (console_child, console_parent) = console_pair(terminal, &opts.console)?;
         let (parent_sock, child_sock) = sync::pair()?;
@@ -196,7 +205,8 @@ impl Runtime {
         // cgroup files: then the runtime moves it.
         let join = manager.join_dirs();
         let cgroup_dirs = join.all();
-        let self_join = !plan.new_user;
+        // Nor in one it joins: it is that namespace's root by the time it would.
+        let self_join = !plan.new_user && !plan.joins(oci_spec::runtime::LinuxNamespaceType::User);
         let cgroup2 = if self_join {
             manager.apply(0)?;
             manager.set(&with_default_devices(linux))?;
@@ -229,7 +239,7 @@ impl Runtime {
                     plan: &plan,
                     sock: &child_sock,
                     console: console_child.as_ref(),
-                    fifo: &dir.fifo(),
+                    fifo: &fifo,
                     no_pivot: opts.no_pivot,
                     preserve_fds: opts.preserve_fds,
                     seccomp_listener: listener.as_ref(),

@@ -83,6 +83,16 @@ pub fn stage1(s: &Stage1) -> Result<bool> {
         unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     }
     s.plan.enter()?;
+    if s.plan.joins(NsType::User) {
+        // As runc's init (setuid/setgid 0 at its last stage): root of the joined namespace,
+        // not the host's uid 0, which is unmapped there (files it made would be EOVERFLOW).
+        let root_u = nix::unistd::Uid::from_raw(0);
+        let root_g = nix::unistd::Gid::from_raw(0);
+        nix::unistd::setresgid(root_g, root_g, root_g)
+            .ctx(|| "setresgid 0 in the joined user namespace".into())?;
+        nix::unistd::setresuid(root_u, root_u, root_u)
+            .ctx(|| "setresuid 0 in the joined user namespace".into())?;
+    }
     if s.plan.new_user {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
             .ctx(|| "creating the user namespace".into())?;
@@ -205,7 +215,8 @@ pub struct InitCtx<'a> {
     pub plan: &'a Plan,
     pub sock: &'a OwnedFd,
     pub console: Option<&'a OwnedFd>,
-    pub fifo: &'a Path,
+    /// `exec.fifo`, opened `O_PATH` by the runtime before the fork.
+    pub fifo: &'a OwnedFd,
     pub no_pivot: bool,
     pub preserve_fds: i32,
     pub seccomp_listener: Option<&'a OwnedFd>,
@@ -256,13 +267,8 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
         }
     }
 
-    // The fifo by fd: its path will be gone after pivot_root.
-    let fifo = nix::fcntl::open(
-        c.fifo,
-        OFlag::O_PATH | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .ctx(|| format!("opening {}", c.fifo.display()))?;
+    // The fifo by fd (opened by the runtime): its path will be gone after pivot_root.
+    let fifo = c.fifo;
 
     let program = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(s) => Some(seccomp::compile_filter(s)?),
@@ -376,8 +382,7 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
     .ctx(|| "opening the exec fifo (is /proc mounted in the container?)".into())?;
     nix::unistd::write(&w, b"0").ctx(|| "writing the exec fifo".into())?;
     // `w` stays open until the execve closes it: `start` waits for that before it runs the
-    // poststart hooks.
-    drop(fifo);
+    // poststart hooks. The O_PATH descriptor of the fifo is close-on-exec too.
     late_seccomp(proc_, &seccomp)?;
     hooks::run(
         "startContainer",

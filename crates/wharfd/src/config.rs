@@ -100,6 +100,10 @@ pub struct Flags {
     /// Layers downloaded at once by each pull (default 3)
     #[arg(long = "max-concurrent-downloads")]
     pub max_concurrent_downloads: Option<usize>,
+    /// Run containers in a user namespace: default (the dockremap user, made when missing),
+    /// user[:group] or uid[:gid], whose /etc/subuid and /etc/subgid ranges are used
+    #[arg(long = "userns-remap")]
+    pub userns_remap: Option<String>,
 }
 
 /// daemon.json: dockerd's keys that wharfd knows.
@@ -130,6 +134,7 @@ pub struct DaemonJson {
     pub default_address_pools: Vec<AddressPool>,
     pub registry_mirrors: Vec<String>,
     pub max_concurrent_downloads: Option<usize>,
+    pub userns_remap: Option<String>,
 }
 
 /// One of daemon.json's `default-address-pools`.
@@ -349,6 +354,14 @@ pub fn live(f: &Flags, file: &DaemonJson) -> Result<LiveConfig> {
     })
 }
 
+/// `--userns-remap` or else daemon.json's `userns-remap`; empty is off, as with dockerd.
+pub fn userns_remap(f: &Flags, file: &DaemonJson) -> Option<String> {
+    f.userns_remap
+        .clone()
+        .or(file.userns_remap.clone())
+        .filter(|s| !s.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,6 +435,19 @@ mod tests {
             3
         );
         assert!(live(&flags(&["--max-concurrent-downloads", "0"]), &none).is_err());
+    }
+
+    #[test]
+    fn userns_remap_from_flag_or_file() {
+        let file: DaemonJson = serde_json::from_str(r#"{"userns-remap": "default"}"#).unwrap();
+        assert_eq!(userns_remap(&flags(&[]), &file).as_deref(), Some("default"));
+        assert_eq!(
+            userns_remap(&flags(&["--userns-remap", "u:g"]), &file).as_deref(),
+            Some("u:g")
+        );
+        let off: DaemonJson = serde_json::from_str(r#"{"userns-remap": ""}"#).unwrap();
+        assert_eq!(userns_remap(&flags(&[]), &off), None);
+        assert_eq!(userns_remap(&flags(&[]), &DaemonJson::default()), None);
     }
 
     #[test]

@@ -52,6 +52,24 @@ fn main() -> Result<()> {
         .clone()
         .or(file.data_root.clone())
         .unwrap_or_else(|| "/var/lib/wharf".into());
+    let userns = match config::userns_remap(&f, &file) {
+        Some(spec) => {
+            let r = wharf_engine::userns::resolve(&spec, &Default::default())?;
+            let (u, g) = r.root();
+            tracing::info!(
+                "user namespace remapping on: {}:{} (container root is {u}:{g} on the host)",
+                r.user,
+                r.group
+            );
+            Some(r)
+        }
+        None => None,
+    };
+    let outer_data_root = data_root.clone();
+    let data_root = match &userns {
+        Some(r) => r.data_root(&data_root),
+        None => data_root,
+    };
     let exec_root = f
         .exec_root
         .clone()
@@ -109,6 +127,7 @@ fn main() -> Result<()> {
         bridge,
         address_pools: config::address_pools(&f, &file)?,
         init_path: init_path(f.init_path.as_deref(), &exec_root),
+        userns: userns.clone(),
     };
     let mut hosts = if f.hosts.is_empty() {
         file.hosts.clone()
@@ -119,7 +138,11 @@ fn main() -> Result<()> {
         hosts.push("unix:///run/wharf.sock".into());
     }
 
-    wharf_engine::roots::secure_roots(&data_root, &cfg.exec_root).map_err(anyhow::Error::msg)?;
+    match &userns {
+        None => wharf_engine::roots::secure_roots(&data_root, &cfg.exec_root)
+            .map_err(anyhow::Error::msg)?,
+        Some(r) => wharf_engine::userns::secure_roots(r, &outer_data_root, &cfg.exec_root)?,
+    }
     let lock_path = data_root.join("wharfd.lock");
     let lock_file = std::fs::OpenOptions::new()
         .create(true)

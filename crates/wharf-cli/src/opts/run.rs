@@ -267,6 +267,7 @@ pub fn create_body(a: &RunArgs) -> Result<CreatePlan> {
             "SecurityOpt": list(security_opts(&a.security_opt)?),
             "Tmpfs": if tmpfs.is_empty() { Value::Null } else { Value::Object(tmpfs) },
             "UTSMode": a.uts.clone().unwrap_or_default(),
+            "UsernsMode": a.userns.clone().unwrap_or_default(),
             "ShmSize": shm,
             "Sysctls": if sysctls.is_empty() { Value::Null } else { Value::Object(sysctls) },
             "Runtime": a.runtime.clone(),

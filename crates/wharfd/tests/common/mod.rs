@@ -167,6 +167,14 @@ impl Daemon {
         if d.dockerd {
             d.bridge.name = "docker0".into();
         }
+        if extra_args.iter().any(|a| a.starts_with("--userns-remap"))
+            || daemon_json.is_some_and(|j| j.contains("\"userns-remap\""))
+        {
+            // The remapped root must traverse the data-root's ancestors (wharfd checks, as
+            // dockerd does); a tempdir is 0700.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        }
         if let Some(j) = daemon_json {
             std::fs::write(d.config_file(), j).unwrap();
         } else if d.dockerd {
