@@ -558,6 +558,9 @@ pub fn pack(resolved: &Path, out: &mut dyn std::io::Write) -> std::io::Result<()
         .unwrap_or_else(|| PathBuf::from("."));
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
+    // Plain entries, as Go's archive/tar writes them: the docker CLI cannot read GNU sparse
+    // ones ("archive/tar: invalid tar header").
+    b.sparse(false);
     if std::fs::symlink_metadata(resolved)?.is_dir() {
         b.append_dir_all(&name, resolved)?;
     } else {
