@@ -162,6 +162,82 @@ pub fn reader_body<R: tokio::io::AsyncRead + Unpin + Send + 'static>(mut reader:
     BodyExt::boxed(ChannelBody { rx })
 }
 
+/// A body written from a blocking thread: what is written to the [`BodyWriter`] is sent in
+/// 64 KiB pieces (at most 8 in flight, so memory stays bounded); [`BodyWriter::fail`] ends the
+/// body with an error (the request is aborted, the daemon sees no clean end).
+pub fn writer_body() -> (BodyWriter, ReqBody) {
+    let (tx, rx) = mpsc::channel(8);
+    (
+        BodyWriter {
+            tx,
+            buf: Vec::with_capacity(BodyWriter::PIECE),
+            total: 0,
+            failed: false,
+        },
+        BodyExt::boxed(ChannelBody { rx }),
+    )
+}
+
+/// The blocking end of [`writer_body`].
+pub struct BodyWriter {
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
+    buf: Vec<u8>,
+    /// Bytes written so far.
+    pub total: u64,
+    failed: bool,
+}
+
+impl BodyWriter {
+    const PIECE: usize = 64 * 1024;
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(Self::PIECE),
+        ));
+        self.tx
+            .blocking_send(Ok(piece))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the request ended"))
+    }
+
+    /// Ends the body with `e` instead of a clean end; what is written after is refused.
+    pub fn fail(&mut self, e: &std::io::Error) {
+        self.failed = true;
+        self.buf.clear();
+        let _ = self
+            .tx
+            .blocking_send(Err(std::io::Error::new(e.kind(), e.to_string())));
+    }
+}
+
+impl std::io::Write for BodyWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.failed {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the body failed",
+            ));
+        }
+        let n = data.len().min(Self::PIECE - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        self.total += n as u64;
+        if self.buf.len() == Self::PIECE {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.failed {
+            return Ok(());
+        }
+        self.send()
+    }
+}
+
 pub fn full_body(b: impl Into<Bytes>) -> ReqBody {
     Full::new(b.into()).map_err(|e| match e {}).boxed()
 }

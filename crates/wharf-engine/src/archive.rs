@@ -577,6 +577,9 @@ pub fn pack(
         .unwrap_or_else(|| PathBuf::from("."));
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
+    // Plain entries, as Go's archive/tar writes them: the docker CLI cannot read GNU sparse
+    // ones ("archive/tar: invalid tar header").
+    b.sparse(false);
     match (std::fs::symlink_metadata(resolved)?.is_dir(), ids) {
         (true, None) => b.append_dir_all(&name, resolved)?,
         (true, Some(m)) => wharf_image::layers::append_tree_mapped(&mut b, &name, resolved, m)?,

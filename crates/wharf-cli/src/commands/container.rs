@@ -1372,16 +1372,37 @@ async fn copy_to(
                 .unwrap_or_default(),
         )
     };
-    let mut b = tar::Builder::new(Vec::new());
-    b.follow_symlinks(false);
-    if meta.is_dir() {
-        b.append_dir_all(&name, src_path)?;
-    } else {
-        b.append_path_with_name(src_path, &name)?;
-    }
-    let data = b.into_inner()?;
-    let size = data.len();
-    put(dir, crate::client::full_body(data)).await?;
+    // The tar streams as it is built (bounded memory); a host file that cannot be read
+    // midway aborts the upload rather than ending it as if complete.
+    let (w, body) = crate::client::writer_body();
+    let (src_owned, is_dir) = (src_path.to_path_buf(), meta.is_dir());
+    let builder = tokio::task::spawn_blocking(move || {
+        let mut b = tar::Builder::new(w);
+        b.follow_symlinks(false);
+        // Plain entries, as docker's: moby's untar refuses GNU sparse ones.
+        b.sparse(false);
+        let built = if is_dir {
+            b.append_dir_all(&name, &src_owned)
+        } else {
+            b.append_path_with_name(&src_owned, &name)
+        }
+        .and_then(|()| b.finish())
+        .and_then(|()| std::io::Write::flush(b.get_mut()));
+        match built {
+            Ok(()) => Ok(b.get_ref().total),
+            Err(e) => {
+                // Before the builder's drop, which would write the archive's end.
+                b.get_mut().fail(&e);
+                Err(e)
+            }
+        }
+    });
+    let sent = put(dir, body).await;
+    let size = builder
+        .await
+        .context("building the archive")?
+        .with_context(|| format!("reading {src}"))?;
+    sent?;
     if !quiet && tty::is_tty(std::os::fd::AsFd::as_fd(&std::io::stderr())) {
         eprintln!(
             "Successfully copied {} to {c}:{path}",
