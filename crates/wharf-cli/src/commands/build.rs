@@ -340,6 +340,8 @@ fn append_path<W: Write>(
     }
     let mut h = tar::Header::new_gnu();
     h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    // Permission bits only, as Go's archive/tar writes them (the type is the entry's).
+    h.set_mode(meta.mode() & 0o7777);
     h.set_uid(0);
     h.set_gid(0);
     if ft.is_dir() {
@@ -492,11 +494,10 @@ fn query(a: &BuildArgs, dockerfile: &str, remote: Option<&str>) -> Result<String
     if a.quiet {
         add("q", "1");
     }
-    add("rm", "1");
     if a.force_rm {
         add("forcerm", "1");
     }
-    if !a.network.is_empty() {
+    if !a.network.is_empty() && a.network != "default" {
         add("networkmode", &a.network);
     }
     for h in &a.add_host {
