@@ -2286,6 +2286,17 @@ fn build_and_builder_prune(t: &Target) {
         "{live}"
     );
 
+    // A failure in the live view: the step marked, its last lines kept, the same error.
+    let fail_plain = t.wharf(&fargs);
+    let mut lfargs = fargs.to_vec();
+    lfargs.splice(1..1, ["--progress", "tty"]);
+    let o = t.wharf(&lfargs);
+    assert_eq!(o.status.code(), fail_plain.status.code());
+    assert_eq!(stderr(&o), stderr(&fail_plain));
+    let live = stdout(&o);
+    assert!(live.contains(" ERROR"), "{live}");
+    assert!(live.contains("\n  before-the-failure\n"), "{live}");
+
     // builder prune: the prompt, then what went.
     let prompt = t.wharf_stdin(&["builder", "prune"], b"n\n");
     assert!(prompt.status.success());

@@ -730,7 +730,7 @@ const TAIL_LINES: usize = 6;
 /// The terminal view of a build: a line per step with its time, the running step's last
 /// lines of output under it, redrawn in place.
 struct Live {
-    out: std::io::Stdout,
+    out: Box<dyn Write + Send>,
     width: usize,
     step: Option<Step>,
     /// Lines of the redrawn region on the screen now.
@@ -777,14 +777,47 @@ impl Live {
             .map(|(_, c)| c as usize)
             .filter(|c| *c > 20)
             .unwrap_or(80);
+        Live::with(Box::new(std::io::stdout()), width)
+    }
+
+    fn with(out: Box<dyn Write + Send>, width: usize) -> Live {
         Live {
-            out: std::io::stdout(),
+            out,
             width: width - 1,
             step: None,
             drawn: 0,
             pending: String::new(),
             pulls: Vec::new(),
         }
+    }
+
+    /// One message of the stream; the build's error ends the view (the failed step and
+    /// its last lines stay) and is returned. `aux` ids go to `id`.
+    fn message(&mut self, jm: &Value, id: &mut String) -> Result<()> {
+        if let Some(e) = stream_error(jm) {
+            self.finish_step(true)?;
+            return Err(e);
+        }
+        if let Some(aux) = jm.get("aux") {
+            if let Some(i) = aux["ID"].as_str() {
+                *id = i.to_string();
+            }
+        } else if let Some(s) = jm["stream"].as_str() {
+            self.stream(s)?;
+        } else if jm.get("status").is_some() {
+            self.status(jm)?;
+        }
+        self.draw()?;
+        Ok(())
+    }
+
+    /// The stream is over: the last step's line stays.
+    fn end(&mut self) -> std::io::Result<()> {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            self.stream(&format!("{rest}\n"))?;
+        }
+        self.finish_step(false)
     }
 
     fn header(&self, s: &Step, mark: &str, status: &str) -> String {
@@ -963,30 +996,13 @@ async fn live_view(body: hyper::body::Incoming) -> Result<String> {
         tokio::select! {
             m = rx.recv() => {
                 let Some(jm) = m else { break };
-                if let Some(e) = stream_error(&jm) {
-                    view.finish_step(true)?;
-                    return Err(e);
-                }
-                if let Some(aux) = jm.get("aux") {
-                    if let Some(i) = aux["ID"].as_str() {
-                        id = i.to_string();
-                    }
-                } else if let Some(s) = jm["stream"].as_str() {
-                    view.stream(s)?;
-                } else if jm.get("status").is_some() {
-                    view.status(&jm)?;
-                }
-                view.draw()?;
+                view.message(&jm, &mut id)?;
             }
             _ = tick.tick() => view.draw()?,
         }
     }
     reader.await.context("reading the build's output")??;
-    if !view.pending.is_empty() {
-        let rest = std::mem::take(&mut view.pending);
-        view.stream(&format!("{rest}\n"))?;
-    }
-    view.finish_step(false)?;
+    view.end()?;
     Ok(id)
 }
 
@@ -1033,6 +1049,7 @@ pub async fn prune(ctx: &Ctx, a: BuilderPruneArgs) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn archives_are_recognised() {
@@ -1138,6 +1155,119 @@ mod tests {
             String::from_utf8_lossy(&got[4].1),
             "Dockerfile\n.dockerignore\nskip*\n\n.dockerfile.abc\n"
         );
+    }
+
+    /// A writer tests read back.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What stays on the screen: a tiny terminal for the sequences the view writes
+    /// (`ESC[nF` up n lines, `ESC[J` erase below, colours ignored).
+    fn screen(raw: &str) -> Vec<String> {
+        let mut lines: Vec<String> = Vec::new();
+        let mut cur = String::new();
+        let mut chars = raw.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\x1b' => {
+                    assert_eq!(chars.next(), Some('['));
+                    let mut arg = String::new();
+                    let cmd = loop {
+                        let d = chars.next().unwrap();
+                        if d.is_ascii_alphabetic() {
+                            break d;
+                        }
+                        arg.push(d);
+                    };
+                    if cmd == 'F' {
+                        assert!(cur.is_empty(), "moved up mid-line");
+                        let n: usize = arg.parse().unwrap();
+                        lines.truncate(lines.len() - n);
+                    }
+                }
+                '\n' => lines.push(std::mem::take(&mut cur)),
+                c => cur.push(c),
+            }
+        }
+        assert!(cur.is_empty(), "unterminated line {cur:?}");
+        lines
+    }
+
+    #[test]
+    fn the_live_view_keeps_a_line_per_step() {
+        let w = Shared::default();
+        let mut v = Live::with(Box::new(w.clone()), 60);
+        let mut id = String::new();
+        for m in [
+            json!({"stream": "Step 1/3 : FROM busybox"}),
+            json!({"stream": "\n"}),
+            json!({"stream": " ---> 1a2b3c\n"}),
+            json!({"stream": "Step 2/3 : RUN echo hi"}),
+            json!({"stream": "\n"}),
+            json!({"stream": " ---> Using cache\n"}),
+            json!({"stream": " ---> 4d5e6f\n"}),
+            json!({"stream": "Step 3/3 : RUN sh -c 'echo out; exit 3'\n"}),
+            json!({"stream": " ---> Running in 77\n"}),
+            json!({"stream": "\u{1b}[91mout\n\u{1b}[0m"}),
+        ] {
+            v.message(&m, &mut id).unwrap();
+        }
+        let e = v
+            .message(
+                &json!({"errorDetail": {"code": 3, "message": "boom"}, "error": "boom"}),
+                &mut id,
+            )
+            .unwrap_err();
+        let st = e.downcast_ref::<crate::commands::StatusError>().unwrap();
+        assert_eq!((st.code, st.message.as_str()), (3, "boom"));
+        let raw = String::from_utf8(w.0.lock().unwrap().clone()).unwrap();
+        let shown = screen(&raw);
+        assert_eq!(shown.len(), 5, "{shown:#?}");
+        assert!(
+            shown[0].starts_with("=> Step 1/3 : FROM busybox "),
+            "{shown:#?}"
+        );
+        assert!(shown[0].ends_with('s'), "{shown:#?}");
+        assert!(
+            shown[1].starts_with("=> Step 2/3 : RUN echo hi "),
+            "{shown:#?}"
+        );
+        assert!(shown[1].ends_with(" CACHED"), "{shown:#?}");
+        assert!(shown[2].ends_with(" ERROR"), "{shown:#?}");
+        assert_eq!(shown[3], "   ---> Running in 77");
+        assert_eq!(shown[4], "  out");
+        assert!(shown.iter().all(|l| l.chars().count() <= 59), "{shown:#?}");
+    }
+
+    #[test]
+    fn registry_config_carries_every_login() {
+        use base64::Engine as _;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("config.json"),
+            r#"{"auths":{"127.0.0.1:5000":{"auth":"YWxpY2U6czNjcmV0"},"https://index.docker.io/v1/":{"auth":"Ym9iOnB3"}}}"#,
+        )
+        .unwrap();
+        let h = registry_config(d.path());
+        let v: Value =
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE.decode(h).unwrap())
+                .unwrap();
+        assert_eq!(v["127.0.0.1:5000"]["username"], "alice");
+        assert_eq!(v["127.0.0.1:5000"]["password"], "s3cret");
+        assert_eq!(v["127.0.0.1:5000"]["serveraddress"], "127.0.0.1:5000");
+        assert_eq!(v["https://index.docker.io/v1/"]["username"], "bob");
+        let none = tempfile::tempdir().unwrap();
+        assert_eq!(registry_config(none.path()), "e30=");
     }
 
     #[test]
