@@ -1405,6 +1405,28 @@ pub const UNSUPPORTED_FLAGS: &[&str] = &[
     "--io-maxiops",
     // image inspect/rm/history/save/load
     "--platform",
+    // build (the classic builder's flags wharfd's /build does not take; BuildKit's)
+    "--squash",
+    "--security-opt",
+    "--ulimit",
+    "--ssh",
+    "--output",
+    "--cache-to",
+    "--allow",
+    "--attest",
+    "--build-context",
+    "--builder",
+    "--load",
+    "--push",
+    "--sbom",
+    "--provenance",
+    "--no-cache-filter",
+    "--metadata-file",
+    // builder prune
+    "--keep-storage",
+    "--reserved-space",
+    "--max-used-space",
+    "--min-free-space",
     // network create/inspect/connect
     "--aux-address",
     "--config-from",

@@ -1699,6 +1699,8 @@ fn help_aliases_and_completion() {
         "volume",
         "network",
         "system",
+        "build",
+        "builder",
         "completion",
     ];
     for c in commands {
@@ -1728,10 +1730,11 @@ fn help_aliases_and_completion() {
         (
             "image",
             &[
-                "history", "import", "inspect", "load", "ls", "list", "prune", "pull", "push",
-                "rm", "remove", "rmi", "save", "tag",
+                "build", "history", "import", "inspect", "load", "ls", "list", "prune", "pull",
+                "push", "rm", "remove", "rmi", "save", "tag",
             ],
         ),
+        ("builder", &["build", "prune"]),
         (
             "volume",
             &["create", "inspect", "ls", "list", "prune", "rm", "remove"],
@@ -1865,12 +1868,20 @@ fn help_aliases_and_completion() {
             "system prune",
             "version",
             "info",
+            "build",
+            "builder prune",
         ] {
             let words: Vec<&str> = cmd.split(' ').collect();
             let help_of = |bin: &str| {
                 let mut a = words.clone();
                 a.push("--help");
-                stdout(&Command::new(bin).args(&a).output().unwrap())
+                // The classic builder's help (the build API wharf speaks).
+                let o = Command::new(bin)
+                    .args(&a)
+                    .env("DOCKER_BUILDKIT", "0")
+                    .output()
+                    .unwrap();
+                stdout(&o)
             };
             let ours = help_of(common::WHARF);
             for line in help_of(common::DOCKER).lines() {
