@@ -2340,3 +2340,105 @@ fn build_and_builder_prune(t: &Target) {
         "Total reclaimed space: 0B\n"
     );
 }
+
+/// The build context is streamed: a 256 MiB context goes through a `wharf build` that never
+/// holds much of it (a sink on a unix socket stands in for the daemon and counts the bytes).
+#[test]
+fn build_streams_its_context() {
+    use std::os::unix::net::UnixListener;
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\n").unwrap();
+    let size: u64 = 256 << 20;
+    // Sparse: no disk used, read as zeros.
+    std::fs::File::create(ctx.join("blob"))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let sock = dir.path().join("sink.sock");
+    let l = UnixListener::bind(&sock).unwrap();
+    let received = std::thread::spawn(move || -> u64 {
+        loop {
+            let (mut c, _) = l.accept().unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if c.read(&mut b).unwrap() == 0 {
+                    break;
+                }
+                head.push(b[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            if !head.contains("/build?") {
+                c.write_all(
+                    b"HTTP/1.1 200 OK\r\nApi-Version: 1.47\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nOK",
+                )
+                .unwrap();
+                continue;
+            }
+            let mut n = 0u64;
+            let mut tail = Vec::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let k = c.read(&mut buf).unwrap();
+                if k == 0 {
+                    break;
+                }
+                n += k as u64;
+                tail.extend_from_slice(&buf[..k]);
+                let cut = tail.len().saturating_sub(5);
+                tail.drain(..cut);
+                if tail == b"0\r\n\r\n" {
+                    break;
+                }
+            }
+            let msg = b"{\"stream\":\"Successfully built 0123456789ab\\n\"}\n";
+            let _ = c.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    msg.len()
+                )
+                .as_bytes(),
+            );
+            let _ = c.write_all(msg);
+            return n;
+        }
+    });
+    let mut child = Command::new(common::WHARF)
+        .arg("-H")
+        .arg(format!("unix://{}", sock.display()))
+        .args(["build", "--progress", "plain", ctx.to_str().unwrap()])
+        .env_remove("DOCKER_API_VERSION")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(s) = std::fs::read_to_string(&status_path) {
+            if let Some(v) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            {
+                peak_kb = v;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("Sending build context to Docker daemon  268.4MB\r\r\n"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(received.join().unwrap() > size, "the whole context arrived");
+    assert!(
+        peak_kb > 0 && peak_kb < 64 * 1024,
+        "wharf build held {peak_kb} kB for a 256 MiB context"
+    );
+}

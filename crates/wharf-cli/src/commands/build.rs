@@ -308,7 +308,7 @@ fn write_dir_tar<W: Write>(
             continue;
         }
         append_path(&mut tb, dir, rel, &mut links)
-            .with_context(|| format!("error checking context: can't archive '{rel}'"))?;
+            .map_err(|e| anyhow::anyhow!("error checking context: {e:#}"))?;
     }
     if let Some((name, text)) = extra {
         let mut h = file_header(text.len() as u64);
@@ -333,7 +333,8 @@ fn append_path<W: Write>(
 ) -> Result<()> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let path = dir.join(rel);
-    let meta = std::fs::symlink_metadata(&path)?;
+    let meta = std::fs::symlink_metadata(&path)
+        .map_err(|e| anyhow::anyhow!("can't stat '{}': {e}", path.display()))?;
     let ft = meta.file_type();
     if ft.is_socket() {
         return Ok(());
@@ -366,7 +367,7 @@ fn append_path<W: Write>(
             if e.kind() == std::io::ErrorKind::PermissionDenied {
                 anyhow::anyhow!("no permission to read from '{}'", path.display())
             } else {
-                e.into()
+                anyhow::anyhow!("can't open '{}': {e}", path.display())
             }
         })?;
         tb.append_data(&mut h, rel, f)?;
@@ -420,14 +421,18 @@ fn start_context(src: Source, compress: bool) -> (ReqBody, String, oneshot::Rece
             std::io::copy(&mut std::io::stdin(), w).context("reading the context from stdin")?;
             Ok(())
         }),
-        Source::StdinDockerfile { text } => Box::new(move |w| {
-            let mut tb = tar::Builder::new(w);
-            let mut h = file_header(text.len() as u64);
-            h.set_mode(0o644);
-            tb.append_data(&mut h, DEFAULT_DOCKERFILE, text.as_slice())?;
-            tb.finish()?;
-            Ok(())
-        }),
+        Source::StdinDockerfile { text } => {
+            // docker names it so whatever -f said.
+            dockerfile = DEFAULT_DOCKERFILE.to_string();
+            Box::new(move |w| {
+                let mut tb = tar::Builder::new(w);
+                let mut h = file_header(text.len() as u64);
+                h.set_mode(0o644);
+                tb.append_data(&mut h, DEFAULT_DOCKERFILE, text.as_slice())?;
+                tb.finish()?;
+                Ok(())
+            })
+        }
         Source::Remote(_) => Box::new(|_| Ok(())),
     };
     std::thread::spawn(move || {
@@ -640,7 +645,10 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
         Ok(r) => r,
         Err(e) => {
             // A context that could not be read is the cause, not the connection it broke.
-            if let Ok(Err(why)) = produced.try_recv() {
+            // (It fails the upload first, then reports: wait for the report a little.)
+            if let Ok(Ok(Err(why))) =
+                tokio::time::timeout(Duration::from_secs(2), &mut produced).await
+            {
                 bail!("{why}");
             }
             return Err(e);
