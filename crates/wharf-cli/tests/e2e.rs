@@ -2319,8 +2319,10 @@ fn build_and_builder_prune(t: &Target) {
         let k = t.client(common::DOCKER, &["builder", "prune"], Some(b"n\n"));
         assert_eq!(stdout(&prompt), stdout(&k));
     }
-    let df = t.ok(&["system", "df"]);
+    let df = t.same(&["system", "df"]);
     assert!(df.contains("Build Cache"), "{df}");
+    let dfv = t.same(&["system", "df", "-v"]);
+    assert!(dfv.contains("\nCACHE ID "), "{dfv}");
     let pruned = t.ok(&["builder", "prune", "-af"]);
     assert!(pruned.ends_with("\n"), "{pruned}");
     if !t.is_dockerd() {
