@@ -2236,6 +2236,36 @@ fn build_and_builder_prune(t: &Target) {
         "in-a-tar\n"
     );
 
+    // The RUN containers' host settings: --add-host, --shm-size, -m.
+    write_file(
+        c,
+        "Host.df",
+        "FROM busybox\nRUN grep myhost /etc/hosts | tr -s ' \\t' ' ' > /h && \
+         df -k /dev/shm | tail -1 | tr -s ' ' | cut -d' ' -f2 > /shm && \
+         (cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes) > /mem\n",
+    );
+    let host_df = c.join("Host.df");
+    t.ok(&[
+        "build",
+        NONE,
+        "-q",
+        "-f",
+        host_df.to_str().unwrap(),
+        "--add-host",
+        "myhost:10.1.2.3",
+        "--shm-size",
+        "32m",
+        "-m",
+        "256m",
+        "-t",
+        "e2e-host",
+        dir,
+    ]);
+    assert_eq!(
+        t.ok(&["run", "--rm", NONE, "e2e-host", "cat", "/h", "/shm", "/mem"]),
+        "10.1.2.3 myhost\n32768\n268435456\n"
+    );
+
     // A failing step: its output, then docker's message and exit status.
     write_file(
         c,
