@@ -146,8 +146,21 @@ pub enum Cmd {
     /// Manage Docker
     #[command(subcommand)]
     System(SystemCmd),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(BuilderCmd),
     /// Generate the autocompletion script for the specified shell
     Completion(CompletionArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BuilderCmd {
+    /// Build an image from a Dockerfile
+    Build(Box<BuildArgs>),
+    /// Remove build cache
+    Prune(BuilderPruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -210,6 +223,8 @@ pub enum ContainerCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum ImageCmd {
+    /// Build an image from a Dockerfile
+    Build(Box<BuildArgs>),
     /// Show the history of an image
     History(HistoryArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -1233,6 +1248,105 @@ pub struct NetworkLsArgs {
     pub filter: Vec<String>,
 }
 
+/// `docker build` (the classic builder's flags, and `--progress`/`--secret` of BuildKit's).
+#[derive(Args, Debug, Default)]
+pub struct BuildArgs {
+    /// Name and optionally a tag in the "name:tag" format
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub tag: Vec<String>,
+    /// Name of the Dockerfile (default: "PATH/Dockerfile")
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<String>,
+    /// Set build-time variables
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
+    pub build_arg: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long)]
+    pub pull: bool,
+    /// Suppress the build output and print image ID on success
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Write the image ID to the file
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<String>,
+    /// Set metadata for an image
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// Images to consider as cache sources
+    #[arg(long = "cache-from", value_name = "IMAGE")]
+    pub cache_from: Vec<String>,
+    /// Set the networking mode for the RUN instructions during build
+    #[arg(long, alias = "net", default_value = "default")]
+    pub network: String,
+    /// Add a custom host-to-IP mapping ("host:ip")
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_host: Vec<String>,
+    /// Size of /dev/shm
+    #[arg(long = "shm-size", value_name = "BYTES")]
+    pub shm_size: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<i64>,
+    /// Limit the CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<i64>,
+    /// Limit the CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long, env = "DOCKER_DEFAULT_PLATFORM", hide_env = true)]
+    pub platform: Option<String>,
+    /// Compress the build context using gzip
+    #[arg(long)]
+    pub compress: bool,
+    /// Remove intermediate containers after a successful build (always, in wharf)
+    #[arg(long, default_value = "true", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", action = ArgAction::Set)]
+    pub rm: bool,
+    /// Always remove intermediate containers (always, in wharf)
+    #[arg(long = "force-rm")]
+    pub force_rm: bool,
+    /// Secret to expose to the build (not available with the classic build API)
+    #[arg(long, value_name = "id=ID,src=PATH")]
+    pub secret: Vec<String>,
+    /// Type of progress output: "auto", "plain" or "tty"
+    #[arg(long, default_value = "auto", value_parser = ["auto", "plain", "tty"])]
+    pub progress: String,
+    #[arg(value_name = "PATH | URL | -")]
+    pub context: String,
+}
+
+#[derive(Args, Debug)]
+pub struct BuilderPruneArgs {
+    /// Remove all unused build cache, not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "until=24h")
+    #[arg(long)]
+    pub filter: Vec<String>,
+}
+
 #[derive(Args, Debug)]
 pub struct CompletionArgs {
     /// The shell: bash, zsh, fish, elvish or powershell
@@ -1241,8 +1355,6 @@ pub struct CompletionArgs {
 
 /// docker's commands that wharf does not have (yet): refused by name.
 pub const UNSUPPORTED_COMMANDS: &[&str] = &[
-    "build",
-    "builder",
     "buildx",
     "checkpoint",
     "compose",
@@ -1295,6 +1407,28 @@ pub const UNSUPPORTED_FLAGS: &[&str] = &[
     "--io-maxiops",
     // image inspect/rm/history/save/load
     "--platform",
+    // build (the classic builder's flags wharfd's /build does not take; BuildKit's)
+    "--squash",
+    "--security-opt",
+    "--ulimit",
+    "--ssh",
+    "--output",
+    "--cache-to",
+    "--allow",
+    "--attest",
+    "--build-context",
+    "--builder",
+    "--load",
+    "--push",
+    "--sbom",
+    "--provenance",
+    "--no-cache-filter",
+    "--metadata-file",
+    // builder prune
+    "--keep-storage",
+    "--reserved-space",
+    "--max-used-space",
+    "--min-free-space",
     // network create/inspect/connect
     "--aux-address",
     "--config-from",

@@ -122,6 +122,12 @@ pub struct ChannelBody {
     rx: mpsc::Receiver<std::io::Result<Bytes>>,
 }
 
+impl ChannelBody {
+    pub fn new(rx: mpsc::Receiver<std::io::Result<Bytes>>) -> ChannelBody {
+        ChannelBody { rx }
+    }
+}
+
 impl hyper::body::Body for ChannelBody {
     type Data = Bytes;
     type Error = std::io::Error;

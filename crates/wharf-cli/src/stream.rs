@@ -222,6 +222,11 @@ impl<'a> Progress<'a> {
         }
     }
 
+    /// Where the messages are written.
+    pub fn out(&mut self) -> &mut dyn Write {
+        &mut *self.out
+    }
+
     pub fn message(&mut self, jm: &Value) -> Result<()> {
         if let Some(aux) = jm.get("aux") {
             self.aux.push(aux.clone());

@@ -1773,6 +1773,8 @@ fn help_aliases_and_completion() {
         "volume",
         "network",
         "system",
+        "build",
+        "builder",
         "completion",
     ];
     for c in commands {
@@ -1802,10 +1804,11 @@ fn help_aliases_and_completion() {
         (
             "image",
             &[
-                "history", "import", "inspect", "load", "ls", "list", "prune", "pull", "push",
-                "rm", "remove", "rmi", "save", "tag",
+                "build", "history", "import", "inspect", "load", "ls", "list", "prune", "pull",
+                "push", "rm", "remove", "rmi", "save", "tag",
             ],
         ),
+        ("builder", &["build", "prune"]),
         (
             "volume",
             &["create", "inspect", "ls", "list", "prune", "rm", "remove"],
@@ -1939,12 +1942,20 @@ fn help_aliases_and_completion() {
             "system prune",
             "version",
             "info",
+            "build",
+            "builder prune",
         ] {
             let words: Vec<&str> = cmd.split(' ').collect();
             let help_of = |bin: &str| {
                 let mut a = words.clone();
                 a.push("--help");
-                stdout(&Command::new(bin).args(&a).output().unwrap())
+                // The classic builder's help (the build API wharf speaks).
+                let o = Command::new(bin)
+                    .args(&a)
+                    .env("DOCKER_BUILDKIT", "0")
+                    .output()
+                    .unwrap();
+                stdout(&o)
             };
             let ours = help_of(common::WHARF);
             for line in help_of(common::DOCKER).lines() {
@@ -1998,10 +2009,10 @@ fn help_aliases_and_completion() {
             );
         }
     }
-    let o = wharf(&["build", "."]);
+    let o = wharf(&["swarm", "init"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("'build' is not supported yet"),
+        stderr(&o).contains("'swarm' is not supported yet"),
         "{}",
         stderr(&o)
     );
@@ -2031,4 +2042,509 @@ fn help_aliases_and_completion() {
     // Missing arguments exit 1, unknown flags 125, --help 0.
     assert_eq!(wharf(&["rm"]).status.code(), Some(1));
     assert_eq!(wharf(&["ps", "--bogus"]).status.code(), Some(125));
+}
+
+// ---------------------------------------------------------------------------------------
+// build and builder prune: the context (.dockerignore, -f inside and outside it, stdin),
+// the flags, the classic builder's plain output (the same as the docker CLI's with
+// DOCKER_BUILDKIT=0), failures, -q/--iidfile, the live view, and the cache's prune.
+
+fn write_file(dir: &std::path::Path, name: &str, text: &str) {
+    let p = dir.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// The id `Successfully built <id>` names.
+fn built_id(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("Successfully built "))
+        .unwrap_or_else(|| panic!("no 'Successfully built' in:\n{out}"))
+        .trim()
+        .to_string()
+}
+
+/// The docker CLI's stderr without its legacy-builder deprecation notice.
+fn without_deprecation(s: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for l in s.lines() {
+        if l.starts_with("DEPRECATED: The legacy builder") {
+            skipping = true;
+            continue;
+        }
+        if skipping && (l.starts_with("            ") || l.is_empty()) {
+            continue;
+        }
+        skipping = false;
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
+}
+
+scenario!(build_and_builder_prune);
+fn build_and_builder_prune(t: &Target) {
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path();
+    write_file(
+        c,
+        "Dockerfile",
+        "FROM busybox\n\
+         ARG GREETING=hi\n\
+         ARG FROMENV=unset\n\
+         RUN echo \"$GREETING $FROMENV\" > /greeting && echo to-stderr >&2\n\
+         COPY . /ctx/\n\
+         CMD [\"cat\", \"/greeting\"]\n",
+    );
+    write_file(c, ".dockerignore", "secret.txt\n*.log\n!keep.log\n");
+    write_file(c, "secret.txt", "s3cret\n");
+    write_file(c, "a.log", "a\n");
+    write_file(c, "keep.log", "k\n");
+    write_file(c, "app/main.txt", "v1\n");
+    let dir = c.to_str().unwrap();
+    let env = [("FROMENV", "from-the-env")];
+    let args = [
+        "build",
+        NONE,
+        "-t",
+        "e2e-build:1",
+        "-t",
+        "e2e-build:alias",
+        "--build-arg",
+        "GREETING=hello",
+        "--build-arg",
+        "FROMENV",
+        "--label",
+        "made=by-e2e",
+        dir,
+    ];
+    let o = t.client_env(common::WHARF, &args, None, &env);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    println!("--- wharf build ---\n{out}");
+    for want in [
+        "Sending build context to Docker daemon ",
+        "Step 1/7 : FROM busybox",
+        "Step 4/7 : RUN echo \"$GREETING $FROMENV\" > /greeting && echo to-stderr >&2",
+        " ---> Running in ",
+        "to-stderr",
+        "Successfully tagged e2e-build:1",
+        "Successfully tagged e2e-build:alias",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(out.starts_with("Sending build context"), "{out}");
+    let id = built_id(&out);
+    assert_eq!(
+        t.ok(&["run", "--rm", NONE, "e2e-build:1"]),
+        "hello from-the-env\n"
+    );
+    // .dockerignore: excluded files stay out, the exception and the build files go in.
+    assert_eq!(
+        t.ok(&["run", "--rm", NONE, "e2e-build:1", "ls", "-A", "/ctx"]),
+        ".dockerignore\nDockerfile\napp\nkeep.log\n"
+    );
+    assert_eq!(
+        t.ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Config.Labels.made}}",
+            "e2e-build:1"
+        ]),
+        "by-e2e\n"
+    );
+    // A rebuild is all cache: the docker CLI prints the very same.
+    let again = t.client_env(common::WHARF, &args, None, &env);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let again_out = stdout(&again);
+    assert_eq!(built_id(&again_out), id);
+    assert!(again_out.contains(" ---> Using cache"), "{again_out}");
+    if common::have_docker() {
+        let k = t.client_env(common::DOCKER, &args, None, &env);
+        println!("--- docker build ---\n{}", stdout(&k));
+        assert!(k.status.success(), "{}", stderr(&k));
+        assert_eq!(
+            again_out,
+            stdout(&k),
+            "wharf (left) and docker (right) builds differ"
+        );
+    }
+    // -q prints the id only, --iidfile writes it; the same as docker's.
+    let iid = c.join("../e2e-iid");
+    let iid_s = iid.to_str().unwrap().to_string();
+    let full_id = t.ok(&["image", "inspect", "-f", "{{.Id}}", "e2e-build:1"]);
+    assert!(full_id.starts_with(&format!("sha256:{id}")), "{full_id}");
+    let mut qargs = args.to_vec();
+    qargs.splice(1..1, ["-q", "--iidfile", &iid_s]);
+    let q = t.client_env(common::WHARF, &qargs, None, &env);
+    assert!(q.status.success(), "{}", stderr(&q));
+    assert_eq!(stdout(&q), full_id);
+    assert_eq!(std::fs::read_to_string(&iid).unwrap(), full_id);
+    if common::have_docker() {
+        let k = t.client_env(common::DOCKER, &qargs, None, &env);
+        assert_eq!(stdout(&k), full_id, "{}", stderr(&k));
+        assert_eq!(std::fs::read_to_string(&iid).unwrap(), full_id);
+    }
+    let iid2 = c.join("../e2e-iid2");
+    let plain_iid = iid2.to_str().unwrap();
+    let mut iargs = args.to_vec();
+    iargs.splice(1..1, ["--iidfile", plain_iid]);
+    let o = t.client_env(common::WHARF, &iargs, None, &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&iid2).unwrap(), full_id.trim());
+    let _ = std::fs::remove_file(&iid);
+    let _ = std::fs::remove_file(&iid2);
+
+    // -f: a Dockerfile inside the context by its path, one outside it (sent under a random
+    // name that stays out of the image), --target of a multi-stage file.
+    write_file(
+        c,
+        "sub/Multi.dockerfile",
+        "FROM busybox AS base\nRUN echo base > /base\nFROM base AS final\nRUN echo final > /final\n",
+    );
+    let multi = c.join("sub/Multi.dockerfile");
+    let multi = multi.to_str().unwrap();
+    t.ok(&[
+        "build", NONE, "-q", "-f", multi, "--target", "base", "-t", "e2e-base", dir,
+    ]);
+    assert_eq!(
+        t.ok(&[
+            "run",
+            "--rm",
+            NONE,
+            "e2e-base",
+            "sh",
+            "-c",
+            "cat /base; ls /final 2>&1 || true"
+        ]),
+        "base\nls: /final: No such file or directory\n"
+    );
+    t.ok(&["build", NONE, "-q", "-f", multi, "-t", "e2e-final", dir]);
+    assert_eq!(
+        t.ok(&["run", "--rm", NONE, "e2e-final", "cat", "/final"]),
+        "final\n"
+    );
+    let outside = tempfile::tempdir().unwrap();
+    write_file(
+        outside.path(),
+        "Outside.df",
+        "FROM busybox\nCOPY . /ctx/\nRUN ls -A /ctx > /listing\n",
+    );
+    let out_df = outside.path().join("Outside.df");
+    let o = t.wharf(&[
+        "build",
+        NONE,
+        "-f",
+        out_df.to_str().unwrap(),
+        "-t",
+        "e2e-outside",
+        dir,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("Step 3/3 : RUN ls -A /ctx > /listing"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        t.ok(&["run", "--rm", NONE, "e2e-outside", "cat", "/listing"]),
+        ".dockerignore\nDockerfile\napp\nkeep.log\nsub\n"
+    );
+    // -f - with a context directory, and a Dockerfile or a tar as the context on stdin.
+    let o = t.wharf_stdin(
+        &["build", NONE, "-q", "-f", "-", "-t", "e2e-stdin-df", dir],
+        b"FROM busybox\nCOPY keep.log /k\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        t.ok(&["run", "--rm", NONE, "e2e-stdin-df", "cat", "/k"]),
+        "k\n"
+    );
+    let o = t.wharf_stdin(
+        &["build", NONE, "-t", "e2e-stdin", "-"],
+        b"FROM busybox\nRUN echo from-stdin > /s\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("Sending build context to Docker daemon "),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        t.ok(&["run", "--rm", NONE, "e2e-stdin", "cat", "/s"]),
+        "from-stdin\n"
+    );
+    let mut tb = tar::Builder::new(Vec::new());
+    for (name, text) in [
+        ("Dockerfile.tar", "FROM busybox\nCOPY f.txt /f.txt\n"),
+        ("f.txt", "in-a-tar\n"),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(text.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        tb.append_data(&mut h, name, text.as_bytes()).unwrap();
+    }
+    let tarball = tb.into_inner().unwrap();
+    let o = t.wharf_stdin(
+        &[
+            "build",
+            NONE,
+            "-q",
+            "-f",
+            "Dockerfile.tar",
+            "-t",
+            "e2e-tar",
+            "-",
+        ],
+        &tarball,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        t.ok(&["run", "--rm", NONE, "e2e-tar", "cat", "/f.txt"]),
+        "in-a-tar\n"
+    );
+
+    // The RUN containers' host settings: --add-host, --shm-size, -m.
+    write_file(
+        c,
+        "Host.df",
+        "FROM busybox\nRUN grep myhost /etc/hosts | tr -s ' \\t' ' ' > /h && \
+         df -k /dev/shm | tail -1 | tr -s ' ' | cut -d' ' -f2 > /shm && \
+         (cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes) > /mem\n",
+    );
+    let host_df = c.join("Host.df");
+    t.ok(&[
+        "build",
+        NONE,
+        "-q",
+        "-f",
+        host_df.to_str().unwrap(),
+        "--add-host",
+        "myhost:10.1.2.3",
+        "--shm-size",
+        "32m",
+        "-m",
+        "256m",
+        "-t",
+        "e2e-host",
+        dir,
+    ]);
+    assert_eq!(
+        t.ok(&["run", "--rm", NONE, "e2e-host", "cat", "/h", "/shm", "/mem"]),
+        "10.1.2.3 myhost\n32768\n268435456\n"
+    );
+
+    // A failing step: its output, then docker's message and exit status.
+    write_file(
+        c,
+        "Fail.df",
+        "FROM busybox\nRUN echo before-the-failure && exit 3\n",
+    );
+    let fail = c.join("Fail.df");
+    let fargs = ["build", NONE, "-f", fail.to_str().unwrap(), dir];
+    let o = t.wharf(&fargs);
+    assert!(stdout(&o).contains("before-the-failure"), "{}", stdout(&o));
+    assert_eq!(
+        stderr(&o),
+        "The command '/bin/sh -c echo before-the-failure && exit 3' returned a non-zero code: 3\n"
+    );
+    if common::have_docker() {
+        let k = t.docker(&fargs);
+        assert_eq!(o.status.code(), k.status.code(), "{}", stderr(&k));
+        assert_eq!(stderr(&o), without_deprecation(&stderr(&k)));
+    } else {
+        assert_ne!(o.status.code(), Some(0));
+    }
+    // With -q the output shows only then, on stderr.
+    let o = t.wharf(&["build", NONE, "-q", "-f", fail.to_str().unwrap(), dir]);
+    assert_eq!(stdout(&o), "");
+    assert!(stderr(&o).contains("before-the-failure"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).ends_with("returned a non-zero code: 3\n"),
+        "{}",
+        stderr(&o)
+    );
+    // Context errors, as docker reports them.
+    let missing = c.join("nope");
+    for args in [
+        vec!["build", "/nonexistent/e2e-context"],
+        vec!["build", "-f", missing.to_str().unwrap(), dir],
+    ] {
+        let o = t.wharf(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        if common::have_docker() {
+            let k = t.docker(&args);
+            assert_eq!(stderr(&o), without_deprecation(&stderr(&k)), "{args:?}");
+        }
+    }
+    let (_, err) = t.fails(1, &["build", "--secret", "id=a,src=/etc/hostname", dir]);
+    assert!(err.contains("--secret is not supported"), "{err}");
+
+    // The live view: a line per step with its time.
+    let mut largs = args.to_vec();
+    largs.splice(1..1, ["--progress", "tty"]);
+    let o = t.client_env(common::WHARF, &largs, None, &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let live = stdout(&o);
+    assert!(!live.contains("Sending build context"), "{live}");
+    assert!(live.contains("=> Step 4/7 : RUN echo"), "{live}");
+    assert!(live.contains("CACHED"), "{live}");
+    assert!(live.contains("\nSuccessfully built "), "{live}");
+    assert!(
+        live.contains("\nSuccessfully tagged e2e-build:alias\n"),
+        "{live}"
+    );
+
+    // A failure in the live view: the step marked, its last lines kept, the same error.
+    let fail_plain = t.wharf(&fargs);
+    let mut lfargs = fargs.to_vec();
+    lfargs.splice(1..1, ["--progress", "tty"]);
+    let o = t.wharf(&lfargs);
+    assert_eq!(o.status.code(), fail_plain.status.code());
+    assert_eq!(stderr(&o), stderr(&fail_plain));
+    let live = stdout(&o);
+    assert!(live.contains(" ERROR"), "{live}");
+    assert!(live.contains("\n  before-the-failure\n"), "{live}");
+
+    // builder prune: the prompt, then what went.
+    let prompt = t.wharf_stdin(&["builder", "prune"], b"n\n");
+    assert!(prompt.status.success());
+    assert_eq!(
+        stdout(&prompt),
+        "WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] "
+    );
+    if common::have_docker() {
+        let k = t.client(common::DOCKER, &["builder", "prune"], Some(b"n\n"));
+        assert_eq!(stdout(&prompt), stdout(&k));
+    }
+    let df = t.same(&["system", "df"]);
+    assert!(df.contains("Build Cache"), "{df}");
+    let dfv = t.same(&["system", "df", "-v"]);
+    assert!(dfv.contains("\nCACHE ID "), "{dfv}");
+    let pruned = t.ok(&["builder", "prune", "-af"]);
+    assert!(pruned.ends_with("\n"), "{pruned}");
+    if !t.is_dockerd() {
+        assert!(
+            pruned.starts_with("Deleted build cache objects:\n"),
+            "{pruned}"
+        );
+        assert!(pruned.contains("\n\nTotal reclaimed space: "), "{pruned}");
+    }
+    // Nothing left: both clients say so alike.
+    assert_eq!(
+        t.same(&["builder", "prune", "-f", "--filter", "until=24h"]),
+        "Total reclaimed space: 0B\n"
+    );
+    assert_eq!(
+        t.same(&["builder", "prune", "-af"]),
+        "Total reclaimed space: 0B\n"
+    );
+}
+
+/// The build context is streamed: a 256 MiB context goes through a `wharf build` that never
+/// holds much of it (a sink on a unix socket stands in for the daemon and counts the bytes).
+#[test]
+fn build_streams_its_context() {
+    use std::os::unix::net::UnixListener;
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\n").unwrap();
+    let size: u64 = 256 << 20;
+    // Sparse: no disk used, read as zeros.
+    std::fs::File::create(ctx.join("blob"))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let sock = dir.path().join("sink.sock");
+    let l = UnixListener::bind(&sock).unwrap();
+    let received = std::thread::spawn(move || -> u64 {
+        loop {
+            let (mut c, _) = l.accept().unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if c.read(&mut b).unwrap() == 0 {
+                    break;
+                }
+                head.push(b[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            if !head.contains("/build?") {
+                c.write_all(
+                    b"HTTP/1.1 200 OK\r\nApi-Version: 1.47\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nOK",
+                )
+                .unwrap();
+                continue;
+            }
+            let mut n = 0u64;
+            let mut tail = Vec::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let k = c.read(&mut buf).unwrap();
+                if k == 0 {
+                    break;
+                }
+                n += k as u64;
+                tail.extend_from_slice(&buf[..k]);
+                let cut = tail.len().saturating_sub(5);
+                tail.drain(..cut);
+                if tail == b"0\r\n\r\n" {
+                    break;
+                }
+            }
+            let msg = b"{\"stream\":\"Successfully built 0123456789ab\\n\"}\n";
+            let _ = c.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    msg.len()
+                )
+                .as_bytes(),
+            );
+            let _ = c.write_all(msg);
+            return n;
+        }
+    });
+    let mut child = Command::new(common::WHARF)
+        .arg("-H")
+        .arg(format!("unix://{}", sock.display()))
+        .args(["build", "--progress", "plain", ctx.to_str().unwrap()])
+        .env_remove("DOCKER_API_VERSION")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(s) = std::fs::read_to_string(&status_path) {
+            if let Some(v) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            {
+                peak_kb = v;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("Sending build context to Docker daemon  268.4MB\r\r\n"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(received.join().unwrap() > size, "the whole context arrived");
+    assert!(
+        peak_kb > 0 && peak_kb < 64 * 1024,
+        "wharf build held {peak_kb} kB for a 256 MiB context"
+    );
 }

@@ -366,3 +366,57 @@ fn login_flag_errors_match_docker() {
     }
     assert!(!cfg.path().join("config.json").exists());
 }
+
+/// `wharf build` sends the config's credentials (`X-Registry-Config`): a FROM image of a
+/// registry wanting auth pulls with them, and fails without.
+#[test]
+fn build_pulls_a_private_base_image_with_the_config_s_credentials() {
+    require_env!();
+    let Some(reg) = LocalRegistry::start_with(alice_s3cret()) else {
+        return;
+    };
+    let d = Daemon::start();
+    d.busybox();
+    let cfg = tempfile::tempdir().unwrap();
+    let cfg = cfg.path();
+    let name = format!("{}/team/base:1", reg.addr);
+    d.ok(&["tag", "busybox", &name]);
+    let login = ["login", &reg.addr, "-u", "alice", "--password-stdin"];
+    assert_ok(
+        "wharf login",
+        &with_cfg(&d, WHARF, cfg, &login, Some(b"s3cret\n"), &[]),
+    );
+    assert_ok(
+        "wharf push",
+        &with_cfg(&d, WHARF, cfg, &["push", &name], None, &[]),
+    );
+
+    let e = Daemon::start();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {name}\nRUN echo built-on-private > /p\n"),
+    )
+    .unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    let build = ["build", "--network", "none", "-t", "from-private", dir];
+    let empty = tempfile::tempdir().unwrap();
+    assert_auth_error(
+        "build without credentials",
+        &with_cfg(&e, WHARF, empty.path(), &build, None, &[]),
+    );
+    let o = with_cfg(&e, WHARF, cfg, &build, None, &[]);
+    assert_ok("build with the config's credentials", &o);
+    assert_eq!(
+        e.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "from-private",
+            "cat",
+            "/p"
+        ]),
+        "built-on-private\n"
+    );
+}

@@ -1,6 +1,7 @@
 //! The commands, one module per object kind, and what they share: the context (client,
 //! output), docker's status errors, and "do this to each named object" loops.
 
+pub mod build;
 pub mod container;
 pub mod image;
 pub mod login;
@@ -8,7 +9,7 @@ pub mod network;
 pub mod system;
 pub mod volume;
 
-use crate::cli::{Cmd, ContainerCmd, ImageCmd, NetworkCmd, SystemCmd, VolumeCmd};
+use crate::cli::{BuilderCmd, Cmd, ContainerCmd, ImageCmd, NetworkCmd, SystemCmd, VolumeCmd};
 use crate::client::Client;
 use anyhow::Result;
 use std::future::Future;
@@ -78,6 +79,19 @@ where
 pub fn confirm(question: &str) -> bool {
     use std::io::{BufRead, Write};
     print!("{question}\nAre you sure you want to continue? [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim().to_lowercase().as_str(), "y" | "yes")
+}
+
+/// Asks for confirmation with the question and the choices on one line, as docker's
+/// `PromptForConfirmation` does (`builder prune`).
+pub fn confirm_line(question: &str) -> bool {
+    use std::io::{BufRead, Write};
+    print!("{question} [y/N] ");
     let _ = std::io::stdout().flush();
     let mut line = String::new();
     if std::io::stdin().lock().read_line(&mut line).is_err() {
@@ -159,6 +173,7 @@ pub async fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
             ContainerCmd::Wait(a) => c::wait(ctx, a).await,
         },
         Cmd::Image(sub) => match sub {
+            ImageCmd::Build(a) => build::build(ctx, *a).await,
             ImageCmd::History(a) => i::history(ctx, a).await,
             ImageCmd::Import(a) => i::import(ctx, a).await,
             ImageCmd::Inspect(a) => {
@@ -198,6 +213,11 @@ pub async fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
             SystemCmd::Events(a) => system::events(ctx, a).await,
             SystemCmd::Info(a) => system::info(ctx, a).await,
             SystemCmd::Prune(a) => system::prune(ctx, a).await,
+        },
+        Cmd::Build(a) => build::build(ctx, a).await,
+        Cmd::Builder(sub) => match sub {
+            BuilderCmd::Build(a) => build::build(ctx, *a).await,
+            BuilderCmd::Prune(a) => build::prune(ctx, a).await,
         },
         Cmd::Completion(_) => unreachable!("handled before connecting"),
     }

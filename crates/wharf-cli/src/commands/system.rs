@@ -431,7 +431,14 @@ fn df_verbose(
     let mut out = String::from("Images space usage:\n\n");
     let rows: Vec<Value> = images
         .iter()
-        .flat_map(|i| image_rows(i, true, false, false))
+        .flat_map(|i| {
+            // docker shows an image once, by its first tag.
+            let mut i = i.clone();
+            if let Some(tags) = i["RepoTags"].as_array_mut() {
+                tags.truncate(1);
+            }
+            image_rows(&i, true, false, false)
+        })
         .collect();
     out.push_str(&Format::parse(
         "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
@@ -473,15 +480,46 @@ fn df_verbose(
     );
     let total: f64 = cache
         .iter()
+        .filter(|c| c["Shared"] != true)
         .map(|c| c["Size"].as_f64().unwrap_or(0.0))
         .sum();
     out.push_str(&format!("\nBuild cache usage: {}\n\n", human_size(total)));
-    if !cache.is_empty() {
-        return Err(status(
-            125,
-            "wharf: system df --verbose with build cache entries is not supported yet",
-        ));
-    }
+    let since = |v: &Value| -> String {
+        v.as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| crate::format::human::ago(t.timestamp()))
+            .unwrap_or_default()
+    };
+    // docker's order: least recently used first (never used before), then by id.
+    let mut sorted: Vec<&Value> = cache.iter().collect();
+    sorted.sort_by_key(|c| {
+        let used = c["LastUsedAt"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.timestamp_nanos_opt().unwrap_or(0));
+        (used, c["ID"].as_str().unwrap_or("").to_string())
+    });
+    // docker's columns: the id cut to 12 (`*` when in use), sizes to 3 digits.
+    let cache_rows: Vec<Value> = sorted
+        .into_iter()
+        .map(|c| {
+            let id = c["ID"].as_str().unwrap_or("");
+            let id = id.split_once(':').map_or(id, |(_, r)| r);
+            let mut id: String = id.chars().take(12).collect();
+            if c["InUse"] == true {
+                id.push('*');
+            }
+            json!({
+                "ID": id,
+                "CacheType": c["Type"].as_str().unwrap_or(""),
+                "Size": crate::format::human::human_size_prec(c["Size"].as_f64().unwrap_or(0.0), 3),
+                "CreatedSince": since(&c["CreatedAt"]),
+                "LastUsedSince": since(&c["LastUsedAt"]),
+                "UsageCount": c["UsageCount"].as_i64().unwrap_or(0).to_string(),
+                "Shared": (c["Shared"] == true).to_string(),
+            })
+        })
+        .collect();
     out.push_str(&Format::parse(
         "table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}",
     )?
@@ -489,7 +527,7 @@ fn df_verbose(
         &json!({"ID": "CACHE ID", "CacheType": "CACHE TYPE", "Size": "SIZE",
                 "CreatedSince": "CREATED", "LastUsedSince": "LAST USED",
                 "UsageCount": "USAGE", "Shared": "SHARED"}),
-        &[],
+        &cache_rows,
     )?);
     Ok(out)
 }
@@ -554,10 +592,17 @@ pub async fn df(ctx: &Ctx, a: DfArgs) -> Result<i32> {
         .filter(|x| x["UsageData"]["RefCount"].as_i64().unwrap_or(0) == 0)
         .map(|x| x["UsageData"]["Size"].as_f64().unwrap_or(0.0).max(0.0))
         .sum();
-    let b_total: f64 = cache
-        .iter()
-        .map(|c| c["Size"].as_f64().unwrap_or(0.0))
-        .sum();
+    // As docker: shared records are not counted; in-use ones are not reclaimable.
+    let b_size = |in_use_only: bool| -> f64 {
+        cache
+            .iter()
+            .filter(|c| c["Shared"] != true && (!in_use_only || c["InUse"] == true))
+            .map(|c| c["Size"].as_f64().unwrap_or(0.0))
+            .sum()
+    };
+    let b_total = b_size(false);
+    let b_recl = b_total - b_size(true);
+    let b_active = cache.iter().filter(|c| c["InUse"] == true).count();
     let rows = vec![
         json!({"Type": "Images", "TotalCount": images.len().to_string(), "Active": img_active.to_string(),
                "Size": human_size(img_total), "Reclaimable": format!("{}{}", human_size(img_recl), pct(img_recl, img_total))}),
@@ -565,8 +610,8 @@ pub async fn df(ctx: &Ctx, a: DfArgs) -> Result<i32> {
                "Size": human_size(c_total), "Reclaimable": format!("{}{}", human_size(c_recl), pct(c_recl, c_total))}),
         json!({"Type": "Local Volumes", "TotalCount": volumes.len().to_string(), "Active": v_active.to_string(),
                "Size": human_size(v_total), "Reclaimable": format!("{}{}", human_size(v_recl), pct(v_recl, v_total))}),
-        json!({"Type": "Build Cache", "TotalCount": cache.len().to_string(), "Active": "0",
-               "Size": human_size(b_total), "Reclaimable": human_size(b_total)}),
+        json!({"Type": "Build Cache", "TotalCount": cache.len().to_string(), "Active": b_active.to_string(),
+               "Size": human_size(b_total), "Reclaimable": human_size(b_recl)}),
     ];
     if a.verbose {
         if a.format.is_some() {

@@ -81,6 +81,15 @@ impl ConfigFile {
             .filter(|s| !s.is_empty())
     }
 
+    /// The registries with a `credHelpers` entry.
+    pub fn cred_helper_keys(&self) -> Vec<String> {
+        self.root
+            .get("credHelpers")
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The `auths` entries (key, entry).
     pub fn auths(&self) -> impl Iterator<Item = (&String, &Value)> {
         self.root

@@ -55,10 +55,23 @@ impl Target {
 
     /// Runs a client binary against the target, stdin from `input` (or nothing).
     pub fn client(&self, bin: &str, args: &[&str], input: Option<&[u8]>) -> Output {
+        self.client_env(bin, args, input, &[])
+    }
+
+    /// `client` with more environment variables. The docker CLI builds with its classic
+    /// builder (`DOCKER_BUILDKIT=0`), the API wharf speaks.
+    pub fn client_env(
+        &self,
+        bin: &str,
+        args: &[&str],
+        input: Option<&[u8]>,
+        env: &[(&str, &str)],
+    ) -> Output {
         let mut cmd = Command::new(bin);
         cmd.arg("-H").arg(self.host()).args(args);
         cmd.env_remove("DOCKER_HOST").env_remove("WHARF_HOST");
-        cmd.env("TZ", "UTC");
+        cmd.env("TZ", "UTC").env("DOCKER_BUILDKIT", "0");
+        cmd.envs(env.iter().copied());
         cmd.stdin(if input.is_some() {
             Stdio::piped()
         } else {
