@@ -34,6 +34,21 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 /// The loopback device's index in every network namespace (`LOOPBACK_IFINDEX`).
 pub const LOOPBACK_INDEX: u32 = 1;
 
+/// Sets the loopback device of the network namespace at `netns` (e.g. `/proc/<pid>/ns/net`)
+/// up: a container without networks (`--network none`) still has a working `lo`, as in
+/// Docker (a new namespace's `lo` is down).
+pub fn loopback_up(netns: &std::path::Path) -> Result<(), NetError> {
+    let ns = std::fs::File::open(netns)
+        .map(OwnedFd::from)
+        .map_err(|e| NetError::Io {
+            path: netns.to_path_buf(),
+            source: e,
+        })?;
+    in_netns(&ns, "container's network namespace", || {
+        Netlink::open().and_then(|mut n| n.set_up(LOOPBACK_INDEX, None))
+    })?
+}
+
 /// The index of link `name` in the calling thread's network namespace, `None` if it has no
 /// such link. `if_nametoindex`: an ioctl on a socket made here, answered for that socket's
 /// namespace under RCU (no rtnl lock, no link dump to parse), where `/sys/class/net/<name>`

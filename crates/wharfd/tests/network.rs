@@ -324,6 +324,18 @@ fn none_host_and_container_modes(place: Place) {
         "/sys/class/net",
     ]);
     assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+    // ... and that loopback is up (IFF_UP in its flags), as Docker's none sandbox has it.
+    let flags = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "cat",
+        "/sys/class/net/lo/flags",
+    ]);
+    let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "lo is down: flags {flags:#x}");
 
     // host: the daemon's namespace's interfaces, its bridge among them once it exists (and
     // in a namespace of its own, exactly those).

@@ -184,6 +184,14 @@ impl Engine {
         let primary =
             mode_network(rec.host_config["NetworkMode"].as_str().unwrap_or_default()).to_string();
         let mut order: Vec<(String, NetAttachment)> = rec.networks.clone().into_iter().collect();
+        if rec.host_config["NetworkMode"] == "none" {
+            // Docker's `none` sandbox: no interface but a working loopback.
+            let ns = std::path::PathBuf::from(format!("/proc/{pid}/ns/net"));
+            tokio::task::spawn_blocking(move || wharf_net::netlink::loopback_up(&ns))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("setting up the loopback interface: {e}"))?;
+        }
         order.sort_by_key(|(n, _)| *n != primary);
         for (i, (name, att)) in order.into_iter().enumerate() {
             if let Err(e) = self.connect_one(c, pid, &name, &att, i as u32).await {
