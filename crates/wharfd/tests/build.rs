@@ -12,8 +12,16 @@ use common::{stderr, stdout, Daemon, DOCKER};
 
 /// `docker build` with the classic builder, in `dir`.
 fn build(d: &Daemon, dir: &Path, args: &[&str]) -> Output {
-    Command::new(DOCKER)
-        .arg("-H")
+    build_with(d, None, dir, args)
+}
+
+/// `docker [--config <cfg>] build` with the classic builder.
+fn build_with(d: &Daemon, cfg: Option<&Path>, dir: &Path, args: &[&str]) -> Output {
+    let mut c = Command::new(DOCKER);
+    if let Some(cfg) = cfg {
+        c.arg("--config").arg(cfg);
+    }
+    c.arg("-H")
         .arg(d.host())
         .arg("build")
         .args(args)
@@ -515,22 +523,6 @@ fn run_mounts_bind_from_stages_and_context_cache_and_tmpfs() {
     assert_eq!(leftovers(&d), (vec![], vec![]));
 }
 
-/// `docker --config <dir> build` with the classic builder.
-fn build_cfg(d: &Daemon, cfg: &Path, dir: &Path, args: &[&str]) -> Output {
-    Command::new(DOCKER)
-        .arg("--config")
-        .arg(cfg)
-        .arg("-H")
-        .arg(d.host())
-        .arg("build")
-        .args(args)
-        .arg(dir)
-        .env("DOCKER_BUILDKIT", "0")
-        .stdin(Stdio::null())
-        .output()
-        .expect("docker build")
-}
-
 #[test]
 fn from_images_of_a_private_registry_pull_with_x_registry_config() {
     require_env!();
@@ -584,7 +576,7 @@ fn from_images_of_a_private_registry_pull_with_x_registry_config() {
     );
     // Without the credentials: the registry's refusal.
     let anon = tempfile::tempdir().unwrap();
-    let o = build_cfg(&d, anon.path(), ctx.path(), &["-t", "private"]);
+    let o = build_with(&d, Some(anon.path()), ctx.path(), &["-t", "private"]);
     assert!(!o.status.success());
     let t = stderr(&o);
     assert!(
@@ -592,7 +584,7 @@ fn from_images_of_a_private_registry_pull_with_x_registry_config() {
         "{t}"
     );
     // With them (the CLI sends every stored auth as X-Registry-Config): pulled and built.
-    let o = build_cfg(&d, cfg.path(), ctx.path(), &["-t", "private"]);
+    let o = build_with(&d, Some(cfg.path()), ctx.path(), &["-t", "private"]);
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     assert_eq!(d.ok(&["run", "--rm", "private", "cat", "/p"]), "pulled\n");
     d.ok(&["image", "inspect", &name]);
