@@ -1704,6 +1704,8 @@ impl Engine {
             return Err(ApiError::bad_request("No exec command specified"));
         }
         let id = names::new_id();
+        // dockerd's action names the command: `exec_create: sh -c date`.
+        let action = format!("exec_create: {}", cfg.cmd.clone().unwrap_or_default().join(" "));
         self.execs.lock().expect("execs lock").insert(
             id.clone(),
             Arc::new(ExecInstance {
@@ -1713,7 +1715,7 @@ impl Engine {
                 state: Mutex::new(ExecState::default()),
             }),
         );
-        self.event(c, "exec_create", &[]);
+        self.event(c, &action, &[("execID", id.clone())]);
         Ok(id)
     }
 

@@ -814,6 +814,7 @@ fn events_pause_unpause_rename() {
         "sleep",
         "100",
     ]);
+    assert_eq!(d.ok(&["exec", "pz", "echo", "hi"]), "hi\n");
     d.ok(&["pause", "pz"]);
     assert_eq!(
         d.ok(&[
@@ -851,6 +852,8 @@ fn events_pause_unpause_rename() {
     let want = [
         "container create",
         "container start",
+        "container exec_create: echo hi",
+        "container exec_start: echo hi",
         "container pause",
         "container unpause",
         "container rename",
