@@ -1705,7 +1705,10 @@ impl Engine {
         }
         let id = names::new_id();
         // dockerd's action names the command: `exec_create: sh -c date`.
-        let action = format!("exec_create: {}", cfg.cmd.clone().unwrap_or_default().join(" "));
+        let action = format!(
+            "exec_create: {}",
+            cfg.cmd.clone().unwrap_or_default().join(" ")
+        );
         self.execs.lock().expect("execs lock").insert(
             id.clone(),
             Arc::new(ExecInstance {
