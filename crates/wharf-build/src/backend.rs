@@ -13,22 +13,12 @@ use serde_json::Value;
 #[error("{message}")]
 pub struct BackendError {
     pub message: String,
-    /// The image named does not exist (locally, or in its registry).
-    pub not_found: bool,
 }
 
 impl BackendError {
     pub fn new(message: impl Into<String>) -> Self {
         BackendError {
             message: message.into(),
-            not_found: false,
-        }
-    }
-
-    pub fn not_found(message: impl Into<String>) -> Self {
-        BackendError {
-            message: message.into(),
-            not_found: true,
         }
     }
 }

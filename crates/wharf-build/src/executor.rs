@@ -54,6 +54,17 @@ pub struct BuildOptions {
 /// history entries after each), so that `--cache-from` can reuse its steps elsewhere.
 pub const CACHE_KEYS_FIELD: &str = "wharf.build.cache";
 
+impl BuildOptions {
+    /// The Dockerfile's name for messages (`Dockerfile` when none was given).
+    pub fn dockerfile_name(&self) -> &str {
+        if self.dockerfile_name.is_empty() {
+            "Dockerfile"
+        } else {
+            &self.dockerfile_name
+        }
+    }
+}
+
 /// A failed build, as the client shows it (`errorDetail`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -138,33 +149,7 @@ fn short(id: &str) -> &str {
 }
 
 fn now_rfc3339() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, dd) = civil(days);
-    format!(
-        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_nanos()
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
-fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 /// Which stage a name (or index) given to FROM / `--from` refers to, among stages before
@@ -199,12 +184,12 @@ pub async fn build<B: Backend>(
 ) -> Result<String, BuildError> {
     // The classic builder's wording, naming the file as the user gave it.
     let mut file = crate::parse(&opts.dockerfile).map_err(|e| {
-        let name = if opts.dockerfile_name.is_empty() {
-            "Dockerfile"
-        } else {
-            opts.dockerfile_name.as_str()
-        };
-        BuildError::new(format!("{name} parse error line {}: {}", e.line, e.kind))
+        BuildError::new(format!(
+            "{} parse error line {}: {}",
+            opts.dockerfile_name(),
+            e.line,
+            e.kind
+        ))
     })?;
     if file.directives.syntax.is_some() {
         tracing::info!("# syntax= is accepted and not followed: wharf has one Dockerfile frontend");
@@ -261,10 +246,7 @@ pub async fn build<B: Backend>(
     let escape = file.directives.escape;
     for a in &file.meta_args {
         let v = match opts.build_args.get(&a.name) {
-            Some(Some(v)) => {
-                consumed.insert(a.name.clone());
-                Some(v.clone())
-            }
+            Some(Some(v)) => Some(v.clone()),
             _ => match &a.default {
                 Some(d) => Some(
                     expand::process_word(d, &meta_lookup(&meta), escape)
@@ -632,13 +614,8 @@ impl<B: Backend> Shared<B> {
         if e.code.is_some() {
             return e;
         }
-        let name = if self.opts.dockerfile_name.is_empty() {
-            "Dockerfile"
-        } else {
-            self.opts.dockerfile_name.as_str()
-        };
         BuildError {
-            message: format!("{name}:{line}: {}", e.message),
+            message: format!("{}:{line}: {}", self.opts.dockerfile_name(), e.message),
             code: None,
         }
     }
@@ -1935,7 +1912,7 @@ mod tests {
             _progress: &(dyn Fn(Value) + Send + Sync),
         ) -> Result<ImageInfo, BackendError> {
             if reference != "base" {
-                return Err(BackendError::not_found(format!("no image {reference}")));
+                return Err(BackendError::new(format!("no image {reference}")));
             }
             let doc = json!({"config": {"Env": ["PATH=/bin"]}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []});
             let id = self.put_image(&doc)?;

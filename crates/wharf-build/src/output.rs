@@ -87,10 +87,6 @@ impl Ordered {
         drop(st);
         (self.sink)(v);
     }
-
-    pub fn quiet(&self) -> bool {
-        self.quiet
-    }
 }
 
 #[cfg(test)]

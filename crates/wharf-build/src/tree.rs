@@ -9,7 +9,7 @@
 //! A RUN step that binds the context gets it unpacked once, on first use.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -541,11 +541,6 @@ impl std::fmt::Debug for TarTree {
             .field("entries", &self.nodes.len())
             .finish()
     }
-}
-
-/// Seeks are not needed by readers here; kept for callers that want the raw file.
-pub fn rewind(f: &mut std::fs::File) -> std::io::Result<()> {
-    f.seek(SeekFrom::Start(0)).map(drop)
 }
 
 #[cfg(test)]

@@ -55,16 +55,17 @@ fn err(e: impl std::fmt::Display) -> BackendError {
 }
 
 fn api(e: ApiError) -> BackendError {
-    if e.status == 404 {
-        BackendError::not_found(e.message)
-    } else {
-        BackendError::new(e.message)
-    }
+    BackendError::new(e.message)
 }
 
 /// The build's directories under the data root.
 pub fn build_root(data_root: &Path) -> PathBuf {
     data_root.join("build")
+}
+
+/// Where `RUN --mount=type=cache` directories live, kept between builds.
+pub fn cache_mounts_dir(data_root: &Path) -> PathBuf {
+    build_root(data_root).join("mounts")
 }
 
 /// The cache index of the daemon's builds.
@@ -305,7 +306,7 @@ impl Backend for EngineBackend {
         job.await.map_err(err)?.map_err(api)?;
         let img = images
             .resolve(reference)
-            .map_err(|e| BackendError::not_found(e.to_string()))?;
+            .map_err(|e| BackendError::new(e.to_string()))?;
         Ok(self.info(&img))
     }
 
@@ -871,7 +872,7 @@ pub async fn prune(engine: &Arc<Engine>, until: Option<i64>) -> Result<Value, Ap
             }
         }
         let reclaimed = e2.images.gc_layers().unwrap_or(0);
-        let mounts = build_root(&e2.cfg.data_root).join("mounts");
+        let mounts = cache_mounts_dir(&e2.cfg.data_root);
         let mut mount_bytes = 0;
         if until.is_none() {
             if let Ok(rd) = std::fs::read_dir(&mounts) {

@@ -1576,7 +1576,7 @@ async fn build(engine: &Arc<Engine>, q: &Query, req: Request<Incoming>) -> Resul
         engine: engine.clone(),
         host: br.host,
         registry_config,
-        cache_dir: crate::build::build_root(&engine.cfg.data_root).join("mounts"),
+        cache_dir: crate::build::cache_mounts_dir(&engine.cfg.data_root),
     };
     let (r, tx) = stream_resp("application/json");
     tokio::spawn(crate::build::run_build(backend, ctx, br.opts, tx));
