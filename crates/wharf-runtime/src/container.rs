@@ -437,6 +437,11 @@ impl Runtime {
                         )));
                     }
                     if !saved.init_alive() {
+                        // It may have written its byte, exec'd and exited (`true`) between
+                        // the read above and this check: the byte then waits in the FIFO.
+                        if matches!(nix::unistd::read(&f, &mut buf), Ok(1)) {
+                            break;
+                        }
                         return Err(RuntimeError::Init(format!(
                             "container {id:?}: its init exited before start"
                         )));
