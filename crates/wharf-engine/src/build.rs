@@ -938,38 +938,13 @@ pub fn df_records(engine: &Engine) -> Vec<Value> {
 
 /// A URL's parts: (https, host:port, path and query).
 fn split_url(url: &str) -> Result<(bool, String, String), String> {
-    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (false, r)
-    } else {
+    if !url.starts_with("https://") && !url.starts_with("http://") {
         return Err(format!(
             "{url}: only http:// and https:// URLs can be added"
         ));
-    };
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    if authority.is_empty() {
-        return Err(format!("{url}: no host"));
     }
-    let host = if authority.starts_with('[') || !authority.contains(':') {
-        if authority.ends_with(']') || !authority.contains(':') {
-            format!("{authority}:{}", if tls { 443 } else { 80 })
-        } else {
-            authority.to_string()
-        }
-    } else {
-        authority.to_string()
-    };
-    let path = if path.starts_with('?') {
-        format!("/{path}")
-    } else {
-        path.to_string()
-    };
-    Ok((tls, host, path))
+    let u = wharf_registry::transport::Url::parse(url).ok_or_else(|| format!("{url}: no host"))?;
+    Ok((u.https, u.host, u.path))
 }
 
 /// Downloads `url` to a new file in `dir` (redirects followed, up to 10; https verified).
@@ -989,10 +964,7 @@ pub async fn fetch_url(url: &str, dir: &Path) -> Result<wharf_build::backend::Fe
                 .await
                 .map_err(|e| format!("{url}: {e}"))?;
         tokio::spawn(conn);
-        let host_header = host
-            .strip_suffix(if tls { ":443" } else { ":80" })
-            .unwrap_or(&host)
-            .to_string();
+        let host_header = wharf_registry::transport::host_header(&host, tls).to_string();
         let req = hyper::Request::get(&path)
             .header("Host", host_header)
             .header("User-Agent", "wharf-build")

@@ -354,11 +354,12 @@ impl Registry {
         scopes: &[String],
     ) -> Result<String, RegistryError> {
         let scope = scopes.join(" ");
-        let (host, path, https) = split_url(realm).ok_or_else(|| {
-            RegistryError::Unsupported(format!(
-                "token endpoint {realm:?}: not an http:// or https:// URL"
-            ))
-        })?;
+        let transport::Url { host, path, https } =
+            transport::Url::parse(realm).ok_or_else(|| {
+                RegistryError::Unsupported(format!(
+                    "token endpoint {realm:?}: not an http:// or https:// URL"
+                ))
+            })?;
         let tls = https.then(|| {
             let name = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
             transport::client_config(name, is_loopback(&host))
@@ -478,11 +479,17 @@ impl Registry {
         path: &str,
         accept: &str,
     ) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
+        // Where the next GET goes: the registry, or (after a redirect to another host, as
+        // registries do to serve blobs from a CDN or object store) an outside URL.
         let mut path = path.to_string();
+        let mut outside: Option<transport::Url> = None;
         let mut reauthenticated = false;
-        for _ in 0..6 {
-            let resp = self.get(&path, accept).await?;
-            if resp.status() == StatusCode::UNAUTHORIZED && !reauthenticated {
+        for _ in 0..10 {
+            let resp = match &outside {
+                None => self.get(&path, accept).await?,
+                Some(url) => get_outside(what, url, accept).await?,
+            };
+            if resp.status() == StatusCode::UNAUTHORIZED && !reauthenticated && outside.is_none() {
                 // A token expired, or the registry wants auth we did not know of: once.
                 reauthenticated = true;
                 self.authenticate(&resp, "").await?;
@@ -495,15 +502,19 @@ impl Registry {
                         .headers()
                         .get("Location")
                         .and_then(|l| l.to_str().ok())
-                        .unwrap_or_default()
+                        .ok_or_else(|| {
+                            RegistryError::Unsupported(format!(
+                                "{what}: the registry answered {s} without a Location"
+                            ))
+                        })?
                         .to_string();
-                    // Same-registry redirects only (no TLS client for storage backends yet).
-                    path = match loc.split_once("://") {
-                        Some((_, rest)) => {
-                            rest.find('/').map(|i| rest[i..].to_string()).unwrap_or(loc)
+                    match self.redirect_target(what, &loc, outside.as_ref())? {
+                        Redirect::Registry(p) => {
+                            path = p;
+                            outside = None;
                         }
-                        None => loc,
-                    };
+                        Redirect::Outside(url) => outside = Some(url),
+                    }
                 }
                 s => {
                     let detail = error_detail(resp.into_body()).await;
@@ -520,6 +531,42 @@ impl Registry {
         )))
     }
 
+    /// Where a redirect's `Location` leads, seen from the registry (or from the outside URL
+    /// `from` that answered it). Only the registry itself gets the Authorization header;
+    /// another host is reached over verified TLS (plain HTTP only on loopback, as for
+    /// registries).
+    fn redirect_target(
+        &self,
+        what: &str,
+        loc: &str,
+        from: Option<&transport::Url>,
+    ) -> Result<Redirect, RegistryError> {
+        if loc.starts_with('/') && !loc.starts_with("//") {
+            return Ok(match from {
+                None => Redirect::Registry(loc.to_string()),
+                Some(u) => Redirect::Outside(transport::Url {
+                    path: loc.to_string(),
+                    ..u.clone()
+                }),
+            });
+        }
+        let url = transport::Url::parse(loc).ok_or_else(|| {
+            RegistryError::Unsupported(format!(
+                "{what}: the registry redirected to {loc:?}, which is not an http:// or https:// URL"
+            ))
+        })?;
+        let tls_now = self.tls.lock().expect("tls lock").is_some();
+        if from.is_none() && url.host == self.host && url.https == tls_now {
+            return Ok(Redirect::Registry(url.path));
+        }
+        if !url.https && !is_loopback(&url.host) {
+            return Err(RegistryError::Unsupported(format!(
+                "{what}: the registry redirected to plain-HTTP {loc}: refused (blobs from another \
+                 host are fetched over https:// only)"
+            )));
+        }
+        Ok(Redirect::Outside(url))
+    }
     /// The manifest `reference` (tag or digest) of `repo`: (bytes, media type, digest), with a
     /// digest given by reference verified.
     pub async fn manifest(
@@ -880,22 +927,36 @@ pub async fn login(domain: &str, insecure: bool, creds: Credentials) -> Result<(
     r.ping().await
 }
 
-/// `http(s)://host[:port]/path?q` → (host:port, /path?q, https).
-fn split_url(url: &str) -> Option<(String, String, bool)> {
-    let (rest, https) = match url.strip_prefix("https://") {
-        Some(r) => (r, true),
-        None => (url.strip_prefix("http://")?, false),
-    };
-    let (host, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let host = if host.contains(':') {
-        host.to_string()
-    } else {
-        format!("{host}:{}", if https { 443 } else { 80 })
-    };
-    Some((host, path.to_string(), https))
+/// The next hop of a redirect.
+enum Redirect {
+    /// A path on the registry (its credentials apply).
+    Registry(String),
+    /// Another host: no credentials, TLS verified.
+    Outside(transport::Url),
+}
+
+/// GETs an outside URL a registry redirected to: never with the registry's Authorization
+/// header, and over TLS verified against the system's CAs (whatever the registry's own
+/// security is).
+async fn get_outside(
+    what: &str,
+    url: &transport::Url,
+    accept: &str,
+) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
+    tracing::debug!("{what}: following a redirect to {}{}", url.host, url.path);
+    let tls = url
+        .https
+        .then(|| transport::client_config(transport::host_header(&url.host, true), false));
+    send(
+        &url.host,
+        tls.as_ref(),
+        hyper::Method::GET,
+        &url.path,
+        &[("Accept", accept.to_string())],
+        empty_body(),
+        None,
+    )
+    .await
 }
 
 /// One HTTP/1.1 request to `host` on a fresh connection (TLS with `tls`).
@@ -924,7 +985,7 @@ async fn send(
     let mut b = Request::builder()
         .method(method)
         .uri(path)
-        .header("Host", host)
+        .header("Host", transport::host_header(host, tls.is_some()))
         .header("User-Agent", concat!("wharf/", env!("CARGO_PKG_VERSION")));
     for (k, v) in headers {
         b = b.header(*k, v);
@@ -1070,10 +1131,6 @@ mod tests {
         assert_eq!(
             next_link(r#"<https://r/v2/x?last=1>; rel="next""#).as_deref(),
             Some("/v2/x?last=1")
-        );
-        assert_eq!(
-            split_url("https://auth.example/token?x=1"),
-            Some(("auth.example:443".into(), "/token?x=1".into(), true))
         );
     }
 }

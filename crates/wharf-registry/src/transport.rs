@@ -167,3 +167,102 @@ impl ServerCertVerifier for NoVerification {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+/// An `http(s)://` URL cut into what a request needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    pub https: bool,
+    /// `host:port`, the port filled in (443 or 80) when the URL has none.
+    pub host: String,
+    /// Path and query, starting with `/`.
+    pub path: String,
+}
+
+impl Url {
+    /// Parses `http(s)://[user@]host[:port][/path][?query]`; None for any other scheme or no
+    /// host.
+    pub fn parse(url: &str) -> Option<Url> {
+        let (https, rest) = match url.strip_prefix("https://") {
+            Some(r) => (true, r),
+            None => (false, url.strip_prefix("http://")?),
+        };
+        let (authority, path) = match rest.find(['/', '?', '#']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let authority = authority.rsplit('@').next().unwrap_or(authority);
+        if authority.is_empty() {
+            return None;
+        }
+        // A port follows the last ':' unless that ':' is inside an IPv6 literal.
+        let has_port = match authority.rfind(':') {
+            Some(i) => !authority[i..].contains(']'),
+            None => false,
+        };
+        let host = if has_port {
+            authority.to_string()
+        } else {
+            format!("{authority}:{}", if https { 443 } else { 80 })
+        };
+        let path = path.split('#').next().unwrap_or_default();
+        let path = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("/{path}")
+        };
+        Some(Url { https, host, path })
+    }
+
+    /// The Host header: the host without the scheme's default port, as browsers and Go send
+    /// it (signed storage URLs include it in the signature).
+    pub fn host_header(&self) -> &str {
+        host_header(&self.host, self.https)
+    }
+}
+
+/// `host:port` without the default port of the scheme (`:443` with TLS, `:80` without).
+pub fn host_header(host: &str, https: bool) -> &str {
+    host.strip_suffix(if https { ":443" } else { ":80" })
+        .unwrap_or(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Url;
+
+    fn u(https: bool, host: &str, path: &str) -> Option<Url> {
+        Some(Url {
+            https,
+            host: host.into(),
+            path: path.into(),
+        })
+    }
+
+    #[test]
+    fn urls_are_split_with_default_ports() {
+        assert_eq!(
+            Url::parse("https://auth.example/token?x=1"),
+            u(true, "auth.example:443", "/token?x=1")
+        );
+        assert_eq!(Url::parse("http://u:p@h:8080?q"), u(false, "h:8080", "/?q"));
+        assert_eq!(
+            Url::parse("https://[::1]/a#frag"),
+            u(true, "[::1]:443", "/a")
+        );
+        assert_eq!(Url::parse("https://[::1]:5000"), u(true, "[::1]:5000", "/"));
+        assert_eq!(Url::parse("ftp://h/x"), None);
+        assert_eq!(Url::parse("https:///x"), None);
+        assert_eq!(
+            Url::parse("https://cdn.example:443/b")
+                .unwrap()
+                .host_header(),
+            "cdn.example"
+        );
+        assert_eq!(
+            Url::parse("http://cdn.example:8080/b")
+                .unwrap()
+                .host_header(),
+            "cdn.example:8080"
+        );
+    }
+}
