@@ -575,15 +575,13 @@ pub fn pack(
         .file_name()
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
+    // Plain entries, as Go's archive/tar writes them (the docker CLI cannot read GNU sparse
+    // ones: "archive/tar: invalid tar header").
     let mut b = tar::Builder::new(out);
-    b.follow_symlinks(false);
-    // Plain entries, as Go's archive/tar writes them: the docker CLI cannot read GNU sparse
-    // ones ("archive/tar: invalid tar header").
-    b.sparse(false);
-    match (std::fs::symlink_metadata(resolved)?.is_dir(), ids) {
-        (true, None) => b.append_dir_all(&name, resolved)?,
-        (true, Some(m)) => wharf_image::layers::append_tree_mapped(&mut b, &name, resolved, m)?,
-        (false, ids) => wharf_image::layers::append_unmapped(&mut b, resolved, &name, ids)?,
+    if std::fs::symlink_metadata(resolved)?.is_dir() {
+        wharf_image::layers::append_tree(&mut b, &name, resolved, ids)?;
+    } else {
+        wharf_image::layers::append_unmapped(&mut b, resolved, &name, ids)?;
     }
     b.finish()
 }

@@ -223,8 +223,7 @@ fn shift_owner(target: &Path, rel: &Path, header: &tar::Header, ids: &IdMap) -> 
     let bad = |e: std::io::Error| Error::InvalidArchive {
         reason: format!("{}: {e}", rel.display()),
     };
-    let uid = header.uid().map_err(bad)? as u32;
-    let gid = header.gid().map_err(bad)? as u32;
+    let (uid, gid) = entry_owner(header, rel)?;
     let (u, g) = ids.to_host(uid, gid).map_err(|e| Error::InvalidArchive {
         reason: format!("{}: {e}", rel.display()),
     })?;
@@ -427,8 +426,10 @@ pub fn apply_tar_with(
     let ids = opts.ids.as_ref();
     let mut archive = tar::Archive::new(r);
     archive.set_preserve_permissions(true);
-    // An owner given is set below, after each entry is written.
-    archive.set_preserve_ownerships(opts.owner.is_none());
+    // Owners are set below, after each entry is written: an owner given, the archive's
+    // (read as Go reads it: an empty field is 0, which the tar crate refuses), or the
+    // archive's shifted into a user namespace's range.
+    archive.set_preserve_ownerships(false);
     // Extended attributes are set below, filtered (`layer_xattr_allowed`).
     archive.set_unpack_xattrs(false);
     archive.set_preserve_mtime(true);
@@ -549,11 +550,21 @@ pub fn apply_tar_with(
         }
         let mtime = entry.header().mtime().unwrap_or(0);
         let xattrs = entry_xattrs(&mut entry)?;
-        entry.unpack(&target).map_err(|e| Error::InvalidArchive {
-            reason: format!("{}: {e}", rel.display()),
-        })?;
+        if kind.is_fifo() || kind.is_character_special() || kind.is_block_special() {
+            // The tar crate writes these as empty regular files.
+            make_special(&target, &rel, entry.header())?;
+        } else {
+            entry.unpack(&target).map_err(|e| Error::InvalidArchive {
+                reason: format!("{}: {e}", rel.display()),
+            })?;
+        }
         // Before the attributes: a chown drops `security.capability`.
-        if let Some(owner) = opts.owner {
+        let owner = match opts.owner {
+            Some(o) => Some(o),
+            None if ids.is_none() => Some(entry_owner(entry.header(), &rel)?),
+            None => None,
+        };
+        if let Some(owner) = owner {
             let restore = (!kind.is_symlink())
                 .then(|| entry.header().mode().ok())
                 .flatten();
@@ -602,6 +613,75 @@ pub fn apply_tar_with(
         );
     }
     Ok(size)
+}
+
+/// An entry's (uid, gid), read as Go's archive/tar reads them: a field of only NULs or spaces
+/// is 0 (some writers leave it empty); anything else must be a number that fits.
+fn entry_owner(h: &tar::Header, rel: &Path) -> Result<(u32, u32), Error> {
+    let id = |field: &[u8], parsed: std::io::Result<u64>, what: &str| {
+        if field.iter().all(|b| *b == 0 || *b == b' ') {
+            return Ok(0);
+        }
+        parsed
+            .ok()
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| Error::InvalidArchive {
+                reason: format!("{}: invalid {what} in the tar header", rel.display()),
+            })
+    };
+    let old = h.as_old();
+    Ok((id(&old.uid, h.uid(), "uid")?, id(&old.gid, h.gid(), "gid")?))
+}
+
+/// Creates the FIFO or device node an entry describes at `target` (nothing is there), with
+/// the entry's permissions (not the umask's) and mtime; its owner is set by the caller.
+fn make_special(target: &Path, rel: &Path, h: &tar::Header) -> Result<(), Error> {
+    use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+    let bad = |what: &str| Error::InvalidArchive {
+        reason: format!("{}: {what}", rel.display()),
+    };
+    let kind = h.entry_type();
+    let flag = if kind.is_fifo() {
+        SFlag::S_IFIFO
+    } else if kind.is_character_special() {
+        SFlag::S_IFCHR
+    } else {
+        SFlag::S_IFBLK
+    };
+    let number = |n: std::io::Result<Option<u32>>| {
+        n.map(|n| n.unwrap_or(0))
+            .map_err(|_| bad("invalid device number"))
+    };
+    let dev = if flag == SFlag::S_IFIFO {
+        0
+    } else {
+        makedev(
+            number(h.device_major())?.into(),
+            number(h.device_minor())?.into(),
+        )
+    };
+    let perm = h.mode().map_err(|_| bad("invalid mode"))? & 0o7777;
+    mknod(target, flag, Mode::from_bits_truncate(perm), dev).map_err(|e| Error::Io {
+        path: target.to_path_buf(),
+        source: e.into(),
+    })?;
+    // mknod applied the umask.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(target, fs::Permissions::from_mode(perm)).map_err(Error::io(target))?;
+    }
+    let ts = nix::sys::time::TimeSpec::new(h.mtime().unwrap_or(0) as i64, 0);
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        target,
+        &ts,
+        &ts,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| Error::Io {
+        path: target.to_path_buf(),
+        source: e.into(),
+    })
 }
 
 /// Gives `path` (not followed) to `owner`, then sets `mode` again if it has set-user-ID or
@@ -771,6 +851,95 @@ mod tests {
             b.append(&h, *data).unwrap();
         }
         b.into_inner().unwrap()
+    }
+
+    /// FIFOs and device nodes are made as such (the tar crate makes empty regular files),
+    /// with the entry's mode, owner and mtime; an empty uid/gid field reads as 0, as in Go;
+    /// and the layer tar written back has the same entries (named by their path in the
+    /// layer, not the host's, and not GNU sparse).
+    #[test]
+    fn special_files_and_empty_owner_fields_round_trip() {
+        use std::os::unix::fs::FileTypeExt;
+        if !nix::unistd::geteuid().is_root() {
+            wharf_testkit::skip("mknod of devices needs root");
+            return;
+        }
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |name: &str, kind: tar::EntryType, mode: u32, dev: (u32, u32)| {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(kind);
+            h.set_mode(mode);
+            h.set_uid(7);
+            h.set_gid(8);
+            h.set_mtime(1_600_000_000);
+            h.set_size(0);
+            h.set_device_major(dev.0).unwrap();
+            h.set_device_minor(dev.1).unwrap();
+            b.append_data(&mut h, name, &b""[..]).unwrap();
+        };
+        add("dev/null2", tar::EntryType::Char, 0o620, (1, 3));
+        add("dev/loop9", tar::EntryType::Block, 0o600, (7, 9));
+        add("run/pipe", tar::EntryType::Fifo, 0o4751, (0, 0));
+        // Written by a tool that leaves the owner fields empty.
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(2);
+        h.as_old_mut().uid = [0; 8];
+        h.as_old_mut().gid = [b' '; 8];
+        b.append_data(&mut h, "empty-owner", &b"hi"[..]).unwrap();
+        let t = b.into_inner().unwrap();
+        let d = tempfile::tempdir().unwrap();
+        apply_tar(&mut &t[..], d.path(), Whiteouts::Overlay).unwrap();
+        let meta = |p: &str| fs::symlink_metadata(d.path().join(p)).unwrap();
+        let m = meta("dev/null2");
+        assert!(m.file_type().is_char_device());
+        assert_eq!(m.rdev(), nix::sys::stat::makedev(1, 3));
+        assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o620, 7, 8));
+        assert_eq!(m.mtime(), 1_600_000_000);
+        let m = meta("dev/loop9");
+        assert!(m.file_type().is_block_device());
+        assert_eq!(m.rdev(), nix::sys::stat::makedev(7, 9));
+        let m = meta("run/pipe");
+        assert!(m.file_type().is_fifo());
+        assert_eq!((m.mode() & 0o7777, m.uid()), (0o4751, 7), "set-ID bit kept");
+        let m = meta("empty-owner");
+        assert_eq!((m.uid(), m.gid()), (0, 0));
+
+        // A sparse file (a hole of 1 MiB) is written as a plain entry.
+        let sparse = fs::File::create(d.path().join("sparse")).unwrap();
+        sparse.set_len(1 << 20).unwrap();
+        drop(sparse);
+        let mut out = tar::Builder::new(Vec::new());
+        for rel in ["dev/null2", "dev/loop9", "run/pipe", "sparse"] {
+            crate::layers::append_unmapped(&mut out, &d.path().join(rel), Path::new(rel), None)
+                .unwrap();
+        }
+        let bytes = out.into_inner().unwrap();
+        let mut a = tar::Archive::new(&bytes[..]);
+        let got: Vec<_> = a
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path().unwrap().display().to_string(),
+                    h.entry_type(),
+                    h.device_major().unwrap(),
+                    h.device_minor().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("dev/null2".into(), tar::EntryType::Char, Some(1), Some(3)),
+                ("dev/loop9".into(), tar::EntryType::Block, Some(7), Some(9)),
+                ("run/pipe".into(), tar::EntryType::Fifo, Some(0), Some(0)),
+                ("sparse".into(), tar::EntryType::Regular, Some(0), Some(0)),
+            ]
+        );
     }
 
     #[test]

@@ -719,7 +719,6 @@ impl LayerStore {
         let mut counter = CountingWriter { inner: out, n: 0 };
         {
             let mut b = tar::Builder::new(&mut counter);
-            b.follow_symlinks(false);
             if self.overlay {
                 let mut failure = None;
                 walk_upper(&upper, Path::new(""), &mut |rel, meta| {
@@ -824,32 +823,68 @@ impl LayerStore {
     }
 }
 
-/// Appends `full` as `rel`; with a mapping, owned by the container's ids of its host owner
-/// (what the container saw), so that the diff is the same whichever daemon wrote it.
+/// Appends `full` as `rel` (never followed), as Go's archive/tar writes it: regular files
+/// with their data (never as GNU sparse entries, which the docker CLI cannot read), symlinks,
+/// directories, FIFOs, and character and block devices with their numbers. With a mapping,
+/// owned by the container's ids of its host owner (what the container saw), so that the diff
+/// is the same whichever daemon wrote it. A socket cannot be archived: it is left out, as
+/// Docker leaves it out.
 pub fn append_unmapped<W: Write>(
     b: &mut tar::Builder<W>,
     full: &Path,
     rel: &Path,
     ids: Option<&IdMap>,
 ) -> std::io::Result<()> {
-    let Some(m) = ids else {
-        return b.append_path_with_name(full, rel);
-    };
     let meta = fs::symlink_metadata(full)?;
+    let kind = meta.file_type();
+    if kind.is_socket() {
+        return Ok(());
+    }
     let mut h = tar::Header::new_gnu();
     h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
-    let (u, g) = m.to_container(meta.uid(), meta.gid());
-    h.set_uid(u.into());
-    h.set_gid(g.into());
-    if meta.file_type().is_symlink() {
-        h.set_size(0);
-        b.append_link(&mut h, rel, fs::read_link(full)?)
-    } else if meta.is_file() {
-        b.append_data(&mut h, rel, fs::File::open(full)?)
-    } else {
-        h.set_size(0);
-        b.append_data(&mut h, rel, std::io::empty())
+    if let Some(m) = ids {
+        let (u, g) = m.to_container(meta.uid(), meta.gid());
+        h.set_uid(u.into());
+        h.set_gid(g.into());
     }
+    if kind.is_symlink() {
+        h.set_size(0);
+        return b.append_link(&mut h, rel, fs::read_link(full)?);
+    }
+    if meta.is_file() {
+        return b.append_data(&mut h, rel, fs::File::open(full)?);
+    }
+    if kind.is_char_device() || kind.is_block_device() {
+        let dev = meta.rdev();
+        h.set_device_major(nix::sys::stat::major(dev) as u32)?;
+        h.set_device_minor(nix::sys::stat::minor(dev) as u32)?;
+    }
+    h.set_size(0);
+    b.append_data(&mut h, rel, std::io::empty())
+}
+
+/// Appends the tree at `dir` as `name`, each entry as [`append_unmapped`] appends it, in name
+/// order (symlinks not followed).
+pub fn append_tree<W: Write>(
+    b: &mut tar::Builder<W>,
+    name: &Path,
+    dir: &Path,
+    ids: Option<&IdMap>,
+) -> std::io::Result<()> {
+    append_unmapped(b, dir, name, ids)?;
+    let mut stack = vec![(dir.to_path_buf(), name.to_path_buf())];
+    while let Some((src, dst)) = stack.pop() {
+        let mut entries: Vec<_> = fs::read_dir(&src)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let (p, n) = (e.path(), dst.join(e.file_name()));
+            append_unmapped(b, &p, &n, ids)?;
+            if e.file_type()?.is_dir() {
+                stack.push((p, n));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn append_empty<W: Write>(b: &mut tar::Builder<W>, path: &Path) -> std::io::Result<()> {
@@ -998,41 +1033,8 @@ pub fn tar_tree(dir: &Path, out: &mut dyn Write) -> Result<(), Error> {
 /// ids the container sees.
 pub fn tar_tree_mapped(dir: &Path, out: &mut dyn Write, ids: Option<&IdMap>) -> Result<(), Error> {
     let mut b = tar::Builder::new(out);
-    b.follow_symlinks(false);
-    match ids {
-        None => b.append_dir_all(".", dir),
-        Some(m) => append_tree_mapped(&mut b, Path::new("."), dir, m),
-    }
-    .map_err(Error::io(dir))?;
+    append_tree(&mut b, Path::new("."), dir, ids).map_err(Error::io(dir))?;
     b.finish().map_err(Error::io(dir))
-}
-
-/// Appends the tree at `dir` as `name` (what `append_dir_all` does, symlinks not followed,
-/// sockets left out), each entry owned by the container's ids of its host owner.
-pub fn append_tree_mapped<W: Write>(
-    b: &mut tar::Builder<W>,
-    name: &Path,
-    dir: &Path,
-    ids: &IdMap,
-) -> std::io::Result<()> {
-    append_unmapped(b, dir, name, Some(ids))?;
-    let mut stack = vec![(dir.to_path_buf(), name.to_path_buf())];
-    while let Some((src, dst)) = stack.pop() {
-        let mut entries: Vec<_> = fs::read_dir(&src)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let kind = e.file_type()?;
-            if kind.is_socket() {
-                continue;
-            }
-            let (p, n) = (e.path(), dst.join(e.file_name()));
-            append_unmapped(b, &p, &n, Some(ids))?;
-            if kind.is_dir() {
-                stack.push((p, n));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Cleans the scratch space at open, after a crash: first unmounts whatever a killed wharfd

@@ -480,3 +480,102 @@ fn create_with_a_platform_checks_the_image() {
     );
     assert_eq!(status, 201, "{msg}");
 }
+
+/// The types of the entries of a tar stream, by name: (type byte, major, minor, mode).
+fn special_entries(tar_bytes: &[u8]) -> std::collections::BTreeMap<String, (u8, u32, u32, u32)> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut a = tar::Archive::new(tar_bytes);
+    for e in a.entries().unwrap() {
+        let e = e.unwrap();
+        let h = e.header();
+        let kind = h.entry_type();
+        if kind.is_fifo() || kind.is_character_special() || kind.is_block_special() {
+            let name = e
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string();
+            out.insert(
+                name,
+                (
+                    kind.as_byte(),
+                    h.device_major().unwrap().unwrap_or(0),
+                    h.device_minor().unwrap().unwrap_or(0),
+                    h.mode().unwrap() & 0o7777,
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// Device nodes and FIFOs made in a container survive `commit` (the layer tar, its
+/// extraction into the store), a container of the new image, `export` and `save`, as the
+/// kinds they are (they were extracted as empty regular files, and a commit of a FIFO was a
+/// 500).
+#[test]
+fn device_nodes_and_fifos_survive_commit_export_and_save() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&[
+        "run",
+        "--name",
+        "maker",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "mkfifo -m 640 /pipe && mknod -m 600 /null2 c 1 3 && mknod -m 660 /loop9 b 7 9 \
+         && chown 5:6 /pipe",
+    ]);
+    d.ok(&["commit", "maker", "special:v1"]);
+    let seen = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "special:v1",
+        "stat",
+        "-c",
+        "%n %F %t:%T %a %u:%g",
+        "/pipe",
+        "/null2",
+        "/loop9",
+    ]);
+    assert_eq!(
+        seen,
+        "/pipe fifo 0:0 640 5:6\n/null2 character special file 1:3 600 0:0\n\
+         /loop9 block special file 7:9 660 0:0\n",
+    );
+    // The committed layer as saved: the entries keep their kinds and numbers.
+    let o = d.docker(&["save", "special:v1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut layers = std::collections::BTreeMap::new();
+    let mut a = tar::Archive::new(&o.stdout[..]);
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        // Layers (docker's `<id>/layer.tar`, or OCI blobs that are tars, not JSON).
+        if name.ends_with("layer.tar")
+            || (name.starts_with("blobs/") && data.first() != Some(&b'{'))
+        {
+            layers.extend(special_entries(&data));
+        }
+    }
+    let want = |m: &std::collections::BTreeMap<String, (u8, u32, u32, u32)>| {
+        assert_eq!(m.get("pipe"), Some(&(b'6', 0, 0, 0o640)), "{m:?}");
+        assert_eq!(m.get("null2"), Some(&(b'3', 1, 3, 0o600)), "{m:?}");
+        assert_eq!(m.get("loop9"), Some(&(b'4', 7, 9, 0o660)), "{m:?}");
+    };
+    want(&layers);
+    // And a container of it, exported.
+    d.ok(&["create", "--name", "again", "special:v1"]);
+    let o = d.docker(&["export", "again"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    want(&special_entries(&o.stdout));
+}
