@@ -110,7 +110,7 @@ pub const HOST_CONFIG_FIELDS: &[(&str, FieldUse)] = &[
     ("GroupAdd", Honoured),
     ("IpcMode", Honoured),
     ("Cgroup", Refused),
-    ("Links", Refused),
+    ("Links", Honoured),
     ("OomScoreAdj", Honoured),
     ("PidMode", Honoured),
     ("Privileged", Honoured),
@@ -132,7 +132,7 @@ pub const HOST_CONFIG_FIELDS: &[(&str, FieldUse)] = &[
 /// An endpoint of `NetworkingConfig.EndpointsConfig` (`EndpointSettings`).
 pub const ENDPOINT_FIELDS: &[(&str, FieldUse)] = &[
     ("IPAMConfig", Honoured),
-    ("Links", Refused),
+    ("Links", Honoured),
     ("MacAddress", Honoured),
     ("Aliases", Honoured),
     ("DriverOpts", Refused),
@@ -239,10 +239,11 @@ mod tests {
             ["MemorySwappiness", "PidMode=container:x"]
         );
         let net = json!({"EndpointsConfig": {"n1": {"Aliases": ["a"], "Links": ["x:y"],
-                          "IPAMConfig": {"IPv4Address": "10.0.0.2", "IPv6Address": "fd00::2"}}}});
+                          "DriverOpts": {"a": "b"},
+                          "IPAMConfig": {"IPv4Address": "10.0.0.2", "LinkLocalIPs": ["fe80::9"]}}}});
         assert_eq!(
             refused_endpoint_fields(&net),
-            ["n1: Links", "n1: IPAMConfig.IPv6Address"]
+            ["n1: DriverOpts", "n1: IPAMConfig.LinkLocalIPs"]
         );
         let cfg = json!({"NetworkDisabled": true, "MacAddress": ""});
         assert_eq!(

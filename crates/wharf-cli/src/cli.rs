@@ -410,6 +410,9 @@ pub struct RunArgs {
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias", alias = "net-alias")]
     pub network_alias: Vec<String>,
+    /// Add link to another container
+    #[arg(long = "link")]
+    pub links: Vec<String>,
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long = "ip")]
     pub ip: Option<String>,
@@ -1215,6 +1218,9 @@ pub struct NetworkConnectArgs {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long)]
     pub ip: Option<String>,
+    /// Add link to another container
+    #[arg(long = "link")]
+    pub links: Vec<String>,
     #[arg(value_name = "NETWORK")]
     pub network: String,
     #[arg(value_name = "CONTAINER")]
@@ -1377,7 +1383,6 @@ pub const UNSUPPORTED_COMMANDS: &[&str] = &[
 /// Flags docker has that wharf does not implement yet: refused by name, never ignored.
 pub const UNSUPPORTED_FLAGS: &[&str] = &[
     "--gpus",
-    "--link",
     "--ip6",
     "--link-local-ip",
     "--oom-kill-disable",

@@ -1211,18 +1211,40 @@ fn volumes_and_networks(t: &Target) {
         "0\n"
     );
     assert_eq!(
-        t.ok(&["network", "connect", "--alias", "other", "tnet", "n1"]),
+        t.ok(&["network", "connect", "--alias", "other", "--link", "n0:peer", "tnet", "n1"]),
         ""
     );
     assert_eq!(
         t.same(&[
             "inspect",
             "-f",
-            "{{index .NetworkSettings.Networks.tnet.Aliases 0}}",
+            "{{index .NetworkSettings.Networks.tnet.Aliases 0}} {{.NetworkSettings.Networks.tnet.Links}}",
             "n1"
         ]),
-        "other\n"
+        "other [n0:peer]\n"
     );
+    // `run --link` on a user network: the endpoint's links (HostConfig.Links unused there).
+    t.ok(&[
+        "create",
+        "--network",
+        "tnet",
+        "--link",
+        "n1:db",
+        "--name",
+        "n3",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        t.same(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.tnet.Links}} {{json .HostConfig.Links}}",
+            "n3"
+        ]),
+        "[n1:db] null\n"
+    );
+    t.ok(&["rm", "n3"]);
     // A running container keeps the network from being removed.
     t.ok(&["rm", "n1"]);
     t.ok(&[

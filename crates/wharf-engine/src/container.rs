@@ -128,6 +128,10 @@ pub struct NetAttachment {
     /// A MAC address of its own (`--mac-address`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
+    /// Links on a user network (`name[:alias]`, as given): aliases only this container
+    /// resolves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
 }
 
 /// Zero time as Docker prints it for never-started containers.

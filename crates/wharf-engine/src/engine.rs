@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 
 pub(crate) mod filters;
 mod healthcheck;
+mod links;
 mod networking;
 pub use networking::net_error;
 use wharf_api::types::{CreateRequest, ExecConfig, HostConfig};
@@ -330,6 +331,7 @@ impl Engine {
         spec::check_userns(hc, self.cfg.userns.is_some())
             .map_err(|e| ApiError::bad_request(e.0))?;
         let attachments = self.plan_networks(hc, &req.networking_config)?;
+        self.check_links(&req.raw_host_config, &hc.network_mode)?;
         let embedded_dns = attachments
             .values()
             .any(|a| self.networks.get(&a.network_id).is_ok_and(|n| n.has_dns()));
@@ -977,6 +979,21 @@ impl Engine {
         }
         if !env.iter().any(|e| e.starts_with("HOME=")) {
             env.push("HOME=/root".into());
+        }
+        // Links' variables come first; the container's own override them (as dockerd).
+        match self.apply_links(c, &rec) {
+            Ok(link_env) => {
+                let own = |k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
+                let link_env: Vec<String> = link_env
+                    .into_iter()
+                    .filter(|e| !own(e.split('=').next().unwrap_or_default()))
+                    .collect();
+                env.splice(0..0, link_env);
+            }
+            Err(e) => {
+                self.release_volumes(&rec);
+                return Err(ApiError::new(e.status, fail(self, e.message)));
+            }
         }
         let init = (hc.init == Some(true))
             .then_some(self.cfg.init_path.as_deref())
@@ -1682,6 +1699,9 @@ impl Engine {
         // Only a container with a healthcheck has State.Health (omitted otherwise, as dockerd).
         if let Some(h) = &st.health {
             doc["State"]["Health"] = json!(h);
+        }
+        if doc["HostConfig"].is_object() {
+            doc["HostConfig"]["Links"] = self.links_json(&r);
         }
         doc
     }

@@ -182,10 +182,21 @@ pub async fn forward(query: &[u8], upstream: &[SocketAddr]) -> Option<Vec<u8>> {
     None
 }
 
+/// `alias` is, for one container, the name of container `target` on `network`.
+#[derive(Debug, Clone)]
+struct LinkAlias {
+    network: String,
+    alias: String,
+    target: String,
+}
+
 /// The records and the servers of every container.
 #[derive(Default)]
 pub struct Dns {
     records: RwLock<Vec<DnsRecord>>,
+    /// Links on user networks (`--link name:alias`), per asking container: names only that
+    /// container resolves.
+    links: RwLock<HashMap<String, Vec<LinkAlias>>>,
     servers: Mutex<HashMap<String, Vec<tokio::task::AbortHandle>>>,
 }
 
@@ -197,17 +208,67 @@ impl Dns {
         r.push(rec);
     }
 
-    /// Removes a container's names on `network` (all its names with `None`).
+    /// Removes a container's names on `network` (all its names with `None`), and its links
+    /// there.
     pub fn remove(&self, container: &str, network: Option<&str>) {
         self.records
             .write()
             .expect("dns lock")
             .retain(|x| !(x.container == container && network.is_none_or(|n| x.network == n)));
+        let mut links = self.links.write().expect("dns lock");
+        if let Some(l) = links.get_mut(container) {
+            l.retain(|a| network.is_some_and(|n| n != a.network));
+            if l.is_empty() {
+                links.remove(container);
+            }
+        }
     }
 
-    /// The addresses of `name` as seen by `asker`: its networks' members only.
+    /// Sets the links `asker` has on `network`: each (alias, linked container's name) makes
+    /// `alias` a name of that container for `asker` alone.
+    pub fn set_links(&self, asker: &str, network: &str, links: &[(String, String)]) {
+        let mut all = self.links.write().expect("dns lock");
+        let l = all.entry(asker.to_string()).or_default();
+        l.retain(|a| a.network != network);
+        l.extend(links.iter().map(|(alias, target)| LinkAlias {
+            network: network.to_string(),
+            alias: alias.to_ascii_lowercase(),
+            target: target.to_ascii_lowercase(),
+        }));
+        if l.is_empty() {
+            all.remove(asker);
+        }
+    }
+
+    /// The addresses of `name` as seen by `asker`: its links' aliases first (the linked
+    /// container on the link's network), then its networks' members.
     pub fn lookup(&self, asker: &str, name: &str) -> Vec<Ipv4Addr> {
         let r = self.records.read().expect("dns lock");
+        let linked: Vec<(String, String)> = self
+            .links
+            .read()
+            .expect("dns lock")
+            .get(asker)
+            .map(|l| {
+                l.iter()
+                    .filter(|a| a.alias == name)
+                    .map(|a| (a.network.clone(), a.target.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut via_link: Vec<Ipv4Addr> = r
+            .iter()
+            .filter(|x| {
+                linked
+                    .iter()
+                    .any(|(net, target)| &x.network == net && x.names.iter().any(|n| n == target))
+            })
+            .map(|x| x.ip)
+            .collect();
+        if !via_link.is_empty() {
+            via_link.dedup();
+            return via_link;
+        }
         let nets: Vec<&str> = r
             .iter()
             .filter(|x| x.container == asker)
@@ -457,5 +518,31 @@ mod tests {
             Some(Ipv4Addr::new(1, 2, 3, 4))
         );
         assert_eq!(ptr_address("x.in-addr.arpa"), None);
+    }
+
+    #[test]
+    fn link_aliases_resolve_for_the_linking_container_only() {
+        let dns = Dns::default();
+        let rec = |c: &str, net: &str, name: &str, ip: [u8; 4]| DnsRecord {
+            container: c.into(),
+            network: net.into(),
+            names: vec![name.into()],
+            ip: ip.into(),
+        };
+        dns.add(rec("db", "n1", "db", [10, 0, 0, 2]));
+        dns.add(rec("db", "n2", "db", [10, 1, 0, 2]));
+        dns.add(rec("web", "n1", "web", [10, 0, 0, 3]));
+        dns.add(rec("other", "n1", "other", [10, 0, 0, 4]));
+        dns.set_links("web", "n1", &[("Database".into(), "db".into())]);
+        // The alias is the linked container's address on the link's network, for web alone.
+        assert_eq!(dns.lookup("web", "database"), [Ipv4Addr::new(10, 0, 0, 2)]);
+        assert!(dns.lookup("other", "database").is_empty());
+        assert_eq!(dns.lookup("web", "db"), [Ipv4Addr::new(10, 0, 0, 2)]);
+        // Gone with the linking container's endpoint on that network.
+        dns.remove("web", Some("n1"));
+        assert!(dns.links.read().unwrap().is_empty());
+        dns.set_links("web", "n1", &[("database".into(), "db".into())]);
+        dns.remove("web", None);
+        assert!(dns.links.read().unwrap().is_empty());
     }
 }

@@ -143,6 +143,9 @@ pub async fn connect(ctx: &Ctx, a: NetworkConnectArgs) -> Result<i32> {
     if let Some(ip) = &a.ip {
         ep["IPAMConfig"] = json!({"IPv4Address": ip});
     }
+    if !a.links.is_empty() {
+        ep["Links"] = json!(a.links);
+    }
     let body = json!({"Container": a.container, "EndpointConfig": ep});
     ctx.client
         .post_json(

@@ -203,10 +203,17 @@ pub fn create_body(a: &RunArgs) -> Result<CreatePlan> {
     }
     let healthcheck = healthcheck(a)?;
     let network = a.network.clone().unwrap_or_else(|| "default".into());
-    // --network-alias and --ip configure the endpoint on the container's network.
+    // --network-alias, --ip and (on a user network, as the docker CLI sends them) --link
+    // configure the endpoint on the container's network.
+    let user_network = !matches!(network.as_str(), "default" | "bridge" | "host" | "none")
+        && !network.starts_with("container:");
+    let endpoint_links = user_network && !a.links.is_empty();
     let mut endpoints = serde_json::Map::new();
-    if !a.network_alias.is_empty() || a.ip.is_some() || a.mac_address.is_some() {
+    if !a.network_alias.is_empty() || a.ip.is_some() || a.mac_address.is_some() || endpoint_links {
         let mut ep = json!({});
+        if endpoint_links {
+            ep["Links"] = json!(a.links);
+        }
         if let Some(mac) = &a.mac_address {
             ep["MacAddress"] = json!(mac);
         }
@@ -257,6 +264,7 @@ pub fn create_body(a: &RunArgs) -> Result<CreatePlan> {
             "DnsOptions": a.dns_option,
             "DnsSearch": a.dns_search,
             "ExtraHosts": list(a.add_host.clone()),
+            "Links": list(a.links.clone()),
             "GroupAdd": list(a.group_add.clone()),
             "IpcMode": a.ipc.clone().unwrap_or_default(),
             "OomScoreAdj": a.oom_score_adj.unwrap_or(0),

@@ -247,6 +247,13 @@ impl Engine {
                 names: dns_names(&rec, att),
                 ip: ep.ip,
             });
+            let links: Vec<(String, String)> = att
+                .links
+                .iter()
+                .filter_map(|l| super::links::parse_link(l).ok())
+                .map(|l| (l.alias, l.name))
+                .collect();
+            self.networks.dns.set_links(&c.id, &net.id, &links);
             if !self.networks.dns.serving(&c.id) {
                 let hc = Self::host_config(&rec);
                 if let Err(e) = self.networks.dns.serve(&c.id, pid, upstream_resolvers(&hc)) {
@@ -768,11 +775,26 @@ fn attachment(net: &Network, cfg: &Value) -> Result<NetAttachment, ApiError> {
                 })
         })
         .transpose()?;
+    let links: Vec<String> = cfg["Links"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str().map(String::from))
+        .collect();
+    for l in &links {
+        super::links::parse_link(l)?;
+    }
+    if !net.has_dns() && !links.is_empty() {
+        return Err(ApiError::bad_request(
+            "links on a network are supported only for containers in user defined networks (on the default bridge, use HostConfig.Links)",
+        ));
+    }
     Ok(NetAttachment {
         network_id: net.id.clone(),
         aliases,
         ipv4_address: ip,
         mac_address: mac,
+        links,
     })
 }
 
@@ -791,7 +813,7 @@ pub(super) fn network_settings(engine: &Engine, r: &Record) -> Value {
             name.clone(),
             json!({
                 "IPAMConfig": att.ipv4_address.as_ref().map(|ip| json!({"IPv4Address": ip})),
-                "Links": null,
+                "Links": if att.links.is_empty() { Value::Null } else { json!(att.links) },
                 "Aliases": if att.aliases.is_empty() { Value::Null } else { json!(att.aliases) },
                 "MacAddress": s(|e| e.mac.clone()),
                 "DriverOpts": null,
