@@ -265,7 +265,8 @@ pub fn pack_in(
         let ok = stat.is_ok();
         send_status(w, &stat);
         if ok && !head {
-            let _ = pack(&resolved, w, ids);
+            // A failure midway makes the child exit non-zero: the copy is aborted.
+            pack(&resolved, w, ids).map_err(|e| ApiError::internal(e.to_string()))?;
         }
         Ok(())
     })

@@ -648,7 +648,9 @@ async fn dispatch(
             }
             // dockerd's "Could not find the file" names the container as the client did.
             let cid = id.clone();
-            let (tx, rx) = mpsc::channel(64);
+            // Abortable: a copy that fails midway must reach the client as an error, not as
+            // a tar cut short that looks whole.
+            let (resp, w) = abortable_resp("application/x-tar");
             let p2 = path.clone();
             // The stat comes first (it decides 404); the tar streams from the same call so the
             // temporary mount of a stopped container lives exactly as long as the copy.
@@ -668,11 +670,19 @@ async fn dispatch(
                         };
                         let ok = j.result.is_ok();
                         let _ = stat_tx.send(j.result.clone());
-                        if ok && !head {
-                            let mut w = ChanWriter { tx };
-                            let _ = std::io::copy(&mut j.data, &mut w);
+                        if !ok || head {
+                            j.wait();
+                            return Ok(());
                         }
-                        j.wait();
+                        let mut w = w;
+                        let copied = std::io::copy(&mut j.data, &mut w);
+                        match (copied, j.finish()) {
+                            (Ok(_), Ok(())) => {}
+                            (Err(e), _) => w.abort(format!("copying {p2} out of {cid}: {e}")),
+                            (_, Err(e)) => {
+                                w.abort(format!("copying {p2} out of {cid}: {}", e.message))
+                            }
+                        }
                         Ok(())
                     })
                     .await;
@@ -685,12 +695,13 @@ async fn dispatch(
                 engine.event(&c_ev, "archive-path", &[]);
             }
             let mut r = if head {
-                empty(200)
+                let mut r = empty(200);
+                r.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+                r
             } else {
-                Response::new(ApiBody::Chan(rx))
+                resp
             };
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
             r.headers_mut().insert(
                 "X-Docker-Container-Path-Stat",
                 HeaderValue::from_str(&stat).map_err(|e| ApiError::internal(e.to_string()))?,
@@ -1155,23 +1166,6 @@ impl std::io::Write for AbortableWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.tx
             .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Writes into a response channel from blocking code.
-struct ChanWriter {
-    tx: mpsc::Sender<Bytes>,
-}
-
-impl std::io::Write for ChanWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.tx
-            .blocking_send(Bytes::copy_from_slice(buf))
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
         Ok(buf.len())
     }

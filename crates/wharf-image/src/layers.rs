@@ -852,7 +852,13 @@ pub fn append_unmapped<W: Write>(
         return b.append_link(&mut h, rel, fs::read_link(full)?);
     }
     if meta.is_file() {
-        return b.append_data(&mut h, rel, fs::File::open(full)?);
+        let data = ExactSize {
+            inner: fs::File::open(full)?,
+            left: meta.len(),
+            size: meta.len(),
+            path: full,
+        };
+        return b.append_data(&mut h, rel, data);
     }
     if kind.is_char_device() || kind.is_block_device() {
         let dev = meta.rdev();
@@ -885,6 +891,43 @@ pub fn append_tree<W: Write>(
         }
     }
     Ok(())
+}
+
+/// A file's data as its header announced it: exactly `size` bytes. The tar crate pads
+/// whatever it gets, so a file that shrank while it was read (or a sysfs attribute, whose
+/// stat size is a page) would make a tar whose next header is garbage: that is an error
+/// here, as in Go's archive/tar ("missed writing N bytes"). A file that grew is cut at its
+/// announced size.
+struct ExactSize<'a> {
+    inner: fs::File,
+    left: u64,
+    size: u64,
+    path: &'a Path,
+}
+
+impl std::io::Read for ExactSize<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{}: the file shrank while it was archived ({} of {} bytes read)",
+                    self.path.display(),
+                    self.size - self.left,
+                    self.size
+                ),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 fn append_empty<W: Write>(b: &mut tar::Builder<W>, path: &Path) -> std::io::Result<()> {

@@ -610,3 +610,44 @@ fn sparse_files_copy_out_as_plain_entries() {
         assert_eq!(e.header().entry_type(), tar::EntryType::Regular);
     }
 }
+
+mod a_copy_out_that_fails_midway_is_an_error {
+    use super::*;
+    #[test]
+    fn wharfd() {
+        require_env!();
+        super::a_copy_out_that_fails_midway_is_an_error(Place::Host);
+    }
+    #[test]
+    fn dockerd_netns() {
+        require_env!();
+        super::a_copy_out_that_fails_midway_is_an_error(Place::DockerdNetns);
+    }
+}
+
+/// A file whose data is shorter than its stat size (a sysfs attribute: a page announced, a
+/// few bytes there; or a file that shrinks while it is copied) cannot be archived as
+/// announced: the copy out fails and the client exits non-zero instead of getting a tar cut
+/// short that looks whole. Beside it, a sound copy still works.
+fn a_copy_out_that_fails_midway_is_an_error(place: Place) {
+    let Some(d) = Daemon::launch(place, None) else {
+        return;
+    };
+    d.busybox();
+    run_box(&d, "box", &[]);
+    let o = d.docker(&["cp", "box:/sys/class/net/lo/mtu", "-"]);
+    assert!(
+        !o.status.success(),
+        "a short sysfs read was archived as whole ({} bytes out)",
+        o.stdout.len()
+    );
+    let o = d.docker(&["cp", "box:/etc/passwd", "-"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut a = tar::Archive::new(&o.stdout[..]);
+    let names: Vec<String> = a
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, ["passwd"]);
+}
