@@ -202,4 +202,8 @@ pub trait Backend: Send + Sync + 'static {
     /// A directory the build may use for the life of the build (cache mounts live under
     /// `cache_dir`, kept between builds).
     fn cache_dir(&self) -> &Path;
+
+    /// Where a RUN step's secret files are written for the step's life: a tmpfs (they must
+    /// never reach a disk), private to the daemon.
+    fn secrets_dir(&self) -> PathBuf;
 }

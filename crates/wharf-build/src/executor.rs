@@ -48,6 +48,59 @@ pub struct BuildOptions {
     /// `--cache-from`: images whose steps stand in for the local cache (which is then not
     /// used, as in the classic builder).
     pub cache_from: Vec<String>,
+    /// Secrets for `RUN --mount=type=secret` (`wharf build --secret`).
+    pub secrets: Secrets,
+}
+
+/// Build secrets by id. Their values never reach a cache key, an image, or a log (Debug
+/// prints only the ids).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secrets(pub BTreeMap<String, Vec<u8>>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Secrets")
+            .field(&self.0.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Secret files written for one RUN step, removed when it ends (whatever its outcome).
+struct SecretFiles(Vec<PathBuf>);
+
+impl Drop for SecretFiles {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+/// Writes `data` to a new file in `dir` (a tmpfs, so it never reaches a disk) with `mode`
+/// and owner, created with no permissions for anyone else from the start.
+fn write_secret(
+    dir: &std::path::Path,
+    data: &[u8],
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let mut rnd = [0u8; 12];
+    getrandom::fill(&mut rnd).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let path = dir.join(hex::encode(rnd));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    f.write_all(data)?;
+    std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    Ok(path)
 }
 
 /// Where an image built here records its steps' cache keys (with the number of layers and
@@ -1249,6 +1302,8 @@ async fn run_step<B: Backend>(
     };
     let mut mounts = Vec::new();
     let mut mount_key = Vec::new();
+    let mut secret_env = Vec::new();
+    let mut secret_files = SecretFiles(Vec::new());
     for m in &r.mounts {
         let target = |t: &Option<String>| -> Result<String, BuildError> {
             let t = t
@@ -1417,11 +1472,46 @@ async fn run_step<B: Backend>(
                                 .and_then(|t| t.rsplit('/').next().map(String::from))
                         })
                         .unwrap_or_default();
-                if m.required == Some(true) {
-                    return Err(BuildError::new(format!(
-                        "secret {id} not found: the classic build API carries no secrets"
-                    )));
+                let Some(data) = s.opts.secrets.0.get(&id) else {
+                    if m.required == Some(true) {
+                        return Err(BuildError::new(format!(
+                            "secret {id} not found: pass it with `wharf build --secret id={id},src=<file>` (the classic build API of other clients carries no secrets)"
+                        )));
+                    }
+                    continue;
+                };
+                // `env=`: the value as a variable of this step only (no file unless a
+                // target is given too).
+                if let Some(var) = &m.env {
+                    secret_env.push(format!("{var}={}", String::from_utf8_lossy(data)));
+                    mount_key.push(format!("secret-env:{id}:{var}"));
+                    if m.target.is_none() {
+                        continue;
+                    }
                 }
+                let t = match &m.target {
+                    Some(t) => target(&Some(t.clone()))?,
+                    None => format!("/run/secrets/{id}"),
+                };
+                let num = |v: &Option<String>, what: &str, default: u32, radix: u32| match v {
+                    None => Ok(default),
+                    Some(v) => u32::from_str_radix(v, radix).map_err(|_| {
+                        BuildError::new(format!("RUN --mount=type=secret: invalid {what} {v:?}"))
+                    }),
+                };
+                let mode = num(&m.mode, "mode", 0o400, 8)?;
+                let uid = num(&m.uid, "uid", 0, 10)?;
+                let gid = num(&m.gid, "gid", 0, 10)?;
+                let file = write_secret(&s.backend.secrets_dir(), data, mode, uid, gid)
+                    .map_err(|e| BuildError::new(format!("writing secret {id}: {e}")))?;
+                secret_files.0.push(file.clone());
+                // The id and target only: a secret's value never changes a cache key.
+                mount_key.push(format!("secret:{id}:{t}"));
+                mounts.push(RunMount::Bind {
+                    source: file,
+                    target: t,
+                    readonly: true,
+                });
             }
             ast::MountKind::Ssh => {
                 if m.required == Some(true) {
@@ -1462,6 +1552,8 @@ async fn run_step<B: Backend>(
         network,
         mounts,
     };
+    let mut spec = spec;
+    spec.env.extend(secret_env);
     let started: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let (out, started2) = (s.out.clone(), started.clone());
     let events = move |e: RunEvent| match e {
@@ -1475,7 +1567,9 @@ async fn run_step<B: Backend>(
             format!("\u{1b}[91m{}\u{1b}[0m", String::from_utf8_lossy(&b)),
         ),
     };
-    let outcome = s.backend.run(spec, &events).await?;
+    let outcome = s.backend.run(spec, &events).await;
+    drop(secret_files);
+    let outcome = outcome?;
     if outcome.exit_code != 0 {
         return Err(BuildError {
             message: format!(
@@ -1893,6 +1987,8 @@ mod tests {
     use std::path::Path;
     use std::sync::atomic::AtomicUsize;
 
+    type SeenBind = (String, Vec<u8>, u32);
+
     /// Images in memory; RUN steps sleep a little and count how many run at once.
     #[derive(Default)]
     struct Fake {
@@ -1902,6 +1998,9 @@ mod tests {
         runs: Mutex<Vec<Vec<String>>>,
         tags: Mutex<Vec<(String, String)>>,
         dir: PathBuf,
+        /// Per RUN: its env and, for each bind mount, (target, content, mode) as the step
+        /// saw them.
+        seen: Mutex<Vec<(Vec<String>, Vec<SeenBind>)>>,
     }
 
     impl Backend for Fake {
@@ -1933,6 +2032,19 @@ mod tests {
             spec: RunSpec,
             events: &(dyn Fn(RunEvent) + Send + Sync),
         ) -> Result<RunOutcome, BackendError> {
+            let binds = spec
+                .mounts
+                .iter()
+                .filter_map(|m| match m {
+                    RunMount::Bind { source, target, .. } => {
+                        use std::os::unix::fs::MetadataExt;
+                        let mode = std::fs::metadata(source).ok()?.mode() & 0o7777;
+                        Some((target.clone(), std::fs::read(source).ok()?, mode))
+                    }
+                    _ => None,
+                })
+                .collect();
+            self.seen.lock().unwrap().push((spec.env.clone(), binds));
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.most.fetch_max(now, Ordering::SeqCst);
             events(RunEvent::Started(format!("c{}", spec.argv.len())));
@@ -1985,6 +2097,9 @@ mod tests {
         fn cache_dir(&self) -> &Path {
             &self.dir
         }
+        fn secrets_dir(&self) -> PathBuf {
+            self.dir.join("secrets")
+        }
     }
 
     async fn run_build(
@@ -1992,6 +2107,16 @@ mod tests {
         cache: &Path,
         dockerfile: &str,
         target: Option<&str>,
+    ) -> (Result<String, BuildError>, Vec<String>) {
+        run_build_with(fake, cache, dockerfile, target, Secrets::default()).await
+    }
+
+    async fn run_build_with(
+        fake: &Arc<Fake>,
+        cache: &Path,
+        dockerfile: &str,
+        target: Option<&str>,
+        secrets: Secrets,
     ) -> (Result<String, BuildError>, Vec<String>) {
         let got = Arc::new(Mutex::new(Vec::new()));
         let g = got.clone();
@@ -2007,6 +2132,7 @@ mod tests {
             dockerfile_name: "Dockerfile".into(),
             tags: vec!["out:1".into()],
             target: target.map(String::from),
+            secrets,
             ..Default::default()
         };
         let empty = tar::Builder::new(Vec::new()).into_inner().unwrap();
@@ -2023,6 +2149,72 @@ mod tests {
         .await;
         let lines = got.lock().unwrap().clone();
         (r, lines)
+    }
+
+    /// `RUN --mount=type=secret`: the value as a file (default `/run/secrets/<id>`, mode
+    /// 0400, or the mode asked) or a variable (`env=`) for that step only, removed when the
+    /// step ends; a required secret that was not given fails the build; a secret's value is
+    /// not part of the cache key.
+    #[tokio::test]
+    async fn secrets_reach_their_step_only_and_never_the_cache_key() {
+        let d = tempfile::tempdir().unwrap();
+        let fake = Arc::new(Fake {
+            dir: d.path().join("mounts"),
+            ..Default::default()
+        });
+        let secrets = |v: &str| {
+            Secrets(BTreeMap::from([
+                ("tok".to_string(), v.as_bytes().to_vec()),
+                ("key".to_string(), b"k3y".to_vec()),
+            ]))
+        };
+        let df = "FROM base
+                  RUN --mount=type=secret,id=tok cat /run/secrets/tok
+                  RUN --mount=type=secret,id=key,target=/k,mode=0440 --mount=type=secret,id=tok,env=TOKEN use
+                  RUN --mount=type=secret,id=missing true
+";
+        let (r, _) = run_build_with(&fake, d.path(), df, None, secrets("s3cret")).await;
+        let first = r.unwrap();
+        let seen = fake.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 3);
+        assert_eq!(
+            seen[0].1,
+            [("/run/secrets/tok".to_string(), b"s3cret".to_vec(), 0o400)]
+        );
+        assert!(!seen[0].0.iter().any(|e| e.contains("s3cret")));
+        assert_eq!(seen[1].1, [("/k".to_string(), b"k3y".to_vec(), 0o440)]);
+        assert!(
+            seen[1].0.contains(&"TOKEN=s3cret".to_string()),
+            "{:?}",
+            seen[1].0
+        );
+        // An optional secret not given: no mount.
+        assert!(seen[2].1.is_empty());
+        // Nothing left where the files were written.
+        let left = std::fs::read_dir(d.path().join("mounts/secrets"))
+            .map(|r| r.count())
+            .unwrap_or(0);
+        assert_eq!(left, 0);
+        // Another value of the secret: every step cached, the same image.
+        let (r, lines) = run_build_with(&fake, d.path(), df, None, secrets("other")).await;
+        assert_eq!(r.unwrap(), first);
+        assert_eq!(fake.seen.lock().unwrap().len(), 3, "{lines:?}");
+        // A required secret missing fails, naming it and how to pass it.
+        let df = "FROM base
+RUN --mount=type=secret,id=need,required=true true
+";
+        let (r, _) = run_build_with(&fake, d.path(), df, None, Secrets::default()).await;
+        let e = r.unwrap_err();
+        assert!(
+            e.message.contains("secret need not found") && e.message.contains("--secret id=need"),
+            "{}",
+            e.message
+        );
+        // Debug never shows a value.
+        assert_eq!(
+            format!("{:?}", secrets("s3cret")),
+            r#"Secrets(["key", "tok"])"#
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1330,7 +1330,8 @@ pub struct BuildArgs {
     /// Always remove intermediate containers (always, in wharf)
     #[arg(long = "force-rm")]
     pub force_rm: bool,
-    /// Secret to expose to the build (not available with the classic build API)
+    /// Secret to expose to the build (id=ID[,src=PATH|,env=VAR]; wharfd only: the classic
+    /// build API of other daemons has no secrets)
     #[arg(long, value_name = "id=ID,src=PATH")]
     pub secret: Vec<String>,
     /// Type of progress output: "auto", "plain" or "tty"

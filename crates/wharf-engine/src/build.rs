@@ -240,7 +240,12 @@ fn register_changes(
     images: &wharf_image::ImageStore,
     id: &str,
     parent: Option<&str>,
+    mount_targets: &[String],
 ) -> Result<Option<NewLayer>, BackendError> {
+    images
+        .layers()
+        .remove_mount_stubs(id, mount_targets)
+        .map_err(err)?;
     if images.layers().changes(id).map_err(err)?.is_empty() {
         return Ok(None);
     }
@@ -368,7 +373,17 @@ impl Backend for EngineBackend {
                 let images = engine.images.clone();
                 let parent = images.resolve(&spec.image).map_err(err)?.top_layer;
                 let id2 = id.clone();
-                blocking(move || register_changes(&images, &id2, parent.as_deref())).await?
+                let targets: Vec<String> = spec
+                    .mounts
+                    .iter()
+                    .map(|m| match m {
+                        RunMount::Bind { target, .. }
+                        | RunMount::Tmpfs { target, .. }
+                        | RunMount::Image { target, .. } => target.clone(),
+                    })
+                    .collect();
+                blocking(move || register_changes(&images, &id2, parent.as_deref(), &targets))
+                    .await?
             }
             _ => Ok(None),
         };
@@ -419,7 +434,7 @@ impl Backend for EngineBackend {
             })
             .map_err(BackendError::new)?;
             drop(src_layers);
-            register_changes(&images, &step.id, parent.as_deref())
+            register_changes(&images, &step.id, parent.as_deref(), &[])
         })
         .await?
     }
@@ -453,6 +468,11 @@ impl Backend for EngineBackend {
 
     fn cache_dir(&self) -> &Path {
         &self.cache_dir
+    }
+
+    fn secrets_dir(&self) -> PathBuf {
+        // The exec-root is a tmpfs (/run/wharf by default): secrets never reach a disk.
+        self.engine.cfg.exec_root.join("build-secrets")
     }
 }
 
@@ -739,6 +759,7 @@ impl BuildRequest {
                 network,
                 platform: one("platform").filter(|s| !s.is_empty()),
                 cache_from: json_param(one("cachefrom"), "cachefrom")?,
+                secrets: Default::default(),
             },
             host: RunHost {
                 extra_hosts,
@@ -747,6 +768,46 @@ impl BuildRequest {
             },
         })
     }
+}
+
+/// The header `wharf build --secret` sends its secrets in (base64 of a JSON object of id →
+/// base64 value): wharf's own, since the classic API has no secrets and wharfd serves no
+/// BuildKit session. Other daemons ignore it, so the CLI sends it to wharfd only.
+pub const SECRETS_HEADER: &str = "X-Wharf-Build-Secrets";
+
+/// The most the secrets header may carry (hyper's header buffer is far larger; secrets are
+/// tokens and keys).
+const MAX_SECRETS: usize = 64 << 10;
+
+/// Parses [`SECRETS_HEADER`].
+pub fn build_secrets(header: Option<&str>) -> Result<wharf_build::executor::Secrets, ApiError> {
+    use base64::Engine as _;
+    let mut out = wharf_build::executor::Secrets::default();
+    let Some(h) = header.filter(|h| !h.is_empty()) else {
+        return Ok(out);
+    };
+    let bad =
+        |why: String| ApiError::bad_request(format!("invalid {SECRETS_HEADER} header: {why}"));
+    if h.len() > MAX_SECRETS {
+        return Err(bad(format!(
+            "more than {} KiB of secrets",
+            MAX_SECRETS >> 10
+        )));
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let json = b64.decode(h.trim()).map_err(|e| bad(e.to_string()))?;
+    let map: BTreeMap<String, String> =
+        serde_json::from_slice(&json).map_err(|e| bad(e.to_string()))?;
+    for (id, v) in map {
+        if id.is_empty() || id.contains('/') {
+            return Err(bad(format!("invalid secret id {id:?}")));
+        }
+        let value = b64
+            .decode(v)
+            .map_err(|e| bad(format!("secret {id}: {e}")))?;
+        out.0.insert(id, value);
+    }
+    Ok(out)
 }
 
 /// `X-Registry-Config`: base64 (URL-safe or standard) JSON of registry → auth config.

@@ -1565,6 +1565,11 @@ async fn build(engine: &Arc<Engine>, q: &Query, req: Request<Incoming>) -> Resul
             .get("X-Registry-Config")
             .and_then(|h| h.to_str().ok()),
     )?;
+    br.opts.secrets = crate::build::build_secrets(
+        req.headers()
+            .get(crate::build::SECRETS_HEADER)
+            .and_then(|h| h.to_str().ok()),
+    )?;
     let ctx = crate::build::receive_context(engine, req.into_body(), &mut br.opts).await?;
     let backend = crate::build::EngineBackend {
         engine: engine.clone(),

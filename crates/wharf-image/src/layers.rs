@@ -713,6 +713,39 @@ impl LayerStore {
         Ok(out)
     }
 
+    /// Removes from container `id`'s layer the empty files and directories that were made
+    /// only to mount something on (a build step's mount targets, `targets`, and the parents
+    /// created for them): they were not in the image and nothing was written to them, so
+    /// the step's layer must not keep them (as BuildKit removes its mount stubs).
+    pub fn remove_mount_stubs(&self, id: &str, targets: &[String]) -> Result<(), Error> {
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let added: std::collections::HashSet<String> = self
+            .changes(id)?
+            .into_iter()
+            .filter(|c| c.kind == 1)
+            .map(|c| c.path)
+            .collect();
+        let upper = self.rw_dir(id).join("diff");
+        for t in targets {
+            let mut p = Path::new(t);
+            while added.contains(p.to_string_lossy().as_ref()) {
+                let host = upper.join(p.strip_prefix("/").unwrap_or(p));
+                let removed = match fs::symlink_metadata(&host) {
+                    Ok(m) if m.is_dir() => fs::remove_dir(&host).is_ok(),
+                    Ok(m) if m.is_file() && m.len() == 0 => fs::remove_file(&host).is_ok(),
+                    _ => false,
+                };
+                match p.parent() {
+                    Some(parent) if removed && parent != Path::new("/") => p = parent,
+                    _ => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The container layer as a layer tar with `.wh.` whiteouts. Returns the bytes written.
     pub fn diff_tar(&self, id: &str, out: &mut dyn Write) -> Result<u64, Error> {
         let upper = self.rw_dir(id).join("diff");

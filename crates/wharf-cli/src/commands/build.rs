@@ -587,6 +587,59 @@ fn stream_error(jm: &Value) -> Option<anyhow::Error> {
 
 /// docker's `Sending build context to Docker daemon` line: the last state of its upload
 /// progress (which ends in `\r`), then the CLI's own `\r\n`, byte for byte.
+/// `--secret` values (buildx's forms: `id=ID[,src=PATH|source=PATH][,env=VAR][,type=file|env]`;
+/// a bare `id=ID` reads the variable ID if set, else the file ID) as the secrets header:
+/// base64 of a JSON object of id → base64 value.
+fn secrets_header(specs: &[String]) -> Result<String> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut out = serde_json::Map::new();
+    for spec in specs {
+        let (mut id, mut src, mut env, mut kind) = (None, None, None, None);
+        for part in spec.split(',') {
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            match k.trim() {
+                "id" => id = Some(v.to_string()),
+                "src" | "source" => src = Some(v.to_string()),
+                "env" => env = Some(v.to_string()),
+                "type" => kind = Some(v.to_string()),
+                other => bail!(
+                    "invalid --secret {spec:?}: unknown key {other:?} (use id=ID,src=PATH or id=ID,env=VAR)"
+                ),
+            }
+        }
+        let id = id
+            .or_else(|| {
+                src.as_deref().or(env.as_deref()).map(|p| {
+                    Path::new(p)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                })
+            })
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!("invalid --secret {spec:?}: no id (use id=ID,src=PATH)")
+            })?;
+        let value = match (kind.as_deref(), src, env) {
+            (Some("env"), Some(var), None) | (_, None, Some(var)) => std::env::var_os(&var)
+                .map(|v| v.into_encoded_bytes())
+                .ok_or_else(|| anyhow::anyhow!("--secret {id}: the variable {var} is not set"))?,
+            (Some("file") | None, Some(path), None) => {
+                std::fs::read(&path).with_context(|| format!("--secret {id}: reading {path}"))?
+            }
+            (None, None, None) => match std::env::var_os(&id) {
+                Some(v) => v.into_encoded_bytes(),
+                None => std::fs::read(&id)
+                    .with_context(|| format!("--secret {id}: no variable {id} and no file {id}"))?,
+            },
+            _ => bail!("invalid --secret {spec:?}: give one of src= and env="),
+        };
+        out.insert(id, Value::String(b64.encode(value)));
+    }
+    Ok(b64.encode(Value::Object(out).to_string()))
+}
+
 fn sending_line(total: u64) -> String {
     if total == 0 {
         return "Sending build context to Docker daemon \n\r\n".into();
@@ -598,12 +651,19 @@ fn sending_line(total: u64) -> String {
 }
 
 pub async fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
-    if !a.secret.is_empty() {
-        bail!(
-            "--secret is not supported: the classic build API (the one wharfd serves) has no \
-             secrets; pass the value as a --build-arg or a file of the context instead"
-        );
-    }
+    let secrets = if a.secret.is_empty() {
+        None
+    } else {
+        let v = ctx.client.get_json("/version").await?;
+        if v["Platform"]["Name"].as_str() != Some("wharf") {
+            bail!(
+                "--secret needs wharfd: this daemon (version {}) serves the classic build API, \
+                 which has no secrets (use `docker buildx build --secret` there)",
+                v["Version"].as_str().unwrap_or("unknown")
+            );
+        }
+        Some(secrets_header(&a.secret)?)
+    };
     if !a.rm {
         bail!(
             "--rm=false is not supported: wharf always removes a build's intermediate containers"
@@ -637,9 +697,13 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
             _ => crate::tty::stdout_is_tty(),
         };
     let body = has_body.then_some((body, "application/x-tar"));
+    let mut headers = vec![("X-Registry-Config", auth.as_str())];
+    if let Some(s) = &secrets {
+        headers.push(("X-Wharf-Build-Secrets", s.as_str()));
+    }
     let resp = match ctx
         .client
-        .request_with_headers("POST", &q, body, &[("X-Registry-Config", &auth)])
+        .request_with_headers("POST", &q, body, &headers)
         .await
     {
         Ok(r) => r,
