@@ -1590,34 +1590,81 @@ async fn run_step<B: Backend>(
     s.commit(lane, st, key, created_by, outcome.layer, &description)
 }
 
-/// Whether a file starts like an archive ADD extracts: a tar, or a gzip-compressed one.
+/// Whether a file is an archive ADD extracts, as moby decides it: a tar, plain or compressed
+/// with gzip, bzip2, xz or zstd, whose first header reads as one (a compressed file that is
+/// not a tar is copied as it is).
 fn archive_kind(mut f: Box<dyn std::io::Read + '_>) -> Option<&'static str> {
+    use std::io::Read;
+    let mut magic = [0u8; 6];
+    let n = read_full(&mut f, &mut magic);
+    let magic = &magic[..n];
+    let kind = if magic.starts_with(&[0x1f, 0x8b]) {
+        "gzip"
+    } else if magic.starts_with(b"BZh") {
+        "bzip2"
+    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        "xz"
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        "zstd"
+    } else {
+        "tar"
+    };
+    let whole = std::io::Cursor::new(magic.to_vec()).chain(f);
+    let mut r = decompress(Box::new(whole), kind).ok()?;
     let mut head = [0u8; 512];
+    (read_full(&mut r, &mut head) == 512 && is_tar_header(&head)).then_some(kind)
+}
+
+/// Reads until `buf` is full or the stream ends (errors end it too); the bytes read.
+fn read_full(r: &mut dyn std::io::Read, buf: &mut [u8]) -> usize {
     let mut n = 0;
-    while n < head.len() {
-        match f.read(&mut head[n..]) {
-            Ok(0) => break,
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) | Err(_) => break,
             Ok(k) => n += k,
-            Err(_) => return None,
         }
     }
-    let head = &head[..n];
-    if head.starts_with(&[0x1f, 0x8b]) {
-        return Some("gzip");
-    }
-    if head.starts_with(b"BZh") {
-        return Some("bzip2");
-    }
-    if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        return Some("xz");
-    }
-    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return Some("zstd");
-    }
-    if n >= 262 && &head[257..262] == b"ustar" {
-        return Some("tar");
-    }
-    None
+    n
+}
+
+/// Whether 512 bytes are a tar header: its checksum (the sum of its bytes, the checksum
+/// field counted as spaces, in octal) matches, as Go's archive/tar checks it.
+fn is_tar_header(h: &[u8; 512]) -> bool {
+    let field = &h[148..156];
+    let text: String = field
+        .iter()
+        .map(|b| *b as char)
+        .filter(|c| c.is_ascii_digit())
+        .collect();
+    let Ok(want) = u32::from_str_radix(&text, 8) else {
+        return false;
+    };
+    let sum: u32 = h
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                *b as u32
+            }
+        })
+        .sum();
+    sum == want && h.iter().any(|b| *b != 0)
+}
+
+/// A reader of `f` decompressed as `kind` (the formats moby's DecompressStream reads).
+fn decompress<'a>(
+    f: Box<dyn std::io::Read + 'a>,
+    kind: &str,
+) -> std::io::Result<Box<dyn std::io::Read + 'a>> {
+    Ok(match kind {
+        "gzip" => Box::new(flate2::read::MultiGzDecoder::new(f)),
+        "bzip2" => Box::new(bzip2::read::MultiBzDecoder::new(f)),
+        "xz" => Box::new(liblzma::read::XzDecoder::new_multi_decoder(f)),
+        "zstd" => Box::new(zstd::stream::read::Decoder::new(f)?),
+        _ => f,
+    })
 }
 
 /// The entries of a local archive, renamed under `dest`, as a tar to extract.
@@ -1628,15 +1675,7 @@ fn rebase_archive(
     dest: &str,
     owner: Option<copy::Owner>,
 ) -> Result<Vec<u8>, String> {
-    let reader: Box<dyn std::io::Read + '_> = match kind {
-        "gzip" => Box::new(flate2::read::GzDecoder::new(f)),
-        "tar" => Box::new(f),
-        other => {
-            return Err(format!(
-                "ADD of a {other}-compressed archive is not supported yet: decompress it, or use a tar or tar.gz"
-            ))
-        }
-    };
+    let reader = decompress(f, kind).map_err(|e| format!("{archive}: {e}"))?;
     let mut a = tar::Archive::new(reader);
     let mut b = tar::Builder::new(Vec::new());
     let base = dest.trim_start_matches('/');

@@ -600,3 +600,81 @@ fn from_images_of_a_private_registry_pull_with_x_registry_config() {
     assert_eq!(d.ok(&["run", "--rm", "private", "cat", "/p"]), "pulled\n");
     d.ok(&["image", "inspect", &name]);
 }
+
+mod add_unpacks_every_compression_and_copies_other_compressed_files {
+    use super::*;
+    #[test]
+    fn wharfd() {
+        require_env!();
+        super::add_unpacks_every_compression_and_copies_other_compressed_files(common::Place::Host);
+    }
+    #[test]
+    fn dockerd_netns() {
+        require_env!();
+        super::add_unpacks_every_compression_and_copies_other_compressed_files(
+            common::Place::DockerdNetns,
+        );
+    }
+}
+
+/// ADD unpacks a local tar compressed with gzip, bzip2, xz or zstd (what moby's
+/// DecompressStream reads; moby 20.10 has no zstd), and copies a compressed file that is no
+/// tar as it is; the same Dockerfile on dockerd's classic builder gives the same files.
+fn add_unpacks_every_compression_and_copies_other_compressed_files(place: common::Place) {
+    let Some(d) = Daemon::launch(place, None) else {
+        return;
+    };
+    d.busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), "inner/file", "from the tar\n");
+    let tar = ctx.path().join("t.tar");
+    let st = Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(src.path())
+        .arg("inner")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut dockerfile = String::from("FROM busybox\n");
+    for (tool, ext) in [
+        ("gzip", "gz"),
+        ("bzip2", "bz2"),
+        ("xz", "xz"),
+        ("zstd", "zst"),
+    ] {
+        let out = ctx.path().join(format!("t.tar.{ext}"));
+        let o = Command::new(tool).arg("-c").arg(&tar).output().unwrap();
+        assert!(o.status.success(), "{tool}");
+        std::fs::write(&out, o.stdout).unwrap();
+        dockerfile.push_str(&format!("ADD t.tar.{ext} /x-{ext}/\n"));
+    }
+    write(ctx.path(), "note.txt", "just text\n");
+    let o = Command::new("gzip")
+        .arg("-c")
+        .arg(ctx.path().join("note.txt"))
+        .output()
+        .unwrap();
+    std::fs::write(ctx.path().join("note.txt.gz"), o.stdout).unwrap();
+    dockerfile.push_str("ADD note.txt.gz /n/\n");
+    write(ctx.path(), "Dockerfile", &dockerfile);
+    build_ok(&d, ctx.path(), &["-t", "adds"]);
+    let run = |cmd: &str| d.ok(&["run", "--rm", "--network", "none", "adds", "sh", "-c", cmd]);
+    assert_eq!(
+        run("cat /x-gz/inner/file /x-bz2/inner/file /x-xz/inner/file"),
+        "from the tar\n".repeat(3)
+    );
+    // zstd: unpacked since moby 23 (dockerd 20.10 copies the file).
+    let zst = if place == common::Place::DockerdNetns {
+        "t.tar.zst\n"
+    } else {
+        "inner\n"
+    };
+    assert_eq!(run("ls /x-zst"), zst);
+    assert_eq!(
+        run("ls /n; gunzip -c /n/note.txt.gz"),
+        "note.txt.gz\njust text\n"
+    );
+}
