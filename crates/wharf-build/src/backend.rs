@@ -186,6 +186,14 @@ pub trait Backend: Send + Sync + 'static {
         job: LayerFn,
     ) -> impl Future<Output = Result<Option<NewLayer>, BackendError>> + Send;
 
+    /// The layer `diff_id` (made on scratch, by `COPY --link`) stacked on `image`'s layers:
+    /// the same content over another base, with no step run again.
+    fn stack_layer(
+        &self,
+        image: &str,
+        diff_id: &str,
+    ) -> impl Future<Output = Result<NewLayer, BackendError>> + Send;
+
     /// Downloads `url` (http or https, redirects followed) into a new file under `dir`.
     fn fetch(
         &self,

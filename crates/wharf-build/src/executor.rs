@@ -787,6 +787,44 @@ impl<B: Backend> Shared<B> {
     }
 
     /// The image a step runs on or writes over, stored if the stage has none yet.
+    /// The layer a `COPY --link` step with `link_key` made before (on scratch), if its
+    /// record image is still there.
+    fn linked_layer(&self, link_key: &str) -> Option<String> {
+        if self.opts.no_cache {
+            return None;
+        }
+        let rec = self.cache.get(link_key)?;
+        let img = self.backend.image_by_id(&rec.image)?;
+        img.doc["rootfs"]["diff_ids"]
+            .as_array()?
+            .last()?
+            .as_str()
+            .map(String::from)
+    }
+
+    /// Records a `COPY --link` step's scratch layer: a one-layer image (which keeps the
+    /// layer from the collector) under `link_key`.
+    fn record_linked_layer(
+        &self,
+        st: &StageState,
+        link_key: &str,
+        diff_id: &str,
+        created_by: &str,
+        description: &str,
+    ) -> Result<(), BuildError> {
+        let doc = json!({
+            "architecture": st.doc["architecture"],
+            "os": st.doc["os"],
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "history": [{"created": now_rfc3339(), "created_by": created_by}],
+        });
+        let id = self.backend.put_image(&doc)?;
+        self.cache
+            .put(link_key, &id, description)
+            .map_err(|e| BuildError::new(format!("recording the build cache: {e}")))
+    }
+
     fn ensure_image(&self, st: &mut StageState) -> Result<String, BuildError> {
         if let Some(i) = &st.image {
             return Ok(i.clone());
@@ -1849,8 +1887,9 @@ async fn copy_step<B: Backend>(
             "When using {what} with more than one source file, the destination must be a directory and end with a /"
         )));
     }
-    // The cache key: the step and what it copies.
-    let mut key = KeyBuilder::new(&st.key)
+    // The cache key: the step and what it copies; with `--link`, the step alone (its layer
+    // does not depend on what is below it), and the image's key from it and the parent's.
+    let mut key = KeyBuilder::new(if c.link { "COPY --link" } else { &st.key })
         .part(what)
         .part(&serde_json::to_string(&srcs).unwrap_or_default())
         .part(&dest)
@@ -1880,7 +1919,15 @@ async fn copy_step<B: Backend>(
             copy::digest(&*s.context, &matched, &exclude).map_err(BuildError::new)?
         }
     };
-    let key = key.part(&src_hash).finish();
+    let link_key = key.part(&src_hash).finish();
+    let key = if c.link {
+        KeyBuilder::new(&st.key)
+            .part("link")
+            .part(&link_key)
+            .finish()
+    } else {
+        link_key.clone()
+    };
     let hex = src_hash
         .strip_prefix("sha256:")
         .unwrap_or(&src_hash)
@@ -1896,6 +1943,15 @@ async fn copy_step<B: Backend>(
         return Ok(());
     }
     let image = s.ensure_image(st)?;
+    // `--link`: the layer this step made on scratch before (whatever was below it then) is
+    // stacked on this base as it is.
+    if c.link {
+        if let Some(diff_id) = s.linked_layer(&link_key) {
+            s.out.stream(lane, " ---> Using cache\n");
+            let layer = s.backend.stack_layer(&image, &diff_id).await?;
+            return s.commit(lane, st, key, created_by, Some(layer), original);
+        }
+    }
     let context = s.context.clone();
     let sources: Vec<String> = from_image.into_iter().collect();
     let from_given = !sources.is_empty();
@@ -2011,6 +2067,21 @@ async fn copy_step<B: Backend>(
         let t = copy::tar(Some(tree), &entries, owner, job.root, unix_now())?;
         job.root.extract(&mut &t[..])
     });
+    if c.link {
+        // Made on scratch, recorded as a one-layer image under the link key, then stacked.
+        let layer = s
+            .backend
+            .with_layer(None, &sources, job)
+            .await
+            .map_err(|e| BuildError::new(e.message))?;
+        let Some(layer) = layer else {
+            return s.commit(lane, st, key, created_by, None, original);
+        };
+        s.record_linked_layer(st, &link_key, &layer.diff_id, &created_by, original)?;
+        let stacked = s.backend.stack_layer(&image, &layer.diff_id).await?;
+        drop(layer);
+        return s.commit(lane, st, key, created_by, Some(stacked), original);
+    }
     let layer = s
         .backend
         .with_layer(Some(&image), &sources, job)
@@ -2040,6 +2111,11 @@ mod tests {
         /// Per RUN: its env and, for each bind mount, (target, content, mode) as the step
         /// saw them.
         seen: Mutex<Vec<(Vec<String>, Vec<SeenBind>)>>,
+        /// Whether `with_layer` makes a layer (its job is not run: a fresh diff id per call).
+        make_layers: bool,
+        layers_made: AtomicUsize,
+        /// `stack_layer` calls: (image, diff id).
+        stacked: Mutex<Vec<(String, String)>>,
     }
 
     impl Backend for Fake {
@@ -2049,10 +2125,10 @@ mod tests {
             _policy: &PullPolicy,
             _progress: &(dyn Fn(Value) + Send + Sync),
         ) -> Result<ImageInfo, BackendError> {
-            if reference != "base" {
+            if reference != "base" && reference != "base2" {
                 return Err(BackendError::new(format!("no image {reference}")));
             }
-            let doc = json!({"config": {"Env": ["PATH=/bin"]}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []});
+            let doc = json!({"config": {"Env": ["PATH=/bin"], "Labels": {"which": reference}}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []});
             let id = self.put_image(&doc)?;
             Ok(ImageInfo { id, doc })
         }
@@ -2113,7 +2189,27 @@ mod tests {
             _sources: &[String],
             _job: LayerFn,
         ) -> Result<Option<NewLayer>, BackendError> {
-            Ok(None)
+            if !self.make_layers {
+                return Ok(None);
+            }
+            let n = self.layers_made.fetch_add(1, Ordering::SeqCst);
+            Ok(Some(NewLayer {
+                diff_id: format!(
+                    "sha256:{}",
+                    KeyBuilder::new("wl").part(&n.to_string()).finish()
+                ),
+                hold: Box::new(()),
+            }))
+        }
+        async fn stack_layer(&self, image: &str, diff_id: &str) -> Result<NewLayer, BackendError> {
+            self.stacked
+                .lock()
+                .unwrap()
+                .push((image.to_string(), diff_id.to_string()));
+            Ok(NewLayer {
+                diff_id: diff_id.to_string(),
+                hold: Box::new(()),
+            })
         }
         async fn fetch(&self, url: &str, _dir: &Path) -> Result<Fetched, BackendError> {
             Err(BackendError::new(format!("no network for {url}")))
@@ -2188,6 +2284,43 @@ mod tests {
         .await;
         let lines = got.lock().unwrap().clone();
         (r, lines)
+    }
+
+    /// `COPY --link`: the layer is made once on scratch and stacked on whatever base is
+    /// below it; a new base reuses it without running the copy again; without `--link` a
+    /// new base means a new copy.
+    #[tokio::test]
+    async fn copy_link_layers_are_made_once_and_stacked_on_any_base() {
+        let d = tempfile::tempdir().unwrap();
+        let fake = Arc::new(Fake {
+            dir: d.path().join("mounts"),
+            make_layers: true,
+            ..Default::default()
+        });
+        let df = |base: &str, link: &str| format!("FROM {base}\nCOPY {link}<<EOF /a\nhi\nEOF\n");
+        let (r, _) = run_build(&fake, d.path(), &df("base", "--link "), None).await;
+        let first = r.unwrap();
+        assert_eq!(fake.layers_made.load(Ordering::SeqCst), 1);
+        let (r, lines) = run_build(&fake, d.path(), &df("base2", "--link "), None).await;
+        let second = r.unwrap();
+        assert_ne!(first, second, "another base, another image");
+        assert_eq!(fake.layers_made.load(Ordering::SeqCst), 1, "{lines:?}");
+        assert!(lines.iter().any(|l| l.contains("Using cache")), "{lines:?}");
+        let stacked = fake.stacked.lock().unwrap().clone();
+        assert_eq!(stacked.len(), 2);
+        assert_eq!(stacked[0].1, stacked[1].1, "the same layer on both bases");
+        assert_ne!(stacked[0].0, stacked[1].0);
+        let doc = fake.image_by_id(&second).unwrap().doc;
+        assert_eq!(doc["rootfs"]["diff_ids"], json!([stacked[0].1]));
+        assert_eq!(doc["config"]["Labels"]["which"], "base2");
+        // The same base again: the image itself from the cache.
+        let (r, _) = run_build(&fake, d.path(), &df("base2", "--link "), None).await;
+        assert_eq!(r.unwrap(), second);
+        assert_eq!(fake.stacked.lock().unwrap().len(), 2);
+        // Without --link, the copy runs on the new base.
+        let (r, _) = run_build(&fake, d.path(), &df("base2", ""), None).await;
+        r.unwrap();
+        assert_eq!(fake.layers_made.load(Ordering::SeqCst), 2);
     }
 
     /// `RUN --mount=type=secret`: the value as a file (default `/run/secrets/<id>`, mode

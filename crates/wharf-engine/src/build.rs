@@ -439,6 +439,29 @@ impl Backend for EngineBackend {
         .await?
     }
 
+    async fn stack_layer(&self, image: &str, diff_id: &str) -> Result<NewLayer, BackendError> {
+        let images = self.engine.images.clone();
+        let parent = images.resolve(image).map_err(err)?.top_layer;
+        let diff_id = diff_id.to_string();
+        blocking(move || {
+            // A layer made on scratch: its chain id is its diff id, its tar in the content
+            // store as received.
+            let tar = images.layers().layer_tar(&diff_id);
+            let f = std::fs::File::open(&tar)
+                .map_err(|e| BackendError::new(format!("{}: {e}", tar.display())))?;
+            let lease = images.layers().lease();
+            let layer = images
+                .layers()
+                .register_checked(&lease, parent.as_deref(), f, Some(&diff_id))
+                .map_err(err)?;
+            Ok(NewLayer {
+                diff_id: layer.diff_id,
+                hold: Box::new(lease),
+            })
+        })
+        .await?
+    }
+
     async fn fetch(
         &self,
         url: &str,

@@ -678,3 +678,63 @@ fn add_unpacks_every_compression_and_copies_other_compressed_files(place: common
         "note.txt.gz\njust text\n"
     );
 }
+
+/// `COPY --link`: the copied layer does not depend on what is below it: built on another
+/// base, the step reuses the layer made before (the same diff id, no copy run), and the
+/// image works on its new base.
+#[test]
+fn copy_link_reuses_its_layer_on_a_new_base() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox_and_child();
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "app/main.txt", "the app\n");
+    let df = |base: &str| format!("FROM {base}\nCOPY --link app/ /opt/app/\n");
+    write(ctx.path(), "Dockerfile", &df("busybox"));
+    build_ok(&d, ctx.path(), &["-t", "linked:a"]);
+    write(ctx.path(), "Dockerfile", &df("child:1"));
+    let out = build_ok(&d, ctx.path(), &["-t", "linked:b"]);
+    assert!(out.contains(" ---> Using cache"), "{out}");
+    let last = |img: &str| {
+        d.ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{range .RootFS.Layers}}{{println .}}{{end}}",
+            img,
+        ])
+        .lines()
+        .last()
+        .unwrap()
+        .to_string()
+    };
+    assert_eq!(last("linked:a"), last("linked:b"));
+    for img in ["linked:a", "linked:b"] {
+        assert_eq!(
+            d.ok(&[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                img,
+                "cat",
+                "/opt/app/main.txt"
+            ]),
+            "the app\n"
+        );
+    }
+    // The child's own file is there under the linked layer.
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "linked:b",
+            "sh",
+            "-c",
+            "test -s /blob && echo base"
+        ]),
+        "base\n"
+    );
+}
