@@ -26,6 +26,25 @@ pub fn set_log_fd(fd: RawFd) {
     LOG_FD.store(fd, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Ends this process's logging: the log descriptor's number is pointed at an `O_PATH`
+/// descriptor (writes to it fail, and are dropped), so that the caller's file is no longer
+/// held and the number cannot be reused by something a late log line would then write to.
+fn detach_log() {
+    let fd = LOG_FD.swap(-1, std::sync::atomic::Ordering::Relaxed);
+    if fd < 0 {
+        return;
+    }
+    if let Ok(nothing) = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        // SAFETY: dup3 only replaces our descriptor `fd` (the log's, which the logger keeps
+        // using by number) with a copy of `nothing`; no memory is involved.
+        unsafe { libc::dup3(nothing.as_raw_fd(), fd, libc::O_CLOEXEC) };
+    }
+}
+
 /// The stdio a container process gets: three fds dup'ed onto 0, 1, 2.
 pub struct Stdio {
     pub stdin: OwnedFd,
@@ -528,6 +547,9 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
     keep_only_fds(3 + c.preserve_fds);
 
     tracing::debug!("init: closing the pipe to signal completion (ready, waiting for start)");
+    // The log is the caller's stderr (or its --log file): a created init must not hold it
+    // until `start`, or a caller reading create's output to its end waits until then.
+    detach_log();
     sync::send(fd, &Msg::Ready)?;
     // Blocks until `start` opens the fifo for reading.
     let w = nix::fcntl::open(

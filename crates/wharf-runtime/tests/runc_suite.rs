@@ -1149,3 +1149,61 @@ fn no_pivot_hides_the_hosts_proc_from_a_nested_user_namespace() {
         );
     }
 }
+
+#[test]
+fn a_created_container_does_not_hold_the_callers_stderr() {
+    // cgroups.bats "runc run/create should warn about a non-empty cgroup" hung on its
+    // `run runc create`: the init kept the runtime's log (a copy of its stderr, for the
+    // setup steps' debug lines) until `start`, so reading create's output never ended.
+    // With a terminal: without one the container's stdio is the caller's (for both).
+    let c = case!();
+    c.edit(|cfg| {
+        cfg["process"]["terminal"] = json!(true);
+        cfg["process"]["args"] = json!(["sleep", "300"]);
+    });
+    for rt in BOTH {
+        let sock = c.scratch(rt, "console").join("sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        for debug in [false, true] {
+            let mut cmd = Command::new(rt.bin());
+            if debug {
+                cmd.arg("--debug");
+            }
+            let id = format!("{}-{}", c.id, debug as u8);
+            let mut child = cmd
+                .arg("--root")
+                .arg(c.root(rt))
+                .args(["create", "--console-socket"])
+                .arg(&sock)
+                .arg("--bundle")
+                .arg(c.bundle(rt))
+                .arg(&id)
+                .env("WRT_CASE", c.tag(rt))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let (_conn, _) = listener.accept().unwrap();
+            let mut err = child.stderr.take().unwrap();
+            let reader = std::thread::spawn(move || {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut err, &mut s).map(|_| s)
+            });
+            let st = child.wait().unwrap();
+            let eof = poll(10, || reader.is_finished().then_some(()));
+            let held = eof.is_none();
+            // Start (and so end) it either way, so that the reader cannot outlive the test.
+            c.cmd(rt, &["delete", "-f", &id]);
+            let log = reader.join().unwrap().unwrap_or_default();
+            assert!(st.success(), "{rt} (debug {debug}): create: {st}\n{log}");
+            assert!(
+                !held,
+                "{rt} (debug {debug}): the created container still holds create's stderr"
+            );
+            if debug {
+                assert!(log.contains("level=debug"), "{rt}: no debug lines: {log}");
+            }
+        }
+    }
+}
