@@ -20,8 +20,9 @@ use std::path::{Path, PathBuf};
 static LOG_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
 /// Keeps `fd` (close-on-exec, where this process's log goes) open in the container's
-/// processes until their execve, so that their setup steps can still be logged after the
-/// inherited descriptors are closed (the runtime binary's `--debug`).
+/// processes until their execve (a created init: until it reports ready), so that their
+/// setup steps can still be logged after the inherited descriptors are closed (the runtime
+/// binary's `--debug`).
 pub fn set_log_fd(fd: RawFd) {
     LOG_FD.store(fd, std::sync::atomic::Ordering::Relaxed);
 }
