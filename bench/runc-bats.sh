@@ -149,5 +149,5 @@ done
 ok=$(grep -c '^ok .*# skip' "$tap" || true)
 pass=$(grep '^ok ' "$tap" | grep -vc '# skip' || true)
 fail=$(grep -c '^not ok ' "$tap" || true)
-echo "$name ($("$runtime" --version | head -1)): $pass passed, $fail failed, $ok skipped (of $((pass + fail + ok))); $tap"
+echo "$name ($("$runtime" --version | sed -n 1p)): $pass passed, $fail failed, $ok skipped (of $((pass + fail + ok))); $tap"
 grep '^not ok ' "$tap" || true

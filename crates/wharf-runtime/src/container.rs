@@ -221,6 +221,12 @@ impl Runtime {
         } else {
             None
         };
+        // In a user namespace of its own the init may not reach every bind source.
+        let bind_sources = if plan.new_user {
+            crate::rootfs::bind_sources(spec, &bundle.dir)
+        } else {
+            Vec::new()
+        };
         // SAFETY: the runtime forks only while single-threaded (see the init module); the
         // child runs init code and never returns into ours.
         let fork = unsafe { nix::unistd::fork() }.ctx(|| "fork".into())?;
@@ -231,8 +237,9 @@ impl Runtime {
                 plan: &plan,
                 stdio: opts.stdio.as_ref(),
                 cgroup2: cgroup2.as_ref(),
+                bind_sources: &bind_sources,
             };
-            let r = init::stage1(&stage).and_then(|in_cgroup2| {
+            let r = init::stage1(&stage).and_then(|out| {
                 init::container_init(&init::InitCtx {
                     id: opts.id,
                     bundle,
@@ -245,7 +252,8 @@ impl Runtime {
                     seccomp_listener: listener.as_ref(),
                     cgroup_dirs: &cgroup_dirs,
                     self_join: self_join.then_some(&join),
-                    in_cgroup2,
+                    in_cgroup2: out.in_cgroup2,
+                    mount_sources: &out.mount_sources,
                 })
             });
             let e = match r {
@@ -695,6 +703,7 @@ impl Runtime {
                 plan: &plan,
                 stdio: opts.stdio.as_ref(),
                 cgroup2: None,
+                bind_sources: &[],
             };
             let r = init::stage1(&stage).and_then(|_| {
                 init::exec_process(

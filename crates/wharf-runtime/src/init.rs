@@ -20,10 +20,30 @@ use std::path::{Path, PathBuf};
 static LOG_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
 /// Keeps `fd` (close-on-exec, where this process's log goes) open in the container's
-/// processes until their execve, so that their setup steps can still be logged after the
-/// inherited descriptors are closed (the runtime binary's `--debug`).
+/// processes until their execve (a created init: until it reports ready), so that their
+/// setup steps can still be logged after the inherited descriptors are closed (the runtime
+/// binary's `--debug`).
 pub fn set_log_fd(fd: RawFd) {
     LOG_FD.store(fd, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Ends this process's logging: the log descriptor's number is pointed at an `O_PATH`
+/// descriptor (writes to it fail, and are dropped), so that the caller's file is no longer
+/// held and the number cannot be reused by something a late log line would then write to.
+fn detach_log() {
+    let fd = LOG_FD.swap(-1, std::sync::atomic::Ordering::Relaxed);
+    if fd < 0 {
+        return;
+    }
+    if let Ok(nothing) = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        // SAFETY: dup3 only replaces our descriptor `fd` (the log's, which the logger keeps
+        // using by number) with a copy of `nothing`; no memory is involved.
+        unsafe { libc::dup3(nothing.as_raw_fd(), fd, libc::O_CLOEXEC) };
+    }
 }
 
 /// The stdio a container process gets: three fds dup'ed onto 0, 1, 2.
@@ -40,6 +60,17 @@ pub struct Stage1<'a> {
     pub stdio: Option<&'a Stdio>,
     /// The container's cgroup2 directory, for the init to be forked straight into it.
     pub cgroup2: Option<&'a OwnedFd>,
+    /// Bind sources to open before the user namespace is entered (see [`open_sources`]), by
+    /// the index of their mount.
+    pub bind_sources: &'a [(usize, PathBuf)],
+}
+
+/// What the first child hands to the init it forks.
+pub struct Stage1Out {
+    /// The fork put it in its cgroup2 cgroup already.
+    pub in_cgroup2: bool,
+    /// [`Stage1::bind_sources`] opened `O_PATH`, by mount index (those that could be).
+    pub mount_sources: Vec<(usize, OwnedFd)>,
 }
 
 /// Resets what a forked child inherits from its parent that a container must not: blocked
@@ -59,8 +90,7 @@ pub fn reset_signals() {
 
 /// Runs in the first child: joins and creates namespaces, forks the second child (which
 /// is pid 1 of a new pid namespace) and reports its pid. Returns in the second child only.
-/// Returns, in the init, whether it was forked into `s.cgroup2`.
-pub fn stage1(s: &Stage1) -> Result<bool> {
+pub fn stage1(s: &Stage1) -> Result<Stage1Out> {
     reset_signals();
     tracing::debug!(
         "nsexec container setup: joining {} and creating {:?} namespace(s)",
@@ -93,6 +123,14 @@ pub fn stage1(s: &Stage1) -> Result<bool> {
         nix::unistd::setresuid(root_u, root_u, root_u)
             .ctx(|| "setresuid 0 in the joined user namespace".into())?;
     }
+    let opener = if s.plan.new_user
+        && s.plan.unshare.contains(nix::sched::CloneFlags::CLONE_NEWNS)
+        && !s.bind_sources.is_empty()
+    {
+        Some(SourceOpener::fork(s.bind_sources)?)
+    } else {
+        None
+    };
     if s.plan.new_user {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
             .ctx(|| "creating the user namespace".into())?;
@@ -112,6 +150,10 @@ pub fn stage1(s: &Stage1) -> Result<bool> {
     if !now.is_empty() {
         nix::sched::unshare(now).ctx(|| format!("creating namespaces {now:?}"))?;
     }
+    let mount_sources = match opener {
+        Some(o) => o.receive(s.bind_sources.len())?,
+        None => Vec::new(),
+    };
     // Forked into its cgroup2 cgroup when there is one: entering it at fork takes no
     // global lock, where moving a task later waits for an RCU grace period (~10 ms).
     let (child, in_cgroup) = match s.cgroup2.map(|c| fork_into_cgroup(c.as_raw_fd())) {
@@ -132,8 +174,136 @@ pub fn stage1(s: &Stage1) -> Result<bool> {
             // that belong to the caller's state.
             unsafe { libc::_exit(0) }
         }
-        None => Ok(in_cgroup),
+        None => Ok(Stage1Out {
+            in_cgroup2: in_cgroup,
+            mount_sources,
+        }),
     }
+}
+
+/// A helper forked by the first child before it enters its new user namespace, still the
+/// runtime's user (root on the host). Bind sources the container's root cannot reach
+/// (a directory only the host's root may enter) must be opened by such a process, and
+/// opened in the container's mount namespace: a mount of another namespace cannot be bound
+/// there. So the first child, once in its namespaces, sends the helper its mount namespace;
+/// the helper joins it, opens every source `O_PATH` and sends the descriptors back. (runc's
+/// parent does the same for its init.)
+struct SourceOpener {
+    sock: OwnedFd,
+    pid: nix::unistd::Pid,
+}
+
+impl SourceOpener {
+    fn fork(sources: &[(usize, PathBuf)]) -> Result<SourceOpener> {
+        let (ours, theirs) = sync::pair()?;
+        // SAFETY: the first child is single-threaded; the helper only makes syscalls and
+        // ordinary allocations, then _exits.
+        match unsafe { nix::unistd::fork() }.ctx(|| "fork of the mount source opener".into())? {
+            nix::unistd::ForkResult::Parent { child } => Ok(SourceOpener {
+                sock: ours,
+                pid: child,
+            }),
+            nix::unistd::ForkResult::Child => {
+                drop(ours);
+                let ok = open_sources(theirs.as_raw_fd(), sources).is_ok();
+                // SAFETY: _exit ends the helper without running the caller's destructors.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+        }
+    }
+
+    /// Sends the helper our mount namespace and receives `n` answers: a descriptor, or none
+    /// for a source that could not be opened (the init then reports it by its path).
+    fn receive(self, n: usize) -> Result<Vec<(usize, OwnedFd)>> {
+        let r = (|| {
+            let ns = nix::fcntl::open(
+                "/proc/self/ns/mnt",
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ctx(|| "opening the container's mount namespace".into())?;
+            sync::send_fd(self.sock.as_raw_fd(), ns.as_raw_fd())?;
+            let mut out = Vec::new();
+            for _ in 0..n {
+                let (payload, fd) = recv_maybe_fd(self.sock.as_raw_fd())?;
+                let index = std::str::from_utf8(&payload)
+                    .ok()
+                    .and_then(|p| p.parse::<usize>().ok())
+                    .ok_or_else(|| {
+                        RuntimeError::Init("bad answer from the mount source opener".into())
+                    })?;
+                out.extend(fd.map(|fd| (index, fd)));
+            }
+            Ok(out)
+        })();
+        drop(self.sock);
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+        r
+    }
+}
+
+/// The helper's side of [`SourceOpener`]: joins the mount namespace it is sent, and answers
+/// each source with its index and, when it could be opened, its descriptor.
+fn open_sources(sock: RawFd, sources: &[(usize, PathBuf)]) -> Result<()> {
+    let ns = sync::recv_fd(sock)?;
+    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS)
+        .ctx(|| "joining the container's mount namespace".into())?;
+    for (i, p) in sources {
+        let index = i.to_string();
+        match nix::fcntl::open(
+            p,
+            OFlag::O_PATH | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ) {
+            Ok(fd) => sync::send_fd_with(sock, fd.as_raw_fd(), index.as_bytes())?,
+            Err(_) => {
+                nix::sys::socket::send(
+                    sock,
+                    index.as_bytes(),
+                    nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+                )
+                .ctx(|| "answering the first child".into())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Receives a message and the descriptor it may carry.
+fn recv_maybe_fd(sock: RawFd) -> Result<(Vec<u8>, Option<OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    let mut buf = [0u8; 64];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let (n, fd) = loop {
+        match recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Ok(m) => {
+                let mut fd = None;
+                for c in m.cmsgs().ctx(|| "reading a mount source".into())? {
+                    if let ControlMessageOwned::ScmRights(fds) = c {
+                        for (k, &f) in fds.iter().enumerate() {
+                            // SAFETY: the kernel just installed these descriptors in our
+                            // table (SCM_RIGHTS); nothing else owns them.
+                            let owned = unsafe { OwnedFd::from_raw_fd(f) };
+                            if k == 0 && fd.is_none() {
+                                fd = Some(owned);
+                            }
+                        }
+                    }
+                }
+                break (m.bytes, fd);
+            }
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e).ctx(|| "receiving a mount source".into()),
+        }
+    };
+    if n == 0 {
+        return Err(RuntimeError::Init(
+            "the mount source opener exited before it answered".into(),
+        ));
+    }
+    Ok((buf[..n].to_vec(), fd))
 }
 
 /// `fork` into the cgroup2 directory `cgroup` (`clone3` with `CLONE_INTO_CGROUP`): `None` in
@@ -227,6 +397,8 @@ pub struct InitCtx<'a> {
     pub self_join: Option<&'a crate::cgroups::JoinDirs>,
     /// The fork already put the init in its cgroup2 cgroup.
     pub in_cgroup2: bool,
+    /// Bind sources opened before the user namespace (see [`Stage1Out`]).
+    pub mount_sources: &'a [(usize, OwnedFd)],
 }
 
 /// The container's init (second child): set up, report ready, wait for start, exec.
@@ -296,6 +468,7 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
             userns: c.plan.has_new(NsType::User) || c.plan.joins(NsType::User),
             cgroupns: own_cgroupns,
             cgroup_dirs: c.cgroup_dirs,
+            sources: c.mount_sources,
         };
         rootfs::prepare(&ctx)?;
     }
@@ -364,6 +537,9 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
         })?;
         console::setup(sock, true, proc_)?;
     }
+    if mount_ns {
+        rootfs::remount_read_only(spec)?;
+    }
     let mut keep: Vec<RawFd> = (3..3 + c.preserve_fds).collect();
     keep.extend([fd, fifo.as_raw_fd()]);
     keep.extend(c.console.map(|f| f.as_raw_fd()));
@@ -372,6 +548,9 @@ pub fn container_init(c: &InitCtx) -> Result<std::convert::Infallible> {
     keep_only_fds(3 + c.preserve_fds);
 
     tracing::debug!("init: closing the pipe to signal completion (ready, waiting for start)");
+    // The log is the caller's stderr (or its --log file): a created init must not hold it
+    // until `start`, or a caller reading create's output to its end waits until then.
+    detach_log();
     sync::send(fd, &Msg::Ready)?;
     // Blocks until `start` opens the fifo for reading.
     let w = nix::fcntl::open(
@@ -442,10 +621,21 @@ pub fn finalize(p: &Process, seccomp: &Seccomp, keep: &[RawFd]) -> Result<PathBu
     keep.push(LOG_FD.load(std::sync::atomic::Ordering::Relaxed));
     crate::inroot::close_fds_except(&keep);
     let root = own_root()?;
+    let chdir = || {
+        crate::inroot::chdir(std::os::fd::AsFd::as_fd(&root), p.cwd())
+            .map_err(|e| RuntimeError::Init(format!("chdir to {}: {e}", p.cwd().display())))
+    };
+    // As runc: the working directory is entered while the runtime is still root with all
+    // its capabilities (a process running as root without CAP_DAC_OVERRIDE may not enter a
+    // directory only another user can); when that fails, as the process's user (a cwd that
+    // only that user can enter, e.g. on a root-squashing filesystem), before capabilities are
+    // dropped.
+    let entered = chdir().is_ok();
     process::set_user(p, setgroups)?;
+    if !entered {
+        chdir()?;
+    }
     caps.apply()?;
-    crate::inroot::chdir(std::os::fd::AsFd::as_fd(&root), p.cwd())
-        .map_err(|e| RuntimeError::Init(format!("chdir to {}: {e}", p.cwd().display())))?;
     drop(root);
     if nnp {
         process::set_no_new_privs()?;

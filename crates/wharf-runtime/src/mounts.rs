@@ -1,6 +1,7 @@
 //! Mount options of the OCI config: flags, propagation and filesystem data, as runc parses
 //! them.
 
+use crate::inroot;
 use nix::mount::MsFlags;
 
 /// A mount's parsed options.
@@ -14,6 +15,10 @@ pub struct Options {
     pub data: String,
     pub bind: bool,
     pub recursive: bool,
+    /// Attributes set and cleared on the mount and every mount below it (`rro`, `rnosuid`,
+    /// ...: `mount_setattr` with `AT_RECURSIVE`, Linux 5.12+), as `MOUNT_ATTR_*` bits.
+    pub rec_set: u64,
+    pub rec_clr: u64,
 }
 
 impl Default for Options {
@@ -25,6 +30,8 @@ impl Default for Options {
             data: String::new(),
             bind: false,
             recursive: false,
+            rec_set: 0,
+            rec_clr: 0,
         }
     }
 }
@@ -33,6 +40,18 @@ pub fn parse(options: &[String]) -> Options {
     let mut o = Options::default();
     let mut data = Vec::new();
     for opt in options {
+        if let Some((clear, attr)) = recursive_attr(opt) {
+            if clear {
+                o.rec_clr |= attr;
+            } else {
+                o.rec_set |= attr;
+                // An access-time mode is a value, not a bit: setting one clears the field.
+                if attr & !MOUNT_ATTR_ATIME == 0 {
+                    o.rec_clr |= MOUNT_ATTR_ATIME;
+                }
+            }
+            continue;
+        }
         let (set, clear) = match opt.as_str() {
             "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
             "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
@@ -88,6 +107,35 @@ pub fn parse(options: &[String]) -> Options {
     o
 }
 
+const MOUNT_ATTR_ATIME: u64 = inroot::MOUNT_ATTR_ATIME;
+
+/// The recursive options (runc's names): whether the option clears its attribute, and the
+/// attribute. `rrelatime` is the access-time value 0 (`MOUNT_ATTR_RELATIME`).
+fn recursive_attr(opt: &str) -> Option<(bool, u64)> {
+    use inroot::*;
+    Some(match opt {
+        "rro" => (false, MOUNT_ATTR_RDONLY),
+        "rrw" => (true, MOUNT_ATTR_RDONLY),
+        "rnosuid" => (false, MOUNT_ATTR_NOSUID),
+        "rsuid" => (true, MOUNT_ATTR_NOSUID),
+        "rnodev" => (false, MOUNT_ATTR_NODEV),
+        "rdev" => (true, MOUNT_ATTR_NODEV),
+        "rnoexec" => (false, MOUNT_ATTR_NOEXEC),
+        "rexec" => (true, MOUNT_ATTR_NOEXEC),
+        "rnodiratime" => (false, MOUNT_ATTR_NODIRATIME),
+        "rdiratime" => (true, MOUNT_ATTR_NODIRATIME),
+        "rrelatime" => (false, 0),
+        "rnorelatime" => (true, 0),
+        "rnoatime" => (false, MOUNT_ATTR_NOATIME),
+        "ratime" => (true, MOUNT_ATTR_NOATIME),
+        "rstrictatime" => (false, MOUNT_ATTR_STRICTATIME),
+        "rnostrictatime" => (true, MOUNT_ATTR_STRICTATIME),
+        "rnosymfollow" => (false, MOUNT_ATTR_NOSYMFOLLOW),
+        "rsymfollow" => (true, MOUNT_ATTR_NOSYMFOLLOW),
+        _ => return None,
+    })
+}
+
 fn prop(o: &mut Options, f: MsFlags) -> (MsFlags, MsFlags) {
     o.propagation.push(f);
     (MsFlags::empty(), MsFlags::empty())
@@ -136,5 +184,25 @@ mod tests {
             Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)
         );
         assert_eq!(propagation("bogus"), None);
+    }
+
+    #[test]
+    fn recursive_attributes() {
+        let o = parse(&s(&["rbind", "ro", "rro", "rnosuid"]));
+        assert!(o.flags.contains(MsFlags::MS_RDONLY));
+        assert_eq!(
+            o.rec_set,
+            inroot::MOUNT_ATTR_RDONLY | inroot::MOUNT_ATTR_NOSUID
+        );
+        assert_eq!(o.rec_clr, 0);
+        assert_eq!(o.data, "");
+        let o = parse(&s(&["rrw", "rnoatime"]));
+        assert_eq!(o.rec_set, inroot::MOUNT_ATTR_NOATIME);
+        assert_eq!(
+            o.rec_clr,
+            inroot::MOUNT_ATTR_RDONLY | inroot::MOUNT_ATTR_ATIME
+        );
+        let o = parse(&s(&["rrelatime"]));
+        assert_eq!((o.rec_set, o.rec_clr), (0, inroot::MOUNT_ATTR_ATIME));
     }
 }

@@ -7,6 +7,10 @@
 //! are made (through a volume another container shares, CVE-2021-30465) still lands inside
 //! the root. Binds are cloned trees given their flags before they are attached
 //! (`open_tree`, `mount_setattr`, `move_mount`), so no remount acts on a path afterwards.
+//! Recursive options (`rro`, `rnosuid`, ...) are `mount_setattr` with `AT_RECURSIVE`. A
+//! read-only tmpfs (and /dev) is mounted writable and made read-only last, after the devices
+//! and /dev/console are in it. In a user namespace of their own, binds are made from sources
+//! opened before it was entered (see `init::SourceOpener`).
 
 use crate::error::{Context, Result, RuntimeError};
 use crate::inroot::{self, MountAttr};
@@ -16,7 +20,7 @@ use crate::util::secure_join;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 const NONE: Option<&str> = None;
@@ -34,6 +38,25 @@ pub struct Ctx<'a> {
     /// namespace these are what `/sys/fs/cgroup` shows: the init may not have been moved
     /// there yet while it builds the rootfs, so its own /proc/self/cgroup can be stale.
     pub cgroup_dirs: &'a [PathBuf],
+    /// Bind sources opened (`O_PATH`) before the init entered its user namespace, by the
+    /// index of their mount in the config: in it they may be out of its reach.
+    pub sources: &'a [(usize, OwnedFd)],
+}
+
+/// The sources of the config's bind mounts, by the index of their mount, as paths of the
+/// runtime's (relative ones are the bundle's).
+pub fn bind_sources(spec: &Spec, bundle: &Path) -> Vec<(usize, PathBuf)> {
+    spec.mounts()
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let o = mounts::parse(m.options().as_deref().unwrap_or(&[]));
+            let bind = o.bind || m.typ().as_deref() == Some("bind");
+            let src = m.source().as_ref().filter(|_| bind)?;
+            Some((i, bundle.join(src)))
+        })
+        .collect()
 }
 
 fn mnt(
@@ -84,11 +107,11 @@ pub fn prepare(ctx: &Ctx) -> Result<()> {
     .ctx(|| format!("opening the rootfs {}", ctx.rootfs.display()))?;
 
     let mut dev_is_bind = false;
-    for m in ctx.spec.mounts().iter().flatten() {
+    for (i, m) in ctx.spec.mounts().iter().flatten().enumerate() {
         if m.destination() == Path::new("/dev") && m.typ().as_deref() == Some("bind") {
             dev_is_bind = true;
         }
-        mount_one(ctx, &root, m)?;
+        mount_one(ctx, &root, m, i)?;
     }
     if !dev_is_bind {
         create_devices(ctx, &root, linux.devices().as_deref().unwrap_or(&[]))?;
@@ -177,16 +200,35 @@ fn bind_attr(o: &Options) -> MountAttr {
 /// attributes set, then attached; the propagation is set on the attached mount.
 fn bind_fd(src: &Path, target: &OwnedFd, dest: &Path, o: &Options, recursive: bool) -> Result<()> {
     let tree = inroot::clone_tree(libc::AT_FDCWD, src, recursive, false)?;
+    bind_tree(tree, target, dest, o)
+}
+
+/// Attaches the detached mount `tree` onto `target`, given `o`'s attributes first.
+fn bind_tree(tree: OwnedFd, target: &OwnedFd, dest: &Path, o: &Options) -> Result<()> {
     let attr = bind_attr(o);
     if attr.attr_set != 0 || attr.attr_clr != 0 {
         inroot::set_attr(&tree, &attr, false, dest)?;
     }
+    set_rec_attr(&tree, o, dest)?;
     inroot::attach(&tree, target, dest)?;
     // The tree's descriptor now names the attached mount's root.
     for p in &o.propagation {
         mnt_on(None, &tree, dest, NONE, *p, None)?;
     }
     Ok(())
+}
+
+/// The recursive attributes (`rro`, ...) on the mount held by `tree` and every mount below.
+fn set_rec_attr(tree: &OwnedFd, o: &Options, dest: &Path) -> Result<()> {
+    if o.rec_set == 0 && o.rec_clr == 0 {
+        return Ok(());
+    }
+    let attr = MountAttr {
+        attr_set: o.rec_set,
+        attr_clr: o.rec_clr,
+        ..MountAttr::default()
+    };
+    Ok(inroot::set_attr(tree, &attr, true, dest)?)
 }
 
 /// pivot_root needs the rootfs's parent mount not to be shared.
@@ -201,7 +243,7 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
     Ok(())
 }
 
-fn mount_one(ctx: &Ctx, root: &OwnedFd, m: &Mount) -> Result<()> {
+fn mount_one(ctx: &Ctx, root: &OwnedFd, m: &Mount, index: usize) -> Result<()> {
     let o = mounts::parse(m.options().as_deref().unwrap_or(&[]));
     let typ = m
         .typ()
@@ -209,8 +251,8 @@ fn mount_one(ctx: &Ctx, root: &OwnedFd, m: &Mount) -> Result<()> {
         .unwrap_or(if o.bind { "bind" } else { "none" });
     let dest = m.destination();
     match typ {
-        "bind" => bind_mount(ctx, root, m, &o),
-        _ if o.bind => bind_mount(ctx, root, m, &o),
+        "bind" => bind_mount(ctx, root, m, &o, index),
+        _ if o.bind => bind_mount(ctx, root, m, &o, index),
         // /sys/fs/cgroup sits on the sysfs mounted just before: nothing of the image's or a
         // volume's can be there, so the hierarchies are mounted by path.
         "cgroup" | "cgroup2" => mount_cgroup(ctx, &secure_join(ctx.rootfs, dest)?, &o),
@@ -232,7 +274,13 @@ fn mount_one(ctx: &Ctx, root: &OwnedFd, m: &Mount) -> Result<()> {
             let target = inroot::mkdir_all(root.as_fd(), dest)?;
             let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
             let data = (!o.data.is_empty()).then_some(o.data.as_str());
-            let r = mnt_on(Some(&src), &target, dest, Some(typ), o.flags, data);
+            // A read-only tmpfs (/dev above all: /dev/pts and the devices go in it) is made
+            // writable and remounted read-only by `remount_read_only`, as runc does.
+            let mut flags = o.flags;
+            if ro_later(typ, dest) {
+                flags.remove(MsFlags::MS_RDONLY);
+            }
+            let r = mnt_on(Some(&src), &target, dest, Some(typ), flags, data);
             match r {
                 // sysfs cannot be mounted without owning the network namespace: bind the
                 // host's, as runc does.
@@ -246,18 +294,19 @@ fn mount_one(ctx: &Ctx, root: &OwnedFd, m: &Mount) -> Result<()> {
                 }
                 r => r,
             }?;
-            if !o.propagation.is_empty() {
+            if !o.propagation.is_empty() || o.rec_set != 0 || o.rec_clr != 0 {
                 let top = mounted_on(root, dest, &target)?;
                 for p in &o.propagation {
                     mnt_on(None, &top, dest, NONE, *p, None)?;
                 }
+                set_rec_attr(&top, &o, dest)?;
             }
             Ok(())
         }
     }
 }
 
-fn bind_mount(ctx: &Ctx, root: &OwnedFd, m: &Mount, o: &Options) -> Result<()> {
+fn bind_mount(ctx: &Ctx, root: &OwnedFd, m: &Mount, o: &Options, index: usize) -> Result<()> {
     let src = m.source().clone().ok_or_else(|| {
         RuntimeError::Config(format!(
             "bind mount on {} has no source",
@@ -269,20 +318,36 @@ fn bind_mount(ctx: &Ctx, root: &OwnedFd, m: &Mount, o: &Options) -> Result<()> {
     } else {
         ctx.bundle.join(src)
     };
-    let md = std::fs::metadata(&src).ctx(|| {
+    let opened = ctx
+        .sources
+        .iter()
+        .find(|(i, _)| *i == index)
+        .map(|(_, fd)| fd);
+    let what = || {
         format!(
             "bind mount source {} (for {})",
             src.display(),
             m.destination().display()
         )
-    })?;
+    };
+    let is_dir = match opened {
+        Some(fd) => nix::sys::stat::fstat(fd)
+            .map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
+            .map_err(std::io::Error::from),
+        None => std::fs::metadata(&src).map(|md| md.is_dir()),
+    }
+    .ctx(what)?;
     let dest = m.destination();
-    let target = if md.is_dir() {
+    let target = if is_dir {
         inroot::mkdir_all(root.as_fd(), dest)?
     } else {
         inroot::mkfile(root.as_fd(), dest)?
     };
-    bind_fd(&src, &target, dest, o, o.recursive)
+    let tree = match opened {
+        Some(fd) => inroot::clone_tree(fd.as_raw_fd(), Path::new(""), o.recursive, true)?,
+        None => inroot::clone_tree(libc::AT_FDCWD, &src, o.recursive, false)?,
+    };
+    bind_tree(tree, &target, dest, o)
 }
 
 /// /sys/fs/cgroup in the container: cgroup2 on a unified host; on v1 (and hybrid) hosts a
@@ -600,10 +665,52 @@ pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
 }
 
 fn move_root(rootfs: &Path) -> Result<()> {
+    hide_full_proc_and_sys(rootfs)?;
     nix::unistd::chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
     mnt(Some(rootfs), Path::new("/"), NONE, MsFlags::MS_MOVE, None)?;
     nix::unistd::chroot(".").ctx(|| "chroot".into())?;
     nix::unistd::chdir("/").ctx(|| "chdir /".into())
+}
+
+/// Without pivot_root the host's mounts stay in the container's mount namespace, under its
+/// chroot. The kernel lets a user namespace mount a new proc or sysfs only if a fully visible
+/// one (the filesystem's root, nothing locked over it) is already mounted in the mount
+/// namespace: the host's /proc and /sys would be that, and a process of the container could
+/// `unshare -mrpf` and mount a proc with nothing masked. So the full proc and sysfs mounts
+/// outside the rootfs are detached (or, when that is not allowed, covered by a tmpfs) first.
+fn hide_full_proc_and_sys(rootfs: &Path) -> Result<()> {
+    let entries = mountinfo::read_self();
+    for e in entries.iter().filter(|e| {
+        e.root == Path::new("/")
+            && (e.fstype == "proc" || e.fstype == "sysfs")
+            && !e.mount_point.starts_with(rootfs)
+    }) {
+        let mp = &e.mount_point;
+        // The detach must not propagate to the host.
+        match mount(
+            None::<&str>,
+            mp,
+            NONE,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            NONE,
+        ) {
+            // Gone with a mount detached before (/sys/fs/... under /sys).
+            Err(nix::Error::ENOENT) => continue,
+            r => r.ctx(|| format!("making {} a slave mount", mp.display()))?,
+        }
+        match umount2(mp, MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(nix::Error::EINVAL) | Err(nix::Error::EPERM) => mnt(
+                Some(Path::new("tmpfs")),
+                mp,
+                Some("tmpfs"),
+                MsFlags::empty(),
+                None,
+            )?,
+            Err(e) => return Err(e).ctx(|| format!("detaching {}", mp.display())),
+        }
+    }
+    Ok(())
 }
 
 fn pivot(rootfs: &Path) -> Result<()> {
@@ -624,7 +731,54 @@ fn pivot(rootfs: &Path) -> Result<()> {
     nix::unistd::chdir("/").ctx(|| "chdir /".into())
 }
 
-/// After pivot: read-only root, masked and read-only paths, final propagation.
+/// Whether a mount of type `typ` on `dest` is mounted writable first and made read-only
+/// (when its options say `ro`) only by [`remount_read_only`]: tmpfs mounts and /dev, which the setup
+/// still writes to after mounting them.
+fn ro_later(typ: &str, dest: &Path) -> bool {
+    typ == "tmpfs" || dest.components().eq(Path::new("/dev").components())
+}
+
+/// The last step of the rootfs, after /dev/console: the read-only tmpfs mounts (and /dev)
+/// that `prepare` made writable are made read-only.
+pub fn remount_read_only(spec: &Spec) -> Result<()> {
+    for m in spec.mounts().iter().flatten() {
+        let o = mounts::parse(m.options().as_deref().unwrap_or(&[]));
+        let typ = m.typ().as_deref().unwrap_or("none");
+        if o.bind || !o.flags.contains(MsFlags::MS_RDONLY) || !ro_later(typ, m.destination()) {
+            continue;
+        }
+        let root = nix::fcntl::open(
+            "/",
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| "opening the container's root".into())?;
+        let top = inroot::open_path(root.as_fd(), m.destination())?;
+        // MS_REMOUNT|MS_BIND changes only the mount's own flags (allowed in a user namespace
+        // too): those the options set are given again, so that none is dropped.
+        let keep = o.flags
+            & (MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC
+                | MsFlags::MS_NOATIME
+                | MsFlags::MS_NODIRATIME
+                | MsFlags::MS_RELATIME
+                | MsFlags::MS_STRICTATIME);
+        mnt_on(
+            None,
+            &top,
+            m.destination(),
+            NONE,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | keep,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// After pivot: masked and read-only paths, read-only root, final propagation.
 pub fn finish(spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref().expect("checked by Bundle");
     for p in linux.masked_paths().iter().flatten() {

@@ -106,7 +106,8 @@ fn memory_limit_is_enforced_by_the_oom_killer() {
                 serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{rt}: {e}\n{o}"));
             (v, o)
         };
-        // Wait for the kill: only the shell is left (runc 1.1 does not report oom_kills).
+        // Wait for the kill: only the shell is left (runc 1.1 reports no count of OOM kills
+        // in its stats, nor do we: see runc_suite.rs, events_lines_...).
         let alone = || c.processes(rt).len() == 1;
         poll(10, || alone().then_some(()))
             .unwrap_or_else(|| panic!("{rt}: the hog was not killed"));
@@ -115,9 +116,6 @@ fn memory_limit_is_enforced_by_the_oom_killer() {
             v["data"]["memory"]["usage"]["limit"], limit,
             "{rt}: stats\n{o}"
         );
-        if rt == Rt::Wharf {
-            assert_eq!(v["data"]["memory"]["oom_kills"], 1, "{rt}: oom_kills\n{o}");
-        }
     }
 }
 

@@ -386,7 +386,8 @@ fn main() {
 /// (logrus) writes them: `time="..." level=debug msg="..."`, or one JSON object a line. The
 /// container's processes log their setup steps through the same descriptor (a duplicate of
 /// stderr, so that it stays the runtime's stderr after their stdio is replaced), which is
-/// close-on-exec and kept open until their execve (`wharf_runtime::init::set_log_fd`).
+/// close-on-exec and kept open until their execve, or until a created init reports ready
+/// (`wharf_runtime::init::set_log_fd`).
 fn init_logging(cli: &Cli) {
     use std::os::fd::{AsFd, AsRawFd};
     let level = if cli.debug { "debug" } else { "warn" };
