@@ -2286,6 +2286,34 @@ mod tests {
         (r, lines)
     }
 
+    /// ADD's archive test: a tar, or a compressed one, whose first header's checksum holds;
+    /// a compressed file that is not a tar, or text, is no archive.
+    #[test]
+    fn archives_are_told_by_their_first_header() {
+        use std::io::Write;
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "f", &b"hi"[..]).unwrap();
+        let t = b.into_inner().unwrap();
+        let gz = |data: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        };
+        let kind = |d: &[u8]| archive_kind(Box::new(std::io::Cursor::new(d.to_vec())));
+        assert_eq!(kind(&t), Some("tar"));
+        assert_eq!(kind(&gz(&t)), Some("gzip"));
+        assert_eq!(kind(&zstd::encode_all(&t[..], 1).unwrap()), Some("zstd"));
+        assert_eq!(kind(&gz(b"just text, no tar")), None);
+        assert_eq!(kind(&[b'x'; 2048]), None);
+        let mut bad = t.clone();
+        bad[0] ^= 1;
+        assert_eq!(kind(&bad), None, "a broken checksum is no tar");
+    }
+
     /// `COPY --link`: the layer is made once on scratch and stacked on whatever base is
     /// below it; a new base reuses it without running the copy again; without `--link` a
     /// new base means a new copy.
