@@ -148,8 +148,8 @@ pub const ENDPOINT_FIELDS: &[(&str, FieldUse)] = &[
     ("DNSNames", OutputOnly),
 ];
 
-/// `EndpointSettings.IPAMConfig`: only the IPv4 address is implemented.
-const IPAM_REFUSED: &[&str] = &["IPv6Address", "LinkLocalIPs"];
+/// `EndpointSettings.IPAMConfig`: the IPv4 and IPv6 addresses are implemented.
+const IPAM_REFUSED: &[&str] = &["LinkLocalIPs"];
 
 /// Whether a request value counts as set: clients send every field, mostly as zero values or
 /// null (and `-1` for an unset `MemorySwappiness`).
@@ -239,10 +239,12 @@ mod tests {
             ["MemorySwappiness", "PidMode=container:x"]
         );
         let net = json!({"EndpointsConfig": {"n1": {"Aliases": ["a"], "Links": ["x:y"],
-                          "IPAMConfig": {"IPv4Address": "10.0.0.2", "IPv6Address": "fd00::2"}}}});
+                          "IPAMConfig": {"IPv4Address": "10.0.0.2", "IPv6Address": "fd00::2",
+                                         "LinkLocalIPs": ["169.254.0.9"]}}}});
         assert_eq!(
             refused_endpoint_fields(&net),
-            ["n1: Links", "n1: IPAMConfig.IPv6Address"]
+            ["n1: Links", "n1: IPAMConfig.LinkLocalIPs"],
+            "IPv6Address is implemented (--ip6)"
         );
         let cfg = json!({"NetworkDisabled": true, "MacAddress": ""});
         assert_eq!(

@@ -1,7 +1,7 @@
 //! A network's persisted record (`network/networks/<id>.json`) and what `network create`
 //! asks for.
 
-use crate::ipam::Subnet;
+use crate::ipam::{Subnet, Subnet6};
 use crate::NetError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -28,6 +28,14 @@ pub struct Network {
     /// Dynamic addresses come from here (`--ip-range`).
     #[serde(default)]
     pub ip_range: Option<String>,
+    /// The IPv4 subnets after the first (`subnet`), in the order `network create` gave them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_subnets: Vec<Pool<Subnet>>,
+    /// `--ipv6`: containers get an address of `subnets6` too.
+    #[serde(default)]
+    pub enable_ipv6: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets6: Vec<Pool<Subnet6>>,
     #[serde(default)]
     pub internal: bool,
     #[serde(default)]
@@ -43,7 +51,37 @@ pub struct Network {
     pub default_bridge: bool,
 }
 
+/// One more subnet of a network, with its `--ip-range`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Pool<S> {
+    pub subnet: S,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+}
+
 impl Network {
+    /// Every IPv4 subnet with its range, the first (`subnet`) first.
+    pub fn subnets4(&self) -> Vec<Pool<Subnet>> {
+        let mut out: Vec<Pool<Subnet>> = self
+            .subnet
+            .iter()
+            .map(|s| Pool {
+                subnet: *s,
+                ip_range: self.ip_range.clone(),
+            })
+            .collect();
+        out.extend(self.more_subnets.iter().cloned());
+        out
+    }
+
+    /// Whether any of the network's subnets (either family) contains `ip`.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        match ip {
+            std::net::IpAddr::V4(a) => self.subnets4().iter().any(|p| p.subnet.contains(a)),
+            std::net::IpAddr::V6(a) => self.subnets6.iter().any(|p| p.subnet.contains(a)),
+        }
+    }
+
     /// `bridge`, `host` and `none` cannot be removed.
     pub fn predefined(&self) -> bool {
         self.default_bridge || self.driver == "host" || self.driver == "null"
@@ -62,14 +100,22 @@ impl Network {
     }
 }
 
+/// One entry of `IPAM.Config`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpamRequest {
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub ip_range: Option<String>,
+}
+
 /// What `POST /networks/create` asks for.
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
     pub name: String,
     pub driver: String,
-    pub subnet: Option<String>,
-    pub gateway: Option<String>,
-    pub ip_range: Option<String>,
+    /// `IPAM.Config`: IPv4 and IPv6 subnets, in order.
+    pub ipam: Vec<IpamRequest>,
+    pub enable_ipv6: bool,
     pub internal: bool,
     pub attachable: bool,
     pub labels: BTreeMap<String, String>,
