@@ -413,6 +413,9 @@ pub struct RunArgs {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long = "ip")]
     pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long = "ip6")]
+    pub ip6: Option<String>,
     /// Publish a container's port(s) to the host
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
@@ -1215,6 +1218,9 @@ pub struct NetworkConnectArgs {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long)]
     pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    pub ip6: Option<String>,
     #[arg(value_name = "NETWORK")]
     pub network: String,
     #[arg(value_name = "CONTAINER")]
@@ -1378,7 +1384,6 @@ pub const UNSUPPORTED_COMMANDS: &[&str] = &[
 pub const UNSUPPORTED_FLAGS: &[&str] = &[
     "--gpus",
     "--link",
-    "--ip6",
     "--link-local-ip",
     "--oom-kill-disable",
     "--memory-swappiness",

@@ -1885,6 +1885,7 @@ fn help_aliases_and_completion() {
         "--pull",
         "--network-alias",
         "--ip",
+        "--ip6",
     ] {
         assert!(run.contains(f), "{f} in run --help");
     }

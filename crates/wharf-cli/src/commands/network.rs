@@ -140,8 +140,15 @@ pub async fn connect(ctx: &Ctx, a: NetworkConnectArgs) -> Result<i32> {
     if !a.alias.is_empty() {
         ep["Aliases"] = json!(a.alias);
     }
+    let mut ipam = serde_json::Map::new();
     if let Some(ip) = &a.ip {
-        ep["IPAMConfig"] = json!({"IPv4Address": ip});
+        ipam.insert("IPv4Address".into(), json!(ip));
+    }
+    if let Some(ip6) = &a.ip6 {
+        ipam.insert("IPv6Address".into(), json!(ip6));
+    }
+    if !ipam.is_empty() {
+        ep["IPAMConfig"] = serde_json::Value::Object(ipam);
     }
     let body = json!({"Container": a.container, "EndpointConfig": ep});
     ctx.client

@@ -203,9 +203,9 @@ pub fn create_body(a: &RunArgs) -> Result<CreatePlan> {
     }
     let healthcheck = healthcheck(a)?;
     let network = a.network.clone().unwrap_or_else(|| "default".into());
-    // --network-alias and --ip configure the endpoint on the container's network.
+    // --network-alias, --ip and --ip6 configure the endpoint on the container's network.
     let mut endpoints = serde_json::Map::new();
-    if !a.network_alias.is_empty() || a.ip.is_some() || a.mac_address.is_some() {
+    if !a.network_alias.is_empty() || a.ip.is_some() || a.ip6.is_some() || a.mac_address.is_some() {
         let mut ep = json!({});
         if let Some(mac) = &a.mac_address {
             ep["MacAddress"] = json!(mac);
@@ -213,8 +213,15 @@ pub fn create_body(a: &RunArgs) -> Result<CreatePlan> {
         if !a.network_alias.is_empty() {
             ep["Aliases"] = json!(a.network_alias);
         }
+        let mut ipam = serde_json::Map::new();
         if let Some(ip) = &a.ip {
-            ep["IPAMConfig"] = json!({"IPv4Address": ip});
+            ipam.insert("IPv4Address".into(), json!(ip));
+        }
+        if let Some(ip6) = &a.ip6 {
+            ipam.insert("IPv6Address".into(), json!(ip6));
+        }
+        if !ipam.is_empty() {
+            ep["IPAMConfig"] = serde_json::Value::Object(ipam);
         }
         endpoints.insert(network.clone(), ep);
     }
