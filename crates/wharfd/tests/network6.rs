@@ -383,3 +383,242 @@ fn ipv6_network_with_several_subnets_ping_ports_and_cleanup(place: Place) {
     assert!(!stdout(&o).contains("scope global"), "{}", stdout(&o));
     d.ok(&["network", "rm", "only4"]);
 }
+
+/// What dockerd 20.10 does too (`::dockerd_netns`): one IPv4 and one IPv6 subnet, `--ip6`,
+/// the inspect fields of both, AAAA and `ping -6` by name, and `network connect --ip6`.
+macro_rules! scenario_with_dockerd {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn host() {
+                require_env!();
+                super::$name(Place::Host);
+            }
+            #[test]
+            fn netns() {
+                require_env!();
+                super::$name(Place::Netns);
+            }
+            #[test]
+            fn dockerd_netns() {
+                require_env!();
+                super::$name(Place::DockerdNetns);
+            }
+        }
+    };
+}
+
+scenario_with_dockerd!(ipv6_inspect_and_names_as_dockerd_shows_them);
+fn ipv6_inspect_and_names_as_dockerd_shows_them(place: Place) {
+    let Some(d) = Daemon::launch(place, None) else {
+        return;
+    };
+    d.busybox();
+    let v4 = d.free_subnet();
+    let (v6, p6) = free_subnet6();
+    let gw6 = format!("{p6}::1");
+    d.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        &v4,
+        "--subnet",
+        &v6,
+        "--gateway",
+        &gw6,
+        "d6",
+    ]);
+    let net: serde_json::Value =
+        serde_json::from_str(&d.ok(&["network", "inspect", "d6"])).unwrap();
+    let net = &net[0];
+    assert_eq!(net["EnableIPv6"], true);
+    let configs = net["IPAM"]["Config"].as_array().unwrap();
+    assert_eq!(configs.len(), 2, "{configs:?}");
+    assert_eq!(configs[0]["Subnet"], v4.as_str());
+    assert_eq!(configs[1]["Subnet"], v6.as_str());
+    assert_eq!(configs[1]["Gateway"], gw6.as_str());
+
+    let ip6 = format!("{p6}::c0");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c6",
+        "--network",
+        "d6",
+        "--ip6",
+        &ip6,
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "e6",
+        "--network",
+        "d6",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let c: serde_json::Value = serde_json::from_str(&d.ok(&["inspect", "c6"])).unwrap();
+    let ep = &c[0]["NetworkSettings"]["Networks"]["d6"];
+    assert_eq!(ep["GlobalIPv6Address"], ip6.as_str(), "{ep}");
+    assert_eq!(ep["GlobalIPv6PrefixLen"], 64, "{ep}");
+    assert_eq!(ep["IPv6Gateway"], gw6.as_str(), "{ep}");
+    assert_eq!(ep["IPAMConfig"]["IPv6Address"], ip6.as_str(), "{ep}");
+    assert!(ep["IPAddress"]
+        .as_str()
+        .unwrap()
+        .starts_with(v4.trim_end_matches("0/24")));
+    let net: serde_json::Value =
+        serde_json::from_str(&d.ok(&["network", "inspect", "d6"])).unwrap();
+    let members = &net[0]["Containers"];
+    let c6id = c[0]["Id"].as_str().unwrap();
+    assert_eq!(
+        members[c6id]["IPv6Address"],
+        format!("{ip6}/64"),
+        "{members}"
+    );
+
+    let o = d.docker(&["exec", "e6", "ping", "-6", "-c", "1", "-W", "3", "c6"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains(&ip6), "{}", stdout(&o));
+    let o = d.docker(&["exec", "e6", "nslookup", "-type=aaaa", "c6", "127.0.0.11"]);
+    assert!(stdout(&o).contains(&ip6), "{}{}", stdout(&o), stderr(&o));
+
+    // network connect --ip6: a second network with IPv6, the address asked for.
+    let (v6b, p6b) = free_subnet6();
+    d.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        &d.free_subnet(),
+        "--subnet",
+        &v6b,
+        "d6b",
+    ]);
+    let ip6b = format!("{p6b}::99");
+    d.ok(&["network", "connect", "--ip6", &ip6b, "d6b", "e6"]);
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.d6b.GlobalIPv6Address}}",
+            "e6"
+        ])
+        .trim(),
+        ip6b
+    );
+    let addr = d.ok(&["exec", "e6", "ip", "-6", "-o", "addr"]);
+    assert!(addr.contains(&format!("inet6 {ip6b}/64")), "{addr}");
+    // An address outside the network's subnets is refused.
+    let o = d.docker(&[
+        "network",
+        "connect",
+        "--ip6",
+        &format!("{p6}::5"),
+        "d6b",
+        "c6",
+    ]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    d.ok(&["rm", "-f", "c6", "e6"]);
+    d.ok(&["network", "rm", "d6", "d6b"]);
+}
+
+scenario!(a_killed_daemon_restarts_with_ipv6_names_addresses_and_loopback_ports);
+fn a_killed_daemon_restarts_with_ipv6_names_addresses_and_loopback_ports(place: Place) {
+    let Some(mut d) = Daemon::launch(place, None) else {
+        return;
+    };
+    d.busybox();
+    let (v6, p6) = free_subnet6();
+    d.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        &d.free_subnet(),
+        "--subnet",
+        &v6,
+        "keep6",
+    ]);
+    let port = std::net::TcpListener::bind("[::]:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let script =
+        "mkdir -p /www && echo survives6 > /www/index.html && exec httpd -f -p 8080 -h /www";
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "svc6",
+        "--network",
+        "keep6",
+        "-p",
+        &format!("{port}:8080"),
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cli6",
+        "--network",
+        "keep6",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    eventually_get(&d, &format!("[::1]:{port}"), "survives6");
+    let ip6 = inspect(
+        &d,
+        "svc6",
+        "{{.NetworkSettings.Networks.keep6.GlobalIPv6Address}}",
+    );
+    assert!(ip6.starts_with(&p6), "{ip6}");
+    d.kill9();
+    d.spawn();
+    // The names' AAAA records, the [::1] proxy and the address's hold come back.
+    let o = d.docker(&[
+        "exec",
+        "cli6",
+        "nslookup",
+        "-type=aaaa",
+        "svc6",
+        "127.0.0.11",
+    ]);
+    assert!(stdout(&o).contains(&ip6), "{}{}", stdout(&o), stderr(&o));
+    eventually_get(&d, &format!("[::1]:{port}"), "survives6");
+    let other = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "keep6",
+        "busybox",
+        "ip",
+        "-6",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(other.contains(&p6), "{other}");
+    assert!(
+        !other.contains(&format!("inet6 {ip6}/")),
+        "{ip6} handed out twice: {other}"
+    );
+    d.ok(&["rm", "-f", "svc6", "cli6"]);
+    d.ok(&["network", "rm", "keep6"]);
+}
