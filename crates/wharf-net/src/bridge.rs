@@ -213,7 +213,7 @@ pub fn attach_netns(a: &AttachSpec, ns: &OwnedFd) -> Result<Endpoint, NetError> 
             )));
         }
     }
-    let r = configure(a, ns);
+    let r = hairpin(&mut host, a).and_then(|()| configure(a, ns));
     if r.is_err() {
         let _ = host.delete_link(a.host_veth);
     }
@@ -226,6 +226,23 @@ pub fn attach_netns(a: &AttachSpec, ns: &OwnedFd) -> Result<Endpoint, NetError> 
         ifname: a.ifname.to_string(),
         v6: a.v6,
     })
+}
+
+/// On a network with IPv6, the host side of the pair in hairpin mode: with br_netfilter, a
+/// container's packet to a published port of its own through a host address is DNATed on
+/// the bridge and must leave by the port it came in by (the `ip6tables` hairpin masquerade
+/// then gives it the gateway's address). IPv4 networks are left as they were.
+fn hairpin(host: &mut Netlink, a: &AttachSpec) -> Result<(), NetError> {
+    if a.v6.is_none() {
+        return Ok(());
+    }
+    let index = match ifindex(a.host_veth) {
+        Some(i) => i,
+        None => host
+            .link_index(a.host_veth)?
+            .ok_or_else(|| NetError::Invalid(format!("{} vanished while set up", a.host_veth)))?,
+    };
+    host.set_hairpin(index)
 }
 
 fn configure(a: &AttachSpec, ns: &OwnedFd) -> Result<(), NetError> {
@@ -457,6 +474,8 @@ pub(crate) mod tests {
         assert!(!global.contains("tentative"), "nodad: {global}");
         let route = ip_in(&ns, &["-6", "route"]);
         assert!(route.contains("default via fd00:61::1 dev eth0"), "{route}");
+        let port = ip_in(&daemon, &["-d", "link", "show", &veth]);
+        assert!(port.contains("hairpin on"), "{port}");
         let route4 = ip_in(&ns, &["route"]);
         assert!(
             route4.contains("default via 10.62.0.1 dev eth0"),

@@ -141,6 +141,19 @@ fn network_rules_in(
                 "nat",
                 format!("{post} -s 127.0.0.0/8 -o {link} -j MASQUERADE"),
             ));
+        } else {
+            // Hairpin: a container reaching a published port through a host address, DNATed
+            // back into its own network (to itself, or to another member): masqueraded to
+            // the gateway, else a container would get a packet from its own address
+            // (dropped), and without br_netfilter another's reply would skip the NAT.
+            for cidr in cidrs {
+                r.push((
+                    "nat",
+                    format!(
+                        "{post} -s {cidr} -d {cidr} -o {link} -m conntrack --ctstate DNAT -j MASQUERADE"
+                    ),
+                ));
+            }
         }
     }
     r.push(("filter", format!("{fwd} -i {link} -j ACCEPT")));
@@ -414,6 +427,8 @@ mod tests {
                     && *x == format!("wt0-POST -s {c} ! -o wt0-a -j MASQUERADE")));
         }
         assert!(!r.iter().any(|(_, x)| x.contains("127.0.0.0/8")));
+        assert!(r.iter().any(|(t, x)| *t == "nat"
+            && *x == "wt0-POST -s fd00:1::/64 -d fd00:1::/64 -o wt0-a -m conntrack --ctstate DNAT -j MASQUERADE"));
         assert!(r
             .iter()
             .any(|(_, x)| x == "wt0-ISO1 -i wt0-a ! -o wt0-a -j wt0-ISO2"));

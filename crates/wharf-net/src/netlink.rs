@@ -21,7 +21,8 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
 };
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::route::RouteFlags;
 use netlink_packet_route::route::{
@@ -195,6 +196,21 @@ pub fn set_up_message(index: u32, mtu: Option<u32>) -> LinkMessage {
     if let Some(mtu) = mtu {
         m.attributes.push(LinkAttribute::Mtu(mtu));
     }
+    m
+}
+
+/// `RTM_NEWLINK` of existing bridge port `index`: hairpin mode on (the bridge may send a
+/// frame back out of the port it came in by, as a container's packet to a published port of
+/// its own through a host address is, once DNATed).
+pub fn hairpin_message(index: u32) -> LinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes = vec![LinkAttribute::LinkInfo(vec![
+        LinkInfo::PortKind(InfoPortKind::Bridge),
+        LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+            true,
+        )])),
+    ])];
     m
 }
 
@@ -593,6 +609,11 @@ impl Netlink {
         )
     }
 
+    /// Sets hairpin mode on bridge port `index`.
+    pub fn set_hairpin(&mut self, index: u32) -> Result<(), NetError> {
+        self.check(RouteNetlinkMessage::NewLink(hairpin_message(index)), 0)
+    }
+
     /// Deletes link `name`; `Ok(false)` if there was none.
     pub fn delete_link(&mut self, name: &str) -> Result<bool, NetError> {
         match self.request(RouteNetlinkMessage::DelLink(by_name_message(name)), 0) {
@@ -707,6 +728,36 @@ mod tests {
         let a = attrs(&b[12..]);
         assert_eq!(find(&a, libc::RTA_GATEWAY), [10, 1, 2, 1]);
         assert_eq!(find(&a, libc::RTA_OIF), 5u32.to_ne_bytes());
+    }
+
+    #[test]
+    fn ipv6_address_route_and_hairpin_requests() {
+        let ip: Ipv6Addr = "fd00:1::2".parse().unwrap();
+        let m = address6_message(5, ip, 64);
+        let mut b = vec![0u8; m.buffer_len()];
+        m.emit(&mut b);
+        assert_eq!((b[0], b[1]), (libc::AF_INET6 as u8, 64));
+        assert_eq!(b[2] as u32 & libc::IFA_F_NODAD, libc::IFA_F_NODAD, "nodad");
+        let a = attrs(&b[8..]);
+        assert_eq!(find(&a, libc::IFA_LOCAL), ip.octets());
+        assert_eq!(find(&a, libc::IFA_FLAGS), libc::IFA_F_NODAD.to_ne_bytes());
+        assert!(!a.iter().any(|(k, _)| *k == libc::IFA_BROADCAST));
+
+        let gw: Ipv6Addr = "fd00:1::1".parse().unwrap();
+        let r = default_route_message(gw, 5);
+        let mut b = vec![0u8; r.buffer_len()];
+        r.emit(&mut b);
+        assert_eq!((b[0], b[1]), (libc::AF_INET6 as u8, 0));
+        assert_eq!(find(&attrs(&b[12..]), libc::RTA_GATEWAY), gw.octets());
+
+        let h = hairpin_message(9);
+        let mut b = vec![0u8; h.buffer_len()];
+        h.emit(&mut b);
+        assert_eq!(u32::from_ne_bytes(b[4..8].try_into().unwrap()), 9);
+        let info = attrs(&find(&attrs(&b[IFINFOMSG..]), libc::IFLA_LINKINFO));
+        assert_eq!(find(&info, 4 /* IFLA_INFO_SLAVE_KIND */), b"bridge\0");
+        let data = attrs(&find(&info, 5 /* IFLA_INFO_SLAVE_DATA */));
+        assert_eq!(find(&data, 4 /* IFLA_BRPORT_MODE */), [1]);
     }
 
     #[test]

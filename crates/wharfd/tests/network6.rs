@@ -42,6 +42,27 @@ fn free_subnet6() -> (String, String) {
     (format!("{p}::/64"), p)
 }
 
+/// A global IPv6 address of the daemon's namespace that is not on a bridge.
+fn host_address6(d: &Daemon) -> Option<String> {
+    let bridges = d.host_run("ip", &["-o", "link", "show", "type", "bridge"]);
+    let bridges: Vec<&str> = bridges
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(|n| n.trim_end_matches(':'))
+        .collect();
+    d.host_run("ip", &["-6", "-o", "addr", "show", "scope", "global"])
+        .lines()
+        .filter(|l| {
+            let dev = l.split_whitespace().nth(1).unwrap_or_default();
+            !bridges.contains(&dev) && !l.contains("tentative") && !l.contains("dadfailed")
+        })
+        .find_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let i = w.iter().position(|x| *x == "inet6")?;
+            w.get(i + 1)?.split('/').next().map(String::from)
+        })
+}
+
 fn inspect(d: &Daemon, what: &str, format: &str) -> String {
     d.ok(&["inspect", "--format", format, what])
         .trim()
@@ -272,6 +293,28 @@ fn ipv6_network_with_several_subnets_ping_ports_and_cleanup(place: Place) {
         shown.contains(&format!("8080/tcp -> [::]:{port}")),
         "{shown}"
     );
+    // Hairpin: a container reaching the published port through a host IPv6 address, the
+    // server itself (its packet comes back to it masqueraded) and another member.
+    match host_address6(&d) {
+        Some(h) => {
+            for c in ["a6", "b6"] {
+                let o = d.docker(&[
+                    "exec",
+                    c,
+                    "sh",
+                    "-c",
+                    &format!("timeout 3 wget -q -O - http://[{h}]:{port}/; exit $?"),
+                ]);
+                assert_eq!(
+                    stdout(&o),
+                    "hello6\n",
+                    "{c} via [{h}]:{port}: {}",
+                    stderr(&o)
+                );
+            }
+        }
+        None => eprintln!("no global IPv6 host address: skipping the hairpin part"),
+    }
     let rules_running = own_rules6(&d);
     assert!(
         rules_running
