@@ -31,13 +31,13 @@ macro_rules! scenario {
 fn free_subnet6() -> (String, String) {
     let mut r = [0u8; 5];
     getrandom::fill(&mut r).unwrap();
+    // As docker prints it: no leading zeros, no zero group (which `::` would swallow).
+    let group = |a: u8, b: u8| u16::from_be_bytes([a, b]) | 0x1000;
     let p = format!(
-        "fd{:02x}:{:02x}{:02x}:{:02x}{:02x}",
-        r[0].max(1),
-        r[1],
-        r[2],
-        r[3],
-        r[4]
+        "fd{:02x}:{:x}:{:x}",
+        r[0].max(0x10),
+        group(r[1], r[2]),
+        group(r[3], r[4])
     );
     (format!("{p}::/64"), p)
 }
@@ -293,6 +293,57 @@ fn ipv6_network_with_several_subnets_ping_ports_and_cleanup(place: Place) {
         shown.contains(&format!("8080/tcp -> [::]:{port}")),
         "{shown}"
     );
+    // Outbound: in a test namespace, through its uplink (given IPv6 here) to a server in the
+    // host's namespace, which sees the uplink's address: forwarded and masqueraded.
+    if let Some(ns) = &d.netns {
+        let (_, up) = free_subnet6();
+        let (host_end, ns_end) = (format!("{up}::1"), format!("{up}::2"));
+        let run = |c: &mut std::process::Command| assert!(c.status().unwrap().success(), "{c:?}");
+        run(std::process::Command::new("ip").args([
+            "-6",
+            "addr",
+            "add",
+            &format!("{host_end}/64"),
+            "dev",
+            &ns.host_link,
+            "nodad",
+        ]));
+        d.host_run(
+            "ip",
+            &[
+                "-6",
+                "addr",
+                "add",
+                &format!("{ns_end}/64"),
+                "dev",
+                &ns.link,
+                "nodad",
+            ],
+        );
+        let server = std::net::TcpListener::bind(format!("[{host_end}]:0")).unwrap();
+        let sport = server.local_addr().unwrap().port();
+        let serve = std::thread::spawn(move || {
+            let (mut c, peer) = server.accept().unwrap();
+            let mut buf = [0u8; 512];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(b"HTTP/1.0 200 OK\r\n\r\nout6\n");
+            peer.ip().to_string()
+        });
+        let o = d.docker(&[
+            "exec",
+            "b6",
+            "sh",
+            "-c",
+            &format!("timeout 3 wget -q -O - http://[{host_end}]:{sport}/; exit $?"),
+        ]);
+        assert_eq!(stdout(&o), "out6\n", "outbound IPv6: {}", stderr(&o));
+        assert_eq!(
+            serve.join().unwrap(),
+            ns_end,
+            "masqueraded to the uplink's address"
+        );
+    }
+
     // Hairpin: a container reaching the published port through a host IPv6 address, the
     // server itself (its packet comes back to it masqueraded) and another member.
     match host_address6(&d) {
