@@ -1250,6 +1250,60 @@ fn volumes_and_networks(t: &Target) {
     );
     let (code, _) = t.same_error(&["network", "inspect", "tnet2"]);
     assert_eq!(code, 1);
+    // --ip6 on a network with IPv6 (IPAMConfig.IPv6Address), run and network connect.
+    let net6 = format!(
+        "fd{}:{:x}:",
+        if t.is_dockerd() { 35 } else { 34 },
+        0x1000 + octet
+    );
+    t.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        &format!("{net6}:/64"),
+        "tnet6",
+    ]);
+    t.ok(&[
+        "create",
+        "--network",
+        "tnet6",
+        "--ip6",
+        &format!("{net6}:9"),
+        "--name",
+        "n6",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        t.same(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.tnet6.IPAMConfig.IPv6Address}}",
+            "n6"
+        ]),
+        format!("{net6}:9\n")
+    );
+    t.ok(&["network", "disconnect", "tnet6", "n6"]);
+    t.ok(&[
+        "network",
+        "connect",
+        "--ip6",
+        &format!("{net6}:8"),
+        "tnet6",
+        "n6",
+    ]);
+    assert_eq!(
+        t.same(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.tnet6.IPAMConfig.IPv6Address}}",
+            "n6"
+        ]),
+        format!("{net6}:8\n")
+    );
+    t.ok(&["rm", "n6"]);
+    t.ok(&["network", "rm", "tnet6"]);
 }
 
 // ---------------------------------------------------------------------------------------
