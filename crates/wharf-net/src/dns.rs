@@ -1,7 +1,7 @@
 //! The embedded DNS server: inside each container on a user network, wharfd listens on
 //! 127.0.0.11:53 (UDP and TCP) and answers A (and PTR) queries for the names and aliases of
 //! the containers that share a network with the asker, and AAAA queries with their addresses
-//! on networks with IPv6 (an empty answer for a known name without one); every other query is forwarded to the
+//! on networks with IPv6 (an empty answer for a known name without one), PTR for both; every other query is forwarded to the
 //! upstream resolvers (the container's `--dns`, else the host's) from the host's namespace,
 //! so resolvers on the host's loopback work too.
 //!
@@ -159,6 +159,29 @@ fn ptr_address(name: &str) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::new(o[0], o[1], o[2], o[3]))
 }
 
+/// `b.a.9.8....ip6.arpa` (32 nibbles, last first) → the IPv6 address.
+fn ptr_address6(name: &str) -> Option<Ipv6Addr> {
+    let rest = name.strip_suffix(".ip6.arpa")?;
+    let nibbles: Vec<u32> = rest
+        .split('.')
+        .map(|x| {
+            if x.len() == 1 {
+                x.chars().next()?.to_digit(16)
+            } else {
+                None
+            }
+        })
+        .collect::<Option<_>>()?;
+    if nibbles.len() != 32 {
+        return None;
+    }
+    let n = nibbles
+        .iter()
+        .rev()
+        .fold(0u128, |acc, d| (acc << 4) | u128::from(*d));
+    Some(Ipv6Addr::from(n))
+}
+
 /// The nameservers of a resolv.conf, on port 53.
 pub fn nameservers(resolv_conf: &str) -> Vec<SocketAddr> {
     resolv_conf
@@ -259,7 +282,7 @@ impl Dns {
     }
 
     /// The name of `ip` on `asker`'s networks.
-    fn reverse(&self, asker: &str, ip: Ipv4Addr) -> Option<String> {
+    fn reverse(&self, asker: &str, ip: std::net::IpAddr) -> Option<String> {
         let r = self.records.read().expect("dns lock");
         let nets: Vec<&str> = r
             .iter()
@@ -267,7 +290,13 @@ impl Dns {
             .map(|x| x.network.as_str())
             .collect();
         r.iter()
-            .find(|x| nets.contains(&x.network.as_str()) && x.ip == ip)
+            .find(|x| {
+                nets.contains(&x.network.as_str())
+                    && match ip {
+                        std::net::IpAddr::V4(a) => x.ip == a,
+                        std::net::IpAddr::V6(a) => x.ip6 == Some(a),
+                    }
+            })
             .and_then(|x| x.names.first().cloned())
     }
 
@@ -290,7 +319,10 @@ impl Dns {
                 return Some(answer_aaaa(query, &q, &self.lookup6(asker, &q.name)));
             }
             TYPE_PTR => {
-                if let Some(n) = ptr_address(&q.name).and_then(|ip| self.reverse(asker, ip)) {
+                let ip = ptr_address(&q.name)
+                    .map(std::net::IpAddr::V4)
+                    .or_else(|| ptr_address6(&q.name).map(std::net::IpAddr::V6));
+                if let Some(n) = ip.and_then(|ip| self.reverse(asker, ip)) {
                     return Some(answer_ptr(query, &q, &n));
                 }
             }
@@ -468,6 +500,12 @@ mod tests {
         );
         let r = d.handle("b", &query("six", TYPE_AAAA), &[]).await.unwrap();
         assert_eq!(r[3] & 0x0f, RCODE_SERVFAIL, "not on the asker's networks");
+        let arpa = "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.3.0.0.0.0.0.d.f.ip6.arpa";
+        let r = d.handle("e", &query(arpa, TYPE_PTR), &[]).await.unwrap();
+        assert!(
+            r.windows(4).any(|w| w == b"\x03six"),
+            "PTR of an IPv6 address: {r:?}"
+        );
         let r = d
             .handle("b", &query("2.0.1.10.in-addr.arpa", TYPE_PTR), &[])
             .await
@@ -508,5 +546,14 @@ mod tests {
             Some(Ipv4Addr::new(1, 2, 3, 4))
         );
         assert_eq!(ptr_address("x.in-addr.arpa"), None);
+        let six: Ipv6Addr = "fd00:3::2".parse().unwrap();
+        let arpa: String = format!("{:032x}", u128::from(six))
+            .chars()
+            .rev()
+            .map(|c| format!("{c}."))
+            .collect::<String>()
+            + "ip6.arpa";
+        assert_eq!(ptr_address6(&arpa), Some(six));
+        assert_eq!(ptr_address6("1.2.ip6.arpa"), None);
     }
 }

@@ -121,3 +121,32 @@ pub struct CreateOptions {
     pub labels: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_of_before_several_subnets_load_and_round_trip() {
+        let old = r#"{"id":"abc","name":"n","driver":"bridge","created":"x","bridge":"wt-abc",
+            "subnet":"10.4.0.1/24","ip_range":null,"internal":false,"attachable":false,
+            "labels":{},"options":{},"mtu":1500,"default_bridge":false}"#;
+        let n: Network = serde_json::from_str(old).unwrap();
+        assert!(!n.enable_ipv6 && n.subnets6.is_empty() && n.more_subnets.is_empty());
+        assert_eq!(n.subnets4().len(), 1);
+        // A network without the new fields is written as before.
+        let again = serde_json::to_value(&n).unwrap();
+        assert!(again.get("subnets6").is_none() && again.get("more_subnets").is_none());
+        let mut six = n.clone();
+        six.enable_ipv6 = true;
+        six.subnets6.push(Pool {
+            subnet: Subnet6::parse("fd00:1::1/64").unwrap(),
+            ip_range: None,
+        });
+        let back: Network = serde_json::from_str(&serde_json::to_string(&six).unwrap()).unwrap();
+        assert_eq!(back, six);
+        assert!(back.contains("fd00:1::9".parse().unwrap()));
+        assert!(back.contains("10.4.0.9".parse().unwrap()));
+        assert!(!back.contains("fd00:2::9".parse().unwrap()));
+    }
+}

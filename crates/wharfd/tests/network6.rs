@@ -265,6 +265,13 @@ fn ipv6_network_with_several_subnets_ping_ports_and_cleanup(place: Place) {
         "by its IPv6 address: {}",
         stdout(&o)
     );
+    let o = d.docker(&["exec", "b6", "nslookup", &a6ip, "127.0.0.11"]);
+    assert!(
+        stdout(&o).contains("name = a6"),
+        "PTR: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
     let o = d.docker(&["exec", "b6", "nslookup", "-type=aaaa", "a6", "127.0.0.11"]);
     assert!(
         stdout(&o).contains(&a6ip),
