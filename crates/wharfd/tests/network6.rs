@@ -84,6 +84,11 @@ fn own_rules6(d: &Daemon) -> Vec<String> {
 
 /// An HTTP GET of `addr` from the daemon's namespace until the page has `want` (10 s).
 fn eventually_get(d: &Daemon, addr: &str, want: &str) {
+    eventually_get_from(d, true, addr, want)
+}
+
+/// `eventually_get` from the daemon's namespace or (`in_daemons` false) the test's own.
+fn eventually_get_from(d: &Daemon, in_daemons: bool, addr: &str, want: &str) {
     let get = |a: &str| -> std::io::Result<String> {
         let mut s =
             std::net::TcpStream::connect_timeout(&a.parse().unwrap(), Duration::from_secs(2))?;
@@ -96,7 +101,12 @@ fn eventually_get(d: &Daemon, addr: &str, want: &str) {
     let mut last = String::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        match d.in_host_netns(|| get(addr)) {
+        let got = if in_daemons {
+            d.in_host_netns(|| get(addr))
+        } else {
+            get(addr)
+        };
+        match got {
             Ok(page) if page.contains(want) => return,
             Ok(page) => last = page,
             Err(e) => last = e.to_string(),
@@ -349,8 +359,14 @@ fn ipv6_network_with_several_subnets_ping_ports_and_cleanup(place: Place) {
             ns_end,
             "masqueraded to the uplink's address"
         );
+        // And the published port from there, through the uplink (PREROUTING's DNAT).
+        eventually_get_from(&d, false, &format!("[{ns_end}]:{port}"), "hello6");
     }
 
+    // From the host, to its own IPv6 address (OUTPUT's DNAT).
+    if let Some(h) = host_address6(&d) {
+        eventually_get(&d, &format!("[{h}]:{port}"), "hello6");
+    }
     // Hairpin: a container reaching the published port through a host IPv6 address, the
     // server itself (its packet comes back to it masqueraded) and another member.
     match host_address6(&d) {
