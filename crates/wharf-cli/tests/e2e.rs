@@ -1256,14 +1256,30 @@ fn volumes_and_networks(t: &Target) {
         if t.is_dockerd() { 35 } else { 34 },
         0x1000 + octet
     );
+    // The gateway goes with the subnet that contains it, not the first one.
     t.ok(&[
         "network",
         "create",
         "--ipv6",
         "--subnet",
+        &subnet,
+        "--subnet",
         &format!("{net6}:/64"),
+        "--gateway",
+        &format!("{net6}:fe"),
         "tnet6",
     ]);
+    // (Only the IPv6 entry's gateway: dockerd shows none for a subnet given without one.)
+    assert_eq!(
+        t.same(&[
+            "network",
+            "inspect",
+            "-f",
+            &format!("{{{{range .IPAM.Config}}}}{{{{.Subnet}}}}{{{{if eq .Subnet \"{net6}:/64\"}}}} {{{{.Gateway}}}}{{{{end}}}};{{{{end}}}}"),
+            "tnet6"
+        ]),
+        format!("{subnet};{net6}:/64 {net6}:fe;\n")
+    );
     t.ok(&[
         "create",
         "--network",
