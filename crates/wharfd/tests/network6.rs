@@ -159,11 +159,22 @@ fn ipv6_network_with_several_subnets_ping_ports_and_cleanup(place: Place) {
         "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}};{{end}}",
     );
     let first = |s: &str| s.replace(".0/24", ".1");
-    assert_eq!(
-        configs,
-        format!("{v4} {};{v4b} {};{v6} {gw6};", first(&v4), first(&v4b)),
-        "every subnet with its gateway, in order"
+    // In the order the request lists them, IPv4 first; the docker CLI sends them in the
+    // order of a Go map's iteration, so compare them as a set.
+    let mut got: Vec<&str> = configs.split(';').filter(|c| !c.is_empty()).collect();
+    got.sort();
+    let (a, b, c) = (
+        format!("{v4} {}", first(&v4)),
+        format!("{v4b} {}", first(&v4b)),
+        format!("{v6} {gw6}"),
     );
+    let mut want = vec![a.as_str(), b.as_str(), c.as_str()];
+    want.sort();
+    assert!(
+        configs.ends_with(&format!("{c};")),
+        "IPv6 after IPv4: {configs}"
+    );
+    assert_eq!(got, want, "every subnet with its gateway: {configs}");
     // Overlaps are checked for IPv6 as for IPv4.
     let o = d.docker(&[
         "network",
