@@ -106,7 +106,7 @@ impl NetIpam {
             );
         }
         let mut v6 = Vec::new();
-        for (i, p) in n.subnets6.iter().enumerate() {
+        for (i, p) in n.active6().iter().enumerate() {
             v6.push(
                 Ipam::open6(p.subnet, ipam_path(dir, &n.id, true, i))?
                     .with_range(p.ip_range.as_deref())?,
@@ -463,11 +463,7 @@ impl Networks {
                     continue;
                 };
                 if cidr.contains(':') {
-                    if !o.enable_ipv6 {
-                        return Err(NetError::Invalid(format!(
-                            "invalid subnet {cidr}: IPv6 is not enabled on the network (--ipv6)"
-                        )));
-                    }
+                    // Without --ipv6 it is kept (and shown) but unused, as with Docker.
                     let sub = Subnet6::from_cidr(&cidr, gateway.as_deref())?;
                     let clash = |x: &Subnet6| sub.overlaps(x.network(), x.prefix);
                     if let Some(other) = g
@@ -587,7 +583,7 @@ impl Networks {
                 net.name
             )));
         }
-        let subs6: Vec<Subnet6> = net.subnets6.iter().map(|p| p.subnet).collect();
+        let subs6: Vec<Subnet6> = net.active6().iter().map(|p| p.subnet).collect();
         bridge::ensure_bridge_with(&net.bridge, &subs, &subs6, net.mtu)?;
         let cidrs: Vec<String> = subs.iter().map(|s| s.cidr()).collect();
         self.fw
@@ -630,7 +626,7 @@ impl Networks {
             self.fw
                 .remove_network_in(Family::V4, &net.bridge, &cidrs, net.internal);
         }
-        let cidrs6: Vec<String> = net.subnets6.iter().map(|p| p.subnet.cidr()).collect();
+        let cidrs6: Vec<String> = net.active6().iter().map(|p| p.subnet.cidr()).collect();
         if !cidrs6.is_empty() {
             self.fw
                 .remove_network_in(Family::V6, &net.bridge, &cidrs6, net.internal);
@@ -664,7 +660,7 @@ impl Networks {
         mac: Option<[u8; 6]>,
     ) -> Result<Endpoint, NetError> {
         let started = std::time::Instant::now();
-        if let (Some(ip6), true) = (requested6, net.subnets6.is_empty()) {
+        if let (Some(ip6), true) = (requested6, net.active6().is_empty()) {
             return Err(NetError::Invalid(format!(
                 "network {} has no IPv6 subnet for address {ip6}",
                 net.name
@@ -683,7 +679,7 @@ impl Networks {
                 None
             } else {
                 match allocate_in(&mut ipam.v6, id, requested6.map(IpAddr::V6)) {
-                    Ok((j, IpAddr::V6(a))) => Some((a, net.subnets6[j].subnet)),
+                    Ok((j, IpAddr::V6(a))) => Some((a, net.active6()[j].subnet)),
                     Ok(_) => None,
                     Err(e) => {
                         let _ = ipam.release(id);
@@ -1007,10 +1003,25 @@ mod tests {
             ipam,
             ..Default::default()
         };
-        // An IPv6 subnet without --ipv6: refused, as is --ipv6 with a bad subnet.
-        assert!(nets
-            .create(o("n0", false, vec![req("fd42:1::/64")]))
-            .is_err());
+        // An IPv6 subnet without --ipv6: kept, unused (no IPv6 allocator, nothing on the
+        // bridge); --ipv6 with a bad subnet: refused.
+        let n0 = nets
+            .create(o("n0", false, vec![req("fd42:9::/64")]))
+            .unwrap();
+        assert_eq!(n0.subnets6.len(), 1);
+        assert!(n0.active6().is_empty());
+        assert!(!n0.contains("fd42:9::5".parse().unwrap()));
+        assert!(nets.lock().ipams[&n0.id].v6.is_empty());
+        let addrs = std::process::Command::new("ip")
+            .args(["-6", "-o", "addr", "show", "dev", &n0.bridge])
+            .output()
+            .unwrap();
+        assert!(addrs.status.success(), "the bridge exists");
+        assert!(
+            !String::from_utf8_lossy(&addrs.stdout).contains("fd42:9::"),
+            "no IPv6 gateway on the bridge"
+        );
+        nets.remove("n0").unwrap();
         assert!(nets
             .create(o("n0", true, vec![req("fd42:1::/130")]))
             .is_err());

@@ -34,6 +34,9 @@ pub struct Network {
     /// `--ipv6`: containers get an address of `subnets6` too.
     #[serde(default)]
     pub enable_ipv6: bool,
+    /// The IPv6 subnets `network create` gave; unused without `enable_ipv6` (as with
+    /// Docker, which keeps an IPv6 subnet given without `--ipv6` in the network's IPAM
+    /// config and gives no container an address of it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subnets6: Vec<Pool<Subnet6>>,
     #[serde(default)]
@@ -74,11 +77,20 @@ impl Network {
         out
     }
 
-    /// Whether any of the network's subnets (either family) contains `ip`.
+    /// The IPv6 subnets in use: `subnets6` with `--ipv6`, else none.
+    pub fn active6(&self) -> &[Pool<Subnet6>] {
+        if self.enable_ipv6 {
+            &self.subnets6
+        } else {
+            &[]
+        }
+    }
+
+    /// Whether any of the network's subnets in use (either family) contains `ip`.
     pub fn contains(&self, ip: std::net::IpAddr) -> bool {
         match ip {
             std::net::IpAddr::V4(a) => self.subnets4().iter().any(|p| p.subnet.contains(a)),
-            std::net::IpAddr::V6(a) => self.subnets6.iter().any(|p| p.subnet.contains(a)),
+            std::net::IpAddr::V6(a) => self.active6().iter().any(|p| p.subnet.contains(a)),
         }
     }
 

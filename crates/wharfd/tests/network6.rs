@@ -131,10 +131,42 @@ fn ipv6_network_with_several_subnets_ping_ports_and_cleanup(place: Place) {
     let addrs_before = d.host_run("ip", &["-6", "-o", "addr"]);
     assert!(!addrs_before.contains(&p6));
 
-    // An IPv6 subnet without --ipv6 is refused; so is --ip6 on a network without IPv6.
-    let o = d.docker(&["network", "create", "--subnet", &v6, "no6"]);
-    assert!(!o.status.success(), "{}", stdout(&o));
-    assert!(stderr(&o).contains("IPv6"), "{}", stderr(&o));
+    // An IPv6 subnet without --ipv6 is kept in the IPAM config but unused, as Docker does:
+    // no IPv6 address for containers, none on the bridge, no ip6tables rule, --ip6 refused.
+    d.ok(&["network", "create", "--subnet", &v6, "no6"]);
+    assert_eq!(inspect(&d, "no6", "{{.EnableIPv6}}"), "false");
+    let cfg = inspect(&d, "no6", "{{range .IPAM.Config}}{{.Subnet}} {{end}}");
+    assert!(cfg.contains(&v6), "{cfg}");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "no6",
+        "busybox",
+        "ip",
+        "-6",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("scope global"), "{}", stdout(&o));
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "no6",
+        "--ip6",
+        &format!("{p6}::9"),
+        "busybox",
+        "true",
+    ]);
+    assert!(!o.status.success(), "--ip6 without --ipv6");
+    assert!(stderr(&o).contains("IPv6 is not enabled"), "{}", stderr(&o));
+    assert!(!d.host_run("ip", &["-6", "-o", "addr"]).contains(&p6));
+    assert_eq!(own_rules6(&d), rules_before, "no ip6tables rule for it");
+    d.ok(&["network", "rm", "no6"]);
 
     d.ok(&[
         "network",
