@@ -148,8 +148,8 @@ pub const ENDPOINT_FIELDS: &[(&str, FieldUse)] = &[
     ("DNSNames", OutputOnly),
 ];
 
-/// `EndpointSettings.IPAMConfig`: only the IPv4 address is implemented.
-const IPAM_REFUSED: &[&str] = &["IPv6Address", "LinkLocalIPs"];
+/// `EndpointSettings.IPAMConfig`: the IPv4 and IPv6 addresses are implemented.
+const IPAM_REFUSED: &[&str] = &["LinkLocalIPs"];
 
 /// Whether a request value counts as set: clients send every field, mostly as zero values or
 /// null (and `-1` for an unset `MemorySwappiness`).
@@ -240,10 +240,12 @@ mod tests {
         );
         let net = json!({"EndpointsConfig": {"n1": {"Aliases": ["a"], "Links": ["x:y"],
                           "DriverOpts": {"a": "b"},
-                          "IPAMConfig": {"IPv4Address": "10.0.0.2", "LinkLocalIPs": ["fe80::9"]}}}});
+                          "IPAMConfig": {"IPv4Address": "10.0.0.2", "IPv6Address": "fd00::2",
+                                         "LinkLocalIPs": ["169.254.0.9"]}}}});
         assert_eq!(
             refused_endpoint_fields(&net),
-            ["n1: DriverOpts", "n1: IPAMConfig.LinkLocalIPs"]
+            ["n1: DriverOpts", "n1: IPAMConfig.LinkLocalIPs"],
+            "Links and IPv6Address are implemented (--link, --ip6)"
         );
         let cfg = json!({"NetworkDisabled": true, "MacAddress": ""});
         assert_eq!(

@@ -70,6 +70,9 @@ pub enum Route {
     NetworkDelete(String),
     NetworkConnect(String),
     NetworkDisconnect(String),
+    /// `POST /swarm/leave`: wharfd is never part of a swarm (answered as dockerd answers
+    /// on a node that is not: 503, which clients' `leave_swarm(force=True)` accept).
+    SwarmLeave,
 }
 
 /// A parsed API version `major.minor`.
@@ -171,6 +174,7 @@ pub fn route(method: &str, path: &str) -> Result<(ApiVersion, Route), ApiError> 
         ("DELETE", ["networks", _]) => NetworkDelete(id(1)),
         ("POST", ["networks", _, "connect"]) => NetworkConnect(id(1)),
         ("POST", ["networks", _, "disconnect"]) => NetworkDisconnect(id(1)),
+        ("POST", ["swarm", "leave"]) => SwarmLeave,
         // Image names contain slashes: everything between /images/ and the action.
         ("GET", ["images", name @ .., "json"]) if !name.is_empty() => ImageInspect(name.join("/")),
         ("POST", ["images", name @ .., "tag"]) if !name.is_empty() => ImageTag(name.join("/")),
@@ -212,6 +216,10 @@ mod tests {
         assert_eq!(
             route("DELETE", "/images/busybox:latest").unwrap().1,
             Route::ImageDelete("busybox:latest".into())
+        );
+        assert_eq!(
+            route("POST", "/v1.41/swarm/leave").unwrap().1,
+            Route::SwarmLeave
         );
         assert_eq!(
             route("GET", "/v1.44/distribution/127.0.0.1:5000/a/b:1/json")

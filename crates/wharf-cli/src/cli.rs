@@ -416,6 +416,9 @@ pub struct RunArgs {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long = "ip")]
     pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long = "ip6")]
+    pub ip6: Option<String>,
     /// Publish a container's port(s) to the host
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
@@ -1221,6 +1224,9 @@ pub struct NetworkConnectArgs {
     /// Add link to another container
     #[arg(long = "link")]
     pub links: Vec<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    pub ip6: Option<String>,
     #[arg(value_name = "NETWORK")]
     pub network: String,
     #[arg(value_name = "CONTAINER")]
@@ -1384,7 +1390,6 @@ pub const UNSUPPORTED_COMMANDS: &[&str] = &[
 /// Flags docker has that wharf does not implement yet: refused by name, never ignored.
 pub const UNSUPPORTED_FLAGS: &[&str] = &[
     "--gpus",
-    "--ip6",
     "--link-local-ip",
     "--oom-kill-disable",
     "--memory-swappiness",

@@ -1272,6 +1272,76 @@ fn volumes_and_networks(t: &Target) {
     );
     let (code, _) = t.same_error(&["network", "inspect", "tnet2"]);
     assert_eq!(code, 1);
+    // --ip6 on a network with IPv6 (IPAMConfig.IPv6Address), run and network connect.
+    let net6 = format!(
+        "fd{}:{:x}:",
+        if t.is_dockerd() { 35 } else { 34 },
+        0x1000 + octet
+    );
+    // The gateway goes with the subnet that contains it, not the first one.
+    t.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        &subnet,
+        "--subnet",
+        &format!("{net6}:/64"),
+        "--gateway",
+        &format!("{net6}:fe"),
+        "tnet6",
+    ]);
+    // (Only the IPv6 entry's gateway: dockerd shows none for a subnet given without one.)
+    assert_eq!(
+        t.same(&[
+            "network",
+            "inspect",
+            "-f",
+            &format!("{{{{range .IPAM.Config}}}}{{{{.Subnet}}}}{{{{if eq .Subnet \"{net6}:/64\"}}}} {{{{.Gateway}}}}{{{{end}}}};{{{{end}}}}"),
+            "tnet6"
+        ]),
+        format!("{subnet};{net6}:/64 {net6}:fe;\n")
+    );
+    t.ok(&[
+        "create",
+        "--network",
+        "tnet6",
+        "--ip6",
+        &format!("{net6}:9"),
+        "--name",
+        "n6",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        t.same(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.tnet6.IPAMConfig.IPv6Address}}",
+            "n6"
+        ]),
+        format!("{net6}:9\n")
+    );
+    t.ok(&["network", "disconnect", "tnet6", "n6"]);
+    t.ok(&[
+        "network",
+        "connect",
+        "--ip6",
+        &format!("{net6}:8"),
+        "tnet6",
+        "n6",
+    ]);
+    assert_eq!(
+        t.same(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.tnet6.IPAMConfig.IPv6Address}}",
+            "n6"
+        ]),
+        format!("{net6}:8\n")
+    );
+    t.ok(&["rm", "n6"]);
+    t.ok(&["network", "rm", "tnet6"]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1907,6 +1977,7 @@ fn help_aliases_and_completion() {
         "--pull",
         "--network-alias",
         "--ip",
+        "--ip6",
     ] {
         assert!(run.contains(f), "{f} in run --help");
     }

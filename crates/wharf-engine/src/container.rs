@@ -113,6 +113,17 @@ pub struct EndpointRecord {
     pub index: u32,
     #[serde(default)]
     pub endpoint_id: String,
+    /// Its IPv6 address, prefix length and gateway, on a network with IPv6 (empty else).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ip6: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub prefix6: u8,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gateway6: String,
+}
+
+fn is_zero(v: &u8) -> bool {
+    *v == 0
 }
 
 /// A container's connection to a network, as asked (`--network`, `--network-alias`, `--ip`,
@@ -125,6 +136,9 @@ pub struct NetAttachment {
     /// A static address.
     #[serde(default)]
     pub ipv4_address: Option<String>,
+    /// A static IPv6 address (`--ip6`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
     /// A MAC address of its own (`--mac-address`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,

@@ -908,6 +908,7 @@ async fn dispatch(
             empty(204)
         }
         NetworkPrune => json_resp(200, &engine.network_prune(&q.filters()?).await),
+        SwarmLeave => Err(ApiError::new(503, "This node is not part of a swarm"))?,
         NetworkConnect(key) => {
             let b = json_body(req).await?;
             engine.network_connect(&key, &b).await?;

@@ -3,10 +3,10 @@
 //! one veth pair per container endpoint (`wh<id8>` on the host for the first network,
 //! `wh<id8>_<n>` for more; `eth<n>` in the container).
 
-use crate::ipam::Subnet;
+use crate::ipam::{Subnet, Subnet6};
 use crate::netlink::{ifindex, parse_mac, Netlink, VethSpec, LOOPBACK_INDEX};
 use crate::NetError;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
@@ -31,6 +31,8 @@ pub struct Endpoint {
     pub host_veth: String,
     /// The interface in the container (`eth0`).
     pub ifname: String,
+    /// Its IPv6 address and subnet, on a network with IPv6.
+    pub v6: Option<(Ipv6Addr, Subnet6)>,
 }
 
 /// Docker's MAC for an address: 02:42 followed by the four address bytes.
@@ -51,12 +53,38 @@ pub fn host_veth(id: &str, index: u32) -> String {
 
 /// Creates bridge `link` with `subnet`'s gateway address, up, if missing (idempotent).
 pub fn ensure_bridge(link: &str, subnet: &Subnet, mtu: u32) -> Result<(), NetError> {
+    ensure_bridge_with(link, std::slice::from_ref(subnet), &[], mtu)
+}
+
+/// Writes `value` to the sysctl file `key` (of the calling thread's network namespace).
+fn sysctl(key: &str, value: &str) -> Result<(), NetError> {
+    std::fs::write(key, value).map_err(|e| NetError::io(key, e))
+}
+
+/// Creates bridge `link` with the gateway address of each of `subnets` and `subnets6`
+/// (IPv6 ones `nodad`, with IPv6 enabled on the bridge and forwarding on, as dockerd does),
+/// up, if missing (idempotent).
+pub fn ensure_bridge_with(
+    link: &str,
+    subnets: &[Subnet],
+    subnets6: &[Subnet6],
+    mtu: u32,
+) -> Result<(), NetError> {
     let mut nl = Netlink::open()?;
     nl.create_bridge(link, mtu)?;
     let index = nl
         .link_index(link)?
         .ok_or_else(|| NetError::Invalid(format!("bridge {link} vanished while set up")))?;
-    nl.add_address(index, subnet.gateway, subnet.prefix)?;
+    for subnet in subnets {
+        nl.add_address(index, subnet.gateway, subnet.prefix)?;
+    }
+    if !subnets6.is_empty() {
+        sysctl(&format!("/proc/sys/net/ipv6/conf/{link}/disable_ipv6"), "0")?;
+        for s in subnets6 {
+            nl.add_address6(index, s.gateway, s.prefix)?;
+        }
+        sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
+    }
     nl.set_up(index, Some(mtu))?;
     for (key, value) in [
         ("/proc/sys/net/ipv4/ip_forward".to_string(), "1"),
@@ -115,7 +143,10 @@ pub struct AttachSpec<'a> {
     pub ifname: &'a str,
     pub pid: i32,
     pub ip: Ipv4Addr,
+    /// The subnet `ip` is of (one of the network's).
     pub subnet: Subnet,
+    /// The IPv6 address and its subnet, on a network with IPv6.
+    pub v6: Option<(Ipv6Addr, Subnet6)>,
     pub mtu: u32,
     /// Route the container's default traffic through this network's gateway.
     pub default_route: bool,
@@ -182,7 +213,7 @@ pub fn attach_netns(a: &AttachSpec, ns: &OwnedFd) -> Result<Endpoint, NetError> 
             )));
         }
     }
-    let r = configure(a, ns);
+    let r = hairpin(&mut host, a).and_then(|()| configure(a, ns));
     if r.is_err() {
         let _ = host.delete_link(a.host_veth);
     }
@@ -193,7 +224,25 @@ pub fn attach_netns(a: &AttachSpec, ns: &OwnedFd) -> Result<Endpoint, NetError> 
         mac,
         host_veth: a.host_veth.to_string(),
         ifname: a.ifname.to_string(),
+        v6: a.v6,
     })
+}
+
+/// On a network with IPv6, the host side of the pair in hairpin mode: with br_netfilter, a
+/// container's packet to a published port of its own through a host address is DNATed on
+/// the bridge and must leave by the port it came in by (the `ip6tables` hairpin masquerade
+/// then gives it the gateway's address). IPv4 networks are left as they were.
+fn hairpin(host: &mut Netlink, a: &AttachSpec) -> Result<(), NetError> {
+    if a.v6.is_none() {
+        return Ok(());
+    }
+    let index = match ifindex(a.host_veth) {
+        Some(i) => i,
+        None => host
+            .link_index(a.host_veth)?
+            .ok_or_else(|| NetError::Invalid(format!("{} vanished while set up", a.host_veth)))?,
+    };
+    host.set_hairpin(index)
 }
 
 fn configure(a: &AttachSpec, ns: &OwnedFd) -> Result<(), NetError> {
@@ -205,6 +254,28 @@ fn configure(a: &AttachSpec, ns: &OwnedFd) -> Result<(), NetError> {
             a.ifname, a.pid
         ))
     })?;
+    if let Some((ip6, sub6)) = a.v6 {
+        // A namespace's own sysctls: written from a thread in it (/proc/sys/net answers for
+        // the opener's namespace). A new namespace has IPv6 on unless the host set
+        // `default.disable_ipv6` and namespaces inherit it (`devconf_inherit_init_net`).
+        crate::netlink::in_netns(ns, "container's network namespace", || {
+            for k in ["all", "default", a.ifname] {
+                let key = format!("/proc/sys/net/ipv6/conf/{k}/disable_ipv6");
+                if std::path::Path::new(&key).exists() {
+                    sysctl(&key, "0")?;
+                }
+            }
+            Ok::<(), NetError>(())
+        })??;
+        nl.set_up(index, None)?;
+        nl.add_address(index, a.ip, a.subnet.prefix)?;
+        nl.add_address6(index, ip6, sub6.prefix)?;
+        if a.default_route {
+            nl.replace_default_route(a.subnet.gateway, index)?;
+            nl.replace_default_route(sub6.gateway, index)?;
+        }
+        return Ok(());
+    }
     nl.set_up(index, None)?;
     nl.add_address(index, a.ip, a.subnet.prefix)?;
     if a.default_route {
@@ -294,6 +365,7 @@ pub(crate) mod tests {
             pid: 0,
             ip,
             subnet,
+            v6: None,
             mtu: 1400,
             default_route: true,
             mac: None,
@@ -342,6 +414,73 @@ pub(crate) mod tests {
         delete_link(&veth);
         assert!(!ip_in(&ns, &["-o", "link"]).contains("eth0"));
         delete_link(&veth); // already gone: no error
+    }
+
+    #[test]
+    fn attach_with_ipv6_gives_the_address_route_and_bridge_gateways() {
+        if !nix::unistd::geteuid().is_root() {
+            wharf_testkit::skip("needs root");
+            return;
+        }
+        let mut r = [0u8; 3];
+        getrandom::fill(&mut r).unwrap();
+        let br = format!("w6{:02x}{:02x}{:02x}", r[0], r[1], r[2]);
+        let (daemon, _daemon_task) = new_netns();
+        let (ns, _task) = new_netns();
+        let subnets = [
+            Subnet::parse("10.61.0.1/24").unwrap(),
+            Subnet::parse("10.62.0.1/24").unwrap(),
+        ];
+        let six = Subnet6::from_cidr("fd00:61::/64", None).unwrap();
+        let ip6: Ipv6Addr = "fd00:61::2".parse().unwrap();
+        let veth = format!("{br}v");
+        let spec = AttachSpec {
+            bridge: &br,
+            host_veth: &veth,
+            ifname: "eth0",
+            pid: 0,
+            ip: Ipv4Addr::new(10, 62, 0, 2),
+            subnet: subnets[1],
+            v6: Some((ip6, six)),
+            mtu: 1500,
+            default_route: true,
+            mac: None,
+        };
+        // In a namespace of its own standing for the daemon's: nothing of the host changes.
+        let ep = crate::netlink::in_netns(&daemon, "daemon's test namespace", || {
+            ensure_bridge_with(&br, &subnets, &[six], 1500)?;
+            attach_netns(&spec, &ns)
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(ep.v6, Some((ip6, six)));
+        let braddr = ip_in(&daemon, &["-o", "addr", "show", &br]);
+        for a in [
+            "inet 10.61.0.1/24",
+            "inet 10.62.0.1/24",
+            "inet6 fd00:61::1/64",
+        ] {
+            assert!(braddr.contains(a), "{a}: {braddr}");
+        }
+        assert!(
+            braddr.contains("nodad"),
+            "the gateway is usable at once: {braddr}"
+        );
+        let addr = ip_in(&ns, &["-6", "-o", "addr", "show", "eth0"]);
+        let global = addr
+            .lines()
+            .find(|l| l.contains("inet6 fd00:61::2/64"))
+            .unwrap_or_else(|| panic!("{addr}"));
+        assert!(!global.contains("tentative"), "nodad: {global}");
+        let route = ip_in(&ns, &["-6", "route"]);
+        assert!(route.contains("default via fd00:61::1 dev eth0"), "{route}");
+        let port = ip_in(&daemon, &["-d", "link", "show", &veth]);
+        assert!(port.contains("hairpin on"), "{port}");
+        let route4 = ip_in(&ns, &["route"]);
+        assert!(
+            route4.contains("default via 10.62.0.1 dev eth0"),
+            "the gateway of the address's subnet: {route4}"
+        );
     }
 
     /// wharfd started in a network namespace of its own (`nsenter --net`) sees the host's
@@ -401,6 +540,7 @@ pub(crate) mod tests {
             pid: 0,
             ip,
             subnet,
+            v6: None,
             mtu: 1500,
             default_route: true,
             mac: None,

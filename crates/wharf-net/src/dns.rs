@@ -1,6 +1,7 @@
 //! The embedded DNS server: inside each container on a user network, wharfd listens on
 //! 127.0.0.11:53 (UDP and TCP) and answers A (and PTR) queries for the names and aliases of
-//! the containers that share a network with the asker; every other query is forwarded to the
+//! the containers that share a network with the asker, and AAAA queries with their addresses
+//! on networks with IPv6 (an empty answer for a known name without one), PTR for both; every other query is forwarded to the
 //! upstream resolvers (the container's `--dns`, else the host's) from the host's namespace,
 //! so resolvers on the host's loopback work too.
 //!
@@ -10,7 +11,7 @@
 
 use crate::NetError;
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,6 +32,8 @@ pub struct DnsRecord {
     /// Container name, aliases, short id; lower case.
     pub names: Vec<String>,
     pub ip: Ipv4Addr,
+    /// Its IPv6 address there, on a network with IPv6.
+    pub ip6: Option<Ipv6Addr>,
 }
 
 /// A parsed question.
@@ -101,6 +104,21 @@ pub fn answer_a(query: &[u8], q: &Question, ips: &[Ipv4Addr]) -> Vec<u8> {
     out
 }
 
+/// A response with AAAA records for `ips`.
+pub fn answer_aaaa(query: &[u8], q: &Question, ips: &[Ipv6Addr]) -> Vec<u8> {
+    let mut out = header(query, 0, ips.len() as u16);
+    out.extend_from_slice(&query[12..q.end]);
+    for ip in ips {
+        out.extend_from_slice(&[0xc0, 0x0c]);
+        out.extend_from_slice(&TYPE_AAAA.to_be_bytes());
+        out.extend_from_slice(&1u16.to_be_bytes());
+        out.extend_from_slice(&TTL.to_be_bytes());
+        out.extend_from_slice(&16u16.to_be_bytes());
+        out.extend_from_slice(&ip.octets());
+    }
+    out
+}
+
 /// A response with one PTR record naming `name`.
 pub fn answer_ptr(query: &[u8], q: &Question, name: &str) -> Vec<u8> {
     let mut out = header(query, 0, 1);
@@ -139,6 +157,29 @@ fn ptr_address(name: &str) -> Option<Ipv4Addr> {
     }
     o.reverse();
     Some(Ipv4Addr::new(o[0], o[1], o[2], o[3]))
+}
+
+/// `b.a.9.8....ip6.arpa` (32 nibbles, last first) → the IPv6 address.
+fn ptr_address6(name: &str) -> Option<Ipv6Addr> {
+    let rest = name.strip_suffix(".ip6.arpa")?;
+    let nibbles: Vec<u32> = rest
+        .split('.')
+        .map(|x| {
+            if x.len() == 1 {
+                x.chars().next()?.to_digit(16)
+            } else {
+                None
+            }
+        })
+        .collect::<Option<_>>()?;
+    if nibbles.len() != 32 {
+        return None;
+    }
+    let n = nibbles
+        .iter()
+        .rev()
+        .fold(0u128, |acc, d| (acc << 4) | u128::from(*d));
+    Some(Ipv6Addr::from(n))
 }
 
 /// The nameservers of a resolv.conf, on port 53.
@@ -240,9 +281,28 @@ impl Dns {
         }
     }
 
-    /// The addresses of `name` as seen by `asker`: its links' aliases first (the linked
-    /// container on the link's network), then its networks' members.
+    /// The addresses of `name` as seen by `asker`.
     pub fn lookup(&self, asker: &str, name: &str) -> Vec<Ipv4Addr> {
+        self.lookup_records(asker, name)
+            .iter()
+            .map(|x| x.ip)
+            .collect()
+    }
+
+    /// The IPv6 addresses of `name` as seen by `asker` (on its networks with IPv6).
+    pub fn lookup6(&self, asker: &str, name: &str) -> Vec<Ipv6Addr> {
+        let mut out: Vec<Ipv6Addr> = self
+            .lookup_records(asker, name)
+            .iter()
+            .filter_map(|x| x.ip6)
+            .collect();
+        out.dedup();
+        out
+    }
+
+    /// The records of `name` as seen by `asker`: its links' aliases first (the linked
+    /// container on the link's network), then its networks' members.
+    fn lookup_records(&self, asker: &str, name: &str) -> Vec<DnsRecord> {
         let r = self.records.read().expect("dns lock");
         let linked: Vec<(String, String)> = self
             .links
@@ -256,17 +316,17 @@ impl Dns {
                     .collect()
             })
             .unwrap_or_default();
-        let mut via_link: Vec<Ipv4Addr> = r
+        let mut via_link: Vec<DnsRecord> = r
             .iter()
             .filter(|x| {
                 linked
                     .iter()
                     .any(|(net, target)| &x.network == net && x.names.iter().any(|n| n == target))
             })
-            .map(|x| x.ip)
+            .cloned()
             .collect();
         if !via_link.is_empty() {
-            via_link.dedup();
+            via_link.dedup_by(|a, b| a.ip == b.ip && a.ip6 == b.ip6);
             return via_link;
         }
         let nets: Vec<&str> = r
@@ -274,17 +334,17 @@ impl Dns {
             .filter(|x| x.container == asker)
             .map(|x| x.network.as_str())
             .collect();
-        let mut out: Vec<Ipv4Addr> = r
+        let mut out: Vec<DnsRecord> = r
             .iter()
             .filter(|x| nets.contains(&x.network.as_str()) && x.names.iter().any(|n| n == name))
-            .map(|x| x.ip)
+            .cloned()
             .collect();
-        out.dedup();
+        out.dedup_by(|a, b| a.ip == b.ip && a.ip6 == b.ip6);
         out
     }
 
     /// The name of `ip` on `asker`'s networks.
-    fn reverse(&self, asker: &str, ip: Ipv4Addr) -> Option<String> {
+    fn reverse(&self, asker: &str, ip: std::net::IpAddr) -> Option<String> {
         let r = self.records.read().expect("dns lock");
         let nets: Vec<&str> = r
             .iter()
@@ -292,7 +352,13 @@ impl Dns {
             .map(|x| x.network.as_str())
             .collect();
         r.iter()
-            .find(|x| nets.contains(&x.network.as_str()) && x.ip == ip)
+            .find(|x| {
+                nets.contains(&x.network.as_str())
+                    && match ip {
+                        std::net::IpAddr::V4(a) => x.ip == a,
+                        std::net::IpAddr::V6(a) => x.ip6 == Some(a),
+                    }
+            })
             .and_then(|x| x.names.first().cloned())
     }
 
@@ -305,15 +371,20 @@ impl Dns {
     ) -> Option<Vec<u8>> {
         let q = parse_query(query)?;
         match q.qtype {
-            TYPE_A | TYPE_AAAA => {
+            TYPE_A => {
                 let ips = self.lookup(asker, &q.name);
                 if !ips.is_empty() {
-                    let ips = if q.qtype == TYPE_A { ips } else { vec![] };
                     return Some(answer_a(query, &q, &ips));
                 }
             }
+            TYPE_AAAA if !self.lookup(asker, &q.name).is_empty() => {
+                return Some(answer_aaaa(query, &q, &self.lookup6(asker, &q.name)));
+            }
             TYPE_PTR => {
-                if let Some(n) = ptr_address(&q.name).and_then(|ip| self.reverse(asker, ip)) {
+                let ip = ptr_address(&q.name)
+                    .map(std::net::IpAddr::V4)
+                    .or_else(|| ptr_address6(&q.name).map(std::net::IpAddr::V6));
+                if let Some(n) = ip.and_then(|ip| self.reverse(asker, ip)) {
                     return Some(answer_ptr(query, &q, &n));
                 }
             }
@@ -442,16 +513,19 @@ mod tests {
 
     fn dns() -> Dns {
         let d = Dns::default();
-        for (c, n, names, ip) in [
-            ("a", "n1", vec!["web", "www"], [10, 1, 0, 2]),
-            ("b", "n1", vec!["client"], [10, 1, 0, 3]),
-            ("c", "n2", vec!["other"], [10, 2, 0, 2]),
+        for (c, n, names, ip, ip6) in [
+            ("a", "n1", vec!["web", "www"], [10, 1, 0, 2], None),
+            ("b", "n1", vec!["client"], [10, 1, 0, 3], None),
+            ("c", "n2", vec!["other"], [10, 2, 0, 2], None),
+            ("d", "n3", vec!["six"], [10, 3, 0, 2], Some("fd00:3::2")),
+            ("e", "n3", vec!["asker"], [10, 3, 0, 3], Some("fd00:3::3")),
         ] {
             d.add(DnsRecord {
                 container: c.into(),
                 network: n.into(),
                 names: names.into_iter().map(String::from).collect(),
                 ip: Ipv4Addr::from(ip),
+                ip6: ip6.map(|s: &str| s.parse().unwrap()),
             });
         }
         d
@@ -478,6 +552,22 @@ mod tests {
         assert_eq!(&r[r.len() - 4..], &[10, 1, 0, 2]);
         let r = d.handle("b", &query("web", TYPE_AAAA), &[]).await.unwrap();
         assert_eq!((r[3] & 0x0f, r[7]), (0, 0), "empty NOERROR for AAAA");
+        let r = d.handle("e", &query("six", TYPE_AAAA), &[]).await.unwrap();
+        assert_eq!((r[3] & 0x0f, r[7]), (0, 1), "one AAAA on an IPv6 network");
+        let six: Ipv6Addr = "fd00:3::2".parse().unwrap();
+        assert_eq!(&r[r.len() - 16..], &six.octets());
+        assert_eq!(
+            u16::from_be_bytes([r[r.len() - 26], r[r.len() - 25]]),
+            TYPE_AAAA
+        );
+        let r = d.handle("b", &query("six", TYPE_AAAA), &[]).await.unwrap();
+        assert_eq!(r[3] & 0x0f, RCODE_SERVFAIL, "not on the asker's networks");
+        let arpa = "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.3.0.0.0.0.0.d.f.ip6.arpa";
+        let r = d.handle("e", &query(arpa, TYPE_PTR), &[]).await.unwrap();
+        assert!(
+            r.windows(4).any(|w| w == b"\x03six"),
+            "PTR of an IPv6 address: {r:?}"
+        );
         let r = d
             .handle("b", &query("2.0.1.10.in-addr.arpa", TYPE_PTR), &[])
             .await
@@ -518,6 +608,15 @@ mod tests {
             Some(Ipv4Addr::new(1, 2, 3, 4))
         );
         assert_eq!(ptr_address("x.in-addr.arpa"), None);
+        let six: Ipv6Addr = "fd00:3::2".parse().unwrap();
+        let arpa: String = format!("{:032x}", u128::from(six))
+            .chars()
+            .rev()
+            .map(|c| format!("{c}."))
+            .collect::<String>()
+            + "ip6.arpa";
+        assert_eq!(ptr_address6(&arpa), Some(six));
+        assert_eq!(ptr_address6("1.2.ip6.arpa"), None);
     }
 
     #[test]
@@ -528,6 +627,7 @@ mod tests {
             network: net.into(),
             names: vec![name.into()],
             ip: ip.into(),
+            ip6: None,
         };
         dns.add(rec("db", "n1", "db", [10, 0, 0, 2]));
         dns.add(rec("db", "n2", "db", [10, 1, 0, 2]));

@@ -1,4 +1,4 @@
-//! Address management for one subnet: allocations persisted atomically, so a restarted daemon
+//! Address management for one subnet (IPv4 or IPv6): allocations persisted atomically, so a restarted daemon
 //! never hands out an address twice.
 //!
 //! The file is written to a temporary name and renamed over the old one, but not fsynced:
@@ -10,7 +10,7 @@
 
 use crate::NetError;
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 /// An IPv4 subnet with its gateway (`172.30.0.1/16`); serialized as that string.
@@ -120,25 +120,206 @@ pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), NetError> {
     Ok((Ipv4Addr::from(u32::from(ip) & mask), prefix))
 }
 
-/// Allocations of one subnet, by endpoint key (the container id), optionally limited to an
-/// `--ip-range` for dynamic addresses.
+/// An IPv6 subnet with its gateway (`fd00:1::1/64`); serialized as that string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Subnet6 {
+    pub gateway: Ipv6Addr,
+    pub prefix: u8,
+}
+
+fn mask6(prefix: u8) -> u128 {
+    if prefix == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(prefix))
+    }
+}
+
+impl Subnet6 {
+    /// Parses `gateway/prefix` (a prefix of 8 to 126 bits; the gateway not the subnet's
+    /// own address, which IPv6 keeps for the subnet-router anycast).
+    pub fn parse(s: &str) -> Result<Subnet6, NetError> {
+        let bad = || NetError::Subnet6(s.to_string());
+        let (ip, p) = s.split_once('/').ok_or_else(bad)?;
+        let gateway: Ipv6Addr = ip.parse().map_err(|_| bad())?;
+        let prefix: u8 = p.parse().map_err(|_| bad())?;
+        if !(8..=126).contains(&prefix) {
+            return Err(bad());
+        }
+        let sub = Subnet6 { gateway, prefix };
+        if gateway == sub.network() {
+            return Err(bad());
+        }
+        Ok(sub)
+    }
+
+    /// A subnet given as `network/prefix` (host bits cleared) with an optional gateway
+    /// (else the first address after the subnet's own), as `--subnet --gateway` give it.
+    pub fn from_cidr(cidr: &str, gateway: Option<&str>) -> Result<Subnet6, NetError> {
+        let (net, prefix) = parse_cidr6(cidr)?;
+        let gw = match gateway.filter(|g| !g.is_empty()) {
+            Some(g) => g
+                .parse()
+                .map_err(|_| NetError::Invalid(format!("invalid gateway {g:?}")))?,
+            None => Ipv6Addr::from(u128::from(net) + 1),
+        };
+        let sub = Subnet6::parse(&format!("{gw}/{prefix}"))?;
+        if sub.network() != net {
+            return Err(NetError::Invalid(format!(
+                "gateway {gw} is not in subnet {cidr}"
+            )));
+        }
+        Ok(sub)
+    }
+
+    /// Whether `ip` is in the subnet.
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        u128::from(ip) & mask6(self.prefix) == u128::from(self.network())
+    }
+
+    /// Whether the two subnets share an address.
+    pub fn overlaps(&self, net: Ipv6Addr, prefix: u8) -> bool {
+        let m = mask6(self.prefix.min(prefix));
+        u128::from(self.network()) & m == u128::from(net) & m
+    }
+
+    /// The subnet's own address.
+    pub fn network(&self) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.gateway) & mask6(self.prefix))
+    }
+
+    /// The last address of the subnet (IPv6 has no broadcast: it is a host's).
+    pub fn last(&self) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.gateway) | !mask6(self.prefix))
+    }
+
+    /// `network/prefix`, as ip6tables wants it.
+    pub fn cidr(&self) -> String {
+        format!("{}/{}", self.network(), self.prefix)
+    }
+}
+
+impl TryFrom<String> for Subnet6 {
+    type Error = NetError;
+    fn try_from(s: String) -> Result<Subnet6, NetError> {
+        Subnet6::parse(&s)
+    }
+}
+
+impl From<Subnet6> for String {
+    fn from(s: Subnet6) -> String {
+        format!("{}/{}", s.gateway, s.prefix)
+    }
+}
+
+/// `x::/n` → (subnet address, n); host bits are cleared.
+pub fn parse_cidr6(s: &str) -> Result<(Ipv6Addr, u8), NetError> {
+    let bad = || NetError::Subnet6(s.to_string());
+    let (ip, p) = s.split_once('/').ok_or_else(bad)?;
+    let ip: Ipv6Addr = ip.parse().map_err(|_| bad())?;
+    let prefix: u8 = p.parse().map_err(|_| bad())?;
+    if prefix > 128 {
+        return Err(bad());
+    }
+    Ok((Ipv6Addr::from(u128::from(ip) & mask6(prefix)), prefix))
+}
+
+/// The addresses of one subnet, IPv4 or IPv6, as numbers: what an `Ipam` hands out.
+#[derive(Debug, Clone, Copy)]
+struct Space {
+    v6: bool,
+    network: u128,
+    /// The highest address of the subnet (IPv4: its broadcast, never handed out).
+    top: u128,
+    gateway: u128,
+    prefix: u8,
+}
+
+impl Space {
+    fn of4(s: &Subnet) -> Space {
+        Space {
+            v6: false,
+            network: u128::from(u32::from(s.network())),
+            top: u128::from(u32::from(s.broadcast())),
+            gateway: u128::from(u32::from(s.gateway)),
+            prefix: s.prefix,
+        }
+    }
+
+    fn of6(s: &Subnet6) -> Space {
+        Space {
+            v6: true,
+            network: u128::from(s.network()),
+            top: u128::from(s.last()),
+            gateway: u128::from(s.gateway),
+            prefix: s.prefix,
+        }
+    }
+
+    /// The first and last address that can be a host's.
+    fn hosts(&self) -> (u128, u128) {
+        (
+            self.network + 1,
+            if self.v6 { self.top } else { self.top - 1 },
+        )
+    }
+
+    fn num(&self, ip: IpAddr) -> Option<u128> {
+        match (ip, self.v6) {
+            (IpAddr::V4(a), false) => Some(u128::from(u32::from(a))),
+            (IpAddr::V6(a), true) => Some(u128::from(a)),
+            _ => None,
+        }
+    }
+
+    fn addr(&self, n: u128) -> IpAddr {
+        if self.v6 {
+            IpAddr::V6(Ipv6Addr::from(n))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(n as u32))
+        }
+    }
+
+    fn contains(&self, n: u128) -> bool {
+        n >= self.network && n <= self.top
+    }
+
+    fn cidr(&self) -> String {
+        format!("{}/{}", self.addr(self.network), self.prefix)
+    }
+}
+
+/// Allocations of one subnet (IPv4 or IPv6), by endpoint key (the container id), optionally
+/// limited to an `--ip-range` for dynamic addresses.
 pub struct Ipam {
-    subnet: Subnet,
+    space: Space,
     /// First and last address handed out dynamically.
-    range: (u32, u32),
+    range: (u128, u128),
     path: PathBuf,
-    allocated: BTreeMap<String, Ipv4Addr>,
+    allocated: BTreeMap<String, IpAddr>,
     /// Where the next dynamic allocation starts looking (the one after the last handed out,
     /// as Docker's IPAM does): a just-released address is not reused at once, while the
     /// kernel may still be removing the stopped container's veth that had it (and its MAC).
-    next: u32,
+    next: u128,
 }
 
 impl Ipam {
-    /// Loads the allocations kept at `path` (none if the file is absent, or unreadable after
-    /// a host crash: the daemon's start re-asserts what running containers hold).
+    /// Loads the allocations of IPv4 `subnet` kept at `path` (none if the file is absent, or
+    /// unreadable after a host crash: the daemon's start re-asserts what running containers
+    /// hold).
     pub fn open(subnet: Subnet, path: PathBuf) -> Result<Ipam, NetError> {
-        let allocated = match std::fs::read(&path) {
+        Ipam::open_space(Space::of4(&subnet), path)
+    }
+
+    /// `open` for IPv6 `subnet`.
+    pub fn open6(subnet: Subnet6, path: PathBuf) -> Result<Ipam, NetError> {
+        Ipam::open_space(Space::of6(&subnet), path)
+    }
+
+    fn open_space(space: Space, path: PathBuf) -> Result<Ipam, NetError> {
+        // Files of before IPv6 hold IPv4 addresses only, which read the same as `IpAddr`s.
+        let allocated: BTreeMap<String, IpAddr> = match std::fs::read(&path) {
             Ok(d) => serde_json::from_slice(&d).unwrap_or_else(|e| {
                 tracing::warn!(
                     "{}: {e}: starting from the running containers' addresses",
@@ -150,35 +331,47 @@ impl Ipam {
             Err(source) => return Err(NetError::Io { path, source }),
         };
         Ok(Ipam {
-            subnet,
-            range: (
-                u32::from(subnet.network()) + 1,
-                u32::from(subnet.broadcast()) - 1,
-            ),
+            space,
+            range: space.hosts(),
             path,
             allocated,
-            next: u32::from(subnet.network()) + 1,
+            next: space.network + 1,
         })
+    }
+
+    /// Whether this is an IPv6 subnet's.
+    pub fn is_v6(&self) -> bool {
+        self.space.v6
+    }
+
+    /// Whether `ip` is in the subnet.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.space.num(ip).is_some_and(|n| self.space.contains(n))
     }
 
     /// Limits dynamic allocation to `range` (`network/prefix` inside the subnet).
     pub fn with_range(mut self, range: Option<&str>) -> Result<Ipam, NetError> {
         if let Some(r) = range.filter(|r| !r.is_empty()) {
-            let (net, prefix) = parse_cidr(r)?;
-            if prefix < self.subnet.prefix || !self.subnet.contains(net) {
+            let (net, prefix, bits) = if self.space.v6 {
+                let (n, p) = parse_cidr6(r)?;
+                (u128::from(n), p, 128u32)
+            } else {
+                let (n, p) = parse_cidr(r)?;
+                (u128::from(u32::from(n)), p, 32u32)
+            };
+            if prefix < self.space.prefix || !self.space.contains(net) {
                 return Err(NetError::Invalid(format!(
                     "ip-range {r} is not inside subnet {}",
-                    self.subnet.cidr()
+                    self.space.cidr()
                 )));
             }
-            let size = if prefix == 32 {
-                1
+            let span = bits - u32::from(prefix);
+            let last = if span >= 128 {
+                u128::MAX
             } else {
-                1u32 << (32 - prefix)
+                net + ((1u128 << span) - 1)
             };
-            let lo = u32::from(net).max(self.range.0);
-            let hi = (u32::from(net) + size - 1).min(self.range.1);
-            self.range = (lo, hi);
+            self.range = (net.max(self.range.0), last.min(self.range.1));
         }
         Ok(self)
     }
@@ -200,7 +393,7 @@ impl Ipam {
 
     /// Records that `id` holds `ip` (a running container's address, from its own record,
     /// when the daemon starts). False if another holder has it.
-    pub fn hold(&mut self, id: &str, ip: Ipv4Addr) -> Result<bool, NetError> {
+    pub fn hold(&mut self, id: &str, ip: IpAddr) -> Result<bool, NetError> {
         if self.allocated.get(id) == Some(&ip) {
             return Ok(true);
         }
@@ -213,32 +406,33 @@ impl Ipam {
     }
 
     /// The address of `id`, allocating the next free one the first time.
-    pub fn allocate(&mut self, id: &str) -> Result<Ipv4Addr, NetError> {
+    pub fn allocate(&mut self, id: &str) -> Result<IpAddr, NetError> {
         self.allocate_with(id, None)
     }
 
-    /// The address of `id`: `requested` (`--ip`, which must be free and in the subnet) or
-    /// the next free one of the range after the last one handed out.
+    /// The address of `id`: `requested` (`--ip`/`--ip6`, which must be free and in the
+    /// subnet) or the next free one of the range after the last one handed out.
     pub fn allocate_with(
         &mut self,
         id: &str,
-        requested: Option<Ipv4Addr>,
-    ) -> Result<Ipv4Addr, NetError> {
+        requested: Option<IpAddr>,
+    ) -> Result<IpAddr, NetError> {
         if let Some(ip) = self.allocated.get(id) {
             if requested.is_none_or(|r| r == *ip) {
                 return Ok(*ip);
             }
             self.allocated.remove(id);
         }
+        let sp = self.space;
         if let Some(ip) = requested {
-            if !self.subnet.contains(ip)
-                || ip == self.subnet.network()
-                || ip == self.subnet.broadcast()
-                || ip == self.subnet.gateway
-            {
+            let (first, last) = sp.hosts();
+            let usable = sp
+                .num(ip)
+                .is_some_and(|n| n >= first && n <= last && n != sp.gateway);
+            if !usable {
                 return Err(NetError::Invalid(format!(
                     "address {ip} is not a usable host address of subnet {}",
-                    self.subnet.cidr()
+                    sp.cidr()
                 )));
             }
             if let Some((holder, _)) = self.allocated.iter().find(|(_, a)| **a == ip) {
@@ -251,15 +445,17 @@ impl Ipam {
             self.save()?;
             return Ok(ip);
         }
-        let used: std::collections::HashSet<Ipv4Addr> = self.allocated.values().copied().collect();
+        let used: std::collections::HashSet<u128> =
+            self.allocated.values().filter_map(|a| sp.num(*a)).collect();
         let (first, last) = self.range;
         let start = self.next.clamp(first, last);
-        let ip = (start..=last)
+        // At most one step past every allocated address: a /64 is never walked through.
+        let n = (start..=last)
             .chain(first..start)
-            .map(Ipv4Addr::from)
-            .find(|ip| *ip != self.subnet.gateway && !used.contains(ip))
-            .ok_or_else(|| NetError::Exhausted(self.subnet.cidr()))?;
-        self.next = u32::from(ip).wrapping_add(1);
+            .find(|n| *n != sp.gateway && !used.contains(n))
+            .ok_or_else(|| NetError::Exhausted(sp.cidr()))?;
+        self.next = n.wrapping_add(1);
+        let ip = sp.addr(n);
         self.allocated.insert(id.to_string(), ip);
         self.save()?;
         Ok(ip)
@@ -279,7 +475,7 @@ impl Ipam {
     }
 
     /// The address `id` holds.
-    pub fn address_of(&self, id: &str) -> Option<Ipv4Addr> {
+    pub fn address_of(&self, id: &str) -> Option<IpAddr> {
         self.allocated.get(id).copied()
     }
 
@@ -353,11 +549,14 @@ mod tests {
         std::fs::write(&p, "").unwrap();
         let mut ipam = Ipam::open(sub, p.clone()).unwrap();
         let held = Ipv4Addr::new(10, 7, 0, 2);
-        assert!(ipam.hold("running", held).unwrap());
-        assert!(!ipam.hold("other", held).unwrap(), "one holder per address");
+        assert!(ipam.hold("running", held.into()).unwrap());
+        assert!(
+            !ipam.hold("other", held.into()).unwrap(),
+            "one holder per address"
+        );
         assert_eq!(ipam.allocate("new").unwrap(), Ipv4Addr::new(10, 7, 0, 3));
         let again = Ipam::open(sub, p).unwrap();
-        assert_eq!(again.address_of("running"), Some(held));
+        assert_eq!(again.address_of("running"), Some(held.into()));
     }
 
     #[test]
@@ -374,13 +573,13 @@ mod tests {
             .unwrap();
         assert_eq!(ipam.allocate("a").unwrap(), Ipv4Addr::new(10, 8, 0, 128));
         let fixed = Ipv4Addr::new(10, 8, 0, 5);
-        assert_eq!(ipam.allocate_with("b", Some(fixed)).unwrap(), fixed);
+        assert_eq!(ipam.allocate_with("b", Some(fixed.into())).unwrap(), fixed);
         assert!(matches!(
-            ipam.allocate_with("c", Some(fixed)),
+            ipam.allocate_with("c", Some(fixed.into())),
             Err(NetError::InUse(_))
         ));
         assert!(ipam
-            .allocate_with("c", Some(Ipv4Addr::new(10, 8, 0, 1)))
+            .allocate_with("c", Some(Ipv4Addr::new(10, 8, 0, 1).into()))
             .is_err());
         assert!(Ipam::open(sub, dir.path().join("j.json"))
             .unwrap()
@@ -390,5 +589,98 @@ mod tests {
             parse_cidr("10.1.2.3/16").unwrap().0,
             Ipv4Addr::new(10, 1, 0, 0)
         );
+    }
+
+    #[test]
+    fn ipv6_subnets_parse_allocate_and_overlap() {
+        let s = Subnet6::from_cidr("fd00:1::/64", None).unwrap();
+        assert_eq!(s.gateway, "fd00:1::1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(s.cidr(), "fd00:1::/64");
+        assert_eq!(String::from(s), "fd00:1::1/64");
+        assert_eq!(
+            Subnet6::from_cidr("fd00:1::1234/64", Some("fd00:1::fe"))
+                .unwrap()
+                .cidr(),
+            "fd00:1::/64",
+            "host bits cleared"
+        );
+        assert!(Subnet6::from_cidr("fd00:1::/64", Some("fd00:2::1")).is_err());
+        for bad in [
+            "fd00:1::/64",
+            "fd00::1",
+            "fd00::1/127",
+            "x::1/64",
+            "10.0.0.1/24",
+        ] {
+            assert!(Subnet6::parse(bad).is_err(), "{bad}");
+        }
+        assert!(s.overlaps("fd00::".parse().unwrap(), 16));
+        assert!(s.overlaps("fd00:1::8000:0:0:0".parse().unwrap(), 65));
+        assert!(!s.overlaps("fd00:2::".parse().unwrap(), 64));
+        assert!(s.contains("fd00:1::ffff".parse().unwrap()));
+        assert!(!s.contains("fd00:2::1".parse().unwrap()));
+
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v6.json");
+        let mut ipam = Ipam::open6(s, p.clone()).unwrap();
+        assert!(ipam.is_v6());
+        let a: IpAddr = "fd00:1::2".parse().unwrap();
+        assert_eq!(ipam.allocate("a").unwrap(), a, "after the gateway");
+        let fixed: IpAddr = "fd00:1::abcd".parse().unwrap();
+        assert_eq!(ipam.allocate_with("b", Some(fixed)).unwrap(), fixed);
+        assert!(matches!(
+            ipam.allocate_with("c", Some(fixed)),
+            Err(NetError::InUse(_))
+        ));
+        for not_host in ["fd00:1::", "fd00:1::1", "fd00:2::5", "10.0.0.5"] {
+            assert!(
+                ipam.allocate_with("c", Some(not_host.parse().unwrap()))
+                    .is_err(),
+                "{not_host}"
+            );
+        }
+        assert_eq!(
+            ipam.allocate("c").unwrap(),
+            "fd00:1::3".parse::<IpAddr>().unwrap()
+        );
+        let again = Ipam::open6(s, p).unwrap();
+        assert_eq!(again.address_of("b"), Some(fixed), "persisted");
+        // A range at the top of the subnet: its last address is a host's (no broadcast).
+        let mut r = Ipam::open6(s, dir.path().join("r.json"))
+            .unwrap()
+            .with_range(Some("fd00:1::ffff:ffff:ffff:fffe/127"))
+            .unwrap();
+        assert_eq!(
+            r.allocate("x").unwrap(),
+            "fd00:1::ffff:ffff:ffff:fffe".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            r.allocate("y").unwrap(),
+            "fd00:1::ffff:ffff:ffff:ffff".parse::<IpAddr>().unwrap()
+        );
+        assert!(matches!(r.allocate("z"), Err(NetError::Exhausted(_))));
+        assert!(Ipam::open6(s, dir.path().join("q.json"))
+            .unwrap()
+            .with_range(Some("fd00:2::/80"))
+            .is_err());
+    }
+
+    #[test]
+    fn files_of_before_ipv6_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("old.json");
+        std::fs::write(&p, r#"{"abc":"10.5.0.2"}"#).unwrap();
+        let sub = Subnet::parse("10.5.0.1/24").unwrap();
+        let mut ipam = Ipam::open(sub, p.clone()).unwrap();
+        assert_eq!(
+            ipam.address_of("abc"),
+            Some(Ipv4Addr::new(10, 5, 0, 2).into())
+        );
+        assert_eq!(ipam.allocate("new").unwrap(), Ipv4Addr::new(10, 5, 0, 3));
+        // Still the same shape on disk: an id → address map.
+        let on_disk: BTreeMap<String, Ipv4Addr> =
+            serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(on_disk.len(), 2);
+        assert!(!dir.path().join("old.tmp").exists(), "renamed into place");
     }
 }

@@ -13,11 +13,12 @@ pub mod manager;
 pub mod netlink;
 pub mod network;
 pub mod ports;
+pub mod proxy;
 
 pub use bridge::{mac_for, BridgeConfig, Endpoint};
-pub use ipam::{Ipam, Subnet};
+pub use ipam::{Ipam, Subnet, Subnet6};
 pub use manager::{NetConfig, Networks};
-pub use network::{CreateOptions, Network};
+pub use network::{CreateOptions, IpamRequest, Network, Pool};
 pub use ports::PortMapping;
 
 /// Errors of the network setup.
@@ -27,6 +28,8 @@ pub enum NetError {
     Command { cmd: String, message: String },
     #[error("invalid subnet {0:?}: expected an IPv4 CIDR such as 172.30.0.1/16")]
     Subnet(String),
+    #[error("invalid subnet {0:?}: expected an IPv6 CIDR such as fd00:1::1/64")]
+    Subnet6(String),
     #[error("no free address left in {0}")]
     Exhausted(String),
     /// A bad argument (400).

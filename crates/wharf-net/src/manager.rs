@@ -3,13 +3,14 @@
 
 use crate::bridge::{self, AttachSpec, Endpoint};
 use crate::dns::Dns;
-use crate::firewall::Firewall;
-use crate::ipam::{parse_cidr, Ipam, Subnet};
-use crate::network::{CreateOptions, Network, OPT_BRIDGE_NAME, OPT_MTU};
+use crate::firewall::{Family, Firewall};
+use crate::ipam::{parse_cidr, Ipam, Subnet, Subnet6};
+use crate::network::{CreateOptions, Network, Pool, OPT_BRIDGE_NAME, OPT_MTU};
 use crate::ports::{PortMapping, PortRequest, PortTable};
+use crate::proxy::Proxies;
 use crate::{BridgeConfig, NetError};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -47,9 +48,114 @@ impl NetConfig {
     }
 }
 
+/// A network's allocators: one per subnet, in the order of its subnets.
+struct NetIpam {
+    v4: Vec<Ipam>,
+    v6: Vec<Ipam>,
+}
+
+/// Where the allocations of a network's `n`th subnet are kept: the first IPv4 subnet's in
+/// the file of before several subnets (`ipam-<id>.json`).
+fn ipam_path(dir: &Path, id: &str, v6: bool, n: usize) -> PathBuf {
+    match (v6, n) {
+        (false, 0) => dir.join(format!("ipam-{id}.json")),
+        (false, n) => dir.join(format!("ipam-{id}-{n}.json")),
+        (true, n) => dir.join(format!("ipam-{id}-v6-{n}.json")),
+    }
+}
+
+/// The address of `id` from one of `pools`: `requested`'s subnet (which must be one of
+/// them), else the one it holds, else the first with a free address. (pool index, address).
+fn allocate_in(
+    pools: &mut [Ipam],
+    id: &str,
+    requested: Option<IpAddr>,
+) -> Result<(usize, IpAddr), NetError> {
+    if let Some(ip) = requested {
+        let i = pools.iter().position(|p| p.contains(ip)).ok_or_else(|| {
+            NetError::Invalid(format!("no configured subnet contains IP address {ip}"))
+        })?;
+        for (j, p) in pools.iter_mut().enumerate() {
+            if j != i {
+                p.release(id)?;
+            }
+        }
+        return Ok((i, pools[i].allocate_with(id, Some(ip))?));
+    }
+    if let Some(i) = pools.iter().position(|p| p.address_of(id).is_some()) {
+        return Ok((i, pools[i].allocate(id)?));
+    }
+    let mut exhausted = None;
+    for (i, p) in pools.iter_mut().enumerate() {
+        match p.allocate(id) {
+            Ok(ip) => return Ok((i, ip)),
+            Err(e @ NetError::Exhausted(_)) => exhausted = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(exhausted.unwrap_or_else(|| NetError::Invalid("the network has no subnet".into())))
+}
+
+impl NetIpam {
+    fn open(dir: &Path, n: &Network) -> Result<NetIpam, NetError> {
+        let mut v4 = Vec::new();
+        for (i, p) in n.subnets4().iter().enumerate() {
+            v4.push(
+                Ipam::open(p.subnet, ipam_path(dir, &n.id, false, i))?
+                    .with_range(p.ip_range.as_deref())?,
+            );
+        }
+        let mut v6 = Vec::new();
+        for (i, p) in n.active6().iter().enumerate() {
+            v6.push(
+                Ipam::open6(p.subnet, ipam_path(dir, &n.id, true, i))?
+                    .with_range(p.ip_range.as_deref())?,
+            );
+        }
+        Ok(NetIpam { v4, v6 })
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Ipam> {
+        self.v4.iter().chain(self.v6.iter())
+    }
+
+    fn holders(&self) -> Vec<String> {
+        let mut h: Vec<String> = self.all().flat_map(|i| i.holders()).collect();
+        h.sort();
+        h.dedup();
+        h
+    }
+
+    fn release(&mut self, id: &str) -> Result<(), NetError> {
+        for i in self.v4.iter_mut().chain(self.v6.iter_mut()) {
+            i.release(id)?;
+        }
+        Ok(())
+    }
+
+    /// Records that `id` holds `ip` (in the subnet that contains it); false if another does.
+    fn hold(&mut self, id: &str, ip: IpAddr) -> Result<bool, NetError> {
+        match self
+            .v4
+            .iter_mut()
+            .chain(self.v6.iter_mut())
+            .find(|i| i.contains(ip))
+        {
+            Some(i) => i.hold(id, ip),
+            None => Ok(false),
+        }
+    }
+
+    fn destroy(self) {
+        for i in self.v4.into_iter().chain(self.v6) {
+            i.destroy();
+        }
+    }
+}
+
 struct Inner {
     nets: BTreeMap<String, Network>,
-    ipams: HashMap<String, Ipam>,
+    ipams: HashMap<String, NetIpam>,
     /// Networks whose bridge and rules were checked since the daemon started.
     ready: HashSet<String>,
     base_ready: bool,
@@ -62,6 +168,7 @@ pub struct Networks {
     fw: Firewall,
     inner: Mutex<Inner>,
     pub dns: Arc<Dns>,
+    proxies: Proxies,
 }
 
 fn new_id() -> String {
@@ -79,6 +186,48 @@ fn now() -> String {
 fn routed_here() -> Result<Vec<(Ipv4Addr, u8)>, NetError> {
     let routes = crate::netlink::Netlink::open()?.routes()?;
     Ok(crate::netlink::routed_destinations(&routes))
+}
+
+/// The IPv6 destinations routed in the daemon's network namespace.
+fn routed_here6() -> Result<Vec<(Ipv6Addr, u8)>, NetError> {
+    let routes = crate::netlink::Netlink::open()?.routes6()?;
+    Ok(crate::netlink::routed_destinations6(&routes))
+}
+
+/// The daemon's unique local IPv6 prefix (`fdXX:XXXX:XXXX::/48`, RFC 4193), whose /64s
+/// networks created with `--ipv6` and no IPv6 subnet get, as with Docker 28 (which derives
+/// its /48 from its host id): the 40-bit global id here is a hash of the machine id, so it
+/// is stable across restarts and differs between hosts.
+pub fn ula_base(machine_id: &str) -> Ipv6Addr {
+    // FNV-1a, 64 bits: spreading, not secrecy, is what the global id needs.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in machine_id.trim().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let gid = u128::from(h & ((1u64 << 40) - 1));
+    Ipv6Addr::from((0xfdu128 << 120) | (gid << 80))
+}
+
+/// The first /64 of the /48 at `base` that overlaps none of `taken` (other networks' IPv6
+/// subnets) and `routes` (IPv6 destinations routed in the daemon's namespace).
+fn first_free_subnet6(
+    base: Ipv6Addr,
+    taken: &[Subnet6],
+    routes: &[(Ipv6Addr, u8)],
+) -> Result<Subnet6, NetError> {
+    for i in 0..(1u128 << 16) {
+        let net = Ipv6Addr::from(u128::from(base) + (i << 64));
+        let cand = Subnet6::from_cidr(&format!("{net}/64"), None)?;
+        let used = taken.iter().any(|s| cand.overlaps(s.network(), s.prefix))
+            || routes.iter().any(|(d, p)| cand.overlaps(*d, *p));
+        if !used {
+            return Ok(cand);
+        }
+    }
+    Err(NetError::Invalid(
+        "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network".into(),
+    ))
 }
 
 /// The first subnet of `pools` that overlaps none of `taken` (other networks' subnets),
@@ -140,6 +289,9 @@ impl Networks {
             bridge: String::new(),
             subnet: None,
             ip_range: None,
+            more_subnets: vec![],
+            enable_ipv6: false,
+            subnets6: vec![],
             internal: false,
             attachable: false,
             labels: BTreeMap::new(),
@@ -185,10 +337,8 @@ impl Networks {
         }
         let mut ipams = HashMap::new();
         for n in nets.values() {
-            if let Some(sub) = n.subnet {
-                let ipam = Ipam::open(sub, cfg.state_dir.join(format!("ipam-{}.json", n.id)))?
-                    .with_range(n.ip_range.as_deref())?;
-                ipams.insert(n.id.clone(), ipam);
+            if n.subnet.is_some() || !n.subnets6.is_empty() {
+                ipams.insert(n.id.clone(), NetIpam::open(&cfg.state_dir, n)?);
             }
         }
         Ok(Networks {
@@ -202,6 +352,7 @@ impl Networks {
                 ports: PortTable::default(),
             }),
             dns: Arc::new(Dns::default()),
+            proxies: Proxies::default(),
         })
     }
 
@@ -238,14 +389,35 @@ impl Networks {
         }
     }
 
-    /// The address `container` holds on network `id`.
+    /// The IPv4 address `container` holds on network `id`.
     pub fn address_of(&self, id: &str, container: &str) -> Option<Ipv4Addr> {
-        self.lock().ipams.get(id)?.address_of(container)
+        self.lock()
+            .ipams
+            .get(id)?
+            .v4
+            .iter()
+            .find_map(|i| match i.address_of(container) {
+                Some(IpAddr::V4(a)) => Some(a),
+                _ => None,
+            })
     }
 
     fn pick_subnet(&self, nets: &BTreeMap<String, Network>) -> Result<Subnet, NetError> {
-        let taken: Vec<Subnet> = nets.values().filter_map(|n| n.subnet).collect();
+        let taken: Vec<Subnet> = nets
+            .values()
+            .flat_map(|n| n.subnets4().into_iter().map(|p| p.subnet))
+            .collect();
         first_free_subnet(&self.cfg.pools, &taken, &routed_here()?)
+    }
+
+    fn pick_subnet6(&self, nets: &BTreeMap<String, Network>) -> Result<Subnet6, NetError> {
+        let taken: Vec<Subnet6> = nets
+            .values()
+            .flat_map(|n| n.subnets6.iter().map(|p| p.subnet))
+            .collect();
+        let machine = std::fs::read_to_string("/etc/machine-id")
+            .unwrap_or_else(|_| self.cfg.state_dir.display().to_string());
+        first_free_subnet6(ula_base(&machine), &taken, &routed_here6()?)
     }
 
     /// `network create`: the record, its IPAM and its bridge with its rules.
@@ -271,27 +443,74 @@ impl Networks {
                     o.name
                 )));
             }
-            let subnet = match o.subnet.as_deref().filter(|s| !s.is_empty()) {
-                Some(s) => {
-                    let sub = Subnet::from_cidr(s, o.gateway.as_deref())?;
-                    if let Some(other) = g.nets.values().find(|n| {
-                        n.subnet
-                            .is_some_and(|x| sub.overlaps(x.network(), x.prefix))
-                    }) {
-                        return Err(NetError::InUse(format!(
-                            "invalid pool request: Pool overlaps with other one on this address space (network {})",
-                            other.name
-                        )));
-                    }
-                    sub
-                }
-                None => {
-                    if o.gateway.as_deref().is_some_and(|g| !g.is_empty()) {
-                        return Err(NetError::Invalid("a gateway needs a subnet".into()));
-                    }
-                    self.pick_subnet(&g.nets)?
-                }
+            let overlap = |other: &Network| {
+                NetError::InUse(format!(
+                    "invalid pool request: Pool overlaps with other one on this address space (network {})",
+                    other.name
+                ))
             };
+            let mut v4: Vec<Pool<Subnet>> = Vec::new();
+            let mut v6: Vec<Pool<Subnet6>> = Vec::new();
+            for r in &o.ipam {
+                let nonempty = |x: &Option<String>| x.clone().filter(|v| !v.is_empty());
+                let (gateway, ip_range) = (nonempty(&r.gateway), nonempty(&r.ip_range));
+                let Some(cidr) = nonempty(&r.subnet) else {
+                    if gateway.is_some() || ip_range.is_some() {
+                        return Err(NetError::Invalid(
+                            "a gateway or ip-range needs a subnet".into(),
+                        ));
+                    }
+                    continue;
+                };
+                if cidr.contains(':') {
+                    // Without --ipv6 it is kept (and shown) but unused, as with Docker.
+                    let sub = Subnet6::from_cidr(&cidr, gateway.as_deref())?;
+                    let clash = |x: &Subnet6| sub.overlaps(x.network(), x.prefix);
+                    if let Some(other) = g
+                        .nets
+                        .values()
+                        .find(|n| n.subnets6.iter().any(|p| clash(&p.subnet)))
+                    {
+                        return Err(overlap(other));
+                    }
+                    if v6.iter().any(|p| clash(&p.subnet)) {
+                        return Err(NetError::InUse(format!("invalid pool request: subnet {cidr} overlaps another subnet of the network")));
+                    }
+                    v6.push(Pool {
+                        subnet: sub,
+                        ip_range,
+                    });
+                } else {
+                    let sub = Subnet::from_cidr(&cidr, gateway.as_deref())?;
+                    let clash = |x: &Subnet| sub.overlaps(x.network(), x.prefix);
+                    if let Some(other) = g
+                        .nets
+                        .values()
+                        .find(|n| n.subnets4().iter().any(|p| clash(&p.subnet)))
+                    {
+                        return Err(overlap(other));
+                    }
+                    if v4.iter().any(|p| clash(&p.subnet)) {
+                        return Err(NetError::InUse(format!("invalid pool request: subnet {cidr} overlaps another subnet of the network")));
+                    }
+                    v4.push(Pool {
+                        subnet: sub,
+                        ip_range,
+                    });
+                }
+            }
+            if v4.is_empty() {
+                v4.push(Pool {
+                    subnet: self.pick_subnet(&g.nets)?,
+                    ip_range: None,
+                });
+            }
+            if o.enable_ipv6 && v6.is_empty() {
+                v6.push(Pool {
+                    subnet: self.pick_subnet6(&g.nets)?,
+                    ip_range: None,
+                });
+            }
             let id = new_id();
             let bridge = match o.options.get(OPT_BRIDGE_NAME) {
                 Some(b) if !b.is_empty() && b.len() <= 15 => b.clone(),
@@ -319,8 +538,11 @@ impl Networks {
                 driver: "bridge".into(),
                 created: now(),
                 bridge,
-                subnet: Some(subnet),
-                ip_range: o.ip_range.clone().filter(|r| !r.is_empty()),
+                subnet: Some(v4[0].subnet),
+                ip_range: v4[0].ip_range.clone(),
+                more_subnets: v4[1..].to_vec(),
+                enable_ipv6: o.enable_ipv6,
+                subnets6: v6,
                 internal: o.internal,
                 attachable: o.attachable,
                 labels: o.labels.clone(),
@@ -328,8 +550,7 @@ impl Networks {
                 mtu,
                 default_bridge: false,
             };
-            let ipam = Ipam::open(subnet, self.cfg.state_dir.join(format!("ipam-{id}.json")))?
-                .with_range(n.ip_range.as_deref())?;
+            let ipam = NetIpam::open(&self.cfg.state_dir, &n)?;
             n.save(&self.cfg.state_dir.join("networks"))?;
             g.ipams.insert(id.clone(), ipam);
             g.nets.insert(id, n.clone());
@@ -355,12 +576,23 @@ impl Networks {
             self.fw.ensure_base()?;
             self.lock().base_ready = true;
         }
-        let sub = net
-            .subnet
-            .ok_or_else(|| NetError::Invalid(format!("network {} has no subnet", net.name)))?;
-        bridge::ensure_bridge(&net.bridge, &sub, net.mtu)?;
+        let subs: Vec<Subnet> = net.subnets4().iter().map(|p| p.subnet).collect();
+        if subs.is_empty() {
+            return Err(NetError::Invalid(format!(
+                "network {} has no subnet",
+                net.name
+            )));
+        }
+        let subs6: Vec<Subnet6> = net.active6().iter().map(|p| p.subnet).collect();
+        bridge::ensure_bridge_with(&net.bridge, &subs, &subs6, net.mtu)?;
+        let cidrs: Vec<String> = subs.iter().map(|s| s.cidr()).collect();
         self.fw
-            .add_network(&net.bridge, &sub.cidr(), net.internal)?;
+            .add_network_in(Family::V4, &net.bridge, &cidrs, net.internal)?;
+        if !subs6.is_empty() {
+            let cidrs6: Vec<String> = subs6.iter().map(|s| s.cidr()).collect();
+            self.fw
+                .add_network_in(Family::V6, &net.bridge, &cidrs6, net.internal)?;
+        }
         self.lock().ready.insert(net.id.clone());
         Ok(())
     }
@@ -389,9 +621,15 @@ impl Networks {
             g.ready.remove(&net.id);
             g.ipams.remove(&net.id)
         };
-        if let Some(sub) = net.subnet {
+        let cidrs: Vec<String> = net.subnets4().iter().map(|p| p.subnet.cidr()).collect();
+        if !cidrs.is_empty() {
             self.fw
-                .remove_network(&net.bridge, &sub.cidr(), net.internal);
+                .remove_network_in(Family::V4, &net.bridge, &cidrs, net.internal);
+        }
+        let cidrs6: Vec<String> = net.active6().iter().map(|p| p.subnet.cidr()).collect();
+        if !cidrs6.is_empty() {
+            self.fw
+                .remove_network_in(Family::V6, &net.bridge, &cidrs6, net.internal);
         }
         bridge::delete_link(&net.bridge);
         if let Some(i) = ipam {
@@ -407,7 +645,10 @@ impl Networks {
     }
 
     /// Connects container `id` (its init `pid`, created and not started) to bridge network
-    /// `net` as its `index`th interface.
+    /// `net` as its `index`th interface: an IPv4 address of one of its subnets (`requested`,
+    /// else the first with one free) and, on a network with IPv6, an IPv6 one
+    /// (`requested6`, else the next free).
+    #[allow(clippy::too_many_arguments)]
     pub fn attach(
         &self,
         net: &Network,
@@ -415,20 +656,43 @@ impl Networks {
         pid: i32,
         index: u32,
         requested: Option<Ipv4Addr>,
+        requested6: Option<Ipv6Addr>,
         mac: Option<[u8; 6]>,
     ) -> Result<Endpoint, NetError> {
         let started = std::time::Instant::now();
+        if let (Some(ip6), true) = (requested6, net.active6().is_empty()) {
+            return Err(NetError::Invalid(format!(
+                "network {} has no IPv6 subnet for address {ip6}",
+                net.name
+            )));
+        }
         self.ensure(net)?;
-        let sub = net
-            .subnet
-            .ok_or_else(|| NetError::Invalid(format!("network {} has no subnet", net.name)))?;
-        let ip = {
+        let pools = net.subnets4();
+        let (ip, sub, v6) = {
             let mut g = self.lock();
             let ipam = g
                 .ipams
                 .get_mut(&net.id)
                 .ok_or_else(|| NetError::NotFound(net.name.clone()))?;
-            ipam.allocate_with(id, requested)?
+            let (i, ip) = allocate_in(&mut ipam.v4, id, requested.map(IpAddr::V4))?;
+            let v6 = if ipam.v6.is_empty() {
+                None
+            } else {
+                match allocate_in(&mut ipam.v6, id, requested6.map(IpAddr::V6)) {
+                    Ok((j, IpAddr::V6(a))) => Some((a, net.active6()[j].subnet)),
+                    Ok(_) => None,
+                    Err(e) => {
+                        let _ = ipam.release(id);
+                        return Err(e);
+                    }
+                }
+            };
+            let IpAddr::V4(ip) = ip else {
+                return Err(NetError::Invalid(
+                    "an IPv4 pool gave an IPv6 address".into(),
+                ));
+            };
+            (ip, pools[i].subnet, v6)
         };
         let allocated = started.elapsed();
         let veth = bridge::host_veth(id, index);
@@ -439,6 +703,7 @@ impl Networks {
             pid,
             ip,
             subnet: sub,
+            v6,
             mtu: net.mtu,
             default_route: index == 0 && !net.internal,
             mac,
@@ -485,46 +750,60 @@ impl Networks {
         }
     }
 
-    /// Publishes container `id`'s ports (at `ip`): host ports picked, DNAT rules added.
+    /// Publishes container `id`'s ports (at `ip`, and `ip6` on a network with IPv6): host
+    /// ports picked, DNAT rules added, `[::1]` proxied.
     pub fn publish(
         &self,
         id: &str,
         ip: Ipv4Addr,
+        ip6: Option<Ipv6Addr>,
         reqs: &[PortRequest],
     ) -> Result<Vec<PortMapping>, NetError> {
         if reqs.is_empty() {
             return Ok(vec![]);
         }
-        let maps = self.lock().ports.assign(id, ip, reqs)?;
+        let maps = self.lock().ports.assign(id, ip, ip6, reqs)?;
         let base = self.lock().base_ready;
         let r = if base { Ok(()) } else { self.fw.ensure_base() }
             .and_then(|_| self.fw.add_ports(id, &maps));
         if let Err(e) = r {
+            if maps.iter().any(|m| m.host_ip.is_ipv6()) {
+                self.fw.remove_ports_in(Family::V6, id);
+            }
             self.lock().ports.release(id);
             return Err(e);
         }
+        self.proxies.start(id, &maps);
         Ok(maps)
     }
 
     /// Removes container `id`'s published ports.
     pub fn unpublish(&self, id: &str) {
+        self.proxies.stop(id);
         self.fw.remove_ports(id);
+        if self.lock().ports.holds_v6(id) {
+            self.fw.remove_ports_in(Family::V6, id);
+        }
         self.lock().ports.release(id);
     }
 
-    /// After a restart: records the ports of a container that still runs.
+    /// After a restart: records the ports of a container that still runs (and proxies its
+    /// `[::1]` ones again).
     pub fn restore_ports(&self, id: &str, maps: &[PortMapping]) {
-        let mut g = self.lock();
-        for m in maps {
-            g.ports.insert(id, m);
+        {
+            let mut g = self.lock();
+            for m in maps {
+                g.ports.insert(id, m);
+            }
         }
+        self.proxies.start(id, maps);
     }
 
     /// After a restart: frees the addresses and rules of containers that no longer run, and
     /// re-asserts the addresses of those that do (`held`: (network id, container, address)
     /// from the containers' own records), so an IPAM file lost with a host crash or written
     /// just before a kill cannot hand a running container's address out again.
-    pub fn reconcile(&self, live: &[String], held: &[(String, String, Ipv4Addr)]) {
+    pub fn reconcile(&self, live: &[String], held: &[(String, String, IpAddr)]) {
         for (net, id, ip) in held {
             if let Some(ipam) = self.lock().ipams.get_mut(net) {
                 match ipam.hold(id, *ip) {
@@ -556,6 +835,13 @@ impl Networks {
         for owner in self.fw.port_owners() {
             if !live.contains(&owner) {
                 self.fw.remove_ports(&owner);
+            }
+        }
+        if self.lock().nets.values().any(|n| n.enable_ipv6) {
+            for owner in self.fw.port_owners_in(Family::V6) {
+                if !live.contains(&owner) {
+                    self.fw.remove_ports_in(Family::V6, &owner);
+                }
             }
         }
     }
@@ -621,6 +907,175 @@ mod tests {
             e.to_string().contains("non-overlapping IPv4 address pool"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn ipv6_subnets_come_from_a_stable_ula_prefix() {
+        let base = ula_base("0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            base,
+            ula_base("0123456789abcdef0123456789abcdef\n"),
+            "stable"
+        );
+        assert_ne!(base, ula_base("fedcba9876543210fedcba9876543210"));
+        let seg = base.segments();
+        assert_eq!(seg[0] >> 8, 0xfd, "RFC 4193 locally assigned");
+        assert_eq!(&seg[3..], &[0; 5], "a /48");
+        let first = first_free_subnet6(base, &[], &[]).unwrap();
+        assert_eq!(first.network(), base);
+        assert_eq!(first.prefix, 64);
+        let second = first_free_subnet6(base, &[first], &[]).unwrap();
+        assert_eq!(
+            u128::from(second.network()) - u128::from(base),
+            1u128 << 64,
+            "the next /64"
+        );
+        // A routed destination covering the first two takes them.
+        let third = first_free_subnet6(base, &[], &[(base, 63)]).unwrap();
+        assert_eq!(u128::from(third.network()) - u128::from(base), 2u128 << 64);
+    }
+
+    #[test]
+    fn several_subnets_allocate_in_order_and_honour_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Ipam::open(Subnet::parse("10.3.0.1/30").unwrap(), dir.path().join("a")).unwrap();
+        let b = Ipam::open(Subnet::parse("10.4.0.1/24").unwrap(), dir.path().join("b")).unwrap();
+        let mut pools = vec![a, b];
+        // The first subnet has one host address: the next container gets the second's.
+        assert_eq!(
+            allocate_in(&mut pools, "c1", None).unwrap(),
+            (0, "10.3.0.2".parse().unwrap())
+        );
+        assert_eq!(
+            allocate_in(&mut pools, "c2", None).unwrap(),
+            (1, "10.4.0.2".parse().unwrap())
+        );
+        assert_eq!(
+            allocate_in(&mut pools, "c1", None).unwrap(),
+            (0, "10.3.0.2".parse().unwrap()),
+            "what it holds"
+        );
+        // `--ip` of any subnet; moving c1 frees its old address.
+        assert_eq!(
+            allocate_in(&mut pools, "c1", Some("10.4.0.9".parse().unwrap())).unwrap(),
+            (1, "10.4.0.9".parse().unwrap())
+        );
+        assert_eq!(pools[0].address_of("c1"), None);
+        let e = allocate_in(&mut pools, "c3", Some("10.9.0.2".parse().unwrap())).unwrap_err();
+        assert!(
+            e.to_string().contains("no configured subnet contains"),
+            "{e}"
+        );
+        // Every subnet full: exhausted.
+        let mut full =
+            vec![Ipam::open(Subnet::parse("10.5.0.1/30").unwrap(), dir.path().join("f")).unwrap()];
+        allocate_in(&mut full, "x", None).unwrap();
+        assert!(matches!(
+            allocate_in(&mut full, "y", None),
+            Err(NetError::Exhausted(_))
+        ));
+    }
+
+    fn test_networks(dir: &Path, prefix: &str) -> Networks {
+        let mut cfg = NetConfig::new(dir.to_path_buf(), None);
+        cfg.prefix = prefix.to_string();
+        Networks::open(cfg).unwrap()
+    }
+
+    #[test]
+    fn create_checks_ipv6_and_overlaps_across_every_subnet() {
+        if !nix::unistd::geteuid().is_root() {
+            wharf_testkit::skip("needs root (creates a bridge)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = [0u8; 3];
+        getrandom::fill(&mut r).unwrap();
+        let prefix = format!("wq{:02x}{:02x}{:02x}", r[0], r[1], r[2]);
+        let nets = test_networks(dir.path(), &prefix);
+        let req = |s: &str| crate::network::IpamRequest {
+            subnet: Some(s.into()),
+            ..Default::default()
+        };
+        let o = |name: &str, ipv6: bool, ipam: Vec<crate::network::IpamRequest>| CreateOptions {
+            name: name.into(),
+            enable_ipv6: ipv6,
+            ipam,
+            ..Default::default()
+        };
+        // An IPv6 subnet without --ipv6: kept, unused (no IPv6 allocator, nothing on the
+        // bridge); --ipv6 with a bad subnet: refused.
+        let n0 = nets
+            .create(o("n0", false, vec![req("fd42:9::/64")]))
+            .unwrap();
+        assert_eq!(n0.subnets6.len(), 1);
+        assert!(n0.active6().is_empty());
+        assert!(!n0.contains("fd42:9::5".parse().unwrap()));
+        assert!(nets.lock().ipams[&n0.id].v6.is_empty());
+        let addrs = std::process::Command::new("ip")
+            .args(["-6", "-o", "addr", "show", "dev", &n0.bridge])
+            .output()
+            .unwrap();
+        assert!(addrs.status.success(), "the bridge exists");
+        assert!(
+            !String::from_utf8_lossy(&addrs.stdout).contains("fd42:9::"),
+            "no IPv6 gateway on the bridge"
+        );
+        nets.remove("n0").unwrap();
+        assert!(nets
+            .create(o("n0", true, vec![req("fd42:1::/130")]))
+            .is_err());
+        let n1 = nets
+            .create(o(
+                "n1",
+                true,
+                vec![
+                    req("10.231.0.0/24"),
+                    req("10.232.0.0/24"),
+                    req("fd42:1::/64"),
+                ],
+            ))
+            .unwrap();
+        let cleanup = scopeguard(|| Networks::teardown(&prefix, dir.path()));
+        assert_eq!(n1.subnets4().len(), 2);
+        assert_eq!(n1.subnets6[0].subnet.cidr(), "fd42:1::/64");
+        for overlapping in [
+            vec![req("10.232.0.128/25")],
+            vec![req("fd42:1:0:0:8000::/80")],
+        ] {
+            let e = nets.create(o("n2", true, overlapping)).unwrap_err();
+            assert!(e.to_string().contains("Pool overlaps"), "{e}");
+        }
+        let e = nets
+            .create(o("n2", true, vec![req("fd42:5::/64"), req("fd42:5::/80")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("overlaps another subnet"), "{e}");
+        // --ipv6 alone: an IPv4 subnet from the pools and a ULA /64.
+        let n3 = nets.create(o("n3", true, vec![])).unwrap();
+        assert!(n3.subnet.is_some());
+        assert_eq!(n3.subnets6[0].subnet.prefix, 64);
+        assert_eq!(n3.subnets6[0].subnet.network().segments()[0] >> 8, 0xfd);
+        // The records load again, with every subnet.
+        drop(nets);
+        let again = test_networks(dir.path(), &prefix);
+        let n1b = again.get("n1").unwrap();
+        assert_eq!(n1b, n1);
+        again.remove("n1").unwrap();
+        again.remove("n3").unwrap();
+        drop(cleanup);
+    }
+
+    /// Runs `f` when dropped (cleanup that also runs when an assertion fails).
+    fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
+        struct G<F: FnOnce()>(Option<F>);
+        impl<F: FnOnce()> Drop for G<F> {
+            fn drop(&mut self) {
+                if let Some(f) = self.0.take() {
+                    f()
+                }
+            }
+        }
+        G(Some(f))
     }
 
     /// The namespace of a sandbox (CI, `PrivateNetwork=`, a pod): `unreachable` routes for

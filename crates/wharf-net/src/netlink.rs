@@ -17,9 +17,12 @@ use netlink_packet_core::{
     NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE,
     NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::route::RouteFlags;
 use netlink_packet_route::route::{
@@ -28,7 +31,7 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// The loopback device's index in every network namespace (`LOOPBACK_IFINDEX`).
@@ -74,6 +77,31 @@ pub fn routed_destinations(routes: &[RouteMessage]) -> Vec<(Ipv4Addr, u8)> {
         .filter_map(|r| {
             r.attributes.iter().find_map(|a| match a {
                 RouteAttribute::Destination(RouteAddress::Inet(d)) => {
+                    Some((*d, r.header.destination_prefix_length))
+                }
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+/// `routed_destinations` for IPv6 routes (link-local and multicast ones excluded: they take
+/// no subnet a network could get).
+pub fn routed_destinations6(routes: &[RouteMessage]) -> Vec<(Ipv6Addr, u8)> {
+    routes
+        .iter()
+        .filter(|r| {
+            r.header.address_family == AddressFamily::Inet6
+                && r.header.kind == RouteType::Unicast
+                && r.header.destination_prefix_length > 0
+                && !r.header.flags.contains(RouteFlags::Cloned)
+                && table(r) == u32::from(RouteHeader::RT_TABLE_MAIN)
+        })
+        .filter_map(|r| {
+            r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Destination(RouteAddress::Inet6(d))
+                    if (d.segments()[0] & 0xffc0) != 0xfe80 && (d.segments()[0] >> 8) != 0xff =>
+                {
                     Some((*d, r.header.destination_prefix_length))
                 }
                 _ => None,
@@ -171,6 +199,21 @@ pub fn set_up_message(index: u32, mtu: Option<u32>) -> LinkMessage {
     m
 }
 
+/// `RTM_NEWLINK` of existing bridge port `index`: hairpin mode on (the bridge may send a
+/// frame back out of the port it came in by, as a container's packet to a published port of
+/// its own through a host address is, once DNATed).
+pub fn hairpin_message(index: u32) -> LinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes = vec![LinkAttribute::LinkInfo(vec![
+        LinkInfo::PortKind(InfoPortKind::Bridge),
+        LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+            true,
+        )])),
+    ])];
+    m
+}
+
 /// A link named `name` (for `RTM_GETLINK` and `RTM_DELLINK`).
 pub fn by_name_message(name: &str) -> LinkMessage {
     let mut m = LinkMessage::default();
@@ -200,16 +243,37 @@ pub fn address_message(index: u32, ip: Ipv4Addr, prefix: u8) -> AddressMessage {
     m
 }
 
-/// `RTM_NEWROUTE` of the default route via `gateway` out of link `index`, main table.
-pub fn default_route_message(gateway: Ipv4Addr, index: u32) -> RouteMessage {
+/// `RTM_NEWADDR` of IPv6 `ip/prefix` on link `index`, without duplicate address detection
+/// (`nodad`: usable at once; wharf's IPAM is what keeps addresses unique on the bridge).
+pub fn address6_message(index: u32, ip: Ipv6Addr, prefix: u8) -> AddressMessage {
+    let mut m = AddressMessage::default();
+    m.header.family = AddressFamily::Inet6;
+    m.header.prefix_len = prefix;
+    m.header.index = index;
+    m.header.flags = AddressHeaderFlags::Nodad;
+    m.attributes = vec![
+        AddressAttribute::Local(IpAddr::V6(ip)),
+        AddressAttribute::Address(IpAddr::V6(ip)),
+        AddressAttribute::Flags(AddressFlags::Nodad),
+    ];
+    m
+}
+
+/// `RTM_NEWROUTE` of the default route via `gateway` (either family) out of link `index`,
+/// main table.
+pub fn default_route_message(gateway: impl Into<IpAddr>, index: u32) -> RouteMessage {
+    let gateway = gateway.into();
     let mut m = RouteMessage::default();
-    m.header.address_family = AddressFamily::Inet;
+    m.header.address_family = match gateway {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
     m.header.table = RouteHeader::RT_TABLE_MAIN;
     m.header.protocol = RouteProtocol::Boot;
     m.header.scope = RouteScope::Universe;
     m.header.kind = RouteType::Unicast;
     m.attributes = vec![
-        RouteAttribute::Gateway(RouteAddress::Inet(gateway)),
+        RouteAttribute::Gateway(RouteAddress::from(gateway)),
         RouteAttribute::Oif(index),
     ];
     m
@@ -458,8 +522,17 @@ impl Netlink {
 
     /// The IPv4 routes of this namespace, every table.
     pub fn routes(&mut self) -> Result<Vec<RouteMessage>, NetError> {
+        self.routes_of(AddressFamily::Inet)
+    }
+
+    /// The IPv6 routes of this namespace, every table.
+    pub fn routes6(&mut self) -> Result<Vec<RouteMessage>, NetError> {
+        self.routes_of(AddressFamily::Inet6)
+    }
+
+    fn routes_of(&mut self, family: AddressFamily) -> Result<Vec<RouteMessage>, NetError> {
         let mut req = RouteMessage::default();
-        req.header.address_family = AddressFamily::Inet;
+        req.header.address_family = family;
         let routes = self.dump(RouteNetlinkMessage::GetRoute(req), "routes")?;
         Ok(routes
             .into_iter()
@@ -515,12 +588,30 @@ impl Netlink {
         )
     }
 
-    /// Sets the default route via `gateway` out of link `index` (replacing any other).
-    pub fn replace_default_route(&mut self, gateway: Ipv4Addr, index: u32) -> Result<(), NetError> {
+    /// Adds IPv6 `ip/prefix` (`nodad`) to link `index` (no error if it has it already).
+    pub fn add_address6(&mut self, index: u32, ip: Ipv6Addr, prefix: u8) -> Result<(), NetError> {
+        self.check(
+            RouteNetlinkMessage::NewAddress(address6_message(index, ip, prefix)),
+            NLM_F_CREATE | NLM_F_REPLACE,
+        )
+    }
+
+    /// Sets the default route (of `gateway`'s family) via `gateway` out of link `index`
+    /// (replacing any other).
+    pub fn replace_default_route(
+        &mut self,
+        gateway: impl Into<IpAddr>,
+        index: u32,
+    ) -> Result<(), NetError> {
         self.check(
             RouteNetlinkMessage::NewRoute(default_route_message(gateway, index)),
             NLM_F_CREATE | NLM_F_REPLACE,
         )
+    }
+
+    /// Sets hairpin mode on bridge port `index`.
+    pub fn set_hairpin(&mut self, index: u32) -> Result<(), NetError> {
+        self.check(RouteNetlinkMessage::NewLink(hairpin_message(index)), 0)
     }
 
     /// Deletes link `name`; `Ok(false)` if there was none.
@@ -637,6 +728,36 @@ mod tests {
         let a = attrs(&b[12..]);
         assert_eq!(find(&a, libc::RTA_GATEWAY), [10, 1, 2, 1]);
         assert_eq!(find(&a, libc::RTA_OIF), 5u32.to_ne_bytes());
+    }
+
+    #[test]
+    fn ipv6_address_route_and_hairpin_requests() {
+        let ip: Ipv6Addr = "fd00:1::2".parse().unwrap();
+        let m = address6_message(5, ip, 64);
+        let mut b = vec![0u8; m.buffer_len()];
+        m.emit(&mut b);
+        assert_eq!((b[0], b[1]), (libc::AF_INET6 as u8, 64));
+        assert_eq!(b[2] as u32 & libc::IFA_F_NODAD, libc::IFA_F_NODAD, "nodad");
+        let a = attrs(&b[8..]);
+        assert_eq!(find(&a, libc::IFA_LOCAL), ip.octets());
+        assert_eq!(find(&a, libc::IFA_FLAGS), libc::IFA_F_NODAD.to_ne_bytes());
+        assert!(!a.iter().any(|(k, _)| *k == libc::IFA_BROADCAST));
+
+        let gw: Ipv6Addr = "fd00:1::1".parse().unwrap();
+        let r = default_route_message(gw, 5);
+        let mut b = vec![0u8; r.buffer_len()];
+        r.emit(&mut b);
+        assert_eq!((b[0], b[1]), (libc::AF_INET6 as u8, 0));
+        assert_eq!(find(&attrs(&b[12..]), libc::RTA_GATEWAY), gw.octets());
+
+        let h = hairpin_message(9);
+        let mut b = vec![0u8; h.buffer_len()];
+        h.emit(&mut b);
+        assert_eq!(u32::from_ne_bytes(b[4..8].try_into().unwrap()), 9);
+        let info = attrs(&find(&attrs(&b[IFINFOMSG..]), libc::IFLA_LINKINFO));
+        assert_eq!(find(&info, 4 /* IFLA_INFO_SLAVE_KIND */), b"bridge\0");
+        let data = attrs(&find(&info, 5 /* IFLA_INFO_SLAVE_DATA */));
+        assert_eq!(find(&data, 4 /* IFLA_BRPORT_MODE */), [1]);
     }
 
     #[test]

@@ -7,20 +7,26 @@
 //! routes a packet from 127.0.0.1 out of it, and `P-POST` masquerades such packets to the
 //! bridge address so the container's reply comes back. Unlike docker-proxy, nothing
 //! listens on the host port, so wharf checks that no host socket holds it before using it.
+//!
+//! On a network with IPv6, a port published on every address (no `HostIp`) is published on
+//! `::` too, to the container's IPv6 address, as Docker does; `[::1]` cannot be reached by
+//! DNAT (the kernel drops packets from `::1` that leave the host), so wharfd proxies TCP
+//! connections to `[::1]:port` itself (`proxy`), while it runs.
 
 use crate::NetError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// One published port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortMapping {
     /// `tcp` or `udp`.
     pub proto: String,
-    pub host_ip: Ipv4Addr,
+    /// Records of before IPv6 hold IPv4 addresses, which read the same as `IpAddr`s.
+    pub host_ip: IpAddr,
     pub host_port: u16,
-    pub container_ip: Ipv4Addr,
+    pub container_ip: IpAddr,
     pub container_port: u16,
 }
 
@@ -30,7 +36,10 @@ pub struct PortMapping {
 pub struct PortRequest {
     pub proto: String,
     pub container_port: u16,
-    pub host_ip: Ipv4Addr,
+    pub host_ip: IpAddr,
+    /// No `HostIp` was given: every address, IPv4 (`host_ip` 0.0.0.0) and, on a network
+    /// with IPv6, IPv6 (`::`).
+    pub any_address: bool,
     /// First and last acceptable host port (a range from `-p 8000-8010:80`); (0, 0) for any.
     pub host_ports: (u16, u16),
 }
@@ -72,12 +81,15 @@ pub fn requests(
         };
         for e in entries {
             let ip = e["HostIp"].as_str().unwrap_or_default();
-            let host_ip: Ipv4Addr = if ip.is_empty() {
-                Ipv4Addr::UNSPECIFIED
+            let host_ip: IpAddr = if ip.is_empty() {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
             } else {
-                ip.parse().map_err(|_| {
-                    NetError::Invalid(format!("invalid host address {ip:?} for port {key}"))
-                })?
+                ip.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse()
+                    .map_err(|_| {
+                        NetError::Invalid(format!("invalid host address {ip:?} for port {key}"))
+                    })?
             };
             let hp = e["HostPort"].as_str().unwrap_or_default();
             let host_ports = if hp.is_empty() {
@@ -96,6 +108,7 @@ pub fn requests(
                 proto: proto.clone(),
                 container_port,
                 host_ip,
+                any_address: ip.is_empty(),
                 host_ports,
             });
         }
@@ -107,7 +120,8 @@ pub fn requests(
                 out.push(PortRequest {
                     proto,
                     container_port,
-                    host_ip: Ipv4Addr::UNSPECIFIED,
+                    host_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                    any_address: true,
                     host_ports: (0, 0),
                 });
             }
@@ -119,19 +133,21 @@ pub fn requests(
 /// Host ports in use by containers: (proto, host port) → holders' host addresses.
 #[derive(Debug, Default)]
 pub struct PortTable {
-    used: BTreeMap<(String, u16), Vec<(Ipv4Addr, String)>>,
+    used: BTreeMap<(String, u16), Vec<(IpAddr, String)>>,
     next_ephemeral: u16,
 }
 
 /// Docker's default ephemeral range for published ports.
 const EPHEMERAL: (u16, u16) = (49153, 60999);
 
-fn clash(a: Ipv4Addr, b: Ipv4Addr) -> bool {
-    a == b || a.is_unspecified() || b.is_unspecified()
+/// Whether two host addresses of one port collide: the same family, and the same address or
+/// either one every address.
+fn clash(a: IpAddr, b: IpAddr) -> bool {
+    a.is_ipv4() == b.is_ipv4() && (a == b || a.is_unspecified() || b.is_unspecified())
 }
 
 /// Whether no host socket holds the port (binding it is the only reliable test).
-fn host_port_free(proto: &str, ip: Ipv4Addr, port: u16) -> bool {
+fn host_port_free(proto: &str, ip: IpAddr, port: u16) -> bool {
     if proto == "udp" {
         std::net::UdpSocket::bind((ip, port)).is_ok()
     } else {
@@ -140,7 +156,7 @@ fn host_port_free(proto: &str, ip: Ipv4Addr, port: u16) -> bool {
 }
 
 impl PortTable {
-    fn taken(&self, proto: &str, ip: Ipv4Addr, port: u16) -> bool {
+    fn taken(&self, proto: &str, ip: IpAddr, port: u16) -> bool {
         self.used
             .get(&(proto.to_string(), port))
             .is_some_and(|v| v.iter().any(|(h, _)| clash(*h, ip)))
@@ -154,21 +170,43 @@ impl PortTable {
             .push((m.host_ip, id.to_string()));
     }
 
-    /// Picks host ports for `reqs` of container `id` at `container_ip`; all or nothing.
+    /// Picks host ports for `reqs` of container `id` at `container_ip` (and `container_ip6`
+    /// on a network with IPv6: requests for every address get a `::` mapping of the same
+    /// host port too); all or nothing.
     pub fn assign(
         &mut self,
         id: &str,
         container_ip: Ipv4Addr,
+        container_ip6: Option<Ipv6Addr>,
         reqs: &[PortRequest],
     ) -> Result<Vec<PortMapping>, NetError> {
         let mut out: Vec<PortMapping> = Vec::new();
         for r in reqs {
+            if r.host_ip.is_ipv6() && container_ip6.is_none() {
+                return Err(NetError::Invalid(format!(
+                    "cannot publish port {}/{} on IPv6 address {}: the container has no IPv6 address",
+                    r.container_port, r.proto, r.host_ip
+                )));
+            }
+            // The host addresses this request takes, each with the container's address.
+            let mut hosts: Vec<(IpAddr, IpAddr)> = vec![(
+                r.host_ip,
+                match (r.host_ip, container_ip6) {
+                    (IpAddr::V6(_), Some(c6)) => IpAddr::V6(c6),
+                    _ => IpAddr::V4(container_ip),
+                },
+            )];
+            if let (true, Some(c6)) = (r.any_address, container_ip6) {
+                hosts.push((IpAddr::V6(Ipv6Addr::UNSPECIFIED), IpAddr::V6(c6)));
+            }
             let usable = |t: &PortTable, out: &[PortMapping], p: u16| {
-                !t.taken(&r.proto, r.host_ip, p)
-                    && !out.iter().any(|m| {
-                        m.proto == r.proto && m.host_port == p && clash(m.host_ip, r.host_ip)
-                    })
-                    && host_port_free(&r.proto, r.host_ip, p)
+                hosts.iter().all(|(h, _)| {
+                    !t.taken(&r.proto, *h, p)
+                        && !out
+                            .iter()
+                            .any(|m| m.proto == r.proto && m.host_port == p && clash(m.host_ip, *h))
+                        && host_port_free(&r.proto, *h, p)
+                })
             };
             let port = if r.host_ports == (0, 0) {
                 if self.next_ephemeral < EPHEMERAL.0 {
@@ -198,18 +236,27 @@ impl PortTable {
             if r.host_ports == (0, 0) {
                 self.next_ephemeral = port.wrapping_add(1);
             }
-            out.push(PortMapping {
-                proto: r.proto.clone(),
-                host_ip: r.host_ip,
-                host_port: port,
-                container_ip,
-                container_port: r.container_port,
-            });
+            for (h, c) in &hosts {
+                out.push(PortMapping {
+                    proto: r.proto.clone(),
+                    host_ip: *h,
+                    host_port: port,
+                    container_ip: *c,
+                    container_port: r.container_port,
+                });
+            }
         }
         for m in &out {
             self.insert(id, m);
         }
         Ok(out)
+    }
+
+    /// Whether container `id` holds a port on an IPv6 address.
+    pub fn holds_v6(&self, id: &str) -> bool {
+        self.used
+            .values()
+            .any(|v| v.iter().any(|(h, i)| i == id && h.is_ipv6()))
     }
 
     /// Frees the ports of container `id`.
@@ -234,7 +281,8 @@ mod tests {
         assert!(reqs.contains(&PortRequest {
             proto: "udp".into(),
             container_port: 53,
-            host_ip: Ipv4Addr::UNSPECIFIED,
+            host_ip: Ipv4Addr::UNSPECIFIED.into(),
+            any_address: true,
             host_ports: (9000, 9002)
         }));
         assert!(reqs
@@ -262,23 +310,65 @@ mod tests {
         let fixed = PortRequest {
             proto: "tcp".into(),
             container_port: 80,
-            host_ip: Ipv4Addr::LOCALHOST,
+            host_ip: Ipv4Addr::LOCALHOST.into(),
+            any_address: false,
             host_ports: (free, free),
         };
-        t.assign("a", ip, std::slice::from_ref(&fixed)).unwrap();
-        let e = t.assign("b", ip, &[fixed]).unwrap_err();
+        t.assign("a", ip, None, std::slice::from_ref(&fixed))
+            .unwrap();
+        let e = t.assign("b", ip, None, &[fixed]).unwrap_err();
         assert!(e.to_string().contains("port is already allocated"), "{e}");
         let any = PortRequest {
             proto: "tcp".into(),
             container_port: 80,
-            host_ip: Ipv4Addr::LOCALHOST,
+            host_ip: Ipv4Addr::LOCALHOST.into(),
+            any_address: false,
             host_ports: (0, 0),
         };
-        let a = t.assign("c", ip, std::slice::from_ref(&any)).unwrap();
-        let b = t.assign("d", ip, &[any]).unwrap();
+        let a = t.assign("c", ip, None, std::slice::from_ref(&any)).unwrap();
+        let b = t.assign("d", ip, None, &[any]).unwrap();
         assert_ne!(a[0].host_port, b[0].host_port);
         assert!(a[0].host_port >= EPHEMERAL.0);
         t.release("a");
-        assert!(!t.taken("tcp", Ipv4Addr::LOCALHOST, free));
+        assert!(!t.taken("tcp", Ipv4Addr::LOCALHOST.into(), free));
+    }
+
+    #[test]
+    fn every_address_means_ipv6_too_when_the_container_has_it() {
+        let mut t = PortTable::default();
+        let ip = Ipv4Addr::new(10, 0, 0, 2);
+        let ip6: Ipv6Addr = "fd00:1::2".parse().unwrap();
+        let reqs = requests(
+            json!({"80/tcp": [{"HostIp": "", "HostPort": ""}]}).as_object(),
+            &[],
+            false,
+        )
+        .unwrap();
+        let v4only = t.assign("a", ip, None, &reqs).unwrap();
+        assert_eq!(v4only.len(), 1, "no IPv6: as before");
+        let both = t.assign("b", ip, Some(ip6), &reqs).unwrap();
+        assert_eq!(both.len(), 2);
+        assert_eq!(both[0].host_port, both[1].host_port);
+        assert_eq!(both[1].host_ip, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        assert_eq!(both[1].container_ip, IpAddr::V6(ip6));
+        assert_ne!(both[0].host_port, v4only[0].host_port);
+        // An explicit IPv6 host address needs an IPv6 container address.
+        let v6req = requests(
+            json!({"80/tcp": [{"HostIp": "::1", "HostPort": ""}]}).as_object(),
+            &[],
+            false,
+        )
+        .unwrap();
+        assert!(t.assign("c", ip, None, &v6req).is_err());
+        let m = t.assign("c", ip, Some(ip6), &v6req).unwrap();
+        assert_eq!(
+            (m.len(), m[0].host_ip),
+            (1, IpAddr::V6(Ipv6Addr::LOCALHOST))
+        );
+        // A mapping record of before IPv6 still reads.
+        let old: PortMapping = serde_json::from_value(json!({"proto": "tcp", "host_ip": "0.0.0.0",
+            "host_port": 8080, "container_ip": "172.30.0.2", "container_port": 80}))
+        .unwrap();
+        assert_eq!(old.container_ip, IpAddr::V4(Ipv4Addr::new(172, 30, 0, 2)));
     }
 }

@@ -55,24 +55,7 @@ pub async fn create(ctx: &Ctx, a: NetworkCreateArgs) -> Result<i32> {
         }
         Value::Object(m)
     };
-    if a.gateway.len() > a.subnet.len() || a.ip_range.len() > a.subnet.len() {
-        anyhow::bail!("every --gateway and --ip-range needs a --subnet");
-    }
-    let configs: Vec<Value> = a
-        .subnet
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let mut c = json!({"Subnet": s});
-            if let Some(g) = a.gateway.get(i) {
-                c["Gateway"] = g.clone().into();
-            }
-            if let Some(r) = a.ip_range.get(i) {
-                c["IPRange"] = r.clone().into();
-            }
-            c
-        })
-        .collect();
+    let configs = ipam_configs(&a.subnet, &a.gateway, &a.ip_range)?;
     let body = json!({
         "Name": a.name,
         "Driver": a.driver,
@@ -140,8 +123,15 @@ pub async fn connect(ctx: &Ctx, a: NetworkConnectArgs) -> Result<i32> {
     if !a.alias.is_empty() {
         ep["Aliases"] = json!(a.alias);
     }
+    let mut ipam = serde_json::Map::new();
     if let Some(ip) = &a.ip {
-        ep["IPAMConfig"] = json!({"IPv4Address": ip});
+        ipam.insert("IPv4Address".into(), json!(ip));
+    }
+    if let Some(ip6) = &a.ip6 {
+        ipam.insert("IPv6Address".into(), json!(ip6));
+    }
+    if !ipam.is_empty() {
+        ep["IPAMConfig"] = serde_json::Value::Object(ipam);
     }
     if !a.links.is_empty() {
         ep["Links"] = json!(a.links);
@@ -165,4 +155,96 @@ pub async fn disconnect(ctx: &Ctx, a: NetworkDisconnectArgs) -> Result<i32> {
         )
         .await?;
     Ok(0)
+}
+
+/// `a.b.c.d/n` or `x::/n` → (address as a number, bits of the family, prefix length).
+fn cidr(s: &str) -> Option<(u128, u32, u32)> {
+    let (ip, p) = s.split_once('/')?;
+    let p: u32 = p.parse().ok()?;
+    match ip.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(a) if p <= 32 => Some((u128::from(u32::from(a)), 32, p)),
+        std::net::IpAddr::V6(a) if p <= 128 => Some((u128::from(a), 128, p)),
+        _ => None,
+    }
+}
+
+/// Whether `inner` (an address, or a CIDR) is in subnet `outer`, as docker pairs each
+/// `--gateway` and `--ip-range` with the `--subnet` that contains it.
+fn in_subnet(outer: &str, inner: &str) -> bool {
+    let Some((net, bits, len)) = cidr(outer) else {
+        return false;
+    };
+    let inner = if inner.contains('/') {
+        cidr(inner)
+    } else {
+        inner.parse::<std::net::IpAddr>().ok().map(|ip| match ip {
+            std::net::IpAddr::V4(a) => (u128::from(u32::from(a)), 32, 32),
+            std::net::IpAddr::V6(a) => (u128::from(a), 128, 128),
+        })
+    };
+    let Some((ip, ibits, ilen)) = inner else {
+        return false;
+    };
+    if ibits != bits || ilen < len {
+        return false;
+    }
+    let shift = 128 - (128 - bits) - len; // host bits of the subnet, within its family
+    let mask = if shift >= 128 { 0 } else { u128::MAX << shift };
+    (net & mask) == (ip & mask)
+}
+
+/// `IPAM.Config` of `network create`: one entry per `--subnet`, each with the `--gateway`
+/// and `--ip-range` it contains (IPv4 and IPv6 subnets can be mixed, in any order).
+fn ipam_configs(subnets: &[String], gateways: &[String], ranges: &[String]) -> Result<Vec<Value>> {
+    let mut configs: Vec<Value> = subnets.iter().map(|s| json!({"Subnet": s})).collect();
+    for (what, key, list) in [
+        ("gateway", "Gateway", gateways),
+        ("range", "IPRange", ranges),
+    ] {
+        for v in list {
+            let i = subnets
+                .iter()
+                .position(|s| in_subnet(s, v))
+                .ok_or_else(|| anyhow::anyhow!("no matching subnet for {what} {v}"))?;
+            if configs[i].get(key).is_some() {
+                anyhow::bail!(
+                    "cannot configure multiple {what}s for subnet {}",
+                    subnets[i]
+                );
+            }
+            configs[i][key] = json!(v);
+        }
+    }
+    Ok(configs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateways_and_ranges_go_with_the_subnet_that_has_them() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let c = ipam_configs(
+            &s(&["10.1.0.0/24", "fd00:1::/64"]),
+            &s(&["fd00:1::fe"]),
+            &s(&["10.1.0.128/25"]),
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            vec![
+                json!({"Subnet": "10.1.0.0/24", "IPRange": "10.1.0.128/25"}),
+                json!({"Subnet": "fd00:1::/64", "Gateway": "fd00:1::fe"}),
+            ]
+        );
+        assert!(ipam_configs(&s(&["10.1.0.0/24"]), &s(&["10.2.0.1"]), &[]).is_err());
+        assert!(ipam_configs(&s(&["10.1.0.0/24"]), &s(&["10.1.0.1", "10.1.0.2"]), &[]).is_err());
+        assert!(ipam_configs(&s(&["fd00:1::/64"]), &s(&["10.1.0.1"]), &[]).is_err());
+        assert!(
+            !in_subnet("10.1.0.0/24", "10.1.0.0/16"),
+            "a range wider than its subnet"
+        );
+        assert!(in_subnet("0.0.0.0/0", "192.0.2.1"));
+    }
 }

@@ -203,13 +203,18 @@ pub fn create_body(a: &RunArgs) -> Result<CreatePlan> {
     }
     let healthcheck = healthcheck(a)?;
     let network = a.network.clone().unwrap_or_else(|| "default".into());
-    // --network-alias, --ip and (on a user network, as the docker CLI sends them) --link
-    // configure the endpoint on the container's network.
+    // --network-alias, --ip, --ip6 and (on a user network, as the docker CLI sends them)
+    // --link configure the endpoint on the container's network.
     let user_network = !matches!(network.as_str(), "default" | "bridge" | "host" | "none")
         && !network.starts_with("container:");
     let endpoint_links = user_network && !a.links.is_empty();
     let mut endpoints = serde_json::Map::new();
-    if !a.network_alias.is_empty() || a.ip.is_some() || a.mac_address.is_some() || endpoint_links {
+    if !a.network_alias.is_empty()
+        || a.ip.is_some()
+        || a.ip6.is_some()
+        || a.mac_address.is_some()
+        || endpoint_links
+    {
         let mut ep = json!({});
         if endpoint_links {
             ep["Links"] = json!(a.links);
@@ -220,8 +225,15 @@ pub fn create_body(a: &RunArgs) -> Result<CreatePlan> {
         if !a.network_alias.is_empty() {
             ep["Aliases"] = json!(a.network_alias);
         }
+        let mut ipam = serde_json::Map::new();
         if let Some(ip) = &a.ip {
-            ep["IPAMConfig"] = json!({"IPv4Address": ip});
+            ipam.insert("IPv4Address".into(), json!(ip));
+        }
+        if let Some(ip6) = &a.ip6 {
+            ipam.insert("IPv6Address".into(), json!(ip6));
+        }
+        if !ipam.is_empty() {
+            ep["IPAMConfig"] = serde_json::Value::Object(ipam);
         }
         endpoints.insert(network.clone(), ep);
     }

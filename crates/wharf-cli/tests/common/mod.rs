@@ -246,6 +246,8 @@ impl Drop for Daemon {
             );
             let _ = c.wait();
         }
+        // Its bridges and its iptables and ip6tables chains (named after its bridge).
+        wharf_net::Networks::teardown(&self.bridge, &self.dir.path().join("data/network"));
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge])
             .stderr(Stdio::null())

@@ -6,7 +6,7 @@ use super::{blocking, internal, Engine};
 use crate::container::{Container, EndpointRecord, NetAttachment, Record};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use wharf_api::types::HostConfig;
 use wharf_api::ApiError;
@@ -16,7 +16,7 @@ use wharf_net::{NetError, Network};
 pub fn net_error(e: NetError) -> ApiError {
     let status = match &e {
         NetError::NotFound(_) => 404,
-        NetError::Invalid(_) | NetError::Subnet(_) => 400,
+        NetError::Invalid(_) | NetError::Subnet(_) | NetError::Subnet6(_) => 400,
         NetError::InUse(_) => 409,
         NetError::Forbidden(_) => 403,
         _ => 500,
@@ -230,15 +230,28 @@ impl Engine {
                     .map_err(|_| format!("invalid address {s}"))
             })
             .transpose()?;
+        let requested6 = att
+            .ipv6_address
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<Ipv6Addr>()
+                    .map_err(|_| format!("invalid address {s}"))
+            })
+            .transpose()?;
         let mac = att
             .mac_address
             .as_deref()
             .and_then(wharf_net::netlink::parse_mac);
         let (engine, id, n) = (self.clone(), c.id.clone(), net.clone());
-        let ep = blocking(move || engine.networks.attach(&n, &id, pid, index, requested, mac))
-            .await
-            .map_err(|e| e.message)?
-            .map_err(|e| format!("failed to set up container networking on {}: {e}", net.name))?;
+        let ep = blocking(move || {
+            engine
+                .networks
+                .attach(&n, &id, pid, index, requested, requested6, mac)
+        })
+        .await
+        .map_err(|e| e.message)?
+        .map_err(|e| format!("failed to set up container networking on {}: {e}", net.name))?;
         let rec = c.snapshot();
         if net.has_dns() {
             self.networks.dns.add(wharf_net::dns::DnsRecord {
@@ -246,6 +259,7 @@ impl Engine {
                 network: net.id.clone(),
                 names: dns_names(&rec, att),
                 ip: ep.ip,
+                ip6: ep.v6.map(|(a, _)| a),
             });
             let links: Vec<(String, String)> = att
                 .links
@@ -266,6 +280,9 @@ impl Engine {
         let hostname = rec.config["Hostname"].as_str().unwrap_or_default();
         let mut content = std::fs::read_to_string(&hosts).unwrap_or_default();
         content.push_str(&format!("{}\t{hostname}\n", ep.ip));
+        if let Some((ip6, _)) = ep.v6 {
+            content.push_str(&format!("{ip6}\t{hostname}\n"));
+        }
         let _ = std::fs::write(&hosts, content);
         let mut eid = [0u8; 32];
         getrandom::fill(&mut eid).map_err(|e| e.to_string())?;
@@ -280,6 +297,12 @@ impl Engine {
                     mac: ep.mac.clone(),
                     index,
                     endpoint_id: hex::encode(eid),
+                    ip6: ep.v6.map(|(a, _)| a.to_string()).unwrap_or_default(),
+                    prefix6: ep.v6.map(|(_, s)| s.prefix).unwrap_or(0),
+                    gateway6: ep
+                        .v6
+                        .map(|(_, s)| s.gateway.to_string())
+                        .unwrap_or_default(),
                 },
             );
         });
@@ -310,8 +333,9 @@ impl Engine {
             .ip
             .parse()
             .map_err(|_| "bad endpoint address".to_string())?;
+        let ip6: Option<Ipv6Addr> = ep.ip6.parse().ok();
         let (engine, id) = (self.clone(), c.id.clone());
-        let maps = blocking(move || engine.networks.publish(&id, ip, &reqs))
+        let maps = blocking(move || engine.networks.publish(&id, ip, ip6, &reqs))
             .await
             .map_err(|e| e.message)?
             .map_err(|e| {
@@ -370,9 +394,10 @@ impl Engine {
             let keep: String = content
                 .lines()
                 .filter(|l| {
-                    !rec.endpoints
-                        .values()
-                        .any(|e| l.starts_with(&format!("{}\t", e.ip)))
+                    !rec.endpoints.values().any(|e| {
+                        l.starts_with(&format!("{}\t", e.ip))
+                            || (!e.ip6.is_empty() && l.starts_with(&format!("{}\t", e.ip6)))
+                    })
                 })
                 .map(|l| format!("{l}\n"))
                 .collect();
@@ -394,7 +419,7 @@ impl Engine {
             .filter(|c| c.status().is_live())
             .collect();
         let ids: Vec<String> = live.iter().map(|c| c.id.clone()).collect();
-        let held: Vec<(String, String, Ipv4Addr)> = live
+        let held: Vec<(String, String, IpAddr)> = live
             .iter()
             .flat_map(|c| {
                 let rec = c.snapshot();
@@ -402,8 +427,13 @@ impl Engine {
                     .iter()
                     .filter_map(|(name, ep)| {
                         let net = rec.networks.get(name)?.network_id.clone();
-                        Some((net, c.id.clone(), ep.ip.parse().ok()?))
+                        let mut out = vec![(net.clone(), c.id.clone(), ep.ip.parse().ok()?)];
+                        if let Ok(ip6) = ep.ip6.parse::<IpAddr>() {
+                            out.push((net, c.id.clone(), ip6));
+                        }
+                        Some(out)
                     })
+                    .flatten()
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -425,6 +455,7 @@ impl Engine {
                         network: net.id.clone(),
                         names: dns_names(&rec, att),
                         ip,
+                        ip6: ep.ip6.parse().ok(),
                     });
                     dns = true;
                 }
@@ -512,7 +543,10 @@ impl Engine {
             if let Ok(content) = std::fs::read_to_string(&hosts) {
                 let keep: String = content
                     .lines()
-                    .filter(|l| !l.starts_with(&format!("{}\t", ep.ip)))
+                    .filter(|l| {
+                        !l.starts_with(&format!("{}\t", ep.ip))
+                            && (ep.ip6.is_empty() || !l.starts_with(&format!("{}\t", ep.ip6)))
+                    })
                     .map(|l| format!("{l}\n"))
                     .collect();
                 let _ = std::fs::write(&hosts, keep);
@@ -572,21 +606,27 @@ impl Engine {
                     "EndpointID": ep.endpoint_id,
                     "MacAddress": ep.mac,
                     "IPv4Address": format!("{}/{}", ep.ip, ep.prefix),
-                    "IPv6Address": "",
+                    "IPv6Address": if ep.ip6.is_empty() { String::new() } else { format!("{}/{}", ep.ip6, ep.prefix6) },
                 }),
             );
         }
-        let ipam_config: Vec<Value> = n
-            .subnet
+        let config = |cidr: String, gw: String, range: &Option<String>| {
+            let mut c = json!({"Subnet": cidr, "Gateway": gw});
+            if let Some(r) = range {
+                c["IPRange"] = json!(r);
+            }
+            c
+        };
+        let mut ipam_config: Vec<Value> = n
+            .subnets4()
             .iter()
-            .map(|s| {
-                let mut c = json!({"Subnet": s.cidr(), "Gateway": s.gateway.to_string()});
-                if let Some(r) = &n.ip_range {
-                    c["IPRange"] = json!(r);
-                }
-                c
-            })
+            .map(|p| config(p.subnet.cidr(), p.subnet.gateway.to_string(), &p.ip_range))
             .collect();
+        ipam_config.extend(
+            n.subnets6
+                .iter()
+                .map(|p| config(p.subnet.cidr(), p.subnet.gateway.to_string(), &p.ip_range)),
+        );
         let mut options = serde_json::Map::new();
         for (k, v) in &n.options {
             options.insert(k.clone(), json!(v));
@@ -598,7 +638,7 @@ impl Engine {
             "Scope": "local",
             "Driver": n.driver,
             "EnableIPv4": true,
-            "EnableIPv6": false,
+            "EnableIPv6": n.enable_ipv6,
             "IPAM": {"Driver": "default", "Options": null, "Config": ipam_config},
             "Internal": n.internal,
             "Attachable": n.attachable,
@@ -661,24 +701,25 @@ impl Engine {
                 })
                 .unwrap_or_default()
         };
-        let ipam = b["IPAM"]["Config"].as_array().cloned().unwrap_or_default();
-        if ipam.len() > 1 {
-            return Err(ApiError::bad_request(
-                "wharf supports one IPv4 subnet per network",
-            ));
-        }
-        if b["EnableIPv6"].as_bool() == Some(true) {
-            return Err(ApiError::bad_request(
-                "wharf does not support IPv6 networks yet",
-            ));
-        }
-        let s = |k: &str| ipam.first().and_then(|c| c[k].as_str()).map(String::from);
+        let ipam: Vec<wharf_net::IpamRequest> = b["IPAM"]["Config"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| {
+                let s = |k: &str| c[k].as_str().filter(|v| !v.is_empty()).map(String::from);
+                wharf_net::IpamRequest {
+                    subnet: s("Subnet"),
+                    gateway: s("Gateway"),
+                    ip_range: s("IPRange"),
+                }
+            })
+            .collect();
         let opts = wharf_net::CreateOptions {
             name: b["Name"].as_str().unwrap_or_default().to_string(),
             driver: b["Driver"].as_str().unwrap_or_default().to_string(),
-            subnet: s("Subnet"),
-            gateway: s("Gateway"),
-            ip_range: s("IPRange"),
+            ipam,
+            enable_ipv6: b["EnableIPv6"].as_bool().unwrap_or(false),
             internal: b["Internal"].as_bool().unwrap_or(false),
             attachable: b["Attachable"].as_bool().unwrap_or(false),
             labels: strmap(&b["Labels"]),
@@ -739,6 +780,10 @@ fn attachment(net: &Network, cfg: &Value) -> Result<NetAttachment, ApiError> {
         .as_str()
         .filter(|s| !s.is_empty())
         .map(String::from);
+    let ip6 = cfg["IPAMConfig"]["IPv6Address"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(String::from);
     if !net.has_dns() && !aliases.is_empty() {
         return Err(ApiError::bad_request(
             "network-scoped alias is supported only for containers in user defined networks",
@@ -753,9 +798,30 @@ fn attachment(net: &Network, cfg: &Value) -> Result<NetAttachment, ApiError> {
         let addr: Ipv4Addr = ip
             .parse()
             .map_err(|_| ApiError::bad_request(format!("invalid IPv4 address {ip:?}")))?;
-        if net.subnet.is_some_and(|s| !s.contains(addr)) {
+        if !net.contains(IpAddr::V4(addr)) {
             return Err(ApiError::bad_request(format!(
                 "no configured subnet contains IP address {ip}"
+            )));
+        }
+    }
+    if let Some(ip6) = &ip6 {
+        if net.default_bridge || net.driver != "bridge" {
+            return Err(ApiError::bad_request(
+                "user specified IP address is supported on user defined networks only",
+            ));
+        }
+        let addr: Ipv6Addr = ip6
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid IPv6 address {ip6:?}")))?;
+        if !net.enable_ipv6 {
+            return Err(ApiError::bad_request(format!(
+                "invalid endpoint settings: cannot use IPv6 address {ip6}: IPv6 is not enabled on network {}",
+                net.name
+            )));
+        }
+        if !net.contains(IpAddr::V6(addr)) {
+            return Err(ApiError::bad_request(format!(
+                "no configured subnet contains IP address {ip6}"
             )));
         }
     }
@@ -793,9 +859,25 @@ fn attachment(net: &Network, cfg: &Value) -> Result<NetAttachment, ApiError> {
         network_id: net.id.clone(),
         aliases,
         ipv4_address: ip,
+        ipv6_address: ip6,
         mac_address: mac,
         links,
     })
+}
+
+/// An endpoint's `IPAMConfig` in container inspect: the static addresses asked for.
+fn ipam_config_json(att: &NetAttachment) -> Value {
+    if att.ipv4_address.is_none() && att.ipv6_address.is_none() {
+        return Value::Null;
+    }
+    let mut c = serde_json::Map::new();
+    if let Some(ip) = &att.ipv4_address {
+        c.insert("IPv4Address".into(), json!(ip));
+    }
+    if let Some(ip) = &att.ipv6_address {
+        c.insert("IPv6Address".into(), json!(ip));
+    }
+    Value::Object(c)
 }
 
 /// `NetworkSettings` of container inspect.
@@ -812,7 +894,7 @@ pub(super) fn network_settings(engine: &Engine, r: &Record) -> Value {
         networks.insert(
             name.clone(),
             json!({
-                "IPAMConfig": att.ipv4_address.as_ref().map(|ip| json!({"IPv4Address": ip})),
+                "IPAMConfig": ipam_config_json(att),
                 "Links": if att.links.is_empty() { Value::Null } else { json!(att.links) },
                 "Aliases": if att.aliases.is_empty() { Value::Null } else { json!(att.aliases) },
                 "MacAddress": s(|e| e.mac.clone()),
@@ -823,9 +905,9 @@ pub(super) fn network_settings(engine: &Engine, r: &Record) -> Value {
                 "Gateway": s(|e| e.gateway.clone()),
                 "IPAddress": s(|e| e.ip.clone()),
                 "IPPrefixLen": ep.map(|e| e.prefix).unwrap_or(0),
-                "IPv6Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
+                "IPv6Gateway": s(|e| e.gateway6.clone()),
+                "GlobalIPv6Address": s(|e| e.ip6.clone()),
+                "GlobalIPv6PrefixLen": ep.map(|e| e.prefix6).unwrap_or(0),
                 "DNSNames": if user && ep.is_some() { json!(dns_names(r, att)) } else { Value::Null },
             }),
         );
@@ -865,11 +947,11 @@ pub(super) fn network_settings(engine: &Engine, r: &Record) -> Value {
         "SecondaryIPv6Addresses": null,
         "EndpointID": b(|e| e.endpoint_id.clone()),
         "Gateway": b(|e| e.gateway.clone()),
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
+        "GlobalIPv6Address": b(|e| e.ip6.clone()),
+        "GlobalIPv6PrefixLen": bridge.map(|e| e.prefix6).unwrap_or(0),
         "IPAddress": b(|e| e.ip.clone()),
         "IPPrefixLen": bridge.map(|e| e.prefix).unwrap_or(0),
-        "IPv6Gateway": "",
+        "IPv6Gateway": b(|e| e.gateway6.clone()),
         "MacAddress": b(|e| e.mac.clone()),
         "Networks": networks,
     })
