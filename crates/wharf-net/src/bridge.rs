@@ -228,14 +228,11 @@ pub fn attach_netns(a: &AttachSpec, ns: &OwnedFd) -> Result<Endpoint, NetError> 
     })
 }
 
-/// On a network with IPv6, the host side of the pair in hairpin mode: with br_netfilter, a
-/// container's packet to a published port of its own through a host address is DNATed on
-/// the bridge and must leave by the port it came in by (the `ip6tables` hairpin masquerade
-/// then gives it the gateway's address). IPv4 networks are left as they were.
+/// The host side of the pair in hairpin mode: with br_netfilter, a container's packet to a
+/// published port of its own through a host address is DNATed on the bridge and must leave
+/// by the port it came in by (the hairpin masquerade then gives it the gateway's address),
+/// as dockerd's userland proxy lets it.
 fn hairpin(host: &mut Netlink, a: &AttachSpec) -> Result<(), NetError> {
-    if a.v6.is_none() {
-        return Ok(());
-    }
     let index = match ifindex(a.host_veth) {
         Some(i) => i,
         None => host

@@ -141,19 +141,18 @@ fn network_rules_in(
                 "nat",
                 format!("{post} -s 127.0.0.0/8 -o {link} -j MASQUERADE"),
             ));
-        } else {
-            // Hairpin: a container reaching a published port through a host address, DNATed
-            // back into its own network (to itself, or to another member): masqueraded to
-            // the gateway, else a container would get a packet from its own address
-            // (dropped), and without br_netfilter another's reply would skip the NAT.
-            for cidr in cidrs {
-                r.push((
-                    "nat",
-                    format!(
-                        "{post} -s {cidr} -d {cidr} -o {link} -m conntrack --ctstate DNAT -j MASQUERADE"
-                    ),
-                ));
-            }
+        }
+        // Hairpin: a container reaching a published port through a host address, DNATed
+        // back into its own network (to itself, or to another member): masqueraded to the
+        // gateway, else a container would get a packet from its own address (dropped), and
+        // without br_netfilter another's reply would skip the NAT.
+        for cidr in cidrs {
+            r.push((
+                "nat",
+                format!(
+                    "{post} -s {cidr} -d {cidr} -o {link} -m conntrack --ctstate DNAT -j MASQUERADE"
+                ),
+            ));
         }
     }
     r.push(("filter", format!("{fwd} -i {link} -j ACCEPT")));

@@ -237,7 +237,27 @@ fn published_ports_from_loopback_host_address_and_ephemeral_ports(place: Place) 
     web(&d, "pub", &["-p", &format!("{port}:8080")], "published");
     eventually_get(&d, &format!("127.0.0.1:{port}"), "published");
     match host_address(&d) {
-        Some(a) => eventually_get(&d, &format!("{a}:{port}"), "published"),
+        Some(a) => {
+            eventually_get(&d, &format!("{a}:{port}"), "published");
+            // Hairpin: the container itself, and another on its network, through the
+            // host's address.
+            web(&d, "peer", &[], "peer");
+            for c in ["pub", "peer"] {
+                let o = d.docker(&[
+                    "exec",
+                    c,
+                    "sh",
+                    "-c",
+                    &format!("timeout 3 wget -q -O - http://{a}:{port}/; exit $?"),
+                ]);
+                assert_eq!(
+                    stdout(&o),
+                    "published\n",
+                    "{c} via {a}:{port}: {}",
+                    stderr(&o)
+                );
+            }
+        }
         None => eprintln!("no global host address: skipping that part"),
     }
     if let Some(ns) = &d.netns {
