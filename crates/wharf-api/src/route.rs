@@ -93,6 +93,35 @@ impl std::fmt::Display for ApiVersion {
 }
 
 /// Resolves a request to its route and the API version it asked for (ours when unversioned).
+/// A path segment with its `%XX` escapes decoded (an invalid escape, or bytes that are not
+/// UTF-8 once decoded, are kept as they were).
+fn path_decode(seg: &str) -> String {
+    if !seg.contains('%') {
+        return seg.to_string();
+    }
+    let b = seg.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%')
+            .then(|| b.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(v) => {
+                out.push(v);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| seg.to_string())
+}
+
 pub fn route(method: &str, path: &str) -> Result<(ApiVersion, Route), ApiError> {
     let max = ApiVersion::parse(crate::API_VERSION).expect("valid");
     let min = ApiVersion::parse(crate::MIN_API_VERSION).expect("valid");
@@ -116,7 +145,14 @@ pub fn route(method: &str, path: &str) -> Result<(ApiVersion, Route), ApiError> 
         }
     }
     let not_found = || ApiError::not_found("page not found");
-    let segs: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    // Segments are percent-decoded, as Go's router sees the path (`/networks/test%2001` is
+    // network `test 01`); `+` stays itself in a path.
+    let decoded: Vec<String> = rest
+        .trim_start_matches('/')
+        .split('/')
+        .map(path_decode)
+        .collect();
+    let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let id = |i: usize| segs[i].to_string();
     use Route::*;
     let r = match (method, segs.as_slice()) {
@@ -195,6 +231,24 @@ pub fn route(method: &str, path: &str) -> Result<(ApiVersion, Route), ApiError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_segments_are_percent_decoded() {
+        assert_eq!(
+            route("GET", "/v1.41/networks/test%2001").unwrap().1,
+            Route::NetworkInspect("test 01".into())
+        );
+        assert_eq!(
+            route("GET", "/images/localhost:5000%2Fa/b+c/json")
+                .unwrap()
+                .1,
+            Route::ImageInspect("localhost:5000/a/b+c".into())
+        );
+        // Broken escapes are kept as they are.
+        assert_eq!(path_decode("a%2"), "a%2");
+        assert_eq!(path_decode("%zz%41"), "%zzA");
+        assert_eq!(path_decode("%ff"), "%ff");
+    }
 
     #[test]
     fn versioned_and_plain_paths() {

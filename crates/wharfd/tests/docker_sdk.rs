@@ -102,8 +102,6 @@ const NETWORK_TESTS: &[&str] = &[
 /// Network tests that pass against dockerd 20.10 and not against wharfd, each for a reason
 /// outside IPv6 and IPAM subnets (known gaps, listed so that any other one fails the test).
 const NETWORK_GAPS: &[(&str, &str)] = &[
-    ("test_connect_with_links", "legacy links are refused"),
-    ("test_create_with_links", "legacy links are refused"),
     (
         "test_create_with_driveropt",
         "endpoint DriverOpts are refused",
@@ -126,10 +124,6 @@ const NETWORK_GAPS: &[(&str, &str)] = &[
     (
         "test_create_network_with_ipam_config",
         "no AuxiliaryAddresses",
-    ),
-    (
-        "test_create_remove_network_with_space_in_name",
-        "network paths are not URL-decoded",
     ),
     // An IPv6 subnet without enable_ipv6, then ipv6_address: dockerd 20.10 records the
     // address; wharfd keeps the subnet unused (as Docker 28) and refuses the address.
@@ -154,7 +148,7 @@ fn sdk_6_1_3_network_tests_pass_wherever_they_pass_against_dockerd() {
     suite_passes_wherever_it_passes_against_dockerd(
         "network",
         NETWORK_TESTS,
-        20,
+        23,
         &gaps,
         &["test_create_network_ipv6_enabled"],
     );
