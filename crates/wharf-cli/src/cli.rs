@@ -151,6 +151,8 @@ pub enum Cmd {
     /// Manage builds
     #[command(subcommand)]
     Builder(BuilderCmd),
+    /// Define and run multi-container applications (docker compose)
+    Compose(ComposeArgs),
     /// Generate the autocompletion script for the specified shell
     Completion(CompletionArgs),
 }
@@ -1363,7 +1365,6 @@ pub struct CompletionArgs {
 pub const UNSUPPORTED_COMMANDS: &[&str] = &[
     "buildx",
     "checkpoint",
-    "compose",
     "config",
     "context",
     "init",
@@ -1458,3 +1459,156 @@ pub const UNSUPPORTED_FLAGS: &[&str] = &[
     "--type",
     "--cluster",
 ];
+
+#[derive(Args, Debug)]
+pub struct ComposeArgs {
+    /// Compose configuration files
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Vec<std::path::PathBuf>,
+    /// Project name
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
+    pub project_name: Option<String>,
+    /// Specify an alternate working directory (default: the path of the first compose file)
+    #[arg(long, value_name = "DIR")]
+    pub project_directory: Option<std::path::PathBuf>,
+    /// Specify an alternate environment file
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<std::path::PathBuf>,
+    /// Specify a profile to enable
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Vec<String>,
+    /// Set type of progress output (plain only for now; auto and tty print plain lines too)
+    #[arg(long, value_name = "TYPE")]
+    pub progress: Option<String>,
+    #[command(subcommand)]
+    pub cmd: ComposeCmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ComposeCmd {
+    /// Parse, resolve and render compose file in canonical format
+    Config(ComposeConfigArgs),
+    /// Create and start containers
+    Up(ComposeUpArgs),
+    /// Stop and remove containers, networks
+    Down(ComposeDownArgs),
+    /// List containers
+    Ps(ComposePsArgs),
+    /// View output from containers
+    Logs(ComposeLogsArgs),
+    /// Start services
+    Start(ComposeServicesArgs),
+    /// Stop services
+    Stop(ComposeStopArgs),
+    /// Restart service containers
+    Restart(ComposeStopArgs),
+    /// Removes stopped service containers
+    Rm(ComposeRmArgs),
+    /// compose commands wharf does not have yet: refused by name
+    #[command(external_subcommand)]
+    Other(Vec<String>),
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeConfigArgs {
+    /// Print the service names, one per line
+    #[arg(long)]
+    pub services: bool,
+    /// Print the volume names, one per line
+    #[arg(long)]
+    pub volumes: bool,
+    /// Only validate the configuration, don't print anything
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Save to file (default to stdout)
+    #[arg(short = 'o', long)]
+    pub output: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeUpArgs {
+    /// Detached mode: Run containers in the background
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Remove containers for services not defined in the Compose file
+    #[arg(long)]
+    pub remove_orphans: bool,
+    /// Recreate containers even if their configuration and image haven't changed
+    #[arg(long)]
+    pub force_recreate: bool,
+    /// Don't start the services after creating them
+    #[arg(long)]
+    pub no_start: bool,
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeDownArgs {
+    /// Remove named volumes declared in the "volumes" section of the Compose file
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+    /// Remove containers for services not defined in the Compose file
+    #[arg(long)]
+    pub remove_orphans: bool,
+    /// Specify a shutdown timeout in seconds
+    #[arg(short = 't', long)]
+    pub timeout: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposePsArgs {
+    /// Show all stopped containers (including those created by the run command)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only display IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Display services
+    #[arg(long)]
+    pub services: bool,
+    pub service_names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeLogsArgs {
+    /// Number of lines to show from the end of the logs for each container
+    #[arg(short = 'n', long)]
+    pub tail: Option<String>,
+    /// Show timestamps
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// Don't print prefix in logs
+    #[arg(long)]
+    pub no_log_prefix: bool,
+    /// Follow log output (not supported yet: refused)
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeServicesArgs {
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeStopArgs {
+    /// Specify a shutdown timeout in seconds
+    #[arg(short = 't', long)]
+    pub timeout: Option<u64>,
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeRmArgs {
+    /// Don't ask to confirm removal
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Stop the containers, if required, before removing
+    #[arg(short = 's', long)]
+    pub stop: bool,
+    /// Remove any anonymous volumes attached to containers
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+    pub services: Vec<String>,
+}

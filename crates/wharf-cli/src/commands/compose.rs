@@ -1,0 +1,548 @@
+//! `wharf compose`: loads the project with wharf-compose and runs its planner over this
+//! client (the `Engine` seam below), so it drives wharfd and dockerd alike.
+
+use super::{status, Ctx};
+use crate::cli::{ComposeArgs, ComposeCmd};
+use crate::client::{daemon_error, enc, enc_path};
+use crate::format::names::{display_ports, ellipsis, go_quote};
+use anyhow::{Context, Result};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use wharf_compose::engine::{
+    ContainerState, ContainerSummary, Engine, EngineError, EngineResult, LogChunk, Resource,
+};
+use wharf_compose::Out;
+
+/// The Engine API calls of compose over wharf's client.
+struct Api<'a> {
+    ctx: &'a Ctx,
+}
+
+fn engine_err(e: anyhow::Error) -> EngineError {
+    match daemon_error(&e) {
+        Some(d) => EngineError {
+            status: Some(d.status),
+            message: format!("Error response from daemon: {}", d.message),
+        },
+        None => EngineError {
+            status: None,
+            message: format!("{e:#}"),
+        },
+    }
+}
+
+fn label_filters(labels: &[String]) -> String {
+    enc(&json!({ "label": labels }).to_string())
+}
+
+fn labels_of(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn resource(v: &Value) -> Resource {
+    Resource {
+        name: v["Name"].as_str().unwrap_or("").to_string(),
+        labels: labels_of(&v["Labels"]),
+    }
+}
+
+impl Api<'_> {
+    async fn get_opt(&self, path: &str) -> EngineResult<Option<Value>> {
+        match self.ctx.client.get_json(path).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if daemon_error(&e).is_some_and(|d| d.status == 404) => Ok(None),
+            Err(e) => Err(engine_err(e)),
+        }
+    }
+
+    async fn post(&self, path: &str, body: Option<&Value>) -> EngineResult<Value> {
+        self.ctx
+            .client
+            .post_json(path, body)
+            .await
+            .map_err(engine_err)
+    }
+}
+
+impl Engine for Api<'_> {
+    async fn list_containers(
+        &self,
+        labels: &[String],
+        all: bool,
+    ) -> EngineResult<Vec<ContainerSummary>> {
+        let path = format!(
+            "/containers/json?all={}&filters={}",
+            u8::from(all),
+            label_filters(labels)
+        );
+        let v = self.ctx.client.get_json(&path).await.map_err(engine_err)?;
+        Ok(v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| ContainerSummary {
+                id: c["Id"].as_str().unwrap_or("").to_string(),
+                name: c["Names"][0]
+                    .as_str()
+                    .unwrap_or("")
+                    .trim_start_matches('/')
+                    .to_string(),
+                state: c["State"].as_str().unwrap_or("").to_string(),
+                status: c["Status"].as_str().unwrap_or("").to_string(),
+                image: c["Image"].as_str().unwrap_or("").to_string(),
+                command: c["Command"].as_str().unwrap_or("").to_string(),
+                labels: labels_of(&c["Labels"]),
+                created: c["Created"].as_i64().unwrap_or(0),
+                ports: display_ports(&c["Ports"]),
+            })
+            .collect())
+    }
+
+    async fn create_container(&self, name: &str, body: &Value) -> EngineResult<String> {
+        let v = self
+            .post(
+                &format!("/containers/create?name={}", enc(name)),
+                Some(body),
+            )
+            .await?;
+        Ok(v["Id"].as_str().unwrap_or("").to_string())
+    }
+
+    async fn start_container(&self, id: &str) -> EngineResult<()> {
+        self.post(&format!("/containers/{}/start", enc_path(id)), None)
+            .await
+            .map(drop)
+    }
+
+    async fn stop_container(&self, id: &str, timeout: Option<u64>) -> EngineResult<()> {
+        let t = timeout.map(|t| format!("?t={t}")).unwrap_or_default();
+        self.post(&format!("/containers/{}/stop{t}", enc_path(id)), None)
+            .await
+            .map(drop)
+    }
+
+    async fn restart_container(&self, id: &str, timeout: Option<u64>) -> EngineResult<()> {
+        let t = timeout.map(|t| format!("?t={t}")).unwrap_or_default();
+        self.post(&format!("/containers/{}/restart{t}", enc_path(id)), None)
+            .await
+            .map(drop)
+    }
+
+    async fn remove_container(&self, id: &str, force: bool, volumes: bool) -> EngineResult<()> {
+        self.ctx
+            .client
+            .delete(&format!(
+                "/containers/{}?force={}&v={}",
+                enc_path(id),
+                u8::from(force),
+                u8::from(volumes)
+            ))
+            .await
+            .map(drop)
+            .map_err(engine_err)
+    }
+
+    async fn inspect_container(&self, id: &str) -> EngineResult<ContainerState> {
+        let v = self
+            .ctx
+            .client
+            .get_json(&format!("/containers/{}/json", enc_path(id)))
+            .await
+            .map_err(engine_err)?;
+        Ok(ContainerState {
+            status: v["State"]["Status"].as_str().unwrap_or("").to_string(),
+            exit_code: v["State"]["ExitCode"].as_i64().unwrap_or(0),
+            health: v["State"]["Health"]["Status"].as_str().map(str::to_string),
+        })
+    }
+
+    async fn connect_network(
+        &self,
+        network: &str,
+        container: &str,
+        endpoint: &Value,
+    ) -> EngineResult<()> {
+        let body = json!({"Container": container, "EndpointConfig": endpoint});
+        self.post(
+            &format!("/networks/{}/connect", enc_path(network)),
+            Some(&body),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn list_networks(&self, labels: &[String]) -> EngineResult<Vec<Resource>> {
+        let v = self
+            .ctx
+            .client
+            .get_json(&format!("/networks?filters={}", label_filters(labels)))
+            .await
+            .map_err(engine_err)?;
+        Ok(v.as_array().into_iter().flatten().map(resource).collect())
+    }
+
+    async fn inspect_network(&self, name: &str) -> EngineResult<Option<Resource>> {
+        let v = self
+            .get_opt(&format!("/networks/{}", enc_path(name)))
+            .await?;
+        // The engine finds networks by id prefix too: only an exact name is this one.
+        Ok(v.map(|v| resource(&v)).filter(|r| r.name == name))
+    }
+
+    async fn create_network(&self, body: &Value) -> EngineResult<()> {
+        self.post("/networks/create", Some(body)).await.map(drop)
+    }
+
+    async fn remove_network(&self, name: &str) -> EngineResult<()> {
+        self.ctx
+            .client
+            .delete(&format!("/networks/{}", enc_path(name)))
+            .await
+            .map(drop)
+            .map_err(engine_err)
+    }
+
+    async fn list_volumes(&self, labels: &[String]) -> EngineResult<Vec<Resource>> {
+        let v = self
+            .ctx
+            .client
+            .get_json(&format!("/volumes?filters={}", label_filters(labels)))
+            .await
+            .map_err(engine_err)?;
+        Ok(v["Volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(resource)
+            .collect())
+    }
+
+    async fn inspect_volume(&self, name: &str) -> EngineResult<Option<Resource>> {
+        let v = self
+            .get_opt(&format!("/volumes/{}", enc_path(name)))
+            .await?;
+        Ok(v.map(|v| resource(&v)))
+    }
+
+    async fn create_volume(&self, body: &Value) -> EngineResult<()> {
+        self.post("/volumes/create", Some(body)).await.map(drop)
+    }
+
+    async fn remove_volume(&self, name: &str) -> EngineResult<()> {
+        self.ctx
+            .client
+            .delete(&format!("/volumes/{}", enc_path(name)))
+            .await
+            .map(drop)
+            .map_err(engine_err)
+    }
+
+    async fn logs(
+        &self,
+        id: &str,
+        tail: Option<&str>,
+        timestamps: bool,
+    ) -> EngineResult<Vec<LogChunk>> {
+        let st = self
+            .ctx
+            .client
+            .get_json(&format!("/containers/{}/json", enc_path(id)))
+            .await
+            .map_err(engine_err)?;
+        let tty = st["Config"]["Tty"].as_bool().unwrap_or(false);
+        let mut path = format!(
+            "/containers/{}/logs?stdout=1&stderr=1&timestamps={}",
+            enc_path(id),
+            u8::from(timestamps)
+        );
+        if let Some(t) = tail {
+            path.push_str(&format!("&tail={}", enc(t)));
+        }
+        let resp = self.ctx.client.get(&path).await.map_err(engine_err)?;
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| engine_err(anyhow::Error::new(e)))?
+            .to_bytes();
+        if tty {
+            return Ok(vec![LogChunk {
+                stream: 1,
+                data: body.to_vec(),
+            }]);
+        }
+        let mut dec = wharf_api::codec::FrameDecoder::default();
+        Ok(dec
+            .feed(&body)
+            .into_iter()
+            .map(|(stream, data)| LogChunk {
+                stream: if stream == wharf_api::codec::STDERR {
+                    2
+                } else {
+                    1
+                },
+                data: data.to_vec(),
+            })
+            .collect())
+    }
+
+    async fn image_exists(&self, image: &str) -> EngineResult<bool> {
+        Ok(self
+            .get_opt(&format!("/images/{}/json", enc_path(image)))
+            .await?
+            .is_some())
+    }
+
+    async fn pull_image(&self, image: &str) -> EngineResult<()> {
+        let (repo, tag) = crate::format::names::split_tag(image);
+        let q = match image.split_once('@') {
+            Some((n, d)) => format!(
+                "/images/create?fromImage={}",
+                enc(&format!("{}@{d}", crate::format::names::split_tag(n).0))
+            ),
+            None => format!(
+                "/images/create?fromImage={}&tag={}",
+                enc(&repo),
+                enc(&tag.unwrap_or_else(|| "latest".into()))
+            ),
+        };
+        let auth = crate::credentials::header_for_image(&self.ctx.config_dir, image)
+            .map_err(engine_err)?;
+        let resp = self
+            .ctx
+            .client
+            .request_with_headers("POST", &q, None, &[("X-Registry-Auth", &auth)])
+            .await
+            .map_err(engine_err)?;
+        let mut sink = std::io::sink();
+        crate::stream::show_progress(resp.into_body(), &mut sink, false)
+            .await
+            .map(drop)
+            .map_err(engine_err)
+    }
+
+    async fn sleep(&self, d: std::time::Duration) {
+        tokio::time::sleep(d).await;
+    }
+}
+
+/// Progress lines go to stderr, as compose v2 prints them.
+struct Stderr;
+
+impl Out for Stderr {
+    fn line(&mut self, s: &str) {
+        eprintln!("{s}");
+    }
+}
+
+struct Stdout;
+
+impl Out for Stdout {
+    fn line(&mut self, s: &str) {
+        println!("{s}");
+    }
+}
+
+/// compose v2's commands that wharf compose does not have yet.
+const NOT_YET: &[&str] = &[
+    "attach", "build", "commit", "cp", "create", "events", "exec", "export", "images", "kill",
+    "ls", "pause", "port", "pull", "push", "run", "scale", "stats", "top", "unpause", "version",
+    "wait", "watch", "alpha", "publish", "volumes",
+];
+
+pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
+    if let ComposeCmd::Other(words) = &a.cmd {
+        let name = words.first().map(String::as_str).unwrap_or("");
+        if NOT_YET.contains(&name) {
+            return Err(status(
+                1,
+                format!("wharf compose: '{name}' is not supported yet (see docs/compatibility.md)"),
+            ));
+        }
+        return Err(status(
+            1,
+            format!("unknown docker command: \"compose {name}\""),
+        ));
+    }
+    if let Some(p) = a.progress.as_deref() {
+        if !matches!(p, "auto" | "tty" | "plain") {
+            return Err(status(
+                1,
+                format!("wharf compose: --progress {p} is not supported yet (plain lines only)"),
+            ));
+        }
+    }
+    let opts = wharf_compose::Options {
+        files: a.file.clone(),
+        project_name: a.project_name.clone(),
+        project_directory: a.project_directory.clone(),
+        env_files: a.env_file.clone(),
+        profiles: a.profile.clone(),
+        environ: std::env::vars().collect(),
+        cwd: std::env::current_dir().context("the current directory")?,
+    };
+    let project = wharf_compose::load(&opts).map_err(|e| status(1, e.to_string()))?;
+    let api = Api { ctx };
+    let fail = |e: wharf_compose::up::UpError| status(1, e.to_string());
+    match a.cmd {
+        ComposeCmd::Config(c) => {
+            let text = if c.services {
+                lines(wharf_compose::config::services(&project))
+            } else if c.volumes {
+                lines(wharf_compose::config::volumes(&project))
+            } else {
+                wharf_compose::config::to_yaml(&project)
+            };
+            if c.quiet {
+                return Ok(0);
+            }
+            match c.output {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{text}"),
+            }
+        }
+        ComposeCmd::Up(u) => {
+            if !u.detach {
+                return Err(status(
+                    1,
+                    "wharf compose: up without -d (attached to the logs) is not supported yet: use up -d",
+                ));
+            }
+            let o = wharf_compose::up::UpOptions {
+                services: u.services,
+                remove_orphans: u.remove_orphans,
+                force_recreate: u.force_recreate,
+                no_start: u.no_start,
+            };
+            wharf_compose::up::up(&api, &project, &o, &mut Stderr)
+                .await
+                .map_err(fail)?;
+        }
+        ComposeCmd::Down(d) => {
+            let o = wharf_compose::down::DownOptions {
+                volumes: d.volumes,
+                remove_orphans: d.remove_orphans,
+                timeout: d.timeout,
+            };
+            wharf_compose::down::down(&api, &project, &o, &mut Stderr)
+                .await
+                .map_err(fail)?;
+        }
+        ComposeCmd::Ps(p) => {
+            if p.services {
+                let mut names: Vec<String> = Vec::new();
+                for c in wharf_compose::ops::containers(&api, &project, &p.service_names, p.all)
+                    .await
+                    .map_err(fail)?
+                {
+                    let s = c
+                        .label(wharf_compose::labels::SERVICE)
+                        .unwrap_or("")
+                        .to_string();
+                    if !names.contains(&s) {
+                        names.push(s);
+                    }
+                }
+                print!("{}", lines(names));
+                return Ok(0);
+            }
+            let cs = wharf_compose::ops::containers(&api, &project, &p.service_names, p.all)
+                .await
+                .map_err(fail)?;
+            if p.quiet {
+                for c in cs {
+                    println!("{}", c.id);
+                }
+                return Ok(0);
+            }
+            print!("{}", ps_table(&cs));
+        }
+        ComposeCmd::Logs(l) => {
+            if l.follow {
+                return Err(status(1, "wharf compose: logs -f is not supported yet"));
+            }
+            let o = wharf_compose::ops::LogOptions {
+                services: l.services,
+                tail: l.tail,
+                timestamps: l.timestamps,
+                prefix: !l.no_log_prefix,
+            };
+            wharf_compose::ops::logs(&api, &project, &o, &mut Stdout, &mut Stderr)
+                .await
+                .map_err(fail)?;
+        }
+        ComposeCmd::Start(s) => wharf_compose::ops::start(&api, &project, &s.services, &mut Stderr)
+            .await
+            .map_err(fail)?,
+        ComposeCmd::Stop(s) => {
+            wharf_compose::ops::stop(&api, &project, &s.services, s.timeout, &mut Stderr)
+                .await
+                .map_err(fail)?
+        }
+        ComposeCmd::Restart(s) => {
+            wharf_compose::ops::restart(&api, &project, &s.services, s.timeout, &mut Stderr)
+                .await
+                .map_err(fail)?
+        }
+        ComposeCmd::Rm(r) => {
+            let force = r.force;
+            let mut confirm = |names: &[String]| {
+                if force {
+                    return true;
+                }
+                // compose asks on a terminal; without one (and without -f) it removes nothing.
+                eprintln!("Going to remove {}", names.join(", "));
+                if !crate::tty::is_tty(std::os::fd::AsFd::as_fd(&std::io::stdin())) {
+                    return false;
+                }
+                eprint!("? Are you sure? (y/N) ");
+                let mut ans = String::new();
+                let _ = std::io::stdin().read_line(&mut ans);
+                matches!(ans.trim(), "y" | "Y" | "yes")
+            };
+            wharf_compose::ops::rm(
+                &api,
+                &project,
+                &r.services,
+                r.stop,
+                r.volumes,
+                &mut confirm,
+                &mut Stderr,
+            )
+            .await
+            .map_err(fail)?;
+        }
+        ComposeCmd::Other(_) => unreachable!("handled above"),
+    }
+    Ok(0)
+}
+
+fn lines(v: Vec<String>) -> String {
+    v.into_iter().map(|s| s + "\n").collect()
+}
+
+/// `compose ps`: NAME IMAGE COMMAND SERVICE CREATED STATUS PORTS, aligned as compose's
+/// tabwriter does.
+fn ps_table(cs: &[ContainerSummary]) -> String {
+    let mut t = String::from("NAME\tIMAGE\tCOMMAND\tSERVICE\tCREATED\tSTATUS\tPORTS\n");
+    for c in cs {
+        t.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            c.name,
+            c.image,
+            go_quote(&ellipsis(&c.command, 20)),
+            c.label(wharf_compose::labels::SERVICE).unwrap_or(""),
+            crate::format::human::ago(c.created),
+            c.status,
+            c.ports
+        ));
+    }
+    crate::format::table::align(&t)
+}

@@ -1,0 +1,364 @@
+//! `wharf compose` end to end: a 3-service project (a healthchecked store with a named
+//! volume, an api on two networks with an alias, a web front) brought up, listed, reached by
+//! name from another service, its logs read, one service changed and recreated alone, and
+//! taken down with nothing left. Run against a test wharfd and, when Debian's dockerd is
+//! usable, against a test dockerd: the same compose code over the same Engine API.
+
+mod common;
+
+use common::target::Target;
+use common::{eventually, stderr, stdout};
+
+macro_rules! scenario {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn on_wharfd() {
+                require_env!();
+                super::$name(&Target::wharfd());
+            }
+            #[test]
+            fn on_dockerd() {
+                require_env!();
+                let Some(t) = Target::dockerd() else { return };
+                super::$name(&t);
+            }
+        }
+    };
+}
+
+const PROJECT: &str = r#"
+services:
+  db:
+    image: busybox
+    command: ["sh", "-c", "echo db-ready; echo stored > /data/f; exec httpd -f -p 80 -h /data"]
+    volumes: [data:/data]
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/f"]
+      interval: 1s
+      retries: 20
+  api:
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo api-$${HOSTNAME:+x} > /www/i && echo api-up && exec httpd -f -p 8080 -h /www"]
+    depends_on:
+      db: {condition: service_healthy}
+    networks:
+      default: {}
+      back: {aliases: [backend]}
+  web:
+    image: busybox
+    command: sh -c 'echo web-$$GREETING; exec sleep 300'
+    environment:
+      GREETING: ${GREETING:-hello}
+    depends_on: [api]
+    networks: [back]
+networks:
+  back: {}
+volumes:
+  data: {}
+"#;
+
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(yaml: &str) -> Project {
+        let dir = tempfile::Builder::new()
+            .prefix("wharf-compose-e2e-")
+            .tempdir()
+            .unwrap();
+        std::fs::write(dir.path().join("compose.yaml"), yaml).unwrap();
+        Project { dir }
+    }
+
+    fn file(&self) -> String {
+        self.dir.path().join("compose.yaml").display().to_string()
+    }
+}
+
+/// `wharf compose -f <file> -p ct <args>` against the target.
+fn compose(t: &Target, p: &Project, args: &[&str]) -> std::process::Output {
+    let file = p.file();
+    let mut all = vec!["compose", "-f", file.as_str(), "-p", "ct"];
+    all.extend_from_slice(args);
+    t.wharf(&all)
+}
+
+#[track_caller]
+fn compose_ok(t: &Target, p: &Project, args: &[&str]) -> (String, String) {
+    let o = compose(t, p, args);
+    assert!(
+        o.status.success(),
+        "wharf compose {args:?} failed: {}\n--- daemon log ---\n{}",
+        stderr(&o),
+        t.log()
+    );
+    (stdout(&o), stderr(&o))
+}
+
+fn id_of(t: &Target, name: &str) -> String {
+    t.ok(&["inspect", "-f", "{{.Id}}", name]).trim().to_string()
+}
+
+scenario!(three_services_up_ps_dns_logs_recreate_down);
+fn three_services_up_ps_dns_logs_recreate_down(t: &Target) {
+    let p = Project::new(PROJECT);
+
+    // config: the canonical form, the implied default network, the engine names.
+    let (cfg, _) = compose_ok(t, &p, &["config"]);
+    assert!(cfg.starts_with("name: ct\nservices:\n  api:\n"), "{cfg}");
+    assert!(cfg.contains("networks:\n  back:\n    name: ct_back\n  default:\n    name: ct_default\nvolumes:\n  data:\n    name: ct_data\n"), "{cfg}");
+    assert!(
+        cfg.contains("    environment:\n      GREETING: hello\n"),
+        "{cfg}"
+    );
+    assert_eq!(
+        compose_ok(t, &p, &["config", "--services"]).0,
+        "api\ndb\nweb\n"
+    );
+
+    // up -d: networks, volume, containers in dependency order, db healthy before api starts.
+    let (_, err) = compose_ok(t, &p, &["up", "-d"]);
+    let lines: Vec<&str> = err.lines().collect();
+    for want in [
+        " Network ct_back  Created",
+        " Network ct_default  Created",
+        " Volume \"ct_data\"  Created",
+        " Container ct-db-1  Created",
+        " Container ct-db-1  Healthy",
+        " Container ct-api-1  Started",
+        " Container ct-web-1  Started",
+    ] {
+        assert!(lines.contains(&want), "{want:?} missing from:\n{err}");
+    }
+    let pos = |l: &str| lines.iter().position(|x| *x == l).unwrap();
+    assert!(
+        pos(" Container ct-db-1  Healthy") < pos(" Container ct-api-1  Starting"),
+        "{err}"
+    );
+    assert!(
+        pos(" Container ct-api-1  Started") < pos(" Container ct-web-1  Starting"),
+        "{err}"
+    );
+
+    // The labels compose v2 sets.
+    let labels = t.ok(&["inspect", "-f", "{{json .Config.Labels}}", "ct-api-1"]);
+    let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(labels["com.docker.compose.project"], "ct");
+    assert_eq!(labels["com.docker.compose.service"], "api");
+    assert_eq!(labels["com.docker.compose.container-number"], "1");
+    assert_eq!(labels["com.docker.compose.oneoff"], "False");
+    assert_eq!(
+        labels["com.docker.compose.project.config_files"],
+        p.file().as_str()
+    );
+    assert_eq!(
+        labels["com.docker.compose.project.working_dir"],
+        p.dir.path().display().to_string().as_str()
+    );
+    assert_eq!(
+        labels["com.docker.compose.config-hash"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+
+    // ps: the three, with their services, up.
+    let (ps, _) = compose_ok(t, &p, &["ps"]);
+    let rows: Vec<&str> = ps.lines().collect();
+    assert!(rows[0].starts_with("NAME "), "{ps}");
+    assert_eq!(rows.len(), 4, "{ps}");
+    for (row, (name, svc)) in
+        rows[1..]
+            .iter()
+            .zip([("ct-db-1", "db"), ("ct-api-1", "api"), ("ct-web-1", "web")])
+    {
+        let cells: Vec<&str> = row
+            .split("   ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(cells[0], name, "{ps}");
+        assert_eq!(cells[1], "busybox", "{ps}");
+        assert_eq!(cells[3], svc, "{ps}");
+        assert!(cells[5].starts_with("Up "), "{ps}");
+    }
+    assert_eq!(compose_ok(t, &p, &["ps", "-q"]).0.lines().count(), 3);
+
+    // A service reaches another by its service name, and by an alias on a declared network.
+    let got = t.ok(&["exec", "ct-api-1", "wget", "-q", "-O", "-", "http://db/f"]);
+    assert_eq!(got, "stored\n");
+    eventually("web reaches api as backend", || {
+        let o = t.wharf(&[
+            "exec",
+            "ct-web-1",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://backend:8080/i",
+        ]);
+        o.status.success() && stdout(&o) == "api-x\n"
+    });
+    // web is not on the default network: db is not its to reach.
+    let o = t.wharf(&[
+        "exec",
+        "ct-web-1",
+        "wget",
+        "-q",
+        "-T",
+        "2",
+        "-O",
+        "-",
+        "http://db/f",
+    ]);
+    assert!(!o.status.success(), "web reached db across networks");
+
+    // logs, prefixed by container name padded to the longest.
+    let (logs, _) = compose_ok(t, &p, &["logs"]);
+    for want in [
+        "ct-db-1   | db-ready",
+        "ct-api-1  | api-up",
+        "ct-web-1  | web-hello",
+    ] {
+        assert!(
+            logs.lines().any(|l| l == want),
+            "{want:?} missing from:\n{logs}"
+        );
+    }
+    let (logs, _) = compose_ok(t, &p, &["logs", "--no-log-prefix", "web"]);
+    assert_eq!(logs, "web-hello\n");
+
+    // The same file again changes nothing; a change to web recreates web alone.
+    let (db_id, api_id, web_id) = (
+        id_of(t, "ct-db-1"),
+        id_of(t, "ct-api-1"),
+        id_of(t, "ct-web-1"),
+    );
+    let (_, err) = compose_ok(t, &p, &["up", "-d"]);
+    assert!(
+        !err.contains("Recreate") && !err.contains("Created"),
+        "{err}"
+    );
+    assert_eq!(id_of(t, "ct-web-1"), web_id);
+    std::fs::write(p.dir.path().join(".env"), "GREETING=changed\n").unwrap();
+    let (_, err) = compose_ok(t, &p, &["up", "-d"]);
+    assert!(
+        err.lines().any(|l| l == " Container ct-web-1  Recreated"),
+        "{err}"
+    );
+    assert!(
+        err.lines().any(|l| l == " Container ct-db-1  Running"),
+        "{err}"
+    );
+    assert!(
+        err.lines().any(|l| l == " Container ct-api-1  Running"),
+        "{err}"
+    );
+    assert_eq!(id_of(t, "ct-db-1"), db_id);
+    assert_eq!(id_of(t, "ct-api-1"), api_id);
+    assert_ne!(id_of(t, "ct-web-1"), web_id);
+    eventually("the new web logs the new greeting", || {
+        compose(t, &p, &["logs", "--no-log-prefix", "web"]).stdout == b"web-changed\n"
+    });
+
+    // stop / start / restart.
+    let (_, err) = compose_ok(t, &p, &["stop", "-t", "1", "web"]);
+    assert_eq!(
+        err,
+        " Container ct-web-1  Stopping\n Container ct-web-1  Stopped\n"
+    );
+    assert_eq!(compose_ok(t, &p, &["ps", "--services"]).0, "db\napi\n");
+    let (_, err) = compose_ok(t, &p, &["start", "web"]);
+    assert_eq!(
+        err,
+        " Container ct-web-1  Starting\n Container ct-web-1  Started\n"
+    );
+    let (_, err) = compose_ok(t, &p, &["restart", "-t", "1", "web"]);
+    assert_eq!(
+        err,
+        " Container ct-web-1  Restarting\n Container ct-web-1  Started\n"
+    );
+
+    // down -v: nothing of the project is left.
+    let (_, err) = compose_ok(t, &p, &["down", "-v", "-t", "1"]);
+    for want in [
+        " Container ct-web-1  Removed",
+        " Container ct-db-1  Removed",
+        " Network ct_back  Removed",
+        " Network ct_default  Removed",
+        " Volume ct_data  Removed",
+    ] {
+        assert!(
+            err.lines().any(|l| l == want),
+            "{want:?} missing from:\n{err}"
+        );
+    }
+    assert_eq!(
+        t.ok(&[
+            "ps",
+            "-aq",
+            "--filter",
+            "label=com.docker.compose.project=ct"
+        ]),
+        ""
+    );
+    let nets = t.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!nets.lines().any(|n| n.starts_with("ct_")), "{nets}");
+    let vols = t.ok(&["volume", "ls", "-q"]);
+    assert!(!vols.lines().any(|v| v == "ct_data"), "{vols}");
+}
+
+scenario!(errors_and_refusals);
+fn errors_and_refusals(t: &Target) {
+    // A bad key: the file, the key path and what is wrong; nothing is created.
+    let p = Project::new("services:\n  a:\n    image: busybox\n    bogus: 1\n");
+    let o = compose(t, &p, &["up", "-d"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "{}: services.a: additional property bogus is not allowed\n",
+            p.file()
+        )
+    );
+    // Parsed but not implemented: refused by name.
+    let p = Project::new("services:\n  a:\n    image: busybox\n    cap_add: [NET_ADMIN]\n");
+    let o = compose(t, &p, &["up", "-d"]);
+    assert_eq!(
+        stderr(&o),
+        "service \"a\": cap_add is not supported by wharf compose yet\n"
+    );
+    assert_eq!(t.ok(&["ps", "-aq"]), "");
+    let o = compose(t, &p, &["exec", "a", "true"]);
+    assert_eq!(
+        stderr(&o),
+        "wharf compose: 'exec' is not supported yet (see docs/compatibility.md)\n"
+    );
+    // A required variable.
+    let p = Project::new("services:\n  a:\n    image: \"busybox:${TAG:?TAG must be set}\"\n");
+    let o = compose(t, &p, &["config"]);
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "{}: services.a.image: required variable TAG is missing a value: TAG must be set\n",
+            p.file()
+        )
+    );
+    // A dependency that does not complete successfully stops up.
+    let p = Project::new("services:\n  init:\n    image: busybox\n    command: sh -c 'exit 3'\n  app:\n    image: busybox\n    command: sleep 300\n    depends_on: {init: {condition: service_completed_successfully}}\n");
+    let o = compose(t, &p, &["up", "-d"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).ends_with("service \"init\" didn't complete successfully: exit 3\n"),
+        "{}",
+        stderr(&o)
+    );
+    let state = t.ok(&["inspect", "-f", "{{.State.Status}}", "ct-app-1"]);
+    assert_eq!(state.trim(), "created");
+    compose_ok(t, &p, &["down"]);
+    assert_eq!(t.ok(&["ps", "-aq"]), "");
+}
