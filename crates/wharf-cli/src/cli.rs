@@ -1580,7 +1580,7 @@ pub struct ComposeLogsArgs {
     /// Don't print prefix in logs
     #[arg(long)]
     pub no_log_prefix: bool,
-    /// Follow log output (not supported yet: refused)
+    /// Follow log output
     #[arg(short = 'f', long)]
     pub follow: bool,
     pub services: Vec<String>,

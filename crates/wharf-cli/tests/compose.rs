@@ -362,3 +362,63 @@ fn errors_and_refusals(t: &Target) {
     compose_ok(t, &p, &["down"]);
     assert_eq!(t.ok(&["ps", "-aq"]), "");
 }
+
+scenario!(attached_up_logs_follow_and_ctrl_c);
+fn attached_up_logs_follow_and_ctrl_c(t: &Target) {
+    // Attached: every line prefixed, each exit reported, back when all have stopped.
+    let p = Project::new("services:\n  one:\n    image: busybox\n    command: sh -c 'echo one-a; sleep 1; echo one-b'\n  two:\n    image: busybox\n    command: sh -c 'echo two-a >&2; exit 3'\n");
+    let (out, err) = compose_ok(t, &p, &["up"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "Attaching to ct-one-1, ct-two-1", "{out}");
+    for want in [
+        "ct-one-1  | one-a",
+        "ct-one-1  | one-b",
+        "ct-two-1 exited with code 3",
+        "ct-one-1 exited with code 0",
+    ] {
+        assert!(lines.contains(&want), "{want:?} missing from:\n{out}");
+    }
+    let pos = |l: &str| lines.iter().position(|x| *x == l).unwrap();
+    assert!(
+        pos("ct-one-1  | one-b") < pos("ct-one-1 exited with code 0"),
+        "{out}"
+    );
+    assert!(err.lines().any(|l| l == "ct-two-1  | two-a"), "{err}");
+    // logs -f of stopped containers: everything, then back.
+    let (logs, _) = compose_ok(t, &p, &["logs", "-f", "one"]);
+    assert_eq!(logs, "ct-one-1  | one-a\nct-one-1  | one-b\n");
+    compose_ok(t, &p, &["down"]);
+
+    // Ctrl-C stops the containers.
+    let p = Project::new("services:\n  s:\n    image: busybox\n    command: sh -c 'echo started; exec sleep 300'\n    stop_grace_period: 1s\n");
+    let file = p.file();
+    let child = std::process::Command::new(common::WHARF)
+        .args(["-H", &t.host(), "compose", "-f", &file, "-p", "ct", "up"])
+        .env_remove("DOCKER_HOST")
+        .env_remove("WHARF_HOST")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("the service is running", || {
+        t.ok(&["ps", "-q", "--filter", "name=ct-s-1"]).trim().len() == 12
+    });
+    eventually("its log is followed", || {
+        let o = compose(t, &p, &["logs"]);
+        stdout(&o).contains("started")
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Gracefully stopping... (press Ctrl+C again to force)\n Container ct-s-1  Stopping\n Container ct-s-1  Stopped\n"), "{}", stderr(&o));
+    assert_eq!(
+        t.ok(&["inspect", "-f", "{{.State.Status}}", "ct-s-1"])
+            .trim(),
+        "exited"
+    );
+    compose_ok(t, &p, &["down"]);
+}

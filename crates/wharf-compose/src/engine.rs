@@ -35,6 +35,10 @@ pub struct ContainerSummary {
     pub image: String,
     pub command: String,
     pub labels: BTreeMap<String, String>,
+    /// Unix seconds.
+    pub created: i64,
+    /// The published ports as `docker ps` shows them.
+    pub ports: String,
 }
 
 impl ContainerSummary {
@@ -65,6 +69,16 @@ pub struct LogChunk {
     /// 1 stdout, 2 stderr.
     pub stream: u8,
     pub data: Vec<u8>,
+}
+
+/// What following a container's log yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEvent {
+    Chunk(LogChunk),
+    /// The log ended: the container stopped, with this exit code.
+    End {
+        exit_code: i64,
+    },
 }
 
 /// The Engine API calls compose needs. Bodies are Engine API JSON (`ContainerCreate`,
@@ -106,6 +120,16 @@ pub trait Engine {
         tail: Option<&str>,
         timestamps: bool,
     ) -> EngineResult<Vec<LogChunk>>;
+    /// Follows the logs of several containers at once (`follow=1`), giving each chunk with
+    /// the index of its container as it comes, and `End` when a container's log ends; returns
+    /// when all have ended.
+    async fn follow_logs(
+        &self,
+        ids: &[String],
+        tail: Option<&str>,
+        timestamps: bool,
+        each: &mut dyn FnMut(usize, LogEvent),
+    ) -> EngineResult<()>;
     async fn image_exists(&self, image: &str) -> EngineResult<bool>;
     /// Pulls an image (progress is the implementation's to show or not).
     async fn pull_image(&self, image: &str) -> EngineResult<()>;

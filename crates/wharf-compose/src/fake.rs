@@ -90,6 +90,8 @@ impl Engine for Fake {
                 image: c.body["Image"].as_str().unwrap_or("").into(),
                 command: String::new(),
                 labels: labels_of(&c.body["Labels"]),
+                created: 0,
+                ports: String::new(),
             })
             .collect())
     }
@@ -320,6 +322,30 @@ impl Engine for Fake {
             },
         ])
     }
+    async fn follow_logs(
+        &self,
+        ids: &[String],
+        tail: Option<&str>,
+        ts: bool,
+        each: &mut dyn FnMut(usize, LogEvent),
+    ) -> EngineResult<()> {
+        // Interleaved: the first chunk of each, then the rest, then the ends.
+        let mut all = Vec::new();
+        for id in ids {
+            all.push(self.logs(id, tail, ts).await?);
+        }
+        for round in 0..3 {
+            for (i, chunks) in all.iter().enumerate() {
+                if let Some(ch) = chunks.get(round) {
+                    each(i, LogEvent::Chunk(ch.clone()));
+                }
+            }
+        }
+        for i in 0..ids.len() {
+            each(i, LogEvent::End { exit_code: 0 });
+        }
+        Ok(())
+    }
     async fn image_exists(&self, _image: &str) -> EngineResult<bool> {
         Ok(true)
     }
@@ -500,6 +526,25 @@ mod tests {
     }
 
     #[test]
+    fn attach_follows_and_reports_exits() {
+        let (_t, p) = project("name: p\nservices:\n  a: {image: x}\n");
+        let f = Fake::default();
+        run(up(&f, &p, &UpOptions::default(), &mut Vec::new())).unwrap();
+        let (mut so, mut se) = (Vec::new(), Vec::new());
+        run(crate::up::attach(&f, &p, &[], &mut so, &mut se)).unwrap();
+        assert_eq!(
+            so,
+            [
+                "Attaching to p-a-1",
+                "p-a-1  | hello from p-a-1",
+                "p-a-1  | second line",
+                "p-a-1 exited with code 0"
+            ]
+        );
+        assert_eq!(se, ["p-a-1  | oops"]);
+    }
+
+    #[test]
     fn unsupported_keys_refused_by_name() {
         let (_t, p) = project("services:\n  a: {image: x, cap_add: [ALL]}\n");
         let e = run(up(
@@ -580,6 +625,24 @@ mod tests {
                 "p-a-1     | hello from p-a-1",
                 "p-a-1     | second line",
                 "p-bbbb-1  | hello from p-bbbb-1",
+                "p-bbbb-1  | second line"
+            ]
+        );
+        assert_eq!(se, ["p-a-1     | oops", "p-bbbb-1  | oops"]);
+        // Followed, lines of different containers interleave but each stays whole.
+        let (mut so, mut se) = (Vec::new(), Vec::new());
+        let opts = crate::ops::LogOptions {
+            prefix: true,
+            follow: true,
+            ..Default::default()
+        };
+        run(crate::ops::logs(&f, &p, &opts, &mut so, &mut se)).unwrap();
+        assert_eq!(
+            so,
+            [
+                "p-a-1     | hello from p-a-1",
+                "p-bbbb-1  | hello from p-bbbb-1",
+                "p-a-1     | second line",
                 "p-bbbb-1  | second line"
             ]
         );

@@ -1,6 +1,6 @@
 //! The commands over existing containers: `ps`, `logs`, `start`, `stop`, `restart`, `rm`.
 
-use crate::engine::{ContainerSummary, Engine};
+use crate::engine::{ContainerSummary, Engine, LogChunk, LogEvent};
 use crate::labels;
 use crate::model::Project;
 use crate::plan::start_order;
@@ -144,10 +144,64 @@ pub struct LogOptions {
     pub timestamps: bool,
     /// Each line prefixed with its container's name (not `--no-log-prefix`).
     pub prefix: bool,
+    /// `-f`: until every container's log ends.
+    pub follow: bool,
 }
 
-/// `logs`: each container's log, every line prefixed with the container's name padded to the
-/// longest (`p-web-1  | hello`), containers in dependency order.
+/// Splits chunks into lines per container and stream, and prints them with the container's
+/// name padded to the longest (`p-web-1  | hello`) unless `prefix` is off.
+pub struct Lines {
+    names: Vec<String>,
+    width: usize,
+    prefix: bool,
+    pending: Vec<[Vec<u8>; 2]>,
+}
+
+impl Lines {
+    pub fn new(names: Vec<String>, prefix: bool) -> Lines {
+        let width = names.iter().map(String::len).max().unwrap_or(0);
+        let pending = names.iter().map(|_| [Vec::new(), Vec::new()]).collect();
+        Lines {
+            names,
+            width,
+            prefix,
+            pending,
+        }
+    }
+
+    fn emit(&self, i: usize, idx: usize, bytes: &[u8], stdout: &mut dyn Out, stderr: &mut dyn Out) {
+        let text = String::from_utf8_lossy(bytes);
+        let out: &mut dyn Out = if idx == 1 { stderr } else { stdout };
+        if self.prefix {
+            out.line(&format!("{:w$}  | {text}", self.names[i], w = self.width));
+        } else {
+            out.line(&text);
+        }
+    }
+
+    /// Prints the complete lines of a chunk of container `i`'s log.
+    pub fn feed(&mut self, i: usize, ch: &LogChunk, stdout: &mut dyn Out, stderr: &mut dyn Out) {
+        let idx = usize::from(ch.stream == 2);
+        self.pending[i][idx].extend_from_slice(&ch.data);
+        while let Some(pos) = self.pending[i][idx].iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending[i][idx].drain(..=pos).collect();
+            self.emit(i, idx, &line[..line.len() - 1], stdout, stderr);
+        }
+    }
+
+    /// Prints what is left of container `i`'s log without a final newline.
+    pub fn finish(&mut self, i: usize, stdout: &mut dyn Out, stderr: &mut dyn Out) {
+        for idx in 0..2 {
+            let rest = std::mem::take(&mut self.pending[i][idx]);
+            if !rest.is_empty() {
+                self.emit(i, idx, &rest, stdout, stderr);
+            }
+        }
+    }
+}
+
+/// `logs` (and `logs -f` with `follow`): each container's log, line by line with its prefix,
+/// containers in dependency order (followed ones as their lines come).
 pub async fn logs<E: Engine>(
     e: &E,
     p: &Project,
@@ -155,37 +209,23 @@ pub async fn logs<E: Engine>(
     stdout: &mut dyn Out,
     stderr: &mut dyn Out,
 ) -> UpResult<()> {
-    let (tail, timestamps, prefix) = (opts.tail.as_deref(), opts.timestamps, opts.prefix);
+    let (tail, timestamps) = (opts.tail.as_deref(), opts.timestamps);
     let cs = containers(e, p, &opts.services, true).await?;
-    let width = cs.iter().map(|c| c.name.len()).max().unwrap_or(0);
-    for c in &cs {
-        let chunks = e.logs(&c.id, tail, timestamps).await?;
-        let mut pending = [Vec::new(), Vec::new()];
-        for ch in chunks {
-            let idx = usize::from(ch.stream == 2);
-            pending[idx].extend_from_slice(&ch.data);
-            while let Some(pos) = pending[idx].iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = pending[idx].drain(..=pos).collect();
-                let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-                let out: &mut dyn Out = if idx == 1 { &mut *stderr } else { &mut *stdout };
-                if prefix {
-                    out.line(&format!("{:width$}  | {text}", c.name));
-                } else {
-                    out.line(&text);
-                }
-            }
+    let mut lines = Lines::new(cs.iter().map(|c| c.name.clone()).collect(), opts.prefix);
+    if opts.follow {
+        let ids: Vec<String> = cs.iter().map(|c| c.id.clone()).collect();
+        let mut each = |i: usize, ev: LogEvent| match ev {
+            LogEvent::Chunk(ch) => lines.feed(i, &ch, &mut *stdout, &mut *stderr),
+            LogEvent::End { .. } => lines.finish(i, &mut *stdout, &mut *stderr),
+        };
+        e.follow_logs(&ids, tail, timestamps, &mut each).await?;
+        return Ok(());
+    }
+    for (i, c) in cs.iter().enumerate() {
+        for ch in e.logs(&c.id, tail, timestamps).await? {
+            lines.feed(i, &ch, stdout, stderr);
         }
-        for (idx, rest) in pending.iter().enumerate() {
-            if !rest.is_empty() {
-                let text = String::from_utf8_lossy(rest).into_owned();
-                let out: &mut dyn Out = if idx == 1 { &mut *stderr } else { &mut *stdout };
-                if prefix {
-                    out.line(&format!("{:width$}  | {text}", c.name));
-                } else {
-                    out.line(&text);
-                }
-            }
-        }
+        lines.finish(i, stdout, stderr);
     }
     Ok(())
 }

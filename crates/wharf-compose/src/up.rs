@@ -378,3 +378,29 @@ async fn wait_dependencies<E: Engine>(
     }
     Ok(())
 }
+
+/// `up` without `-d`, after [`up`]: "Attaching to ..." and the logs of the services' containers
+/// followed (prefixed) until every one of them stops, each end reported as compose v2 does
+/// (`p-web-1 exited with code 0`). The caller stops the containers on Ctrl-C.
+pub async fn attach<E: Engine>(
+    e: &E,
+    p: &Project,
+    services: &[String],
+    stdout: &mut dyn Out,
+    stderr: &mut dyn Out,
+) -> UpResult<()> {
+    let cs = crate::ops::containers(e, p, services, true).await?;
+    let names: Vec<String> = cs.iter().map(|c| c.name.clone()).collect();
+    stdout.line(&format!("Attaching to {}", names.join(", ")));
+    let ids: Vec<String> = cs.iter().map(|c| c.id.clone()).collect();
+    let mut lines = crate::ops::Lines::new(names.clone(), true);
+    let mut each = |i: usize, ev: crate::engine::LogEvent| match ev {
+        crate::engine::LogEvent::Chunk(ch) => lines.feed(i, &ch, &mut *stdout, &mut *stderr),
+        crate::engine::LogEvent::End { exit_code } => {
+            lines.finish(i, &mut *stdout, &mut *stderr);
+            stdout.line(&format!("{} exited with code {exit_code}", names[i]));
+        }
+    };
+    e.follow_logs(&ids, None, false, &mut each).await?;
+    Ok(())
+}

@@ -10,7 +10,8 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use wharf_compose::engine::{
-    ContainerState, ContainerSummary, Engine, EngineError, EngineResult, LogChunk, Resource,
+    ContainerState, ContainerSummary, Engine, EngineError, EngineResult, LogChunk, LogEvent,
+    Resource,
 };
 use wharf_compose::Out;
 
@@ -292,6 +293,46 @@ impl Engine for Api<'_> {
             .collect())
     }
 
+    async fn follow_logs(
+        &self,
+        ids: &[String],
+        tail: Option<&str>,
+        timestamps: bool,
+        each: &mut dyn FnMut(usize, LogEvent),
+    ) -> EngineResult<()> {
+        // One task per container, their chunks merged through a channel in arrival order.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for (i, id) in ids.iter().enumerate() {
+            let client = self.ctx.client.clone();
+            let tx = tx.clone();
+            let id = id.clone();
+            let mut path = format!(
+                "/containers/{}/logs?stdout=1&stderr=1&follow=1&timestamps={}",
+                enc_path(&id),
+                u8::from(timestamps)
+            );
+            if let Some(t) = tail {
+                path.push_str(&format!("&tail={}", enc(t)));
+            }
+            tokio::spawn(async move {
+                let r = follow_one(&client, &id, &path, |ch| {
+                    let _ = tx.send((i, Ok(LogEvent::Chunk(ch))));
+                })
+                .await;
+                let end = match r {
+                    Ok(exit_code) => Ok(LogEvent::End { exit_code }),
+                    Err(e) => Err(engine_err(e)),
+                };
+                let _ = tx.send((i, end));
+            });
+        }
+        drop(tx);
+        while let Some((i, ev)) = rx.recv().await {
+            each(i, ev?);
+        }
+        Ok(())
+    }
+
     async fn image_exists(&self, image: &str) -> EngineResult<bool> {
         Ok(self
             .get_opt(&format!("/images/{}/json", enc_path(image)))
@@ -330,6 +371,45 @@ impl Engine for Api<'_> {
     async fn sleep(&self, d: std::time::Duration) {
         tokio::time::sleep(d).await;
     }
+}
+
+/// Follows one container's log to its end; returns the container's exit code then.
+async fn follow_one(
+    client: &crate::client::Client,
+    id: &str,
+    path: &str,
+    mut each: impl FnMut(LogChunk),
+) -> Result<i64> {
+    let inspect = format!("/containers/{}/json", enc_path(id));
+    let tty = client.get_json(&inspect).await?["Config"]["Tty"]
+        .as_bool()
+        .unwrap_or(false);
+    let mut body = client.get(path).await?.into_body();
+    let mut dec = wharf_api::codec::FrameDecoder::default();
+    while let Some(fr) = body.frame().await {
+        let fr = fr.context("reading a log stream")?;
+        let Some(data) = fr.data_ref() else { continue };
+        if tty {
+            each(LogChunk {
+                stream: 1,
+                data: data.to_vec(),
+            });
+            continue;
+        }
+        for (stream, payload) in dec.feed(data) {
+            each(LogChunk {
+                stream: if stream == wharf_api::codec::STDERR {
+                    2
+                } else {
+                    1
+                },
+                data: payload.to_vec(),
+            });
+        }
+    }
+    // The stream ends when the container stops; its exit code may take a moment to be set.
+    let v = client.get_json(&inspect).await?;
+    Ok(v["State"]["ExitCode"].as_i64().unwrap_or(0))
 }
 
 /// Progress lines go to stderr, as compose v2 prints them.
@@ -409,14 +489,8 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
             }
         }
         ComposeCmd::Up(u) => {
-            if !u.detach {
-                return Err(status(
-                    1,
-                    "wharf compose: up without -d (attached to the logs) is not supported yet: use up -d",
-                ));
-            }
             let o = wharf_compose::up::UpOptions {
-                services: u.services,
+                services: u.services.clone(),
                 remove_orphans: u.remove_orphans,
                 force_recreate: u.force_recreate,
                 no_start: u.no_start,
@@ -424,6 +498,21 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
             wharf_compose::up::up(&api, &project, &o, &mut Stderr)
                 .await
                 .map_err(fail)?;
+            if !u.detach && !u.no_start {
+                // Attached: the logs until every container stops, or Ctrl-C stops them.
+                let (mut so, mut se, mut se2) = (Stdout, Stderr, Stderr);
+                tokio::select! {
+                    r = wharf_compose::up::attach(&api, &project, &u.services, &mut so, &mut se) => r.map_err(fail)?,
+                    _ = tokio::signal::ctrl_c() => {
+                        eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
+                        tokio::select! {
+                            r = wharf_compose::ops::stop(&api, &project, &u.services, None, &mut se2) => r.map_err(fail)?,
+                            _ = tokio::signal::ctrl_c() => return Err(status(130, "")),
+                        }
+                        return Err(status(130, ""));
+                    }
+                }
+            }
         }
         ComposeCmd::Down(d) => {
             let o = wharf_compose::down::DownOptions {
@@ -465,14 +554,12 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
             print!("{}", ps_table(&cs));
         }
         ComposeCmd::Logs(l) => {
-            if l.follow {
-                return Err(status(1, "wharf compose: logs -f is not supported yet"));
-            }
             let o = wharf_compose::ops::LogOptions {
                 services: l.services,
                 tail: l.tail,
                 timestamps: l.timestamps,
                 prefix: !l.no_log_prefix,
+                follow: l.follow,
             };
             wharf_compose::ops::logs(&api, &project, &o, &mut Stdout, &mut Stderr)
                 .await
