@@ -261,12 +261,72 @@ fn extended(
                     format!("service {base_name:?} not found in {}", other.display()),
                 ));
             }
-            extended(&other, &other_v, &base_name, vars, cache, chain)?
+            let mut base = extended(&other, &other_v, &base_name, vars, cache, chain)?;
+            rebase_paths(&mut base, other.parent().unwrap_or(Path::new("/")));
+            base
         }
     };
     chain.pop();
     merge_service(&mut base, Value::Mapping(m));
     Ok(base)
+}
+
+/// Makes the relative paths of a service from another file (bind sources, `env_file`,
+/// `build` contexts) relative to that file's directory, as compose does for `extends`.
+fn rebase_paths(svc: &mut Value, dir: &Path) {
+    let Value::Mapping(m) = svc else { return };
+    let rel = |p: &str| -> Option<String> {
+        (p.starts_with("./") || p.starts_with("../") || p == "." || p == "..")
+            .then(|| clean(&dir.join(p)).display().to_string())
+    };
+    let join = |p: &mut String| *p = clean(&dir.join(&*p)).display().to_string();
+    if let Some(Value::Sequence(vols)) = m.get_mut(str_key("volumes")) {
+        for v in vols {
+            match v {
+                Value::String(s) => {
+                    if let Some((src, rest)) = s.split_once(':') {
+                        if let Some(abs) = rel(src) {
+                            *s = format!("{abs}:{rest}");
+                        }
+                    }
+                }
+                Value::Mapping(vm) => {
+                    if let Some(Value::String(src)) = vm.get_mut(str_key("source")) {
+                        if let Some(abs) = rel(src) {
+                            *src = abs;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    match m.get_mut(str_key("env_file")) {
+        Some(Value::String(p)) => join(p),
+        Some(Value::Sequence(list)) => {
+            for e in list {
+                match e {
+                    Value::String(p) => join(p),
+                    Value::Mapping(em) => {
+                        if let Some(Value::String(p)) = em.get_mut(str_key("path")) {
+                            join(p);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    match m.get_mut(str_key("build")) {
+        Some(Value::String(c)) => join(c),
+        Some(Value::Mapping(bm)) => {
+            if let Some(Value::String(c)) = bm.get_mut(str_key("context")) {
+                join(c);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Loads the project the options describe.
@@ -767,14 +827,22 @@ mod tests {
         write(
             &d.join("lib"),
             "common.yml",
-            "services:\n  base:\n    image: busybox\n    environment: {A: '1'}\n",
+            "services:\n  base:\n    image: busybox\n    environment: {A: '1'}\n    volumes: ['./data:/data', {type: bind, source: ../up, target: /up}]\n    env_file: base.env\n",
         );
+        write(&d.join("lib"), "base.env", "FROM_BASE_ENV=1\n");
         write(d, "compose.yaml", "services:\n  mid:\n    extends: {file: lib/common.yml, service: base}\n    environment: {B: '2'}\n  web:\n    extends: mid\n    command: [sleep, '1']\n");
         let p = load(&opts(d)).unwrap();
         let web = &p.services["web"];
         assert_eq!(web.image.as_deref(), Some("busybox"));
-        assert_eq!(web.environment.len(), 2);
+        assert_eq!(web.environment.len(), 3);
         assert_eq!(web.command.as_ref().unwrap(), &["sleep", "1"]);
+        // Relative paths of the other file: relative to that file's directory.
+        assert_eq!(
+            web.volumes[0].source.as_deref(),
+            d.join("lib/data").to_str()
+        );
+        assert_eq!(web.volumes[1].source.as_deref(), d.join("up").to_str());
+        assert_eq!(web.environment["FROM_BASE_ENV"], Some("1".into()));
         write(
             d,
             "compose.yaml",
