@@ -422,3 +422,37 @@ fn attached_up_logs_follow_and_ctrl_c(t: &Target) {
     );
     compose_ok(t, &p, &["down"]);
 }
+
+scenario!(replicas_scale_without_recreating);
+fn replicas_scale_without_recreating(t: &Target) {
+    let yaml = |n: u32| {
+        format!("services:\n  s:\n    image: busybox\n    command: sleep 300\n    stop_grace_period: 1s\n    deploy: {{replicas: {n}}}\n")
+    };
+    let p = Project::new(&yaml(2));
+    let (_, err) = compose_ok(t, &p, &["up", "-d"]);
+    assert!(
+        err.contains(" Container ct-s-1  Started\n")
+            && err.contains(" Container ct-s-2  Started\n"),
+        "{err}"
+    );
+    let first = id_of(t, "ct-s-1");
+    assert_eq!(
+        t.ok(&[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"com.docker.compose.container-number\"}}",
+            "ct-s-2"
+        ])
+        .trim(),
+        "2"
+    );
+    // Fewer replicas: the highest numbers go, the rest is not recreated.
+    std::fs::write(p.dir.path().join("compose.yaml"), yaml(1)).unwrap();
+    let (_, err) = compose_ok(t, &p, &["up", "-d"]);
+    assert!(err.contains(" Container ct-s-2  Removed\n"), "{err}");
+    assert!(!err.contains("Recreate"), "{err}");
+    assert_eq!(id_of(t, "ct-s-1"), first);
+    assert_eq!(compose_ok(t, &p, &["ps", "-q"]).0.lines().count(), 1);
+    compose_ok(t, &p, &["down"]);
+    assert_eq!(t.ok(&["ps", "-aq"]), "");
+}

@@ -575,6 +575,10 @@ pub fn load(opts: &Options) -> Result<Project> {
                 }
                 continue;
             }
+            if !dep.required {
+                // compose: an optional dependency that is not there is left out.
+                continue;
+            }
             return Err(invalid(
                 &file_label,
                 &format!("services.{sname}.depends_on"),
@@ -885,6 +889,12 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("depends on undefined service"));
+        write(
+            d,
+            "compose.yaml",
+            "services:\n  a: {image: x, depends_on: {zz: {condition: service_started, required: false}}}\n",
+        );
+        assert!(load(&opts(d)).is_ok());
         write(
             d,
             "compose.yaml",
