@@ -456,3 +456,36 @@ fn replicas_scale_without_recreating(t: &Target) {
     compose_ok(t, &p, &["down"]);
     assert_eq!(t.ok(&["ps", "-aq"]), "");
 }
+
+scenario!(published_port_reached_from_the_host);
+fn published_port_reached_from_the_host(t: &Target) {
+    let p = Project::new("services:\n  www:\n    image: busybox\n    command: sh -c 'mkdir -p /w && echo from-www > /w/i && exec httpd -f -p 80 -h /w'\n    ports: ['127.0.0.1::80']\n    stop_grace_period: 1s\n");
+    compose_ok(t, &p, &["up", "-d"]);
+    let port = t.ok(&[
+        "inspect",
+        "-f",
+        "{{(index (index .NetworkSettings.Ports \"80/tcp\") 0).HostPort}}",
+        "ct-www-1",
+    ]);
+    let port: u16 = port
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no host port: {port:?}"));
+    assert!(port > 0);
+    let mut body = String::new();
+    eventually("GET /i through the published port", || {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+        if s.write_all(b"GET /i HTTP/1.0\r\n\r\n").is_err() {
+            return false;
+        }
+        body.clear();
+        s.read_to_string(&mut body).is_ok() && body.ends_with("from-www\n")
+    });
+    let (ps, _) = compose_ok(t, &p, &["ps"]);
+    assert!(ps.contains(&format!("127.0.0.1:{port}->80/tcp")), "{ps}");
+    compose_ok(t, &p, &["down"]);
+}
