@@ -453,8 +453,29 @@ fn replicas_scale_without_recreating(t: &Target) {
     assert!(!err.contains("Recreate"), "{err}");
     assert_eq!(id_of(t, "ct-s-1"), first);
     assert_eq!(compose_ok(t, &p, &["ps", "-q"]).0.lines().count(), 1);
-    compose_ok(t, &p, &["down"]);
+    // Without a file, `-p` finds the project by its labels, as compose v2 does.
+    let empty = tempfile::tempdir().unwrap();
+    let dir = empty.path().display().to_string();
+    let o = t.wharf(&[
+        "compose",
+        "--project-directory",
+        &dir,
+        "-p",
+        "ct",
+        "down",
+        "-t",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(" Container ct-s-1  Removed\n Network ct_default  Removing\n Network ct_default  Removed\n"), "{}", stderr(&o));
     assert_eq!(t.ok(&["ps", "-aq"]), "");
+    let o = t.wharf(&["compose", "--project-directory", &dir, "up", "-d"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("no configuration file provided: not found"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 scenario!(published_port_reached_from_the_host);

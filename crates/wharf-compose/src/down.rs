@@ -42,7 +42,8 @@ pub async fn down<E: Engine>(
         .iter()
         .filter(|c| !c.label(labels::SERVICE).is_some_and(known))
         .collect();
-    if opts.remove_orphans {
+    // Without a file every container of the project is one to remove.
+    if opts.remove_orphans || p.is_by_name() {
         doomed.extend(orphans.iter().copied());
     } else if !orphans.is_empty() {
         let names: Vec<&str> = orphans.iter().map(|c| c.name.as_str()).collect();
@@ -74,6 +75,13 @@ pub async fn down<E: Engine>(
         out.line(&format!(" Network {n}  Removing"));
         e.remove_network(&n).await?;
         out.line(&format!(" Network {n}  Removed"));
+    }
+    if opts.volumes && p.is_by_name() {
+        for v in e.list_volumes(&[labels::project_filter(&p.name)]).await? {
+            out.line(&format!(" Volume {}  Removing", v.name));
+            e.remove_volume(&v.name).await?;
+            out.line(&format!(" Volume {}  Removed", v.name));
+        }
     }
     if opts.volumes {
         for v in p.volumes.values() {

@@ -609,6 +609,32 @@ mod tests {
     }
 
     #[test]
+    fn down_by_name_alone_finds_everything_by_label() {
+        let (_t, p) = project(APP);
+        let f = Fake::default();
+        f.health_on_start
+            .borrow_mut()
+            .insert("db".into(), vec!["healthy".into()]);
+        run(up(&f, &p, &UpOptions::default(), &mut Vec::new())).unwrap();
+        let mut out = Vec::new();
+        let by_name = Project::by_name("p".into());
+        run(down(
+            &f,
+            &by_name,
+            &DownOptions {
+                volumes: true,
+                ..Default::default()
+            },
+            &mut out,
+        ))
+        .unwrap();
+        assert!(f.containers.borrow().is_empty(), "{out:?}");
+        assert!(f.networks.borrow().is_empty(), "{out:?}");
+        assert!(f.volumes.borrow().is_empty(), "{out:?}");
+        assert!(!out.iter().any(|l| l.starts_with("WARN")), "{out:?}");
+    }
+
+    #[test]
     fn logs_are_prefixed_per_container() {
         let (_t, p) = project("name: p\nservices:\n  a: {image: x}\n  bbbb: {image: x}\n");
         let f = Fake::default();

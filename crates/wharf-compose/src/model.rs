@@ -26,6 +26,21 @@ pub struct Project {
     pub disabled: BTreeMap<String, Service>,
 }
 
+impl Project {
+    /// A project known only by its name (no file): its objects are found by their labels.
+    pub fn by_name(name: String) -> Project {
+        Project {
+            name,
+            ..Default::default()
+        }
+    }
+
+    /// Whether it came from no file (see [`Project::by_name`]).
+    pub fn is_by_name(&self) -> bool {
+        self.config_files.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]
 pub struct Service {
     #[serde(skip_serializing_if = "Option::is_none")]

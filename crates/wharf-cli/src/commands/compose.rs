@@ -467,7 +467,29 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
         environ: std::env::vars().collect(),
         cwd: std::env::current_dir().context("the current directory")?,
     };
-    let project = wharf_compose::load(&opts).map_err(|e| status(1, e.to_string()))?;
+    let by_label = matches!(
+        a.cmd,
+        ComposeCmd::Down(_)
+            | ComposeCmd::Ps(_)
+            | ComposeCmd::Logs(_)
+            | ComposeCmd::Start(_)
+            | ComposeCmd::Stop(_)
+            | ComposeCmd::Restart(_)
+            | ComposeCmd::Rm(_)
+    );
+    let named = a.project_name.clone().or_else(|| {
+        std::env::var("COMPOSE_PROJECT_NAME")
+            .ok()
+            .filter(|s| !s.is_empty())
+    });
+    let project = match wharf_compose::load(&opts) {
+        Ok(p) => p,
+        // As compose v2: without a file, `-p NAME` finds the project by its labels.
+        Err(wharf_compose::ComposeError::NotFound { .. }) if by_label && named.is_some() => {
+            wharf_compose::Project::by_name(named.unwrap_or_default())
+        }
+        Err(e) => return Err(status(1, e.to_string())),
+    };
     let api = Api { ctx };
     let fail = |e: wharf_compose::up::UpError| status(1, e.to_string());
     match a.cmd {
