@@ -120,7 +120,14 @@ fn three_services_up_ps_dns_logs_recreate_down(t: &Target) {
     );
 
     // up -d: networks, volume, containers in dependency order, db healthy before api starts.
+    let t0 = std::time::Instant::now();
     let (_, err) = compose_ok(t, &p, &["up", "-d"]);
+    // For the record (run with --nocapture): the wait for db's first healthy check (interval
+    // 1s) dominates; it is bounded by the check, not by polling.
+    eprintln!(
+        "compose up -d, 3 services, one service_healthy wait: {:?}",
+        t0.elapsed()
+    );
     let lines: Vec<&str> = err.lines().collect();
     for want in [
         " Network ct_back  Created",

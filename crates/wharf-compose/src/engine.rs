@@ -133,6 +133,8 @@ pub trait Engine {
     async fn image_exists(&self, image: &str) -> EngineResult<bool>;
     /// Pulls an image (progress is the implementation's to show or not).
     async fn pull_image(&self, image: &str) -> EngineResult<()>;
-    /// Sleeps (the fake makes it instant).
-    async fn sleep(&self, d: std::time::Duration);
+    /// Returns the container's state once it differs from `seen` (health, status or exit
+    /// code), waiting on the engine's events rather than polling; an implementation may also
+    /// return the same state after a while (a bounded wait).
+    async fn wait_change(&self, id: &str, seen: &ContainerState) -> EngineResult<ContainerState>;
 }

@@ -353,7 +353,10 @@ impl Engine for Fake {
         self.call(format!("pull {image}"));
         Ok(())
     }
-    async fn sleep(&self, _d: std::time::Duration) {}
+    async fn wait_change(&self, id: &str, _seen: &ContainerState) -> EngineResult<ContainerState> {
+        self.call(format!("wait {id}"));
+        self.inspect_container(id).await
+    }
 }
 
 #[cfg(test)]

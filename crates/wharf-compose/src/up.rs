@@ -10,7 +10,6 @@ use crate::model::{Condition, Project};
 use crate::plan::start_order;
 use crate::Out;
 use serde_json::json;
-use std::time::Duration;
 
 /// Why `up` (or another command) stopped.
 #[derive(Debug, thiserror::Error)]
@@ -335,11 +334,10 @@ async fn wait_dependencies<E: Engine>(
         };
         for (id, name) in containers {
             out.line(&format!(" Container {name}  Waiting"));
-            // The engine has no event for "healthy" or "exited" that all engines stream the
-            // same way to a client; poll inspect, quickly at first.
-            let mut delay = Duration::from_millis(20);
+            let mut st = e.inspect_container(id).await?;
             loop {
-                let st = e.inspect_container(id).await?;
+                let stopped =
+                    st.status != "running" && st.status != "created" && st.status != "restarting";
                 match cond.condition {
                     Condition::ServiceHealthy => match st.health.as_deref() {
                         Some("healthy") => {
@@ -347,9 +345,7 @@ async fn wait_dependencies<E: Engine>(
                             break;
                         }
                         Some("unhealthy") => return Err(UpError::Unhealthy(name.clone())),
-                        None if st.status != "running" && st.status != "created" => {
-                            return Err(UpError::ExitedBeforeHealthy(name.clone()))
-                        }
+                        _ if stopped => return Err(UpError::ExitedBeforeHealthy(name.clone())),
                         None if st.status == "running" => {
                             return Err(UpError::Unhealthy(format!(
                                 "{name} (it has no healthcheck)"
@@ -371,8 +367,8 @@ async fn wait_dependencies<E: Engine>(
                     }
                     Condition::ServiceStarted => break,
                 }
-                e.sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_millis(500));
+                // No polling here: the engine says when the state changed (its events).
+                st = e.wait_change(id, &st).await?;
             }
         }
     }

@@ -368,8 +368,42 @@ impl Engine for Api<'_> {
             .map_err(engine_err)
     }
 
-    async fn sleep(&self, d: std::time::Duration) {
-        tokio::time::sleep(d).await;
+    async fn wait_change(&self, id: &str, seen: &ContainerState) -> EngineResult<ContainerState> {
+        // Subscribe to the container's events first, then look: a change between the caller's
+        // look and the subscription is seen by this look, a later one comes as an event
+        // (health_status, die, ...). At most a second without one, then look again.
+        let filters = json!({"container": [id], "type": ["container"]}).to_string();
+        let path = format!("/events?filters={}", enc(&filters));
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+            let mut body = self
+                .ctx
+                .client
+                .get(&path)
+                .await
+                .map_err(engine_err)?
+                .into_body();
+            let st = self.inspect_container(id).await?;
+            if &st != seen {
+                return Ok(Some(st));
+            }
+            loop {
+                match body.frame().await {
+                    Some(Ok(f)) if f.data_ref().is_some_and(|d| !d.is_empty()) => return Ok(None),
+                    Some(Ok(_)) => {}
+                    // The stream ended or broke: do not spin on it.
+                    Some(Err(_)) | None => {
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                        return Ok(None);
+                    }
+                }
+            }
+        })
+        .await;
+        match waited {
+            Ok(Ok(Some(st))) => Ok(st),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(None)) | Err(_) => self.inspect_container(id).await,
+        }
     }
 }
 
