@@ -1504,6 +1504,8 @@ pub enum ComposeCmd {
     Restart(ComposeStopArgs),
     /// Removes stopped service containers
     Rm(ComposeRmArgs),
+    /// Execute a command in a running container
+    Exec(ComposeExecArgs),
     /// compose commands wharf does not have yet: refused by name
     #[command(external_subcommand)]
     Other(Vec<String>),
@@ -1611,4 +1613,33 @@ pub struct ComposeRmArgs {
     #[arg(short = 'v', long)]
     pub volumes: bool,
     pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeExecArgs {
+    /// Detached mode: Run command in the background
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Index of the container if service has multiple replicas
+    #[arg(long, default_value_t = 1)]
+    pub index: u32,
+    /// Disable pseudo-TTY allocation (by default one is allocated when on a terminal)
+    #[arg(short = 'T', long = "no-TTY")]
+    pub no_tty: bool,
+    /// Give extended privileges to the process
+    #[arg(long)]
+    pub privileged: bool,
+    /// Run the command as this user
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Path to workdir directory for this command
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// The service, then the command and its arguments
+    #[arg(value_name = "SERVICE COMMAND [ARGS...]", required = true, num_args = 2..,
+          trailing_var_arg = true)]
+    pub service_and_cmd: Vec<String>,
 }

@@ -196,8 +196,21 @@ fn three_services_up_ps_dns_logs_recreate_down(t: &Target) {
     assert_eq!(compose_ok(t, &p, &["ps", "-q"]).0.lines().count(), 3);
 
     // A service reaches another by its service name, and by an alias on a declared network.
-    let got = t.ok(&["exec", "ct-api-1", "wget", "-q", "-O", "-", "http://db/f"]);
+    let (got, _) = compose_ok(
+        t,
+        &p,
+        &["exec", "-T", "api", "wget", "-q", "-O", "-", "http://db/f"],
+    );
     assert_eq!(got, "stored\n");
+    // exec: the command's exit status, and a service that is not running.
+    let o = compose(
+        t,
+        &p,
+        &["exec", "-T", "-e", "X=4", "api", "sh", "-c", "exit $X"],
+    );
+    assert_eq!(o.status.code(), Some(4));
+    let o = compose(t, &p, &["exec", "-T", "--index", "2", "api", "true"]);
+    assert_eq!(stderr(&o), "service \"api\" is not running\n");
     eventually("web reaches api as backend", || {
         let o = t.wharf(&[
             "exec",
@@ -340,10 +353,10 @@ fn errors_and_refusals(t: &Target) {
         "service \"a\": cap_add is not supported by wharf compose yet\n"
     );
     assert_eq!(t.ok(&["ps", "-aq"]), "");
-    let o = compose(t, &p, &["exec", "a", "true"]);
+    let o = compose(t, &p, &["top"]);
     assert_eq!(
         stderr(&o),
-        "wharf compose: 'exec' is not supported yet (see docs/compatibility.md)\n"
+        "wharf compose: 'top' is not supported yet (see docs/compatibility.md)\n"
     );
     // A required variable.
     let p = Project::new("services:\n  a:\n    image: \"busybox:${TAG:?TAG must be set}\"\n");

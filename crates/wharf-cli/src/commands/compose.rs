@@ -465,9 +465,9 @@ impl Out for Stdout {
 
 /// compose v2's commands that wharf compose does not have yet.
 const NOT_YET: &[&str] = &[
-    "attach", "build", "commit", "cp", "create", "events", "exec", "export", "images", "kill",
-    "ls", "pause", "port", "pull", "push", "run", "scale", "stats", "top", "unpause", "version",
-    "wait", "watch", "alpha", "publish", "volumes",
+    "attach", "build", "commit", "cp", "create", "events", "export", "images", "kill", "ls",
+    "pause", "port", "pull", "push", "run", "scale", "stats", "top", "unpause", "version", "wait",
+    "watch", "alpha", "publish", "volumes",
 ];
 
 pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
@@ -661,6 +661,40 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
             )
             .await
             .map_err(fail)?;
+        }
+        ComposeCmd::Exec(x) => {
+            let service = x.service_and_cmd[0].clone();
+            let running = wharf_compose::ops::containers(
+                &api,
+                &project,
+                std::slice::from_ref(&service),
+                false,
+            )
+            .await
+            .map_err(fail)?;
+            let Some(c) = running
+                .iter()
+                .find(|c| wharf_compose::up::number(c) == x.index)
+            else {
+                return Err(status(1, format!("service \"{service}\" is not running")));
+            };
+            let on_tty = crate::tty::is_tty(std::os::fd::AsFd::as_fd(&std::io::stdin()))
+                && crate::tty::stdout_is_tty();
+            let mut container_and_cmd = vec![c.name.clone()];
+            container_and_cmd.extend(x.service_and_cmd[1..].iter().cloned());
+            let args = crate::cli::ExecArgs {
+                detach: x.detach,
+                interactive: !x.detach,
+                tty: !x.no_tty && !x.detach && on_tty,
+                env: x.env,
+                env_file: Vec::new(),
+                workdir: x.workdir,
+                user: x.user,
+                privileged: x.privileged,
+                detach_keys: None,
+                container_and_cmd,
+            };
+            return super::container::exec(ctx, args).await;
         }
         ComposeCmd::Other(_) => unreachable!("handled above"),
     }
