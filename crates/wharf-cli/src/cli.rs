@@ -1506,6 +1506,14 @@ pub enum ComposeCmd {
     Rm(ComposeRmArgs),
     /// Execute a command in a running container
     Exec(ComposeExecArgs),
+    /// Force stop service containers
+    Kill(ComposeKillArgs),
+    /// Pause services
+    Pause(ComposeServicesArgs),
+    /// Unpause services
+    Unpause(ComposeServicesArgs),
+    /// List running compose projects
+    Ls(ComposeLsArgs),
     /// compose commands wharf does not have yet: refused by name
     #[command(external_subcommand)]
     Other(Vec<String>),
@@ -1642,4 +1650,22 @@ pub struct ComposeExecArgs {
     #[arg(value_name = "SERVICE COMMAND [ARGS...]", required = true, num_args = 2..,
           trailing_var_arg = true)]
     pub service_and_cmd: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeKillArgs {
+    /// SIGNAL to send to the container
+    #[arg(short = 's', long)]
+    pub signal: Option<String>,
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeLsArgs {
+    /// Show all stopped Compose projects
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only display project names
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }

@@ -285,6 +285,52 @@ fn three_services_up_ps_dns_logs_recreate_down(t: &Target) {
         compose(t, &p, &["logs", "--no-log-prefix", "web"]).stdout == b"web-changed\n"
     });
 
+    // ls, pause / unpause, kill.
+    let (ls, _) = compose_ok(t, &p, &["ls"]);
+    let row = ls
+        .lines()
+        .find(|l| l.starts_with("ct "))
+        .unwrap_or_else(|| panic!("{ls}"));
+    assert!(
+        row.contains("running(3)") && row.ends_with(&p.file()),
+        "{ls}"
+    );
+    assert!(
+        ls.starts_with("NAME                STATUS              CONFIG FILES\n"),
+        "{ls}"
+    );
+    let (_, err) = compose_ok(t, &p, &["pause", "web"]);
+    assert_eq!(
+        err,
+        " Container ct-web-1  Pausing\n Container ct-web-1  Paused\n"
+    );
+    assert_eq!(
+        t.ok(&["inspect", "-f", "{{.State.Status}}", "ct-web-1"])
+            .trim(),
+        "paused"
+    );
+    let (_, err) = compose_ok(t, &p, &["unpause", "web"]);
+    assert_eq!(
+        err,
+        " Container ct-web-1  Unpausing\n Container ct-web-1  Unpaused\n"
+    );
+    let (_, err) = compose_ok(t, &p, &["kill", "-s", "KILL", "web"]);
+    assert_eq!(
+        err,
+        " Container ct-web-1  Killing\n Container ct-web-1  Killed\n"
+    );
+    eventually("web is killed", || {
+        t.ok(&["inspect", "-f", "{{.State.ExitCode}}", "ct-web-1"])
+            .trim()
+            == "137"
+    });
+    assert_eq!(compose_ok(t, &p, &["ps", "--services"]).0, "db\napi\n");
+    let (_, err) = compose_ok(t, &p, &["start", "web"]);
+    assert_eq!(
+        err,
+        " Container ct-web-1  Starting\n Container ct-web-1  Started\n"
+    );
+
     // stop / start / restart.
     let (_, err) = compose_ok(t, &p, &["stop", "-t", "1", "web"]);
     assert_eq!(

@@ -95,6 +95,9 @@ pub trait Engine {
     async fn start_container(&self, id: &str) -> EngineResult<()>;
     async fn stop_container(&self, id: &str, timeout: Option<u64>) -> EngineResult<()>;
     async fn restart_container(&self, id: &str, timeout: Option<u64>) -> EngineResult<()>;
+    async fn kill_container(&self, id: &str, signal: Option<&str>) -> EngineResult<()>;
+    async fn pause_container(&self, id: &str) -> EngineResult<()>;
+    async fn unpause_container(&self, id: &str) -> EngineResult<()>;
     async fn remove_container(&self, id: &str, force: bool, volumes: bool) -> EngineResult<()>;
     async fn inspect_container(&self, id: &str) -> EngineResult<ContainerState>;
     /// `POST /networks/{net}/connect` with an `EndpointConfig`.

@@ -172,6 +172,37 @@ impl Engine for Fake {
         c.state = "running".into();
         Ok(())
     }
+    async fn kill_container(&self, id: &str, signal: Option<&str>) -> EngineResult<()> {
+        let mut cs = self.containers.borrow_mut();
+        let c = cs
+            .iter_mut()
+            .find(|c| c.id == id)
+            .ok_or_else(|| nf("container"))?;
+        self.calls
+            .borrow_mut()
+            .push(format!("kill {} {}", c.name, signal.unwrap_or("KILL")));
+        c.state = "exited".into();
+        c.exit_code = 137;
+        Ok(())
+    }
+    async fn pause_container(&self, id: &str) -> EngineResult<()> {
+        let mut cs = self.containers.borrow_mut();
+        let c = cs
+            .iter_mut()
+            .find(|c| c.id == id)
+            .ok_or_else(|| nf("container"))?;
+        c.state = "paused".into();
+        Ok(())
+    }
+    async fn unpause_container(&self, id: &str) -> EngineResult<()> {
+        let mut cs = self.containers.borrow_mut();
+        let c = cs
+            .iter_mut()
+            .find(|c| c.id == id)
+            .ok_or_else(|| nf("container"))?;
+        c.state = "running".into();
+        Ok(())
+    }
     async fn remove_container(&self, id: &str, force: bool, _v: bool) -> EngineResult<()> {
         let mut cs = self.containers.borrow_mut();
         let i = cs
@@ -635,6 +666,57 @@ mod tests {
         assert!(f.networks.borrow().is_empty(), "{out:?}");
         assert!(f.volumes.borrow().is_empty(), "{out:?}");
         assert!(!out.iter().any(|l| l.starts_with("WARN")), "{out:?}");
+    }
+
+    #[test]
+    fn kill_pause_unpause_and_ls() {
+        let (_t, p) =
+            project("name: p\nservices:\n  a: {image: x}\n  b: {image: x, depends_on: [a]}\n");
+        let f = Fake::default();
+        run(up(&f, &p, &UpOptions::default(), &mut Vec::new())).unwrap();
+        let mut out = Vec::new();
+        run(crate::ops::pause(&f, &p, &[], &mut out)).unwrap();
+        assert_eq!(
+            out,
+            [
+                " Container p-a-1  Pausing",
+                " Container p-a-1  Paused",
+                " Container p-b-1  Pausing",
+                " Container p-b-1  Paused"
+            ]
+        );
+        let rows = run(crate::ops::ls(&f, false)).unwrap();
+        assert_eq!(
+            rows,
+            [(
+                "p".to_string(),
+                "paused(2)".to_string(),
+                p.config_files[0].display().to_string()
+            )]
+        );
+        let mut out = Vec::new();
+        run(crate::ops::unpause(&f, &p, &[], &mut out)).unwrap();
+        assert_eq!(out.len(), 4);
+        let mut out = Vec::new();
+        run(crate::ops::kill(
+            &f,
+            &p,
+            &["b".into()],
+            Some("TERM"),
+            &mut out,
+        ))
+        .unwrap();
+        assert_eq!(
+            out,
+            [" Container p-b-1  Killing", " Container p-b-1  Killed"]
+        );
+        assert!(f.calls.borrow().contains(&"kill p-b-1 TERM".to_string()));
+        let rows = run(crate::ops::ls(&f, false)).unwrap();
+        assert_eq!(rows[0].1, "exited(1), running(1)");
+        // Stopped projects only with -a.
+        run(crate::ops::kill(&f, &p, &[], None, &mut Vec::new())).unwrap();
+        assert!(run(crate::ops::ls(&f, false)).unwrap().is_empty());
+        assert_eq!(run(crate::ops::ls(&f, true)).unwrap()[0].1, "exited(2)");
     }
 
     #[test]

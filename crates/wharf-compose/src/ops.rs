@@ -94,6 +94,90 @@ pub async fn restart<E: Engine>(
     Ok(())
 }
 
+/// `kill`: running containers sent `signal` (SIGKILL by default).
+pub async fn kill<E: Engine>(
+    e: &E,
+    p: &Project,
+    services: &[String],
+    signal: Option<&str>,
+    out: &mut dyn Out,
+) -> UpResult<()> {
+    for c in containers(e, p, services, false).await? {
+        out.line(&format!(" Container {}  Killing", c.name));
+        e.kill_container(&c.id, signal).await?;
+        out.line(&format!(" Container {}  Killed", c.name));
+    }
+    Ok(())
+}
+
+pub async fn pause<E: Engine>(
+    e: &E,
+    p: &Project,
+    services: &[String],
+    out: &mut dyn Out,
+) -> UpResult<()> {
+    for c in containers(e, p, services, false).await? {
+        out.line(&format!(" Container {}  Pausing", c.name));
+        e.pause_container(&c.id).await?;
+        out.line(&format!(" Container {}  Paused", c.name));
+    }
+    Ok(())
+}
+
+pub async fn unpause<E: Engine>(
+    e: &E,
+    p: &Project,
+    services: &[String],
+    out: &mut dyn Out,
+) -> UpResult<()> {
+    for c in containers(e, p, services, true).await? {
+        if c.state != "paused" {
+            continue;
+        }
+        out.line(&format!(" Container {}  Unpausing", c.name));
+        e.unpause_container(&c.id).await?;
+        out.line(&format!(" Container {}  Unpaused", c.name));
+    }
+    Ok(())
+}
+
+/// `ls`: the projects on the engine (from their containers' labels) as (name, status, config
+/// files); the status counts containers by state (`running(2), exited(1)`). Without `all`,
+/// projects with no running container are left out.
+pub async fn ls<E: Engine>(e: &E, all: bool) -> UpResult<Vec<(String, String, String)>> {
+    let cs = e
+        .list_containers(&[labels::PROJECT.to_string()], true)
+        .await?;
+    let mut projects: std::collections::BTreeMap<
+        String,
+        (std::collections::BTreeMap<String, usize>, String),
+    > = Default::default();
+    for c in &cs {
+        let Some(name) = c.label(labels::PROJECT) else {
+            continue;
+        };
+        let entry = projects.entry(name.to_string()).or_default();
+        *entry.0.entry(c.state.clone()).or_default() += 1;
+        if entry.1.is_empty() {
+            entry.1 = c.label(labels::CONFIG_FILES).unwrap_or("").to_string();
+        }
+    }
+    Ok(projects
+        .into_iter()
+        .filter(|(_, (states, _))| {
+            all || states.contains_key("running") || states.contains_key("paused")
+        })
+        .map(|(name, (states, files))| {
+            let status = states
+                .iter()
+                .map(|(s, n)| format!("{s}({n})"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            (name, status, files)
+        })
+        .collect())
+}
+
 /// `rm`: stopped containers (with `stop`, running ones are stopped first). Returns the
 /// names it would remove when `confirm` says no.
 pub async fn rm<E: Engine>(

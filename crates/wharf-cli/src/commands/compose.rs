@@ -135,6 +135,27 @@ impl Engine for Api<'_> {
             .map(drop)
     }
 
+    async fn kill_container(&self, id: &str, signal: Option<&str>) -> EngineResult<()> {
+        let q = signal
+            .map(|s| format!("?signal={}", enc(s)))
+            .unwrap_or_default();
+        self.post(&format!("/containers/{}/kill{q}", enc_path(id)), None)
+            .await
+            .map(drop)
+    }
+
+    async fn pause_container(&self, id: &str) -> EngineResult<()> {
+        self.post(&format!("/containers/{}/pause", enc_path(id)), None)
+            .await
+            .map(drop)
+    }
+
+    async fn unpause_container(&self, id: &str) -> EngineResult<()> {
+        self.post(&format!("/containers/{}/unpause", enc_path(id)), None)
+            .await
+            .map(drop)
+    }
+
     async fn remove_container(&self, id: &str, force: bool, volumes: bool) -> EngineResult<()> {
         self.ctx
             .client
@@ -465,9 +486,9 @@ impl Out for Stdout {
 
 /// compose v2's commands that wharf compose does not have yet.
 const NOT_YET: &[&str] = &[
-    "attach", "build", "commit", "cp", "create", "events", "export", "images", "kill", "ls",
-    "pause", "port", "pull", "push", "run", "scale", "stats", "top", "unpause", "version", "wait",
-    "watch", "alpha", "publish", "volumes",
+    "attach", "build", "commit", "cp", "create", "events", "export", "images", "port", "pull",
+    "push", "run", "scale", "stats", "top", "version", "wait", "watch", "alpha", "publish",
+    "volumes",
 ];
 
 pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
@@ -483,6 +504,24 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
             1,
             format!("unknown docker command: \"compose {name}\""),
         ));
+    }
+    if let ComposeCmd::Ls(l) = &a.cmd {
+        // Over the engine's labels alone: no compose file.
+        let rows = wharf_compose::ops::ls(&Api { ctx }, l.all)
+            .await
+            .map_err(|e| status(1, e.to_string()))?;
+        if l.quiet {
+            for (name, _, _) in rows {
+                println!("{name}");
+            }
+            return Ok(0);
+        }
+        let mut t = String::from("NAME\tSTATUS\tCONFIG FILES\n");
+        for (name, st, files) in rows {
+            t.push_str(&format!("{name}\t{st}\t{files}\n"));
+        }
+        print!("{}", crate::format::table::align_with(&t, 20, 3));
+        return Ok(0);
     }
     if let Some(p) = a.progress.as_deref() {
         if !matches!(p, "auto" | "tty" | "plain") {
@@ -503,7 +542,11 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
     };
     let by_label = matches!(
         a.cmd,
-        ComposeCmd::Down(_)
+        ComposeCmd::Kill(_)
+            | ComposeCmd::Pause(_)
+            | ComposeCmd::Unpause(_)
+            | ComposeCmd::Exec(_)
+            | ComposeCmd::Down(_)
             | ComposeCmd::Ps(_)
             | ComposeCmd::Logs(_)
             | ComposeCmd::Start(_)
@@ -696,7 +739,24 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
             };
             return super::container::exec(ctx, args).await;
         }
-        ComposeCmd::Other(_) => unreachable!("handled above"),
+        ComposeCmd::Kill(k) => wharf_compose::ops::kill(
+            &api,
+            &project,
+            &k.services,
+            k.signal.as_deref(),
+            &mut Stderr,
+        )
+        .await
+        .map_err(fail)?,
+        ComposeCmd::Pause(x) => wharf_compose::ops::pause(&api, &project, &x.services, &mut Stderr)
+            .await
+            .map_err(fail)?,
+        ComposeCmd::Unpause(x) => {
+            wharf_compose::ops::unpause(&api, &project, &x.services, &mut Stderr)
+                .await
+                .map_err(fail)?
+        }
+        ComposeCmd::Other(_) | ComposeCmd::Ls(_) => unreachable!("handled above"),
     }
     Ok(0)
 }
