@@ -1514,6 +1514,14 @@ pub enum ComposeCmd {
     Unpause(ComposeServicesArgs),
     /// List running compose projects
     Ls(ComposeLsArgs),
+    /// Creates containers for a service
+    Create(ComposeCreateArgs),
+    /// Block until containers of all (or specified) services stop, printing their exit codes
+    Wait(ComposeServicesArgs),
+    /// Print the public port for a port binding
+    Port(ComposePortArgs),
+    /// Show the wharf compose version information
+    Version(ComposeVersionArgs),
     /// compose commands wharf does not have yet: refused by name
     #[command(external_subcommand)]
     Other(Vec<String>),
@@ -1668,4 +1676,34 @@ pub struct ComposeLsArgs {
     /// Only display project names
     #[arg(short = 'q', long)]
     pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeCreateArgs {
+    /// Recreate containers even if their configuration and image haven't changed
+    #[arg(long)]
+    pub force_recreate: bool,
+    /// Remove containers for services not defined in the Compose file
+    #[arg(long)]
+    pub remove_orphans: bool,
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposePortArgs {
+    /// Index of the container if service has multiple replicas
+    #[arg(long, default_value_t = 1)]
+    pub index: u32,
+    /// tcp or udp
+    #[arg(long, default_value = "tcp")]
+    pub protocol: String,
+    pub service: String,
+    pub private_port: u16,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeVersionArgs {
+    /// Shows only the version number
+    #[arg(long)]
+    pub short: bool,
 }

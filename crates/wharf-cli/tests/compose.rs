@@ -425,6 +425,21 @@ fn errors_and_refusals(t: &Target) {
     );
     let state = t.ok(&["inspect", "-f", "{{.State.Status}}", "ct-app-1"]);
     assert_eq!(state.trim(), "created");
+    // wait: the exit code, printed and returned.
+    let o = compose(t, &p, &["wait", "init"]);
+    assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(3), "3\n"));
+    // create: containers, not started.
+    compose_ok(t, &p, &["down"]);
+    let (_, err) = compose_ok(t, &p, &["create"]);
+    assert!(
+        err.contains(" Container ct-init-1  Created\n") && !err.contains("Start"),
+        "{err}"
+    );
+    assert_eq!(
+        t.ok(&["inspect", "-f", "{{.State.Status}}", "ct-init-1"])
+            .trim(),
+        "created"
+    );
     compose_ok(t, &p, &["down"]);
     assert_eq!(t.ok(&["ps", "-aq"]), "");
 }
@@ -574,5 +589,11 @@ fn published_port_reached_from_the_host(t: &Target) {
     });
     let (ps, _) = compose_ok(t, &p, &["ps"]);
     assert!(ps.contains(&format!("127.0.0.1:{port}->80/tcp")), "{ps}");
+    assert_eq!(
+        compose_ok(t, &p, &["port", "www", "80"]).0,
+        format!("127.0.0.1:{port}\n")
+    );
+    let o = compose(t, &p, &["port", "www", "81"]);
+    assert_eq!(stderr(&o), "no port 81/tcp for container ct-www-1\n");
     compose_ok(t, &p, &["down"]);
 }

@@ -98,6 +98,8 @@ pub trait Engine {
     async fn kill_container(&self, id: &str, signal: Option<&str>) -> EngineResult<()>;
     async fn pause_container(&self, id: &str) -> EngineResult<()>;
     async fn unpause_container(&self, id: &str) -> EngineResult<()>;
+    /// Waits for the container to stop (`POST /containers/{id}/wait`); its exit code.
+    async fn wait_container(&self, id: &str) -> EngineResult<i64>;
     async fn remove_container(&self, id: &str, force: bool, volumes: bool) -> EngineResult<()>;
     async fn inspect_container(&self, id: &str) -> EngineResult<ContainerState>;
     /// `POST /networks/{net}/connect` with an `EndpointConfig`.

@@ -185,6 +185,15 @@ impl Engine for Fake {
         c.exit_code = 137;
         Ok(())
     }
+    async fn wait_container(&self, id: &str) -> EngineResult<i64> {
+        let mut cs = self.containers.borrow_mut();
+        let c = cs
+            .iter_mut()
+            .find(|c| c.id == id)
+            .ok_or_else(|| nf("container"))?;
+        c.state = "exited".into();
+        Ok(c.exit_code)
+    }
     async fn pause_container(&self, id: &str) -> EngineResult<()> {
         let mut cs = self.containers.borrow_mut();
         let c = cs

@@ -144,6 +144,13 @@ impl Engine for Api<'_> {
             .map(drop)
     }
 
+    async fn wait_container(&self, id: &str) -> EngineResult<i64> {
+        let v = self
+            .post(&format!("/containers/{}/wait", enc_path(id)), None)
+            .await?;
+        Ok(v["StatusCode"].as_i64().unwrap_or(0))
+    }
+
     async fn pause_container(&self, id: &str) -> EngineResult<()> {
         self.post(&format!("/containers/{}/pause", enc_path(id)), None)
             .await
@@ -486,9 +493,8 @@ impl Out for Stdout {
 
 /// compose v2's commands that wharf compose does not have yet.
 const NOT_YET: &[&str] = &[
-    "attach", "build", "commit", "cp", "create", "events", "export", "images", "port", "pull",
-    "push", "run", "scale", "stats", "top", "version", "wait", "watch", "alpha", "publish",
-    "volumes",
+    "attach", "build", "commit", "cp", "events", "export", "images", "pull", "push", "run",
+    "scale", "stats", "top", "watch", "alpha", "publish", "volumes",
 ];
 
 pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
@@ -504,6 +510,14 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
             1,
             format!("unknown docker command: \"compose {name}\""),
         ));
+    }
+    if let ComposeCmd::Version(v) = &a.cmd {
+        if v.short {
+            println!("{}", env!("CARGO_PKG_VERSION"));
+        } else {
+            println!("wharf compose version {}", env!("CARGO_PKG_VERSION"));
+        }
+        return Ok(0);
     }
     if let ComposeCmd::Ls(l) = &a.cmd {
         // Over the engine's labels alone: no compose file.
@@ -543,6 +557,8 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
     let by_label = matches!(
         a.cmd,
         ComposeCmd::Kill(_)
+            | ComposeCmd::Wait(_)
+            | ComposeCmd::Port(_)
             | ComposeCmd::Pause(_)
             | ComposeCmd::Unpause(_)
             | ComposeCmd::Exec(_)
@@ -756,7 +772,65 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
                 .await
                 .map_err(fail)?
         }
-        ComposeCmd::Other(_) | ComposeCmd::Ls(_) => unreachable!("handled above"),
+        ComposeCmd::Create(c) => {
+            let o = wharf_compose::up::UpOptions {
+                services: c.services,
+                remove_orphans: c.remove_orphans,
+                force_recreate: c.force_recreate,
+                no_start: true,
+            };
+            wharf_compose::up::up(&api, &project, &o, &mut Stderr)
+                .await
+                .map_err(fail)?;
+        }
+        ComposeCmd::Wait(w) => {
+            // The exit code of each service's containers, printed as they stop.
+            let cs = wharf_compose::ops::containers(&api, &project, &w.services, true)
+                .await
+                .map_err(fail)?;
+            let mut last = 0;
+            for c in cs {
+                last = api
+                    .wait_container(&c.id)
+                    .await
+                    .map_err(|e| status(1, e.to_string()))?;
+                println!("{last}");
+            }
+            return Ok(last as i32);
+        }
+        ComposeCmd::Port(x) => {
+            let cs = wharf_compose::ops::containers(
+                &api,
+                &project,
+                std::slice::from_ref(&x.service),
+                false,
+            )
+            .await
+            .map_err(fail)?;
+            let Some(c) = cs.iter().find(|c| wharf_compose::up::number(c) == x.index) else {
+                return Err(status(
+                    1,
+                    format!("service \"{}\" is not running", x.service),
+                ));
+            };
+            let v = ctx
+                .client
+                .get_json(&format!("/containers/{}/json", enc_path(&c.id)))
+                .await?;
+            let key = format!("{}/{}", x.private_port, x.protocol);
+            let Some(b) = v["NetworkSettings"]["Ports"][&key]
+                .as_array()
+                .and_then(|a| a.first())
+            else {
+                return Err(status(1, format!("no port {key} for container {}", c.name)));
+            };
+            let ip = b["HostIp"].as_str().unwrap_or("");
+            let ip = if ip.is_empty() { "0.0.0.0" } else { ip };
+            println!("{ip}:{}", b["HostPort"].as_str().unwrap_or(""));
+        }
+        ComposeCmd::Other(_) | ComposeCmd::Ls(_) | ComposeCmd::Version(_) => {
+            unreachable!("handled above")
+        }
     }
     Ok(0)
 }
