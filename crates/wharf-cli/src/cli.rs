@@ -1522,6 +1522,8 @@ pub enum ComposeCmd {
     Port(ComposePortArgs),
     /// Show the wharf compose version information
     Version(ComposeVersionArgs),
+    /// Display the running processes
+    Top(ComposeServicesArgs),
     /// compose commands wharf does not have yet: refused by name
     #[command(external_subcommand)]
     Other(Vec<String>),

@@ -285,6 +285,11 @@ fn three_services_up_ps_dns_logs_recreate_down(t: &Target) {
         compose(t, &p, &["logs", "--no-log-prefix", "web"]).stdout == b"web-changed\n"
     });
 
+    // top: each container's name, then its processes.
+    let (top, _) = compose_ok(t, &p, &["top", "web"]);
+    assert!(top.starts_with("ct-web-1\nUID "), "{top}");
+    assert!(top.contains("sleep 300") && top.ends_with("\n\n"), "{top}");
+
     // ls, pause / unpause, kill.
     let (ls, _) = compose_ok(t, &p, &["ls"]);
     let row = ls
@@ -399,10 +404,10 @@ fn errors_and_refusals(t: &Target) {
         "service \"a\": cap_add is not supported by wharf compose yet\n"
     );
     assert_eq!(t.ok(&["ps", "-aq"]), "");
-    let o = compose(t, &p, &["top"]);
+    let o = compose(t, &p, &["run", "a", "true"]);
     assert_eq!(
         stderr(&o),
-        "wharf compose: 'top' is not supported yet (see docs/compatibility.md)\n"
+        "wharf compose: 'run' is not supported yet (see docs/compatibility.md)\n"
     );
     // A required variable.
     let p = Project::new("services:\n  a:\n    image: \"busybox:${TAG:?TAG must be set}\"\n");

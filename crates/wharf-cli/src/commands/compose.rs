@@ -494,7 +494,7 @@ impl Out for Stdout {
 /// compose v2's commands that wharf compose does not have yet.
 const NOT_YET: &[&str] = &[
     "attach", "build", "commit", "cp", "events", "export", "images", "pull", "push", "run",
-    "scale", "stats", "top", "watch", "alpha", "publish", "volumes",
+    "scale", "stats", "watch", "alpha", "publish", "volumes",
 ];
 
 pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
@@ -557,6 +557,7 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
     let by_label = matches!(
         a.cmd,
         ComposeCmd::Kill(_)
+            | ComposeCmd::Top(_)
             | ComposeCmd::Wait(_)
             | ComposeCmd::Port(_)
             | ComposeCmd::Pause(_)
@@ -827,6 +828,22 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
             let ip = b["HostIp"].as_str().unwrap_or("");
             let ip = if ip.is_empty() { "0.0.0.0" } else { ip };
             println!("{ip}:{}", b["HostPort"].as_str().unwrap_or(""));
+        }
+        ComposeCmd::Top(x) => {
+            // Each running container's name, its processes as `wharf top` prints them, a blank
+            // line.
+            let cs = wharf_compose::ops::containers(&api, &project, &x.services, false)
+                .await
+                .map_err(fail)?;
+            for c in cs {
+                println!("{}", c.name);
+                let args = crate::cli::TopArgs {
+                    container: c.id.clone(),
+                    ps_args: Vec::new(),
+                };
+                super::container::top(ctx, args).await?;
+                println!();
+            }
         }
         ComposeCmd::Other(_) | ComposeCmd::Ls(_) | ComposeCmd::Version(_) => {
             unreachable!("handled above")
