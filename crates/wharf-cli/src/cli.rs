@@ -1524,6 +1524,10 @@ pub enum ComposeCmd {
     Version(ComposeVersionArgs),
     /// Display the running processes
     Top(ComposeServicesArgs),
+    /// Pull service images
+    Pull(ComposeServicesArgs),
+    /// Scale services (SERVICE=REPLICAS ...)
+    Scale(ComposeServicesArgs),
     /// compose commands wharf does not have yet: refused by name
     #[command(external_subcommand)]
     Other(Vec<String>),

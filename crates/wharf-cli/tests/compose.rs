@@ -539,6 +539,15 @@ fn replicas_scale_without_recreating(t: &Target) {
     assert!(!err.contains("Recreate"), "{err}");
     assert_eq!(id_of(t, "ct-s-1"), first);
     assert_eq!(compose_ok(t, &p, &["ps", "-q"]).0.lines().count(), 1);
+    // scale: more replicas of the service, the first kept.
+    let (_, err) = compose_ok(t, &p, &["scale", "s=3"]);
+    assert!(
+        err.contains(" Container ct-s-3  Started\n")
+            && err.contains(" Container ct-s-1  Running\n"),
+        "{err}"
+    );
+    assert_eq!(id_of(t, "ct-s-1"), first);
+    assert_eq!(compose_ok(t, &p, &["ps", "-q"]).0.lines().count(), 3);
     // Without a file, `-p` finds the project by its labels, as compose v2 does.
     let empty = tempfile::tempdir().unwrap();
     let dir = empty.path().display().to_string();
@@ -553,7 +562,7 @@ fn replicas_scale_without_recreating(t: &Target) {
         "1",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains(" Container ct-s-1  Removed\n Network ct_default  Removing\n Network ct_default  Removed\n"), "{}", stderr(&o));
+    assert!(stderr(&o).contains(" Container ct-s-3  Removed\n Network ct_default  Removing\n Network ct_default  Removed\n"), "{}", stderr(&o));
     assert_eq!(t.ok(&["ps", "-aq"]), "");
     let o = t.wharf(&["compose", "--project-directory", &dir, "up", "-d"]);
     assert_eq!(o.status.code(), Some(1));

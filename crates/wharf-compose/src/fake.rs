@@ -729,6 +729,20 @@ mod tests {
     }
 
     #[test]
+    fn pull_each_service_image() {
+        let (_t, p) = project("services:\n  a: {image: 'busybox:1'}\n  b: {image: alpine}\n");
+        let f = Fake::default();
+        let mut out = Vec::new();
+        run(crate::ops::pull(&f, &p, &[], &mut out)).unwrap();
+        assert_eq!(
+            out,
+            [" a Pulling ", " a Pulled ", " b Pulling ", " b Pulled "]
+        );
+        assert_eq!(*f.calls.borrow(), ["pull busybox:1", "pull alpine"]);
+        assert!(run(crate::ops::pull(&f, &p, &["zz".into()], &mut out)).is_err());
+    }
+
+    #[test]
     fn logs_are_prefixed_per_container() {
         let (_t, p) = project("name: p\nservices:\n  a: {image: x}\n  bbbb: {image: x}\n");
         let f = Fake::default();

@@ -1,4 +1,5 @@
-//! The commands over existing containers: `ps`, `logs`, `start`, `stop`, `restart`, `rm`.
+//! The commands over existing containers: `ps`, `logs`, `start`, `stop`, `restart`, `rm`,
+//! `kill`, `pause`, `unpause`, `ls`; and `pull`.
 
 use crate::engine::{ContainerSummary, Engine, LogChunk, LogEvent};
 use crate::labels;
@@ -90,6 +91,26 @@ pub async fn restart<E: Engine>(
         out.line(&format!(" Container {}  Restarting", c.name));
         e.restart_container(&c.id, timeout).await?;
         out.line(&format!(" Container {}  Started", c.name));
+    }
+    Ok(())
+}
+
+/// `pull`: the images of the services (all when empty), one after the other.
+pub async fn pull<E: Engine>(
+    e: &E,
+    p: &Project,
+    services: &[String],
+    out: &mut dyn Out,
+) -> UpResult<()> {
+    check_services(p, services)?;
+    for (name, s) in &p.services {
+        if !services.is_empty() && !services.contains(name) {
+            continue;
+        }
+        let Some(image) = &s.image else { continue };
+        out.line(&format!(" {name} Pulling "));
+        e.pull_image(image).await?;
+        out.line(&format!(" {name} Pulled "));
     }
     Ok(())
 }

@@ -493,8 +493,8 @@ impl Out for Stdout {
 
 /// compose v2's commands that wharf compose does not have yet.
 const NOT_YET: &[&str] = &[
-    "attach", "build", "commit", "cp", "events", "export", "images", "pull", "push", "run",
-    "scale", "stats", "watch", "alpha", "publish", "volumes",
+    "attach", "build", "commit", "cp", "events", "export", "images", "push", "run", "stats",
+    "watch", "alpha", "publish", "volumes",
 ];
 
 pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
@@ -844,6 +844,37 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
                 super::container::top(ctx, args).await?;
                 println!();
             }
+        }
+        ComposeCmd::Pull(x) => wharf_compose::ops::pull(&api, &project, &x.services, &mut Stderr)
+            .await
+            .map_err(fail)?,
+        ComposeCmd::Scale(x) => {
+            // SERVICE=N for each: that many replicas, then up of those services alone.
+            let mut project = project;
+            let mut services = Vec::new();
+            for arg in &x.services {
+                let Some((name, n)) = arg.split_once('=') else {
+                    return Err(status(1, format!("invalid scale specifier: {arg}")));
+                };
+                let n: u32 = n
+                    .parse()
+                    .map_err(|_| status(1, format!("invalid scale specifier: {arg}")))?;
+                let Some(s) = project.services.get_mut(name) else {
+                    return Err(status(1, format!("no such service: {name}")));
+                };
+                s.scale = Some(n);
+                if let Some(d) = &mut s.deploy {
+                    d.replicas = Some(n);
+                }
+                services.push(name.to_string());
+            }
+            let o = wharf_compose::up::UpOptions {
+                services,
+                ..Default::default()
+            };
+            wharf_compose::up::up(&api, &project, &o, &mut Stderr)
+                .await
+                .map_err(fail)?;
         }
         ComposeCmd::Other(_) | ComposeCmd::Ls(_) | ComposeCmd::Version(_) => {
             unreachable!("handled above")
