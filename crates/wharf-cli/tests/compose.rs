@@ -473,6 +473,16 @@ fn attached_up_logs_follow_and_ctrl_c(t: &Target) {
     // logs -f of stopped containers: everything, then back.
     let (logs, _) = compose_ok(t, &p, &["logs", "-f", "one"]);
     assert_eq!(logs, "ct-one-1  | one-a\nct-one-1  | one-b\n");
+    // rm: without -f and without a terminal nothing goes; with -f the stopped ones go.
+    let (_, err) = compose_ok(t, &p, &["rm"]);
+    assert_eq!(err, "Going to remove ct-one-1, ct-two-1\n");
+    assert_eq!(t.ok(&["ps", "-aq"]).lines().count(), 2);
+    let (_, err) = compose_ok(t, &p, &["rm", "-f", "two"]);
+    assert_eq!(
+        err,
+        " Container ct-two-1  Removing\n Container ct-two-1  Removed\n"
+    );
+    assert_eq!(t.ok(&["ps", "-aq"]).lines().count(), 1);
     compose_ok(t, &p, &["down"]);
 
     // Ctrl-C stops the containers.
