@@ -1528,6 +1528,8 @@ pub enum ComposeCmd {
     Pull(ComposeServicesArgs),
     /// Scale services (SERVICE=REPLICAS ...)
     Scale(ComposeServicesArgs),
+    /// List images used by the created containers
+    Images(ComposeImagesArgs),
     /// compose commands wharf does not have yet: refused by name
     #[command(external_subcommand)]
     Other(Vec<String>),
@@ -1712,4 +1714,12 @@ pub struct ComposeVersionArgs {
     /// Shows only the version number
     #[arg(long)]
     pub short: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeImagesArgs {
+    /// Only display IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    pub services: Vec<String>,
 }

@@ -617,6 +617,34 @@ fn published_port_reached_from_the_host(t: &Target) {
         compose_ok(t, &p, &["port", "www", "80"]).0,
         format!("127.0.0.1:{port}\n")
     );
+    // images: the container's image, its short id and size as `images` shows them.
+    let (images, _) = compose_ok(t, &p, &["images"]);
+    let want_id = t.ok(&["images", "-q", "busybox"]).trim().to_string();
+    let want_size = t
+        .ok(&["images", "--format", "{{.Size}}", "busybox"])
+        .trim()
+        .to_string();
+    let row: Vec<&str> = images
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row,
+        [
+            "ct-www-1",
+            "busybox",
+            "latest",
+            want_id.as_str(),
+            want_size.as_str()
+        ],
+        "{images}"
+    );
+    assert!(
+        images.starts_with("CONTAINER           REPOSITORY          TAG "),
+        "{images}"
+    );
     let o = compose(t, &p, &["port", "www", "81"]);
     assert_eq!(stderr(&o), "no port 81/tcp for container ct-www-1\n");
     compose_ok(t, &p, &["down"]);

@@ -493,8 +493,8 @@ impl Out for Stdout {
 
 /// compose v2's commands that wharf compose does not have yet.
 const NOT_YET: &[&str] = &[
-    "attach", "build", "commit", "cp", "events", "export", "images", "push", "run", "stats",
-    "watch", "alpha", "publish", "volumes",
+    "attach", "build", "commit", "cp", "events", "export", "push", "run", "stats", "watch",
+    "alpha", "publish", "volumes",
 ];
 
 pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
@@ -557,6 +557,7 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
     let by_label = matches!(
         a.cmd,
         ComposeCmd::Kill(_)
+            | ComposeCmd::Images(_)
             | ComposeCmd::Top(_)
             | ComposeCmd::Wait(_)
             | ComposeCmd::Port(_)
@@ -875,6 +876,36 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
             wharf_compose::up::up(&api, &project, &o, &mut Stderr)
                 .await
                 .map_err(fail)?;
+        }
+        ComposeCmd::Images(x) => {
+            let cs = wharf_compose::ops::containers(&api, &project, &x.services, true)
+                .await
+                .map_err(fail)?;
+            let mut t = String::from("CONTAINER\tREPOSITORY\tTAG\tIMAGE ID\tSIZE\n");
+            for c in cs {
+                let v = ctx
+                    .client
+                    .get_json(&format!("/images/{}/json", enc_path(&c.image)))
+                    .await?;
+                let id = v["Id"].as_str().unwrap_or("");
+                let short = crate::format::names::short_id(id);
+                if x.quiet {
+                    println!("{short}");
+                    continue;
+                }
+                let (repo, tag) = crate::format::names::split_tag(&c.image);
+                let size =
+                    crate::format::human::human_size_prec(v["Size"].as_f64().unwrap_or(0.0), 3);
+                t.push_str(&format!(
+                    "{}\t{}\t{}\t{short}\t{size}\n",
+                    c.name,
+                    crate::format::names::familiar(&repo),
+                    tag.unwrap_or_else(|| "latest".into())
+                ));
+            }
+            if !x.quiet {
+                print!("{}", crate::format::table::align_with(&t, 20, 3));
+            }
         }
         ComposeCmd::Other(_) | ComposeCmd::Ls(_) | ComposeCmd::Version(_) => {
             unreachable!("handled above")
