@@ -151,6 +151,8 @@ pub enum Cmd {
     /// Manage builds
     #[command(subcommand)]
     Builder(BuilderCmd),
+    /// Define and run multi-container applications (docker compose)
+    Compose(ComposeArgs),
     /// Generate the autocompletion script for the specified shell
     Completion(CompletionArgs),
 }
@@ -1370,7 +1372,6 @@ pub struct CompletionArgs {
 pub const UNSUPPORTED_COMMANDS: &[&str] = &[
     "buildx",
     "checkpoint",
-    "compose",
     "config",
     "context",
     "init",
@@ -1464,3 +1465,267 @@ pub const UNSUPPORTED_FLAGS: &[&str] = &[
     "--type",
     "--cluster",
 ];
+
+#[derive(Args, Debug)]
+pub struct ComposeArgs {
+    /// Compose configuration files
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Vec<std::path::PathBuf>,
+    /// Project name
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
+    pub project_name: Option<String>,
+    /// Specify an alternate working directory (default: the path of the first compose file)
+    #[arg(long, value_name = "DIR")]
+    pub project_directory: Option<std::path::PathBuf>,
+    /// Specify an alternate environment file
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<std::path::PathBuf>,
+    /// Specify a profile to enable
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Vec<String>,
+    /// Set type of progress output (plain only for now; auto and tty print plain lines too)
+    #[arg(long, value_name = "TYPE")]
+    pub progress: Option<String>,
+    #[command(subcommand)]
+    pub cmd: ComposeCmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ComposeCmd {
+    /// Parse, resolve and render compose file in canonical format
+    Config(ComposeConfigArgs),
+    /// Create and start containers
+    Up(ComposeUpArgs),
+    /// Stop and remove containers, networks
+    Down(ComposeDownArgs),
+    /// List containers
+    Ps(ComposePsArgs),
+    /// View output from containers
+    Logs(ComposeLogsArgs),
+    /// Start services
+    Start(ComposeServicesArgs),
+    /// Stop services
+    Stop(ComposeStopArgs),
+    /// Restart service containers
+    Restart(ComposeStopArgs),
+    /// Removes stopped service containers
+    Rm(ComposeRmArgs),
+    /// Execute a command in a running container
+    Exec(ComposeExecArgs),
+    /// Force stop service containers
+    Kill(ComposeKillArgs),
+    /// Pause services
+    Pause(ComposeServicesArgs),
+    /// Unpause services
+    Unpause(ComposeServicesArgs),
+    /// List running compose projects
+    Ls(ComposeLsArgs),
+    /// Creates containers for a service
+    Create(ComposeCreateArgs),
+    /// Block until containers of all (or specified) services stop, printing their exit codes
+    Wait(ComposeServicesArgs),
+    /// Print the public port for a port binding
+    Port(ComposePortArgs),
+    /// Show the wharf compose version information
+    Version(ComposeVersionArgs),
+    /// Display the running processes
+    Top(ComposeServicesArgs),
+    /// Pull service images
+    Pull(ComposeServicesArgs),
+    /// Scale services (SERVICE=REPLICAS ...)
+    Scale(ComposeServicesArgs),
+    /// List images used by the created containers
+    Images(ComposeImagesArgs),
+    /// compose commands wharf does not have yet: refused by name
+    #[command(external_subcommand)]
+    Other(Vec<String>),
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeConfigArgs {
+    /// Print the service names, one per line
+    #[arg(long)]
+    pub services: bool,
+    /// Print the volume names, one per line
+    #[arg(long)]
+    pub volumes: bool,
+    /// Only validate the configuration, don't print anything
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Save to file (default to stdout)
+    #[arg(short = 'o', long)]
+    pub output: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeUpArgs {
+    /// Detached mode: Run containers in the background
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Remove containers for services not defined in the Compose file
+    #[arg(long)]
+    pub remove_orphans: bool,
+    /// Recreate containers even if their configuration and image haven't changed
+    #[arg(long)]
+    pub force_recreate: bool,
+    /// Don't start the services after creating them
+    #[arg(long)]
+    pub no_start: bool,
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeDownArgs {
+    /// Remove named volumes declared in the "volumes" section of the Compose file
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+    /// Remove containers for services not defined in the Compose file
+    #[arg(long)]
+    pub remove_orphans: bool,
+    /// Specify a shutdown timeout in seconds
+    #[arg(short = 't', long)]
+    pub timeout: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposePsArgs {
+    /// Show all stopped containers (including those created by the run command)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only display IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Display services
+    #[arg(long)]
+    pub services: bool,
+    pub service_names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeLogsArgs {
+    /// Number of lines to show from the end of the logs for each container
+    #[arg(short = 'n', long)]
+    pub tail: Option<String>,
+    /// Show timestamps
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// Don't print prefix in logs
+    #[arg(long)]
+    pub no_log_prefix: bool,
+    /// Follow log output
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeServicesArgs {
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeStopArgs {
+    /// Specify a shutdown timeout in seconds
+    #[arg(short = 't', long)]
+    pub timeout: Option<u64>,
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeRmArgs {
+    /// Don't ask to confirm removal
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Stop the containers, if required, before removing
+    #[arg(short = 's', long)]
+    pub stop: bool,
+    /// Remove any anonymous volumes attached to containers
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeExecArgs {
+    /// Detached mode: Run command in the background
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Index of the container if service has multiple replicas
+    #[arg(long, default_value_t = 1)]
+    pub index: u32,
+    /// Disable pseudo-TTY allocation (by default one is allocated when on a terminal)
+    #[arg(short = 'T', long = "no-TTY")]
+    pub no_tty: bool,
+    /// Give extended privileges to the process
+    #[arg(long)]
+    pub privileged: bool,
+    /// Run the command as this user
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Path to workdir directory for this command
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// The service, then the command and its arguments
+    #[arg(value_name = "SERVICE COMMAND [ARGS...]", required = true, num_args = 2..,
+          trailing_var_arg = true)]
+    pub service_and_cmd: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeKillArgs {
+    /// SIGNAL to send to the container
+    #[arg(short = 's', long)]
+    pub signal: Option<String>,
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeLsArgs {
+    /// Show all stopped Compose projects
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only display project names
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeCreateArgs {
+    /// Recreate containers even if their configuration and image haven't changed
+    #[arg(long)]
+    pub force_recreate: bool,
+    /// Remove containers for services not defined in the Compose file
+    #[arg(long)]
+    pub remove_orphans: bool,
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposePortArgs {
+    /// Index of the container if service has multiple replicas
+    #[arg(long, default_value_t = 1)]
+    pub index: u32,
+    /// tcp or udp
+    #[arg(long, default_value = "tcp")]
+    pub protocol: String,
+    pub service: String,
+    pub private_port: u16,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeVersionArgs {
+    /// Shows only the version number
+    #[arg(long)]
+    pub short: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeImagesArgs {
+    /// Only display IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    pub services: Vec<String>,
+}

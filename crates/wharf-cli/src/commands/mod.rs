@@ -2,6 +2,7 @@
 //! output), docker's status errors, and "do this to each named object" loops.
 
 pub mod build;
+pub mod compose;
 pub mod container;
 pub mod image;
 pub mod login;
@@ -188,6 +189,7 @@ pub async fn dispatch(ctx: &Ctx, cmd: Cmd) -> Result<i32> {
             ImageCmd::Save(a) => i::save(ctx, a).await,
             ImageCmd::Tag(a) => i::tag(ctx, a).await,
         },
+        Cmd::Compose(a) => compose::run(ctx, a).await,
         Cmd::Volume(sub) => match sub {
             VolumeCmd::Create(a) => volume::create(ctx, a).await,
             VolumeCmd::Inspect(a) => {

@@ -1,0 +1,651 @@
+//! `wharf compose` end to end: a 3-service project (a healthchecked store with a named
+//! volume, an api on two networks with an alias, a web front) brought up, listed, reached by
+//! name from another service, its logs read, one service changed and recreated alone, and
+//! taken down with nothing left. Run against a test wharfd and, when Debian's dockerd is
+//! usable, against a test dockerd: the same compose code over the same Engine API.
+
+mod common;
+
+use common::target::Target;
+use common::{eventually, stderr, stdout};
+
+macro_rules! scenario {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn on_wharfd() {
+                require_env!();
+                super::$name(&Target::wharfd());
+            }
+            #[test]
+            fn on_dockerd() {
+                require_env!();
+                let Some(t) = Target::dockerd() else { return };
+                super::$name(&t);
+            }
+        }
+    };
+}
+
+const PROJECT: &str = r#"
+services:
+  db:
+    image: busybox
+    command: ["sh", "-c", "echo db-ready; echo stored > /data/f; exec httpd -f -p 80 -h /data"]
+    volumes: [data:/data]
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/f"]
+      interval: 1s
+      retries: 20
+  api:
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo api-$${HOSTNAME:+x} > /www/i && echo api-up && exec httpd -f -p 8080 -h /www"]
+    depends_on:
+      db: {condition: service_healthy}
+    networks:
+      default: {}
+      back: {aliases: [backend]}
+  web:
+    image: busybox
+    command: sh -c 'echo web-$$GREETING; exec sleep 300'
+    environment:
+      GREETING: ${GREETING:-hello}
+    depends_on: [api]
+    networks: [back]
+networks:
+  back: {}
+volumes:
+  data: {}
+"#;
+
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(yaml: &str) -> Project {
+        let dir = tempfile::Builder::new()
+            .prefix("wharf-compose-e2e-")
+            .tempdir()
+            .unwrap();
+        std::fs::write(dir.path().join("compose.yaml"), yaml).unwrap();
+        Project { dir }
+    }
+
+    fn file(&self) -> String {
+        self.dir.path().join("compose.yaml").display().to_string()
+    }
+}
+
+/// `wharf compose -f <file> -p ct <args>` against the target.
+fn compose(t: &Target, p: &Project, args: &[&str]) -> std::process::Output {
+    let file = p.file();
+    let mut all = vec!["compose", "-f", file.as_str(), "-p", "ct"];
+    all.extend_from_slice(args);
+    t.wharf(&all)
+}
+
+#[track_caller]
+fn compose_ok(t: &Target, p: &Project, args: &[&str]) -> (String, String) {
+    let o = compose(t, p, args);
+    assert!(
+        o.status.success(),
+        "wharf compose {args:?} failed: {}\n--- daemon log ---\n{}",
+        stderr(&o),
+        t.log()
+    );
+    (stdout(&o), stderr(&o))
+}
+
+fn id_of(t: &Target, name: &str) -> String {
+    t.ok(&["inspect", "-f", "{{.Id}}", name]).trim().to_string()
+}
+
+scenario!(three_services_up_ps_dns_logs_recreate_down);
+fn three_services_up_ps_dns_logs_recreate_down(t: &Target) {
+    let p = Project::new(PROJECT);
+
+    // config: the canonical form, the implied default network, the engine names.
+    let (cfg, _) = compose_ok(t, &p, &["config"]);
+    assert!(cfg.starts_with("name: ct\nservices:\n  api:\n"), "{cfg}");
+    assert!(cfg.contains("networks:\n  back:\n    name: ct_back\n  default:\n    name: ct_default\nvolumes:\n  data:\n    name: ct_data\n"), "{cfg}");
+    assert!(
+        cfg.contains("    environment:\n      GREETING: hello\n"),
+        "{cfg}"
+    );
+    assert_eq!(
+        compose_ok(t, &p, &["config", "--services"]).0,
+        "api\ndb\nweb\n"
+    );
+
+    // up -d: networks, volume, containers in dependency order, db healthy before api starts.
+    let t0 = std::time::Instant::now();
+    let (_, err) = compose_ok(t, &p, &["up", "-d"]);
+    // For the record (run with --nocapture): the wait for db's first healthy check (interval
+    // 1s) dominates; it is bounded by the check, not by polling.
+    eprintln!(
+        "compose up -d, 3 services, one service_healthy wait: {:?}",
+        t0.elapsed()
+    );
+    let lines: Vec<&str> = err.lines().collect();
+    for want in [
+        " Network ct_back  Created",
+        " Network ct_default  Created",
+        " Volume \"ct_data\"  Created",
+        " Container ct-db-1  Created",
+        " Container ct-db-1  Healthy",
+        " Container ct-api-1  Started",
+        " Container ct-web-1  Started",
+    ] {
+        assert!(lines.contains(&want), "{want:?} missing from:\n{err}");
+    }
+    let pos = |l: &str| lines.iter().position(|x| *x == l).unwrap();
+    assert!(
+        pos(" Container ct-db-1  Healthy") < pos(" Container ct-api-1  Starting"),
+        "{err}"
+    );
+    assert!(
+        pos(" Container ct-api-1  Started") < pos(" Container ct-web-1  Starting"),
+        "{err}"
+    );
+
+    // The labels compose v2 sets.
+    let labels = t.ok(&["inspect", "-f", "{{json .Config.Labels}}", "ct-api-1"]);
+    let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(labels["com.docker.compose.project"], "ct");
+    assert_eq!(labels["com.docker.compose.service"], "api");
+    assert_eq!(labels["com.docker.compose.container-number"], "1");
+    assert_eq!(labels["com.docker.compose.oneoff"], "False");
+    assert_eq!(
+        labels["com.docker.compose.project.config_files"],
+        p.file().as_str()
+    );
+    assert_eq!(
+        labels["com.docker.compose.project.working_dir"],
+        p.dir.path().display().to_string().as_str()
+    );
+    assert_eq!(
+        labels["com.docker.compose.config-hash"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+
+    // ps: the three, with their services, up.
+    let (ps, _) = compose_ok(t, &p, &["ps"]);
+    let rows: Vec<&str> = ps.lines().collect();
+    assert!(rows[0].starts_with("NAME "), "{ps}");
+    assert_eq!(rows.len(), 4, "{ps}");
+    for (row, (name, svc)) in
+        rows[1..]
+            .iter()
+            .zip([("ct-db-1", "db"), ("ct-api-1", "api"), ("ct-web-1", "web")])
+    {
+        let cells: Vec<&str> = row
+            .split("   ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(cells[0], name, "{ps}");
+        assert_eq!(cells[1], "busybox", "{ps}");
+        assert_eq!(cells[3], svc, "{ps}");
+        assert!(cells[5].starts_with("Up "), "{ps}");
+    }
+    assert_eq!(compose_ok(t, &p, &["ps", "-q"]).0.lines().count(), 3);
+
+    // A service reaches another by its service name, and by an alias on a declared network.
+    let (got, _) = compose_ok(
+        t,
+        &p,
+        &["exec", "-T", "api", "wget", "-q", "-O", "-", "http://db/f"],
+    );
+    assert_eq!(got, "stored\n");
+    // exec: the command's exit status, and a service that is not running.
+    let o = compose(
+        t,
+        &p,
+        &["exec", "-T", "-e", "X=4", "api", "sh", "-c", "exit $X"],
+    );
+    assert_eq!(o.status.code(), Some(4));
+    let o = compose(t, &p, &["exec", "-T", "--index", "2", "api", "true"]);
+    assert_eq!(stderr(&o), "service \"api\" is not running\n");
+    eventually("web reaches api as backend", || {
+        let o = t.wharf(&[
+            "exec",
+            "ct-web-1",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://backend:8080/i",
+        ]);
+        o.status.success() && stdout(&o) == "api-x\n"
+    });
+    // web is not on the default network: db is not its to reach.
+    let o = t.wharf(&[
+        "exec",
+        "ct-web-1",
+        "wget",
+        "-q",
+        "-T",
+        "2",
+        "-O",
+        "-",
+        "http://db/f",
+    ]);
+    assert!(!o.status.success(), "web reached db across networks");
+
+    // logs, prefixed by container name padded to the longest.
+    let (logs, _) = compose_ok(t, &p, &["logs"]);
+    for want in [
+        "ct-db-1   | db-ready",
+        "ct-api-1  | api-up",
+        "ct-web-1  | web-hello",
+    ] {
+        assert!(
+            logs.lines().any(|l| l == want),
+            "{want:?} missing from:\n{logs}"
+        );
+    }
+    let (logs, _) = compose_ok(t, &p, &["logs", "--no-log-prefix", "web"]);
+    assert_eq!(logs, "web-hello\n");
+
+    // The same file again changes nothing; a change to web recreates web alone.
+    let (db_id, api_id, web_id) = (
+        id_of(t, "ct-db-1"),
+        id_of(t, "ct-api-1"),
+        id_of(t, "ct-web-1"),
+    );
+    let (_, err) = compose_ok(t, &p, &["up", "-d"]);
+    assert!(
+        !err.contains("Recreate") && !err.contains("Created"),
+        "{err}"
+    );
+    assert_eq!(id_of(t, "ct-web-1"), web_id);
+    std::fs::write(p.dir.path().join(".env"), "GREETING=changed\n").unwrap();
+    let (_, err) = compose_ok(t, &p, &["up", "-d"]);
+    assert!(
+        err.lines().any(|l| l == " Container ct-web-1  Recreated"),
+        "{err}"
+    );
+    assert!(
+        err.lines().any(|l| l == " Container ct-db-1  Running"),
+        "{err}"
+    );
+    assert!(
+        err.lines().any(|l| l == " Container ct-api-1  Running"),
+        "{err}"
+    );
+    assert_eq!(id_of(t, "ct-db-1"), db_id);
+    assert_eq!(id_of(t, "ct-api-1"), api_id);
+    assert_ne!(id_of(t, "ct-web-1"), web_id);
+    eventually("the new web logs the new greeting", || {
+        compose(t, &p, &["logs", "--no-log-prefix", "web"]).stdout == b"web-changed\n"
+    });
+
+    // top: each container's name, then its processes.
+    let (top, _) = compose_ok(t, &p, &["top", "web"]);
+    assert!(top.starts_with("ct-web-1\nUID "), "{top}");
+    assert!(top.contains("sleep 300") && top.ends_with("\n\n"), "{top}");
+
+    // ls, pause / unpause, kill.
+    let (ls, _) = compose_ok(t, &p, &["ls"]);
+    let row = ls
+        .lines()
+        .find(|l| l.starts_with("ct "))
+        .unwrap_or_else(|| panic!("{ls}"));
+    assert!(
+        row.contains("running(3)") && row.ends_with(&p.file()),
+        "{ls}"
+    );
+    assert!(
+        ls.starts_with("NAME                STATUS              CONFIG FILES\n"),
+        "{ls}"
+    );
+    let (_, err) = compose_ok(t, &p, &["pause", "web"]);
+    assert_eq!(
+        err,
+        " Container ct-web-1  Pausing\n Container ct-web-1  Paused\n"
+    );
+    assert_eq!(
+        t.ok(&["inspect", "-f", "{{.State.Status}}", "ct-web-1"])
+            .trim(),
+        "paused"
+    );
+    let (_, err) = compose_ok(t, &p, &["unpause", "web"]);
+    assert_eq!(
+        err,
+        " Container ct-web-1  Unpausing\n Container ct-web-1  Unpaused\n"
+    );
+    let (_, err) = compose_ok(t, &p, &["kill", "-s", "KILL", "web"]);
+    assert_eq!(
+        err,
+        " Container ct-web-1  Killing\n Container ct-web-1  Killed\n"
+    );
+    eventually("web is killed", || {
+        t.ok(&["inspect", "-f", "{{.State.ExitCode}}", "ct-web-1"])
+            .trim()
+            == "137"
+    });
+    assert_eq!(compose_ok(t, &p, &["ps", "--services"]).0, "db\napi\n");
+    let (_, err) = compose_ok(t, &p, &["start", "web"]);
+    assert_eq!(
+        err,
+        " Container ct-web-1  Starting\n Container ct-web-1  Started\n"
+    );
+
+    // stop / start / restart.
+    let (_, err) = compose_ok(t, &p, &["stop", "-t", "1", "web"]);
+    assert_eq!(
+        err,
+        " Container ct-web-1  Stopping\n Container ct-web-1  Stopped\n"
+    );
+    assert_eq!(compose_ok(t, &p, &["ps", "--services"]).0, "db\napi\n");
+    let (_, err) = compose_ok(t, &p, &["start", "web"]);
+    assert_eq!(
+        err,
+        " Container ct-web-1  Starting\n Container ct-web-1  Started\n"
+    );
+    let (_, err) = compose_ok(t, &p, &["restart", "-t", "1", "web"]);
+    assert_eq!(
+        err,
+        " Container ct-web-1  Restarting\n Container ct-web-1  Started\n"
+    );
+
+    // down -v: nothing of the project is left.
+    let (_, err) = compose_ok(t, &p, &["down", "-v", "-t", "1"]);
+    for want in [
+        " Container ct-web-1  Removed",
+        " Container ct-db-1  Removed",
+        " Network ct_back  Removed",
+        " Network ct_default  Removed",
+        " Volume ct_data  Removed",
+    ] {
+        assert!(
+            err.lines().any(|l| l == want),
+            "{want:?} missing from:\n{err}"
+        );
+    }
+    assert_eq!(
+        t.ok(&[
+            "ps",
+            "-aq",
+            "--filter",
+            "label=com.docker.compose.project=ct"
+        ]),
+        ""
+    );
+    let nets = t.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!nets.lines().any(|n| n.starts_with("ct_")), "{nets}");
+    let vols = t.ok(&["volume", "ls", "-q"]);
+    assert!(!vols.lines().any(|v| v == "ct_data"), "{vols}");
+}
+
+scenario!(errors_and_refusals);
+fn errors_and_refusals(t: &Target) {
+    // A bad key: the file, the key path and what is wrong; nothing is created.
+    let p = Project::new("services:\n  a:\n    image: busybox\n    bogus: 1\n");
+    let o = compose(t, &p, &["up", "-d"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "{}: services.a: additional property bogus is not allowed\n",
+            p.file()
+        )
+    );
+    // Parsed but not implemented: refused by name.
+    let p = Project::new("services:\n  a:\n    image: busybox\n    cap_add: [NET_ADMIN]\n");
+    let o = compose(t, &p, &["up", "-d"]);
+    assert_eq!(
+        stderr(&o),
+        "service \"a\": cap_add is not supported by wharf compose yet\n"
+    );
+    assert_eq!(t.ok(&["ps", "-aq"]), "");
+    let o = compose(t, &p, &["run", "a", "true"]);
+    assert_eq!(
+        stderr(&o),
+        "wharf compose: 'run' is not supported yet (see docs/compatibility.md)\n"
+    );
+    // A required variable.
+    let p = Project::new("services:\n  a:\n    image: \"busybox:${TAG:?TAG must be set}\"\n");
+    let o = compose(t, &p, &["config"]);
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "{}: services.a.image: required variable TAG is missing a value: TAG must be set\n",
+            p.file()
+        )
+    );
+    // A dependency that does not complete successfully stops up.
+    let p = Project::new("services:\n  init:\n    image: busybox\n    command: sh -c 'exit 3'\n  app:\n    image: busybox\n    command: sleep 300\n    depends_on: {init: {condition: service_completed_successfully}}\n");
+    let o = compose(t, &p, &["up", "-d"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).ends_with("service \"init\" didn't complete successfully: exit 3\n"),
+        "{}",
+        stderr(&o)
+    );
+    let state = t.ok(&["inspect", "-f", "{{.State.Status}}", "ct-app-1"]);
+    assert_eq!(state.trim(), "created");
+    // wait: the exit code, printed and returned.
+    let o = compose(t, &p, &["wait", "init"]);
+    assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(3), "3\n"));
+    // create: containers, not started.
+    compose_ok(t, &p, &["down"]);
+    let (_, err) = compose_ok(t, &p, &["create"]);
+    assert!(
+        err.contains(" Container ct-init-1  Created\n") && !err.contains("Start"),
+        "{err}"
+    );
+    assert_eq!(
+        t.ok(&["inspect", "-f", "{{.State.Status}}", "ct-init-1"])
+            .trim(),
+        "created"
+    );
+    compose_ok(t, &p, &["down"]);
+    assert_eq!(t.ok(&["ps", "-aq"]), "");
+}
+
+scenario!(attached_up_logs_follow_and_ctrl_c);
+fn attached_up_logs_follow_and_ctrl_c(t: &Target) {
+    // Attached: every line prefixed, each exit reported, back when all have stopped.
+    let p = Project::new("services:\n  one:\n    image: busybox\n    command: sh -c 'echo one-a; sleep 1; echo one-b'\n  two:\n    image: busybox\n    command: sh -c 'echo two-a >&2; exit 3'\n");
+    let (out, err) = compose_ok(t, &p, &["up"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "Attaching to ct-one-1, ct-two-1", "{out}");
+    for want in [
+        "ct-one-1  | one-a",
+        "ct-one-1  | one-b",
+        "ct-two-1 exited with code 3",
+        "ct-one-1 exited with code 0",
+    ] {
+        assert!(lines.contains(&want), "{want:?} missing from:\n{out}");
+    }
+    let pos = |l: &str| lines.iter().position(|x| *x == l).unwrap();
+    assert!(
+        pos("ct-one-1  | one-b") < pos("ct-one-1 exited with code 0"),
+        "{out}"
+    );
+    assert!(err.lines().any(|l| l == "ct-two-1  | two-a"), "{err}");
+    // logs -f of stopped containers: everything, then back.
+    let (logs, _) = compose_ok(t, &p, &["logs", "-f", "one"]);
+    assert_eq!(logs, "ct-one-1  | one-a\nct-one-1  | one-b\n");
+    // rm: without -f and without a terminal nothing goes; with -f the stopped ones go.
+    let (_, err) = compose_ok(t, &p, &["rm"]);
+    assert_eq!(err, "Going to remove ct-one-1, ct-two-1\n");
+    assert_eq!(t.ok(&["ps", "-aq"]).lines().count(), 2);
+    let (_, err) = compose_ok(t, &p, &["rm", "-f", "two"]);
+    assert_eq!(
+        err,
+        " Container ct-two-1  Removing\n Container ct-two-1  Removed\n"
+    );
+    assert_eq!(t.ok(&["ps", "-aq"]).lines().count(), 1);
+    compose_ok(t, &p, &["down"]);
+
+    // Ctrl-C stops the containers.
+    let p = Project::new("services:\n  s:\n    image: busybox\n    command: sh -c 'echo started; exec sleep 300'\n    stop_grace_period: 1s\n");
+    let file = p.file();
+    let child = std::process::Command::new(common::WHARF)
+        .args(["-H", &t.host(), "compose", "-f", &file, "-p", "ct", "up"])
+        .env_remove("DOCKER_HOST")
+        .env_remove("WHARF_HOST")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("the service is running", || {
+        t.ok(&["ps", "-q", "--filter", "name=ct-s-1"]).trim().len() == 12
+    });
+    eventually("its log is followed", || {
+        let o = compose(t, &p, &["logs"]);
+        stdout(&o).contains("started")
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Gracefully stopping... (press Ctrl+C again to force)\n Container ct-s-1  Stopping\n Container ct-s-1  Stopped\n"), "{}", stderr(&o));
+    assert_eq!(
+        t.ok(&["inspect", "-f", "{{.State.Status}}", "ct-s-1"])
+            .trim(),
+        "exited"
+    );
+    compose_ok(t, &p, &["down"]);
+}
+
+scenario!(replicas_scale_without_recreating);
+fn replicas_scale_without_recreating(t: &Target) {
+    let yaml = |n: u32| {
+        format!("services:\n  s:\n    image: busybox\n    command: sleep 300\n    stop_grace_period: 1s\n    deploy: {{replicas: {n}}}\n")
+    };
+    let p = Project::new(&yaml(2));
+    let (_, err) = compose_ok(t, &p, &["up", "-d"]);
+    assert!(
+        err.contains(" Container ct-s-1  Started\n")
+            && err.contains(" Container ct-s-2  Started\n"),
+        "{err}"
+    );
+    let first = id_of(t, "ct-s-1");
+    assert_eq!(
+        t.ok(&[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"com.docker.compose.container-number\"}}",
+            "ct-s-2"
+        ])
+        .trim(),
+        "2"
+    );
+    // Fewer replicas: the highest numbers go, the rest is not recreated.
+    std::fs::write(p.dir.path().join("compose.yaml"), yaml(1)).unwrap();
+    let (_, err) = compose_ok(t, &p, &["up", "-d"]);
+    assert!(err.contains(" Container ct-s-2  Removed\n"), "{err}");
+    assert!(!err.contains("Recreate"), "{err}");
+    assert_eq!(id_of(t, "ct-s-1"), first);
+    assert_eq!(compose_ok(t, &p, &["ps", "-q"]).0.lines().count(), 1);
+    // scale: more replicas of the service, the first kept.
+    let (_, err) = compose_ok(t, &p, &["scale", "s=3"]);
+    assert!(
+        err.contains(" Container ct-s-3  Started\n")
+            && err.contains(" Container ct-s-1  Running\n"),
+        "{err}"
+    );
+    assert_eq!(id_of(t, "ct-s-1"), first);
+    assert_eq!(compose_ok(t, &p, &["ps", "-q"]).0.lines().count(), 3);
+    // Without a file, `-p` finds the project by its labels, as compose v2 does.
+    let empty = tempfile::tempdir().unwrap();
+    let dir = empty.path().display().to_string();
+    let o = t.wharf(&[
+        "compose",
+        "--project-directory",
+        &dir,
+        "-p",
+        "ct",
+        "down",
+        "-t",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(" Container ct-s-3  Removed\n Network ct_default  Removing\n Network ct_default  Removed\n"), "{}", stderr(&o));
+    assert_eq!(t.ok(&["ps", "-aq"]), "");
+    let o = t.wharf(&["compose", "--project-directory", &dir, "up", "-d"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).starts_with("no configuration file provided: not found"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+scenario!(published_port_reached_from_the_host);
+fn published_port_reached_from_the_host(t: &Target) {
+    let p = Project::new("services:\n  www:\n    image: busybox\n    command: sh -c 'mkdir -p /w && echo from-www > /w/i && exec httpd -f -p 80 -h /w'\n    ports: ['127.0.0.1::80']\n    stop_grace_period: 1s\n");
+    compose_ok(t, &p, &["up", "-d"]);
+    let port = t.ok(&[
+        "inspect",
+        "-f",
+        "{{(index (index .NetworkSettings.Ports \"80/tcp\") 0).HostPort}}",
+        "ct-www-1",
+    ]);
+    let port: u16 = port
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no host port: {port:?}"));
+    assert!(port > 0);
+    let mut body = String::new();
+    eventually("GET /i through the published port", || {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+        if s.write_all(b"GET /i HTTP/1.0\r\n\r\n").is_err() {
+            return false;
+        }
+        body.clear();
+        s.read_to_string(&mut body).is_ok() && body.ends_with("from-www\n")
+    });
+    let (ps, _) = compose_ok(t, &p, &["ps"]);
+    assert!(ps.contains(&format!("127.0.0.1:{port}->80/tcp")), "{ps}");
+    assert_eq!(
+        compose_ok(t, &p, &["port", "www", "80"]).0,
+        format!("127.0.0.1:{port}\n")
+    );
+    // images: the container's image, its short id and size as `images` shows them.
+    let (images, _) = compose_ok(t, &p, &["images"]);
+    let want_id = t.ok(&["images", "-q", "busybox"]).trim().to_string();
+    let want_size = t
+        .ok(&["images", "--format", "{{.Size}}", "busybox"])
+        .trim()
+        .to_string();
+    let row: Vec<&str> = images
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row,
+        [
+            "ct-www-1",
+            "busybox",
+            "latest",
+            want_id.as_str(),
+            want_size.as_str()
+        ],
+        "{images}"
+    );
+    assert!(
+        images.starts_with("CONTAINER           REPOSITORY          TAG "),
+        "{images}"
+    );
+    let o = compose(t, &p, &["port", "www", "81"]);
+    assert_eq!(stderr(&o), "no port 81/tcp for container ct-www-1\n");
+    compose_ok(t, &p, &["down"]);
+}
