@@ -601,21 +601,11 @@ fn from_images_of_a_private_registry_pull_with_x_registry_config() {
     d.ok(&["image", "inspect", &name]);
 }
 
-mod add_unpacks_every_compression_and_copies_other_compressed_files {
-    use super::*;
-    #[test]
-    fn wharfd() {
-        require_env!();
-        super::add_unpacks_every_compression_and_copies_other_compressed_files(common::Place::Host);
-    }
-    #[test]
-    fn dockerd_netns() {
-        require_env!();
-        super::add_unpacks_every_compression_and_copies_other_compressed_files(
-            common::Place::DockerdNetns,
-        );
-    }
-}
+scenario!(
+    add_unpacks_every_compression_and_copies_other_compressed_files,
+    wharfd,
+    dockerd_netns
+);
 
 /// ADD unpacks a local tar compressed with gzip, bzip2, xz or zstd (what moby's
 /// DecompressStream reads; moby 20.10 has no zstd), and copies a compressed file that is no

@@ -42,19 +42,7 @@ fn host_tree_owned_by_1234(dir: &Path) -> (String, String) {
     )
 }
 
-mod ownership {
-    use super::*;
-    #[test]
-    fn wharfd() {
-        require_env!();
-        super::ownership(Place::Host);
-    }
-    #[test]
-    fn dockerd_netns() {
-        require_env!();
-        super::ownership(Place::DockerdNetns);
-    }
-}
+scenario!(ownership, wharfd, dockerd_netns);
 
 /// As moby: without `-a` the archive's owners stay (the host's 1234, not the container's
 /// root, whatever docker's reference page says: moby/moby#45793); with `-a`, a container
@@ -148,19 +136,7 @@ fn ownership(place: Place) {
     );
 }
 
-mod overwrite_refusals {
-    use super::*;
-    #[test]
-    fn wharfd() {
-        require_env!();
-        super::overwrite_refusals(Place::Host);
-    }
-    #[test]
-    fn dockerd_netns() {
-        require_env!();
-        super::overwrite_refusals(Place::DockerdNetns);
-    }
-}
+scenario!(overwrite_refusals, wharfd, dockerd_netns);
 
 /// A raw `PUT /containers/{ctr}/archive?{query}` of `tar`: (status, body).
 fn put_archive(d: &Daemon, ctr: &str, query: &str, tar: &[u8]) -> (u16, String) {
@@ -457,19 +433,7 @@ fn a_cut_upload_fails_and_leaves_nothing_running_or_mounted() {
     assert_eq!(d.ok(&["exec", "box", "cat", "/tmp/after.txt"]), "after\n");
 }
 
-mod read_only_targets {
-    use super::*;
-    #[test]
-    fn wharfd() {
-        require_env!();
-        super::read_only_targets(Place::Host);
-    }
-    #[test]
-    fn dockerd_netns() {
-        require_env!();
-        super::read_only_targets(Place::DockerdNetns);
-    }
-}
+scenario!(read_only_targets, wharfd, dockerd_netns);
 
 /// moby's `checkWritablePath`: no copy into a read-only rootfs (outside its read-write
 /// mounts) or a read-only volume, running or stopped (a stopped container's layers are
@@ -520,19 +484,7 @@ fn read_only_targets(place: Place) {
     }
 }
 
-mod copy_events {
-    use super::*;
-    #[test]
-    fn wharfd() {
-        require_env!();
-        super::copy_events(Place::Host);
-    }
-    #[test]
-    fn dockerd_netns() {
-        require_env!();
-        super::copy_events(Place::DockerdNetns);
-    }
-}
+scenario!(copy_events, wharfd, dockerd_netns);
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -611,19 +563,11 @@ fn sparse_files_copy_out_as_plain_entries() {
     }
 }
 
-mod a_copy_out_that_fails_midway_is_an_error {
-    use super::*;
-    #[test]
-    fn wharfd() {
-        require_env!();
-        super::a_copy_out_that_fails_midway_is_an_error(Place::Host);
-    }
-    #[test]
-    fn dockerd_netns() {
-        require_env!();
-        super::a_copy_out_that_fails_midway_is_an_error(Place::DockerdNetns);
-    }
-}
+scenario!(
+    a_copy_out_that_fails_midway_is_an_error,
+    wharfd,
+    dockerd_netns
+);
 
 /// A file whose data is shorter than its stat size (a sysfs attribute: a page announced, a
 /// few bytes there; or a file that shrinks while it is copied) cannot be archived as

@@ -222,23 +222,9 @@ fn links_on_a_user_network_are_aliases_for_the_linker_only(place: Place) {
     );
 }
 
-macro_rules! scenario {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn host() {
-                require_env!();
-                super::$name(Place::Host);
-            }
-            #[test]
-            fn dockerd_netns() {
-                require_env!();
-                super::$name(Place::DockerdNetns);
-            }
-        }
-    };
-}
-
-scenario!(legacy_links_on_the_default_bridge);
-scenario!(links_on_a_user_network_are_aliases_for_the_linker_only);
+scenario!(legacy_links_on_the_default_bridge, host, dockerd_netns);
+scenario!(
+    links_on_a_user_network_are_aliases_for_the_linker_only,
+    host,
+    dockerd_netns
+);

@@ -16,46 +16,6 @@ use common::{eventually, stderr, stdout, Daemon, Place};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-/// `scenario!(name)` runs `fn name(Place)` as `name::host`, `name::netns` and
-/// `name::dockerd_netns`; `scenario!(name, wharfd)` without the dockerd one.
-macro_rules! scenario {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn host() {
-                require_env!();
-                super::$name(Place::Host);
-            }
-            #[test]
-            fn netns() {
-                require_env!();
-                super::$name(Place::Netns);
-            }
-            #[test]
-            fn dockerd_netns() {
-                require_env!();
-                super::$name(Place::DockerdNetns);
-            }
-        }
-    };
-    ($name:ident, wharfd) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn host() {
-                require_env!();
-                super::$name(Place::Host);
-            }
-            #[test]
-            fn netns() {
-                require_env!();
-                super::$name(Place::Netns);
-            }
-        }
-    };
-}
-
 /// Starts busybox httpd serving `body` on port 8080 as container `name` with extra `args`.
 fn web(d: &Daemon, name: &str, args: &[&str], body: &str) -> String {
     let script =
@@ -165,7 +125,12 @@ fn inspect(d: &Daemon, what: &str, format: &str) -> String {
         .to_string()
 }
 
-scenario!(names_resolve_on_a_user_network_and_not_across_networks);
+scenario!(
+    names_resolve_on_a_user_network_and_not_across_networks,
+    host,
+    netns,
+    dockerd_netns
+);
 fn names_resolve_on_a_user_network_and_not_across_networks(place: Place) {
     let Some(d) = Daemon::launch(place, None) else {
         return;
@@ -222,7 +187,12 @@ fn names_resolve_on_a_user_network_and_not_across_networks(place: Place) {
     assert!(!ok, "the default bridge reached front's {ip}");
 }
 
-scenario!(published_ports_from_loopback_host_address_and_ephemeral_ports);
+scenario!(
+    published_ports_from_loopback_host_address_and_ephemeral_ports,
+    host,
+    netns,
+    dockerd_netns
+);
 fn published_ports_from_loopback_host_address_and_ephemeral_ports(place: Place) {
     let Some(d) = Daemon::launch(place, None) else {
         return;
@@ -328,7 +298,7 @@ fn published_ports_from_loopback_host_address_and_ephemeral_ports(place: Place) 
     eventually_get(&d, &format!("127.0.0.1:{port}"), "again");
 }
 
-scenario!(none_host_and_container_modes);
+scenario!(none_host_and_container_modes, host, netns, dockerd_netns);
 fn none_host_and_container_modes(place: Place) {
     let Some(d) = Daemon::launch(place, None) else {
         return;
@@ -407,7 +377,12 @@ fn none_host_and_container_modes(place: Place) {
     assert!(out.ends_with("shared-ns\n"), "{out}");
 }
 
-scenario!(connect_and_disconnect_a_running_container);
+scenario!(
+    connect_and_disconnect_a_running_container,
+    host,
+    netns,
+    dockerd_netns
+);
 fn connect_and_disconnect_a_running_container(place: Place) {
     let Some(d) = Daemon::launch(place, None) else {
         return;
@@ -455,7 +430,12 @@ fn connect_and_disconnect_a_running_container(place: Place) {
     d.ok(&["network", "rm", "n2"]);
 }
 
-scenario!(network_create_ls_inspect_rm_prune_and_internal);
+scenario!(
+    network_create_ls_inspect_rm_prune_and_internal,
+    host,
+    netns,
+    dockerd_netns
+);
 fn network_create_ls_inspect_rm_prune_and_internal(place: Place) {
     let Some(d) = Daemon::launch(place, None) else {
         return;
@@ -613,7 +593,12 @@ fn network_create_ls_inspect_rm_prune_and_internal(place: Place) {
     );
 }
 
-scenario!(hostname_hosts_and_resolv_conf_options);
+scenario!(
+    hostname_hosts_and_resolv_conf_options,
+    host,
+    netns,
+    dockerd_netns
+);
 fn hostname_hosts_and_resolv_conf_options(place: Place) {
     let Some(d) = Daemon::launch(place, None) else {
         return;
@@ -669,7 +654,8 @@ fn hostname_hosts_and_resolv_conf_options(place: Place) {
 
 scenario!(
     a_killed_daemon_restarts_with_containers_still_reachable,
-    wharfd
+    host,
+    netns
 );
 fn a_killed_daemon_restarts_with_containers_still_reachable(place: Place) {
     let Some(mut d) = Daemon::launch(place, None) else {
@@ -766,7 +752,12 @@ fn a_killed_daemon_restarts_with_containers_still_reachable(place: Place) {
     assert_eq!(page, "survives\n", "after the second restart: {page}");
 }
 
-scenario!(create_start_remove_cycles_leave_no_link_rule_or_address);
+scenario!(
+    create_start_remove_cycles_leave_no_link_rule_or_address,
+    host,
+    netns,
+    dockerd_netns
+);
 fn create_start_remove_cycles_leave_no_link_rule_or_address(place: Place) {
     let Some(d) = Daemon::launch(place, None) else {
         return;
@@ -876,7 +867,12 @@ fn create_start_remove_cycles_leave_no_link_rule_or_address(place: Place) {
     }
 }
 
-scenario!(default_address_pools_give_networks_their_subnets);
+scenario!(
+    default_address_pools_give_networks_their_subnets,
+    host,
+    netns,
+    dockerd_netns
+);
 fn default_address_pools_give_networks_their_subnets(place: Place) {
     // A /16 routed nowhere on the host (nor in a test namespace, whose uplink is 100.64/10),
     // for this daemon's pool.

@@ -9,24 +9,6 @@ use common::{eventually, stderr, stdout, Daemon, Place};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-macro_rules! scenario {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn host() {
-                require_env!();
-                super::$name(Place::Host);
-            }
-            #[test]
-            fn netns() {
-                require_env!();
-                super::$name(Place::Netns);
-            }
-        }
-    };
-}
-
 /// A random /64 of fd00::/8 (not fd00::/16, which hosts use) for a test network.
 fn free_subnet6() -> (String, String) {
     let mut r = [0u8; 5];
@@ -116,7 +98,11 @@ fn eventually_get_from(d: &Daemon, in_daemons: bool, addr: &str, want: &str) {
     panic!("GET {addr}: wanted {want:?}, last: {last}\n{}", d.log());
 }
 
-scenario!(ipv6_network_with_several_subnets_ping_ports_and_cleanup);
+scenario!(
+    ipv6_network_with_several_subnets_ping_ports_and_cleanup,
+    host,
+    netns
+);
 fn ipv6_network_with_several_subnets_ping_ports_and_cleanup(place: Place) {
     let Some(d) = Daemon::launch(place, None) else {
         return;
@@ -544,32 +530,12 @@ fn ipv6_network_with_several_subnets_ping_ports_and_cleanup(place: Place) {
     d.ok(&["network", "rm", "only4"]);
 }
 
-/// What dockerd 20.10 does too (`::dockerd_netns`): one IPv4 and one IPv6 subnet, `--ip6`,
-/// the inspect fields of both, AAAA and `ping -6` by name, and `network connect --ip6`.
-macro_rules! scenario_with_dockerd {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn host() {
-                require_env!();
-                super::$name(Place::Host);
-            }
-            #[test]
-            fn netns() {
-                require_env!();
-                super::$name(Place::Netns);
-            }
-            #[test]
-            fn dockerd_netns() {
-                require_env!();
-                super::$name(Place::DockerdNetns);
-            }
-        }
-    };
-}
-
-scenario_with_dockerd!(ipv6_inspect_and_names_as_dockerd_shows_them);
+scenario!(
+    ipv6_inspect_and_names_as_dockerd_shows_them,
+    host,
+    netns,
+    dockerd_netns
+);
 fn ipv6_inspect_and_names_as_dockerd_shows_them(place: Place) {
     let Some(d) = Daemon::launch(place, None) else {
         return;
@@ -691,7 +657,11 @@ fn ipv6_inspect_and_names_as_dockerd_shows_them(place: Place) {
     d.ok(&["network", "rm", "d6", "d6b"]);
 }
 
-scenario!(a_killed_daemon_restarts_with_ipv6_names_addresses_and_loopback_ports);
+scenario!(
+    a_killed_daemon_restarts_with_ipv6_names_addresses_and_loopback_ports,
+    host,
+    netns
+);
 fn a_killed_daemon_restarts_with_ipv6_names_addresses_and_loopback_ports(place: Place) {
     let Some(mut d) = Daemon::launch(place, None) else {
         return;

@@ -36,6 +36,38 @@ pub enum Place {
     DockerdNetns,
 }
 
+impl Place {
+    /// The place a scenario's test is named after: `host` and `wharfd` (wharfd in the host's
+    /// namespace), `netns`, `dockerd_netns`.
+    pub fn named(test: &str) -> Place {
+        match test {
+            "host" | "wharfd" => Place::Host,
+            "netns" => Place::Netns,
+            "dockerd_netns" => Place::DockerdNetns,
+            other => panic!("no place is named {other}"),
+        }
+    }
+}
+
+/// `scenario!(f, host, netns, dockerd_netns)` runs `fn f(Place)` as the tests `f::host`,
+/// `f::netns` and `f::dockerd_netns` (any of the names of [`Place::named`]), each needing
+/// root and the docker CLI.
+#[macro_export]
+macro_rules! scenario {
+    ($name:ident, $($place:ident),+ $(,)?) => {
+        mod $name {
+            use super::*;
+            $(
+                #[test]
+                fn $place() {
+                    $crate::require_env!();
+                    super::$name(common::Place::named(stringify!($place)));
+                }
+            )+
+        }
+    };
+}
+
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
