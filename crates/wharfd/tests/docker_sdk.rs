@@ -111,10 +111,6 @@ const NETWORK_GAPS: &[(&str, &str)] = &[
         "IPAMConfig.LinkLocalIPs is refused",
     ),
     (
-        "test_connect_with_mac_address",
-        "network connect ignores the endpoint's MacAddress",
-    ),
-    (
         "test_create_check_duplicate",
         "duplicate names are refused (as API 1.44+ daemons do)",
     ),
@@ -148,7 +144,7 @@ fn sdk_6_1_3_network_tests_pass_wherever_they_pass_against_dockerd() {
     suite_passes_wherever_it_passes_against_dockerd(
         "network",
         NETWORK_TESTS,
-        23,
+        24,
         &gaps,
         &["test_create_network_ipv6_enabled"],
     );

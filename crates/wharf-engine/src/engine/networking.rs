@@ -897,7 +897,11 @@ pub(super) fn network_settings(engine: &Engine, r: &Record) -> Value {
                 "IPAMConfig": ipam_config_json(att),
                 "Links": if att.links.is_empty() { Value::Null } else { json!(att.links) },
                 "Aliases": if att.aliases.is_empty() { Value::Null } else { json!(att.aliases) },
-                "MacAddress": s(|e| e.mac.clone()),
+                // A stopped container shows the address it asked for (as dockerd).
+                "MacAddress": ep
+                    .map(|e| e.mac.clone())
+                    .or_else(|| att.mac_address.clone())
+                    .unwrap_or_default(),
                 "DriverOpts": null,
                 "GwPriority": 0,
                 "NetworkID": att.network_id,
