@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Dockerfile builds, side by side in one run: wharfd (the docker CLI 28 with
-# DOCKER_BUILDKIT=0 against it), dockerd 20.10's classic builder (DOCKER_BUILDKIT=0),
+# DOCKER_BUILDKIT=0 against it, and wharf's own CLI against it), dockerd 20.10's classic builder (DOCKER_BUILDKIT=0),
 # dockerd 20.10's BuildKit (Debian's docker CLI 20.10 at /usr/bin/docker, DOCKER_BUILDKIT=1)
 # and buildah (with runc: crun 1.8 refuses this host's hybrid cgroups), on
 #   (a) a cold (--no-cache) build of a 3-stage Dockerfile,
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/wharf-target}
-cargo build -q --release -p wharfd -p wharf-shim -p wharf-runtime
+cargo build -q --release -p wharfd -p wharf-shim -p wharf-runtime -p wharf-cli
 bin=$CARGO_TARGET_DIR/release
 work=$(mktemp -d /tmp/wharf-bbench-XXXXXX)
 sock=$work/d.sock
@@ -98,6 +98,7 @@ EOF
 } >"$work/eight/Dockerfile"
 
 wharf_b() { echo "env DOCKER_BUILDKIT=0 docker -H unix://$sock build -q --network none $*"; }
+wcli_b() { echo "$bin/wharf -H unix://$sock build -q --network none $*"; }
 classic_b() { echo "env DOCKER_BUILDKIT=0 docker -H $DS build -q --network none $*"; }
 kit_b() { echo "env DOCKER_BUILDKIT=1 /usr/bin/docker -H $DS build -q --network none $*"; }
 buildah_b() { echo "$BA build -q --runtime runc --network none --layers $*"; }
@@ -120,29 +121,35 @@ bench() { # name runs prepare cmd...
 # (a) cold 3-stage builds.
 bench a "$runs" "true" \
     "$(wharf_b --no-cache -t t3 "$work/three")" "$(classic_b --no-cache -t t3 "$work/three")" \
-    "$(kit_b --no-cache -t t3 "$work/three")" "$(buildah_b --no-cache -t t3 "$work/three")"
+    "$(kit_b --no-cache -t t3 "$work/three")" "$(buildah_b --no-cache -t t3 "$work/three")" \
+    "$(wcli_b --no-cache -t t3 "$work/three")"
 # (b) no-op rebuilds of the big context (the warmup run fills each cache).
 bench b "$runs" "true" \
     "$(wharf_b -t big "$work/big")" "$(classic_b -t big "$work/big")" \
-    "$(kit_b -t big "$work/big")" "$(buildah_b -t big "$work/big")"
+    "$(kit_b -t big "$work/big")" "$(buildah_b -t big "$work/big")" \
+    "$(wcli_b -t big "$work/big")"
 # (c) one source file changed before each run.
 bench c "$runs" "sh -c 'date +%s%N > $work/big/src/s1.txt'" \
     "$(wharf_b -t big "$work/big")" "$(classic_b -t big "$work/big")" \
-    "$(kit_b -t big "$work/big")" "$(buildah_b -t big "$work/big")"
+    "$(kit_b -t big "$work/big")" "$(buildah_b -t big "$work/big")" \
+    "$(wcli_b -t big "$work/big")"
 # (d) 8 independent stages of 2 s each.
 bench d 3 "true" \
     "$(wharf_b --no-cache -t eight "$work/eight")" "$(classic_b --no-cache -t eight "$work/eight")" \
-    "$(kit_b --no-cache -t eight "$work/eight")" "$(buildah_b --no-cache -t eight "$work/eight")"
+    "$(kit_b --no-cache -t eight "$work/eight")" "$(buildah_b --no-cache -t eight "$work/eight")" \
+    "$(wcli_b --no-cache -t eight "$work/eight")"
 
 python3 - "$work" "${results[@]}" <<'PY'
 import json, sys
 work, names = sys.argv[1], sys.argv[2:]
 what = {"a": "(a) cold 3-stage build", "b": "(b) no-op rebuild, 100 MB / 10,000 files",
         "c": "(c) rebuild after one source file changed", "d": "(d) 8 independent stages × RUN sleep 2"}
-print("| scenario | wharf | classic builder | BuildKit | buildah | wharf / BuildKit | wharf / classic |")
-print("|---|---|---|---|---|---|---|")
+print("| scenario | wharfd (docker CLI) | wharfd (wharf CLI) | classic builder | BuildKit | buildah "
+      "| wharf / BuildKit (docker CLI, wharf CLI) | wharf / classic |")
+print("|---|---|---|---|---|---|---|---|")
 for n in names:
     r = [x["median"] for x in json.load(open(f"{work}/{n}.json"))["results"]]
-    w, c, k, b = r
-    print(f"| {what[n]} | {w:.2f} s | {c:.2f} s | {k:.2f} s | {b:.2f} s | {w/k:.2f} | {w/c:.2f} |")
+    w, c, k, b, wc = r
+    print(f"| {what[n]} | {w:.2f} s | {wc:.2f} s | {c:.2f} s | {k:.2f} s | {b:.2f} s "
+          f"| {w/k:.2f}, {wc/k:.2f} | {w/c:.2f} |")
 PY
