@@ -214,4 +214,10 @@ pub trait Backend: Send + Sync + 'static {
     /// Where a RUN step's secret files are written for the step's life: a tmpfs (they must
     /// never reach a disk), private to the daemon.
     fn secrets_dir(&self) -> PathBuf;
+
+    /// The host ids of the container ids `uid`:`gid` of a RUN step (they differ under
+    /// `--userns-remap`): what a file made for the step is owned by.
+    fn host_ids(&self, uid: u32, gid: u32) -> Result<(u32, u32), BackendError> {
+        Ok((uid, gid))
+    }
 }

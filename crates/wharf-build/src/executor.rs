@@ -1540,6 +1540,9 @@ async fn run_step<B: Backend>(
                 let mode = num(&m.mode, "mode", 0o400, 8)?;
                 let uid = num(&m.uid, "uid", 0, 10)?;
                 let gid = num(&m.gid, "gid", 0, 10)?;
+                // Owned by the host ids of the container's (a `--userns-remap` daemon's
+                // container root is not the host's).
+                let (uid, gid) = s.backend.host_ids(uid, gid)?;
                 let file = write_secret(&s.backend.secrets_dir(), data, mode, uid, gid)
                     .map_err(|e| BuildError::new(format!("writing secret {id}: {e}")))?;
                 secret_files.0.push(file.clone());
@@ -2097,7 +2100,7 @@ mod tests {
     use std::path::Path;
     use std::sync::atomic::AtomicUsize;
 
-    type SeenBind = (String, Vec<u8>, u32);
+    type SeenBind = (String, Vec<u8>, u32, u32);
 
     /// Images in memory; RUN steps sleep a little and count how many run at once.
     #[derive(Default)]
@@ -2116,6 +2119,8 @@ mod tests {
         layers_made: AtomicUsize,
         /// `stack_layer` calls: (image, diff id).
         stacked: Mutex<Vec<(String, String)>>,
+        /// What `host_ids` adds (a `--userns-remap` daemon's range).
+        id_shift: u32,
     }
 
     impl Backend for Fake {
@@ -2153,8 +2158,9 @@ mod tests {
                 .filter_map(|m| match m {
                     RunMount::Bind { source, target, .. } => {
                         use std::os::unix::fs::MetadataExt;
-                        let mode = std::fs::metadata(source).ok()?.mode() & 0o7777;
-                        Some((target.clone(), std::fs::read(source).ok()?, mode))
+                        let meta = std::fs::metadata(source).ok()?;
+                        let content = std::fs::read(source).ok()?;
+                        Some((target.clone(), content, meta.mode() & 0o7777, meta.uid()))
                     }
                     _ => None,
                 })
@@ -2234,6 +2240,9 @@ mod tests {
         }
         fn secrets_dir(&self) -> PathBuf {
             self.dir.join("secrets")
+        }
+        fn host_ids(&self, uid: u32, gid: u32) -> Result<(u32, u32), BackendError> {
+            Ok((uid + self.id_shift, gid + self.id_shift))
         }
     }
 
@@ -2379,10 +2388,10 @@ mod tests {
         assert_eq!(seen.len(), 3);
         assert_eq!(
             seen[0].1,
-            [("/run/secrets/tok".to_string(), b"s3cret".to_vec(), 0o400)]
+            [("/run/secrets/tok".to_string(), b"s3cret".to_vec(), 0o400, 0)]
         );
         assert!(!seen[0].0.iter().any(|e| e.contains("s3cret")));
-        assert_eq!(seen[1].1, [("/k".to_string(), b"k3y".to_vec(), 0o440)]);
+        assert_eq!(seen[1].1, [("/k".to_string(), b"k3y".to_vec(), 0o440, 0)]);
         assert!(
             seen[1].0.contains(&"TOKEN=s3cret".to_string()),
             "{:?}",
@@ -2415,6 +2424,25 @@ RUN --mount=type=secret,id=need,required=true true
             format!("{:?}", secrets("s3cret")),
             r#"Secrets(["key", "tok"])"#
         );
+        // Under a user namespace the file belongs to the host ids of the container's
+        // (chown needs root: the test's own directory tells who runs it).
+        let as_root = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(d.path()).unwrap().uid() == 0
+        };
+        if as_root {
+            let fake = Arc::new(Fake {
+                dir: d.path().join("mounts2"),
+                id_shift: 100_000,
+                ..Default::default()
+            });
+            let df = "FROM base\nRUN --mount=type=secret,id=tok,uid=7 cat /run/secrets/tok\n";
+            let c2 = d.path().join("c2");
+            std::fs::create_dir_all(&c2).unwrap();
+            let (r, _) = run_build_with(&fake, &c2, df, None, secrets("v")).await;
+            r.unwrap();
+            assert_eq!(fake.seen.lock().unwrap()[0].1[0].3, 100_007);
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

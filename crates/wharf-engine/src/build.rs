@@ -493,6 +493,13 @@ impl Backend for EngineBackend {
         &self.cache_dir
     }
 
+    fn host_ids(&self, uid: u32, gid: u32) -> Result<(u32, u32), BackendError> {
+        match self.engine.id_map(&wharf_api::types::HostConfig::default()) {
+            Some(m) => m.to_host(uid, gid).map_err(BackendError::new),
+            None => Ok((uid, gid)),
+        }
+    }
+
     fn secrets_dir(&self) -> PathBuf {
         // The exec-root is a tmpfs (/run/wharf by default): secrets never reach a disk.
         self.engine.cfg.exec_root.join("build-secrets")
