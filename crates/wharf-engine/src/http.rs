@@ -1778,13 +1778,16 @@ fn hijack_response(tty: bool) -> Resp {
 }
 
 /// Copies the shim's frames to the client (raw payloads for a tty), and the client's bytes to
-/// the shim (stdin), honoring detach keys. Returns the exit code if an exit frame came.
+/// the shim (stdin), honoring detach keys. Returns the exit code if an exit frame came;
+/// `before_close` gets it before the client's stream is closed, so that a client that
+/// inspects the exec as soon as its stream ends finds the exit recorded.
 async fn pump<C>(
     client: C,
     shim_stream: tokio::net::UnixStream,
     tty: bool,
     stdin: bool,
     detach_keys: Vec<u8>,
+    before_close: impl FnOnce(Option<i32>) + Send,
 ) -> Option<i32>
 where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -1849,11 +1852,13 @@ where
                 codec::frame(stream, &payload)
             };
             if cw.write_all(&out).await.is_err() {
+                before_close(exit);
                 return exit;
             }
         }
     }
     let _ = cw.flush().await;
+    before_close(exit);
     let _ = cw.shutdown().await;
     exit
 }
@@ -1946,7 +1951,7 @@ fn attach(
         let io = TokioIo::new(upgraded);
         match shim_conn {
             Some(s) => {
-                pump(io, s, tty, stdin, keys).await;
+                pump(io, s, tty, stdin, keys, |_| {}).await;
             }
             None => {
                 let mut io = io;
@@ -2098,7 +2103,10 @@ async fn exec_start(
         let mut io = TokioIo::new(up);
         let code = match launch().await {
             Ok(shim_conn) => {
-                pump(io, shim_conn, tty, stdin, if stdin { keys } else { vec![] }).await
+                let keys = if stdin { keys } else { vec![] };
+                // The exit is recorded before the client sees the end of its stream.
+                pump(io, shim_conn, tty, stdin, keys, &finish).await;
+                return;
             }
             Err((code, msg)) => {
                 let line = format!("{msg}\r\n");

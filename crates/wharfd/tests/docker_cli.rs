@@ -86,6 +86,12 @@ fn detached_container_logs_exec_top_inspect_stop_rm() {
     ]);
     assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
     assert_eq!(stdout(&o), format!("from exec\n{}\n", &id.trim()[..12]));
+    // The client inspects the exec as soon as its stream ends: the exit must be recorded by
+    // then (it raced and read 0 now and then: 25 tries, each exit code different).
+    for code in 1..=25 {
+        let o = d.docker(&["exec", "ticker", "sh", "-c", &format!("exit {code}")]);
+        assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
+    }
 
     let o = d.docker(&["exec", "ticker", "nosuch"]);
     assert_eq!(o.status.code(), Some(127));
