@@ -330,20 +330,37 @@ fn none_host_and_container_modes(place: Place) {
     // host: the daemon's namespace's interfaces, its bridge among them once it exists (and
     // in a namespace of its own, exactly those).
     d.ok(&["run", "--rm", "busybox", "true"]);
-    let links = d.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "host",
-        "busybox",
-        "ls",
-        "/sys/class/net",
-    ]);
-    let links: Vec<&str> = links.split_whitespace().collect();
-    assert!(links.contains(&d.bridge.name.as_str()), "{links:?}");
+    let host_links = || {
+        let links = d.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "busybox",
+            "ls",
+            "/sys/class/net",
+        ]);
+        links
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let links = host_links();
+    assert!(links.contains(&d.bridge.name), "{links:?}");
     if let Some(ns) = &d.netns {
         let mut want = vec!["lo", ns.link.as_str(), d.bridge.name.as_str()];
         want.sort();
+        // The `true` container's host-side veth goes with its namespace, which the kernel
+        // frees asynchronously (wharfd does not wait for it: see `Networks::detach`), so it
+        // may still be listed for a few milliseconds: look again until it is gone.
+        let mut links = links;
+        for _ in 0..50 {
+            if links == want {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            links = host_links();
+        }
         assert_eq!(links, want, "not the daemon's namespace");
         let addr = d.ok(&[
             "run",
