@@ -1096,25 +1096,25 @@ impl Engine {
         opts.extend(log_cfg.config.clone().unwrap_or_default());
         let log_path = PathBuf::from(&rec.log_path);
         let open_stdin = cfg["OpenStdin"].as_bool().unwrap_or(false);
-        let spawn_args = shim::SpawnArgs {
-            shim: &self.cfg.shim_path,
-            id: &id,
-            bundle: &sdir,
-            state_dir: &sdir,
-            runtime: &runtime,
-            runtime_root: &self.cfg.exec_root.join("runtime"),
+        let spawn_args = wharf_shim::args::ShimArgs {
+            runtime_root: self.cfg.exec_root.join("runtime"),
+            runtime: runtime.clone(),
             tty,
             stdin: open_stdin,
             stdin_once: cfg["StdinOnce"].as_bool().unwrap_or(false),
-            log_path: (driver != "none").then_some(log_path.as_path()),
+            log_path: (driver != "none").then(|| log_path.clone()),
             log_max_size: opts
                 .get("max-size")
                 .and_then(|s| spec::size_of(s))
                 .map(|s| s as u64),
-            log_max_file: opts.get("max-file").and_then(|s| s.parse().ok()),
-            cgroup_path: &cgroup_path,
+            log_max_file: opts
+                .get("max-file")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(1),
+            cgroup_path: Some(cgroup_path.clone()),
+            ..wharf_shim::args::ShimArgs::new(id.clone(), sdir.clone(), sdir.clone())
         };
-        let pid = match shim::spawn(&spawn_args).await {
+        let pid = match shim::spawn(&self.cfg.shim_path, &spawn_args).await {
             Ok(pid) => pid,
             Err(msg) => {
                 let msg = fail(self, msg);

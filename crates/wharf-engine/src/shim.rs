@@ -6,24 +6,8 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use wharf_runtime::sealed::SealedExe;
-use wharf_shim::proto::{self, ExitStatus, Request};
-
-/// How to start a shim.
-pub struct SpawnArgs<'a> {
-    pub shim: &'a Path,
-    pub id: &'a str,
-    pub bundle: &'a Path,
-    pub state_dir: &'a Path,
-    pub runtime: &'a Path,
-    pub runtime_root: &'a Path,
-    pub tty: bool,
-    pub stdin: bool,
-    pub stdin_once: bool,
-    pub log_path: Option<&'a Path>,
-    pub log_max_size: Option<u64>,
-    pub log_max_file: Option<u32>,
-    pub cgroup_path: &'a str,
-}
+use wharf_shim::args::ShimArgs;
+use wharf_shim::proto::{self, ExitStatus, Ready, Request};
 
 /// The shim binary opened through a read-only mount of itself (see
 /// `wharf_runtime::sealed`): the containers' init and exec processes are forks of the shim,
@@ -53,60 +37,28 @@ fn sealed_shim(path: &Path) -> Option<Arc<SealedExe>> {
     }
 }
 
-/// Starts the shim, which creates the container; returns the container's init pid, or the
-/// runtime's error message.
-pub async fn spawn(a: &SpawnArgs<'_>) -> Result<i32, String> {
+/// Starts the shim (the binary at `shim`), which creates the container; returns the
+/// container's init pid, or the runtime's error message. `args.socket` and `args.ready_fd`
+/// are set here.
+pub async fn spawn(shim: &Path, args: &ShimArgs) -> Result<i32, String> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
     // Held until the spawn has exec'd: the child execs the descriptor's /proc/self/fd path.
-    let sealed = sealed_shim(a.shim);
+    let sealed = sealed_shim(shim);
     let mut cmd = match &sealed {
         Some(s) => {
             let mut c = tokio::process::Command::new(s.path());
-            c.arg0(a.shim);
+            c.arg0(shim);
             c
         }
-        None => tokio::process::Command::new(a.shim),
+        None => tokio::process::Command::new(shim),
     };
-    cmd.arg("--id")
-        .arg(a.id)
-        .arg("--bundle")
-        .arg(a.bundle)
-        .arg("--state-dir")
-        .arg(a.state_dir)
-        .arg("--runtime")
-        .arg(a.runtime)
-        .arg("--runtime-root")
-        .arg(a.runtime_root)
-        .arg("--socket")
-        .arg(sock_path(a.state_dir))
-        .arg("--cgroup-path")
-        .arg(a.cgroup_path)
-        .arg("--ready-fd")
-        .arg("3");
-    if a.tty {
-        cmd.arg("--tty");
-    }
-    if a.stdin {
-        cmd.arg("--stdin");
-    }
-    if a.stdin_once {
-        cmd.arg("--stdin-once");
-    }
-    match a.log_path {
-        Some(p) => {
-            cmd.arg("--log-path").arg(p);
-        }
-        None => {
-            cmd.arg("--log-driver").arg("none");
-        }
-    }
-    if let Some(s) = a.log_max_size {
-        cmd.arg("--log-max-size").arg(s.to_string());
-    }
-    if let Some(n) = a.log_max_file {
-        cmd.arg("--log-max-file").arg(n.to_string());
-    }
-    cmd.stdin(std::process::Stdio::null())
+    let args = ShimArgs {
+        socket: Some(sock_path(&args.state_dir)),
+        ready_fd: 3,
+        ..args.clone()
+    };
+    cmd.args(args.to_args())
+        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let wfd = w.as_raw_fd();
@@ -122,7 +74,7 @@ pub async fn spawn(a: &SpawnArgs<'_>) -> Result<i32, String> {
     }
     let mut child = cmd
         .spawn()
-        .map_err(|e| format!("cannot start the shim {}: {e}", a.shim.display()))?;
+        .map_err(|e| format!("cannot start the shim {}: {e}", shim.display()))?;
     drop(w);
     drop(sealed);
     // The first shim process exits at once (it forks away); reap it.
@@ -133,13 +85,10 @@ pub async fn spawn(a: &SpawnArgs<'_>) -> Result<i32, String> {
         .read_line(&mut line)
         .await
         .map_err(|e| e.to_string())?;
-    let line = line.trim_end();
-    if let Some(pid) = line.strip_prefix("ok ") {
-        pid.parse().map_err(|_| format!("shim said {line:?}"))
-    } else if let Some(err) = line.strip_prefix("err ") {
-        Err(err.to_string())
-    } else {
-        Err("the shim exited without reporting (see the daemon log)".into())
+    match Ready::parse(&line) {
+        Ok(Ready::Created { pid }) => Ok(pid),
+        Ok(Ready::Failed(msg)) => Err(msg),
+        Err(e) => Err(e.0),
     }
 }
 

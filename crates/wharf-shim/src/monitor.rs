@@ -4,7 +4,7 @@
 use crate::backend::builtin::Builtin;
 use crate::backend::cli::CliBackend;
 use crate::backend::{Backend, BackendError, ProcStdio};
-use crate::{report, Args};
+use crate::report;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::SignalFd;
@@ -16,8 +16,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use wharf_shim::args::ShimArgs as Args;
 use wharf_shim::jsonlog::{self, JsonLog, LineSplitter};
-use wharf_shim::proto::{self, ExitStatus, Request};
+use wharf_shim::proto::{self, ExitStatus, Ready, Request};
 use wharf_shim::timefmt;
 
 enum Role {
@@ -171,14 +172,14 @@ pub fn run(args: Args) -> i32 {
     ) {
         Ok(s) => s,
         Err(e) => {
-            report(args.ready_fd, &format!("err signalfd: {e}\n"));
+            report(args.ready_fd, &Ready::Failed(format!("signalfd: {e}")));
             return 1;
         }
     };
     match setup(args) {
         Ok(mut shim) => shim.event_loop(&sigfd),
         Err((fd, msg)) => {
-            report(fd, &format!("err {}\n", msg.replace('\n', " ")));
+            report(fd, &Ready::Failed(msg));
             1
         }
     }
@@ -321,7 +322,7 @@ impl Shim {
                 let _ = self.rt.delete();
                 report(
                     self.args.ready_fd,
-                    &format!("err bind {}: {e}\n", sock.display()),
+                    &Ready::Failed(format!("bind {}: {e}", sock.display())),
                 );
                 return 1;
             }
@@ -332,7 +333,7 @@ impl Shim {
             &self.args.state_dir.join("shim.pid"),
             std::process::id().to_string().as_bytes(),
         );
-        report(self.args.ready_fd, &format!("ok {}\n", self.init));
+        report(self.args.ready_fd, &Ready::Created { pid: self.init });
 
         loop {
             self.reap();

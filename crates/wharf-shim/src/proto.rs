@@ -228,6 +228,42 @@ impl ExitStatus {
     }
 }
 
+/// The one line the shim writes on its ready descriptor once the container is created (or
+/// could not be): `ok <init pid>` or `err <message on one line>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ready {
+    Created { pid: i32 },
+    Failed(String),
+}
+
+impl Ready {
+    /// The line, with its newline (a message's own newlines become spaces).
+    pub fn encode(&self) -> String {
+        match self {
+            Ready::Created { pid } => format!("ok {pid}\n"),
+            Ready::Failed(msg) => format!("err {}\n", msg.replace('\n', " ")),
+        }
+    }
+
+    /// Reads the line back; an empty line means the shim died before it could say anything.
+    pub fn parse(line: &str) -> Result<Ready, ParseError> {
+        let line = line.trim_end_matches('\n');
+        if let Some(pid) = line.strip_prefix("ok ") {
+            pid.parse()
+                .map(|pid| Ready::Created { pid })
+                .map_err(|_| ParseError(format!("ready line {line:?}: not a pid")))
+        } else if let Some(msg) = line.strip_prefix("err ") {
+            Ok(Ready::Failed(msg.to_string()))
+        } else if line.is_empty() {
+            Err(ParseError(
+                "the shim exited without reporting (see the daemon log)".into(),
+            ))
+        } else {
+            Err(ParseError(format!("unexpected ready line {line:?}")))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,5 +364,25 @@ mod tests {
         for bad in ["", "x 0 t", "0", "0 0", "0 2 t", "0 0 t extra", "137 yes t"] {
             assert_eq!(ExitStatus::parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn ready_lines_round_trip() {
+        for r in [
+            Ready::Created { pid: 4242 },
+            Ready::Failed("exec: \"nope\": executable file not found in $PATH".into()),
+        ] {
+            assert_eq!(Ready::parse(&r.encode()).unwrap(), r);
+        }
+        assert_eq!(
+            Ready::parse(&Ready::Failed("a\nb".into()).encode()).unwrap(),
+            Ready::Failed("a b".into())
+        );
+        assert!(Ready::parse("")
+            .unwrap_err()
+            .0
+            .contains("without reporting"));
+        assert!(Ready::parse("ok x").is_err());
+        assert!(Ready::parse("hello").is_err());
     }
 }

@@ -54,7 +54,6 @@ fn echo_attach_wait_log(opts: Opts) {
     assert_eq!(ok, "OK");
     let mut waiter = shim.send("WAIT");
     assert_eq!(shim.call("START"), format!("OK {}", shim.init));
-    assert!(shim.call("START").starts_with("ERR "), "started twice");
     let frames = read_frames(&mut attach);
     assert_eq!(stream_text(&frames, 1), "hi\n");
     assert_eq!(stream_text(&frames, 2), "err\n");
@@ -125,6 +124,8 @@ fn kill_9_gives_137_and_control_requests() {
     let bundle = Bundle::new(&["sleep", "100"], false);
     let shim = spawn(&bundle, &runc()).unwrap_or_else(|f| panic!("{}", f.line));
     assert_eq!(shim.call("START"), format!("OK {}", shim.init));
+    // (Here, not with a container that exits at once: the shim may be gone by the second.)
+    assert!(shim.call("START").starts_with("ERR "), "started twice");
     assert_eq!(shim.call("STATE"), format!("OK running {}", shim.init));
     let pids = shim.call("PIDS");
     assert_eq!(pids, format!("OK {}", shim.init));

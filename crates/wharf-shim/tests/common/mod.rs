@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use wharf_shim::args::ShimArgs;
+use wharf_shim::proto::Ready;
 
 pub const RUNC: &str = "/usr/sbin/runc";
 
@@ -153,36 +155,19 @@ pub fn spawn(bundle: &Bundle, o: &Opts) -> Result<Shim, Failed> {
     let runtime_root = dir.path().join("runc");
     let log = dir.path().join("ctr-json.log");
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf-shim"));
-    cmd.arg("--id")
-        .arg(&bundle.id)
-        .arg("--bundle")
-        .arg(bundle.path())
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("--runtime-root")
-        .arg(&runtime_root)
-        .arg("--cgroup-path")
-        .arg(format!("/{}", bundle.id))
-        .arg("--ready-fd")
-        .arg("3");
+    let mut args = ShimArgs::new(bundle.id.clone(), bundle.path().into(), state.clone());
+    args.runtime_root = runtime_root.clone();
+    args.cgroup_path = Some(format!("/{}", bundle.id));
+    args.ready_fd = 3;
     if let Some(rt) = &o.runtime {
-        cmd.arg("--runtime").arg(rt);
+        args.runtime = rt.into();
     }
-    if o.no_log {
-        cmd.arg("--log-driver").arg("none");
-    } else {
-        cmd.arg("--log-path").arg(&log);
-    }
-    for (on, flag) in [
-        (o.tty, "--tty"),
-        (o.stdin, "--stdin"),
-        (o.stdin_once, "--stdin-once"),
-    ] {
-        if on {
-            cmd.arg(flag);
-        }
-    }
+    args.log_path = (!o.no_log).then(|| log.clone());
+    args.tty = o.tty;
+    args.stdin = o.stdin;
+    args.stdin_once = o.stdin_once;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf-shim"));
+    cmd.args(args.to_args());
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -205,9 +190,8 @@ pub fn spawn(bundle: &Bundle, o: &Opts) -> Result<Shim, Failed> {
     BufReader::new(fs::File::from(r))
         .read_line(&mut line)
         .unwrap();
-    match line.strip_prefix("ok ") {
-        Some(pid) => {
-            let init = pid.trim().parse().unwrap();
+    match Ready::parse(&line) {
+        Ok(Ready::Created { pid: init }) => {
             let pid = fs::read_to_string(state.join("shim.pid"))
                 .unwrap()
                 .trim()
@@ -224,7 +208,7 @@ pub fn spawn(bundle: &Bundle, o: &Opts) -> Result<Shim, Failed> {
             };
             Ok(shim)
         }
-        None => Err(Failed {
+        _ => Err(Failed {
             line,
             runtime_root,
             _dir: dir,
