@@ -233,38 +233,19 @@ impl Container {
 }
 
 /// Writes `data` to `path` atomically: temp file, fsync, rename. For the data-root, whose
-/// records must survive a crash of the machine.
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    write_replace(path, data, true)
-}
+/// records must survive a crash of the machine. Mode 0600: a container's record carries its
+/// environment (`-e` secrets).
+pub use wharf_fs::write_atomic;
 
 /// Writes a file of the exec-root (a bundle's config.json, an exec's process spec) whole or
 /// not at all, without the fsync: the exec-root is runtime state (a tmpfs `/run` on a normal
 /// host) that means nothing after a reboot, and the rename alone already survives a crash
 /// of any process. The fsync cost a few ms per container start on a disk-backed exec-root.
 pub fn write_runtime_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    write_replace(path, data, false)
-}
-
-fn write_replace(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    // 0600: a container's record and bundle carry its environment (`-e` secrets).
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
+    wharf_fs::AtomicWrite::default()
         .mode(crate::roots::STATE_FILE_MODE)
-        .open(&tmp)?;
-    let written = f
-        .write_all(data)
-        .and_then(|()| if durable { f.sync_all() } else { Ok(()) })
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+        .durable(false)
+        .write(path, data)
 }
 
 /// Docker's human duration (`units.HumanDuration`).

@@ -3,8 +3,7 @@
 //! missing, with a range appended to both files), and the directories the remapped root must
 //! be able to traverse.
 
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use wharf_image::IdMap;
 
@@ -140,30 +139,11 @@ pub fn next_free(contents: &str) -> u32 {
 /// Writes `contents` to `path` atomically (a temporary file beside it, fsync, rename, fsync
 /// of the directory), keeping the file's mode (0644 for a new one).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), UsernsError> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let mode = std::fs::metadata(path).map_or(0o644, |m| m.mode() & 0o7777);
-    let mut rnd = [0u8; 6];
-    getrandom::fill(&mut rnd).map_err(|e| io_err(path)(std::io::Error::other(e.to_string())))?;
-    let tmp = dir.join(format!(
-        ".{}.{}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        hex::encode(rnd)
-    ));
-    let r = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r.map_err(io_err(path))
+    wharf_fs::AtomicWrite::default()
+        .mode(0o644)
+        .keep_mode()
+        .write(path, contents)
+        .map_err(io_err(path))
 }
 
 /// Appends a `count`-id range for `name` after the highest range of `file`; returns its start.
@@ -423,7 +403,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("subuid");
         std::fs::write(&f, "alice:100000:65536").unwrap();
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
         assert_eq!(append_range(&f, "dockremap", 65536).unwrap(), 165536);
         assert_eq!(
             std::fs::read_to_string(&f).unwrap(),

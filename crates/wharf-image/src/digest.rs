@@ -1,9 +1,7 @@
 //! sha256 digests, a hashing reader, and atomic file writes.
 
 use sha2::{Digest as _, Sha256};
-use std::fs;
-use std::io::{self, Read, Write};
-use std::path::Path;
+use std::io::{self, Read};
 
 /// `sha256:<hex>` of some bytes.
 pub fn sha256(bytes: &[u8]) -> String {
@@ -67,37 +65,8 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// Writes `data` to `path` atomically and durably: a temp file of its own in the same
-/// directory (unique per call, so two writers of one path, e.g. two pulls of one config, never
-/// share it), fsync, rename, then fsync of the directory so the rename itself survives a crash.
-pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("f"),
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = (|| {
-        use std::os::unix::fs::OpenOptionsExt;
-        // 0600: state of the daemon, for root only.
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-        return written;
-    }
-    fs::File::open(dir)?.sync_all()
-}
+/// Writes `data` to `path` atomically and durably (see `wharf_fs`).
+pub use wharf_fs::write_atomic;
 
 #[cfg(test)]
 mod tests {
@@ -131,40 +100,5 @@ mod tests {
         assert_eq!(short("sha256:ab"), "ab");
         assert_eq!(short("sha256:é"), "é");
         assert_eq!(short(""), "");
-    }
-
-    #[test]
-    fn atomic_write_replaces_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x.json");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn concurrent_writers_of_one_path_never_share_a_temp_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("config.json");
-        let threads: Vec<_> = (0..8u8)
-            .map(|i| {
-                let p = p.clone();
-                std::thread::spawn(move || {
-                    let body = vec![b'a' + i; 64 * 1024];
-                    for _ in 0..20 {
-                        write_atomic(&p, &body).unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        // Whole content of one writer, never a mix; no temp file left behind.
-        let got = fs::read(&p).unwrap();
-        assert_eq!(got.len(), 64 * 1024);
-        assert!(got.iter().all(|&b| b == got[0]));
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -41,21 +41,7 @@ pub fn iptables_delete(table: &str, chain: &str, rule: &[&str]) {
     while run("iptables", &del).is_ok() {}
 }
 
-/// Writes `data` to `path` atomically (temp file, fsync, rename).
+/// Writes `data` to `path` atomically and durably, mode 0600 (see `wharf_fs`).
 pub fn write_atomic(path: &std::path::Path, data: &[u8]) -> Result<(), NetError> {
-    use std::io::Write;
-    let io = |source| NetError::io(path, source);
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    // 0600: state of the daemon, for root only.
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(data).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    wharf_fs::write_atomic(path, data).map_err(|e| NetError::io(path, e))
 }

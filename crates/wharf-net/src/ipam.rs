@@ -382,13 +382,14 @@ impl Ipam {
             path: self.path.clone(),
             source,
         };
-        let tmp = self.path.with_extension("tmp");
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec(&self.allocated).expect("serializable"),
-        )
-        .map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        wharf_fs::AtomicWrite::default()
+            .mode(0o644)
+            .durable(false)
+            .write(
+                &self.path,
+                &serde_json::to_vec(&self.allocated).expect("serializable"),
+            )
+            .map_err(io)
     }
 
     /// Records that `id` holds `ip` (a running container's address, from its own record,

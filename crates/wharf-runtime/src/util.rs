@@ -2,8 +2,6 @@
 //! root without following symlinks out of it.
 
 use crate::error::{Context, Result, RuntimeError};
-use std::ffi::OsStr;
-use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -13,21 +11,10 @@ use std::path::{Component, Path, PathBuf};
 /// files) is runtime state under `/run`, void after a reboot, and an fsync there costs
 /// milliseconds per container on a disk-backed `/run`.
 pub fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().unwrap_or(OsStr::new("file"));
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        std::fs::rename(&tmp, path)
-    };
-    write()
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
+    wharf_fs::AtomicWrite::default()
+        .mode(0o644)
+        .durable(false)
+        .write(path, data)
         .ctx(|| format!("writing {}", path.display()))
 }
 

@@ -114,29 +114,14 @@ fn code_of(status: WaitStatus) -> Option<(i32, i32)> {
     }
 }
 
-/// Writes `path` whole or not at all: a temp file in the same dir, then a rename, so wharfd
-/// (restarted after a crash, for live restore) reads the whole exit status or none. No fsync:
-/// these files live in the exec-root (runtime state, a tmpfs `/run` on a normal host) and
-/// mean nothing after a reboot; the fsyncs cost ~5 ms per container on a disk-backed `/run`.
+/// Writes `path` whole or not at all, so wharfd (restarted after a crash, for live restore)
+/// reads the whole exit status or none. No fsync: these files live in the exec-root (runtime
+/// state, a tmpfs `/run` on a normal host) and mean nothing after a reboot; the fsyncs cost
+/// ~5 ms per container on a disk-backed `/run`.
 fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    // 0600: state of the daemon, for root only.
-    let mut f = {
-        use std::os::unix::fs::OpenOptionsExt;
-        fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?
-    };
-    if let Err(e) = f.write_all(data).and_then(|_| fs::rename(&tmp, path)) {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    Ok(())
+    wharf_fs::AtomicWrite::default()
+        .durable(false)
+        .write(path, data)
 }
 
 fn oom_killed(cgroup: Option<&str>) -> bool {

@@ -4,8 +4,7 @@
 
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// The config directory: `--config`, then `$DOCKER_CONFIG`, then `~/.docker`.
@@ -139,33 +138,9 @@ impl ConfigFile {
         let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
         let mut ser = serde_json::Serializer::with_formatter(&mut text, fmt);
         serde::Serialize::serialize(&self.root, &mut ser).context("encoding config.json")?;
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            target
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "config.json".into()),
-            std::process::id()
-        ));
-        let write = || -> std::io::Result<()> {
-            let _ = std::fs::remove_file(&tmp);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&text)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &target)?;
-            std::fs::File::open(dir)?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            anyhow::Error::new(e).context(format!(
-                "saving {} (is the directory writable?)",
-                target.display()
-            ))
-        })
+        // 0600: it holds registry credentials.
+        wharf_fs::write_atomic(&target, &text)
+            .with_context(|| format!("saving {} (is the directory writable?)", target.display()))
     }
 }
 
