@@ -3,7 +3,6 @@
 //! [`install`] and bind-mounts it at `/sbin/docker-init`, so `--init` works in images without
 //! libc, from any build of wharfd, with no separate build step.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The static wharf-init executable.
@@ -38,23 +37,10 @@ pub fn install(dir: &Path) -> Result<PathBuf, InstallError> {
         move |source| InstallError::Write { path: p, source }
     };
     std::fs::create_dir_all(dir).map_err(err(dir))?;
-    let tmp = dir.join(format!(".wharf-init.{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o755)
-            .open(&tmp)?;
-        f.write_all(BINARY)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        err(&path)(e)
-    })?;
+    wharf_fs::AtomicWrite::default()
+        .mode(0o755)
+        .write(&path, BINARY)
+        .map_err(err(&path))?;
     Ok(path)
 }
 

@@ -6,8 +6,7 @@
 //! write it just means compiling.
 
 use std::hash::{Hash, Hasher};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -84,18 +83,9 @@ pub(super) fn store(dir: &Path, key: &[u8], program: &Program) {
             data.extend_from_slice(&i.k.to_le_bytes());
         }
         let path = file(dir, key);
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(&data)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .inspect_err(|_| {
-                let _ = std::fs::remove_file(&tmp);
-            })
+        wharf_fs::AtomicWrite::default()
+            .durable(false)
+            .write(&path, &data)
     })();
 }
 
