@@ -8,6 +8,7 @@ pub mod fields;
 pub mod mount;
 pub mod route;
 pub mod types;
+pub mod units;
 
 /// The newest API version wharf speaks (what docker 28 asks for).
 pub const API_VERSION: &str = "1.50";

@@ -2095,7 +2095,11 @@ impl Engine {
         let mut until = None;
         for u in filters.get("until").into_iter().flatten() {
             let t = crate::logs::parse_time(u)
-                .or_else(|| go_duration(u).map(|d| now - d))
+                .or_else(|| {
+                    wharf_api::units::go_duration(u)
+                        .ok()
+                        .map(|ns| now - ns as f64 / 1e9)
+                })
                 .ok_or_else(|| ApiError::bad_request(format!("invalid filter 'until={u}'")))?;
             until = Some(t);
         }
@@ -2209,49 +2213,9 @@ fn summary(engine: &Engine, r: &Record) -> Value {
     })
 }
 
-/// A Go duration (`90s`, `1h30m`, `1.5h`, `300ms`) in seconds.
-fn go_duration(s: &str) -> Option<f64> {
-    let mut total = 0.0;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let num: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..u] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return None,
-        };
-        total += num * mult;
-        rest = &rest[u..];
-    }
-    Some(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(go_duration("1h30m"), Some(5400.0));
-        assert_eq!(go_duration("90s"), Some(90.0));
-        assert_eq!(go_duration("1.5h"), Some(5400.0));
-        assert_eq!(go_duration("10"), None);
-        assert_eq!(go_duration("x"), None);
-    }
 
     #[test]
     fn signals_parse_like_docker() {

@@ -23,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use wharf_api::codec;
 use wharf_api::types::{CreateRequest, ExecConfig, ExecStartConfig};
+use wharf_api::units;
 use wharf_api::{ApiError, Route};
 use wharf_shim::proto::{self, Request as ShimRequest};
 
@@ -462,6 +463,8 @@ async fn dispatch(
             let body = read_body(req).await?;
             let cfg: ExecConfig = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+            units::detach_keys(cfg.detach_keys.as_deref())
+                .map_err(|e| ApiError::bad_request(e.0))?;
             let eid = engine.exec_create(&c, cfg)?;
             json_resp(201, &json!({"Id": eid}))
         }
@@ -1546,7 +1549,7 @@ fn parse_until(u: &str) -> Result<i64, ApiError> {
     if let Ok(t) = u.parse::<f64>() {
         return Ok(t as i64);
     }
-    if let Ok(ns) = wharf_build::parse::parse_go_duration(u) {
+    if let Ok(ns) = units::go_duration(u) {
         return Ok(now - ns / 1_000_000_000);
     }
     chrono::DateTime::parse_from_rfc3339(u)
@@ -1863,30 +1866,6 @@ where
     exit
 }
 
-fn detach_keys(q: Option<&str>) -> Vec<u8> {
-    let spec = q.filter(|s| !s.is_empty()).unwrap_or("ctrl-p,ctrl-q");
-    spec.split(',')
-        .filter_map(|k| {
-            let k = k.trim();
-            if let Some(c) = k.strip_prefix("ctrl-") {
-                let ch = c.chars().next()?.to_ascii_lowercase();
-                match ch {
-                    'a'..='z' => Some(ch as u8 - b'a' + 1),
-                    '@' => Some(0),
-                    '[' => Some(27),
-                    '\\' => Some(28),
-                    ']' => Some(29),
-                    '^' => Some(30),
-                    '_' => Some(31),
-                    _ => None,
-                }
-            } else {
-                k.bytes().next()
-            }
-        })
-        .collect()
-}
-
 fn attach(
     engine: Arc<Engine>,
     c: Arc<crate::container::Container>,
@@ -1897,7 +1876,7 @@ fn attach(
     let tty = rec.config["Tty"].as_bool().unwrap_or(false);
     let (stdin, stdout, stderr) = (q.flag("stdin"), q.flag("stdout"), q.flag("stderr"));
     let stream = q.flag("stream");
-    let keys = detach_keys(q.get("detachKeys"));
+    let keys = units::detach_keys(q.get("detachKeys")).map_err(|e| ApiError::bad_request(e.0))?;
     let live = rec.state.status.is_live();
     if stream && !live && !rec.state.status.can_start() {
         return Err(ApiError::conflict(format!(
@@ -2094,7 +2073,8 @@ async fn exec_start(
     // after the headers and would miss it).
     let on_upgrade = hyper::upgrade::on(&mut req);
     let stdin = e.config.attach_stdin;
-    let keys = detach_keys(e.config.detach_keys.as_deref());
+    // Checked at create.
+    let keys = units::detach_keys(e.config.detach_keys.as_deref()).unwrap_or_default();
     tokio::spawn(async move {
         let Ok(up) = on_upgrade.await else {
             finish(None);
@@ -2210,11 +2190,5 @@ mod tests {
         let legacy = Query::parse(Some("filters=%7B%22label%22%3A%7B%22a%3Db%22%3Atrue%7D%7D"));
         assert_eq!(Query::parse(Some("a=%é%4")).get("a"), Some("%é%4"));
         assert_eq!(legacy.filters().unwrap()["label"], vec!["a=b".to_string()]);
-    }
-
-    #[test]
-    fn detach_key_specs() {
-        assert_eq!(detach_keys(None), vec![16, 17]);
-        assert_eq!(detach_keys(Some("ctrl-a,x")), vec![1, b'x']);
     }
 }

@@ -422,18 +422,6 @@ fn lookup_uid_gid(passwd: Option<&str>, uid: u32) -> Option<u32> {
     })
 }
 
-fn parse_size(s: &str) -> Option<i64> {
-    let s = s.trim().to_ascii_lowercase();
-    let (num, mult) = match s.chars().last()? {
-        'k' => (&s[..s.len() - 1], 1i64 << 10),
-        'm' => (&s[..s.len() - 1], 1 << 20),
-        'g' => (&s[..s.len() - 1], 1 << 30),
-        'b' => (&s[..s.len() - 1], 1),
-        _ => (&s[..], 1),
-    };
-    num.parse::<i64>().ok().and_then(|n| n.checked_mul(mult))
-}
-
 /// Everything the spec needs besides the config objects.
 pub struct SpecInput<'a> {
     pub id: &'a str,
@@ -1113,7 +1101,7 @@ pub fn exec_process(
 
 /// `--tmpfs`/`--shm-size` style sizes ("64m").
 pub fn size_of(s: &str) -> Option<i64> {
-    parse_size(s)
+    wharf_api::units::ram_in_bytes(s).ok()
 }
 
 #[cfg(test)]

@@ -1,75 +1,14 @@
-//! Parsers for docker's option values, exactly as docker parses them: sizes (`512m`, `1g`,
-//! go-units `RAMInBytes`/`FromHumanSize`), Go durations (`10s`, `1m30s`), port specs
+//! Parsers for docker's option values, exactly as docker parses them: sizes (`512m`, `1g`),
+//! Go durations (`10s`, `1m30s`) and detach keys through `wharf_api::units`, port specs
 //! (`8080:80/tcp`, `127.0.0.1::80`, ranges), env files, labels, ulimits, signals,
 //! restart policies, and `--since`/`--until` timestamps.
 
 use anyhow::{bail, Context as _, Result};
 use std::time::Duration;
 
-fn split_size(s: &str) -> Option<(f64, char)> {
-    // ^(\d+(\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() && b[i].is_ascii_digit() {
-        i += 1;
-    }
-    if i == 0 {
-        return None;
-    }
-    while i < b.len() && b[i] == b'.' {
-        let s0 = i + 1;
-        let mut j = s0;
-        while j < b.len() && b[j].is_ascii_digit() {
-            j += 1;
-        }
-        if j == s0 {
-            return None;
-        }
-        i = j;
-    }
-    let num: f64 = s[..i].parse().ok()?;
-    let mut rest = &s[i..];
-    if let Some(r) = rest.strip_prefix(' ') {
-        rest = r;
-    }
-    let mut unit = ' ';
-    let mut chars = rest.chars().peekable();
-    if let Some(&c) = chars.peek() {
-        if "kKmMgGtTpP".contains(c) {
-            unit = c.to_ascii_lowercase();
-            chars.next();
-        }
-    }
-    if chars.peek().is_some_and(|c| *c == 'i' || *c == 'I') {
-        chars.next();
-    }
-    if chars.peek().is_some_and(|c| *c == 'b' || *c == 'B') {
-        chars.next();
-    }
-    if chars.next().is_some() {
-        return None;
-    }
-    Some((num, unit))
-}
-
-fn size_with(s: &str, base: f64) -> Result<i64> {
-    let Some((n, unit)) = split_size(s) else {
-        bail!("invalid size: '{s}'");
-    };
-    let mul = match unit {
-        'k' => base,
-        'm' => base.powi(2),
-        'g' => base.powi(3),
-        't' => base.powi(4),
-        'p' => base.powi(5),
-        _ => 1.0,
-    };
-    Ok((n * mul) as i64)
-}
-
 /// go-units `RAMInBytes` (base 1024): `-m 512m`, `--memory-swap 1g`, `--shm-size 64m`.
 pub fn ram_in_bytes(s: &str) -> Result<i64> {
-    size_with(s, 1024.0)
+    Ok(wharf_api::units::ram_in_bytes(s)?)
 }
 
 /// `--memory-swap`: `-1` is unlimited, otherwise a RAM size.
@@ -92,52 +31,13 @@ pub fn nano_cpus(s: &str) -> Result<i64> {
     Ok(n as i64)
 }
 
-/// Go's `time.ParseDuration`.
+/// Go's `time.ParseDuration`, for options that take no negative duration.
 pub fn go_duration(s: &str) -> Result<Duration> {
-    let bad = || anyhow::anyhow!("time: invalid duration \"{s}\"");
-    let mut rest = s;
-    let neg = rest.starts_with('-');
-    if let Some(r) = rest.strip_prefix(['-', '+']) {
-        rest = r;
-    }
-    if rest == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(rest.len());
-        let num = &rest[..num_end];
-        if num.is_empty() || num == "." {
-            return Err(bad());
-        }
-        let v: f64 = num.parse().map_err(|_| bad())?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_end];
-        let mul = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "" => bail!("time: missing unit in duration \"{s}\""),
-            u => bail!("time: unknown unit \"{u}\" in duration \"{s}\""),
-        };
-        total += v * mul;
-        rest = &rest[unit_end..];
-    }
-    if neg && total > 0.0 {
+    let ns = wharf_api::units::go_duration(s)?;
+    if ns < 0 {
         bail!("negative durations are not allowed here: \"{s}\"");
     }
-    Ok(Duration::from_secs_f64(total))
+    Ok(Duration::from_nanos(ns as u64))
 }
 
 /// docker's `timetypes.GetTimestamp`: a duration ago ("10m"), a unix time ("1700000000.5")
@@ -461,33 +361,7 @@ pub fn signal_name(n: i32) -> String {
 /// `--detach-keys` as docker reads it (`ctrl-p,ctrl-q`, `ctrl-@`, `ctrl-[`, single
 /// characters), or its default.
 pub fn detach_keys(spec: Option<&str>) -> Result<Vec<u8>> {
-    let spec = spec.filter(|s| !s.is_empty()).unwrap_or("ctrl-p,ctrl-q");
-    let bad = || anyhow::anyhow!("Invalid detach keys ({spec}) provided");
-    let mut out = Vec::new();
-    for k in spec.split(',') {
-        if let Some(c) = k.strip_prefix("ctrl-") {
-            let mut cs = c.chars();
-            let ch = cs.next().ok_or_else(bad)?;
-            if cs.next().is_some() {
-                return Err(bad());
-            }
-            out.push(match ch.to_ascii_lowercase() {
-                c @ 'a'..='z' => c as u8 - b'a' + 1,
-                '@' => 0,
-                '[' => 27,
-                '\\' => 28,
-                ']' => 29,
-                '^' => 30,
-                '_' => 31,
-                _ => return Err(bad()),
-            });
-        } else if k.len() == 1 {
-            out.push(k.as_bytes()[0]);
-        } else {
-            return Err(bad());
-        }
-    }
-    Ok(out)
+    Ok(wharf_api::units::detach_keys(spec)?)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use crate::container::{Container, Status};
 use crate::health::{self, Health, HealthConfig, HealthLog};
 use crate::shim;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::io::AsyncReadExt;
 use wharf_api::codec;
 use wharf_api::types::ExecConfig;
@@ -165,7 +165,7 @@ impl Engine {
                         -1,
                         format!(
                             "Health check exceeded timeout ({})",
-                            go_duration(cfg.timeout)
+                            wharf_api::units::format_go_duration(cfg.timeout.as_nanos() as i64)
                         ),
                     ))
                 }
@@ -177,33 +177,12 @@ impl Engine {
     }
 }
 
-/// A duration as Go prints it for whole units (`30s`, `1m30s`, `500ms`).
-fn go_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let s = d.as_secs();
-    let frac = d.subsec_millis();
-    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
-    let secs = if frac > 0 {
-        format!("{s}.{}s", format!("{frac:03}").trim_end_matches('0'))
-    } else {
-        format!("{s}s")
-    };
-    match (h, m) {
-        (0, 0) => secs,
-        (0, m) => format!("{m}m{secs}"),
-        (h, m) => format!("{h}h{m}m{secs}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn timeouts_print_as_go_does() {
-        use super::go_duration;
         use std::time::Duration;
+        let go_duration = |d: Duration| wharf_api::units::format_go_duration(d.as_nanos() as i64);
         assert_eq!(go_duration(Duration::from_secs(30)), "30s");
         assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
         assert_eq!(go_duration(Duration::from_millis(500)), "500ms");
