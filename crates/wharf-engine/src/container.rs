@@ -101,6 +101,18 @@ pub struct Record {
     pub mounts: Vec<crate::volumes::MountRecord>,
 }
 
+impl Record {
+    /// The typed `HostConfig` of the record.
+    /// (`null`, as in records made by hand, is the empty one.)
+    pub fn typed_host_config(&self) -> Result<wharf_api::types::HostConfig, String> {
+        if self.host_config.is_null() {
+            return Ok(Default::default());
+        }
+        serde_json::from_value(self.host_config.clone())
+            .map_err(|e| format!("container {}: its HostConfig cannot be read: {e}", self.id))
+    }
+}
+
 /// A container's endpoint on a network while it runs.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EndpointRecord {
@@ -177,6 +189,9 @@ impl Container {
     pub fn load(dir: &Path) -> std::io::Result<Container> {
         let data = std::fs::read(dir.join("config.v2.json"))?;
         let rec: Record = serde_json::from_slice(&data).map_err(std::io::Error::other)?;
+        // A host config that does not parse would start the container with no limits at
+        // all: the record is refused (dockerd skips a container it cannot read, too).
+        rec.typed_host_config().map_err(std::io::Error::other)?;
         Ok(Container::new(dir.to_path_buf(), rec))
     }
 
@@ -355,5 +370,19 @@ mod tests {
         assert_eq!(w.borrow_and_update().0, Status::Running);
         let loaded = Container::load(dir.path()).unwrap();
         assert_eq!(loaded.status(), Status::Running);
+
+        // A host config that does not parse (a limit of the wrong type) is refused, not
+        // read as "no limits".
+        c.update(|r| r.host_config = serde_json::json!({"Memory": "lots"}))
+            .unwrap();
+        let err = Container::load(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("HostConfig cannot be read"), "{err}");
+        c.update(|r| r.host_config = serde_json::json!({"Memory": 1 << 20}))
+            .unwrap();
+        let loaded = Container::load(dir.path()).unwrap();
+        assert_eq!(
+            loaded.snapshot().typed_host_config().unwrap().memory,
+            1 << 20
+        );
     }
 }

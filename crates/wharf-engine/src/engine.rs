@@ -241,7 +241,8 @@ impl Engine {
 
     /// [`Self::id_map`] of container `c`.
     pub fn container_id_map(&self, c: &Container) -> Option<wharf_image::IdMap> {
-        self.id_map(&Self::host_config(&c.snapshot())).cloned()
+        self.id_map(&Self::host_config(&c.snapshot()).ok()?)
+            .cloned()
     }
 
     fn state_dir(&self, id: &str) -> PathBuf {
@@ -900,8 +901,10 @@ impl Engine {
             .collect()
     }
 
-    fn host_config(rec: &Record) -> HostConfig {
-        serde_json::from_value(rec.host_config.clone()).unwrap_or_default()
+    /// The record's typed host config: an error (never defaults, which would mean no
+    /// limits) if it does not parse, which `Container::load` and create already checked.
+    fn host_config(rec: &Record) -> Result<HostConfig, ApiError> {
+        rec.typed_host_config().map_err(ApiError::internal)
     }
 
     /// `POST /containers/{id}/start`.
@@ -917,7 +920,7 @@ impl Engine {
                 rec.state.status.as_str()
             )));
         }
-        let auto_remove = Self::host_config(&rec).auto_remove;
+        let auto_remove = Self::host_config(&rec)?.auto_remove;
         let started = self.start_inner(c, rec).await;
         if started.is_err() && auto_remove {
             // `run --rm` waits for the removal whatever made the start fail (a bad device,
@@ -935,6 +938,7 @@ impl Engine {
         c: &Arc<Container>,
         rec: Record,
     ) -> Result<(), ApiError> {
+        let hc = Self::host_config(&rec)?;
         let id = c.id.clone();
         let sdir = self.state_dir(&id);
         std::fs::create_dir_all(&sdir).map_err(internal)?;
@@ -952,7 +956,6 @@ impl Engine {
             let _ = engine.images.layers().unmount_rw(&id, &rootfs);
             msg
         };
-        let hc = Self::host_config(&rec);
         if let Err(e) = self
             .mount_volumes(&rec)
             .and_then(|()| self.populate_volumes(&rec, &rootfs))
@@ -1030,7 +1033,9 @@ impl Engine {
             (Some(_), Some(other), Some(p)) => self
                 .lookup(other)
                 .ok()
-                .filter(|o| self.id_map(&Self::host_config(&o.snapshot())).is_some())
+                .filter(|o| {
+                    Self::host_config(&o.snapshot()).is_ok_and(|hc| self.id_map(&hc).is_some())
+                })
                 .and_then(|_| p.strip_suffix("/net").map(|b| format!("{b}/user"))),
             _ => None,
         };
@@ -1225,7 +1230,11 @@ impl Engine {
         let dying = !self.netns_shared(c);
         self.disconnect_all(c, dying).await;
         let rec = c.snapshot();
-        let hc = Self::host_config(&rec);
+        // Unreadable (it was read at start, so this cannot happen): no restart, no removal.
+        let hc = Self::host_config(&rec).unwrap_or_else(|e| {
+            tracing::error!("{}", e.message);
+            HostConfig::default()
+        });
         let policy = hc.restart_policy.clone().unwrap_or_default();
         let restart = !rec.manually_stopped
             && match policy.name.as_str() {
@@ -2052,7 +2061,7 @@ impl Engine {
             }
         }
         rec.host_config = Value::Object(hc_raw.clone());
-        let hc = Self::host_config(&rec);
+        let hc = Self::host_config(&rec).map_err(|e| ApiError::bad_request(e.message))?;
         if hc.auto_remove
             && hc
                 .restart_policy

@@ -148,7 +148,7 @@ impl Engine {
                     l.name, e.message
                 ))
             })?;
-            let child_mode = Self::host_config(&child.snapshot()).network_mode;
+            let child_mode = Self::host_config(&child.snapshot())?.network_mode;
             if child_mode == "host" {
                 return Err(ApiError::bad_request(
                     "conflicting options: host type networking can't be used with links. This would result in undefined behavior",

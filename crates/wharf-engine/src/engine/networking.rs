@@ -269,7 +269,7 @@ impl Engine {
                 .collect();
             self.networks.dns.set_links(&c.id, &net.id, &links);
             if !self.networks.dns.serving(&c.id) {
-                let hc = Self::host_config(&rec);
+                let hc = Self::host_config(&rec).map_err(|e| e.message)?;
                 if let Err(e) = self.networks.dns.serve(&c.id, pid, upstream_resolvers(&hc)) {
                     return Err(format!("starting the embedded DNS server: {e}"));
                 }
@@ -461,12 +461,15 @@ impl Engine {
                 }
             }
             if dns {
-                let hc = Self::host_config(&rec);
-                if let Err(e) =
-                    self.networks
-                        .dns
-                        .serve(&c.id, rec.state.pid, upstream_resolvers(&hc))
-                {
+                let served = Self::host_config(&rec)
+                    .map_err(|e| e.message)
+                    .and_then(|hc| {
+                        self.networks
+                            .dns
+                            .serve(&c.id, rec.state.pid, upstream_resolvers(&hc))
+                            .map_err(|e| e.to_string())
+                    });
+                if let Err(e) = served {
                     tracing::warn!("embedded DNS of {}: {e}", &c.id[..12]);
                 }
             }
