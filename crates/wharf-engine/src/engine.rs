@@ -1123,15 +1123,7 @@ impl Engine {
             Ok(pid) => pid,
             Err(msg) => {
                 let msg = fail(self, msg);
-                let code = if msg.contains("executable file not found")
-                    || msg.contains("no such file or directory")
-                {
-                    127
-                } else if msg.contains("permission denied") {
-                    126
-                } else {
-                    128
-                };
+                let code = shim::exit_code_of_runtime_error(&msg).unwrap_or(128);
                 let full = format!("failed to create task for container: failed to create shim task: OCI runtime create failed: {msg}: unknown");
                 let _ = c.update(|r| {
                     r.state.exit_code = code;

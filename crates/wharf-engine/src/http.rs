@@ -2008,13 +2008,7 @@ async fn exec_start(
                     Ok(stream)
                 }
                 Err(msg) => {
-                    let code = if msg.contains("executable file not found")
-                        || msg.contains("no such file")
-                    {
-                        127
-                    } else {
-                        126
-                    };
+                    let code = crate::shim::exit_code_of_runtime_error(&msg).unwrap_or(126);
                     Err((
                         code,
                         format!("OCI runtime exec failed: exec failed: {msg}: unknown"),

@@ -92,6 +92,20 @@ pub async fn spawn(shim: &Path, args: &ShimArgs) -> Result<i32, String> {
     }
 }
 
+/// The exit code Docker gives a container (or exec) whose process could not be started, from
+/// the runtime's message, as dockerd does (the runtime, runc's CLI among them, reports only
+/// text): 127 for a command that is not found, 126 for one that cannot be run; `None`:
+/// neither (the caller's default, 128 for a start and 126 for an exec).
+pub fn exit_code_of_runtime_error(msg: &str) -> Option<i32> {
+    if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+        Some(127)
+    } else if msg.contains("permission denied") {
+        Some(126)
+    } else {
+        None
+    }
+}
+
 /// The control socket of the shim whose state dir is `<exec-root>/containers/<id>`:
 /// `<exec-root>/s/<id[..16]>.sock`, short enough for `sun_path` (108 bytes) even when the
 /// exec-root is deep, which `<state-dir>/shim.sock` would not be.
@@ -174,4 +188,21 @@ pub fn read_exit_file(state_dir: &Path) -> Option<ExitStatus> {
 /// The shim's state dir for container `id`.
 pub fn state_dir(exec_root: &Path, id: &str) -> PathBuf {
     exec_root.join("containers").join(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_errors_map_to_docker_s_exit_codes() {
+        let code = exit_code_of_runtime_error;
+        assert_eq!(
+            code("exec: \"nope\": executable file not found in $PATH"),
+            Some(127)
+        );
+        assert_eq!(code("exec /bin/x: no such file or directory"), Some(127));
+        assert_eq!(code("exec /etc/passwd: permission denied"), Some(126));
+        assert_eq!(code("cgroup: invalid argument"), None);
+    }
 }
