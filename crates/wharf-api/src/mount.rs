@@ -23,6 +23,7 @@ pub struct Mount {
     pub source: String,
     #[serde(deserialize_with = "null_as_default")]
     pub target: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub read_only: bool,
     #[serde(deserialize_with = "null_as_default")]
     pub consistency: String,
@@ -38,9 +39,13 @@ pub struct Mount {
 pub struct BindOptions {
     #[serde(deserialize_with = "null_as_default")]
     pub propagation: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub non_recursive: bool,
+    #[serde(deserialize_with = "null_as_default")]
     pub create_mountpoint: bool,
+    #[serde(deserialize_with = "null_as_default")]
     pub read_only_non_recursive: bool,
+    #[serde(deserialize_with = "null_as_default")]
     pub read_only_force_recursive: bool,
 }
 
@@ -48,6 +53,7 @@ pub struct BindOptions {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct VolumeOptions {
+    #[serde(deserialize_with = "null_as_default")]
     pub no_copy: bool,
     #[serde(deserialize_with = "null_as_default")]
     pub labels: BTreeMap<String, String>,
@@ -70,8 +76,10 @@ pub struct DriverConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct TmpfsOptions {
+    #[serde(deserialize_with = "null_as_default")]
     pub size_bytes: i64,
     /// Permission bits (the CLI parses `tmpfs-mode` as octal and sends the number).
+    #[serde(deserialize_with = "null_as_default")]
     pub mode: u32,
     /// Extra flags (`[["exec"], ["uid", "1000"]]`).
     #[serde(deserialize_with = "null_as_default")]

@@ -24,12 +24,18 @@ pub struct ContainerConfig {
     pub domainname: String,
     #[serde(deserialize_with = "null_as_default")]
     pub user: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub attach_stdin: bool,
+    #[serde(deserialize_with = "null_as_default")]
     pub attach_stdout: bool,
+    #[serde(deserialize_with = "null_as_default")]
     pub attach_stderr: bool,
     pub exposed_ports: Option<BTreeMap<String, Value>>,
+    #[serde(deserialize_with = "null_as_default")]
     pub tty: bool,
+    #[serde(deserialize_with = "null_as_default")]
     pub open_stdin: bool,
+    #[serde(deserialize_with = "null_as_default")]
     pub stdin_once: bool,
     pub env: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
@@ -65,6 +71,7 @@ pub struct LogConfig {
 pub struct RestartPolicy {
     #[serde(deserialize_with = "null_as_default")]
     pub name: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub maximum_retry_count: i64,
 }
 
@@ -73,7 +80,9 @@ pub struct RestartPolicy {
 #[serde(rename_all = "PascalCase", default)]
 pub struct Ulimit {
     pub name: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub soft: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub hard: i64,
 }
 
@@ -86,6 +95,7 @@ pub struct HostConfig {
     #[serde(deserialize_with = "null_as_default")]
     pub network_mode: String,
     pub restart_policy: Option<RestartPolicy>,
+    #[serde(deserialize_with = "null_as_default")]
     pub auto_remove: bool,
     pub cap_add: Option<Vec<String>>,
     pub cap_drop: Option<Vec<String>>,
@@ -94,23 +104,35 @@ pub struct HostConfig {
     pub dns_search: Option<Vec<String>>,
     pub extra_hosts: Option<Vec<String>>,
     pub group_add: Option<Vec<String>>,
+    #[serde(deserialize_with = "null_as_default")]
     pub oom_score_adj: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub privileged: bool,
+    #[serde(deserialize_with = "null_as_default")]
     pub readonly_rootfs: bool,
     pub security_opt: Option<Vec<String>>,
     pub tmpfs: Option<BTreeMap<String, String>>,
+    #[serde(deserialize_with = "null_as_default")]
     pub shm_size: i64,
     pub sysctls: Option<BTreeMap<String, String>>,
     pub runtime: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
     pub cpu_shares: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub memory: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub nano_cpus: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub cpu_period: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub cpu_quota: i64,
     pub cpuset_cpus: Option<String>,
     pub cpuset_mems: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
     pub blkio_weight: u16,
+    #[serde(deserialize_with = "null_as_default")]
     pub memory_reservation: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub memory_swap: i64,
     pub pids_limit: Option<i64>,
     pub ulimits: Option<Vec<Ulimit>>,
@@ -195,13 +217,18 @@ impl CreateRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ExecConfig {
+    #[serde(deserialize_with = "null_as_default")]
     pub attach_stdin: bool,
+    #[serde(deserialize_with = "null_as_default")]
     pub attach_stdout: bool,
+    #[serde(deserialize_with = "null_as_default")]
     pub attach_stderr: bool,
     pub detach_keys: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
     pub tty: bool,
     pub env: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
+    #[serde(deserialize_with = "null_as_default")]
     pub privileged: bool,
     #[serde(deserialize_with = "null_as_default")]
     pub user: String,
@@ -214,7 +241,9 @@ pub struct ExecConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ExecStartConfig {
+    #[serde(deserialize_with = "null_as_default")]
     pub detach: bool,
+    #[serde(deserialize_with = "null_as_default")]
     pub tty: bool,
     pub console_size: Option<Vec<u16>>,
 }

@@ -426,14 +426,20 @@ impl Engine {
                 "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
             );
         }
-        let entrypoint = match &cfg.entrypoint {
+        // `[""]` (`--entrypoint ""`) resets the image's entrypoint, as an empty list does;
+        // with no entrypoint the image's command is the default, as in dockerd.
+        let given_entrypoint = cfg
+            .entrypoint
+            .clone()
+            .map(|e| if e == [""] { vec![] } else { e });
+        let entrypoint = match &given_entrypoint {
             Some(e) => e.clone(),
             None => image.entrypoint(),
         };
-        let cmd = match (&cfg.cmd, &cfg.entrypoint) {
+        let cmd = match (&cfg.cmd, &given_entrypoint) {
             (Some(c), _) => c.clone(),
-            (None, Some(_)) => vec![],
-            (None, None) => image.cmd(),
+            (None, Some(e)) if !e.is_empty() => vec![],
+            (None, _) => image.cmd(),
         };
         let mut argv: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
         if argv.is_empty() {
@@ -589,6 +595,7 @@ impl Engine {
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| self.live().default_runtime.clone());
         let mut host_raw = req.raw_host_config.clone();
+        fill_host_config_defaults(&mut host_raw);
         host_raw.insert("Runtime".into(), json!(runtime));
         // Inspect shows the effective values, as dockerd does (clients read them back).
         let log_type = hc
@@ -2212,6 +2219,60 @@ fn summary(engine: &Engine, r: &Record) -> Value {
         "NetworkSettings": {"Networks": networking::network_settings(engine, r)["Networks"]},
         "Mounts": r.mounts.iter().map(|m| m.to_json()).collect::<Vec<_>>(),
     })
+}
+
+/// dockerd keeps a container's `HostConfig` as a Go struct: every field is in its inspect,
+/// a field the client left out (or sent as null) with its zero value, and `IpcMode` with
+/// the daemon's default (dockerd 20.10's: `shareable` on cgroup v1, `private` on v2). Clients
+/// read them back (compose checks `HostConfig.Privileged`, `PidMode`, `UsernsMode`).
+fn fill_host_config_defaults(hc: &mut serde_json::Map<String, Value>) {
+    let ipc = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "private"
+    } else {
+        "shareable"
+    };
+    let zero: [(&str, Value); 30] = [
+        ("IpcMode", json!(ipc)),
+        ("PidMode", json!("")),
+        ("UsernsMode", json!("")),
+        ("UTSMode", json!("")),
+        ("Cgroup", json!("")),
+        ("CgroupParent", json!("")),
+        ("ContainerIDFile", json!("")),
+        ("VolumeDriver", json!("")),
+        ("Isolation", json!("")),
+        ("CpusetCpus", json!("")),
+        ("CpusetMems", json!("")),
+        ("Privileged", json!(false)),
+        ("PublishAllPorts", json!(false)),
+        ("ReadonlyRootfs", json!(false)),
+        ("AutoRemove", json!(false)),
+        ("OomScoreAdj", json!(0)),
+        ("CpuShares", json!(0)),
+        ("Memory", json!(0)),
+        ("MemoryReservation", json!(0)),
+        ("MemorySwap", json!(0)),
+        ("NanoCpus", json!(0)),
+        ("CpuPeriod", json!(0)),
+        ("CpuQuota", json!(0)),
+        ("CpuRealtimePeriod", json!(0)),
+        ("CpuRealtimeRuntime", json!(0)),
+        ("BlkioWeight", json!(0)),
+        ("KernelMemory", json!(0)),
+        ("KernelMemoryTCP", json!(0)),
+        ("CpuCount", json!(0)),
+        ("CpuPercent", json!(0)),
+    ];
+    for (k, v) in zero {
+        let empty = match hc.get(k) {
+            None | Some(Value::Null) => true,
+            Some(Value::String(s)) => s.is_empty() && k == "IpcMode",
+            _ => false,
+        };
+        if empty {
+            hc.insert(k.into(), v);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -134,6 +134,21 @@ impl HealthConfig {
 /// The container's `Healthcheck` over its image's, as dockerd merges them: the container's
 /// wins; one without a test takes the image's test, and its zero fields the image's values.
 pub fn merge(container: Option<&Value>, image: Option<&Value>) -> Option<Value> {
+    merge_fields(container, image).map(omit_empty)
+}
+
+/// dockerd's `HealthConfig` omits its empty fields (`omitempty`): a client that sent
+/// `"StartPeriod": null` reads back no `StartPeriod`, as compose checks.
+fn omit_empty(mut v: Value) -> Value {
+    if let Some(m) = v.as_object_mut() {
+        m.retain(|_, x| {
+            !(x.is_null() || x.as_array().is_some_and(|a| a.is_empty()) || x.as_i64() == Some(0))
+        });
+    }
+    v
+}
+
+fn merge_fields(container: Option<&Value>, image: Option<&Value>) -> Option<Value> {
     let image = image.filter(|v| v.is_object());
     let Some(c) = container.filter(|v| v.is_object()) else {
         return image.cloned();

@@ -100,3 +100,68 @@ fn image_inspect_has_container_config_for_old_clients() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["ContainerConfig"].is_object(), "{v}");
 }
+
+/// `POST` `body` (JSON) to `path` of `d`'s socket; the status line's code and the body.
+fn post(d: &Daemon, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let o = std::process::Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "--unix-socket"])
+        .arg(&d.sock)
+        .args(["-H", "Content-Type: application/json", "-d"])
+        .arg(body.to_string())
+        .arg(format!("http://x{path}"))
+        .output()
+        .expect("curl");
+    let text = stdout(&o);
+    let (body, code) = text.trim_end().rsplit_once('\n').unwrap_or(("", &text));
+    (
+        code.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// What docker-compose 1.29 (docker-py 5) sends at create: a `Mounts[]` entry with
+/// `"ReadOnly": null`, a `Healthcheck` with null durations, no `Privileged`/`PidMode` at all,
+/// and `run --entrypoint=""` as `Entrypoint: [""]`. dockerd takes the nulls as zero values,
+/// shows every `HostConfig` field back, omits the healthcheck's empty fields and runs the
+/// command without the image's entrypoint.
+fn compose_create_body(place: common::Place) {
+    let Some(d) = Daemon::launch(place, None) else {
+        return;
+    };
+    d.busybox();
+    let (code, created) = post(
+        &d,
+        "/v1.38/containers/create?name=db",
+        &serde_json::json!({
+            "Image": "busybox",
+            "Cmd": ["sh", "-c", "echo hi > /data/x && cat /data/x"],
+            "Entrypoint": [""],
+            "Healthcheck": {"Test": ["CMD", "true"], "Interval": 1000000000, "Timeout": null,
+                            "Retries": null, "StartPeriod": null},
+            "HostConfig": {
+                "NetworkMode": "none",
+                "Mounts": [{"Type": "volume", "Source": "composetest_data", "Target": "/data",
+                            "ReadOnly": null, "Consistency": null,
+                            "VolumeOptions": {"NoCopy": null}}],
+            },
+        }),
+    );
+    assert_eq!(code, 201, "{created}\n{}", d.log());
+    let inspect: serde_json::Value = serde_json::from_str(&d.ok(&["inspect", "db"])).unwrap();
+    let c = &inspect[0];
+    assert_eq!(c["HostConfig"]["Privileged"], false, "{c}");
+    assert_eq!(c["HostConfig"]["PidMode"], "", "{c}");
+    assert_eq!(c["HostConfig"]["UsernsMode"], "", "{c}");
+    let ipc = c["HostConfig"]["IpcMode"].as_str().unwrap_or_default();
+    assert!(["private", "shareable"].contains(&ipc), "{c}");
+    assert_eq!(
+        c["Config"]["Healthcheck"],
+        serde_json::json!({"Test": ["CMD", "true"], "Interval": 1000000000}),
+        "{c}"
+    );
+    assert_eq!(c["Mounts"][0]["RW"], true, "{c}");
+    d.ok(&["start", "-a", "db"]);
+    assert_eq!(stdout(&d.docker(&["logs", "db"])).trim(), "hi");
+}
+
+scenario!(compose_create_body, wharfd, dockerd_netns);
