@@ -583,7 +583,9 @@ pub async fn clean_leftovers(engine: &Arc<Engine>) {
         let _ = engine.remove(&c, true).await;
     }
     let images = engine.images.clone();
+    let store = context_store(&engine.cfg.data_root);
     let _ = tokio::task::spawn_blocking(move || {
+        store.clean_leftovers();
         for id in images.layers().rw_ids() {
             if id.starts_with("build-") {
                 let _ = images.layers().remove_rw(&id);
@@ -872,7 +874,7 @@ where
     B: hyper::body::Body + Unpin,
     B::Error: std::fmt::Display,
 {
-    use wharf_build::tree::{self, TarTree};
+    use wharf_build::tree::TarTree;
     let ctx = ContextDir::new(&engine.cfg.data_root)
         .map_err(|e| ApiError::internal(format!("making the build context directory: {e}")))?;
     let (r, w) = crate::upload::pipe().map_err(|e| ApiError::internal(e.to_string()))?;
@@ -898,8 +900,18 @@ where
             "reading the build context: {e}"
         )));
     }
-    let mut tree =
+    let tree =
         received.map_err(|e| ApiError::bad_request(format!("reading the build context: {e}")))?;
+    Ok((ctx, read_dockerfile(tree, opts)?))
+}
+
+/// Reads the Dockerfile from the context; its `.dockerignore` removes the Dockerfile and
+/// itself when it excludes them.
+fn read_dockerfile(
+    mut tree: wharf_build::tree::TarTree,
+    opts: &mut wharf_build::BuildOptions,
+) -> Result<wharf_build::tree::TarTree, ApiError> {
+    use wharf_build::tree;
     let name = opts.dockerfile_name.clone();
     let rel = wharf_build::copy::clean_source(&name).map_err(|_| {
         ApiError::bad_request(format!(
@@ -924,7 +936,112 @@ where
             tree.remove(f);
         }
     }
-    Ok((ctx, tree))
+    Ok(tree)
+}
+
+/// The header of a `POST /build` whose body holds only the entries a synced context needs:
+/// the token `POST /build/context` answered.
+pub const CONTEXT_HEADER: &str = "X-Wharf-Build-Context";
+
+/// The kept contexts of the daemon of `data_root` (one store per data root).
+pub fn context_store(data_root: &Path) -> Arc<wharf_build::synced::Store> {
+    static STORES: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<PathBuf, Arc<wharf_build::synced::Store>>>,
+    > = std::sync::OnceLock::new();
+    let mut g = STORES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    g.entry(data_root.to_path_buf())
+        .or_insert_with(|| {
+            Arc::new(wharf_build::synced::Store::new(
+                &build_root(data_root).join("contexts"),
+            ))
+        })
+        .clone()
+}
+
+/// Listings answered and not yet followed by their build, by token.
+type PendingMap =
+    std::collections::HashMap<String, (std::time::Instant, wharf_build::synced::Pending)>;
+
+fn pending() -> std::sync::MutexGuard<'static, PendingMap> {
+    static PENDING: std::sync::OnceLock<std::sync::Mutex<PendingMap>> = std::sync::OnceLock::new();
+    PENDING
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// How long an answered listing waits for its build.
+const PENDING_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `POST /build/context?id=`: the client's listing (`{"root": .., "entries": [[path, key],
+/// ..]}`) against the context kept under `id`; answers `{"Token": .., "Need": [index, ..]}`.
+pub async fn context_listing(
+    engine: &Arc<Engine>,
+    id: &str,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    let listing: wharf_build::synced::Listing = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid context listing: {e}")))?;
+    let store = context_store(&engine.cfg.data_root);
+    let id = id.to_string();
+    let p = tokio::task::spawn_blocking(move || store.begin(&id, listing))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(ApiError::bad_request)?;
+    let need = p.need.clone();
+    let token = crate::names::new_id();
+    let mut g = pending();
+    g.retain(|_, (t, _)| t.elapsed() < PENDING_TTL);
+    g.insert(token.clone(), (std::time::Instant::now(), p));
+    Ok(json!({"Token": token, "Need": need}))
+}
+
+/// Receives the entries a listing asked for (a tar, gzip-compressed or not) into the kept
+/// context, and reads the Dockerfile from the tree it makes.
+pub async fn receive_synced<B>(
+    engine: &Arc<Engine>,
+    token: &str,
+    body: B,
+    opts: &mut wharf_build::BuildOptions,
+) -> Result<(ContextDir, wharf_build::tree::TarTree), ApiError>
+where
+    B: hyper::body::Body + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let p = pending()
+        .remove(token)
+        .map(|(_, p)| p)
+        .ok_or_else(|| ApiError::bad_request(format!("unknown build context token {token:?}")))?;
+    let ctx = ContextDir::new(&engine.cfg.data_root)
+        .map_err(|e| ApiError::internal(format!("making the build context directory: {e}")))?;
+    let (r, w) = crate::upload::pipe().map_err(|e| ApiError::internal(e.to_string()))?;
+    let store = context_store(&engine.cfg.data_root);
+    let job = tokio::task::spawn_blocking(move || {
+        let mut r = std::io::BufReader::with_capacity(256 * 1024, r);
+        use std::io::BufRead;
+        let head = r.fill_buf().map_err(|e| e.to_string())?.to_vec();
+        let mut reader: Box<dyn std::io::Read> = if head.starts_with(&[0x1f, 0x8b]) {
+            Box::new(flate2::read::GzDecoder::new(r))
+        } else if head.is_empty() {
+            Box::new(std::io::Cursor::new(vec![0u8; 1024]))
+        } else {
+            Box::new(r)
+        };
+        store.finish(p, &mut reader)
+    });
+    let fed = w.feed(body).await;
+    let received = job.await.map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Err(e) = fed {
+        return Err(ApiError::bad_request(format!(
+            "reading the build context: {e}"
+        )));
+    }
+    let tree =
+        received.map_err(|e| ApiError::bad_request(format!("reading the build context: {e}")))?;
+    Ok((ctx, read_dockerfile(tree, opts)?))
 }
 
 /// `POST /build/prune`: drops the build cache (entries and the step images only it kept:
@@ -973,7 +1090,9 @@ pub async fn prune(engine: &Arc<Engine>, until: Option<i64>) -> Result<Value, Ap
                 }
             }
         }
-        (deleted, reclaimed + mount_bytes)
+        let (contexts, context_bytes) = context_store(&e2.cfg.data_root).prune(until);
+        deleted.extend(contexts);
+        (deleted, reclaimed + mount_bytes + context_bytes)
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -1002,6 +1121,25 @@ pub fn df_records(engine: &Engine) -> Vec<Value> {
             .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .unwrap_or_default()
     };
+    let contexts = context_store(&engine.cfg.data_root)
+        .list()
+        .into_iter()
+        .map(|k| {
+            json!({
+                "ID": &k.id[..25],
+                "Parent": "",
+                "Parents": [],
+                "Type": "source.local",
+                "Description": "local source for context",
+                "InUse": false,
+                "Shared": false,
+                "Size": k.size,
+                "CreatedAt": ts(k.last_used),
+                "LastUsedAt": ts(k.last_used),
+                "UsageCount": 1,
+            })
+        })
+        .collect::<Vec<_>>();
     cache
         .list()
         .into_iter()
@@ -1024,6 +1162,7 @@ pub fn df_records(engine: &Engine) -> Vec<Value> {
                 "UsageCount": 1,
             })
         })
+        .chain(contexts)
         .collect()
 }
 
