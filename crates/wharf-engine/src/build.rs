@@ -48,6 +48,9 @@ pub struct EngineBackend {
     /// `X-Registry-Config`: credentials by registry.
     pub registry_config: BTreeMap<String, wharf_registry::Credentials>,
     pub cache_dir: PathBuf,
+    /// The removals of finished steps' containers, run while the build goes on and awaited
+    /// before the build's stream ends ([`run_build`]).
+    pub removals: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 fn err(e: impl std::fmt::Display) -> BackendError {
@@ -334,6 +337,7 @@ impl Backend for EngineBackend {
         events: &(dyn Fn(RunEvent) + Send + Sync),
     ) -> Result<RunOutcome, BackendError> {
         let engine = self.engine.clone();
+        let t0 = std::time::Instant::now();
         // The images some mounts come from, each a writable layer of its own (what the step
         // writes there goes with it), the source resolved inside it.
         let mut image_layers = Vec::new();
@@ -361,12 +365,19 @@ impl Backend for EngineBackend {
                 image_roots.push(root);
             }
         }
+        let t_mounts = t0.elapsed();
         let body = serde_json::to_vec(&self.create_body(&spec, &image_roots)).map_err(err)?;
         let req = wharf_api::types::CreateRequest::parse(&body).map_err(api)?;
         let (id, _) = engine.create(None, req).await.map_err(api)?;
         let c = engine.lookup(&id).map_err(api)?;
+        let t_create = t0.elapsed();
         events(RunEvent::Started(id.clone()));
-        let outcome = run_attached(&engine, &c, events).await;
+        let mut phases = Phases {
+            t0: Some(t0),
+            ..Phases::default()
+        };
+        let outcome = run_attached(&engine, &c, events, &mut phases).await;
+        let t_run = t0.elapsed();
         // The container goes whatever happened; its layer first, if the step succeeded.
         let layer = match &outcome {
             Ok(0) => {
@@ -387,10 +398,32 @@ impl Backend for EngineBackend {
             }
             _ => Ok(None),
         };
-        if let Err(e) = engine.remove(&c, true).await {
-            tracing::warn!("removing build container {id}: {}", e.message);
-        }
-        let _ = blocking(move || drop(image_layers)).await;
+        let t_layer = t0.elapsed();
+        tracing::debug!(
+            "build step {}: mounts {:?}, create {:?}, start {:?}, run {:?}, wait {:?}, \
+             layer {:?}",
+            &id[..12],
+            t_mounts,
+            t_create - t_mounts,
+            phases.started.saturating_sub(t_create),
+            phases.output_done.saturating_sub(phases.started),
+            t_run.saturating_sub(phases.output_done),
+            t_layer - t_run,
+        );
+        // The step's result is known: its exited container (and the image mounts) go while
+        // the build goes on; the build's stream ends only once they are gone.
+        let removal = tokio::spawn(async move {
+            let t = std::time::Instant::now();
+            if let Err(e) = engine.remove(&c, true).await {
+                tracing::warn!("removing build container {id}: {}", e.message);
+            }
+            let _ = blocking(move || drop(image_layers)).await;
+            tracing::debug!("build step {}: removed in {:?}", &id[..12], t.elapsed());
+        });
+        self.removals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(removal);
         let exit_code = outcome?;
         Ok(RunOutcome {
             exit_code,
@@ -507,10 +540,20 @@ impl Backend for EngineBackend {
 }
 
 /// Starts `c` with its stdout and stderr attached; its exit code.
+/// When a RUN step's phases ended, since the step began (for the debug log).
+#[derive(Default)]
+struct Phases {
+    t0: Option<std::time::Instant>,
+    /// The runtime's create and start done.
+    started: std::time::Duration,
+    output_done: std::time::Duration,
+}
+
 async fn run_attached(
     engine: &Arc<Engine>,
     c: &Arc<crate::container::Container>,
     events: &(dyn Fn(RunEvent) + Send + Sync),
+    phases: &mut Phases,
 ) -> Result<i32, BackendError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<(u8, Vec<u8>)>();
     c.pending_attach.fetch_add(1, Ordering::SeqCst);
@@ -560,6 +603,8 @@ async fn run_attached(
         attach.abort();
         return Err(BackendError::new(e.message));
     }
+    let since = |t: Option<std::time::Instant>| t.map(|t| t.elapsed()).unwrap_or_default();
+    phases.started = since(phases.t0);
     while let Some((stream, data)) = rx.recv().await {
         events(if stream == 2 {
             RunEvent::Stderr(data)
@@ -568,6 +613,7 @@ async fn run_attached(
         });
     }
     let _ = attach.await;
+    phases.output_done = since(phases.t0);
     engine.wait(c, "not-running").await.map_err(api)
 }
 
@@ -656,8 +702,9 @@ pub async fn run_build(
             return;
         }
     };
+    let backend = Arc::new(backend);
     let r = wharf_build::build(
-        Arc::new(backend),
+        backend.clone(),
         cache,
         Arc::new(tree),
         context.dir.join("work"),
@@ -668,6 +715,10 @@ pub async fn run_build(
     .await;
     drop(sink);
     let _ = forward.await;
+    let removals = std::mem::take(&mut *backend.removals.lock().unwrap_or_else(|e| e.into_inner()));
+    for r in removals {
+        let _ = r.await;
+    }
     if let Err(e) = r {
         let mut detail = json!({"message": e.message});
         if let Some(c) = e.code {

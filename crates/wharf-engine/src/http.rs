@@ -1593,6 +1593,7 @@ async fn build(engine: &Arc<Engine>, q: &Query, req: Request<Incoming>) -> Resul
         host: br.host,
         registry_config,
         cache_dir: crate::build::cache_mounts_dir(&engine.cfg.data_root),
+        removals: Default::default(),
     };
     let (r, tx) = stream_resp("application/json");
     tokio::spawn(crate::build::run_build(backend, ctx, br.opts, tx));
