@@ -115,7 +115,14 @@ bench() { # name runs prepare cmd...
             exit 1
         fi
     done
-    hyperfine -N --runs "$n" --warmup 1 --prepare "$prep" --export-json "$work/$name.json" "$@" >/dev/null
+    if ! hyperfine -N --runs "$n" --warmup 1 --prepare "$prep" --export-json "$work/$name.json" "$@" >/dev/null; then
+        # hyperfine does not say which one failed: each once more, its output shown.
+        echo "($name) failed; once more each:" >&2
+        for c in "$@"; do
+            $c >"$work/out" 2>&1 || { echo "failed: $c" >&2; tail -20 "$work/out" >&2; }
+        done
+        exit 1
+    fi
     results+=("$name")
 }
 # (a) cold 3-stage builds.

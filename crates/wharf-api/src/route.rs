@@ -16,6 +16,9 @@ pub enum Route {
     Build,
     /// `POST /build/prune`.
     BuildPrune,
+    /// `POST /build/context?id=`: wharf's own, the stat listing of a context kept between
+    /// builds (`wharf_build::synced`); wharfd answers which entries it needs.
+    BuildContext,
     ContainerCreate,
     ContainerList,
     ContainerPrune,
@@ -164,6 +167,7 @@ pub fn route(method: &str, path: &str) -> Result<(ApiVersion, Route), ApiError> 
         ("GET", ["system", "df"]) => SystemDf,
         ("POST", ["build"]) => Build,
         ("POST", ["build", "prune"]) => BuildPrune,
+        ("POST", ["build", "context"]) => BuildContext,
         ("POST", ["containers", "create"]) => ContainerCreate,
         ("GET", ["containers", "json"]) => ContainerList,
         ("POST", ["containers", "prune"]) => ContainerPrune,

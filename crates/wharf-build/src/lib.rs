@@ -11,7 +11,8 @@
 //! - [`executor`]: stages (only those the target needs, independent ones at once), steps,
 //!   the classic builder's progress stream ([`output`]).
 //! - [`cache`]: the cache index (step key to image); [`copy`]: COPY/ADD sources and layers;
-//!   [`tree`]: the trees they read (the context kept as its tar, indexed; host directories).
+//!   [`tree`]: the trees they read (the context kept as its tar, indexed; host directories);
+//!   [`synced`]: contexts kept between builds, so that `wharf build` sends only what changed.
 
 pub mod ast;
 pub mod backend;
@@ -23,6 +24,7 @@ pub mod expand;
 pub mod output;
 pub mod parse;
 pub mod platform;
+pub mod synced;
 pub mod tree;
 
 pub use executor::{build, BuildError, BuildOptions};

@@ -172,17 +172,20 @@ impl Tree for HostTree {
 }
 
 #[derive(Debug, Clone)]
-struct Node {
-    meta: Meta,
+pub(crate) struct Node {
+    pub(crate) meta: Meta,
     /// Where a file's data starts in the tar file.
-    offset: u64,
-    link: Option<PathBuf>,
-    digest: Option<[u8; 32]>,
+    pub(crate) offset: u64,
+    pub(crate) link: Option<PathBuf>,
+    pub(crate) digest: Option<[u8; 32]>,
+    /// Which of the tree's tar files holds the data.
+    pub(crate) pack: u32,
 }
 
-/// The build context as the tar it came in, indexed.
+/// The build context as the tar it came in, indexed; a context synced by
+/// [`crate::synced`] reads its files from several tars (the uploads that brought them).
 pub struct TarTree {
-    file: Mutex<std::fs::File>,
+    packs: Vec<std::sync::Arc<std::fs::File>>,
     path: PathBuf,
     nodes: HashMap<String, Node>,
     children: BTreeMap<String, BTreeSet<String>>,
@@ -253,6 +256,7 @@ impl TarTree {
                         offset: 0,
                         link: None,
                         digest: None,
+                        pack: 0,
                     },
                     tar::EntryType::Symlink => Node {
                         meta: Meta {
@@ -264,6 +268,7 @@ impl TarTree {
                         offset: 0,
                         link: e.link_name().ok().flatten().map(|l| l.into_owned()),
                         digest: None,
+                        pack: 0,
                     },
                     tar::EntryType::Link => {
                         // A hard link is its target's content again.
@@ -296,6 +301,7 @@ impl TarTree {
                             offset,
                             link: None,
                             digest: Some(h.finalize().into()),
+                            pack: 0,
                         }
                     }
                     tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
@@ -309,6 +315,7 @@ impl TarTree {
                         offset: 0,
                         link: None,
                         digest: None,
+                        pack: 0,
                     },
                 };
                 // A later entry replaces an earlier one; a directory's children go with it
@@ -320,7 +327,9 @@ impl TarTree {
         std::io::copy(&mut tee, &mut std::io::sink()).map_err(|e| e.to_string())?;
         tee.out.flush().map_err(|e| e.to_string())?;
         let mut t = TarTree {
-            file: Mutex::new(std::fs::File::open(path).map_err(|e| e.to_string())?),
+            packs: vec![std::sync::Arc::new(
+                std::fs::File::open(path).map_err(|e| e.to_string())?,
+            )],
             path: path.to_path_buf(),
             nodes,
             children: BTreeMap::new(),
@@ -332,6 +341,34 @@ impl TarTree {
 
     /// Every entry's parent directories exist (made 0755 where the tar has none), and each
     /// directory knows its children; entries under a non-directory are dropped.
+    /// A tree of `nodes` whose data is in `packs` (a node's `pack` indexes it); `path` is
+    /// the newest tar's.
+    pub(crate) fn from_parts(
+        packs: Vec<std::sync::Arc<std::fs::File>>,
+        path: PathBuf,
+        nodes: HashMap<String, Node>,
+    ) -> TarTree {
+        let mut t = TarTree {
+            packs,
+            path,
+            nodes,
+            children: BTreeMap::new(),
+            unpacked: Mutex::new(None),
+        };
+        t.link_parents();
+        t
+    }
+
+    /// The tar files the tree reads.
+    pub(crate) fn pack_files(&self) -> &[std::sync::Arc<std::fs::File>] {
+        &self.packs
+    }
+
+    /// The indexed entries (parents made implicit by the tar included).
+    pub(crate) fn nodes(&self) -> &HashMap<String, Node> {
+        &self.nodes
+    }
+
     fn link_parents(&mut self) {
         let names: Vec<String> = self.nodes.keys().cloned().collect();
         let mut drop = Vec::new();
@@ -361,6 +398,7 @@ impl TarTree {
                                     offset: 0,
                                     link: None,
                                     digest: None,
+                                    pack: 0,
                                 },
                             );
                         }
@@ -448,7 +486,7 @@ impl TarTree {
 
 /// A file's bytes, read from the shared tar file at their offset.
 struct Slice<'a> {
-    file: &'a Mutex<std::fs::File>,
+    file: &'a std::fs::File,
     pos: u64,
     left: u64,
 }
@@ -459,10 +497,8 @@ impl Read for Slice<'_> {
             return Ok(0);
         }
         let want = (buf.len() as u64).min(self.left) as usize;
-        let f = self.file.lock().unwrap_or_else(|e| e.into_inner());
         use std::os::unix::fs::FileExt;
-        let n = f.read_at(&mut buf[..want], self.pos)?;
-        drop(f);
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
         if n == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
@@ -512,7 +548,7 @@ impl Tree for TarTree {
                 )
             })?;
         Ok(Box::new(Slice {
-            file: &self.file,
+            file: &self.packs[n.pack as usize],
             pos: n.offset,
             left: n.meta.size,
         }))

@@ -2349,9 +2349,17 @@ fn build_and_builder_prune(t: &Target) {
         let k = t.client_env(common::DOCKER, &args, None, &env);
         println!("--- docker build ---\n{}", stdout(&k));
         assert!(k.status.success(), "{}", stderr(&k));
+        // Against wharfd, wharf's CLI sends only what changed (nothing here: the end of an
+        // empty tar) where the docker CLI sends the whole context; the rest is the same.
+        let (mut ours, theirs) = (again_out.clone(), stdout(&k));
+        if !t.is_dockerd() {
+            let sent = "Sending build context to Docker daemon  1.024kB\r\r\n";
+            assert!(ours.starts_with(sent), "{ours}");
+            let first = theirs.split_inclusive('\n').next().unwrap_or_default();
+            ours = ours.replacen(sent, first, 1);
+        }
         assert_eq!(
-            again_out,
-            stdout(&k),
+            ours, theirs,
             "wharf (left) and docker (right) builds differ"
         );
     }
@@ -2729,4 +2737,125 @@ fn build_streams_its_context() {
         peak_kb > 0 && peak_kb < 64 * 1024,
         "wharf build held {peak_kb} kB for a 256 MiB context"
     );
+}
+
+scenario!(build_context_sync);
+/// `wharf build` against wharfd sends its context's listing and then only what changed (the
+/// classic tar to other daemons); each build sees the directory as it is: a file whose size
+/// and mtime were set back after a change, a deleted file, a directory replaced at the same
+/// path by one of the same names, sizes and mtimes, two builds at once. `builder prune`
+/// drops the kept context (listed by `system df -v` as BuildKit lists it).
+fn build_context_sync(t: &Target) {
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path().join("app");
+    write_file(
+        &c,
+        "Dockerfile",
+        "FROM busybox\nCOPY . /ctx/\nRUN cat /ctx/data/*.txt | md5sum > /sum\n",
+    );
+    for i in 0..50 {
+        write_file(&c, &format!("data/f{i:02}.txt"), &format!("file {i:02}\n"));
+    }
+    let dir = c.to_str().unwrap().to_string();
+    let build = |tag: &str| {
+        let o = t.wharf(&["build", NONE, "-t", tag, &dir]);
+        assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+        stdout(&o)
+    };
+    let show = |tag: &str| {
+        t.ok(&[
+            "run",
+            "--rm",
+            NONE,
+            tag,
+            "sh",
+            "-c",
+            "cat /ctx/data/f07.txt; ls /ctx/data | wc -l",
+        ])
+    };
+    let first = build("e2e-sync:1");
+    assert_eq!(show("e2e-sync:1"), "file 07\n50\n");
+    let again = build("e2e-sync:1");
+    assert_eq!(again.matches(" ---> Using cache").count(), 2, "{again}");
+    assert_eq!(built_id(&again), built_id(&first));
+    if !t.is_dockerd() {
+        // Nothing changed: only the end of an empty tar is sent.
+        assert!(
+            again.starts_with("Sending build context to Docker daemon  1.024kB\r"),
+            "{again}"
+        );
+        let df = t.ok(&["system", "df", "-v"]);
+        assert!(df.contains("source.local"), "{df}");
+    }
+    // A change of the same size whose mtime is set back (as `touch -d`).
+    let f = c.join("data/f07.txt");
+    let mtime = std::fs::metadata(&f).unwrap().modified().unwrap();
+    std::fs::write(&f, "FILE 07\n").unwrap();
+    let fh = std::fs::File::options().write(true).open(&f).unwrap();
+    fh.set_modified(mtime).unwrap();
+    drop(fh);
+    assert_eq!(std::fs::metadata(&f).unwrap().modified().unwrap(), mtime);
+    build("e2e-sync:2");
+    assert_eq!(show("e2e-sync:2"), "FILE 07\n50\n");
+    // A deleted file is gone.
+    std::fs::remove_file(c.join("data/f49.txt")).unwrap();
+    build("e2e-sync:3");
+    assert_eq!(show("e2e-sync:3"), "FILE 07\n49\n");
+    // Another directory at the same path (the same id): same names, sizes and mtimes.
+    let old = ctx.path().join("app.old");
+    std::fs::rename(&c, &old).unwrap();
+    write_file(
+        &c,
+        "Dockerfile",
+        &std::fs::read_to_string(old.join("Dockerfile")).unwrap(),
+    );
+    for i in 0..49 {
+        let name = format!("data/f{i:02}.txt");
+        write_file(&c, &name, &format!("othr {i:02}\n"));
+        let m = std::fs::metadata(old.join(&name))
+            .unwrap()
+            .modified()
+            .unwrap();
+        let fh = std::fs::File::options()
+            .write(true)
+            .open(c.join(&name))
+            .unwrap();
+        fh.set_modified(m).unwrap();
+    }
+    build("e2e-sync:4");
+    assert_eq!(show("e2e-sync:4"), "othr 07\n49\n");
+    // Two builds of one context at once.
+    write_file(&c, "data/f00.txt", "both 00\n");
+    std::thread::scope(|s| {
+        let a = s.spawn(|| build("e2e-sync:5a"));
+        let b = s.spawn(|| build("e2e-sync:5b"));
+        a.join().unwrap();
+        b.join().unwrap();
+    });
+    for tag in ["e2e-sync:5a", "e2e-sync:5b"] {
+        assert_eq!(
+            t.ok(&[
+                "run",
+                "--rm",
+                NONE,
+                tag,
+                "head",
+                "-c",
+                "8",
+                "/ctx/data/f00.txt"
+            ]),
+            "both 00\n"
+        );
+    }
+    // Pruned: the next build sends everything again.
+    t.ok(&["builder", "prune", "-a", "-f"]);
+    if !t.is_dockerd() {
+        let df = t.ok(&["system", "df", "-v"]);
+        assert!(!df.contains("source.local"), "{df}");
+    }
+    let after = build("e2e-sync:6");
+    assert!(!after.contains("daemon  1.024kB"), "{after}");
+    for tag in ["1", "2", "3", "4", "5a", "5b", "6"] {
+        let _ = t.wharf(&["rmi", &format!("e2e-sync:{tag}")]);
+    }
 }

@@ -48,6 +48,9 @@ pub struct EngineBackend {
     /// `X-Registry-Config`: credentials by registry.
     pub registry_config: BTreeMap<String, wharf_registry::Credentials>,
     pub cache_dir: PathBuf,
+    /// The removals of finished steps' containers, run while the build goes on and awaited
+    /// before the build's stream ends ([`run_build`]).
+    pub removals: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 fn err(e: impl std::fmt::Display) -> BackendError {
@@ -334,6 +337,7 @@ impl Backend for EngineBackend {
         events: &(dyn Fn(RunEvent) + Send + Sync),
     ) -> Result<RunOutcome, BackendError> {
         let engine = self.engine.clone();
+        let t0 = std::time::Instant::now();
         // The images some mounts come from, each a writable layer of its own (what the step
         // writes there goes with it), the source resolved inside it.
         let mut image_layers = Vec::new();
@@ -361,12 +365,19 @@ impl Backend for EngineBackend {
                 image_roots.push(root);
             }
         }
+        let t_mounts = t0.elapsed();
         let body = serde_json::to_vec(&self.create_body(&spec, &image_roots)).map_err(err)?;
         let req = wharf_api::types::CreateRequest::parse(&body).map_err(api)?;
         let (id, _) = engine.create(None, req).await.map_err(api)?;
         let c = engine.lookup(&id).map_err(api)?;
+        let t_create = t0.elapsed();
         events(RunEvent::Started(id.clone()));
-        let outcome = run_attached(&engine, &c, events).await;
+        let mut phases = Phases {
+            t0: Some(t0),
+            ..Phases::default()
+        };
+        let outcome = run_attached(&engine, &c, events, &mut phases).await;
+        let t_run = t0.elapsed();
         // The container goes whatever happened; its layer first, if the step succeeded.
         let layer = match &outcome {
             Ok(0) => {
@@ -387,10 +398,32 @@ impl Backend for EngineBackend {
             }
             _ => Ok(None),
         };
-        if let Err(e) = engine.remove(&c, true).await {
-            tracing::warn!("removing build container {id}: {}", e.message);
-        }
-        let _ = blocking(move || drop(image_layers)).await;
+        let t_layer = t0.elapsed();
+        tracing::debug!(
+            "build step {}: mounts {:?}, create {:?}, start {:?}, run {:?}, wait {:?}, \
+             layer {:?}",
+            &id[..12],
+            t_mounts,
+            t_create - t_mounts,
+            phases.started.saturating_sub(t_create),
+            phases.output_done.saturating_sub(phases.started),
+            t_run.saturating_sub(phases.output_done),
+            t_layer - t_run,
+        );
+        // The step's result is known: its exited container (and the image mounts) go while
+        // the build goes on; the build's stream ends only once they are gone.
+        let removal = tokio::spawn(async move {
+            let t = std::time::Instant::now();
+            if let Err(e) = engine.remove(&c, true).await {
+                tracing::warn!("removing build container {id}: {}", e.message);
+            }
+            let _ = blocking(move || drop(image_layers)).await;
+            tracing::debug!("build step {}: removed in {:?}", &id[..12], t.elapsed());
+        });
+        self.removals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(removal);
         let exit_code = outcome?;
         Ok(RunOutcome {
             exit_code,
@@ -507,10 +540,20 @@ impl Backend for EngineBackend {
 }
 
 /// Starts `c` with its stdout and stderr attached; its exit code.
+/// When a RUN step's phases ended, since the step began (for the debug log).
+#[derive(Default)]
+struct Phases {
+    t0: Option<std::time::Instant>,
+    /// The runtime's create and start done.
+    started: std::time::Duration,
+    output_done: std::time::Duration,
+}
+
 async fn run_attached(
     engine: &Arc<Engine>,
     c: &Arc<crate::container::Container>,
     events: &(dyn Fn(RunEvent) + Send + Sync),
+    phases: &mut Phases,
 ) -> Result<i32, BackendError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<(u8, Vec<u8>)>();
     c.pending_attach.fetch_add(1, Ordering::SeqCst);
@@ -560,6 +603,8 @@ async fn run_attached(
         attach.abort();
         return Err(BackendError::new(e.message));
     }
+    let since = |t: Option<std::time::Instant>| t.map(|t| t.elapsed()).unwrap_or_default();
+    phases.started = since(phases.t0);
     while let Some((stream, data)) = rx.recv().await {
         events(if stream == 2 {
             RunEvent::Stderr(data)
@@ -568,6 +613,7 @@ async fn run_attached(
         });
     }
     let _ = attach.await;
+    phases.output_done = since(phases.t0);
     engine.wait(c, "not-running").await.map_err(api)
 }
 
@@ -583,7 +629,9 @@ pub async fn clean_leftovers(engine: &Arc<Engine>) {
         let _ = engine.remove(&c, true).await;
     }
     let images = engine.images.clone();
+    let store = context_store(&engine.cfg.data_root);
     let _ = tokio::task::spawn_blocking(move || {
+        store.clean_leftovers();
         for id in images.layers().rw_ids() {
             if id.starts_with("build-") {
                 let _ = images.layers().remove_rw(&id);
@@ -654,8 +702,9 @@ pub async fn run_build(
             return;
         }
     };
+    let backend = Arc::new(backend);
     let r = wharf_build::build(
-        Arc::new(backend),
+        backend.clone(),
         cache,
         Arc::new(tree),
         context.dir.join("work"),
@@ -666,6 +715,10 @@ pub async fn run_build(
     .await;
     drop(sink);
     let _ = forward.await;
+    let removals = std::mem::take(&mut *backend.removals.lock().unwrap_or_else(|e| e.into_inner()));
+    for r in removals {
+        let _ = r.await;
+    }
     if let Err(e) = r {
         let mut detail = json!({"message": e.message});
         if let Some(c) = e.code {
@@ -872,7 +925,7 @@ where
     B: hyper::body::Body + Unpin,
     B::Error: std::fmt::Display,
 {
-    use wharf_build::tree::{self, TarTree};
+    use wharf_build::tree::TarTree;
     let ctx = ContextDir::new(&engine.cfg.data_root)
         .map_err(|e| ApiError::internal(format!("making the build context directory: {e}")))?;
     let (r, w) = crate::upload::pipe().map_err(|e| ApiError::internal(e.to_string()))?;
@@ -898,8 +951,18 @@ where
             "reading the build context: {e}"
         )));
     }
-    let mut tree =
+    let tree =
         received.map_err(|e| ApiError::bad_request(format!("reading the build context: {e}")))?;
+    Ok((ctx, read_dockerfile(tree, opts)?))
+}
+
+/// Reads the Dockerfile from the context; its `.dockerignore` removes the Dockerfile and
+/// itself when it excludes them.
+fn read_dockerfile(
+    mut tree: wharf_build::tree::TarTree,
+    opts: &mut wharf_build::BuildOptions,
+) -> Result<wharf_build::tree::TarTree, ApiError> {
+    use wharf_build::tree;
     let name = opts.dockerfile_name.clone();
     let rel = wharf_build::copy::clean_source(&name).map_err(|_| {
         ApiError::bad_request(format!(
@@ -924,7 +987,112 @@ where
             tree.remove(f);
         }
     }
-    Ok((ctx, tree))
+    Ok(tree)
+}
+
+/// The header of a `POST /build` whose body holds only the entries a synced context needs:
+/// the token `POST /build/context` answered.
+pub const CONTEXT_HEADER: &str = "X-Wharf-Build-Context";
+
+/// The kept contexts of the daemon of `data_root` (one store per data root).
+pub fn context_store(data_root: &Path) -> Arc<wharf_build::synced::Store> {
+    static STORES: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<PathBuf, Arc<wharf_build::synced::Store>>>,
+    > = std::sync::OnceLock::new();
+    let mut g = STORES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    g.entry(data_root.to_path_buf())
+        .or_insert_with(|| {
+            Arc::new(wharf_build::synced::Store::new(
+                &build_root(data_root).join("contexts"),
+            ))
+        })
+        .clone()
+}
+
+/// Listings answered and not yet followed by their build, by token.
+type PendingMap =
+    std::collections::HashMap<String, (std::time::Instant, wharf_build::synced::Pending)>;
+
+fn pending() -> std::sync::MutexGuard<'static, PendingMap> {
+    static PENDING: std::sync::OnceLock<std::sync::Mutex<PendingMap>> = std::sync::OnceLock::new();
+    PENDING
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// How long an answered listing waits for its build.
+const PENDING_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `POST /build/context?id=`: the client's listing (`{"root": .., "entries": [[path, key],
+/// ..]}`) against the context kept under `id`; answers `{"Token": .., "Need": [index, ..]}`.
+pub async fn context_listing(
+    engine: &Arc<Engine>,
+    id: &str,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    let listing: wharf_build::synced::Listing = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid context listing: {e}")))?;
+    let store = context_store(&engine.cfg.data_root);
+    let id = id.to_string();
+    let p = tokio::task::spawn_blocking(move || store.begin(&id, listing))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(ApiError::bad_request)?;
+    let need = p.need.clone();
+    let token = crate::names::new_id();
+    let mut g = pending();
+    g.retain(|_, (t, _)| t.elapsed() < PENDING_TTL);
+    g.insert(token.clone(), (std::time::Instant::now(), p));
+    Ok(json!({"Token": token, "Need": need}))
+}
+
+/// Receives the entries a listing asked for (a tar, gzip-compressed or not) into the kept
+/// context, and reads the Dockerfile from the tree it makes.
+pub async fn receive_synced<B>(
+    engine: &Arc<Engine>,
+    token: &str,
+    body: B,
+    opts: &mut wharf_build::BuildOptions,
+) -> Result<(ContextDir, wharf_build::tree::TarTree), ApiError>
+where
+    B: hyper::body::Body + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let p = pending()
+        .remove(token)
+        .map(|(_, p)| p)
+        .ok_or_else(|| ApiError::bad_request(format!("unknown build context token {token:?}")))?;
+    let ctx = ContextDir::new(&engine.cfg.data_root)
+        .map_err(|e| ApiError::internal(format!("making the build context directory: {e}")))?;
+    let (r, w) = crate::upload::pipe().map_err(|e| ApiError::internal(e.to_string()))?;
+    let store = context_store(&engine.cfg.data_root);
+    let job = tokio::task::spawn_blocking(move || {
+        let mut r = std::io::BufReader::with_capacity(256 * 1024, r);
+        use std::io::BufRead;
+        let head = r.fill_buf().map_err(|e| e.to_string())?.to_vec();
+        let mut reader: Box<dyn std::io::Read> = if head.starts_with(&[0x1f, 0x8b]) {
+            Box::new(flate2::read::GzDecoder::new(r))
+        } else if head.is_empty() {
+            Box::new(std::io::Cursor::new(vec![0u8; 1024]))
+        } else {
+            Box::new(r)
+        };
+        store.finish(p, &mut reader)
+    });
+    let fed = w.feed(body).await;
+    let received = job.await.map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Err(e) = fed {
+        return Err(ApiError::bad_request(format!(
+            "reading the build context: {e}"
+        )));
+    }
+    let tree =
+        received.map_err(|e| ApiError::bad_request(format!("reading the build context: {e}")))?;
+    Ok((ctx, read_dockerfile(tree, opts)?))
 }
 
 /// `POST /build/prune`: drops the build cache (entries and the step images only it kept:
@@ -973,7 +1141,9 @@ pub async fn prune(engine: &Arc<Engine>, until: Option<i64>) -> Result<Value, Ap
                 }
             }
         }
-        (deleted, reclaimed + mount_bytes)
+        let (contexts, context_bytes) = context_store(&e2.cfg.data_root).prune(until);
+        deleted.extend(contexts);
+        (deleted, reclaimed + mount_bytes + context_bytes)
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -1002,6 +1172,25 @@ pub fn df_records(engine: &Engine) -> Vec<Value> {
             .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .unwrap_or_default()
     };
+    let contexts = context_store(&engine.cfg.data_root)
+        .list()
+        .into_iter()
+        .map(|k| {
+            json!({
+                "ID": &k.id[..25],
+                "Parent": "",
+                "Parents": [],
+                "Type": "source.local",
+                "Description": "local source for context",
+                "InUse": false,
+                "Shared": false,
+                "Size": k.size,
+                "CreatedAt": ts(k.last_used),
+                "LastUsedAt": ts(k.last_used),
+                "UsageCount": 1,
+            })
+        })
+        .collect::<Vec<_>>();
     cache
         .list()
         .into_iter()
@@ -1024,6 +1213,7 @@ pub fn df_records(engine: &Engine) -> Vec<Value> {
                 "UsageCount": 1,
             })
         })
+        .chain(contexts)
         .collect()
 }
 

@@ -503,6 +503,14 @@ async fn dispatch(
         }
         ImageCreate => image_create(&engine, &q, req).await?,
         Build => build(&engine, &q, req).await?,
+        BuildContext => {
+            let id = q.get("id").unwrap_or_default().to_string();
+            let body = read_body(req).await?;
+            json_resp(
+                200,
+                &crate::build::context_listing(&engine, &id, &body).await?,
+            )
+        }
         BuildPrune => {
             let filters = q.filters()?;
             let until = match filters.get("until").and_then(|v| v.first()) {
@@ -1574,12 +1582,21 @@ async fn build(engine: &Arc<Engine>, q: &Query, req: Request<Incoming>) -> Resul
             .get(crate::build::SECRETS_HEADER)
             .and_then(|h| h.to_str().ok()),
     )?;
-    let ctx = crate::build::receive_context(engine, req.into_body(), &mut br.opts).await?;
+    let token = req
+        .headers()
+        .get(crate::build::CONTEXT_HEADER)
+        .and_then(|h| h.to_str().ok())
+        .map(String::from);
+    let ctx = match token {
+        Some(t) => crate::build::receive_synced(engine, &t, req.into_body(), &mut br.opts).await?,
+        None => crate::build::receive_context(engine, req.into_body(), &mut br.opts).await?,
+    };
     let backend = crate::build::EngineBackend {
         engine: engine.clone(),
         host: br.host,
         registry_config,
         cache_dir: crate::build::cache_mounts_dir(&engine.cfg.data_root),
+        removals: Default::default(),
     };
     let (r, tx) = stream_resp("application/json");
     tokio::spawn(crate::build::run_build(backend, ctx, br.opts, tx));

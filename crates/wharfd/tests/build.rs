@@ -728,3 +728,68 @@ fn copy_link_reuses_its_layer_on_a_new_base() {
         "base\n"
     );
 }
+
+/// A RUN step is confined as `docker run` is: the same capabilities, seccomp mode and
+/// no_new_privs, its own namespaces (with `--network none` only a loopback), and the
+/// container's exited process is gone once the build has ended.
+#[test]
+fn a_run_step_is_confined_as_a_run_container_is() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    let probe = "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status; \
+                 ls /sys/class/net; for n in pid mnt net; do readlink /proc/self/ns/$n; done";
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!("FROM busybox\nRUN ({probe}) > /probe\n"),
+    );
+    build_ok(&d, ctx.path(), &["--network", "none", "-t", "probe"]);
+    let step = d.ok(&["run", "--rm", "probe", "cat", "/probe"]);
+    let run = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        probe,
+    ]);
+    let host_ns: Vec<String> = ["pid", "mnt", "net"]
+        .iter()
+        .map(|n| {
+            std::fs::read_link(format!("/proc/self/ns/{n}"))
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let (step_lines, run_lines): (Vec<&str>, Vec<&str>) =
+        (step.lines().collect(), run.lines().collect());
+    assert_eq!(step_lines.len(), run_lines.len(), "{step}\n---\n{run}");
+    for (s, r) in step_lines.iter().zip(&run_lines) {
+        if s.contains(":[") {
+            // A namespace: the step's own, not the host's (nor the same as another container's).
+            assert!(
+                !host_ns.iter().any(|h| h == s),
+                "the step shares the host's {s}"
+            );
+        } else {
+            assert_eq!(
+                s, r,
+                "RUN step (left) and run (right) differ:\n{step}\n---\n{run}"
+            );
+        }
+    }
+    assert!(step.contains("Seccomp:\t2"), "{step}");
+    assert_eq!(
+        step.lines()
+            .filter(|l| !l.contains(':'))
+            .collect::<Vec<_>>(),
+        ["lo"]
+    );
+    let (rw, mounts) = leftovers(&d);
+    assert!(rw.is_empty() && mounts.is_empty(), "{rw:?} {mounts:?}");
+}

@@ -6,6 +6,9 @@
 //!   Dockerfile outside the context (or `-f -`) goes in under `.dockerfile.<hex>`, which
 //!   the context's `.dockerignore` gains, as the docker CLI does; `-` reads a tar (or a
 //!   Dockerfile) from stdin;
+//! - against wharfd, a context directory is synced instead of sent whole: its stat listing
+//!   (`POST /build/context`), then a tar of only the entries wharfd asks for
+//!   (`wharf_build::synced`); `WHARF_BUILD_CONTEXT=tar` sends the classic tar;
 //! - the request: `POST /build` with the classic query and `X-Registry-Config` (every
 //!   credential of the client config, for FROM images of private registries);
 //! - the output: plain (docker's classic text, `Sending build context ...` first) when not
@@ -47,6 +50,13 @@ enum Source {
     StdinDockerfile { text: Vec<u8> },
     /// A URL or git repository the daemon would fetch.
     Remote(String),
+    /// Of a context synced with wharfd: the paths of `dir` and the generated entries the
+    /// daemon asked for.
+    Delta {
+        dir: PathBuf,
+        paths: Vec<String>,
+        extra: Vec<(String, Vec<u8>)>,
+    },
 }
 
 fn prepare_error(e: impl std::fmt::Display) -> anyhow::Error {
@@ -281,6 +291,65 @@ fn file_header(size: u64) -> tar::Header {
     h
 }
 
+/// The context's paths as the tar has them: what the matcher lets through, plus the
+/// Dockerfile and `.dockerignore` (without the latter when `extra` brings its own).
+fn context_paths(
+    dir: &Path,
+    matcher: &Matcher,
+    rel_dockerfile: &str,
+    extra: bool,
+) -> Result<Vec<String>> {
+    let mut paths = matcher.walk(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for keep in [rel_dockerfile, ".dockerignore"] {
+        if !keep.is_empty()
+            && !paths.iter().any(|p| p == keep)
+            && std::fs::symlink_metadata(dir.join(keep)).is_ok()
+        {
+            paths.push(keep.to_string());
+        }
+    }
+    if extra {
+        paths.retain(|p| p != ".dockerignore");
+    }
+    Ok(paths)
+}
+
+/// The entries a Dockerfile from outside the context adds: itself under `name`, and the
+/// context's `.dockerignore` naming it.
+fn extra_entries(dir: &Path, name: &str, text: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut ignore = match std::fs::read(dir.join(".dockerignore")) {
+        Ok(b) => b,
+        Err(_) => b".dockerignore".to_vec(),
+    };
+    ignore.extend_from_slice(format!("\n{name}\n").as_bytes());
+    vec![
+        (name.to_string(), text.to_vec()),
+        (".dockerignore".into(), ignore),
+    ]
+}
+
+/// Writes the tar of `paths` of `dir` and the generated `extra` entries.
+fn write_paths_tar<W: Write>(
+    out: W,
+    dir: &Path,
+    paths: &[String],
+    extra: &[(String, Vec<u8>)],
+) -> Result<W> {
+    let mut tb = tar::Builder::new(out);
+    tb.follow_symlinks(false);
+    let mut links: HashMap<(u64, u64), String> = HashMap::new();
+    for rel in paths {
+        append_path(&mut tb, dir, rel, &mut links)
+            .map_err(|e| anyhow::anyhow!("error checking context: {e:#}"))?;
+    }
+    for (name, data) in extra {
+        let mut h = file_header(data.len() as u64);
+        tb.append_data(&mut h, name, data.as_slice())?;
+    }
+    tb.finish()?;
+    Ok(tb.into_inner()?)
+}
+
 /// Writes the context directory's tar: what the matcher lets through, plus the Dockerfile
 /// and `.dockerignore`; with `extra`, the Dockerfile under `extra_name` and `.dockerignore`
 /// naming it.
@@ -291,38 +360,11 @@ fn write_dir_tar<W: Write>(
     rel_dockerfile: &str,
     extra: Option<(&str, &[u8])>,
 ) -> Result<W> {
-    let mut paths = matcher.walk(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-    for keep in [rel_dockerfile, ".dockerignore"] {
-        if !keep.is_empty()
-            && !paths.iter().any(|p| p == keep)
-            && std::fs::symlink_metadata(dir.join(keep)).is_ok()
-        {
-            paths.push(keep.to_string());
-        }
-    }
-    let mut tb = tar::Builder::new(out);
-    tb.follow_symlinks(false);
-    let mut links: HashMap<(u64, u64), String> = HashMap::new();
-    for rel in &paths {
-        if extra.is_some() && rel == ".dockerignore" {
-            continue;
-        }
-        append_path(&mut tb, dir, rel, &mut links)
-            .map_err(|e| anyhow::anyhow!("error checking context: {e:#}"))?;
-    }
-    if let Some((name, text)) = extra {
-        let mut h = file_header(text.len() as u64);
-        tb.append_data(&mut h, name, text)?;
-        let mut ignore = match std::fs::read(dir.join(".dockerignore")) {
-            Ok(b) => b,
-            Err(_) => b".dockerignore".to_vec(),
-        };
-        ignore.extend_from_slice(format!("\n{name}\n").as_bytes());
-        let mut h = file_header(ignore.len() as u64);
-        tb.append_data(&mut h, ".dockerignore", ignore.as_slice())?;
-    }
-    tb.finish()?;
-    Ok(tb.into_inner()?)
+    let paths = context_paths(dir, matcher, rel_dockerfile, extra.is_some())?;
+    let extra = extra
+        .map(|(name, text)| extra_entries(dir, name, text))
+        .unwrap_or_default();
+    write_paths_tar(out, dir, &paths, &extra)
 }
 
 fn append_path<W: Write>(
@@ -433,6 +475,15 @@ fn start_context(src: Source, compress: bool) -> (ReqBody, String, oneshot::Rece
                 Ok(())
             })
         }
+        Source::Delta { dir, paths, extra } => Box::new(move |w| {
+            if compress {
+                let gz = flate2::write::GzEncoder::new(w, flate2::Compression::default());
+                write_paths_tar(gz, &dir, &paths, &extra)?.finish()?;
+            } else {
+                write_paths_tar(w, &dir, &paths, &extra)?;
+            }
+            Ok(())
+        }),
         Source::Remote(_) => Box::new(|_| Ok(())),
     };
     std::thread::spawn(move || {
@@ -650,12 +701,169 @@ fn sending_line(total: u64) -> String {
     )
 }
 
+/// The key of an entry's stat: what must stay the same for wharfd to reuse what it kept
+/// (`wharf_build::synced`; the ctime catches a content change whose mtime was set back).
+fn stat_key(m: &std::fs::Metadata, link: Option<&Path>) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+    format!(
+        "{:o}:{}:{}:{}:{}:{}:{}:{}:{}:{}",
+        m.mode(),
+        m.size(),
+        ns(m.mtime(), m.mtime_nsec()),
+        ns(m.ctime(), m.ctime_nsec()),
+        m.dev(),
+        m.ino(),
+        m.uid(),
+        m.gid(),
+        m.rdev(),
+        link.map(|l| l.to_string_lossy()).unwrap_or_default()
+    )
+}
+
+/// The id under which wharfd keeps a context directory: from this host's name and the
+/// directory's absolute path (nothing is written in the user's directory).
+fn context_id(dir: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let mut h = Sha256::new();
+    h.update(b"wharf build context\0");
+    h.update(host.trim().as_bytes());
+    h.update(b"\0");
+    h.update(dir.as_os_str().as_encoded_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The listing of a context directory: its root's key and each entry's path and stat key
+/// (the generated `extra` entries with an empty key: always sent).
+fn listing(dir: &Path, paths: &mut Vec<String>, extra: &[(String, Vec<u8>)]) -> Result<Value> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let root = std::fs::metadata(dir).with_context(|| format!("can't stat {}", dir.display()))?;
+    let mut entries = Vec::with_capacity(paths.len() + extra.len());
+    let mut kept = Vec::with_capacity(paths.len());
+    for rel in paths.drain(..) {
+        let path = dir.join(&rel);
+        let m = std::fs::symlink_metadata(&path).map_err(|e| {
+            anyhow::anyhow!(
+                "error checking context: can't stat '{}': {e}",
+                path.display()
+            )
+        })?;
+        if m.file_type().is_socket() {
+            continue;
+        }
+        let link = if m.file_type().is_symlink() {
+            Some(std::fs::read_link(&path)?)
+        } else {
+            None
+        };
+        entries.push(Value::from(vec![
+            Value::from(rel.as_str()),
+            Value::from(stat_key(&m, link.as_deref())),
+        ]));
+        kept.push(rel);
+    }
+    *paths = kept;
+    for (name, _) in extra {
+        entries.push(Value::from(vec![
+            Value::from(name.as_str()),
+            Value::from(""),
+        ]));
+    }
+    Ok(serde_json::json!({
+        "root": format!("{}:{}", root.dev(), root.ino()),
+        "entries": entries,
+    }))
+}
+
+/// With wharfd, a context directory is synced instead of sent whole: its listing first,
+/// then only the entries wharfd asks for. The source to send, and the token and Dockerfile
+/// name of the build when synced (`WHARF_BUILD_CONTEXT=tar` sends the whole tar).
+async fn sync_context(
+    ctx: &Ctx,
+    src: Source,
+    wharfd: bool,
+) -> Result<(Source, Option<(String, String)>)> {
+    let forced_tar = std::env::var("WHARF_BUILD_CONTEXT").is_ok_and(|v| v == "tar");
+    let Source::Dir {
+        dir,
+        matcher,
+        rel_dockerfile,
+        extra,
+    } = src
+    else {
+        return Ok((src, None));
+    };
+    if !wharfd || forced_tar {
+        let src = Source::Dir {
+            dir,
+            matcher,
+            rel_dockerfile,
+            extra,
+        };
+        return Ok((src, None));
+    }
+    let extra_name = extra
+        .as_ref()
+        .map(|_| format!(".dockerfile.{}", random_hex()));
+    let dockerfile = extra_name.clone().unwrap_or_else(|| rel_dockerfile.clone());
+    let (dir, paths, extra, list) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let mut paths = context_paths(&dir, &matcher, &rel_dockerfile, extra.is_some())?;
+        let extra = match (&extra_name, &extra) {
+            (Some(n), Some(t)) => extra_entries(&dir, n, t),
+            _ => Vec::new(),
+        };
+        let list = listing(&dir, &mut paths, &extra)?;
+        Ok((dir, paths, extra, list))
+    })
+    .await??;
+    let id = context_id(&dir);
+    let answer = ctx
+        .client
+        .post_json(&format!("/build/context?id={id}"), Some(&list))
+        .await?;
+    drop(list);
+    let token = answer["Token"]
+        .as_str()
+        .context("the daemon's answer to the context listing has no token")?
+        .to_string();
+    let mut need_paths = Vec::new();
+    let mut need_extra = Vec::new();
+    let mut extra: Vec<Option<(String, Vec<u8>)>> = extra.into_iter().map(Some).collect();
+    for i in answer["Need"].as_array().into_iter().flatten() {
+        let i = i.as_u64().context("a bad index in the daemon's answer")? as usize;
+        if let Some(p) = paths.get(i) {
+            need_paths.push(p.clone());
+        } else if let Some(e) = extra.get_mut(i - paths.len()).and_then(Option::take) {
+            need_extra.push(e);
+        } else {
+            bail!(
+                "the daemon asked for entry {i} of a listing of {}",
+                paths.len()
+            );
+        }
+    }
+    let src = Source::Delta {
+        dir,
+        paths: need_paths,
+        extra: need_extra,
+    };
+    Ok((src, Some((token, dockerfile))))
+}
+
 pub async fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
+    // wharfd or not: a daemon whose /version cannot be read gets the classic protocol.
+    let version = match ctx.client.get_json("/version").await {
+        Ok(v) => v,
+        Err(e) if !a.secret.is_empty() => return Err(e),
+        Err(_) => Value::Null,
+    };
+    let wharfd = version["Platform"]["Name"].as_str() == Some("wharf");
     let secrets = if a.secret.is_empty() {
         None
     } else {
-        let v = ctx.client.get_json("/version").await?;
-        if v["Platform"]["Name"].as_str() != Some("wharf") {
+        let v = &version;
+        if !wharfd {
             bail!(
                 "--secret needs wharfd: this daemon (version {}) serves the classic build API, \
                  which has no secrets (use `docker buildx build --secret` there)",
@@ -682,8 +890,11 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
         _ => None,
     };
     let has_body = remote.is_none();
+    let (src, synced) = sync_context(ctx, src, wharfd).await?;
     let (body, dockerfile, mut produced) = start_context(src, a.compress);
-    let dockerfile = if dockerfile.is_empty() {
+    let dockerfile = if let Some((_, d)) = &synced {
+        d.clone()
+    } else if dockerfile.is_empty() {
         a.file.clone().filter(|f| f != "-").unwrap_or_default()
     } else {
         dockerfile
@@ -700,6 +911,9 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
     let mut headers = vec![("X-Registry-Config", auth.as_str())];
     if let Some(s) = &secrets {
         headers.push(("X-Wharf-Build-Secrets", s.as_str()));
+    }
+    if let Some((token, _)) = &synced {
+        headers.push(("X-Wharf-Build-Context", token.as_str()));
     }
     let resp = match ctx
         .client
