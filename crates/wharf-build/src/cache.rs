@@ -7,7 +7,6 @@
 //! never rewrite each other's entries, and the index survives a daemon restart. An entry
 //! whose image is gone is a miss.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -93,19 +92,8 @@ impl CacheIndex {
             last_used: t,
             description: description.to_string(),
         };
-        let tmp = self.dir.join(format!(".{key}.{}.tmp", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&serde_json::to_vec(&rec).map_err(std::io::Error::other)?)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(&self.dir)?.sync_all()
-        };
-        let r = write();
-        if r.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        r
+        let data = serde_json::to_vec(&rec).map_err(std::io::Error::other)?;
+        wharf_fs::write_atomic(&path, &data)
     }
 
     /// Every entry, with its key.
@@ -118,7 +106,7 @@ impl CacheIndex {
             let name = e.file_name().to_string_lossy().into_owned();
             if let Some(r) = self.get(&name) {
                 out.push((name, r));
-            } else if name.starts_with('.') && name.ends_with(".tmp") {
+            } else if name.starts_with('.') && name.contains(".tmp-") {
                 // A write cut off by a crash.
                 let _ = std::fs::remove_file(e.path());
             }

@@ -390,14 +390,16 @@ impl Store {
                 .and_then(|f| f.set_modified(std::time::SystemTime::now()));
             return;
         }
-        let tmp = dir.join(format!("index.json.{}", random_hex()));
+        // Not durable: a lost index only means the next build sends its context whole.
         let written = serde_json::to_vec(&index)
             .map_err(std::io::Error::other)
-            .and_then(|b| std::fs::write(&tmp, b))
-            .and_then(|()| std::fs::rename(&tmp, dir.join("index.json")));
+            .and_then(|b| {
+                wharf_fs::AtomicWrite::default()
+                    .durable(false)
+                    .write(&dir.join("index.json"), &b)
+            });
         if let Err(e) = written {
             tracing::warn!("keeping the build context {id}: {e}");
-            let _ = std::fs::remove_file(&tmp);
             self.lock_bases().remove(id);
             return;
         }
