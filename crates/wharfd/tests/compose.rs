@@ -165,3 +165,66 @@ fn compose_create_body(place: common::Place) {
 }
 
 scenario!(compose_create_body, wharfd, dockerd_netns);
+
+/// A classic build's image shows, as `ContainerConfig` (API < 1.45), the config of the
+/// container its last step ran in: a RUN's command with its build args first (compose's
+/// suite checks `build_version=1` there), `#(nop)` and the instruction for the others.
+fn built_image_container_config(place: common::Place) {
+    let Some(d) = Daemon::launch(place, None) else {
+        return;
+    };
+    d.busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nARG build_version\nRUN echo ${build_version}\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new(common::DOCKER)
+        .args(["-H", &d.host(), "build", "-t", "withargs", "--build-arg"])
+        .arg("build_version=1")
+        .arg(ctx.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), common::stderr(&o));
+    let inspect = |path: &str| -> serde_json::Value {
+        let o = std::process::Command::new("curl")
+            .args(["-sf", "--unix-socket"])
+            .arg(&d.sock)
+            .arg(format!("http://x/v1.41/images/{path}/json"))
+            .output()
+            .expect("curl");
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let v = inspect("withargs");
+    assert_eq!(
+        v["ContainerConfig"]["Cmd"],
+        serde_json::json!([
+            "|1",
+            "build_version=1",
+            "/bin/sh",
+            "-c",
+            "echo ${build_version}"
+        ]),
+        "{v}"
+    );
+    // The runtime config is the image's own.
+    assert!(v["Config"]["Cmd"].is_null(), "{v}");
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM busybox\nLABEL a=b\n").unwrap();
+    let o = std::process::Command::new(common::DOCKER)
+        .args(["-H", &d.host(), "build", "-t", "labelled"])
+        .arg(ctx.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let v = inspect("labelled");
+    assert_eq!(
+        v["ContainerConfig"]["Cmd"],
+        serde_json::json!(["/bin/sh", "-c", "#(nop) ", "LABEL a=b"]),
+        "{v}"
+    );
+}
+
+scenario!(built_image_container_config, wharfd, dockerd_netns);
