@@ -1305,6 +1305,11 @@ impl Engine {
         .await
         .map_err(ApiError::internal)?;
         self.event(c, "kill", &[("signal", signal.to_string())]);
+        // SIGKILL answers once the container is down (dockerd waits too, 10 s at most), so a
+        // client's next look sees it exited (compose kills, then starts what is stopped).
+        if signal == libc::SIGKILL {
+            Self::wait_not_live(c, Some(Duration::from_secs(10))).await;
+        }
         Ok(())
     }
 

@@ -228,3 +228,36 @@ fn built_image_container_config(place: common::Place) {
 }
 
 scenario!(built_image_container_config, wharfd, dockerd_netns);
+
+/// `kill` (SIGKILL) answers once the container is down, as dockerd's: compose kills a
+/// project, then starts the containers it sees stopped (`up --no-recreate`).
+fn kill_returns_once_down(place: common::Place) {
+    let Some(d) = Daemon::launch(place, None) else {
+        return;
+    };
+    d.busybox();
+    for i in 0..10 {
+        let name = format!("k{i}");
+        d.ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            &name,
+            "busybox",
+            "sleep",
+            "60",
+        ]);
+        d.ok(&["kill", &name]);
+        let state = d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            &name,
+        ]);
+        assert_eq!(state.trim(), "exited 137", "{name}");
+    }
+}
+
+scenario!(kill_returns_once_down, wharfd, dockerd_netns);
