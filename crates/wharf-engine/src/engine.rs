@@ -330,7 +330,8 @@ impl Engine {
         spec::validate(hc).map_err(|e| ApiError::bad_request(e.0))?;
         spec::check_userns(hc, self.cfg.userns.is_some())
             .map_err(|e| ApiError::bad_request(e.0))?;
-        let attachments = self.plan_networks(hc, &req.networking_config)?;
+        let mac = req.raw_config.get("MacAddress").and_then(Value::as_str);
+        let attachments = self.plan_networks(hc, &req.networking_config, mac)?;
         self.check_links(&req.raw_host_config, &hc.network_mode)?;
         let embedded_dns = attachments
             .values()

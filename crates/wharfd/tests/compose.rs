@@ -261,3 +261,32 @@ fn kill_returns_once_down(place: common::Place) {
 }
 
 scenario!(kill_returns_once_down, wharfd, dockerd_netns);
+
+/// `Config.MacAddress` (what docker-py 5 sends for compose's `mac_address`, API < 1.44) is
+/// the container's address on the network of its `NetworkMode`, as in dockerd.
+fn container_mac_address(place: common::Place) {
+    let Some(d) = Daemon::launch(place, None) else {
+        return;
+    };
+    d.busybox();
+    let subnet = d.free_subnet();
+    d.ok(&["network", "create", "--subnet", &subnet, "macnet"]);
+    let (code, created) = post(
+        &d,
+        "/v1.38/containers/create?name=mac1",
+        &serde_json::json!({
+            "Image": "busybox",
+            "Cmd": ["cat", "/sys/class/net/eth0/address"],
+            "MacAddress": "02:42:ac:11:00:99",
+            "HostConfig": {"NetworkMode": "macnet"},
+            "NetworkingConfig": {"EndpointsConfig": {"macnet": {"Aliases": ["m"]}}},
+        }),
+    );
+    assert_eq!(code, 201, "{created}");
+    let out = d.ok(&["start", "-a", "mac1"]);
+    assert_eq!(out.trim(), "02:42:ac:11:00:99");
+    d.ok(&["rm", "mac1"]);
+    d.ok(&["network", "rm", "macnet"]);
+}
+
+scenario!(container_mac_address, wharfd, dockerd_netns);
