@@ -290,3 +290,43 @@ fn container_mac_address(place: common::Place) {
 }
 
 scenario!(container_mac_address, wharfd, dockerd_netns);
+
+/// Random host ports come from the kernel's `ip_local_port_range`, as dockerd's: a service
+/// publishing `3000` and `49153-49154:3002-3003` (compose's ports fixture) starts, the
+/// random one not taking a port of the range asked for.
+fn random_ports_from_the_kernel_range(place: common::Place) {
+    let Some(d) = Daemon::launch(place, None) else {
+        return;
+    };
+    d.busybox();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ports",
+        "-p",
+        "3000",
+        "-p",
+        "49153-49154:3002-3003",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let range = d.host_run("cat", &["/proc/sys/net/ipv4/ip_local_port_range"]);
+    let mut r = range.split_whitespace().map(|p| p.parse::<u16>().unwrap());
+    let (lo, hi) = (r.next().unwrap(), r.next().unwrap());
+    let port = d.ok(&["port", "ports", "3000/tcp"]);
+    let host_port: u16 = port
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{port}"));
+    assert!(
+        (lo..=hi).contains(&host_port),
+        "{host_port} not in {lo}-{hi}"
+    );
+    d.ok(&["rm", "-f", "ports"]);
+}
+
+scenario!(random_ports_from_the_kernel_range, wharfd, dockerd_netns);
