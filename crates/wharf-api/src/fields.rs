@@ -82,7 +82,8 @@ pub const HOST_CONFIG_FIELDS: &[(&str, FieldUse)] = &[
     ("Init", Honoured),
     ("PidsLimit", Honoured),
     ("Ulimits", Honoured),
-    ("CpuCount", Refused),
+    // Windows' (API docs); dockerd on Linux keeps it in the container's HostConfig, unused.
+    ("CpuCount", WindowsOnly),
     ("CpuPercent", Refused),
     ("IOMaximumIOps", Refused),
     ("IOMaximumBandwidth", Refused),

@@ -140,6 +140,7 @@ fn compose_create_body(place: common::Place) {
                             "Retries": null, "StartPeriod": null},
             "HostConfig": {
                 "NetworkMode": "none",
+                "CpuCount": 2,
                 "Mounts": [{"Type": "volume", "Source": "composetest_data", "Target": "/data",
                             "ReadOnly": null, "Consistency": null,
                             "VolumeOptions": {"NoCopy": null}}],
@@ -150,6 +151,8 @@ fn compose_create_body(place: common::Place) {
     let inspect: serde_json::Value = serde_json::from_str(&d.ok(&["inspect", "db"])).unwrap();
     let c = &inspect[0];
     assert_eq!(c["HostConfig"]["Privileged"], false, "{c}");
+    // Windows' CpuCount: kept, unused on Linux.
+    assert_eq!(c["HostConfig"]["CpuCount"], 2, "{c}");
     assert_eq!(c["HostConfig"]["PidMode"], "", "{c}");
     assert_eq!(c["HostConfig"]["UsernsMode"], "", "{c}");
     let ipc = c["HostConfig"]["IpcMode"].as_str().unwrap_or_default();
