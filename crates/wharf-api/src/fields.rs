@@ -43,7 +43,7 @@ pub const CONFIG_FIELDS: &[(&str, FieldUse)] = &[
     ("WorkingDir", Honoured),
     ("Entrypoint", Honoured),
     ("NetworkDisabled", Refused),
-    ("MacAddress", Refused),
+    ("MacAddress", Honoured),
     ("OnBuild", Honoured),
     ("Labels", Honoured),
     ("StopSignal", Honoured),
@@ -82,7 +82,8 @@ pub const HOST_CONFIG_FIELDS: &[(&str, FieldUse)] = &[
     ("Init", Honoured),
     ("PidsLimit", Honoured),
     ("Ulimits", Honoured),
-    ("CpuCount", Refused),
+    // Windows' (API docs); dockerd on Linux keeps it in the container's HostConfig, unused.
+    ("CpuCount", WindowsOnly),
     ("CpuPercent", Refused),
     ("IOMaximumIOps", Refused),
     ("IOMaximumBandwidth", Refused),
@@ -247,7 +248,7 @@ mod tests {
             ["n1: DriverOpts", "n1: IPAMConfig.LinkLocalIPs"],
             "Links and IPv6Address are implemented (--link, --ip6)"
         );
-        let cfg = json!({"NetworkDisabled": true, "MacAddress": ""});
+        let cfg = json!({"NetworkDisabled": true, "MacAddress": "02:42:ac:11:00:09"});
         assert_eq!(
             refused_config_fields(cfg.as_object().unwrap()),
             ["NetworkDisabled"]

@@ -514,6 +514,8 @@ struct StageState {
     /// CMD was set in this stage (ENTRYPOINT then keeps it).
     cmd_set: bool,
     escape: char,
+    /// The command of the RUN step being committed (its image's `container_config.Cmd`).
+    run_cmd: Option<Vec<String>>,
 }
 
 fn default_shell() -> Vec<String> {
@@ -544,6 +546,7 @@ impl StageState {
             shell,
             cmd_set: false,
             escape,
+            run_cmd: None,
         }
     }
 
@@ -566,6 +569,7 @@ impl StageState {
             shell: default_shell(),
             cmd_set: false,
             escape,
+            run_cmd: None,
         }
     }
 
@@ -749,6 +753,22 @@ impl<B: Backend> Shared<B> {
         let mut doc = st.doc.clone();
         let now = now_rfc3339();
         doc["created"] = json!(now);
+        // The classic builder's image keeps the config of the container that made it, whose
+        // Cmd is the step (`RUN`'s command with its build args, `#(nop)` for the others);
+        // old clients read it (`ContainerConfig`).
+        let container_cmd = match st.run_cmd.take() {
+            Some(c) => c,
+            None => match created_by.strip_prefix("/bin/sh -c #(nop)  ") {
+                Some(text) => vec!["/bin/sh".into(), "-c".into(), "#(nop) ".into(), text.into()],
+                None => vec![created_by.clone()],
+            },
+        };
+        let mut container_config = doc["config"].clone();
+        if !container_config.is_object() {
+            container_config = json!({});
+        }
+        container_config["Cmd"] = json!(container_cmd);
+        doc["container_config"] = container_config;
         let mut entry = json!({"created": now, "created_by": created_by});
         match &layer {
             Some(l) => {
@@ -1571,11 +1591,15 @@ async fn run_step<B: Backend>(
         .part(network.as_deref().unwrap_or_default())
         .part(&mount_key.join("\n"))
         .finish();
-    let created_by = if args.is_empty() {
-        argv.join(" ")
+    let run_cmd: Vec<String> = if args.is_empty() {
+        argv.clone()
     } else {
-        format!("|{} {} {}", args.len(), args.join(" "), argv.join(" "))
+        std::iter::once(format!("|{}", args.len()))
+            .chain(args.iter().cloned())
+            .chain(argv.iter().cloned())
+            .collect()
     };
+    let created_by = run_cmd.join(" ");
     if let Some(img) = s.cached(st, &key) {
         s.adopt(lane, st, key, img);
         return Ok(());
@@ -1628,6 +1652,7 @@ async fn run_step<B: Backend>(
         );
     }
     let description = format!("RUN {}", argv.join(" "));
+    st.run_cmd = Some(run_cmd);
     s.commit(lane, st, key, created_by, outcome.layer, &description)
 }
 

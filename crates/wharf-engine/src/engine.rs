@@ -331,7 +331,8 @@ impl Engine {
         spec::validate(hc).map_err(|e| ApiError::bad_request(e.0))?;
         spec::check_userns(hc, self.cfg.userns.is_some())
             .map_err(|e| ApiError::bad_request(e.0))?;
-        let attachments = self.plan_networks(hc, &req.networking_config)?;
+        let mac = req.raw_config.get("MacAddress").and_then(Value::as_str);
+        let attachments = self.plan_networks(hc, &req.networking_config, mac)?;
         self.check_links(&req.raw_host_config, &hc.network_mode)?;
         let embedded_dns = attachments
             .values()
@@ -1306,6 +1307,11 @@ impl Engine {
         .await
         .map_err(ApiError::internal)?;
         self.event(c, "kill", &[("signal", signal.to_string())]);
+        // SIGKILL answers once the container is down (dockerd waits too, 10 s at most), so a
+        // client's next look sees it exited (compose kills, then starts what is stopped).
+        if signal == libc::SIGKILL {
+            Self::wait_not_live(c, Some(Duration::from_secs(10))).await;
+        }
         Ok(())
     }
 

@@ -1342,12 +1342,17 @@ fn full_image_config(c: &Value) -> Value {
 
 fn image_inspect(i: &wharf_image::Image, driver: &str) -> Value {
     let config = full_image_config(&i.config);
+    // A classic build's image keeps its step's container config; other images show theirs.
+    let container_config = match &i.raw_config["container_config"] {
+        c if c.is_object() => full_image_config(c),
+        _ => config.clone(),
+    };
     json!({
         "Id": i.id, "RepoTags": i.repo_tags, "RepoDigests": i.repo_digests, "Parent": i.parent,
         "Comment": i.comment, "Created": i.created, "DockerVersion": "", "Author": i.author,
         "Config": config,
         // v1.41 (removed in v1.45): docker-compose 1.29 reads its Volumes when it recreates.
-        "Container": "", "ContainerConfig": config,
+        "Container": "", "ContainerConfig": container_config,
         "Architecture": i.architecture, "Variant": i.variant, "Os": i.os,
         "Size": i.size, "VirtualSize": i.size,
         "GraphDriver": {"Name": driver, "Data": null},

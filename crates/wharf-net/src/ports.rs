@@ -137,8 +137,25 @@ pub struct PortTable {
     next_ephemeral: u16,
 }
 
-/// Docker's default ephemeral range for published ports.
+/// Docker's ephemeral range for published ports when the kernel's cannot be read.
 const EPHEMERAL: (u16, u16) = (49153, 60999);
+
+/// The range random host ports come from: the kernel's `ip_local_port_range` (of the
+/// daemon's network namespace), as dockerd's port allocator takes it, else [`EPHEMERAL`].
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| parse_port_range(&s))
+        .unwrap_or(EPHEMERAL)
+}
+
+fn parse_port_range(s: &str) -> Option<(u16, u16)> {
+    let mut it = s.split_whitespace().map(str::parse::<u16>);
+    match (it.next()?.ok()?, it.next()?.ok()?) {
+        (a, b) if a > 0 && a <= b => Some((a, b)),
+        _ => None,
+    }
+}
 
 /// Whether two host addresses of one port collide: the same family, and the same address or
 /// either one every address.
@@ -209,13 +226,14 @@ impl PortTable {
                 })
             };
             let port = if r.host_ports == (0, 0) {
-                if self.next_ephemeral < EPHEMERAL.0 {
-                    self.next_ephemeral = EPHEMERAL.0;
+                let range = ephemeral_range();
+                if self.next_ephemeral < range.0 || self.next_ephemeral > range.1 {
+                    self.next_ephemeral = range.0;
                 }
-                let span = EPHEMERAL.1 - EPHEMERAL.0 + 1;
-                let start = self.next_ephemeral - EPHEMERAL.0;
+                let span = u32::from(range.1 - range.0) + 1;
+                let start = u32::from(self.next_ephemeral - range.0);
                 (0..span)
-                    .map(|i| EPHEMERAL.0 + (start + i) % span)
+                    .map(|i| range.0 + ((start + i) % span) as u16)
                     .find(|p| usable(self, &out, *p))
                     .ok_or_else(|| NetError::InUse("no free host port left for -P".to_string()))?
             } else {
@@ -270,6 +288,16 @@ impl PortTable {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn kernel_port_range_parses() {
+        assert_eq!(
+            super::parse_port_range("32768\t60999\n"),
+            Some((32768, 60999))
+        );
+        assert_eq!(super::parse_port_range("60999 32768"), None);
+        assert_eq!(super::parse_port_range("x"), None);
+    }
+
     use super::*;
     use serde_json::json;
 
@@ -328,7 +356,8 @@ mod tests {
         let a = t.assign("c", ip, None, std::slice::from_ref(&any)).unwrap();
         let b = t.assign("d", ip, None, &[any]).unwrap();
         assert_ne!(a[0].host_port, b[0].host_port);
-        assert!(a[0].host_port >= EPHEMERAL.0);
+        let range = ephemeral_range();
+        assert!(a[0].host_port >= range.0 && a[0].host_port <= range.1);
         t.release("a");
         assert!(!t.taken("tcp", Ipv4Addr::LOCALHOST.into(), free));
     }

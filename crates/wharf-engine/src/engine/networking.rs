@@ -106,6 +106,7 @@ impl Engine {
         &self,
         hc: &HostConfig,
         networking: &Value,
+        container_mac: Option<&str>,
     ) -> Result<BTreeMap<String, NetAttachment>, ApiError> {
         let mode = hc.network_mode.as_str();
         if let Some(other) = container_mode(mode) {
@@ -132,6 +133,16 @@ impl Engine {
                 primary_cfg = v;
             } else {
                 wanted.push((k, v));
+            }
+        }
+        // `Config.MacAddress` (API < 1.44) is the address of the endpoint on the network of
+        // `NetworkMode`, unless that endpoint asks for its own (as dockerd).
+        if let Some(mac) = container_mac.filter(|m| !m.is_empty()) {
+            if primary_cfg["MacAddress"].as_str().is_none_or(str::is_empty) {
+                if !primary_cfg.is_object() {
+                    primary_cfg = json!({});
+                }
+                primary_cfg["MacAddress"] = json!(mac);
             }
         }
         wanted.insert(0, (primary.name.clone(), primary_cfg));
