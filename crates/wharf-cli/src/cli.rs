@@ -1532,6 +1532,10 @@ pub enum ComposeCmd {
     Top(ComposeServicesArgs),
     /// Pull service images
     Pull(ComposeServicesArgs),
+    /// Build or rebuild services
+    Build(ComposeBuildArgs),
+    /// Push service images
+    Push(ComposePushArgs),
     /// Scale services (SERVICE=REPLICAS ...)
     Scale(ComposeServicesArgs),
     /// List images used by the created containers
@@ -1571,6 +1575,31 @@ pub struct ComposeUpArgs {
     /// Don't start the services after creating them
     #[arg(long)]
     pub no_start: bool,
+    /// Build images before starting containers
+    #[arg(long)]
+    pub build: bool,
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeBuildArgs {
+    /// Do not use cache when building the image
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long)]
+    pub pull: bool,
+    /// Don't print anything to STDOUT
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposePushArgs {
+    /// Push what it can and ignore images with push failures
+    #[arg(long)]
+    pub ignore_push_failures: bool,
     pub services: Vec<String>,
 }
 
@@ -1694,6 +1723,9 @@ pub struct ComposeLsArgs {
 
 #[derive(Args, Debug)]
 pub struct ComposeCreateArgs {
+    /// Build images before starting containers
+    #[arg(long)]
+    pub build: bool,
     /// Recreate containers even if their configuration and image haven't changed
     #[arg(long)]
     pub force_recreate: bool,

@@ -649,3 +649,184 @@ fn published_port_reached_from_the_host(t: &Target) {
     assert_eq!(stderr(&o), "no port 81/tcp for container ct-www-1\n");
     compose_ok(t, &p, &["down"]);
 }
+
+const APP_DOCKERFILE: &str = "FROM busybox\nARG GREETING=none\nCOPY . /ctx/\nRUN echo \"$GREETING\" > /greeting\nCMD [\"sleep\", \"300\"]\n";
+
+scenario!(build_up_build_and_push);
+fn build_up_build_and_push(t: &Target) {
+    let Some(reg) = common::registry::LocalRegistry::start() else {
+        return;
+    };
+    let tagged = format!("{}/ct/tagged:1", reg.addr);
+    let p = Project::new(&format!(
+        r#"
+services:
+  app:
+    build:
+      context: ./app
+      dockerfile: build/Dockerfile
+      args: {{GREETING: "${{GREETING:-hi}}"}}
+      labels: {{made.by: compose}}
+    stop_grace_period: 1s
+  tagged:
+    image: {tagged}
+    build:
+      context: ./app
+      dockerfile_inline: "FROM busybox\nRUN echo inline > /i\nCMD [\"sleep\", \"300\"]\n"
+    stop_grace_period: 1s
+"#
+    ));
+    let app = p.dir.path().join("app");
+    std::fs::create_dir_all(app.join("build")).unwrap();
+    std::fs::write(app.join("build/Dockerfile"), APP_DOCKERFILE).unwrap();
+    std::fs::write(app.join(".dockerignore"), "secret.txt\n").unwrap();
+    std::fs::write(app.join("secret.txt"), "no\n").unwrap();
+    std::fs::write(app.join("data.txt"), "one\n").unwrap();
+
+    // up: both images are missing, so both are built (ct-app named after the service).
+    let (_, err) = compose_ok(t, &p, &["up", "-d"]);
+    for want in [
+        " Service app  Built",
+        " Service tagged  Built",
+        " Container ct-app-1  Started",
+        " Container ct-tagged-1  Started",
+    ] {
+        assert!(err.lines().any(|l| l == want), "{want:?} missing:\n{err}");
+    }
+    let exec = |svc: &str, cmd: &str| compose_ok(t, &p, &["exec", "-T", svc, "sh", "-c", cmd]).0;
+    assert_eq!(exec("app", "cat /greeting"), "hi\n");
+    // The context went through its .dockerignore, the Dockerfile came from its subdirectory.
+    assert_eq!(
+        exec("app", "ls -A /ctx | sort | tr '\\n' ' '"),
+        ".dockerignore build data.txt "
+    );
+    assert_eq!(exec("tagged", "cat /i"), "inline\n");
+    assert_eq!(
+        t.ok(&[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"made.by\"}}",
+            "ct-app"
+        ])
+        .trim(),
+        "compose"
+    );
+    let image_id = t
+        .ok(&["inspect", "-f", "{{.Id}}", "ct-app"])
+        .trim()
+        .to_string();
+    assert_eq!(
+        t.ok(&[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"com.docker.compose.image\"}}",
+            "ct-app-1"
+        ])
+        .trim(),
+        image_id
+    );
+
+    // up again: nothing to build or recreate.
+    let (_, err) = compose_ok(t, &p, &["up", "-d"]);
+    assert!(
+        !err.contains("Building") && !err.contains("Recreate"),
+        "{err}"
+    );
+
+    // A change in the context and `up --build`: app's image changes, so its container is
+    // recreated; tagged's build is all cached (the same image), so its container stays.
+    std::fs::write(app.join("data.txt"), "two\n").unwrap();
+    let tagged_ctr = id_of(t, "ct-tagged-1");
+    let (_, err) = compose_ok(t, &p, &["up", "-d", "--build"]);
+    assert!(err.contains(" Container ct-app-1  Recreate\n"), "{err}");
+    assert!(err.contains(" Container ct-tagged-1  Running\n"), "{err}");
+    assert_eq!(id_of(t, "ct-tagged-1"), tagged_ctr);
+    assert_eq!(exec("app", "cat /ctx/data.txt"), "two\n");
+
+    // compose build: -q prints nothing; the cache is used, unless --no-cache.
+    let (out, _) = compose_ok(t, &p, &["build", "-q"]);
+    assert_eq!(out, "");
+    let (out, _) = compose_ok(t, &p, &["build", "app"]);
+    assert!(out.contains("Using cache"), "{out}");
+    let (out, _) = compose_ok(t, &p, &["build", "--no-cache", "app"]);
+    assert!(
+        out.contains("Step 1/6 : FROM busybox") && !out.contains("Using cache"),
+        "{out}"
+    );
+    let o = compose(t, &p, &["build", "nope"]);
+    assert_eq!(stderr(&o), "no such service: nope\n");
+
+    // push: the services with an image name (app has none).
+    let (_, err) = compose_ok(t, &p, &["push"]);
+    assert_eq!(
+        err,
+        format!(" Image {tagged}  Pushing\n Image {tagged}  Pushed\n")
+    );
+    assert!(reg.requests("PUT", "/v2/ct/tagged/manifests/1", Some(201)) >= 1);
+
+    compose_ok(t, &p, &["down"]);
+    t.ok(&["rmi", "ct-app", &tagged]);
+}
+
+scenario!(build_secrets);
+fn build_secrets(t: &Target) {
+    let p = Project::new(
+        "services:\n  s:\n    build:\n      context: .\n      dockerfile_inline: |\n        FROM busybox\n        RUN --mount=type=secret,id=tok cp /run/secrets/tok /got\n        CMD [\"cat\", \"/got\"]\n      secrets: [tok]\nsecrets:\n  tok: {file: ./tok.txt}\n",
+    );
+    std::fs::write(p.dir.path().join("tok.txt"), "s3cret\n").unwrap();
+    let o = compose(t, &p, &["build"]);
+    if t.is_dockerd() {
+        // The classic build API carries no secrets: refused before anything is sent.
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains("--secret needs wharfd"),
+            "{}",
+            stderr(&o)
+        );
+        return;
+    }
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = t.ok(&["run", "--rm", "ct-s"]);
+    assert_eq!(got, "s3cret\n");
+    t.ok(&["rmi", "ct-s"]);
+}
+
+scenario!(secrets_and_configs);
+fn secrets_and_configs(t: &Target) {
+    let p = Project::new(
+        r#"
+services:
+  s:
+    image: busybox
+    command: sleep 300
+    stop_grace_period: 1s
+    secrets: [f, {source: e, target: tok, uid: "100", mode: 0400}]
+    configs: [c, {source: inline, target: /etc/app.ini}]
+secrets:
+  f: {file: ./f.txt}
+  e: {environment: TOKEN}
+configs:
+  c: {file: ./c.txt}
+  inline: {content: "k=v"}
+"#,
+    );
+    std::fs::write(p.dir.path().join("f.txt"), "from-file\n").unwrap();
+    std::fs::write(p.dir.path().join("c.txt"), "conf\n").unwrap();
+    std::fs::write(p.dir.path().join(".env"), "TOKEN=t0k\n").unwrap();
+    compose_ok(t, &p, &["up", "-d"]);
+    let exec = |cmd: &str| compose_ok(t, &p, &["exec", "-T", "s", "sh", "-c", cmd]).0;
+    // A file: bound read-only at /run/secrets/<name> (configs at /<name>).
+    assert_eq!(exec("cat /run/secrets/f /c"), "from-file\nconf\n");
+    let o = compose(
+        t,
+        &p,
+        &["exec", "-T", "s", "sh", "-c", "echo x > /run/secrets/f"],
+    );
+    assert!(!o.status.success());
+    // From the environment or inline: copied in, with the uid and mode asked for.
+    assert_eq!(
+        exec("cat /run/secrets/tok; echo; stat -c '%a %u' /run/secrets/tok; cat /etc/app.ini; echo; stat -c %a /etc/app.ini"),
+        "t0k\n400 100\nk=v\n444\n"
+    );
+    compose_ok(t, &p, &["down"]);
+}

@@ -61,7 +61,9 @@ pub fn container_name(project: &str, service: &str, s: &Service, n: u32) -> Stri
 
 /// The create body of container `n` of service `name`; the first network is joined at
 /// create, the others by `connect` (see [`extra_networks`]).
-pub fn create_body(p: &Project, name: &str, s: &Service, n: u32) -> Value {
+/// `image_id` is the id of the image it runs, kept in `com.docker.compose.image` as compose v2
+/// keeps it (a container of another image is recreated).
+pub fn create_body(p: &Project, name: &str, s: &Service, n: u32, image_id: &str) -> Value {
     let cname = container_name(&p.name, name, s, n);
     let mut labels: Map<String, Value> = s
         .labels
@@ -83,7 +85,7 @@ pub fn create_body(p: &Project, name: &str, s: &Service, n: u32) -> Value {
         (labels::WORKING_DIR, p.working_dir.display().to_string()),
         (labels::CONFIG_FILES, files),
         (labels::VERSION, labels::COMPOSE_VERSION.to_string()),
-        (labels::IMAGE, s.image.clone().unwrap_or_default()),
+        (labels::IMAGE, image_id.to_string()),
         (
             labels::DEPENDS_ON,
             s.depends_on
@@ -110,7 +112,7 @@ pub fn create_body(p: &Project, name: &str, s: &Service, n: u32) -> Value {
         .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
         .collect();
     let mut body = json!({
-        "Image": s.image.clone().unwrap_or_default(),
+        "Image": s.image_name(&p.name, name),
         "Labels": labels,
         "Env": env,
         "AttachStdout": true,

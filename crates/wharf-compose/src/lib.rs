@@ -16,6 +16,7 @@
 //! well-known API. serde-saphyr is deserialize-first with no `Value` tree; serde_norway is
 //! another serde_yaml fork with a smaller user base.
 
+pub mod build;
 pub mod config;
 pub mod convert;
 pub mod down;
@@ -30,6 +31,7 @@ pub mod model;
 pub mod ops;
 pub mod parse;
 pub mod plan;
+pub mod secrets;
 pub mod up;
 mod yaml;
 

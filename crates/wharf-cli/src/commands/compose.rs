@@ -10,8 +10,8 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use wharf_compose::engine::{
-    ContainerState, ContainerSummary, Engine, EngineError, EngineResult, LogChunk, LogEvent,
-    Resource,
+    BuildRequest, ContainerState, ContainerSummary, Engine, EngineError, EngineResult, LogChunk,
+    LogEvent, Resource,
 };
 use wharf_compose::Out;
 
@@ -361,11 +361,121 @@ impl Engine for Api<'_> {
         Ok(())
     }
 
-    async fn image_exists(&self, image: &str) -> EngineResult<bool> {
+    async fn image_id(&self, image: &str) -> EngineResult<Option<String>> {
         Ok(self
             .get_opt(&format!("/images/{}/json", enc_path(image)))
             .await?
-            .is_some())
+            .map(|v| v["Id"].as_str().unwrap_or("").to_string()))
+    }
+
+    async fn build_image(&self, req: &BuildRequest) -> EngineResult<()> {
+        // A `dockerfile_inline` is a file outside the context, which `wharf build` sends
+        // under a name of its own.
+        let inline = match &req.dockerfile_inline {
+            Some(text) => {
+                let f = tempfile_path("dockerfile-inline");
+                std::fs::write(&f, text).map_err(|e| EngineError {
+                    status: None,
+                    message: format!("writing {}: {e}", f.display()),
+                })?;
+                Some(f)
+            }
+            None => None,
+        };
+        let secret = req
+            .secrets
+            .iter()
+            .map(|s| match (&s.file, &s.env) {
+                (Some(f), _) => format!("id={},src={}", s.id, f.display()),
+                (None, Some(v)) => format!("id={},env={v}", s.id),
+                (None, None) => format!("id={}", s.id),
+            })
+            .collect();
+        let a = crate::cli::BuildArgs {
+            tag: req.tags.clone(),
+            file: inline
+                .as_ref()
+                .map(|f| f.display().to_string())
+                .or_else(|| req.dockerfile.clone()),
+            build_arg: req.args.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            target: req.target.clone(),
+            no_cache: req.no_cache,
+            pull: req.pull,
+            quiet: req.quiet,
+            iidfile: None,
+            label: req.labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            cache_from: req.cache_from.clone(),
+            network: req.network.clone().unwrap_or_else(|| "default".into()),
+            add_host: req.extra_hosts.clone(),
+            shm_size: req.shm_size.clone(),
+            memory: None,
+            memory_swap: None,
+            cpu_shares: None,
+            cpu_period: None,
+            cpu_quota: None,
+            cpuset_cpus: None,
+            cpuset_mems: None,
+            platform: None,
+            compress: false,
+            rm: true,
+            force_rm: false,
+            secret,
+            progress: "plain".into(),
+            context: req.context.display().to_string(),
+        };
+        let r = super::build::build_image(self.ctx, &a, false).await;
+        if let Some(f) = inline {
+            let _ = std::fs::remove_file(f);
+        }
+        r.map(drop).map_err(|e| EngineError {
+            status: None,
+            message: format!("failed to build {}: {e:#}", req.service),
+        })
+    }
+
+    async fn copy_to_container(
+        &self,
+        id: &str,
+        tar: Vec<u8>,
+        copy_uid_gid: bool,
+    ) -> EngineResult<()> {
+        let q = format!(
+            "/containers/{}/archive?path=/{}",
+            enc_path(id),
+            if copy_uid_gid { "&copyUIDGID=true" } else { "" }
+        );
+        self.ctx
+            .client
+            .request(
+                "PUT",
+                &q,
+                Some((crate::client::full_body(tar), "application/x-tar")),
+            )
+            .await
+            .map(drop)
+            .map_err(engine_err)
+    }
+
+    async fn push_image(&self, image: &str) -> EngineResult<()> {
+        let (repo, tag) = crate::format::names::split_tag(image);
+        let q = format!(
+            "/images/{}/push?tag={}",
+            enc_path(&repo),
+            enc(&tag.unwrap_or_else(|| "latest".into()))
+        );
+        let auth = crate::credentials::header_for_image(&self.ctx.config_dir, image)
+            .map_err(engine_err)?;
+        let resp = self
+            .ctx
+            .client
+            .request_with_headers("POST", &q, None, &[("X-Registry-Auth", &auth)])
+            .await
+            .map_err(engine_err)?;
+        let mut sink = std::io::sink();
+        crate::stream::show_progress(resp.into_body(), &mut sink, false)
+            .await
+            .map(drop)
+            .map_err(engine_err)
     }
 
     async fn pull_image(&self, image: &str) -> EngineResult<()> {
@@ -435,6 +545,16 @@ impl Engine for Api<'_> {
     }
 }
 
+/// A path for a file of ours under the temporary directory.
+fn tempfile_path(what: &str) -> std::path::PathBuf {
+    let mut b = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut b);
+    }
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    std::env::temp_dir().join(format!("wharf-compose-{what}-{hex}"))
+}
+
 /// Follows one container's log to its end; returns the container's exit code then.
 async fn follow_one(
     client: &crate::client::Client,
@@ -493,8 +613,8 @@ impl Out for Stdout {
 
 /// compose v2's commands that wharf compose does not have yet.
 const NOT_YET: &[&str] = &[
-    "attach", "build", "commit", "cp", "events", "export", "push", "run", "stats", "watch",
-    "alpha", "publish", "volumes",
+    "attach", "commit", "cp", "events", "export", "run", "stats", "watch", "alpha", "publish",
+    "volumes",
 ];
 
 pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
@@ -611,6 +731,7 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
                 remove_orphans: u.remove_orphans,
                 force_recreate: u.force_recreate,
                 no_start: u.no_start,
+                build: u.build,
             };
             wharf_compose::up::up(&api, &project, &o, &mut Stderr)
                 .await
@@ -780,6 +901,7 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
                 remove_orphans: c.remove_orphans,
                 force_recreate: c.force_recreate,
                 no_start: true,
+                build: c.build,
             };
             wharf_compose::up::up(&api, &project, &o, &mut Stderr)
                 .await
@@ -846,6 +968,27 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
                 println!();
             }
         }
+        ComposeCmd::Build(b) => {
+            let o = wharf_compose::build::BuildOptions {
+                no_cache: b.no_cache,
+                pull: b.pull,
+                quiet: b.quiet,
+            };
+            let mut quiet_out: Vec<String> = Vec::new();
+            let out: &mut dyn Out = if b.quiet { &mut quiet_out } else { &mut Stderr };
+            wharf_compose::build::build(&api, &project, &b.services, &o, out)
+                .await
+                .map_err(fail)?;
+        }
+        ComposeCmd::Push(x) => wharf_compose::build::push(
+            &api,
+            &project,
+            &x.services,
+            x.ignore_push_failures,
+            &mut Stderr,
+        )
+        .await
+        .map_err(fail)?,
         ComposeCmd::Pull(x) => wharf_compose::ops::pull(&api, &project, &x.services, &mut Stderr)
             .await
             .map_err(fail)?,
