@@ -23,6 +23,7 @@ pub mod down;
 pub mod engine;
 pub mod env;
 pub mod error;
+pub mod include;
 pub mod interpolate;
 pub mod labels;
 pub mod load;

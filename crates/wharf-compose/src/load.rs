@@ -38,6 +38,8 @@ pub struct Options {
     pub environ: BTreeMap<String, String>,
     /// Where discovery starts (the current directory).
     pub cwd: PathBuf,
+    /// The files being included already (`include` loads its files with this set).
+    pub include_chain: Vec<PathBuf>,
 }
 
 /// The `*.override.*` file beside a discovered one (`compose.yaml` → `compose.override.yaml`).
@@ -376,8 +378,16 @@ pub fn load(opts: &Options) -> Result<Project> {
     };
     let mut cache = BTreeMap::new();
     let mut merged = Value::Mapping(Mapping::new());
+    let mut includes = Vec::new();
     for f in &files {
-        let v = read_file(f, &vars, &mut cache)?;
+        let mut v = read_file(f, &vars, &mut cache)?;
+        // `include` paths are relative to the file that names them.
+        if let Value::Mapping(m) = &mut v {
+            if let Some(inc) = m.remove(str_key("include")) {
+                let dir = f.parent().unwrap_or(Path::new("/"));
+                includes.extend(crate::include::parse(&f.display().to_string(), &inc, dir)?);
+            }
+        }
         merge_files(&mut merged, v);
     }
     let file_label = files
@@ -420,7 +430,7 @@ pub fn load(opts: &Options) -> Result<Project> {
         let ks = key_str(k);
         match ks.as_str() {
             "name" | "version" | "services" | "networks" | "volumes" | "secrets" | "configs" => {}
-            "include" | "models" => {
+            "models" => {
                 return Err(invalid(
                     &file_label,
                     &ks,
@@ -558,6 +568,7 @@ pub fn load(opts: &Options) -> Result<Project> {
             }
         }
     }
+    crate::include::apply(&file_label, &includes, &mut project, opts)?;
     // The references between services, networks and volumes.
     let uses_default = project
         .services

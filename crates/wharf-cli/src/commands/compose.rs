@@ -673,6 +673,7 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
         profiles: a.profile.clone(),
         environ: std::env::vars().collect(),
         cwd: std::env::current_dir().context("the current directory")?,
+        include_chain: Vec::new(),
     };
     let by_label = matches!(
         a.cmd,
