@@ -404,10 +404,10 @@ fn errors_and_refusals(t: &Target) {
         "service \"a\": cap_add is not supported by wharf compose yet\n"
     );
     assert_eq!(t.ok(&["ps", "-aq"]), "");
-    let o = compose(t, &p, &["run", "a", "true"]);
+    let o = compose(t, &p, &["stats"]);
     assert_eq!(
         stderr(&o),
-        "wharf compose: 'run' is not supported yet (see docs/compatibility.md)\n"
+        "wharf compose: 'stats' is not supported yet (see docs/compatibility.md)\n"
     );
     // A required variable.
     let p = Project::new("services:\n  a:\n    image: \"busybox:${TAG:?TAG must be set}\"\n");
@@ -829,4 +829,180 @@ configs:
         "t0k\n400 100\nk=v\n444\n"
     );
     compose_ok(t, &p, &["down"]);
+}
+
+scenario!(run_one_offs_and_cp);
+fn run_one_offs_and_cp(t: &Target) {
+    let p = Project::new("services:\n  db:\n    image: busybox\n    command: sleep 300\n    stop_grace_period: 1s\n  app:\n    image: busybox\n    command: echo default\n    depends_on: [db]\n    environment: {FROM_FILE: f}\n    ports: ['127.0.0.1::80']\n");
+    // --rm: its exit status, its output, the dependency up first, nothing left after.
+    let o = compose(
+        t,
+        &p,
+        &[
+            "run",
+            "--rm",
+            "-T",
+            "-e",
+            "X=y",
+            "app",
+            "sh",
+            "-c",
+            "echo $FROM_FILE-$X; exit 3",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "f-y\n");
+    assert!(
+        stderr(&o).contains(" Container ct-db-1  Started\n"),
+        "{}",
+        stderr(&o)
+    );
+    let left = |t: &Target| {
+        t.ok(&[
+            "ps",
+            "-aq",
+            "--filter",
+            "label=com.docker.compose.oneoff=True",
+        ])
+    };
+    eventually("the --rm one-off is removed", || left(t).is_empty());
+    // The image's command replaced, the entrypoint too.
+    let o = compose(
+        t,
+        &p,
+        &["run", "--rm", "-T", "--entrypoint", "echo", "app", "hi"],
+    );
+    assert_eq!(
+        (o.status.code(), stdout(&o).as_str()),
+        (Some(0), "hi\n"),
+        "{}",
+        stderr(&o)
+    );
+    let o = compose(t, &p, &["run", "--rm", "-T", "app"]);
+    assert_eq!(stdout(&o), "default\n");
+    // -d: named <project>-<service>-run-<12 hex>, labelled one-off, no published port.
+    let (out, _) = compose_ok(t, &p, &["run", "-d", "app", "sleep", "300"]);
+    let name = out.trim().to_string();
+    let hex = name
+        .strip_prefix("ct-app-run-")
+        .unwrap_or_else(|| panic!("{name}"));
+    assert!(
+        hex.len() == 12 && hex.chars().all(|c| c.is_ascii_hexdigit()),
+        "{name}"
+    );
+    let labels: serde_json::Value =
+        serde_json::from_str(&t.ok(&["inspect", "-f", "{{json .Config.Labels}}", &name])).unwrap();
+    assert_eq!(labels["com.docker.compose.oneoff"], "True");
+    assert_eq!(labels["com.docker.compose.service"], "app");
+    assert_eq!(t.ok(&["port", &name]), "");
+    // A one-off is none of the service's containers.
+    assert_eq!(compose_ok(t, &p, &["ps", "-q", "app"]).0, "");
+    let (out, _) = compose_ok(
+        t,
+        &p,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ct-named",
+            "--service-ports",
+            "app",
+            "sleep",
+            "300",
+        ],
+    );
+    assert_eq!(out, "ct-named\n");
+    assert_ne!(t.ok(&["port", "ct-named"]), "");
+    // cp: to and from a service's container.
+    let local = p.dir.path().join("in.txt");
+    std::fs::write(&local, "copied\n").unwrap();
+    compose_ok(t, &p, &["cp", local.to_str().unwrap(), "db:/tmp/in.txt"]);
+    assert_eq!(
+        compose_ok(t, &p, &["exec", "-T", "db", "cat", "/tmp/in.txt"]).0,
+        "copied\n"
+    );
+    let back = p.dir.path().join("back.txt");
+    compose_ok(t, &p, &["cp", "db:/tmp/in.txt", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "copied\n");
+    let o = compose(t, &p, &["cp", "app:/x", "/tmp/x"]);
+    assert_eq!(stderr(&o), "service \"app\" is not running\n");
+    // down takes the one-offs too; --no-deps starts nothing else.
+    compose_ok(t, &p, &["down", "-t", "1"]);
+    assert_eq!(t.ok(&["ps", "-aq"]), "");
+    let o = compose(t, &p, &["run", "--rm", "-T", "--no-deps", "app", "true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("ct-db-1"), "{}", stderr(&o));
+    compose_ok(t, &p, &["down"]);
+    assert_eq!(t.ok(&["ps", "-aq"]), "");
+}
+
+scenario!(events_json);
+fn events_json(t: &Target) {
+    let p = Project::new("services:\n  a:\n    image: busybox\n    command: sleep 300\n    stop_grace_period: 1s\n  b:\n    image: busybox\n    command: sleep 300\n    stop_grace_period: 1s\n");
+    let file = p.file();
+    let mut child = std::process::Command::new(common::WHARF)
+        .args([
+            "-H",
+            &t.host(),
+            "compose",
+            "-f",
+            &file,
+            "-p",
+            "ct",
+            "events",
+            "--json",
+            "a",
+        ])
+        .env_remove("DOCKER_HOST")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout_pipe = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stdout_pipe)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    // The subscription is made when the command starts: give it a moment, then act.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    compose_ok(t, &p, &["up", "-d"]);
+    let mut got: Vec<serde_json::Value> = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !got.iter().any(|v| v["action"] == "start") && std::time::Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            got.push(serde_json::from_str(&l).unwrap_or_else(|e| panic!("{l}: {e}")));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    compose_ok(t, &p, &["down", "-t", "1"]);
+    let start = got
+        .iter()
+        .find(|v| v["action"] == "start")
+        .unwrap_or_else(|| panic!("no start event: {got:?}"));
+    // compose v2's object: sorted keys, the service, no compose labels in the attributes.
+    let keys: Vec<&String> = start.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["action", "attributes", "id", "service", "time", "type"]
+    );
+    assert_eq!(start["service"], "a");
+    assert_eq!(start["type"], "container");
+    assert_eq!(start["attributes"]["name"], "ct-a-1");
+    assert!(!start["attributes"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .any(|k| k.starts_with("com.docker.compose.")));
+    assert!(start["time"].as_str().unwrap().ends_with('Z'));
+    // Only the service asked for.
+    assert!(got.iter().all(|v| v["service"] == "a"), "{got:?}");
 }

@@ -545,14 +545,41 @@ impl Engine for Api<'_> {
     }
 }
 
-/// A path for a file of ours under the temporary directory.
-fn tempfile_path(what: &str) -> std::path::PathBuf {
-    let mut b = [0u8; 8];
+/// `n` random bytes in hex.
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
         let _ = std::io::Read::read_exact(&mut f, &mut b);
     }
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    std::env::temp_dir().join(format!("wharf-compose-{what}-{hex}"))
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A path for a file of ours under the temporary directory.
+fn tempfile_path(what: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("wharf-compose-{what}-{}", random_hex(8)))
+}
+
+/// A `cp` argument: `SERVICE:PATH` becomes the service's container `index` (`NAME:PATH`), a
+/// local path (with a `/` or `.` before any `:`) stays as it is.
+async fn cp_arg(
+    api: &Api<'_>,
+    project: &wharf_compose::Project,
+    arg: &str,
+    index: u32,
+) -> Result<String> {
+    let Some((svc, path)) = arg.split_once(':') else {
+        return Ok(arg.to_string());
+    };
+    if svc.is_empty() || svc.contains('/') || svc.starts_with('.') {
+        return Ok(arg.to_string());
+    }
+    let cs = wharf_compose::ops::containers(api, project, &[svc.to_string()], true)
+        .await
+        .map_err(|e| status(1, e.to_string()))?;
+    let Some(c) = cs.iter().find(|c| wharf_compose::up::number(c) == index) else {
+        return Err(status(1, format!("service \"{svc}\" is not running")));
+    };
+    Ok(format!("{}:{path}", c.name))
 }
 
 /// Follows one container's log to its end; returns the container's exit code then.
@@ -613,8 +640,7 @@ impl Out for Stdout {
 
 /// compose v2's commands that wharf compose does not have yet.
 const NOT_YET: &[&str] = &[
-    "attach", "commit", "cp", "events", "export", "run", "stats", "watch", "alpha", "publish",
-    "volumes",
+    "attach", "commit", "export", "stats", "watch", "alpha", "publish", "volumes",
 ];
 
 pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
@@ -677,7 +703,8 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
     };
     let by_label = matches!(
         a.cmd,
-        ComposeCmd::Kill(_)
+        ComposeCmd::Events(_)
+            | ComposeCmd::Kill(_)
             | ComposeCmd::Images(_)
             | ComposeCmd::Top(_)
             | ComposeCmd::Wait(_)
@@ -990,6 +1017,71 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
         )
         .await
         .map_err(fail)?,
+        ComposeCmd::Run(r) => {
+            let on_tty = crate::tty::is_tty(std::os::fd::AsFd::as_fd(&std::io::stdin()))
+                && crate::tty::stdout_is_tty();
+            let o = wharf_compose::run::RunOptions {
+                service: r.service_and_cmd[0].clone(),
+                command: r.service_and_cmd[1..].to_vec(),
+                entrypoint: r.entrypoint,
+                env: r.env,
+                name: r.name,
+                service_ports: r.service_ports,
+                no_deps: r.no_deps,
+                rm: r.rm,
+                tty: !r.no_tty && !r.detach && on_tty,
+                user: r.user,
+                workdir: r.workdir,
+                slug: random_hex(6),
+            };
+            let environ = |k: &str| std::env::var(k).ok();
+            let (id, name) = wharf_compose::run::create(&api, &project, &o, &environ, &mut Stderr)
+                .await
+                .map_err(fail)?;
+            if r.detach {
+                api.start_container(&id)
+                    .await
+                    .map_err(|e| status(1, e.to_string()))?;
+                println!("{name}");
+                return Ok(0);
+            }
+            let args = crate::cli::StartArgs {
+                attach: true,
+                interactive: true,
+                detach_keys: None,
+                containers: vec![id],
+            };
+            return super::container::start(ctx, args).await;
+        }
+        ComposeCmd::Events(x) => {
+            let filters = wharf_compose::events::filters(&project.name).to_string();
+            let resp = ctx
+                .client
+                .get(&format!("/events?filters={}", enc(&filters)))
+                .await?;
+            crate::stream::json_lines(resp.into_body(), |ev| {
+                if let Some(l) = wharf_compose::events::line(&ev, &x.services, x.json) {
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{l}")?;
+                    out.flush()?;
+                }
+                Ok(true)
+            })
+            .await?;
+        }
+        ComposeCmd::Cp(c) => {
+            let src = cp_arg(&api, &project, &c.src, c.index).await?;
+            let dest = cp_arg(&api, &project, &c.dest, c.index).await?;
+            let args = crate::cli::CpArgs {
+                follow_link: c.follow_link,
+                archive: c.archive,
+                quiet: true,
+                src,
+                dest,
+            };
+            return super::container::cp(ctx, args).await;
+        }
         ComposeCmd::Pull(x) => wharf_compose::ops::pull(&api, &project, &x.services, &mut Stderr)
             .await
             .map_err(fail)?,
