@@ -1540,6 +1540,8 @@ pub enum ComposeCmd {
     Run(ComposeRunArgs),
     /// Receive real time events from containers
     Events(ComposeEventsArgs),
+    /// Watch build context for service and rebuild/refresh containers when files are updated
+    Watch(ComposeWatchArgs),
     /// Copy files/folders between a service container and the local filesystem
     Cp(ComposeCpArgs),
     /// Scale services (SERVICE=REPLICAS ...)
@@ -1745,6 +1747,14 @@ pub struct ComposeRunArgs {
     #[arg(value_name = "SERVICE [COMMAND] [ARGS...]", required = true, num_args = 1..,
           trailing_var_arg = true)]
     pub service_and_cmd: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeWatchArgs {
+    /// Do not build & start services before watching
+    #[arg(long)]
+    pub no_up: bool,
+    pub services: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -1006,3 +1006,116 @@ fn events_json(t: &Target) {
     // Only the service asked for.
     assert!(got.iter().all(|v| v["service"] == "a"), "{got:?}");
 }
+
+scenario!(watch_syncs_and_rebuilds);
+fn watch_syncs_and_rebuilds(t: &Target) {
+    let p = Project::new(
+        r#"
+services:
+  app:
+    image: busybox
+    command: sleep 300
+    stop_grace_period: 1s
+    develop:
+      watch:
+        - {action: sync, path: ./src, target: /app/src, ignore: ['*.tmp']}
+  built:
+    build: ./ctx
+    stop_grace_period: 1s
+    develop:
+      watch:
+        - {action: rebuild, path: ./ctx}
+"#,
+    );
+    let d = p.dir.path();
+    std::fs::create_dir_all(d.join("src")).unwrap();
+    std::fs::create_dir_all(d.join("ctx")).unwrap();
+    std::fs::write(
+        d.join("ctx/Dockerfile"),
+        "FROM busybox\nCOPY v.txt /v.txt\nCMD [\"sleep\", \"300\"]\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("ctx/v.txt"), "v1\n").unwrap();
+    let file = p.file();
+    let mut child = std::process::Command::new(common::WHARF)
+        .args(["-H", &t.host(), "compose", "-f", &file, "-p", "ct", "watch"])
+        .env_remove("DOCKER_HOST")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err_pipe = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(err_pipe)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = Vec::new();
+    let wait_line = |want: &str, log: &mut Vec<String>| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if let Ok(l) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+                let hit = l.contains(want);
+                log.push(l);
+                if hit {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    let ok = wait_line("Watch enabled", &mut log);
+    let run = || -> Result<(), String> {
+        if !ok {
+            return Err(format!("no 'Watch enabled': {log:?}"));
+        }
+        let cat = |svc: &str, f: &str| {
+            let o = compose(t, &p, &["exec", "-T", svc, "cat", f]);
+            stdout(&o)
+        };
+        // sync: a new file (in a new directory) appears in the container; an ignored one not.
+        std::fs::write(d.join("src/skip.tmp"), "no\n").unwrap();
+        std::fs::create_dir_all(d.join("src/sub")).unwrap();
+        std::fs::write(d.join("src/sub/a.txt"), "synced\n").unwrap();
+        eventually("src/sub/a.txt synced", || {
+            cat("app", "/app/src/sub/a.txt") == "synced\n"
+        });
+        if !cat("app", "/app/src/skip.tmp").is_empty() {
+            return Err("an ignored file was synced".into());
+        }
+        // A deleted file is deleted there.
+        std::fs::remove_file(d.join("src/sub/a.txt")).unwrap();
+        eventually("src/sub/a.txt deleted", || {
+            cat("app", "/app/src/sub/a.txt").is_empty()
+        });
+        // rebuild: a change in the context rebuilds the image and recreates the container.
+        let before = id_of(t, "ct-built-1");
+        std::fs::write(d.join("ctx/v.txt"), "v2\n").unwrap();
+        eventually("ct-built-1 recreated with v2", || {
+            cat("built", "/v.txt") == "v2\n"
+        });
+        if id_of(t, "ct-built-1") == before {
+            return Err("not recreated".into());
+        }
+        Ok(())
+    };
+    // (`eventually` panics: the watcher is stopped and the project taken down all the same.)
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
+    let _ = child.kill();
+    let _ = child.wait();
+    let rest: Vec<String> = rx.try_iter().collect();
+    compose_ok(t, &p, &["down", "-t", "1"]);
+    let _ = t.wharf(&["rmi", "ct-built"]);
+    match r {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("{e}\nwatch said: {log:?} {rest:?}"),
+        Err(_) => panic!("watch said: {log:?} {rest:?}"),
+    }
+}

@@ -36,6 +36,7 @@ pub mod plan;
 pub mod run;
 pub mod secrets;
 pub mod up;
+pub mod watch;
 mod yaml;
 
 #[cfg(test)]

@@ -542,6 +542,13 @@ pub fn load(opts: &Options) -> Result<Project> {
                     }
                 }
             }
+            if let Some(d) = &mut s.develop {
+                for w in &mut d.watch {
+                    w.path = clean(&absolute(&working_dir, Path::new(&w.path)))
+                        .display()
+                        .to_string();
+                }
+            }
             if let Some(b) = &mut s.build {
                 if !crate::build::is_remote(&b.context) {
                     b.context = clean(&absolute(&working_dir, Path::new(&b.context)))

@@ -61,6 +61,8 @@ pub struct Service {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deploy: Option<Deploy>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub develop: Option<crate::watch::Develop>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
     /// `None`: the variable is passed from the environment only if set there (resolved by
     /// `load`, so `None` remains only for variables set nowhere).
@@ -337,7 +339,6 @@ pub const SERVICE_SPEC_KEYS_UNSUPPORTED: &[&str] = &[
     "cpus",
     "cpuset",
     "credential_spec",
-    "develop",
     "device_cgroup_rules",
     "devices",
     "dns",

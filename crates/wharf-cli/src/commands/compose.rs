@@ -15,6 +15,9 @@ use wharf_compose::engine::{
 };
 use wharf_compose::Out;
 
+#[path = "compose_watch.rs"]
+mod watch;
+
 /// The Engine API calls of compose over wharf's client.
 struct Api<'a> {
     ctx: &'a Ctx,
@@ -640,7 +643,7 @@ impl Out for Stdout {
 
 /// compose v2's commands that wharf compose does not have yet.
 const NOT_YET: &[&str] = &[
-    "attach", "commit", "export", "stats", "watch", "alpha", "publish", "volumes",
+    "attach", "commit", "export", "stats", "alpha", "publish", "volumes",
 ];
 
 pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
@@ -1053,6 +1056,7 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
             };
             return super::container::start(ctx, args).await;
         }
+        ComposeCmd::Watch(w) => return watch::watch(&api, &project, &w.services, w.no_up).await,
         ComposeCmd::Events(x) => {
             let filters = wharf_compose::events::filters(&project.name).to_string();
             let resp = ctx
