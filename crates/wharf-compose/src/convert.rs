@@ -40,9 +40,17 @@ pub fn parse_duration(s: &str) -> Option<i64> {
 }
 
 /// The hash compose keeps in `com.docker.compose.config-hash`: over the service's resolved
-/// configuration, leaving out what changes no container (`scale`, `deploy.replicas`).
+/// configuration, leaving out what compose v2's `ServiceHash` leaves out (`build`,
+/// `pull_policy`, `scale`, `deploy.replicas`, `depends_on`, `profiles`: a rebuilt image is
+/// seen by its id in `com.docker.compose.image`, not by the hash). Not v2's value: v2 hashes
+/// compose-go's Go struct as `encoding/json` marshals it (docs/compatibility.md says why
+/// that is out of reach).
 pub fn config_hash(s: &Service) -> String {
     let mut s = s.clone();
+    s.build = None;
+    s.unsupported.remove("pull_policy");
+    s.depends_on.clear();
+    s.profiles.clear();
     s.scale = None;
     if let Some(d) = &mut s.deploy {
         d.replicas = None;
@@ -283,6 +291,18 @@ mod tests {
         };
         let h = config_hash(&a);
         a.scale = Some(3);
+        assert_eq!(config_hash(&a), h);
+        // As compose v2's ServiceHash: build, depends_on and profiles change no hash.
+        a.build = Some(Default::default());
+        a.profiles.push("p".into());
+        a.depends_on.insert(
+            "x".into(),
+            crate::model::DependsOn {
+                condition: crate::model::Condition::ServiceStarted,
+                required: true,
+                restart: false,
+            },
+        );
         assert_eq!(config_hash(&a), h);
         a.environment.insert("A".into(), Some("1".into()));
         assert_ne!(config_hash(&a), h);
