@@ -86,15 +86,24 @@ fn ignored(rule: &wharf_compose::watch::Rule, rel: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// The tar of a host file or directory named `dest` (relative to `/`).
-fn tar_of(host: &Path, dest: &str) -> Result<Vec<u8>> {
-    let mut b = tar::Builder::new(Vec::new());
-    let name = dest.trim_start_matches('/');
+/// Appends the files under `host` (a file, or a directory's files) as `name`.
+fn append_files(b: &mut tar::Builder<Vec<u8>>, host: &Path, name: &str) -> Result<()> {
     if host.is_dir() {
-        b.append_dir_all(name, host)?;
-    } else {
+        for e in std::fs::read_dir(host)?.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            append_files(b, &e.path(), &format!("{name}/{n}"))?;
+        }
+    } else if host.is_file() {
         b.append_path_with_name(host, name)?;
     }
+    Ok(())
+}
+
+/// The tar of a host file, or of the files of a directory, named `dest` (relative to `/`):
+/// files only, their directories made by the extraction as for any file.
+fn tar_of(host: &Path, dest: &str) -> Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    append_files(&mut b, host, dest.trim_start_matches('/'))?;
     Ok(b.into_inner()?)
 }
 
@@ -202,7 +211,10 @@ pub(super) async fn watch(
                     b.sync.len()
                 );
                 for c in &cs {
-                    sync(api, &c.id, &b.sync).await?;
+                    // A failed sync is reported; the watch goes on (as v2's).
+                    if let Err(e) = sync(api, &c.id, &b.sync).await {
+                        eprintln!("Error syncing service {svc:?} to {}: {e:#}", c.name);
+                    }
                 }
             }
             if b.restart {
