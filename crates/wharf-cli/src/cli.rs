@@ -1532,6 +1532,18 @@ pub enum ComposeCmd {
     Top(ComposeServicesArgs),
     /// Pull service images
     Pull(ComposeServicesArgs),
+    /// Build or rebuild services
+    Build(ComposeBuildArgs),
+    /// Push service images
+    Push(ComposePushArgs),
+    /// Run a one-off command on a service
+    Run(ComposeRunArgs),
+    /// Receive real time events from containers
+    Events(ComposeEventsArgs),
+    /// Watch build context for service and rebuild/refresh containers when files are updated
+    Watch(ComposeWatchArgs),
+    /// Copy files/folders between a service container and the local filesystem
+    Cp(ComposeCpArgs),
     /// Scale services (SERVICE=REPLICAS ...)
     Scale(ComposeServicesArgs),
     /// List images used by the created containers
@@ -1571,6 +1583,31 @@ pub struct ComposeUpArgs {
     /// Don't start the services after creating them
     #[arg(long)]
     pub no_start: bool,
+    /// Build images before starting containers
+    #[arg(long)]
+    pub build: bool,
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeBuildArgs {
+    /// Do not use cache when building the image
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long)]
+    pub pull: bool,
+    /// Don't print anything to STDOUT
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposePushArgs {
+    /// Push what it can and ignore images with push failures
+    #[arg(long)]
+    pub ignore_push_failures: bool,
     pub services: Vec<String>,
 }
 
@@ -1675,6 +1712,79 @@ pub struct ComposeExecArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ComposeRunArgs {
+    /// Run container in background and print container ID
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Override the entrypoint of the image
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Don't start linked services
+    #[arg(long)]
+    pub no_deps: bool,
+    /// Disable pseudo-TTY allocation (by default one is allocated when on a terminal)
+    #[arg(short = 'T', long = "no-TTY")]
+    pub no_tty: bool,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Run command with all service's ports enabled and mapped to the host
+    #[arg(short = 'P', long)]
+    pub service_ports: bool,
+    /// Run as specified username or uid
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// The service, then the command and its arguments
+    #[arg(value_name = "SERVICE [COMMAND] [ARGS...]", required = true, num_args = 1..,
+          trailing_var_arg = true)]
+    pub service_and_cmd: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeWatchArgs {
+    /// Do not build & start services before watching
+    #[arg(long)]
+    pub no_up: bool,
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeEventsArgs {
+    /// Output events as a stream of json objects
+    #[arg(long)]
+    pub json: bool,
+    pub services: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposeCpArgs {
+    /// Index of the container if service has multiple replicas
+    #[arg(long, default_value_t = 1)]
+    pub index: u32,
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short = 'a', long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long = "follow-link")]
+    pub follow_link: bool,
+    /// SERVICE:SRC_PATH or a local path
+    #[arg(value_name = "SRC")]
+    pub src: String,
+    /// SERVICE:DEST_PATH or a local path
+    #[arg(value_name = "DEST")]
+    pub dest: String,
+}
+
+#[derive(Args, Debug)]
 pub struct ComposeKillArgs {
     /// SIGNAL to send to the container
     #[arg(short = 's', long)]
@@ -1694,6 +1804,9 @@ pub struct ComposeLsArgs {
 
 #[derive(Args, Debug)]
 pub struct ComposeCreateArgs {
+    /// Build images before starting containers
+    #[arg(long)]
+    pub build: bool,
     /// Recreate containers even if their configuration and image haven't changed
     #[arg(long)]
     pub force_recreate: bool,

@@ -404,10 +404,10 @@ fn errors_and_refusals(t: &Target) {
         "service \"a\": cap_add is not supported by wharf compose yet\n"
     );
     assert_eq!(t.ok(&["ps", "-aq"]), "");
-    let o = compose(t, &p, &["run", "a", "true"]);
+    let o = compose(t, &p, &["stats"]);
     assert_eq!(
         stderr(&o),
-        "wharf compose: 'run' is not supported yet (see docs/compatibility.md)\n"
+        "wharf compose: 'stats' is not supported yet (see docs/compatibility.md)\n"
     );
     // A required variable.
     let p = Project::new("services:\n  a:\n    image: \"busybox:${TAG:?TAG must be set}\"\n");
@@ -648,4 +648,474 @@ fn published_port_reached_from_the_host(t: &Target) {
     let o = compose(t, &p, &["port", "www", "81"]);
     assert_eq!(stderr(&o), "no port 81/tcp for container ct-www-1\n");
     compose_ok(t, &p, &["down"]);
+}
+
+const APP_DOCKERFILE: &str = "FROM busybox\nARG GREETING=none\nCOPY . /ctx/\nRUN echo \"$GREETING\" > /greeting\nCMD [\"sleep\", \"300\"]\n";
+
+scenario!(build_up_build_and_push);
+fn build_up_build_and_push(t: &Target) {
+    let Some(reg) = common::registry::LocalRegistry::start() else {
+        return;
+    };
+    let tagged = format!("{}/ct/tagged:1", reg.addr);
+    let p = Project::new(&format!(
+        r#"
+services:
+  app:
+    build:
+      context: ./app
+      dockerfile: build/Dockerfile
+      args: {{GREETING: "${{GREETING:-hi}}"}}
+      labels: {{made.by: compose}}
+    stop_grace_period: 1s
+  tagged:
+    image: {tagged}
+    build:
+      context: ./app
+      dockerfile_inline: "FROM busybox\nRUN echo inline > /i\nCMD [\"sleep\", \"300\"]\n"
+    stop_grace_period: 1s
+"#
+    ));
+    let app = p.dir.path().join("app");
+    std::fs::create_dir_all(app.join("build")).unwrap();
+    std::fs::write(app.join("build/Dockerfile"), APP_DOCKERFILE).unwrap();
+    std::fs::write(app.join(".dockerignore"), "secret.txt\n").unwrap();
+    std::fs::write(app.join("secret.txt"), "no\n").unwrap();
+    std::fs::write(app.join("data.txt"), "one\n").unwrap();
+
+    // up: both images are missing, so both are built (ct-app named after the service).
+    let (_, err) = compose_ok(t, &p, &["up", "-d"]);
+    for want in [
+        " Service app  Built",
+        " Service tagged  Built",
+        " Container ct-app-1  Started",
+        " Container ct-tagged-1  Started",
+    ] {
+        assert!(err.lines().any(|l| l == want), "{want:?} missing:\n{err}");
+    }
+    let exec = |svc: &str, cmd: &str| compose_ok(t, &p, &["exec", "-T", svc, "sh", "-c", cmd]).0;
+    assert_eq!(exec("app", "cat /greeting"), "hi\n");
+    // The context went through its .dockerignore, the Dockerfile came from its subdirectory.
+    assert_eq!(
+        exec("app", "ls -A /ctx | sort | tr '\\n' ' '"),
+        ".dockerignore build data.txt "
+    );
+    assert_eq!(exec("tagged", "cat /i"), "inline\n");
+    assert_eq!(
+        t.ok(&[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"made.by\"}}",
+            "ct-app"
+        ])
+        .trim(),
+        "compose"
+    );
+    let image_id = t
+        .ok(&["inspect", "-f", "{{.Id}}", "ct-app"])
+        .trim()
+        .to_string();
+    assert_eq!(
+        t.ok(&[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"com.docker.compose.image\"}}",
+            "ct-app-1"
+        ])
+        .trim(),
+        image_id
+    );
+
+    // up again: nothing to build or recreate.
+    let (_, err) = compose_ok(t, &p, &["up", "-d"]);
+    assert!(
+        !err.contains("Building") && !err.contains("Recreate"),
+        "{err}"
+    );
+
+    // A change in the context and `up --build`: app's image changes, so its container is
+    // recreated; tagged's build is all cached (the same image), so its container stays.
+    std::fs::write(app.join("data.txt"), "two\n").unwrap();
+    let tagged_ctr = id_of(t, "ct-tagged-1");
+    let (_, err) = compose_ok(t, &p, &["up", "-d", "--build"]);
+    assert!(err.contains(" Container ct-app-1  Recreate\n"), "{err}");
+    assert!(err.contains(" Container ct-tagged-1  Running\n"), "{err}");
+    assert_eq!(id_of(t, "ct-tagged-1"), tagged_ctr);
+    assert_eq!(exec("app", "cat /ctx/data.txt"), "two\n");
+
+    // compose build: -q prints nothing; the cache is used, unless --no-cache.
+    let (out, _) = compose_ok(t, &p, &["build", "-q"]);
+    assert_eq!(out, "");
+    let (out, _) = compose_ok(t, &p, &["build", "app"]);
+    assert!(out.contains("Using cache"), "{out}");
+    let (out, _) = compose_ok(t, &p, &["build", "--no-cache", "app"]);
+    assert!(
+        out.contains("Step 1/6 : FROM busybox") && !out.contains("Using cache"),
+        "{out}"
+    );
+    let o = compose(t, &p, &["build", "nope"]);
+    assert_eq!(stderr(&o), "no such service: nope\n");
+
+    // push: the services with an image name (app has none).
+    let (_, err) = compose_ok(t, &p, &["push"]);
+    assert_eq!(
+        err,
+        format!(" Image {tagged}  Pushing\n Image {tagged}  Pushed\n")
+    );
+    assert!(reg.requests("PUT", "/v2/ct/tagged/manifests/1", Some(201)) >= 1);
+
+    compose_ok(t, &p, &["down"]);
+    t.ok(&["rmi", "ct-app", &tagged]);
+}
+
+scenario!(build_secrets);
+fn build_secrets(t: &Target) {
+    let p = Project::new(
+        "services:\n  s:\n    build:\n      context: .\n      dockerfile_inline: |\n        FROM busybox\n        RUN --mount=type=secret,id=tok cp /run/secrets/tok /got\n        CMD [\"cat\", \"/got\"]\n      secrets: [tok]\nsecrets:\n  tok: {file: ./tok.txt}\n",
+    );
+    std::fs::write(p.dir.path().join("tok.txt"), "s3cret\n").unwrap();
+    let o = compose(t, &p, &["build"]);
+    if t.is_dockerd() {
+        // The classic build API carries no secrets: refused before anything is sent.
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains("--secret needs wharfd"),
+            "{}",
+            stderr(&o)
+        );
+        return;
+    }
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = t.ok(&["run", "--rm", "ct-s"]);
+    assert_eq!(got, "s3cret\n");
+    t.ok(&["rmi", "ct-s"]);
+}
+
+scenario!(secrets_and_configs);
+fn secrets_and_configs(t: &Target) {
+    let p = Project::new(
+        r#"
+services:
+  s:
+    image: busybox
+    command: sleep 300
+    stop_grace_period: 1s
+    secrets: [f, {source: e, target: tok, uid: "100", mode: 0400}]
+    configs: [c, {source: inline, target: /etc/app.ini}]
+secrets:
+  f: {file: ./f.txt}
+  e: {environment: TOKEN}
+configs:
+  c: {file: ./c.txt}
+  inline: {content: "k=v"}
+"#,
+    );
+    std::fs::write(p.dir.path().join("f.txt"), "from-file\n").unwrap();
+    std::fs::write(p.dir.path().join("c.txt"), "conf\n").unwrap();
+    std::fs::write(p.dir.path().join(".env"), "TOKEN=t0k\n").unwrap();
+    compose_ok(t, &p, &["up", "-d"]);
+    let exec = |cmd: &str| compose_ok(t, &p, &["exec", "-T", "s", "sh", "-c", cmd]).0;
+    // A file: bound read-only at /run/secrets/<name> (configs at /<name>).
+    assert_eq!(exec("cat /run/secrets/f /c"), "from-file\nconf\n");
+    let o = compose(
+        t,
+        &p,
+        &["exec", "-T", "s", "sh", "-c", "echo x > /run/secrets/f"],
+    );
+    assert!(!o.status.success());
+    // From the environment or inline: copied in, with the uid and mode asked for.
+    assert_eq!(
+        exec("cat /run/secrets/tok; echo; stat -c '%a %u' /run/secrets/tok; cat /etc/app.ini; echo; stat -c %a /etc/app.ini"),
+        "t0k\n400 100\nk=v\n444\n"
+    );
+    compose_ok(t, &p, &["down"]);
+}
+
+scenario!(run_one_offs_and_cp);
+fn run_one_offs_and_cp(t: &Target) {
+    let p = Project::new("services:\n  db:\n    image: busybox\n    command: sleep 300\n    stop_grace_period: 1s\n  app:\n    image: busybox\n    command: echo default\n    depends_on: [db]\n    environment: {FROM_FILE: f}\n    ports: ['127.0.0.1::80']\n");
+    // --rm: its exit status, its output, the dependency up first, nothing left after.
+    let o = compose(
+        t,
+        &p,
+        &[
+            "run",
+            "--rm",
+            "-T",
+            "-e",
+            "X=y",
+            "app",
+            "sh",
+            "-c",
+            "echo $FROM_FILE-$X; exit 3",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "f-y\n");
+    assert!(
+        stderr(&o).contains(" Container ct-db-1  Started\n"),
+        "{}",
+        stderr(&o)
+    );
+    let left = |t: &Target| {
+        t.ok(&[
+            "ps",
+            "-aq",
+            "--filter",
+            "label=com.docker.compose.oneoff=True",
+        ])
+    };
+    eventually("the --rm one-off is removed", || left(t).is_empty());
+    // The image's command replaced, the entrypoint too.
+    let o = compose(
+        t,
+        &p,
+        &["run", "--rm", "-T", "--entrypoint", "echo", "app", "hi"],
+    );
+    assert_eq!(
+        (o.status.code(), stdout(&o).as_str()),
+        (Some(0), "hi\n"),
+        "{}",
+        stderr(&o)
+    );
+    let o = compose(t, &p, &["run", "--rm", "-T", "app"]);
+    assert_eq!(stdout(&o), "default\n");
+    // -d: named <project>-<service>-run-<12 hex>, labelled one-off, no published port.
+    let (out, _) = compose_ok(t, &p, &["run", "-d", "app", "sleep", "300"]);
+    let name = out.trim().to_string();
+    let hex = name
+        .strip_prefix("ct-app-run-")
+        .unwrap_or_else(|| panic!("{name}"));
+    assert!(
+        hex.len() == 12 && hex.chars().all(|c| c.is_ascii_hexdigit()),
+        "{name}"
+    );
+    let labels: serde_json::Value =
+        serde_json::from_str(&t.ok(&["inspect", "-f", "{{json .Config.Labels}}", &name])).unwrap();
+    assert_eq!(labels["com.docker.compose.oneoff"], "True");
+    assert_eq!(labels["com.docker.compose.service"], "app");
+    assert_eq!(t.ok(&["port", &name]), "");
+    // A one-off is none of the service's containers.
+    assert_eq!(compose_ok(t, &p, &["ps", "-q", "app"]).0, "");
+    let (out, _) = compose_ok(
+        t,
+        &p,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ct-named",
+            "--service-ports",
+            "app",
+            "sleep",
+            "300",
+        ],
+    );
+    assert_eq!(out, "ct-named\n");
+    assert_ne!(t.ok(&["port", "ct-named"]), "");
+    // cp: to and from a service's container.
+    let local = p.dir.path().join("in.txt");
+    std::fs::write(&local, "copied\n").unwrap();
+    compose_ok(t, &p, &["cp", local.to_str().unwrap(), "db:/tmp/in.txt"]);
+    assert_eq!(
+        compose_ok(t, &p, &["exec", "-T", "db", "cat", "/tmp/in.txt"]).0,
+        "copied\n"
+    );
+    let back = p.dir.path().join("back.txt");
+    compose_ok(t, &p, &["cp", "db:/tmp/in.txt", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "copied\n");
+    let o = compose(t, &p, &["cp", "app:/x", "/tmp/x"]);
+    assert_eq!(stderr(&o), "service \"app\" is not running\n");
+    // down takes the one-offs too; --no-deps starts nothing else.
+    compose_ok(t, &p, &["down", "-t", "1"]);
+    assert_eq!(t.ok(&["ps", "-aq"]), "");
+    let o = compose(t, &p, &["run", "--rm", "-T", "--no-deps", "app", "true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("ct-db-1"), "{}", stderr(&o));
+    compose_ok(t, &p, &["down"]);
+    assert_eq!(t.ok(&["ps", "-aq"]), "");
+}
+
+scenario!(events_json);
+fn events_json(t: &Target) {
+    let p = Project::new("services:\n  a:\n    image: busybox\n    command: sleep 300\n    stop_grace_period: 1s\n  b:\n    image: busybox\n    command: sleep 300\n    stop_grace_period: 1s\n");
+    let file = p.file();
+    let mut child = std::process::Command::new(common::WHARF)
+        .args([
+            "-H",
+            &t.host(),
+            "compose",
+            "-f",
+            &file,
+            "-p",
+            "ct",
+            "events",
+            "--json",
+            "a",
+        ])
+        .env_remove("DOCKER_HOST")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout_pipe = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stdout_pipe)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    // The subscription is made when the command starts: give it a moment, then act.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    compose_ok(t, &p, &["up", "-d"]);
+    let mut got: Vec<serde_json::Value> = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !got.iter().any(|v| v["action"] == "start") && std::time::Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            got.push(serde_json::from_str(&l).unwrap_or_else(|e| panic!("{l}: {e}")));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    compose_ok(t, &p, &["down", "-t", "1"]);
+    let start = got
+        .iter()
+        .find(|v| v["action"] == "start")
+        .unwrap_or_else(|| panic!("no start event: {got:?}"));
+    // compose v2's object: sorted keys, the service, no compose labels in the attributes.
+    let keys: Vec<&String> = start.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["action", "attributes", "id", "service", "time", "type"]
+    );
+    assert_eq!(start["service"], "a");
+    assert_eq!(start["type"], "container");
+    assert_eq!(start["attributes"]["name"], "ct-a-1");
+    assert!(!start["attributes"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .any(|k| k.starts_with("com.docker.compose.")));
+    assert!(start["time"].as_str().unwrap().ends_with('Z'));
+    // Only the service asked for.
+    assert!(got.iter().all(|v| v["service"] == "a"), "{got:?}");
+}
+
+scenario!(watch_syncs_and_rebuilds);
+fn watch_syncs_and_rebuilds(t: &Target) {
+    let p = Project::new(
+        r#"
+services:
+  app:
+    image: busybox
+    command: sleep 300
+    stop_grace_period: 1s
+    develop:
+      watch:
+        - {action: sync, path: ./src, target: /app/src, ignore: ['*.tmp']}
+  built:
+    build: ./ctx
+    stop_grace_period: 1s
+    develop:
+      watch:
+        - {action: rebuild, path: ./ctx}
+"#,
+    );
+    let d = p.dir.path();
+    std::fs::create_dir_all(d.join("src")).unwrap();
+    std::fs::create_dir_all(d.join("ctx")).unwrap();
+    std::fs::write(
+        d.join("ctx/Dockerfile"),
+        "FROM busybox\nCOPY v.txt /v.txt\nCMD [\"sleep\", \"300\"]\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("ctx/v.txt"), "v1\n").unwrap();
+    let file = p.file();
+    let mut child = std::process::Command::new(common::WHARF)
+        .args(["-H", &t.host(), "compose", "-f", &file, "-p", "ct", "watch"])
+        .env_remove("DOCKER_HOST")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err_pipe = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(err_pipe)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = Vec::new();
+    let wait_line = |want: &str, log: &mut Vec<String>| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if let Ok(l) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+                let hit = l.contains(want);
+                log.push(l);
+                if hit {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    let ok = wait_line("Watch enabled", &mut log);
+    let run = || -> Result<(), String> {
+        if !ok {
+            return Err(format!("no 'Watch enabled': {log:?}"));
+        }
+        let cat = |svc: &str, f: &str| {
+            let o = compose(t, &p, &["exec", "-T", svc, "cat", f]);
+            stdout(&o)
+        };
+        // sync: a new file (in a new directory) appears in the container; an ignored one not.
+        std::fs::write(d.join("src/skip.tmp"), "no\n").unwrap();
+        std::fs::create_dir_all(d.join("src/sub")).unwrap();
+        std::fs::write(d.join("src/sub/a.txt"), "synced\n").unwrap();
+        eventually("src/sub/a.txt synced", || {
+            cat("app", "/app/src/sub/a.txt") == "synced\n"
+        });
+        if !cat("app", "/app/src/skip.tmp").is_empty() {
+            return Err("an ignored file was synced".into());
+        }
+        // A deleted file is deleted there.
+        std::fs::remove_file(d.join("src/sub/a.txt")).unwrap();
+        eventually("src/sub/a.txt deleted", || {
+            cat("app", "/app/src/sub/a.txt").is_empty()
+        });
+        // rebuild: a change in the context rebuilds the image and recreates the container.
+        let before = id_of(t, "ct-built-1");
+        std::fs::write(d.join("ctx/v.txt"), "v2\n").unwrap();
+        eventually("ct-built-1 recreated with v2", || {
+            cat("built", "/v.txt") == "v2\n"
+        });
+        if id_of(t, "ct-built-1") == before {
+            return Err("not recreated".into());
+        }
+        Ok(())
+    };
+    // (`eventually` panics: the watcher is stopped and the project taken down all the same.)
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
+    let _ = child.kill();
+    let _ = child.wait();
+    let rest: Vec<String> = rx.try_iter().collect();
+    compose_ok(t, &p, &["down", "-t", "1"]);
+    let _ = t.wharf(&["rmi", "ct-built"]);
+    match r {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("{e}\nwatch said: {log:?} {rest:?}"),
+        Err(_) => panic!("watch said: {log:?} {rest:?}"),
+    }
 }

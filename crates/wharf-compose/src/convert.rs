@@ -5,44 +5,24 @@ use crate::model::{Project, Service, VolumeKind};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-/// `1m30s`, `500ms`, `2h`, `1.5s` → nanoseconds (Go's `time.ParseDuration` units).
+/// `1m30s`, `500ms`, `2h`, `1.5s` → nanoseconds (Go's `time.ParseDuration`, as compose-go
+/// reads durations).
 pub fn parse_duration(s: &str) -> Option<i64> {
-    let mut total = 0f64;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    if rest == "0" {
-        return Some(0);
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let num: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[u..];
-        total += num * mult;
-    }
-    Some(total as i64)
+    wharf_api::units::go_duration(s.trim()).ok()
 }
 
 /// The hash compose keeps in `com.docker.compose.config-hash`: over the service's resolved
-/// configuration, leaving out what changes no container (`scale`, `deploy.replicas`).
+/// configuration, leaving out what compose v2's `ServiceHash` leaves out (`build`,
+/// `pull_policy`, `scale`, `deploy.replicas`, `depends_on`, `profiles`: a rebuilt image is
+/// seen by its id in `com.docker.compose.image`, not by the hash). Not v2's value: v2 hashes
+/// compose-go's Go struct as `encoding/json` marshals it (docs/compatibility.md says why
+/// that is out of reach).
 pub fn config_hash(s: &Service) -> String {
     let mut s = s.clone();
+    s.build = None;
+    s.unsupported.remove("pull_policy");
+    s.depends_on.clear();
+    s.profiles.clear();
     s.scale = None;
     if let Some(d) = &mut s.deploy {
         d.replicas = None;
@@ -61,7 +41,9 @@ pub fn container_name(project: &str, service: &str, s: &Service, n: u32) -> Stri
 
 /// The create body of container `n` of service `name`; the first network is joined at
 /// create, the others by `connect` (see [`extra_networks`]).
-pub fn create_body(p: &Project, name: &str, s: &Service, n: u32) -> Value {
+/// `image_id` is the id of the image it runs, kept in `com.docker.compose.image` as compose v2
+/// keeps it (a container of another image is recreated).
+pub fn create_body(p: &Project, name: &str, s: &Service, n: u32, image_id: &str) -> Value {
     let cname = container_name(&p.name, name, s, n);
     let mut labels: Map<String, Value> = s
         .labels
@@ -83,7 +65,7 @@ pub fn create_body(p: &Project, name: &str, s: &Service, n: u32) -> Value {
         (labels::WORKING_DIR, p.working_dir.display().to_string()),
         (labels::CONFIG_FILES, files),
         (labels::VERSION, labels::COMPOSE_VERSION.to_string()),
-        (labels::IMAGE, s.image.clone().unwrap_or_default()),
+        (labels::IMAGE, image_id.to_string()),
         (
             labels::DEPENDS_ON,
             s.depends_on
@@ -110,7 +92,7 @@ pub fn create_body(p: &Project, name: &str, s: &Service, n: u32) -> Value {
         .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
         .collect();
     let mut body = json!({
-        "Image": s.image.clone().unwrap_or_default(),
+        "Image": s.image_name(&p.name, name),
         "Labels": labels,
         "Env": env,
         "AttachStdout": true,
@@ -281,6 +263,18 @@ mod tests {
         };
         let h = config_hash(&a);
         a.scale = Some(3);
+        assert_eq!(config_hash(&a), h);
+        // As compose v2's ServiceHash: build, depends_on and profiles change no hash.
+        a.build = Some(Default::default());
+        a.profiles.push("p".into());
+        a.depends_on.insert(
+            "x".into(),
+            crate::model::DependsOn {
+                condition: crate::model::Condition::ServiceStarted,
+                required: true,
+                restart: false,
+            },
+        );
         assert_eq!(config_hash(&a), h);
         a.environment.insert("A".into(), Some("1".into()));
         assert_ne!(config_hash(&a), h);

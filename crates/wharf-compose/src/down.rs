@@ -25,7 +25,17 @@ pub async fn down<E: Engine>(
     order.reverse();
     let containers = project_containers(e, &p.name, true).await?;
     let known = |s: &str| p.services.contains_key(s) || p.disabled.contains_key(s);
-    let mut doomed = Vec::new();
+    // One-off containers (`run`) go first, as compose v2's down takes them too.
+    let oneoffs = e
+        .list_containers(
+            &[
+                labels::project_filter(&p.name),
+                format!("{}=True", labels::ONEOFF),
+            ],
+            true,
+        )
+        .await?;
+    let mut doomed: Vec<&crate::engine::ContainerSummary> = oneoffs.iter().collect();
     for svc in &order {
         let mut mine: Vec<_> = containers
             .iter()

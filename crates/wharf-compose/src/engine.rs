@@ -81,6 +81,39 @@ pub enum LogEvent {
     },
 }
 
+/// A secret a build may mount, from a file or a variable of compose's environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildSecret {
+    pub id: String,
+    pub file: Option<std::path::PathBuf>,
+    pub env: Option<String>,
+}
+
+/// What a service's build asks `POST /build` for (see [`crate::build::request`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRequest {
+    pub service: String,
+    pub context: std::path::PathBuf,
+    /// Absolute (the context joined with `dockerfile`); `None`: the context's `Dockerfile`.
+    pub dockerfile: Option<String>,
+    pub dockerfile_inline: Option<String>,
+    /// The image name first, then `tags`.
+    pub tags: Vec<String>,
+    pub args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub cache_from: Vec<String>,
+    pub network: Option<String>,
+    /// `host:ip`.
+    pub extra_hosts: Vec<String>,
+    pub shm_size: Option<String>,
+    pub secrets: Vec<BuildSecret>,
+    pub no_cache: bool,
+    pub pull: bool,
+    /// No build output.
+    pub quiet: bool,
+}
+
 /// The Engine API calls compose needs. Bodies are Engine API JSON (`ContainerCreate`,
 /// `NetworkCreate`, `VolumeCreate`), built by the planner.
 #[allow(async_fn_in_trait)]
@@ -135,7 +168,20 @@ pub trait Engine {
         timestamps: bool,
         each: &mut dyn FnMut(usize, LogEvent),
     ) -> EngineResult<()>;
-    async fn image_exists(&self, image: &str) -> EngineResult<bool>;
+    /// The image's id, `None` when there is no such image.
+    async fn image_id(&self, image: &str) -> EngineResult<Option<String>>;
+    /// Builds and tags an image (`POST /build`; the output is the implementation's to show).
+    async fn build_image(&self, req: &BuildRequest) -> EngineResult<()>;
+    /// Extracts a tar at the container's `/` (`PUT /containers/{id}/archive?path=/`), keeping
+    /// the tar's owners when `copy_uid_gid`.
+    async fn copy_to_container(
+        &self,
+        id: &str,
+        tar: Vec<u8>,
+        copy_uid_gid: bool,
+    ) -> EngineResult<()>;
+    /// Pushes an image to its registry.
+    async fn push_image(&self, image: &str) -> EngineResult<()>;
     /// Pulls an image (progress is the implementation's to show or not).
     async fn pull_image(&self, image: &str) -> EngineResult<()>;
     /// Returns the container's state once it differs from `seen` (health, status or exit

@@ -29,6 +29,13 @@ pub struct Fake {
     pub health_on_start: RefCell<BTreeMap<String, Vec<String>>>,
     /// Exit codes containers of a name get right after starting (they "complete").
     pub exit_on_start: RefCell<BTreeMap<String, i64>>,
+    /// Images by name → id, as builds made them.
+    pub images: RefCell<BTreeMap<String, String>>,
+    /// Images that are not there (until built); every other one is.
+    pub absent: RefCell<std::collections::BTreeSet<String>>,
+    pub builds: RefCell<Vec<BuildRequest>>,
+    /// The tars copied into containers, by container id.
+    pub copied: RefCell<Vec<(String, Vec<u8>)>>,
 }
 
 fn labels_of(v: &Value) -> BTreeMap<String, String> {
@@ -386,11 +393,46 @@ impl Engine for Fake {
         }
         Ok(())
     }
-    async fn image_exists(&self, _image: &str) -> EngineResult<bool> {
-        Ok(true)
+    async fn image_id(&self, image: &str) -> EngineResult<Option<String>> {
+        if let Some(id) = self.images.borrow().get(image) {
+            return Ok(Some(id.clone()));
+        }
+        // Every other image is there, unless the test says it is not.
+        Ok((!self.absent.borrow().contains(image)).then(|| format!("sha256:{image}")))
+    }
+    async fn build_image(&self, req: &BuildRequest) -> EngineResult<()> {
+        self.call(format!("build {}", req.tags.join(",")));
+        let n = self.builds.borrow().len();
+        for t in &req.tags {
+            self.images
+                .borrow_mut()
+                .insert(t.clone(), format!("sha256:built{n}"));
+        }
+        self.builds.borrow_mut().push(req.clone());
+        Ok(())
+    }
+    async fn copy_to_container(
+        &self,
+        id: &str,
+        tar: Vec<u8>,
+        copy_uid_gid: bool,
+    ) -> EngineResult<()> {
+        self.call(format!("copy {id} {} bytes {copy_uid_gid}", tar.len()));
+        self.copied.borrow_mut().push((id.to_string(), tar));
+        Ok(())
+    }
+    async fn push_image(&self, image: &str) -> EngineResult<()> {
+        self.call(format!("push {image}"));
+        Ok(())
     }
     async fn pull_image(&self, image: &str) -> EngineResult<()> {
         self.call(format!("pull {image}"));
+        if self.absent.borrow().contains(image) {
+            return Err(EngineError {
+                status: Some(404),
+                message: format!("pull access denied for {image}"),
+            });
+        }
         Ok(())
     }
     async fn wait_change(&self, id: &str, _seen: &ContainerState) -> EngineResult<ContainerState> {

@@ -12,6 +12,8 @@ pub const NETWORK: &str = "com.docker.compose.network";
 pub const VOLUME: &str = "com.docker.compose.volume";
 pub const VERSION: &str = "com.docker.compose.version";
 pub const IMAGE: &str = "com.docker.compose.image";
+/// The random part of a one-off container's name (`run`).
+pub const SLUG: &str = "com.docker.compose.slug";
 pub const DEPENDS_ON: &str = "com.docker.compose.depends_on";
 
 /// The compose version we say we are in `com.docker.compose.version`.

@@ -16,12 +16,15 @@
 //! well-known API. serde-saphyr is deserialize-first with no `Value` tree; serde_norway is
 //! another serde_yaml fork with a smaller user base.
 
+pub mod build;
 pub mod config;
 pub mod convert;
 pub mod down;
 pub mod engine;
 pub mod env;
 pub mod error;
+pub mod events;
+pub mod include;
 pub mod interpolate;
 pub mod labels;
 pub mod load;
@@ -30,7 +33,10 @@ pub mod model;
 pub mod ops;
 pub mod parse;
 pub mod plan;
+pub mod run;
+pub mod secrets;
 pub mod up;
+pub mod watch;
 mod yaml;
 
 #[cfg(test)]

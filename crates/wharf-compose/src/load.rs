@@ -38,6 +38,8 @@ pub struct Options {
     pub environ: BTreeMap<String, String>,
     /// Where discovery starts (the current directory).
     pub cwd: PathBuf,
+    /// The files being included already (`include` loads its files with this set).
+    pub include_chain: Vec<PathBuf>,
 }
 
 /// The `*.override.*` file beside a discovered one (`compose.yaml` → `compose.override.yaml`).
@@ -376,8 +378,16 @@ pub fn load(opts: &Options) -> Result<Project> {
     };
     let mut cache = BTreeMap::new();
     let mut merged = Value::Mapping(Mapping::new());
+    let mut includes = Vec::new();
     for f in &files {
-        let v = read_file(f, &vars, &mut cache)?;
+        let mut v = read_file(f, &vars, &mut cache)?;
+        // `include` paths are relative to the file that names them.
+        if let Value::Mapping(m) = &mut v {
+            if let Some(inc) = m.remove(str_key("include")) {
+                let dir = f.parent().unwrap_or(Path::new("/"));
+                includes.extend(crate::include::parse(&f.display().to_string(), &inc, dir)?);
+            }
+        }
         merge_files(&mut merged, v);
     }
     let file_label = files
@@ -419,8 +429,8 @@ pub fn load(opts: &Options) -> Result<Project> {
     for (k, v) in &top {
         let ks = key_str(k);
         match ks.as_str() {
-            "name" | "version" | "services" | "networks" | "volumes" => {}
-            "include" | "secrets" | "configs" | "models" => {
+            "name" | "version" | "services" | "networks" | "volumes" | "secrets" | "configs" => {}
+            "models" => {
                 return Err(invalid(
                     &file_label,
                     &ks,
@@ -463,6 +473,27 @@ pub fn load(opts: &Options) -> Result<Project> {
                     unsupported: r.unsupported,
                 };
                 project.volumes.insert(rname, volume);
+            }
+        }
+    }
+
+    for section in ["secrets", "configs"] {
+        let Some(sec) = get(&top, section).filter(|v| !matches!(v, Value::Null)) else {
+            continue;
+        };
+        let Value::Mapping(sec) = sec else {
+            return Err(invalid(&file_label, section, "must be a mapping"));
+        };
+        for (k, v) in sec {
+            let sname = key_str(k);
+            let mut parsed = crate::secrets::parse(&cx, section, &sname, v, &name, &working_dir)?;
+            if let Some(var) = &parsed.environment {
+                parsed.env_value = vars.get(var);
+            }
+            if section == "secrets" {
+                project.secrets.insert(sname, parsed);
+            } else {
+                project.configs.insert(sname, parsed);
             }
         }
     }
@@ -511,6 +542,26 @@ pub fn load(opts: &Options) -> Result<Project> {
                     }
                 }
             }
+            if let Some(d) = &mut s.develop {
+                for w in &mut d.watch {
+                    w.path = clean(&absolute(&working_dir, Path::new(&w.path)))
+                        .display()
+                        .to_string();
+                }
+            }
+            if let Some(b) = &mut s.build {
+                if !crate::build::is_remote(&b.context) {
+                    b.context = clean(&absolute(&working_dir, Path::new(&b.context)))
+                        .display()
+                        .to_string();
+                }
+                // `args: [NAME]`: from the environment, when set there.
+                for (k, v) in b.args.iter_mut() {
+                    if v.is_none() {
+                        *v = lookup(k);
+                    }
+                }
+            }
             if s.networks.is_empty() {
                 s.networks.insert("default".into(), None);
             }
@@ -524,6 +575,7 @@ pub fn load(opts: &Options) -> Result<Project> {
             }
         }
     }
+    crate::include::apply(&file_label, &includes, &mut project, opts)?;
     // The references between services, networks and volumes.
     let uses_default = project
         .services
@@ -555,6 +607,20 @@ pub fn load(opts: &Options) -> Result<Project> {
                         &file_label,
                         &format!("services.{sname}.volumes"),
                         format!("service {sname:?} refers to undefined volume {src}"),
+                    ));
+                }
+            }
+        }
+        for (what, uses, defined) in [
+            ("secret", &s.secrets, &project.secrets),
+            ("config", &s.configs, &project.configs),
+        ] {
+            for u in uses {
+                if !defined.contains_key(&u.source) {
+                    return Err(invalid(
+                        &file_label,
+                        &format!("services.{sname}.{what}s"),
+                        format!("service {sname:?} refers to undefined {what} {}", u.source),
                     ));
                 }
             }
@@ -644,7 +710,7 @@ fn apply_env_files(
 }
 
 /// `a/./b/../c` → `a/c` without touching the file system.
-fn clean(p: &Path) -> PathBuf {
+pub(crate) fn clean(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {
@@ -898,11 +964,11 @@ mod tests {
         write(
             d,
             "compose.yaml",
-            "services:\n  a: {image: x}\nsecrets: {}\n",
+            "services:\n  a: {image: x}\nmodels: {}\n",
         );
         assert!(load(&opts(d))
             .unwrap_err()
             .to_string()
-            .ends_with("secrets: is not supported by wharf compose yet"));
+            .ends_with("models: is not supported by wharf compose yet"));
     }
 }

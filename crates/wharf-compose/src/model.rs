@@ -15,6 +15,10 @@ pub struct Project {
     pub networks: BTreeMap<String, Network>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub volumes: BTreeMap<String, Volume>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, Secret>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<String, Secret>,
     /// The directory relative paths are resolved against.
     #[serde(skip)]
     pub working_dir: std::path::PathBuf,
@@ -44,13 +48,20 @@ impl Project {
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]
 pub struct Service {
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
+    /// Top-level configs mounted into its containers (`/<source>` by default).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<ServiceSecret>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_name: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub depends_on: BTreeMap<String, DependsOn>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deploy: Option<Deploy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub develop: Option<crate::watch::Develop>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
     /// `None`: the variable is passed from the environment only if set there (resolved by
@@ -77,6 +88,9 @@ pub struct Service {
     pub restart: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scale: Option<u32>,
+    /// Top-level secrets mounted into its containers (`/run/secrets/<source>` by default).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<ServiceSecret>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stdin_open: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -105,6 +119,69 @@ impl Service {
             .or(self.scale)
             .unwrap_or(1)
     }
+
+    /// The image its containers run: `image`, else the one `build` makes, named
+    /// `<project>-<service>` as compose v2 names it.
+    pub fn image_name(&self, project: &str, service: &str) -> String {
+        match &self.image {
+            Some(i) => i.clone(),
+            None => format!("{project}-{service}"),
+        }
+    }
+}
+
+/// `build:` (the long form; the short form is its `context`).
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct Build {
+    /// Absolute after loading (a URL is kept as it is, and refused when building).
+    pub context: String,
+    /// Relative to the context (or absolute); `Dockerfile` when not given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dockerfile_inline: Option<String>,
+    /// `None`: from the environment when set there (resolved by `load`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, Option<String>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cache_from: Vec<String>,
+    /// `host:ip` entries, as `--add-host` takes them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_cache: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pull: bool,
+    /// Top-level secrets the build may mount (`RUN --mount=type=secret,id=<target>`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<ServiceSecret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<String>,
+    /// More names for the built image.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(flatten)]
+    pub unsupported: BTreeMap<String, Value>,
+}
+
+/// A service's (or build's) use of a top-level secret or config: `source` is its key there.
+#[derive(Debug, Clone, Serialize, Default, PartialEq, Eq)]
+pub struct ServiceSecret {
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -220,17 +297,38 @@ pub struct Volume {
     pub unsupported: BTreeMap<String, Value>,
 }
 
+/// A top-level secret or config: its content from a file, a variable of compose's environment
+/// or (configs) inline.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct Secret {
+    pub name: String,
+    /// Absolute after loading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+    /// The value of `environment`'s variable, read when loading (`None` when unset).
+    #[serde(skip)]
+    pub env_value: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub unsupported: BTreeMap<String, Value>,
+}
+
 /// Service keys of the compose spec that wharf parses but does not implement yet.
 pub const SERVICE_SPEC_KEYS_UNSUPPORTED: &[&str] = &[
     "annotations",
     "attach",
     "blkio_config",
-    "build",
     "cap_add",
     "cap_drop",
     "cgroup",
     "cgroup_parent",
-    "configs",
     "cpu_count",
     "cpu_percent",
     "cpu_period",
@@ -241,7 +339,6 @@ pub const SERVICE_SPEC_KEYS_UNSUPPORTED: &[&str] = &[
     "cpus",
     "cpuset",
     "credential_spec",
-    "develop",
     "device_cgroup_rules",
     "devices",
     "dns",
@@ -275,7 +372,6 @@ pub const SERVICE_SPEC_KEYS_UNSUPPORTED: &[&str] = &[
     "pull_policy",
     "read_only",
     "runtime",
-    "secrets",
     "security_opt",
     "shm_size",
     "storage_opt",

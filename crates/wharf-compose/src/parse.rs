@@ -13,25 +13,25 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err<T>(&self, key: &str, msg: impl Into<String>) -> Result<T> {
+    pub(crate) fn err<T>(&self, key: &str, msg: impl Into<String>) -> Result<T> {
         Err(invalid(self.file, key, msg))
     }
 
-    fn map<'v>(&self, v: &'v Value, key: &str) -> Result<&'v Mapping> {
+    pub(crate) fn map<'v>(&self, v: &'v Value, key: &str) -> Result<&'v Mapping> {
         match v {
             Value::Mapping(m) => Ok(m),
             other => self.err(key, format!("must be a mapping, not {}", kind(other))),
         }
     }
 
-    fn string(&self, v: &Value, key: &str) -> Result<String> {
+    pub(crate) fn string(&self, v: &Value, key: &str) -> Result<String> {
         scalar_str(v).map_or_else(
             || self.err(key, format!("must be a string, not {}", kind(v))),
             Ok,
         )
     }
 
-    fn boolean(&self, v: &Value, key: &str) -> Result<bool> {
+    pub(crate) fn boolean(&self, v: &Value, key: &str) -> Result<bool> {
         match v {
             Value::Bool(b) => Ok(*b),
             Value::String(s) if s == "true" || s == "false" => Ok(s == "true"),
@@ -39,13 +39,13 @@ impl Ctx<'_> {
         }
     }
 
-    fn uint(&self, v: &Value, key: &str) -> Result<u64> {
+    pub(crate) fn uint(&self, v: &Value, key: &str) -> Result<u64> {
         let s = self.string(v, key)?;
         s.parse()
             .or_else(|_| self.err(key, format!("must be a non-negative integer, not {s:?}")))
     }
 
-    fn strings(&self, v: &Value, key: &str) -> Result<Vec<String>> {
+    pub(crate) fn strings(&self, v: &Value, key: &str) -> Result<Vec<String>> {
         match v {
             Value::Sequence(s) => s
                 .iter()
@@ -60,7 +60,7 @@ impl Ctx<'_> {
     }
 
     /// A command: a list, or a string split as a shell splits words.
-    fn command(&self, v: &Value, key: &str) -> Result<Option<Vec<String>>> {
+    pub(crate) fn command(&self, v: &Value, key: &str) -> Result<Option<Vec<String>>> {
         match v {
             Value::Null => Ok(None),
             Value::String(s) => shell_words(s).map(Some).or_else(|m| self.err(key, m)),
@@ -68,7 +68,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn string_map(&self, v: &Value, key: &str) -> Result<BTreeMap<String, String>> {
+    pub(crate) fn string_map(&self, v: &Value, key: &str) -> Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
         for (k, x) in self.map(v, key)? {
             let ks = key_str(k);
@@ -82,7 +82,7 @@ impl Ctx<'_> {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -164,6 +164,22 @@ pub fn service(cx: &Ctx, name: &str, v: &Value) -> Result<Service> {
         let key = format!("{base}.{ks}");
         match ks.as_str() {
             "image" => s.image = Some(cx.string(x, &key)?),
+            "build" => s.build = Some(crate::build::parse(cx, &key, x)?),
+            "develop" => s.develop = Some(crate::watch::parse(cx, &key, x)?),
+            "secrets" | "configs" => {
+                let Value::Sequence(seq) = x else {
+                    return cx.err(&key, "must be a list");
+                };
+                let mut uses = Vec::new();
+                for (i, u) in seq.iter().enumerate() {
+                    uses.push(crate::build::service_secret(cx, &format!("{key}[{i}]"), u)?);
+                }
+                if ks == "secrets" {
+                    s.secrets = uses;
+                } else {
+                    s.configs = uses;
+                }
+            }
             "command" => s.command = cx.command(x, &key)?,
             "entrypoint" => s.entrypoint = cx.command(x, &key)?,
             "container_name" => s.container_name = Some(cx.string(x, &key)?),
@@ -294,12 +310,8 @@ pub fn service(cx: &Ctx, name: &str, v: &Value) -> Result<Service> {
             _ => return cx.err(&base, format!("additional property {ks} is not allowed")),
         }
     }
-    if s.image.is_none() {
-        if s.unsupported.contains_key("build") {
-            // refused by `up` by name; `config` still prints it
-        } else {
-            return cx.err(&base, "has neither an image nor a build context specified");
-        }
+    if s.image.is_none() && s.build.is_none() {
+        return cx.err(&base, "has neither an image nor a build context specified");
     }
     Ok(s)
 }

@@ -39,6 +39,16 @@ pub enum UpError {
     ExitedBeforeHealthy(String),
     #[error("no such service: {0}")]
     NoSuchService(String),
+    #[error("service {0:?} has no build section")]
+    NoBuild(String),
+    #[error("service {service:?} refers to undefined secret {secret}")]
+    UndefinedSecret { service: String, secret: String },
+    #[error("service {service:?} refers to undefined config {config}")]
+    UndefinedConfig { service: String, config: String },
+    #[error("environment variable {var} required by {what} is not set")]
+    MissingVariable { var: String, what: String },
+    #[error("No such image: {0}")]
+    NoImage(String),
 }
 
 pub type UpResult<T> = std::result::Result<T, UpError>;
@@ -50,6 +60,8 @@ pub struct UpOptions {
     pub remove_orphans: bool,
     pub force_recreate: bool,
     pub no_start: bool,
+    /// Build the images of the services with `build` first (`up --build`).
+    pub build: bool,
 }
 
 /// Refuses, by name, what is parsed but not implemented, for the services to run.
@@ -186,12 +198,30 @@ pub async fn ensure_resources<E: Engine>(e: &E, p: &Project, out: &mut dyn Out) 
     Ok(())
 }
 
-async fn create_one<E: Engine>(e: &E, p: &Project, svc: &str, n: u32) -> UpResult<String> {
+async fn create_one<E: Engine>(
+    e: &E,
+    p: &Project,
+    svc: &str,
+    n: u32,
+    image_id: &str,
+) -> UpResult<String> {
     let s = &p.services[svc];
     let name = container_name(&p.name, svc, s, n);
-    let id = e
-        .create_container(&name, &create_body(p, svc, s, n))
-        .await?;
+    let sp = crate::secrets::plan(p, svc)?;
+    let mut body = create_body(p, svc, s, n, image_id);
+    if !sp.mounts.is_empty() {
+        let mounts = body["HostConfig"]
+            .as_object_mut()
+            .map(|h| h.entry("Mounts").or_insert_with(|| json!([])));
+        if let Some(serde_json::Value::Array(m)) = mounts {
+            m.extend(sp.mounts.iter().cloned());
+        }
+    }
+    let id = e.create_container(&name, &body).await?;
+    for i in &sp.injections {
+        e.copy_to_container(&id, crate::secrets::tar_of(i), i.copy_uid_gid)
+            .await?;
+    }
     for (net, ep) in extra_networks(p, svc, s, n) {
         e.connect_network(&net, &id, &ep).await?;
     }
@@ -245,16 +275,16 @@ pub async fn up<E: Engine>(
         }
     }
     ensure_resources(e, p, out).await?;
+    for svc in &order {
+        for w in crate::secrets::plan(p, svc)?.warnings {
+            out.line(&w);
+        }
+    }
     // Converge: each service's containers to its current config and replica count.
     let mut to_start: Vec<(String, Vec<(String, String)>)> = Vec::new();
     for svc in &order {
         let s = &p.services[svc];
-        let image = s.image.clone().unwrap_or_default();
-        if !e.image_exists(&image).await? {
-            out.line(&format!(" {svc} Pulling "));
-            e.pull_image(&image).await?;
-            out.line(&format!(" {svc} Pulled "));
-        }
+        let image_id = crate::build::ensure_image(e, p, svc, opts.build, out).await?;
         let hash = config_hash(s);
         let want = s.replicas();
         let mut mine: Vec<&ContainerSummary> = existing
@@ -272,11 +302,15 @@ pub async fn up<E: Engine>(
                 out.line(&format!(" Container {}  Removing", c.name));
                 e.remove_container(&c.id, true, false).await?;
                 out.line(&format!(" Container {}  Removed", c.name));
-            } else if opts.force_recreate || c.label(labels::CONFIG_HASH) != Some(hash.as_str()) {
+            } else if opts.force_recreate
+                || c.label(labels::CONFIG_HASH) != Some(hash.as_str())
+                // As compose v2: a container of another image (rebuilt, pulled) is recreated.
+                || c.label(labels::IMAGE) != Some(image_id.as_str())
+            {
                 out.line(&format!(" Container {}  Recreate", c.name));
                 e.stop_container(&c.id, stop_timeout(p, svc)).await?;
                 e.remove_container(&c.id, true, false).await?;
-                let id = create_one(e, p, svc, n).await?;
+                let id = create_one(e, p, svc, n, &image_id).await?;
                 out.line(&format!(" Container {}  Recreated", c.name));
                 containers.push((id, c.name.clone()));
             } else {
@@ -292,7 +326,7 @@ pub async fn up<E: Engine>(
             }
             let name = container_name(&p.name, svc, s, n);
             out.line(&format!(" Container {name}  Creating"));
-            let id = create_one(e, p, svc, n).await?;
+            let id = create_one(e, p, svc, n, &image_id).await?;
             out.line(&format!(" Container {name}  Created"));
             containers.push((id, name));
         }

@@ -852,6 +852,13 @@ async fn sync_context(
 }
 
 pub async fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
+    build_image(ctx, &a, true).await.map(|_| 0)
+}
+
+/// A build as `wharf build` makes it (the context read and filtered by its ignore file,
+/// synced with wharfd or sent whole to `POST /build`, the stream shown), also used by `wharf
+/// compose build`; the image id. `print_id`: with `-q`, print the id as docker does.
+pub async fn build_image(ctx: &Ctx, a: &BuildArgs, print_id: bool) -> Result<String> {
     // wharfd or not: a daemon whose /version cannot be read gets the classic protocol.
     let version = match ctx.client.get_json("/version").await {
         Ok(v) => v,
@@ -884,7 +891,7 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
             Err(e) => return Err(anyhow::Error::new(e).context("Removing image ID file")),
         }
     }
-    let src = prepare(&a)?;
+    let src = prepare(a)?;
     let remote = match &src {
         Source::Remote(r) => Some(r.clone()),
         _ => None,
@@ -899,7 +906,7 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
     } else {
         dockerfile
     };
-    let q = query(&a, &dockerfile, remote.as_deref())?;
+    let q = query(a, &dockerfile, remote.as_deref())?;
     let auth = registry_config(&ctx.config_dir);
     let live = !a.quiet
         && match a.progress.as_str() {
@@ -968,8 +975,10 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
             let _ = err.write_all(text.as_bytes());
             return Err(e);
         }
-        print!("{text}");
-        image_id = text;
+        if print_id {
+            print!("{text}");
+        }
+        image_id = text.trim().to_string();
     } else if live {
         image_id = live_view(resp.into_body()).await?;
     } else {
@@ -998,7 +1007,7 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> Result<i32> {
         }
         std::fs::write(f, &image_id).with_context(|| format!("writing {f}"))?;
     }
-    Ok(0)
+    Ok(image_id)
 }
 
 /// One step of the live view.

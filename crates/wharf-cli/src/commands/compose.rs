@@ -10,10 +10,13 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use wharf_compose::engine::{
-    ContainerState, ContainerSummary, Engine, EngineError, EngineResult, LogChunk, LogEvent,
-    Resource,
+    BuildRequest, ContainerState, ContainerSummary, Engine, EngineError, EngineResult, LogChunk,
+    LogEvent, Resource,
 };
 use wharf_compose::Out;
+
+#[path = "compose_watch.rs"]
+mod watch;
 
 /// The Engine API calls of compose over wharf's client.
 struct Api<'a> {
@@ -361,11 +364,121 @@ impl Engine for Api<'_> {
         Ok(())
     }
 
-    async fn image_exists(&self, image: &str) -> EngineResult<bool> {
+    async fn image_id(&self, image: &str) -> EngineResult<Option<String>> {
         Ok(self
             .get_opt(&format!("/images/{}/json", enc_path(image)))
             .await?
-            .is_some())
+            .map(|v| v["Id"].as_str().unwrap_or("").to_string()))
+    }
+
+    async fn build_image(&self, req: &BuildRequest) -> EngineResult<()> {
+        // A `dockerfile_inline` is a file outside the context, which `wharf build` sends
+        // under a name of its own.
+        let inline = match &req.dockerfile_inline {
+            Some(text) => {
+                let f = tempfile_path("dockerfile-inline");
+                std::fs::write(&f, text).map_err(|e| EngineError {
+                    status: None,
+                    message: format!("writing {}: {e}", f.display()),
+                })?;
+                Some(f)
+            }
+            None => None,
+        };
+        let secret = req
+            .secrets
+            .iter()
+            .map(|s| match (&s.file, &s.env) {
+                (Some(f), _) => format!("id={},src={}", s.id, f.display()),
+                (None, Some(v)) => format!("id={},env={v}", s.id),
+                (None, None) => format!("id={}", s.id),
+            })
+            .collect();
+        let a = crate::cli::BuildArgs {
+            tag: req.tags.clone(),
+            file: inline
+                .as_ref()
+                .map(|f| f.display().to_string())
+                .or_else(|| req.dockerfile.clone()),
+            build_arg: req.args.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            target: req.target.clone(),
+            no_cache: req.no_cache,
+            pull: req.pull,
+            quiet: req.quiet,
+            iidfile: None,
+            label: req.labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            cache_from: req.cache_from.clone(),
+            network: req.network.clone().unwrap_or_else(|| "default".into()),
+            add_host: req.extra_hosts.clone(),
+            shm_size: req.shm_size.clone(),
+            memory: None,
+            memory_swap: None,
+            cpu_shares: None,
+            cpu_period: None,
+            cpu_quota: None,
+            cpuset_cpus: None,
+            cpuset_mems: None,
+            platform: None,
+            compress: false,
+            rm: true,
+            force_rm: false,
+            secret,
+            progress: "plain".into(),
+            context: req.context.display().to_string(),
+        };
+        let r = super::build::build_image(self.ctx, &a, false).await;
+        if let Some(f) = inline {
+            let _ = std::fs::remove_file(f);
+        }
+        r.map(drop).map_err(|e| EngineError {
+            status: None,
+            message: format!("failed to build {}: {e:#}", req.service),
+        })
+    }
+
+    async fn copy_to_container(
+        &self,
+        id: &str,
+        tar: Vec<u8>,
+        copy_uid_gid: bool,
+    ) -> EngineResult<()> {
+        let q = format!(
+            "/containers/{}/archive?path=/{}",
+            enc_path(id),
+            if copy_uid_gid { "&copyUIDGID=true" } else { "" }
+        );
+        self.ctx
+            .client
+            .request(
+                "PUT",
+                &q,
+                Some((crate::client::full_body(tar), "application/x-tar")),
+            )
+            .await
+            .map(drop)
+            .map_err(engine_err)
+    }
+
+    async fn push_image(&self, image: &str) -> EngineResult<()> {
+        let (repo, tag) = crate::format::names::split_tag(image);
+        let q = format!(
+            "/images/{}/push?tag={}",
+            enc_path(&repo),
+            enc(&tag.unwrap_or_else(|| "latest".into()))
+        );
+        let auth = crate::credentials::header_for_image(&self.ctx.config_dir, image)
+            .map_err(engine_err)?;
+        let resp = self
+            .ctx
+            .client
+            .request_with_headers("POST", &q, None, &[("X-Registry-Auth", &auth)])
+            .await
+            .map_err(engine_err)?;
+        let mut sink = std::io::sink();
+        crate::stream::show_progress(resp.into_body(), &mut sink, false)
+            .await
+            .map(drop)
+            .map_err(engine_err)
     }
 
     async fn pull_image(&self, image: &str) -> EngineResult<()> {
@@ -435,6 +548,43 @@ impl Engine for Api<'_> {
     }
 }
 
+/// `n` random bytes in hex.
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut b);
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A path for a file of ours under the temporary directory.
+fn tempfile_path(what: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("wharf-compose-{what}-{}", random_hex(8)))
+}
+
+/// A `cp` argument: `SERVICE:PATH` becomes the service's container `index` (`NAME:PATH`), a
+/// local path (with a `/` or `.` before any `:`) stays as it is.
+async fn cp_arg(
+    api: &Api<'_>,
+    project: &wharf_compose::Project,
+    arg: &str,
+    index: u32,
+) -> Result<String> {
+    let Some((svc, path)) = arg.split_once(':') else {
+        return Ok(arg.to_string());
+    };
+    if svc.is_empty() || svc.contains('/') || svc.starts_with('.') {
+        return Ok(arg.to_string());
+    }
+    let cs = wharf_compose::ops::containers(api, project, &[svc.to_string()], true)
+        .await
+        .map_err(|e| status(1, e.to_string()))?;
+    let Some(c) = cs.iter().find(|c| wharf_compose::up::number(c) == index) else {
+        return Err(status(1, format!("service \"{svc}\" is not running")));
+    };
+    Ok(format!("{}:{path}", c.name))
+}
+
 /// Follows one container's log to its end; returns the container's exit code then.
 async fn follow_one(
     client: &crate::client::Client,
@@ -493,8 +643,7 @@ impl Out for Stdout {
 
 /// compose v2's commands that wharf compose does not have yet.
 const NOT_YET: &[&str] = &[
-    "attach", "build", "commit", "cp", "events", "export", "push", "run", "stats", "watch",
-    "alpha", "publish", "volumes",
+    "attach", "commit", "export", "stats", "alpha", "publish", "volumes",
 ];
 
 pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
@@ -553,10 +702,12 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
         profiles: a.profile.clone(),
         environ: std::env::vars().collect(),
         cwd: std::env::current_dir().context("the current directory")?,
+        include_chain: Vec::new(),
     };
     let by_label = matches!(
         a.cmd,
-        ComposeCmd::Kill(_)
+        ComposeCmd::Events(_)
+            | ComposeCmd::Kill(_)
             | ComposeCmd::Images(_)
             | ComposeCmd::Top(_)
             | ComposeCmd::Wait(_)
@@ -611,6 +762,7 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
                 remove_orphans: u.remove_orphans,
                 force_recreate: u.force_recreate,
                 no_start: u.no_start,
+                build: u.build,
             };
             wharf_compose::up::up(&api, &project, &o, &mut Stderr)
                 .await
@@ -780,6 +932,7 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
                 remove_orphans: c.remove_orphans,
                 force_recreate: c.force_recreate,
                 no_start: true,
+                build: c.build,
             };
             wharf_compose::up::up(&api, &project, &o, &mut Stderr)
                 .await
@@ -845,6 +998,93 @@ pub async fn run(ctx: &Ctx, a: ComposeArgs) -> Result<i32> {
                 super::container::top(ctx, args).await?;
                 println!();
             }
+        }
+        ComposeCmd::Build(b) => {
+            let o = wharf_compose::build::BuildOptions {
+                no_cache: b.no_cache,
+                pull: b.pull,
+                quiet: b.quiet,
+            };
+            let mut quiet_out: Vec<String> = Vec::new();
+            let out: &mut dyn Out = if b.quiet { &mut quiet_out } else { &mut Stderr };
+            wharf_compose::build::build(&api, &project, &b.services, &o, out)
+                .await
+                .map_err(fail)?;
+        }
+        ComposeCmd::Push(x) => wharf_compose::build::push(
+            &api,
+            &project,
+            &x.services,
+            x.ignore_push_failures,
+            &mut Stderr,
+        )
+        .await
+        .map_err(fail)?,
+        ComposeCmd::Run(r) => {
+            let on_tty = crate::tty::is_tty(std::os::fd::AsFd::as_fd(&std::io::stdin()))
+                && crate::tty::stdout_is_tty();
+            let o = wharf_compose::run::RunOptions {
+                service: r.service_and_cmd[0].clone(),
+                command: r.service_and_cmd[1..].to_vec(),
+                entrypoint: r.entrypoint,
+                env: r.env,
+                name: r.name,
+                service_ports: r.service_ports,
+                no_deps: r.no_deps,
+                rm: r.rm,
+                tty: !r.no_tty && !r.detach && on_tty,
+                user: r.user,
+                workdir: r.workdir,
+                slug: random_hex(6),
+            };
+            let environ = |k: &str| std::env::var(k).ok();
+            let (id, name) = wharf_compose::run::create(&api, &project, &o, &environ, &mut Stderr)
+                .await
+                .map_err(fail)?;
+            if r.detach {
+                api.start_container(&id)
+                    .await
+                    .map_err(|e| status(1, e.to_string()))?;
+                println!("{name}");
+                return Ok(0);
+            }
+            let args = crate::cli::StartArgs {
+                attach: true,
+                interactive: true,
+                detach_keys: None,
+                containers: vec![id],
+            };
+            return super::container::start(ctx, args).await;
+        }
+        ComposeCmd::Watch(w) => return watch::watch(&api, &project, &w.services, w.no_up).await,
+        ComposeCmd::Events(x) => {
+            let filters = wharf_compose::events::filters(&project.name).to_string();
+            let resp = ctx
+                .client
+                .get(&format!("/events?filters={}", enc(&filters)))
+                .await?;
+            crate::stream::json_lines(resp.into_body(), |ev| {
+                if let Some(l) = wharf_compose::events::line(&ev, &x.services, x.json) {
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{l}")?;
+                    out.flush()?;
+                }
+                Ok(true)
+            })
+            .await?;
+        }
+        ComposeCmd::Cp(c) => {
+            let src = cp_arg(&api, &project, &c.src, c.index).await?;
+            let dest = cp_arg(&api, &project, &c.dest, c.index).await?;
+            let args = crate::cli::CpArgs {
+                follow_link: c.follow_link,
+                archive: c.archive,
+                quiet: true,
+                src,
+                dest,
+            };
+            return super::container::cp(ctx, args).await;
         }
         ComposeCmd::Pull(x) => wharf_compose::ops::pull(&api, &project, &x.services, &mut Stderr)
             .await

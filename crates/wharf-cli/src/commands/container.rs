@@ -1282,6 +1282,8 @@ async fn copy_from(ctx: &Ctx, c: &str, path: &str, dest: &str, quiet: bool) -> R
         let mut e = entry?;
         let p = e.path()?.into_owned();
         let p = match (&rename, p.strip_prefix(&base)) {
+            // (A file itself: `rest` is empty, and joining it would add a `/`.)
+            (Some(r), Ok(rest)) if rest.as_os_str().is_empty() => std::path::PathBuf::from(r),
             (Some(r), Ok(rest)) => std::path::Path::new(r).join(rest),
             _ => p,
         };
