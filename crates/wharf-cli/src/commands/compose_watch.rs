@@ -40,8 +40,13 @@ fn add_tree(ino: &Inotify, dir: &Path, wds: &mut HashMap<WatchDescriptor, PathBu
     }
 }
 
-/// The watching thread: every changed path, as it comes.
-fn watcher(roots: Vec<PathBuf>, tx: tokio::sync::mpsc::UnboundedSender<PathBuf>) -> Result<()> {
+/// The watching thread: every changed path, as it comes. `ready` is told once every root is
+/// watched: a change made before that would be missed.
+fn watcher(
+    roots: Vec<PathBuf>,
+    tx: tokio::sync::mpsc::UnboundedSender<PathBuf>,
+    ready: tokio::sync::oneshot::Sender<()>,
+) -> Result<()> {
     let ino = Inotify::init(InitFlags::IN_CLOEXEC).context("inotify_init")?;
     let mut wds = HashMap::new();
     for r in &roots {
@@ -54,6 +59,7 @@ fn watcher(roots: Vec<PathBuf>, tx: tokio::sync::mpsc::UnboundedSender<PathBuf>)
             }
         }
     }
+    let _ = ready.send(());
     loop {
         let events = ino.read_events().context("reading inotify events")?;
         for e in events {
@@ -161,11 +167,17 @@ pub(super) async fn watch(
             .map_err(fail)?;
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
-        if let Err(e) = watcher(roots, tx) {
+        if let Err(e) = watcher(roots, tx, ready_tx) {
             eprintln!("watch: {e:#}");
         }
     });
+    // "Watch enabled" only once the watches are in place (what a user, or a test, changes
+    // after reading it is seen); the watcher failing to start drops the sender.
+    if ready.await.is_err() {
+        return Err(status(1, "the file watcher could not start"));
+    }
     eprintln!("Watch enabled");
     loop {
         let first = tokio::select! {
