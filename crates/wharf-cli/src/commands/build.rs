@@ -978,7 +978,8 @@ pub async fn build_image(ctx: &Ctx, a: &BuildArgs, print_id: bool) -> Result<Str
         if print_id {
             print!("{text}");
         }
-        image_id = text.trim().to_string();
+        // With its newline, as docker's -q writes it to --iidfile.
+        image_id = text;
     } else if live {
         image_id = live_view(resp.into_body()).await?;
     } else {
@@ -1007,7 +1008,7 @@ pub async fn build_image(ctx: &Ctx, a: &BuildArgs, print_id: bool) -> Result<Str
         }
         std::fs::write(f, &image_id).with_context(|| format!("writing {f}"))?;
     }
-    Ok(image_id)
+    Ok(image_id.trim().to_string())
 }
 
 /// One step of the live view.
