@@ -103,6 +103,10 @@ pub async fn create<E: Engine>(
     body["Labels"][labels::ONEOFF] = json!("True");
     body["Labels"][labels::SLUG] = json!(o.slug);
     body["AttachStdin"] = json!(true);
+    // As compose v2 sets it: the stdin that the client attaches is the container's only one.
+    // Without it dockerd closes the attach's stdout and stderr when the client's stdin ends
+    // (`run -T` with stdin at EOF), and a quick one-off's output is lost.
+    body["StdinOnce"] = json!(true);
     body["HostConfig"]["AutoRemove"] = json!(o.rm);
     // No alias of the service: a one-off is not one of its replicas.
     if let Some(eps) = body["NetworkingConfig"]["EndpointsConfig"].as_object_mut() {
@@ -179,6 +183,14 @@ mod tests {
         assert_eq!(c.body["Labels"]["com.docker.compose.oneoff"], "True");
         assert_eq!(c.body["Cmd"], json!(["echo", "hi"]));
         assert_eq!(c.body["HostConfig"]["AutoRemove"], true);
+        assert_eq!(
+            (
+                &c.body["AttachStdin"],
+                &c.body["OpenStdin"],
+                &c.body["StdinOnce"]
+            ),
+            (&json!(true), &json!(true), &json!(true))
+        );
         assert!(c.body["HostConfig"].get("RestartPolicy").is_none());
         assert!(c.body["HostConfig"].get("PortBindings").is_none());
         let env: Vec<&str> = c.body["Env"]
