@@ -1023,10 +1023,7 @@ impl Engine {
             _ => None,
         };
         // Reads the image's /etc/passwd and /etc/group: off the async threads.
-        let (user_root, user) = (
-            rootfs.clone(),
-            cfg.user.clone(),
-        );
+        let (user_root, user) = (rootfs.clone(), cfg.user.clone());
         let group_add = hc.group_add.clone().unwrap_or_default();
         let resolved = blocking(move || {
             let ids = spec::resolve_user(&user_root, &user)?;
