@@ -1735,7 +1735,7 @@ impl Engine {
     /// Writes the exec's OCI process and returns the path the shim reads it from.
     pub async fn exec_process_file(&self, e: &ExecInstance) -> Result<PathBuf, ApiError> {
         let sdir = self.state_dir(&e.container);
-        let spec: Value =
+        let spec: oci_spec::runtime::Spec =
             serde_json::from_slice(&std::fs::read(sdir.join("config.json")).map_err(internal)?)
                 .map_err(internal)?;
         let user = if e.config.user.is_empty() {
@@ -1769,7 +1769,9 @@ impl Engine {
             e.config.privileged,
         );
         if let Some((_, groups)) = user.filter(|(_, g)| !g.is_empty()) {
-            p["user"]["additionalGids"] = json!(groups);
+            let mut who = p.user().clone();
+            who.set_additional_gids(Some(groups));
+            p.set_user(who);
         }
         let path = sdir.join(format!("exec-{}.json", e.id));
         container::write_runtime_file(&path, &serde_json::to_vec(&p).expect("serializable"))

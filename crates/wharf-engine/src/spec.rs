@@ -2,8 +2,8 @@
 //! with Docker's defaults: capabilities, masked and read-only paths, mounts, namespaces.
 
 use oci_spec::runtime::{
-    LinuxBlockIo, LinuxCpu, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory,
-    LinuxPids, LinuxResources,
+    Capabilities, LinuxBlockIo, LinuxCpu, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType,
+    LinuxMemory, LinuxPids, LinuxResources, Process, Spec, User,
 };
 use serde_json::{json, Value};
 use std::path::Path;
@@ -1083,42 +1083,48 @@ fn device_rules(h: &HostConfig) -> Result<Vec<LinuxDeviceCgroup>, SpecError> {
 
 /// The OCI `process` of an exec, derived from the container's spec.
 pub fn exec_process(
-    container_spec: &Value,
+    container_spec: &Spec,
     args: &[String],
     env: &[String],
     cwd: &str,
     user: Option<(u32, u32)>,
     tty: bool,
     privileged: bool,
-) -> Value {
-    let mut p = container_spec["process"].clone();
-    p["args"] = json!(args);
-    p["terminal"] = json!(tty);
+) -> Process {
+    let mut p = container_spec.process().clone().unwrap_or_default();
+    p.set_args(Some(args.to_vec()));
+    p.set_terminal(Some(tty));
     if !env.is_empty() {
-        let mut merged: Vec<String> = p["env"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut merged: Vec<String> = p.env().clone().unwrap_or_default();
         for e in env {
             let key = e.split('=').next().unwrap_or_default();
             merged.retain(|m| m.split('=').next() != Some(key));
             merged.push(e.clone());
         }
-        p["env"] = json!(merged);
+        p.set_env(Some(merged));
     }
     if !cwd.is_empty() {
-        p["cwd"] = json!(cwd);
+        p.set_cwd(cwd.into());
     }
     if let Some((u, g)) = user {
-        p["user"] = json!({"uid": u, "gid": g});
+        let mut who = User::default();
+        who.set_uid(u);
+        who.set_gid(g);
+        p.set_user(who);
     }
     if privileged {
-        let all = host_caps();
-        p["capabilities"] = json!({"bounding": all, "effective": all, "permitted": all});
+        let all: Capabilities = host_caps()
+            .iter()
+            .filter_map(|c| c.trim_start_matches("CAP_").parse().ok())
+            .collect();
+        // Not LinuxCapabilities::default(), which holds a set of its own in every field.
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        caps.set_bounding(Some(all.clone()));
+        caps.set_effective(Some(all.clone()));
+        caps.set_permitted(Some(all));
+        caps.set_inheritable(None);
+        caps.set_ambient(None);
+        p.set_capabilities(Some(caps));
     }
     p
 }
