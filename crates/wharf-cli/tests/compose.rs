@@ -392,7 +392,7 @@ fn errors_and_refusals(t: &Target) {
     assert_eq!(
         stderr(&o),
         format!(
-            "{}: services.a: additional property bogus is not allowed\n",
+            "validating {}: services.a additional properties 'bogus' not allowed\n",
             p.file()
         )
     );

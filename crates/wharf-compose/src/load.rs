@@ -163,6 +163,9 @@ fn read_file(path: &Path, vars: &Vars, cache: &mut BTreeMap<PathBuf, Value>) -> 
             message,
         },
     })?;
+    crate::interpolate::cast_tree(&mut v, &mut Vec::new())
+        .map_err(|(key, message)| invalid(&file, &key, message))?;
+    crate::schema::validate(&file, &v)?;
     cache.insert(path.to_path_buf(), v.clone());
     resolve_extends(path, &mut v, vars, cache)?;
     cache.insert(path.to_path_buf(), v.clone());
@@ -818,6 +821,51 @@ mod tests {
         let e = load(&o).unwrap_err().to_string();
         assert!(
             e.ends_with("services.a.command: required variable MSG is missing a value: set MSG"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn each_file_is_validated_after_interpolation_and_named() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        write(d, "compose.yaml", "services:\n  web:\n    image: x\n");
+        // The override breaks the schema: the error names it, not the base file.
+        write(
+            d,
+            "compose.override.yaml",
+            "services:\n  web:\n    ports: [{target: 80, host: h}]\n",
+        );
+        let e = load(&opts(d)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "validating {}: services.web.ports.0 additional properties 'host' not allowed",
+                d.join("compose.override.yaml").display()
+            )
+        );
+        // Interpolated text cast where compose v2 casts it passes the schema (which wants a
+        // boolean for depends_on's required) and reaches the model.
+        write(
+            d,
+            "compose.override.yaml",
+            "services:\n  web:\n    init: ${INIT:-true}\n    depends_on:\n      db: {condition: service_started, required: \"${REQ}\"}\n  db:\n    image: y\n",
+        );
+        let mut o = opts(d);
+        o.environ.insert("REQ".into(), "false".into());
+        let p = load(&o).unwrap();
+        assert_eq!(p.services["web"].init, Some(true));
+        assert!(!p.services["web"].depends_on["db"].required);
+        // A type no cast fixes is the schema's error (of a oneOf, the first alternative's, as
+        // compose-go picks it).
+        write(
+            d,
+            "compose.override.yaml",
+            "services:\n  web:\n    command: {a: b}\n",
+        );
+        let e = load(&opts(d)).unwrap_err().to_string();
+        assert!(
+            e.ends_with("compose.override.yaml: services.web.command must be a null"),
             "{e}"
         );
     }
