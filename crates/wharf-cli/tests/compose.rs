@@ -9,25 +9,6 @@ mod common;
 use common::target::Target;
 use common::{eventually, stderr, stdout};
 
-macro_rules! scenario {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn on_wharfd() {
-                require_env!();
-                super::$name(&Target::wharfd());
-            }
-            #[test]
-            fn on_dockerd() {
-                require_env!();
-                let Some(t) = Target::dockerd() else { return };
-                super::$name(&t);
-            }
-        }
-    };
-}
-
 const PROJECT: &str = r#"
 services:
   db:
