@@ -515,7 +515,7 @@ mod tests {
              - {action: sync, path: ./src, target: /app, ignore: ['*.tmp'], initial_sync: true}\n        \
              - {action: sync+restart, path: ./conf.ini, target: /etc/app.ini, initial_sync: true}\n        \
              - {action: sync, path: ./other.js, target: /o.js}\n        \
-             - {action: sync+exec, path: ./src, target: /x, initial_sync: true, exec: {command: [true]}}\n",
+             - {action: sync+exec, path: ./src, target: /x, initial_sync: true, exec: {command: [echo]}}\n",
         )
         .unwrap();
         let p = load(&Options {
