@@ -106,7 +106,12 @@ fn read_yaml(path: &Path) -> Result<Value> {
         path: path.to_path_buf(),
         source,
     })?;
-    let v: Value = serde_yaml_ng::from_str(&text).map_err(|source| ComposeError::Yaml {
+    let mut v: Value = serde_yaml_ng::from_str(&text).map_err(|source| ComposeError::Yaml {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // `<<: *anchor` merge keys, as compose-go's YAML parser applies them.
+    v.apply_merge().map_err(|source| ComposeError::Yaml {
         path: path.to_path_buf(),
         source,
     })?;
@@ -856,6 +861,15 @@ mod tests {
         let p = load(&o).unwrap();
         assert_eq!(p.services["web"].init, Some(true));
         assert!(!p.services["web"].depends_on["db"].required);
+        // YAML merge keys are applied before validation.
+        write(
+            d,
+            "compose.override.yaml",
+            "x-base: &base\n  image: z\n  init: true\nservices:\n  web:\n    <<: *base\n    image: w\n",
+        );
+        let p = load(&opts(d)).unwrap();
+        assert_eq!(p.services["web"].image.as_deref(), Some("w"));
+        assert_eq!(p.services["web"].init, Some(true));
         // A type no cast fixes is the schema's error (of a oneOf, the first alternative's, as
         // compose-go picks it).
         write(
