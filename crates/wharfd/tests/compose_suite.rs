@@ -113,10 +113,6 @@ const GAPS: &[(&str, &str)] = &[
         "DeviceCgroupRules is refused",
     ),
     (
-        "test_create_container_with_healthcheck_config",
-        "a healthcheck Test of no known kind ([\"true\"]) is refused at create (dockerd takes it, never probes)",
-    ),
-    (
         "test_create_container_with_oom_kill_disable",
         "OomKillDisable is refused",
     ),
