@@ -99,7 +99,6 @@ const GAPS: &[(&str, &str)] = &[
         "ipv6_address on a network without enable_ipv6 is refused (as Docker 28)",
     ),
     ("test_up_with_ipam_config", "IPAM AuxiliaryAddresses are not kept"),
-    ("test_up_with_ipam_options", "IPAM Options are not kept"),
     (
         "test_up_with_network_link_local_ips",
         "IPAMConfig.LinkLocalIPs is refused",

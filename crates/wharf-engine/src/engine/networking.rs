@@ -668,7 +668,11 @@ impl Engine {
             "Driver": n.driver,
             "EnableIPv4": true,
             "EnableIPv6": n.enable_ipv6,
-            "IPAM": {"Driver": "default", "Options": null, "Config": ipam_config},
+            "IPAM": {
+                "Driver": "default",
+                "Options": if n.ipam_options.is_empty() { Value::Null } else { json!(n.ipam_options) },
+                "Config": ipam_config,
+            },
             "Internal": n.internal,
             "Attachable": n.attachable,
             "Ingress": false,
@@ -753,6 +757,7 @@ impl Engine {
             attachable: b["Attachable"].as_bool().unwrap_or(false),
             labels: strmap(&b["Labels"]),
             options: strmap(&b["Options"]),
+            ipam_options: strmap(&b["IPAM"]["Options"]),
         };
         let engine = self.clone();
         let n = blocking(move || engine.networks.create(opts))
