@@ -13,49 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/wharf-target}
-cargo build -q --release -p wharfd -p wharf-shim -p wharf-runtime -p wharf-cli
-bin=$CARGO_TARGET_DIR/release
-work=$(mktemp -d /tmp/wharf-bbench-XXXXXX)
-sock=$work/d.sock
-cg=/$(basename "$work")
-W="docker -H unix://$sock"
-DS="unix://$work/docker.sock"
+. bench/lib.sh
+bench_before_cleanup() { [ -z "${BA:-}" ] || $BA rm --all >/dev/null 2>&1 || true; }
+bench_start bbench 215 216
 BA="buildah --root $work/buildah --runroot $work/buildah-run --storage-driver overlay"
-cleanup() {
-    [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-    if [ -n "${dpid:-}" ]; then
-        kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null || true
-    fi
-    [ -n "${dbr:-}" ] && ip link del "$dbr" 2>/dev/null || true
-    [ -n "${br:-}" ] && ip link del "$br" 2>/dev/null || true
-    $BA rm --all >/dev/null 2>&1 || true
-    grep -o "$work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-    find /sys/fs/cgroup/*"$cg" -depth -type d 2>/dev/null | xargs -r rmdir 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-br=wb$(printf '%04x' $RANDOM)
-"$bin/wharfd" -H "unix://$sock" --data-root "$work/data" --exec-root "$work/exec" \
-    --config-file /nonexistent --cgroup-parent "$cg" --bridge "$br" --bip 10.215.$((RANDOM % 250)).1/24 \
-    2>"$work/wharfd.log" &
-pid=$!
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
-scripts/mkbusybox-rootfs.sh >"$work/rootfs.tar"
-$W import "$work/rootfs.tar" busybox >/dev/null
-
-dbr=wd$(printf '%04x' $RANDOM)
-ip link add "$dbr" type bridge
-ip addr add 10.216.$((RANDOM % 250)).1/24 dev "$dbr"
-ip link set "$dbr" up
-echo '{}' >"$work/daemon.json"
-dockerd -H "$DS" --data-root "$work/docker-data" --exec-root "$work/docker-exec" \
-    --pidfile "$work/docker.pid" -b "$dbr" --iptables=false --ip6tables=false \
-    --config-file "$work/daemon.json" 2>"$work/dockerd.log" &
-dpid=$!
-for _ in $(seq 300); do docker -H "$DS" version >/dev/null 2>&1 && break; sleep 0.1; done
-docker -H "$DS" import "$work/rootfs.tar" busybox >/dev/null
+W="docker -H $WS"
 $W save busybox -o "$work/busybox.tar"
 $BA pull -q "docker-archive:$work/busybox.tar" >/dev/null
 $BA tag "$($BA images -q | head -1)" busybox
@@ -97,8 +59,8 @@ EOF
     for i in $(seq 8); do printf 'COPY --from=s%d /r%d /\n' "$i" "$i"; done
 } >"$work/eight/Dockerfile"
 
-wharf_b() { echo "env DOCKER_BUILDKIT=0 docker -H unix://$sock build -q --network none $*"; }
-wcli_b() { echo "$bin/wharf -H unix://$sock build -q --network none $*"; }
+wharf_b() { echo "env DOCKER_BUILDKIT=0 docker -H $WS build -q --network none $*"; }
+wcli_b() { echo "$bin/wharf -H $WS build -q --network none $*"; }
 classic_b() { echo "env DOCKER_BUILDKIT=0 docker -H $DS build -q --network none $*"; }
 kit_b() { echo "env DOCKER_BUILDKIT=1 /usr/bin/docker -H $DS build -q --network none $*"; }
 buildah_b() { echo "$BA build -q --runtime runc --network none --layers $*"; }

@@ -8,52 +8,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/wharf-target}
-cargo build -q --release -p wharfd -p wharf-shim -p wharf-runtime -p wharf-cli
-bin=$CARGO_TARGET_DIR/release
-work=$(mktemp -d /tmp/wharf-cbench-XXXXXX)
-sock=$work/d.sock
-cg=/$(basename "$work")
-WS="unix://$sock"
-DS="unix://$work/docker.sock"
-cleanup() {
+. bench/lib.sh
+bench_before_cleanup() {
     for h in "$WS" "$DS"; do
         for p in bench chain; do
             "$bin/wharf" -H "$h" compose -f "$work/$p.yaml" -p "$p" down -t 1 >/dev/null 2>&1 || true
         done
     done
-    [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-    if [ -n "${dpid:-}" ]; then
-        kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null || true
-    fi
-    [ -n "${dbr:-}" ] && ip link del "$dbr" 2>/dev/null || true
-    [ -n "${br:-}" ] && ip link del "$br" 2>/dev/null || true
-    grep -o "$work[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-    find /sys/fs/cgroup/*"$cg" -depth -type d 2>/dev/null | xargs -r rmdir 2>/dev/null || true
-    rm -rf "$work"
 }
-trap cleanup EXIT
-
-br=wc$(printf '%04x' $RANDOM)
-"$bin/wharfd" -H "$WS" --data-root "$work/data" --exec-root "$work/exec" \
-    --config-file /nonexistent --cgroup-parent "$cg" --bridge "$br" --bip 10.217.$((RANDOM % 250)).1/24 \
-    2>"$work/wharfd.log" &
-pid=$!
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
-scripts/mkbusybox-rootfs.sh >"$work/rootfs.tar"
-"$bin/wharf" -H "$WS" import "$work/rootfs.tar" busybox >/dev/null
-
-dbr=wd$(printf '%04x' $RANDOM)
-ip link add "$dbr" type bridge
-ip addr add 10.218.$((RANDOM % 250)).1/24 dev "$dbr"
-ip link set "$dbr" up
-echo '{}' >"$work/daemon.json"
-dockerd -H "$DS" --data-root "$work/docker-data" --exec-root "$work/docker-exec" \
-    --pidfile "$work/docker.pid" -b "$dbr" --iptables=false --ip6tables=false \
-    --config-file "$work/daemon.json" 2>"$work/dockerd.log" &
-dpid=$!
-for _ in $(seq 300); do docker -H "$DS" version >/dev/null 2>&1 && break; sleep 0.1; done
-docker -H "$DS" import "$work/rootfs.tar" busybox >/dev/null
+bench_start cbench 217 218
 
 # The 10-service app: each service stops at once on SIGTERM (no grace period measured).
 {

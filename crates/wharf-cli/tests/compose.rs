@@ -9,25 +9,6 @@ mod common;
 use common::target::Target;
 use common::{eventually, stderr, stdout};
 
-macro_rules! scenario {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn on_wharfd() {
-                require_env!();
-                super::$name(&Target::wharfd());
-            }
-            #[test]
-            fn on_dockerd() {
-                require_env!();
-                let Some(t) = Target::dockerd() else { return };
-                super::$name(&t);
-            }
-        }
-    };
-}
-
 const PROJECT: &str = r#"
 services:
   db:
@@ -392,7 +373,7 @@ fn errors_and_refusals(t: &Target) {
     assert_eq!(
         stderr(&o),
         format!(
-            "{}: services.a: additional property bogus is not allowed\n",
+            "validating {}: services.a additional properties 'bogus' not allowed\n",
             p.file()
         )
     );
@@ -1018,7 +999,20 @@ services:
     stop_grace_period: 1s
     develop:
       watch:
-        - {action: sync, path: ./src, target: /app/src, ignore: ['*.tmp']}
+        - {action: sync, path: ./src, target: /app/src, ignore: ['*.tmp'], initial_sync: true}
+  hooked:
+    image: busybox
+    command: sleep 300
+    stop_grace_period: 1s
+    develop:
+      watch:
+        - action: sync+exec
+          path: ./hook
+          target: /hook
+          include: ['*.conf']
+          exec:
+            command: sh -c 'echo "$$H-$$(cat /hook/x.conf)" > /ran'
+            environment: {H: hook}
   built:
     build: ./ctx
     stop_grace_period: 1s
@@ -1029,7 +1023,11 @@ services:
     );
     let d = p.dir.path();
     std::fs::create_dir_all(d.join("src")).unwrap();
+    std::fs::create_dir_all(d.join("hook")).unwrap();
     std::fs::create_dir_all(d.join("ctx")).unwrap();
+    // There before the watch: copied by the initial sync (but not the ignored one).
+    std::fs::write(d.join("src/pre.txt"), "pre\n").unwrap();
+    std::fs::write(d.join("src/pre.tmp"), "no\n").unwrap();
     std::fs::write(
         d.join("ctx/Dockerfile"),
         "FROM busybox\nCOPY v.txt /v.txt\nCMD [\"sleep\", \"300\"]\n",
@@ -1080,6 +1078,20 @@ services:
             let o = compose(t, &p, &["exec", "-T", svc, "cat", f]);
             stdout(&o)
         };
+        // initial_sync: done before "Watch enabled".
+        if cat("app", "/app/src/pre.txt") != "pre\n" || !cat("app", "/app/src/pre.tmp").is_empty() {
+            return Err("initial_sync did not copy src/pre.txt alone".into());
+        }
+        // sync+exec: the included file synced, then the command run (with its environment)
+        // after the sync; a file the include patterns leave out is neither synced nor a trigger.
+        std::fs::write(d.join("hook/skip.txt"), "no\n").unwrap();
+        std::fs::write(d.join("hook/x.conf"), "v1").unwrap();
+        eventually("the sync+exec hook ran after the sync", || {
+            cat("hooked", "/ran") == "hook-v1\n"
+        });
+        if !cat("hooked", "/hook/skip.txt").is_empty() {
+            return Err("a file outside include was synced".into());
+        }
         // sync: a new file (in a new directory) appears in the container; an ignored one not.
         std::fs::write(d.join("src/skip.tmp"), "no\n").unwrap();
         std::fs::create_dir_all(d.join("src/sub")).unwrap();

@@ -14,25 +14,7 @@ use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `scenario!(name)` runs `fn name(&Target)` as `name::on_wharfd` and `name::on_dockerd`.
-macro_rules! scenario {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn on_wharfd() {
-                require_env!();
-                super::$name(&Target::wharfd());
-            }
-            #[test]
-            fn on_dockerd() {
-                require_env!();
-                let Some(t) = Target::dockerd() else { return };
-                super::$name(&t);
-            }
-        }
-    };
-}
+// `scenario!(name)` (common/target.rs) runs `fn name(&Target)` against wharfd and dockerd.
 
 const NONE: &str = "--network=none";
 

@@ -448,7 +448,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            e.ends_with("compose.yaml: services.a.build: additional property bogus is not allowed"),
+            e.ends_with("compose.yaml: services.a.build additional properties 'bogus' not allowed"),
             "{e}"
         );
         let (_t, p) = project(

@@ -25,6 +25,14 @@ pub enum ComposeError {
         key: String,
         message: String,
     },
+    /// A file that breaks the compose specification's JSON schema (compose v2's wording:
+    /// the key path, dot-separated, then what is wrong; no path for the top level).
+    #[error("validating {file}: {}{message}", if path.is_empty() { String::new() } else { format!("{path} ") })]
+    Schema {
+        file: String,
+        path: String,
+        message: String,
+    },
     /// `${VAR:?err}` / `${VAR?err}` with VAR unset (or empty for `:?`).
     #[error("{file}: {key}: required variable {var} is missing a value: {message}")]
     Required {

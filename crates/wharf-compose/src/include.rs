@@ -267,7 +267,7 @@ mod tests {
         );
         let e = load(&opts(d)).unwrap_err().to_string();
         assert!(
-            e.ends_with("include[0]: additional property bogus is not allowed"),
+            e.ends_with("compose.yaml: include.0 additional properties 'bogus' not allowed"),
             "{e}"
         );
     }

@@ -178,6 +178,135 @@ pub fn interpolate_tree(
     Ok(())
 }
 
+/// The keys whose interpolated text compose v2 casts to a boolean, integer or number before
+/// validation (compose-go's type-cast mapping), so `init: ${INIT:-false}` is a boolean.
+/// `*` is any one key, `[]` any list item.
+const CASTS: &[(&str, Cast)] = &[
+    ("services.*.cpu_count", Cast::Int),
+    ("services.*.cpu_percent", Cast::Float),
+    ("services.*.cpu_period", Cast::Int),
+    ("services.*.cpu_quota", Cast::Int),
+    ("services.*.cpu_rt_period", Cast::Int),
+    ("services.*.cpu_rt_runtime", Cast::Int),
+    ("services.*.cpus", Cast::Float),
+    ("services.*.cpu_shares", Cast::Int),
+    ("services.*.init", Cast::Bool),
+    ("services.*.depends_on.*.required", Cast::Bool),
+    ("services.*.depends_on.*.restart", Cast::Bool),
+    ("services.*.deploy.replicas", Cast::Int),
+    ("services.*.deploy.update_config.parallelism", Cast::Int),
+    (
+        "services.*.deploy.update_config.max_failure_ratio",
+        Cast::Float,
+    ),
+    ("services.*.deploy.rollback_config.parallelism", Cast::Int),
+    (
+        "services.*.deploy.rollback_config.max_failure_ratio",
+        Cast::Float,
+    ),
+    ("services.*.deploy.restart_policy.max_attempts", Cast::Int),
+    (
+        "services.*.deploy.placement.max_replicas_per_node",
+        Cast::Int,
+    ),
+    ("services.*.healthcheck.retries", Cast::Int),
+    ("services.*.healthcheck.disable", Cast::Bool),
+    ("services.*.oom_kill_disable", Cast::Bool),
+    ("services.*.oom_score_adj", Cast::Int),
+    ("services.*.pids_limit", Cast::Int),
+    ("services.*.ports.[].target", Cast::Int),
+    ("services.*.privileged", Cast::Bool),
+    ("services.*.read_only", Cast::Bool),
+    ("services.*.scale", Cast::Int),
+    ("services.*.stdin_open", Cast::Bool),
+    ("services.*.tty", Cast::Bool),
+    ("services.*.ulimits.*", Cast::Int),
+    ("services.*.ulimits.*.hard", Cast::Int),
+    ("services.*.ulimits.*.soft", Cast::Int),
+    ("services.*.volumes.[].read_only", Cast::Bool),
+    ("services.*.volumes.[].volume.nocopy", Cast::Bool),
+    ("networks.*.external", Cast::Bool),
+    ("networks.*.internal", Cast::Bool),
+    ("networks.*.attachable", Cast::Bool),
+    ("networks.*.enable_ipv4", Cast::Bool),
+    ("networks.*.enable_ipv6", Cast::Bool),
+    ("volumes.*.external", Cast::Bool),
+    ("secrets.*.external", Cast::Bool),
+    ("configs.*.external", Cast::Bool),
+];
+
+#[derive(Clone, Copy)]
+enum Cast {
+    Bool,
+    Int,
+    Float,
+}
+
+impl Cast {
+    fn apply(self, s: &str) -> Result<Value, String> {
+        match self {
+            // YAML 1.1's y/yes/on and n/no/off too, as compose-go accepts them.
+            Cast::Bool => match s.to_ascii_lowercase().as_str() {
+                "true" | "y" | "yes" | "on" => Ok(Value::Bool(true)),
+                "false" | "n" | "no" | "off" => Ok(Value::Bool(false)),
+                _ => Err(format!("invalid boolean: {s}")),
+            },
+            Cast::Int => s
+                .parse::<i64>()
+                .map(|i| Value::Number(i.into()))
+                .map_err(|_| format!("invalid integer: {s}")),
+            Cast::Float => s
+                .parse::<f64>()
+                .map(|f| Value::Number(f.into()))
+                .map_err(|_| format!("invalid number: {s}")),
+        }
+    }
+}
+
+fn matches(pattern: &str, path: &[String]) -> bool {
+    let parts: Vec<&str> = pattern.split('.').collect();
+    parts.len() == path.len()
+        && parts.iter().zip(path).all(|(p, k)| match *p {
+            "*" => true,
+            "[]" => k.starts_with('['),
+            _ => p == k,
+        })
+}
+
+/// Casts the strings at [`CASTS`]' keys (after [`interpolate_tree`]); the error is the key and
+/// what is wrong.
+pub fn cast_tree(v: &mut Value, path: &mut Vec<String>) -> Result<(), (String, String)> {
+    match v {
+        Value::String(s) => {
+            if let Some((_, cast)) = CASTS.iter().find(|(p, _)| matches(p, path)) {
+                *v = cast.apply(s).map_err(|e| {
+                    let key = path.join(".").replace(".[", "[");
+                    (key, format!("failed to cast to expected type: {e}"))
+                })?;
+            }
+        }
+        Value::Sequence(seq) => {
+            for (i, item) in seq.iter_mut().enumerate() {
+                path.push(format!("[{i}]"));
+                let r = cast_tree(item, path);
+                path.pop();
+                r?;
+            }
+        }
+        Value::Mapping(m) => {
+            for (k, item) in m.iter_mut() {
+                path.push(crate::yaml::key_str(k));
+                let r = cast_tree(item, path);
+                path.pop();
+                r?;
+            }
+        }
+        Value::Tagged(t) => cast_tree(&mut t.value, path)?,
+        _ => {}
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,5 +409,31 @@ mod tests {
         let mut v: Value = serde_yaml_ng::from_str("a:\n  b: [ok, '${X:?no}']\n").unwrap();
         let (path, _, _) = interpolate_tree(&mut v, &mut Vec::new(), &env).unwrap_err();
         assert_eq!(path, "a.b.[1]");
+    }
+
+    #[test]
+    fn casts_at_compose_v2s_keys() {
+        let mut v: Value = serde_yaml_ng::from_str(
+            "services:\n  a:\n    init: 'yes'\n    scale: '3'\n    cpus: '0.5'\n    \
+             ports: [{target: '80'}, '8080:80']\n    depends_on: {b: {required: 'false'}}\n    \
+             command: 'true'\nvolumes:\n  d: {external: 'true'}\n",
+        )
+        .unwrap();
+        cast_tree(&mut v, &mut Vec::new()).unwrap();
+        let want: Value = serde_yaml_ng::from_str(
+            "services:\n  a:\n    init: true\n    scale: 3\n    cpus: 0.5\n    \
+             ports: [{target: 80}, '8080:80']\n    depends_on: {b: {required: false}}\n    \
+             command: 'true'\nvolumes:\n  d: {external: true}\n",
+        )
+        .unwrap();
+        assert_eq!(v, want);
+        let mut bad: Value = serde_yaml_ng::from_str("services:\n  a:\n    tty: maybe\n").unwrap();
+        assert_eq!(
+            cast_tree(&mut bad, &mut Vec::new()).unwrap_err(),
+            (
+                "services.a.tty".to_string(),
+                "failed to cast to expected type: invalid boolean: maybe".to_string()
+            )
+        );
     }
 }

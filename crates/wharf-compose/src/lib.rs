@@ -34,6 +34,7 @@ pub mod ops;
 pub mod parse;
 pub mod plan;
 pub mod run;
+pub mod schema;
 pub mod secrets;
 pub mod up;
 pub mod watch;

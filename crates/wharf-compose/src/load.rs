@@ -106,7 +106,12 @@ fn read_yaml(path: &Path) -> Result<Value> {
         path: path.to_path_buf(),
         source,
     })?;
-    let v: Value = serde_yaml_ng::from_str(&text).map_err(|source| ComposeError::Yaml {
+    let mut v: Value = serde_yaml_ng::from_str(&text).map_err(|source| ComposeError::Yaml {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // `<<: *anchor` merge keys, as compose-go's YAML parser applies them.
+    v.apply_merge().map_err(|source| ComposeError::Yaml {
         path: path.to_path_buf(),
         source,
     })?;
@@ -163,6 +168,9 @@ fn read_file(path: &Path, vars: &Vars, cache: &mut BTreeMap<PathBuf, Value>) -> 
             message,
         },
     })?;
+    crate::interpolate::cast_tree(&mut v, &mut Vec::new())
+        .map_err(|(key, message)| invalid(&file, &key, message))?;
+    crate::schema::validate(&file, &v)?;
     cache.insert(path.to_path_buf(), v.clone());
     resolve_extends(path, &mut v, vars, cache)?;
     cache.insert(path.to_path_buf(), v.clone());
@@ -818,6 +826,60 @@ mod tests {
         let e = load(&o).unwrap_err().to_string();
         assert!(
             e.ends_with("services.a.command: required variable MSG is missing a value: set MSG"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn each_file_is_validated_after_interpolation_and_named() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        write(d, "compose.yaml", "services:\n  web:\n    image: x\n");
+        // The override breaks the schema: the error names it, not the base file.
+        write(
+            d,
+            "compose.override.yaml",
+            "services:\n  web:\n    ports: [{target: 80, host: h}]\n",
+        );
+        let e = load(&opts(d)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "validating {}: services.web.ports.0 additional properties 'host' not allowed",
+                d.join("compose.override.yaml").display()
+            )
+        );
+        // Interpolated text cast where compose v2 casts it passes the schema (which wants a
+        // boolean for depends_on's required) and reaches the model.
+        write(
+            d,
+            "compose.override.yaml",
+            "services:\n  web:\n    init: ${INIT:-true}\n    depends_on:\n      db: {condition: service_started, required: \"${REQ}\"}\n  db:\n    image: y\n",
+        );
+        let mut o = opts(d);
+        o.environ.insert("REQ".into(), "false".into());
+        let p = load(&o).unwrap();
+        assert_eq!(p.services["web"].init, Some(true));
+        assert!(!p.services["web"].depends_on["db"].required);
+        // YAML merge keys are applied before validation.
+        write(
+            d,
+            "compose.override.yaml",
+            "x-base: &base\n  image: z\n  init: true\nservices:\n  web:\n    <<: *base\n    image: w\n",
+        );
+        let p = load(&opts(d)).unwrap();
+        assert_eq!(p.services["web"].image.as_deref(), Some("w"));
+        assert_eq!(p.services["web"].init, Some(true));
+        // A type no cast fixes is the schema's error (of a oneOf, the first alternative's, as
+        // compose-go picks it).
+        write(
+            d,
+            "compose.override.yaml",
+            "services:\n  web:\n    command: {a: b}\n",
+        );
+        let e = load(&opts(d)).unwrap_err().to_string();
+        assert!(
+            e.ends_with("compose.override.yaml: services.web.command must be a null"),
             "{e}"
         );
     }

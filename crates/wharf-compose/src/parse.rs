@@ -165,7 +165,7 @@ pub fn service(cx: &Ctx, name: &str, v: &Value) -> Result<Service> {
         match ks.as_str() {
             "image" => s.image = Some(cx.string(x, &key)?),
             "build" => s.build = Some(crate::build::parse(cx, &key, x)?),
-            "develop" => s.develop = Some(crate::watch::parse(cx, &key, x)?),
+            "develop" => s.develop = Some(crate::watch::parse(cx, &key, x, name)?),
             "secrets" | "configs" => {
                 let Value::Sequence(seq) = x else {
                     return cx.err(&key, "must be a list");

@@ -368,7 +368,7 @@ mod tests {
             ),
             (
                 "services:\n  a: {image: x}\nsecrets:\n  s: {content: c}\n",
-                "secrets.s: additional property content is not allowed",
+                "compose.yaml: secrets.s additional properties 'content' not allowed",
             ),
         ] {
             let t = tempfile::tempdir().unwrap();

@@ -1,7 +1,11 @@
 //! `develop.watch` and `watch`: which changed files ask for what. A batch of changed host
 //! paths becomes, per service, the files to sync into its containers (`sync`,
-//! `sync+restart`), and whether to restart them or rebuild its image and recreate them
-//! (`rebuild`), as compose v2 decides it. Watching the files and acting is wharf-cli's.
+//! `sync+restart`, `sync+exec`), whether to restart them, the commands to run in them after
+//! the sync (`sync+exec`'s `exec`), or whether to rebuild its image and recreate them
+//! (`rebuild`), as compose v2 decides it: every rule whose `path` holds a file, whose
+//! `include` patterns (if any) match it and whose `ignore` patterns do not, applies.
+//! [`initial_sync`] lists what `initial_sync: true` copies when the watch starts. Watching
+//! the files and acting is wharf-cli's.
 
 use crate::error::Result;
 use crate::model::Project;
@@ -22,6 +26,30 @@ pub enum Action {
     SyncRestart,
     #[serde(rename = "restart")]
     Restart,
+    #[serde(rename = "sync+exec")]
+    SyncExec,
+}
+
+impl Action {
+    fn syncs(self) -> bool {
+        matches!(self, Action::Sync | Action::SyncRestart | Action::SyncExec)
+    }
+}
+
+/// `exec:` of a `sync+exec` rule (the spec's service hook): run in each container of the
+/// service after the files are synced.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Hook {
+    pub command: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// `KEY=value` (a bare `KEY` is passed as it is, as `docker exec -e KEY`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub environment: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -34,6 +62,13 @@ pub struct Rule {
     /// `.dockerignore` patterns, relative to `path`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ignore: Vec<String>,
+    /// The same kind of patterns: when there are some, only the files they match count.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub initial_sync: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exec: Option<Hook>,
 }
 
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]
@@ -41,7 +76,55 @@ pub struct Develop {
     pub watch: Vec<Rule>,
 }
 
-pub fn parse(cx: &Ctx, key: &str, v: &Value) -> Result<Develop> {
+/// `ignore`/`include`: a list, or one pattern.
+fn patterns(cx: &Ctx, v: &Value, key: &str) -> Result<Vec<String>> {
+    match v {
+        Value::Sequence(_) => cx.strings(v, key),
+        _ => Ok(vec![cx.string(v, key)?]),
+    }
+}
+
+fn hook(cx: &Ctx, v: &Value, key: &str) -> Result<Hook> {
+    let mut h = Hook {
+        command: Vec::new(),
+        user: None,
+        privileged: false,
+        working_dir: None,
+        environment: Vec::new(),
+    };
+    for (k, x) in cx.map(v, key)? {
+        let ks = key_str(k);
+        let sub = format!("{key}.{ks}");
+        match ks.as_str() {
+            "command" => h.command = cx.command(x, &sub)?.unwrap_or_default(),
+            "user" => h.user = Some(cx.string(x, &sub)?),
+            "privileged" => h.privileged = cx.boolean(x, &sub)?,
+            "working_dir" => h.working_dir = Some(cx.string(x, &sub)?),
+            "environment" => {
+                h.environment = match x {
+                    Value::Sequence(_) => cx.strings(x, &sub)?,
+                    _ => cx
+                        .map(x, &sub)?
+                        .iter()
+                        .map(|(ek, ev)| {
+                            let eks = key_str(ek);
+                            Ok(match ev {
+                                Value::Null => eks,
+                                _ => format!("{eks}={}", cx.string(ev, &format!("{sub}.{eks}"))?),
+                            })
+                        })
+                        .collect::<Result<_>>()?,
+                }
+            }
+            k if k.starts_with("x-") => {}
+            _ => return cx.err(key, format!("additional property {ks} is not allowed")),
+        }
+    }
+    Ok(h)
+}
+
+/// `service` names the service in errors compose v2 words with it.
+pub fn parse(cx: &Ctx, key: &str, v: &Value, service: &str) -> Result<Develop> {
     let mut d = Develop::default();
     for (k, x) in cx.map(v, key)? {
         let ks = key_str(k);
@@ -57,7 +140,9 @@ pub fn parse(cx: &Ctx, key: &str, v: &Value) -> Result<Develop> {
         };
         for (i, r) in seq.iter().enumerate() {
             let rk = format!("{sub}[{i}]");
-            let (mut action, mut path, mut target, mut ignore) = (None, None, None, Vec::new());
+            let (mut action, mut path, mut target) = (None, None, None);
+            let (mut ignore, mut include, mut initial_sync, mut exec) =
+                (Vec::new(), Vec::new(), false, None);
             for (a, av) in cx.map(r, &rk)? {
                 let aks = key_str(a);
                 let ak = format!("{rk}.{aks}");
@@ -68,15 +153,16 @@ pub fn parse(cx: &Ctx, key: &str, v: &Value) -> Result<Develop> {
                             "rebuild" => Action::Rebuild,
                             "sync+restart" => Action::SyncRestart,
                             "restart" => Action::Restart,
-                            other => return cx.err(&ak, format!("invalid action {other:?}: must be sync, rebuild, sync+restart or restart (sync+exec is not supported by wharf compose yet)")),
+                            "sync+exec" => Action::SyncExec,
+                            other => return cx.err(&ak, format!("invalid action {other:?}: must be rebuild, restart, sync, sync+exec or sync+restart")),
                         })
                     }
                     "path" => path = Some(cx.string(av, &ak)?),
                     "target" => target = Some(cx.string(av, &ak)?),
-                    "ignore" => ignore = cx.strings(av, &ak)?,
-                    "include" | "initial_sync" | "exec" => {
-                        return cx.err(&ak, "is not supported by wharf compose yet")
-                    }
+                    "ignore" => ignore = patterns(cx, av, &ak)?,
+                    "include" => include = patterns(cx, av, &ak)?,
+                    "initial_sync" => initial_sync = cx.boolean(av, &ak)?,
+                    "exec" => exec = Some(hook(cx, av, &ak)?),
                     k if k.starts_with("x-") => {}
                     _ => return cx.err(&rk, format!("additional property {aks} is not allowed")),
                 }
@@ -84,27 +170,39 @@ pub fn parse(cx: &Ctx, key: &str, v: &Value) -> Result<Develop> {
             let (Some(action), Some(path)) = (action, path) else {
                 return cx.err(&rk, "action and path are required");
             };
-            if matches!(action, Action::Sync | Action::SyncRestart) && target.is_none() {
+            if action.syncs() && target.is_none() {
                 return cx.err(&rk, "target is required for sync");
+            }
+            if action == Action::SyncExec && exec.as_ref().is_none_or(|h| h.command.is_empty()) {
+                return cx.err(
+                    &rk,
+                    format!("can't watch with action \"sync+exec\" on service {service} without a command"),
+                );
             }
             d.watch.push(Rule {
                 action,
                 path,
                 target,
                 ignore,
+                include,
+                initial_sync,
+                exec,
             });
         }
     }
     Ok(d)
 }
 
-/// What one service has to do after a batch of changes.
+/// What one service has to do after a batch of changes, in this order: rebuild (and nothing
+/// else), or sync, restart, then the hooks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Batch {
     /// Host path → path in the container (a host path that no longer exists is deleted there).
     pub sync: BTreeMap<PathBuf, String>,
     pub restart: bool,
     pub rebuild: bool,
+    /// The `exec` of each `sync+exec` rule that matched, once per rule, in rule order.
+    pub exec: Vec<Hook>,
 }
 
 /// Editor and VCS files compose v2 never acts on.
@@ -116,14 +214,28 @@ fn always_ignored(rel: &Path) -> bool {
         })
 }
 
-/// The batches `changed` asks for, by service (`services` empty: all). `ignored(rule, rel)`
-/// says whether a rule's ignore patterns exclude the path relative to its `path`. The first
-/// rule of a service that matches a path decides for it (as compose v2).
+/// Whether `patterns` (`.dockerignore` syntax) match a path relative to a rule's `path`: the
+/// caller's matcher (wharf-build's), passed in.
+pub type Matcher<'a> = &'a dyn Fn(&[String], &str) -> bool;
+
+/// Whether rule `r` acts on the file at `rel` (relative to its path; empty: the path itself,
+/// which no pattern applies to).
+fn counts(r: &Rule, rel: &Path, matches: Matcher) -> bool {
+    if always_ignored(rel) {
+        return false;
+    }
+    let rel_s = rel.to_string_lossy();
+    rel_s.is_empty()
+        || ((r.include.is_empty() || matches(&r.include, &rel_s)) && !matches(&r.ignore, &rel_s))
+}
+
+/// The batches `changed` asks for, by service (`services` empty: all). Every rule of a
+/// service that matches a path applies (as compose v2).
 pub fn plan(
     p: &Project,
     services: &[String],
     changed: &[PathBuf],
-    ignored: &dyn Fn(&Rule, &str) -> bool,
+    matches: Matcher,
 ) -> BTreeMap<String, Batch> {
     let mut out: BTreeMap<String, Batch> = BTreeMap::new();
     for (name, s) in &p.services {
@@ -131,20 +243,21 @@ pub fn plan(
             continue;
         }
         let Some(d) = &s.develop else { continue };
+        let mut hooks = Vec::new();
         for f in changed {
-            for r in &d.watch {
+            for (i, r) in d.watch.iter().enumerate() {
                 let Ok(rel) = f.strip_prefix(&r.path) else {
                     continue;
                 };
-                let rel_s = rel.to_string_lossy().into_owned();
-                if always_ignored(rel) || (!rel_s.is_empty() && ignored(r, &rel_s)) {
-                    break;
+                if !counts(r, rel, matches) {
+                    continue;
                 }
+                let rel_s = rel.to_string_lossy().into_owned();
                 let b = out.entry(name.clone()).or_default();
                 match r.action {
                     Action::Rebuild => b.rebuild = true,
                     Action::Restart => b.restart = true,
-                    Action::Sync | Action::SyncRestart => {
+                    Action::Sync | Action::SyncRestart | Action::SyncExec => {
                         let t = r.target.clone().unwrap_or_default();
                         let dest = if rel_s.is_empty() {
                             t
@@ -153,9 +266,79 @@ pub fn plan(
                         };
                         b.sync.insert(f.clone(), dest);
                         b.restart |= r.action == Action::SyncRestart;
+                        if r.action == Action::SyncExec {
+                            hooks.push(i);
+                        }
                     }
                 }
-                break;
+            }
+        }
+        hooks.sort_unstable();
+        hooks.dedup();
+        if let Some(b) = out.get_mut(name) {
+            b.exec = hooks
+                .iter()
+                .filter_map(|&i| d.watch[i].exec.clone())
+                .collect();
+        }
+    }
+    out
+}
+
+/// What the watch copies when it starts, by service: for each `sync` or `sync+restart` rule
+/// with `initial_sync: true` (compose v2 does not for `sync+exec`), the files under its path
+/// (or the file it names) that its patterns let through, host path → path in the container.
+pub fn initial_sync(
+    p: &Project,
+    services: &[String],
+    matches: Matcher,
+) -> BTreeMap<String, BTreeMap<PathBuf, String>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut out: BTreeMap<String, BTreeMap<PathBuf, String>> = BTreeMap::new();
+    for (name, s) in &p.services {
+        if !services.is_empty() && !services.contains(name) {
+            continue;
+        }
+        let Some(d) = &s.develop else { continue };
+        for r in &d.watch {
+            if !r.initial_sync || !matches!(r.action, Action::Sync | Action::SyncRestart) {
+                continue;
+            }
+            let root = Path::new(&r.path);
+            let mut files = Vec::new();
+            if root.is_dir() {
+                walk(root, &mut files);
+            } else if root.is_file() {
+                files.push(root.to_path_buf());
+            }
+            files.sort();
+            let t = r.target.clone().unwrap_or_default();
+            for f in files {
+                let Ok(rel) = f.strip_prefix(root) else {
+                    continue;
+                };
+                if !counts(r, rel, matches) {
+                    continue;
+                }
+                let rel_s = rel.to_string_lossy();
+                let dest = if rel_s.is_empty() {
+                    t.clone()
+                } else {
+                    format!("{}/{rel_s}", t.trim_end_matches('/'))
+                };
+                out.entry(name.clone()).or_default().insert(f, dest);
             }
         }
     }
@@ -195,11 +378,8 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let ign = |r: &Rule, rel: &str| {
-            r.ignore
-                .iter()
-                .any(|g| g == "*.tmp" && rel.ends_with(".tmp"))
-        };
+        let ign =
+            |pats: &[String], rel: &str| pats.iter().any(|g| g == "*.tmp" && rel.ends_with(".tmp"));
         let b = plan(
             &p,
             &[],
@@ -251,6 +431,126 @@ mod tests {
         .to_string();
         assert!(
             e.ends_with("services.web.develop.watch[0]: target is required for sync"),
+            "{e}"
+        );
+    }
+
+    /// A matcher for the tests: `*.ext` patterns only.
+    fn ext_matcher(pats: &[String], rel: &str) -> bool {
+        pats.iter()
+            .any(|g| g.strip_prefix('*').is_some_and(|ext| rel.ends_with(ext)))
+    }
+
+    #[test]
+    fn sync_exec_include_and_every_matching_rule() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        std::fs::write(
+            d.join("compose.yaml"),
+            "services:\n  web:\n    image: x\n    develop:\n      watch:\n        \
+             - {action: sync+exec, path: ./src, target: /app, include: ['*.js'], exec: {command: reload now, user: app, environment: {A: '1', B: null}}}\n        \
+             - {action: sync+exec, path: ./src, target: /app, include: '*.css', exec: {command: [css]}}\n        \
+             - {action: restart, path: ./src/main.js}\n",
+        )
+        .unwrap();
+        let p = load(&Options {
+            cwd: d.to_path_buf(),
+            ..Default::default()
+        })
+        .unwrap();
+        let b = plan(
+            &p,
+            &[],
+            &[d.join("src/a.js"), d.join("src/b.js"), d.join("src/c.txt")],
+            &ext_matcher,
+        );
+        let w = &b["web"];
+        // c.txt is in no rule's include; both .js files, one hook run.
+        assert_eq!(
+            w.sync.values().cloned().collect::<Vec<_>>(),
+            ["/app/a.js", "/app/b.js"]
+        );
+        assert_eq!(
+            w.exec,
+            [Hook {
+                command: vec!["reload".into(), "now".into()],
+                user: Some("app".into()),
+                privileged: false,
+                working_dir: None,
+                environment: vec!["A=1".into(), "B".into()],
+            }]
+        );
+        assert!(!w.restart);
+        // main.js: the sync+exec rule and the restart rule both apply.
+        let b = plan(
+            &p,
+            &[],
+            &[d.join("src/main.js"), d.join("src/x.css")],
+            &ext_matcher,
+        );
+        let w = &b["web"];
+        assert!(w.restart);
+        assert_eq!(w.exec.len(), 2);
+        assert_eq!(w.exec[1].command, ["css"]);
+        assert!(plan(&p, &[], &[d.join("src/c.txt")], &ext_matcher).is_empty());
+    }
+
+    #[test]
+    fn initial_sync_lists_what_the_patterns_let_through() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        std::fs::create_dir_all(d.join("src/sub")).unwrap();
+        for f in [
+            "src/a.js",
+            "src/sub/b.js",
+            "src/c.tmp",
+            "conf.ini",
+            "other.js",
+        ] {
+            std::fs::write(d.join(f), "x").unwrap();
+        }
+        std::fs::write(
+            d.join("compose.yaml"),
+            "services:\n  web:\n    image: x\n    develop:\n      watch:\n        \
+             - {action: sync, path: ./src, target: /app, ignore: ['*.tmp'], initial_sync: true}\n        \
+             - {action: sync+restart, path: ./conf.ini, target: /etc/app.ini, initial_sync: true}\n        \
+             - {action: sync, path: ./other.js, target: /o.js}\n        \
+             - {action: sync+exec, path: ./src, target: /x, initial_sync: true, exec: {command: [echo]}}\n",
+        )
+        .unwrap();
+        let p = load(&Options {
+            cwd: d.to_path_buf(),
+            ..Default::default()
+        })
+        .unwrap();
+        let s = initial_sync(&p, &[], &ext_matcher);
+        let got: Vec<(PathBuf, String)> = s["web"].clone().into_iter().collect();
+        assert_eq!(
+            got,
+            [
+                (d.join("conf.ini"), "/etc/app.ini".to_string()),
+                (d.join("src/a.js"), "/app/a.js".to_string()),
+                (d.join("src/sub/b.js"), "/app/sub/b.js".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn sync_exec_needs_a_command() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(
+            t.path().join("compose.yaml"),
+            "services:\n  web:\n    image: x\n    develop:\n      watch:\n        - {action: sync+exec, path: ./src, target: /app}\n",
+        )
+        .unwrap();
+        let e = load(&Options {
+            cwd: t.path().to_path_buf(),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.ends_with("services.web.develop.watch[0]: can't watch with action \"sync+exec\" on service web without a command"),
             "{e}"
         );
     }

@@ -95,9 +95,11 @@ impl HealthConfig {
                 vec!["/bin/sh".into(), "-c".into(), test[1..].join(" ")]
             }
             Some(other) => {
-                return Err(HealthError::Invalid(format!(
-                    "unknown Test kind {other:?}: use [\"CMD\", args...], [\"CMD-SHELL\", command] or [\"NONE\"]"
-                )))
+                // dockerd takes it at create and never probes (a warning in its log).
+                tracing::warn!(
+                    "unknown healthcheck type {other:?} (expected CMD, CMD-SHELL or NONE): not probed"
+                );
+                return Ok(None);
             }
         };
         if argv.is_empty() || argv.iter().all(|a| a.is_empty()) {
@@ -277,11 +279,17 @@ mod tests {
         assert_eq!(c.start_period, Duration::from_secs(1));
         assert_eq!(c.start_interval, Duration::from_millis(100));
         assert_eq!(c.retries, 1);
-        for none in [json!({"Test": ["NONE"]}), json!({}), Value::Null] {
+        // An unknown kind (docker-compose's tests send ["true"]) is kept, never probed.
+        for none in [
+            json!({"Test": ["NONE"]}),
+            json!({}),
+            Value::Null,
+            json!({"Test": ["true"]}),
+            json!({"Test": ["SHELL", "x"]}),
+        ] {
             assert_eq!(HealthConfig::from_healthcheck(Some(&none)).unwrap(), None);
         }
         for bad in [
-            json!({"Test": ["SHELL", "x"]}),
             json!({"Test": ["CMD"]}),
             json!({"Test": "exit 0"}),
             json!({"Test": ["CMD", "true"], "Interval": 5}),

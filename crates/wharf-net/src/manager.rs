@@ -296,6 +296,7 @@ impl Networks {
             attachable: false,
             labels: BTreeMap::new(),
             options: BTreeMap::new(),
+            ipam_options: BTreeMap::new(),
             mtu: 0,
             default_bridge: false,
         }];
@@ -547,6 +548,7 @@ impl Networks {
                 attachable: o.attachable,
                 labels: o.labels.clone(),
                 options: o.options.clone(),
+                ipam_options: o.ipam_options.clone(),
                 mtu,
                 default_bridge: false,
             };

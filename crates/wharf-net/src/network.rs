@@ -47,6 +47,9 @@ pub struct Network {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// `IPAM.Options`: kept and shown, as dockerd's default IPAM driver does (it uses none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ipam_options: BTreeMap<String, String>,
     #[serde(default)]
     pub mtu: u32,
     /// The default `bridge` network: no embedded DNS there, as with Docker.
@@ -132,6 +135,8 @@ pub struct CreateOptions {
     pub attachable: bool,
     pub labels: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
+    /// `IPAM.Options`.
+    pub ipam_options: BTreeMap<String, String>,
 }
 
 #[cfg(test)]

@@ -288,7 +288,25 @@ fn container_mac_address(place: common::Place) {
     assert_eq!(code, 201, "{created}");
     let out = d.ok(&["start", "-a", "mac1"]);
     assert_eq!(out.trim(), "02:42:ac:11:00:99");
-    d.ok(&["rm", "mac1"]);
+    // Also when that endpoint is made again by a connect before start (docker-compose 1.29
+    // disconnects and reconnects the primary network after create).
+    let (code, created) = post(
+        &d,
+        "/v1.38/containers/create?name=mac2",
+        &serde_json::json!({
+            "Image": "busybox",
+            "Cmd": ["cat", "/sys/class/net/eth0/address"],
+            "MacAddress": "02:42:ac:11:00:98",
+            "HostConfig": {"NetworkMode": "macnet"},
+            "NetworkingConfig": {"EndpointsConfig": {"macnet": {}}},
+        }),
+    );
+    assert_eq!(code, 201, "{created}");
+    d.ok(&["network", "disconnect", "macnet", "mac2"]);
+    d.ok(&["network", "connect", "--alias", "m2", "macnet", "mac2"]);
+    let out = d.ok(&["start", "-a", "mac2"]);
+    assert_eq!(out.trim(), "02:42:ac:11:00:98");
+    d.ok(&["rm", "mac1", "mac2"]);
     d.ok(&["network", "rm", "macnet"]);
 }
 

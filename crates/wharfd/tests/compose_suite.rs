@@ -99,26 +99,17 @@ const GAPS: &[(&str, &str)] = &[
         "ipv6_address on a network without enable_ipv6 is refused (as Docker 28)",
     ),
     ("test_up_with_ipam_config", "IPAM AuxiliaryAddresses are not kept"),
-    ("test_up_with_ipam_options", "IPAM Options are not kept"),
     (
         "test_up_with_network_link_local_ips",
         "IPAMConfig.LinkLocalIPs is refused",
     ),
     (
-        "test_up_with_network_priorities",
-        "the MAC address asked for is on the endpoint after create, not after compose's reconnect of the primary network (not yet analysed)",
-    ),
-    (
         "test_project_up_completed_differently_dependencies",
-        "svc1 (`true`) is not seen completed successfully after the failed up (not yet analysed)",
+        "a race in the test: compose 1.29 checks svc3's dependencies in set order, so svc2's failure can stop up before svc1 (`true`) is seen exited; dockerd wins it, wharfd (exit seen through the shim) sometimes not on a loaded machine (passes alone)",
     ),
     (
         "test_create_container_with_device_cgroup_rules",
         "DeviceCgroupRules is refused",
-    ),
-    (
-        "test_create_container_with_healthcheck_config",
-        "a healthcheck Test of no known kind ([\"true\"]) is refused at create (dockerd takes it, never probes)",
     ),
     (
         "test_create_container_with_oom_kill_disable",

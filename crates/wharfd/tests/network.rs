@@ -475,9 +475,20 @@ fn network_create_ls_inspect_rm_prune_and_internal(place: Place) {
         "team=net",
         "-o",
         "com.docker.network.driver.mtu=1400",
+        "--ipam-opt",
+        "wharf.test=9-29-045",
         "ranged",
     ]);
     assert_eq!(id.trim().len(), 64);
+    // IPAM options are kept and shown (the default driver uses none).
+    let ipam_opts = d.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{json .IPAM.Options}}",
+        "ranged",
+    ]);
+    assert_eq!(ipam_opts.trim(), r#"{"wharf.test":"9-29-045"}"#);
     let ls = d.ok(&[
         "network",
         "ls",

@@ -2,7 +2,9 @@
 //! inotify (no polling); each batch of changes (gathered for 300 ms after the first) is
 //! planned by wharf-compose's `watch::plan` and done here: files synced into the running
 //! containers (a tar through `PUT /containers/{id}/archive`, a deleted one removed by an
-//! exec of `rm -rf`), containers restarted, or the image rebuilt and the service recreated.
+//! exec of `rm -rf`), containers restarted, `sync+exec`'s commands run in them (an attached
+//! exec, as `docker exec`), or the image rebuilt and the service recreated. Before watching,
+//! the rules with `initial_sync` copy their files in.
 
 use super::{Api, Stderr};
 use crate::client::enc_path;
@@ -83,13 +85,33 @@ fn watcher(
     }
 }
 
-fn ignored(rule: &wharf_compose::watch::Rule, rel: &str) -> bool {
-    if rule.ignore.is_empty() {
+/// Whether `.dockerignore`-style patterns (a rule's `ignore` or `include`) match `rel`.
+fn matches(patterns: &[String], rel: &str) -> bool {
+    if patterns.is_empty() {
         return false;
     }
-    wharf_build::dockerignore::Matcher::parse(&rule.ignore.join("\n"), "ignore")
+    wharf_build::dockerignore::Matcher::parse(&patterns.join("\n"), "watch patterns")
         .map(|m| m.excludes(rel))
         .unwrap_or(false)
+}
+
+/// Runs a `sync+exec` hook in a container, attached (its output is ours); its exit code.
+async fn run_hook(api: &Api<'_>, container: &str, h: &wharf_compose::watch::Hook) -> Result<i32> {
+    let mut container_and_cmd = vec![container.to_string()];
+    container_and_cmd.extend(h.command.iter().cloned());
+    let args = crate::cli::ExecArgs {
+        detach: false,
+        interactive: false,
+        tty: false,
+        env: h.environment.clone(),
+        env_file: Vec::new(),
+        workdir: h.working_dir.clone(),
+        user: h.user.clone(),
+        privileged: h.privileged,
+        detach_keys: None,
+        container_and_cmd,
+    };
+    crate::commands::container::exec(api.ctx, args).await
 }
 
 /// Appends the files under `host` (a file, or a directory's files) as `name`.
@@ -166,6 +188,16 @@ pub(super) async fn watch(
             .await
             .map_err(fail)?;
     }
+    for (svc, files) in wharf_compose::watch::initial_sync(project, services, &matches) {
+        let cs = wharf_compose::ops::containers(api, project, std::slice::from_ref(&svc), false)
+            .await
+            .map_err(fail)?;
+        for c in &cs {
+            sync(api, &c.id, &files)
+                .await
+                .with_context(|| format!("initial sync of service {svc:?} to {}", c.name))?;
+        }
+    }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let (ready_tx, ready) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
@@ -191,7 +223,7 @@ pub(super) async fn watch(
         }
         changed.sort();
         changed.dedup();
-        let batches = wharf_compose::watch::plan(project, services, &changed, &ignored);
+        let batches = wharf_compose::watch::plan(project, services, &changed, &matches);
         for (svc, b) in batches {
             if b.rebuild {
                 eprintln!("Rebuilding service {svc:?} after changes were detected...");
@@ -236,6 +268,21 @@ pub(super) async fn watch(
                         .map_err(|e| status(1, e.to_string()))?;
                 }
                 eprintln!("service {svc:?} restarted");
+            }
+            for h in &b.exec {
+                for c in &cs {
+                    match run_hook(api, &c.name, h).await {
+                        Ok(0) => {}
+                        Ok(code) => eprintln!(
+                            "Error running exec hook of service {svc:?} in {}: exit status {code}",
+                            c.name
+                        ),
+                        Err(e) => eprintln!(
+                            "Error running exec hook of service {svc:?} in {}: {e:#}",
+                            c.name
+                        ),
+                    }
+                }
             }
         }
     }

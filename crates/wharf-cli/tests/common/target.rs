@@ -8,6 +8,30 @@ use super::{stderr, stdout, Daemon, DOCKER, WHARF};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+/// `scenario!(name)` runs `fn name(&Target)` as `name::on_wharfd` and `name::on_dockerd` (the
+/// latter skipped where dockerd is not installed).
+#[macro_export]
+macro_rules! scenario {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn on_wharfd() {
+                require_env!();
+                super::$name(&$crate::common::target::Target::wharfd());
+            }
+            #[test]
+            fn on_dockerd() {
+                require_env!();
+                let Some(t) = $crate::common::target::Target::dockerd() else {
+                    return;
+                };
+                super::$name(&t);
+            }
+        }
+    };
+}
+
 pub enum Target {
     Wharfd(Daemon),
     Dockerd(Dockerd),

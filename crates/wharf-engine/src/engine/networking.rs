@@ -529,7 +529,22 @@ impl Engine {
                 net.name
             )));
         }
-        let att = attachment(&net, &body["EndpointConfig"])?;
+        // `Config.MacAddress` (API < 1.44) is the address on the `NetworkMode` network also
+        // when that endpoint comes from a connect after create (docker-compose 1.29
+        // disconnects and reconnects the primary network): dockerd applies it to whichever
+        // endpoint of that network it creates at start.
+        let mut ep_cfg = body["EndpointConfig"].clone();
+        let primary =
+            mode == net.name || mode == net.id || (mode == "default" && net.name == "bridge");
+        if let Some(mac) = rec.config["MacAddress"].as_str().filter(|m| !m.is_empty()) {
+            if primary && ep_cfg["MacAddress"].as_str().is_none_or(str::is_empty) {
+                if !ep_cfg.is_object() {
+                    ep_cfg = json!({});
+                }
+                ep_cfg["MacAddress"] = json!(mac);
+            }
+        }
+        let att = attachment(&net, &ep_cfg)?;
         c.update(|r| r.networks.insert(net.name.clone(), att.clone()))
             .map_err(internal)?;
         if rec.state.status.is_live() {
@@ -668,7 +683,11 @@ impl Engine {
             "Driver": n.driver,
             "EnableIPv4": true,
             "EnableIPv6": n.enable_ipv6,
-            "IPAM": {"Driver": "default", "Options": null, "Config": ipam_config},
+            "IPAM": {
+                "Driver": "default",
+                "Options": if n.ipam_options.is_empty() { Value::Null } else { json!(n.ipam_options) },
+                "Config": ipam_config,
+            },
             "Internal": n.internal,
             "Attachable": n.attachable,
             "Ingress": false,
@@ -753,6 +772,7 @@ impl Engine {
             attachable: b["Attachable"].as_bool().unwrap_or(false),
             labels: strmap(&b["Labels"]),
             options: strmap(&b["Options"]),
+            ipam_options: strmap(&b["IPAM"]["Options"]),
         };
         let engine = self.clone();
         let n = blocking(move || engine.networks.create(opts))
