@@ -2,11 +2,14 @@
 //! with Docker's defaults: capabilities, masked and read-only paths, mounts, namespaces.
 
 use oci_spec::runtime::{
-    Capabilities, LinuxBlockIo, LinuxCpu, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType,
-    LinuxMemory, LinuxPids, LinuxResources, Process, Spec, User,
+    Capabilities, Capability, Linux, LinuxBlockIo, LinuxCapabilities, LinuxCpu, LinuxDevice,
+    LinuxDeviceCgroup, LinuxDeviceType, LinuxIdMapping, LinuxIdMappingBuilder, LinuxMemory,
+    LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources, LinuxSeccomp, Mount,
+    PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
 };
 use serde_json::{json, Value};
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use wharf_api::types::HostConfig;
 
@@ -558,189 +561,295 @@ pub fn resources(h: &HostConfig) -> Result<LinuxResources, SpecError> {
     Ok(resources)
 }
 
+/// One entry of `mounts`.
+fn mount(destination: &str, typ: &str, source: impl Into<PathBuf>, options: &[&str]) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(destination.into());
+    m.set_typ(Some(typ.into()));
+    m.set_source(Some(source.into()));
+    m.set_options(Some(options.iter().map(|o| o.to_string()).collect()));
+    m
+}
+
+fn namespace(typ: LinuxNamespaceType, path: Option<&str>) -> LinuxNamespace {
+    let mut n = LinuxNamespace::default();
+    n.set_typ(typ);
+    n.set_path(path.map(PathBuf::from));
+    n
+}
+
+/// Capability names (`CAP_CHOWN`) as the typed set.
+fn capability_set(caps: &[String]) -> Result<Capabilities, SpecError> {
+    caps.iter()
+        .map(|c| {
+            c.trim_start_matches("CAP_")
+                .parse::<Capability>()
+                .map_err(|_| SpecError(format!("unknown capability {c:?}")))
+        })
+        .collect()
+}
+
+/// A `linux.seccomp` in the OCI JSON shape (what `seccomp::Profile::resolve` gives) as the
+/// typed value.
+fn typed_seccomp(v: Value) -> Result<LinuxSeccomp, SpecError> {
+    serde_json::from_value(v).map_err(|e| SpecError(format!("seccomp profile: {e}")))
+}
+
 /// Builds the OCI `config.json`.
-pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
+pub fn build(i: &SpecInput) -> Result<Spec, SpecError> {
+    use LinuxNamespaceType as Ns;
     let caps = capabilities(i.host)?;
     let (uid, gid) = i.user;
     let h = i.host;
     let security = security_opts(h)?;
     check_sysctls(h)?;
-    let mut namespaces = vec![json!({"type": "mount"})];
+    let mut namespaces = vec![namespace(Ns::Mount, None)];
     for (kind, mode) in [
-        ("pid", &h.pid_mode),
-        ("ipc", &h.ipc_mode),
-        ("uts", &h.uts_mode),
+        (Ns::Pid, &h.pid_mode),
+        (Ns::Ipc, &h.ipc_mode),
+        (Ns::Uts, &h.uts_mode),
     ] {
         if mode != "host" {
-            namespaces.push(json!({ "type": kind }));
+            namespaces.push(namespace(kind, None));
         }
     }
     if private_cgroupns(&h.cgroupns_mode) {
-        namespaces.push(json!({"type": "cgroup"}));
+        namespaces.push(namespace(Ns::Cgroup, None));
     }
-    match i.netns {
-        Some(None) => namespaces.push(json!({"type": "network"})),
-        Some(Some(p)) => namespaces.push(json!({"type": "network", "path": p})),
-        None => {}
+    // None: the host's network namespace; Some(None): a new one; Some(path): that one.
+    if let Some(p) = i.netns {
+        namespaces.push(namespace(Ns::Network, p));
     }
-    match (i.userns, i.userns_path) {
-        (Some(_), Some(p)) => namespaces.push(json!({"type": "user", "path": p})),
-        (Some(_), None) => namespaces.push(json!({"type": "user"})),
-        (None, _) => {}
+    if i.userns.is_some() {
+        namespaces.push(namespace(Ns::User, i.userns_path));
     }
     let shm = if i.host.shm_size > 0 {
         i.host.shm_size
     } else {
         64 << 20
     };
-    let mut mounts: Vec<Value> = vec![
-        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+    let shm_size = format!("size={shm}");
+    let mut mounts = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
         // sysfs may be mounted only by the owner of the network namespace: one joined
         // (`--network container:`) of a container in the host's user namespace is not this
         // one's, so the host's /sys is bound read-only instead.
         if i.userns.is_some() && i.userns_path.is_none() && i.netns != Some(None) {
-            json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+            mount(
+                "/sys",
+                "bind",
+                "/sys",
+                &["rbind", "nosuid", "noexec", "nodev", "ro"],
+            )
         } else {
-            json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]})
+            mount(
+                "/sys",
+                "sysfs",
+                "sysfs",
+                &["nosuid", "noexec", "nodev", "ro"],
+            )
         },
-        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["ro", "nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", &shm_size],
+        ),
     ];
     if i.userns.is_some() && h.ipc_mode == "host" {
         // mqueue may be mounted only by the owner of the IPC namespace: a user-namespaced
         // container with `--ipc host` binds the host's (as dockerd's rootless mode does), or
         // has none when the host has none mounted.
-        mounts.retain(|m| m["destination"] != "/dev/mqueue");
+        mounts.retain(|m| m.destination() != Path::new("/dev/mqueue"));
         if Path::new("/dev/mqueue").is_dir() {
-            mounts.push(json!({"destination": "/dev/mqueue", "type": "bind", "source": "/dev/mqueue", "options": ["rbind", "nosuid", "noexec", "nodev"]}));
+            let o = ["rbind", "nosuid", "noexec", "nodev"];
+            mounts.push(mount("/dev/mqueue", "bind", "/dev/mqueue", &o));
         }
     }
     for f in ["hostname", "hosts", "resolv.conf"] {
-        mounts.push(json!({
-            "destination": format!("/etc/{f}"),
-            "type": "bind",
-            "source": i.container_dir.join(f),
-            "options": ["rbind", "rprivate"],
-        }));
+        let (dest, src) = (format!("/etc/{f}"), i.container_dir.join(f));
+        mounts.push(mount(&dest, "bind", src, &["rbind", "rprivate"]));
     }
     for (path, opts) in i.host.tmpfs.iter().flatten() {
-        let mut o = vec![
-            "nosuid".to_string(),
-            "nodev".to_string(),
-            "noexec".to_string(),
-        ];
-        o.extend(opts.split(',').filter(|s| !s.is_empty()).map(String::from));
-        mounts.push(json!({"destination": path, "type": "tmpfs", "source": "tmpfs", "options": o}));
+        let mut m = mount(path, "tmpfs", "tmpfs", &["nosuid", "nodev", "noexec"]);
+        let extra = opts.split(',').filter(|s| !s.is_empty()).map(String::from);
+        m.options_mut().get_or_insert_with(Vec::new).extend(extra);
+        mounts.push(m);
     }
     if let Some(init) = i.init {
-        mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["bind", "ro", "nosuid", "nodev"]}));
+        mounts.push(mount(
+            INIT_PATH,
+            "bind",
+            init,
+            &["bind", "ro", "nosuid", "nodev"],
+        ));
     }
     for m in i.mounts {
         if m.kind == "tmpfs" {
-            let mut o: Vec<String> = ["nosuid", "nodev", "noexec", "rprivate"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            o.extend(m.tmpfs.iter().cloned());
-            mounts.push(json!({"destination": m.destination, "type": "tmpfs", "source": "tmpfs", "options": o}));
+            let opts = ["nosuid", "nodev", "noexec", "rprivate"];
+            let mut t = mount(&m.destination, "tmpfs", "tmpfs", &opts);
+            let extra = m.tmpfs.iter().cloned();
+            t.options_mut().get_or_insert_with(Vec::new).extend(extra);
+            mounts.push(t);
             continue;
         }
-        let mut o = vec![
-            "rbind".to_string(),
-            if m.rw { "rw" } else { "ro" }.to_string(),
-        ];
-        o.push(if m.propagation.is_empty() {
-            "rprivate".to_string()
+        let propagation = if m.propagation.is_empty() {
+            "rprivate"
         } else {
-            m.propagation.clone()
-        });
-        mounts.push(
-            json!({"destination": m.destination, "type": "bind", "source": m.source, "options": o}),
-        );
+            &m.propagation
+        };
+        let rw = if m.rw { "rw" } else { "ro" };
+        let src = PathBuf::from(&m.source);
+        mounts.push(mount(
+            &m.destination,
+            "bind",
+            src,
+            &["rbind", rw, propagation],
+        ));
     }
-    let resources = resources(h)?;
-    let devices = devices(h)?;
     let mut rlimits = Vec::new();
     for u in h.ulimits.iter().flatten() {
-        rlimits.push(json!({"type": format!("RLIMIT_{}", u.name.to_ascii_uppercase()), "soft": u.soft, "hard": u.hard}));
+        let name = format!("RLIMIT_{}", u.name.to_ascii_uppercase());
+        let typ: PosixRlimitType = serde_json::from_value(json!(name))
+            .map_err(|_| SpecError(format!("invalid ulimit type: {}", u.name)))?;
+        let r = PosixRlimitBuilder::default()
+            .typ(typ)
+            .soft(u.soft as u64)
+            .hard(u.hard as u64)
+            .build()
+            .map_err(|e| SpecError(format!("ulimit {}: {e}", u.name)))?;
+        rlimits.push(r);
     }
-    let mut sysctl = serde_json::Map::new();
-    for (k, v) in h.sysctls.iter().flatten() {
-        sysctl.insert(k.clone(), json!(v));
-    }
-    let mut linux = json!({
-        "namespaces": namespaces,
-        "devices": devices,
-        "resources": resources,
-        "cgroupsPath": i.cgroup_path,
-        "sysctl": sysctl,
-    });
+    let sysctl: HashMap<String, String> =
+        h.sysctls.clone().unwrap_or_default().into_iter().collect();
+    let mut linux = Linux::default();
+    linux.set_namespaces(Some(namespaces));
+    linux.set_devices(Some(devices(h)?));
+    linux.set_resources(Some(resources(h)?));
+    linux.set_cgroups_path(Some(i.cgroup_path.into()));
+    linux.set_sysctl(Some(sysctl));
     if let Some(m) = i.userns {
-        let maps = |ranges: &[wharf_image::IdRange]| -> Value {
+        let maps = |ranges: &[wharf_image::IdRange]| -> Result<Vec<LinuxIdMapping>, SpecError> {
             ranges
                 .iter()
-                .map(|r| json!({"containerID": r.container, "hostID": r.host, "size": r.size}))
+                .map(|r| {
+                    LinuxIdMappingBuilder::default()
+                        .container_id(r.container)
+                        .host_id(r.host)
+                        .size(r.size)
+                        .build()
+                        .map_err(|e| SpecError(format!("id mapping: {e}")))
+                })
                 .collect()
         };
-        linux["uidMappings"] = maps(&m.uids);
-        linux["gidMappings"] = maps(&m.gids);
+        linux.set_uid_mappings(Some(maps(&m.uids)?));
+        linux.set_gid_mappings(Some(maps(&m.gids)?));
     }
-    if !h.privileged && !security.unconfined_paths {
+    // Linux::default() has lists of its own: only the ones asked for are set.
+    let (masked, readonly) = if !h.privileged && !security.unconfined_paths {
         // The client's own lists (the docker CLI sends empty ones for systempaths=unconfined)
         // replace Docker's defaults.
-        linux["maskedPaths"] = match &h.masked_paths {
-            Some(p) => json!(p),
-            None => json!(MASKED),
+        let or_default = |p: &Option<Vec<String>>, d: &[&str]| {
+            p.clone()
+                .unwrap_or_else(|| d.iter().map(|s| s.to_string()).collect())
         };
-        linux["readonlyPaths"] = match &h.readonly_paths {
-            Some(p) => json!(p),
-            None => json!(READONLY),
-        };
-    }
+        (
+            Some(or_default(&h.masked_paths, MASKED)),
+            Some(or_default(&h.readonly_paths, READONLY)),
+        )
+    } else {
+        (None, None)
+    };
+    linux.set_masked_paths(masked);
+    linux.set_readonly_paths(readonly);
     if let Some(profile) = security.seccomp_profile(h)? {
-        linux["seccomp"] = if security.seccomp.is_none() {
-            default_resolved(&caps)
+        linux.set_seccomp(Some(if security.seccomp.is_none() {
+            default_resolved(&caps)?
         } else {
-            profile.resolve(&seccomp::Target {
+            typed_seccomp(profile.resolve(&seccomp::Target {
                 caps: &caps,
                 arch: seccomp::native_arch(),
                 kernel: seccomp::kernel_version(),
-            })
-        };
+            }))?
+        }));
     }
-    let mut process = json!({
-        "terminal": i.tty,
-        "user": if i.additional_gids.is_empty() {
-            json!({"uid": uid, "gid": gid})
-        } else {
-            json!({"uid": uid, "gid": gid, "additionalGids": i.additional_gids})
-        },
-        "args": i.args,
-        "env": i.env,
-        "cwd": if i.cwd.is_empty() { "/" } else { i.cwd },
-        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-        "noNewPrivileges": security.no_new_privs,
-        "rlimits": rlimits,
-    });
+    let mut user = User::default();
+    user.set_uid(uid);
+    user.set_gid(gid);
+    if !i.additional_gids.is_empty() {
+        user.set_additional_gids(Some(i.additional_gids.to_vec()));
+    }
+    let cap_set = capability_set(&caps)?;
+    // Not LinuxCapabilities::default(), which holds a set of its own in every field.
+    let mut capabilities = LinuxCapabilities::default();
+    capabilities.set_bounding(Some(cap_set.clone()));
+    capabilities.set_effective(Some(cap_set.clone()));
+    capabilities.set_permitted(Some(cap_set));
+    capabilities.set_inheritable(None);
+    capabilities.set_ambient(None);
+    // Process::default() has arguments, variables and an rlimit of its own: every field
+    // it sets is set here.
+    let mut process = Process::default();
+    process.set_terminal(Some(i.tty));
+    process.set_user(user);
+    process.set_args(Some(i.args.to_vec()));
+    process.set_env(Some(i.env.to_vec()));
+    process.set_cwd(if i.cwd.is_empty() { "/" } else { i.cwd }.into());
+    process.set_capabilities(Some(capabilities));
+    process.set_no_new_privileges(Some(security.no_new_privs));
+    process.set_rlimits(Some(rlimits));
     if h.oom_score_adj != 0 {
-        process["oomScoreAdj"] = json!(h.oom_score_adj);
+        process.set_oom_score_adj(Some(h.oom_score_adj as i32));
     }
-    let mut spec = json!({
-        "ociVersion": "1.0.2",
-        "process": process,
-        "root": {"path": i.rootfs, "readonly": h.readonly_rootfs},
-        "mounts": mounts,
-        "linux": linux,
-    });
+    let mut root = Root::default();
+    root.set_path(i.rootfs.to_path_buf());
+    root.set_readonly(Some(h.readonly_rootfs));
+    let mut spec = Spec::default();
+    spec.set_version("1.0.2".into());
+    spec.set_process(Some(process));
+    spec.set_root(Some(root));
+    spec.set_mounts(Some(mounts));
+    spec.set_linux(Some(linux));
+    spec.set_annotations(None);
     // With the host's UTS namespace the host's name stays (and may not be set).
     if h.uts_mode != "host" {
-        spec["hostname"] = json!(i.hostname);
+        spec.set_hostname(Some(i.hostname.to_string()));
         if !i.domainname.is_empty() {
-            spec["domainname"] = json!(i.domainname);
+            spec.set_domainname(Some(i.domainname.to_string()));
         }
+    } else {
+        spec.set_hostname(None);
     }
     Ok(spec)
 }
@@ -797,25 +906,25 @@ pub fn default_profile() -> Arc<seccomp::Profile> {
 }
 
 /// The default profile resolved for a capability set, once per set (0.2 ms saved per start).
-fn default_resolved(caps: &[String]) -> Value {
-    use std::collections::HashMap;
+fn default_resolved(caps: &[String]) -> Result<LinuxSeccomp, SpecError> {
     use std::sync::Mutex;
-    static RESOLVED: OnceLock<Mutex<HashMap<Vec<String>, Value>>> = OnceLock::new();
+    static RESOLVED: OnceLock<Mutex<HashMap<Vec<String>, LinuxSeccomp>>> = OnceLock::new();
     let mut key = caps.to_vec();
     key.sort();
     let mut map = RESOLVED
         .get_or_init(Default::default)
         .lock()
         .expect("seccomp cache lock");
-    map.entry(key)
-        .or_insert_with(|| {
-            default_profile().resolve(&seccomp::Target {
-                caps,
-                arch: seccomp::native_arch(),
-                kernel: seccomp::kernel_version(),
-            })
-        })
-        .clone()
+    if let Some(s) = map.get(&key) {
+        return Ok(s.clone());
+    }
+    let resolved = typed_seccomp(default_profile().resolve(&seccomp::Target {
+        caps,
+        arch: seccomp::native_arch(),
+        kernel: seccomp::kernel_version(),
+    }))?;
+    map.insert(key, resolved.clone());
+    Ok(resolved)
 }
 
 fn parse_bool(opt: &str, v: &str) -> Result<bool, SpecError> {
@@ -1191,7 +1300,7 @@ mod tests {
         let ids = wharf_image::IdMap::from_ranges(&[(100000, 65536)], &[(200000, 65536)]);
         let mut i = input(&hc, d.path(), &args);
         i.userns = Some(&ids);
-        let s = build(&i).unwrap();
+        let s = serde_json::to_value(build(&i).unwrap()).unwrap();
         assert!(s["linux"]["namespaces"]
             .as_array()
             .unwrap()
@@ -1212,10 +1321,13 @@ mod tests {
         };
         assert_eq!(sys(&s), json!("sysfs"));
         i.netns = Some(Some("/proc/1/ns/net"));
-        assert_eq!(sys(&build(&i).unwrap()), json!("bind"));
+        assert_eq!(
+            sys(&serde_json::to_value(build(&i).unwrap()).unwrap()),
+            json!("bind")
+        );
         // Joining the user namespace that owns that network namespace: sysfs again.
         i.userns_path = Some("/proc/1/ns/user");
-        let s = build(&i).unwrap();
+        let s = serde_json::to_value(build(&i).unwrap()).unwrap();
         assert_eq!(sys(&s), json!("sysfs"));
         assert!(s["linux"]["namespaces"]
             .as_array()
@@ -1228,7 +1340,7 @@ mod tests {
         };
         let mut i = input(&ipc_host, d.path(), &args);
         i.userns = Some(&ids);
-        let s = build(&i).unwrap();
+        let s = serde_json::to_value(build(&i).unwrap()).unwrap();
         let mq: Vec<&Value> = s["mounts"]
             .as_array()
             .unwrap()
@@ -1237,7 +1349,7 @@ mod tests {
             .collect();
         assert!(mq.iter().all(|m| m["type"] == "bind"), "{mq:?}");
         // Without a mapping: no user namespace.
-        let s = build(&input(&hc, d.path(), &args)).unwrap();
+        let s = serde_json::to_value(build(&input(&hc, d.path(), &args)).unwrap()).unwrap();
         assert!(s["linux"].get("uidMappings").is_none());
     }
 
@@ -1268,7 +1380,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let hc = HostConfig::default();
         let args = vec!["true".to_string()];
-        let s = build(&input(&hc, d.path(), &args)).unwrap();
+        let s = serde_json::to_value(build(&input(&hc, d.path(), &args)).unwrap()).unwrap();
         assert_eq!(
             s["process"]["capabilities"]["bounding"]
                 .as_array()
@@ -1299,7 +1411,7 @@ mod tests {
             ..Default::default()
         };
         let args = vec!["true".to_string()];
-        let s = build(&input(&hc, d.path(), &args)).unwrap();
+        let s = serde_json::to_value(build(&input(&hc, d.path(), &args)).unwrap()).unwrap();
         assert_eq!(s["linux"]["resources"]["memory"]["limit"], 64 << 20);
         assert_eq!(s["linux"]["resources"]["memory"]["swap"], 128 << 20);
         assert_eq!(s["linux"]["resources"]["cpu"]["quota"], 50_000);
@@ -1388,7 +1500,7 @@ mod tests {
         validate(&ok).unwrap();
         let d = tempfile::tempdir().unwrap();
         let args = vec!["true".to_string()];
-        let s = build(&input(&ok, d.path(), &args)).unwrap();
+        let s = serde_json::to_value(build(&input(&ok, d.path(), &args)).unwrap()).unwrap();
         assert_eq!(s["linux"]["sysctl"]["net.ipv4.ip_forward"], "1");
         for (key, field, mode) in [
             ("net.ipv4.ip_forward", "network", "host"),
@@ -1422,7 +1534,9 @@ mod tests {
     fn seccomp_is_on_by_default_and_off_when_asked() {
         let d = tempfile::tempdir().unwrap();
         let args = vec!["true".to_string()];
-        let s = build(&input(&HostConfig::default(), d.path(), &args)).unwrap();
+        let s =
+            serde_json::to_value(build(&input(&HostConfig::default(), d.path(), &args)).unwrap())
+                .unwrap();
         assert_eq!(s["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
         assert!(s["linux"]["seccomp"]["syscalls"].as_array().unwrap().len() > 10);
         for hc in [
@@ -1433,14 +1547,14 @@ mod tests {
                 ..Default::default()
             },
         ] {
-            let s = build(&input(&hc, d.path(), &args)).unwrap();
+            let s = serde_json::to_value(build(&input(&hc, d.path(), &args)).unwrap()).unwrap();
             assert!(s["linux"]["seccomp"].is_null());
         }
         let custom = with_opts(&[
             r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#,
         ]);
         validate(&custom).unwrap();
-        let s = build(&input(&custom, d.path(), &args)).unwrap();
+        let s = serde_json::to_value(build(&input(&custom, d.path(), &args)).unwrap()).unwrap();
         assert_eq!(s["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
         assert_eq!(s["linux"]["seccomp"]["syscalls"][0]["errnoRet"], 13);
         let bad = with_opts(&[r#"seccomp={"defaultAction":"SCMP_ACT_MAYBE"}"#]);
@@ -1478,7 +1592,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let args = vec!["true".to_string()];
         let hc = with_opts(&["systempaths=unconfined"]);
-        let s = build(&input(&hc, d.path(), &args)).unwrap();
+        let s = serde_json::to_value(build(&input(&hc, d.path(), &args)).unwrap()).unwrap();
         assert!(s["linux"]["maskedPaths"].is_null());
     }
 
