@@ -448,8 +448,13 @@ impl Backend for EngineBackend {
                     tracing::warn!("removing build container {id}: {}", e.message);
                 }
             } else if let Err(e) = c.update(|r| {
-                if let Some(l) = r.config["Labels"].as_object_mut() {
+                let mut raw = r.config.raw().clone();
+                if let Some(l) = raw.get_mut("Labels").and_then(Value::as_object_mut) {
                     l.remove(INTERMEDIATE_LABEL);
+                }
+                match crate::container::StoredConfig::new(raw) {
+                    Ok(cfg) => r.config = cfg,
+                    Err(e) => tracing::warn!("keeping build container {}: {e}", r.id),
                 }
             }) {
                 tracing::warn!("keeping build container {id}: {e}");
