@@ -77,6 +77,47 @@ pub struct RunSpec {
     /// `--network` of the build, or the step's `RUN --network`.
     pub network: Option<String>,
     pub mounts: Vec<RunMount>,
+    /// Whether the step's container is removed once it has run.
+    pub removal: Removal,
+}
+
+/// Which RUN steps' containers go once they have run, as the classic builder's `rm` and
+/// `forcerm` say: those of steps that succeeded unless `rm=0`; those of failed steps only
+/// with `forcerm` (dockerd keeps them, to be looked at or committed). A kept container is
+/// an ordinary stopped container: no longer the build's, it outlives a daemon restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Removal {
+    pub on_success: bool,
+    pub on_failure: bool,
+}
+
+impl Default for Removal {
+    /// Every container goes (what `wharf build` and the SDK's `forcerm` ask).
+    fn default() -> Removal {
+        Removal {
+            on_success: true,
+            on_failure: true,
+        }
+    }
+}
+
+impl Removal {
+    /// The classic builder's `rm` (absent: true) and `forcerm` (which implies `rm`).
+    pub fn classic(rm: bool, forcerm: bool) -> Removal {
+        Removal {
+            on_success: rm || forcerm,
+            on_failure: forcerm,
+        }
+    }
+
+    /// Whether a step of this outcome (exit code 0 or not) loses its container.
+    pub fn removes(self, succeeded: bool) -> bool {
+        if succeeded {
+            self.on_success
+        } else {
+            self.on_failure
+        }
+    }
 }
 
 /// What a running step says.

@@ -64,6 +64,35 @@ pub struct Matched {
     /// Where it is in the tree once symlinks are followed.
     pub resolved: String,
     pub is_dir: bool,
+    /// `--parents`: the leading part of `rel` not kept under the destination (the source's
+    /// path up to a `/./` pivot, as rsync's `--relative`); empty: all of it is kept.
+    pub pivot: String,
+}
+
+/// The pivot of a source (`x/./y/*.txt`: `x`), cleaned; empty when it has none.
+fn pivot_of(src: &str) -> Result<String, String> {
+    let s = src.strip_prefix("./").unwrap_or(src);
+    match s.find("/./") {
+        Some(i) => {
+            let p = clean_source(&s[..i])?;
+            Ok(if p == "." { String::new() } else { p })
+        }
+        None => Ok(String::new()),
+    }
+}
+
+impl Matched {
+    /// The part of the source's path `--parents` keeps under the destination.
+    pub fn kept(&self) -> &str {
+        if self.pivot.is_empty() {
+            return &self.rel;
+        }
+        match self.rel.strip_prefix(&self.pivot) {
+            Some("") => ".",
+            Some(rest) => rest.strip_prefix('/').unwrap_or(&self.rel),
+            None => &self.rel,
+        }
+    }
 }
 
 /// Whether a source names files by pattern (Go's `filepath.Match` metacharacters).
@@ -164,6 +193,7 @@ fn glob_at(p: &[char], n: &[char]) -> bool {
 /// Errors are Docker's (`file not found in build context or excluded by .dockerignore`).
 pub fn match_source(tree: &dyn Tree, src: &str, what: &str) -> Result<Vec<Matched>, String> {
     let rel = clean_source(src)?;
+    let pivot = pivot_of(src)?;
     if !has_wildcards(&rel) {
         let Some(resolved) = tree::resolve(tree, &rel) else {
             return Err(format!(
@@ -182,11 +212,15 @@ pub fn match_source(tree: &dyn Tree, src: &str, what: &str) -> Result<Vec<Matche
             rel,
             resolved,
             is_dir,
+            pivot,
         }]);
     }
     let mut out = Vec::new();
     walk_matching(tree, ".", &rel, &mut out);
     out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    for m in &mut out {
+        m.pivot = pivot.clone();
+    }
     Ok(out)
 }
 
@@ -208,6 +242,7 @@ fn walk_matching(tree: &dyn Tree, dir: &str, pattern: &str, out: &mut Vec<Matche
                 rel,
                 resolved,
                 is_dir,
+                pivot: String::new(),
             });
             continue;
         }
@@ -219,8 +254,10 @@ fn walk_matching(tree: &dyn Tree, dir: &str, pattern: &str, out: &mut Vec<Matche
 }
 
 /// Everything under a matched source (the source itself for a file), as (path relative to
-/// the source (`""` for itself), path in the tree, metadata); `--exclude` patterns apply to
-/// paths relative to the tree's root.
+/// the source (`""` for itself), path in the tree, metadata). `--exclude` patterns apply as
+/// BuildKit's: to what a directory holds, by its path relative to that directory
+/// (`COPY --exclude=setup root/ /` leaves `root/setup` out); to a file source by its path
+/// in the tree (`COPY --exclude=*.txt hom* /d/` leaves `home.txt` out).
 pub fn walk(
     tree: &dyn Tree,
     m: &Matched,
@@ -230,9 +267,12 @@ pub fn walk(
         .lstat(&m.resolved)
         .ok_or_else(|| format!("{}: file does not exist", m.rel))?;
     let is_dir = meta.kind == NodeKind::Dir;
+    if !is_dir && !exclude.is_empty() && exclude.excludes(&m.rel) {
+        return Ok(Vec::new());
+    }
     let mut out = vec![(String::new(), m.resolved.clone(), meta)];
     if is_dir {
-        walk_dir(tree, &m.resolved, "", &m.rel, exclude, &mut out);
+        walk_dir(tree, &m.resolved, "", exclude, &mut out);
     }
     Ok(out)
 }
@@ -241,7 +281,6 @@ fn walk_dir(
     tree: &dyn Tree,
     dir: &str,
     prefix: &str,
-    src_rel: &str,
     exclude: &Matcher,
     out: &mut Vec<(String, String, Meta)>,
 ) {
@@ -251,7 +290,7 @@ fn walk_dir(
         } else {
             format!("{prefix}/{name}")
         };
-        if !exclude.is_empty() && exclude.excludes(&tree::join(src_rel, &rel)) {
+        if !exclude.is_empty() && exclude.excludes(&rel) {
             continue;
         }
         let path = tree::join(dir, &name);
@@ -261,7 +300,7 @@ fn walk_dir(
         let is_dir = meta.kind == NodeKind::Dir;
         out.push((rel.clone(), path.clone(), meta));
         if is_dir {
-            walk_dir(tree, &path, &rel, src_rel, exclude, out);
+            walk_dir(tree, &path, &rel, exclude, out);
         }
     }
 }
@@ -351,13 +390,13 @@ pub fn plan(
     let mut out = Vec::new();
     for m in matched {
         let base = if m.is_dir {
-            if parents && m.rel != "." {
-                join_abs(dest, &m.rel)
+            if parents && m.kept() != "." {
+                join_abs(dest, m.kept())
             } else {
                 dest.to_string()
             }
         } else if parents {
-            join_abs(dest, &m.rel)
+            join_abs(dest, m.kept())
         } else if dest_is_dir {
             let name = Path::new(&m.rel)
                 .file_name()
@@ -611,5 +650,44 @@ mod tests {
         assert_eq!(first(&file, "/renamed", false, false), "/renamed");
         let g = match_source(&t, "src/*/f", "COPY").unwrap();
         assert_eq!(first(&g, "/p", true, true), "/p/src/sub/f");
+        // A `/./` pivot: only what follows it is kept.
+        let pivoted = match_source(&t, "./src/./sub/f", "COPY").unwrap();
+        assert_eq!(first(&pivoted, "/p", true, true), "/p/sub/f");
+        let pivoted = match_source(&t, "src/./*/f", "COPY").unwrap();
+        assert_eq!(first(&pivoted, "/p", true, true), "/p/sub/f");
+        let whole = match_source(&t, "src/./sub", "COPY").unwrap();
+        let p = plan(&t, &whole, "/p", true, true, &none).unwrap();
+        let dests: Vec<&str> = p.iter().map(|e| e.dest.as_str()).collect();
+        assert_eq!(dests, ["/p/sub", "/p/sub/f"]);
+    }
+
+    #[test]
+    fn excludes_match_inside_a_directory_source_and_file_sources_by_path() {
+        let d = tempfile::tempdir().unwrap();
+        for f in [
+            "root/setup/a",
+            "root/keep",
+            "root/x.log",
+            "home.txt",
+            "home.md",
+        ] {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "x").unwrap();
+        }
+        let t = tree::HostTree {
+            root: d.path().to_path_buf(),
+        };
+        let ex = Matcher::parse("setup\n*.log\n*.txt", "--exclude").unwrap();
+        let dests = |src: &str| -> Vec<String> {
+            let m = match_source(&t, src, "COPY").unwrap();
+            plan(&t, &m, "/d", true, false, &ex)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.dest)
+                .collect()
+        };
+        assert_eq!(dests("root/"), ["/d", "/d/keep"]);
+        assert_eq!(dests("hom*"), ["/d/home.md"]);
     }
 }

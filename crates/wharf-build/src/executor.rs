@@ -50,6 +50,8 @@ pub struct BuildOptions {
     pub cache_from: Vec<String>,
     /// Secrets for `RUN --mount=type=secret` (`wharf build --secret`).
     pub secrets: Secrets,
+    /// Which RUN steps' containers are removed (`rm`, `forcerm`).
+    pub removal: crate::backend::Removal,
 }
 
 /// Build secrets by id. Their values never reach a cache key, an image, or a log (Debug
@@ -522,6 +524,34 @@ fn default_shell() -> Vec<String> {
     vec!["/bin/sh".into(), "-c".into()]
 }
 
+/// The PATH a Linux stage gets when its base sets none (`FROM scratch`, an imported
+/// rootfs), as dockerd's classic builder and BuildKit give it: it is in the image's Env,
+/// and `$PATH` expands to it.
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Adds [`DEFAULT_PATH`] to a Linux image config without a PATH; whether it did.
+fn add_default_path(doc: &mut Value) -> bool {
+    if doc["os"].as_str().is_some_and(|os| os != "linux") {
+        return false;
+    }
+    if !doc["config"].is_object() {
+        doc["config"] = json!({});
+    }
+    let env = &mut doc["config"]["Env"];
+    if !env.is_array() {
+        *env = json!([]);
+    }
+    let list = env.as_array_mut().expect("an array");
+    if list
+        .iter()
+        .any(|e| e.as_str().is_some_and(|e| e.starts_with("PATH=")))
+    {
+        return false;
+    }
+    list.push(json!(DEFAULT_PATH));
+    true
+}
+
 impl StageState {
     fn from_image(img: &ImageInfo, escape: char) -> StageState {
         // A base image's step keys are its own build's, not this stage's.
@@ -529,6 +559,7 @@ impl StageState {
         if let Some(m) = doc.as_object_mut() {
             m.remove(CACHE_KEYS_FIELD);
         }
+        let pathed = add_default_path(&mut doc);
         let shell = img.doc["config"]["Shell"]
             .as_array()
             .map(|a| {
@@ -541,7 +572,12 @@ impl StageState {
         StageState {
             image: Some(img.id.clone()),
             doc,
-            key: format!("image:{}", img.id),
+            // The base's own config is no longer the stage's when a PATH was added.
+            key: if pathed {
+                format!("image:{}+path", img.id)
+            } else {
+                format!("image:{}", img.id)
+            },
             args: Vec::new(),
             shell,
             cmd_set: false,
@@ -561,10 +597,11 @@ impl StageState {
         if let Some(v) = &platform.variant {
             doc["variant"] = json!(v);
         }
+        add_default_path(&mut doc);
         StageState {
             image: None,
             doc,
-            key: "scratch".into(),
+            key: "scratch+path".into(),
             args: Vec::new(),
             shell: default_shell(),
             cmd_set: false,
@@ -719,6 +756,11 @@ impl<B: Backend> Shared<B> {
             if layers > ids.len() || hist > history.len() || hist == 0 {
                 continue;
             }
+            if pos + 1 == keys.len() && layers == ids.len() && hist == history.len() {
+                // The image's last step: the image itself (as dockerd's classic builder
+                // answers), so a rebuild from it gives the very image it was.
+                return Some(img.clone());
+            }
             let mut doc = st.doc.clone();
             doc["rootfs"] = json!({"type": "layers", "diff_ids": ids[..layers]});
             doc["history"] = json!(history[..hist]);
@@ -733,8 +775,12 @@ impl<B: Backend> Shared<B> {
     fn adopt(&self, lane: usize, st: &mut StageState, key: String, img: ImageInfo) {
         self.out.stream(lane, " ---> Using cache\n");
         self.out.stream(lane, format!(" ---> {}\n", short(&img.id)));
-        // Refresh the entry's last use (for prune's LRU); a failure only costs that.
-        let _ = self.cache.put(&key, &img.id, "");
+        // Refresh the entry's last use (for prune's LRU); a failure only costs that. A step
+        // of a `--cache-from` image is no entry of the local cache (as in dockerd: a later
+        // build without `--cache-from` does not use it).
+        if self.opts.cache_from.is_empty() {
+            let _ = self.cache.put(&key, &img.id, "");
+        }
         st.image = Some(img.id);
         st.doc = img.doc;
         st.key = key;
@@ -1426,6 +1472,7 @@ async fn run_step<B: Backend>(
                             rel: rel.clone(),
                             resolved: resolved.clone(),
                             is_dir,
+                            pivot: String::new(),
                         }],
                         &Matcher::default()
                     )
@@ -1616,6 +1663,7 @@ async fn run_step<B: Backend>(
         workdir: st.workdir(),
         network,
         mounts,
+        removal: s.opts.removal,
     };
     let mut spec = spec;
     spec.env.extend(secret_env);
@@ -1632,9 +1680,28 @@ async fn run_step<B: Backend>(
             format!("\u{1b}[91m{}\u{1b}[0m", String::from_utf8_lossy(&b)),
         ),
     };
+    let removal = spec.removal;
     let outcome = s.backend.run(spec, &events).await;
     drop(secret_files);
-    let outcome = outcome?;
+    let removed = |ok: bool| {
+        if !removal.removes(ok) {
+            return;
+        }
+        if let Some(id) = started.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            s.out.stream(
+                lane,
+                format!("Removing intermediate container {}\n", short(id)),
+            );
+        }
+    };
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            removed(false);
+            return Err(e.into());
+        }
+    };
+    removed(outcome.exit_code == 0);
     if outcome.exit_code != 0 {
         return Err(BuildError {
             message: format!(
@@ -1644,12 +1711,6 @@ async fn run_step<B: Backend>(
             ),
             code: Some(outcome.exit_code),
         });
-    }
-    if let Some(id) = started.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-        s.out.stream(
-            lane,
-            format!("Removing intermediate container {}\n", short(id)),
-        );
     }
     let description = format!("RUN {}", argv.join(" "));
     st.run_cmd = Some(run_cmd);
@@ -2014,9 +2075,14 @@ async fn copy_step<B: Backend>(
             ..Default::default()
         };
         if let Some(spec) = &owner_spec {
-            let (uid, gid) = job.root.lookup_user(spec).map_err(|e| {
+            let (uid, mut gid) = job.root.lookup_user(spec).map_err(|e| {
                 format!("unable to convert uid/gid chown string to host mapping: {e}")
             })?;
+            // `--chown=<uid>` without a group: the uid is the gid too (the Dockerfile
+            // reference; a name brings its passwd group).
+            if !spec.contains(':') && spec.parse::<u32>().is_ok() {
+                gid = uid;
+            }
             owner.uid = uid;
             owner.gid = gid;
         }

@@ -2841,3 +2841,52 @@ fn build_context_sync(t: &Target) {
         let _ = t.wharf(&["rmi", &format!("e2e-sync:{tag}")]);
     }
 }
+
+scenario!(build_dockerfile_specific_dockerignore);
+/// `<Dockerfile>.dockerignore` (BuildKit's rule, which `wharf build` applies to the context
+/// it sends, so any daemon builds the same): next to the Dockerfile, it takes the place of
+/// the context's `.dockerignore`.
+fn build_dockerfile_specific_dockerignore(t: &Target) {
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path();
+    write_file(c, "sub/app.Dockerfile", "FROM busybox\nCOPY . /ctx/\n");
+    write_file(c, "sub/app.Dockerfile.dockerignore", "per-file.txt\n*.md\n");
+    write_file(c, ".dockerignore", "root-only.txt\n");
+    for f in ["root-only.txt", "per-file.txt", "notes.md", "keep.txt"] {
+        write_file(c, f, "x\n");
+    }
+    let dir = c.to_str().unwrap();
+    let dockerfile = c.join("sub/app.Dockerfile");
+    let args = [
+        "build",
+        NONE,
+        "-f",
+        dockerfile.to_str().unwrap(),
+        "-t",
+        "e2e-ignore:1",
+        dir,
+    ];
+    let o = t.client(common::WHARF, &args, None);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let listing = t.ok(&["run", "--rm", NONE, "e2e-ignore:1", "ls", "-A", "/ctx"]);
+    let names: Vec<&str> = listing.lines().collect();
+    assert!(
+        names.contains(&"keep.txt") && names.contains(&"root-only.txt"),
+        "{listing}"
+    );
+    assert!(
+        !names.contains(&"per-file.txt") && !names.contains(&"notes.md"),
+        "{listing}"
+    );
+    // Without the Dockerfile's own file, the context's applies.
+    std::fs::remove_file(c.join("sub/app.Dockerfile.dockerignore")).unwrap();
+    let o = t.client(common::WHARF, &args, None);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let listing = t.ok(&["run", "--rm", NONE, "e2e-ignore:1", "ls", "-A", "/ctx"]);
+    let names: Vec<&str> = listing.lines().collect();
+    assert!(
+        names.contains(&"per-file.txt") && names.contains(&"notes.md"),
+        "{listing}"
+    );
+    assert!(!names.contains(&"root-only.txt"), "{listing}");
+}

@@ -37,7 +37,7 @@ pub const INTERMEDIATE_LABEL: &str = "wharf.build";
 pub struct RunHost {
     pub extra_hosts: Vec<String>,
     pub shm_size: Option<i64>,
-    /// Memory, MemorySwap, CpuShares, CpuPeriod, CpuQuota, CpusetCpus, CpusetMems.
+    /// Memory, MemorySwap, CpuShares, CpuPeriod, CpuQuota, CpusetCpus, CpusetMems, Ulimits.
     pub resources: Map<String, Value>,
 }
 
@@ -287,17 +287,39 @@ impl Backend for EngineBackend {
         progress: &(dyn Fn(Value) + Send + Sync),
     ) -> Result<ImageInfo, BackendError> {
         let images = self.engine.images.clone();
-        if !policy.always {
-            if let Ok(img) = images.resolve(reference) {
-                return Ok(self.info(&img));
-            }
-        }
         let platform = match &policy.platform {
             Some(p) if !p.is_empty() => {
                 Some(wharf_image::platform::Platform::parse(p).map_err(err)?)
             }
             _ => None,
         };
+        // A local image of another platform than the one asked is not the FROM image (as
+        // dockerd: it is pulled for that platform instead).
+        let mut mismatch = None;
+        if !policy.always {
+            if let Ok(img) = images.resolve(reference) {
+                match platform.as_ref().and_then(|want| {
+                    let differs = want.os != img.os
+                        || want.architecture != img.architecture
+                        || (want.variant.is_some()
+                            && img.variant.is_some()
+                            && want.variant != img.variant);
+                    differs.then(|| {
+                        let actual = match &img.variant {
+                            Some(v) => format!("{}/{}/{v}", img.os, img.architecture),
+                            None => format!("{}/{}", img.os, img.architecture),
+                        };
+                        format!(
+                            "image with reference {reference} was found but does not match \
+                             the specified platform: wanted {want}, actual: {actual}"
+                        )
+                    })
+                }) {
+                    None => return Ok(self.info(&img)),
+                    Some(m) => mismatch = Some(m),
+                }
+            }
+        }
         let (tx, mut rx) = mpsc::channel::<bytes::Bytes>(64);
         let engine = self.engine.clone();
         let (r, creds) = (reference.to_string(), self.creds_for(reference));
@@ -311,7 +333,11 @@ impl Backend for EngineBackend {
                 }
             }
         }
-        job.await.map_err(err)?.map_err(api)?;
+        let pulled = job.await.map_err(err)?;
+        if let (Err(e), Some(m)) = (&pulled, &mismatch) {
+            return Err(BackendError::new(format!("{m}; pulling it: {}", e.message)));
+        }
+        pulled.map_err(api)?;
         let img = images
             .resolve(reference)
             .map_err(|e| BackendError::new(e.to_string()))?;
@@ -411,14 +437,35 @@ impl Backend for EngineBackend {
             t_layer - t_run,
         );
         // The step's result is known: its exited container (and the image mounts) go while
-        // the build goes on; the build's stream ends only once they are gone.
+        // the build goes on; the build's stream ends only once they are gone. A container
+        // `rm=0` (or a failure without `forcerm`) keeps is the build's no longer: an ordinary
+        // stopped container, as dockerd leaves it.
+        let remove = spec.removal.removes(matches!(outcome, Ok(0)));
         let removal = tokio::spawn(async move {
             let t = std::time::Instant::now();
-            if let Err(e) = engine.remove(&c, true).await {
-                tracing::warn!("removing build container {id}: {}", e.message);
+            if remove {
+                if let Err(e) = engine.remove(&c, true).await {
+                    tracing::warn!("removing build container {id}: {}", e.message);
+                }
+            } else if let Err(e) = c.update(|r| {
+                let mut raw = r.config.raw().clone();
+                if let Some(l) = raw.get_mut("Labels").and_then(Value::as_object_mut) {
+                    l.remove(INTERMEDIATE_LABEL);
+                }
+                match crate::container::StoredConfig::new(raw) {
+                    Ok(cfg) => r.config = cfg,
+                    Err(e) => tracing::warn!("keeping build container {}: {e}", r.id),
+                }
+            }) {
+                tracing::warn!("keeping build container {id}: {e}");
             }
             let _ = blocking(move || drop(image_layers)).await;
-            tracing::debug!("build step {}: removed in {:?}", &id[..12], t.elapsed());
+            tracing::debug!(
+                "build step {}: {} in {:?}",
+                &id[..12],
+                if remove { "removed" } else { "kept" },
+                t.elapsed()
+            );
         });
         self.removals
             .lock()
@@ -823,6 +870,38 @@ impl BuildRequest {
                 resources.insert(field.into(), json!(v));
             }
         }
+        if let Some(v) = json_param::<Option<Vec<Value>>>(one("ulimits"), "ulimits")? {
+            if !v.is_empty() {
+                resources.insert("Ulimits".into(), Value::Array(v));
+            }
+        }
+        // What wharfd cannot honour is refused, not ignored.
+        let refuse = |what: &str, why: &str| {
+            Err(ApiError::bad_request(format!(
+                "{what} is not supported by wharfd's builder: {why}"
+            )))
+        };
+        if bool_param(one("squash"), false)? {
+            return refuse(
+                "squash",
+                "build without it (or squash the result with `docker export | docker import`)",
+            );
+        }
+        if let Some(i) = one("isolation").filter(|s| !s.is_empty() && s != "default") {
+            return refuse(&format!("isolation {i:?}"), "Linux has only \"default\"");
+        }
+        if let Some(c) = one("cgroupparent").filter(|s| !s.is_empty()) {
+            return refuse(
+                &format!("cgroupparent {c:?}"),
+                "RUN steps go under the daemon's --cgroup-parent",
+            );
+        }
+        if let Some(o) = one("outputs").filter(|s| !s.is_empty() && s != "null" && s != "[]") {
+            return refuse(
+                &format!("outputs {o}"),
+                "the classic builder stores the image; export it with `docker save`",
+            );
+        }
         let extra_hosts = get("extrahosts")
             .iter()
             .flat_map(|s| s.split(','))
@@ -848,6 +927,11 @@ impl BuildRequest {
                 platform: one("platform").filter(|s| !s.is_empty()),
                 cache_from: json_param(one("cachefrom"), "cachefrom")?,
                 secrets: Default::default(),
+                // As dockerd: `rm` absent is true; `forcerm` implies it.
+                removal: wharf_build::backend::Removal::classic(
+                    bool_param(one("rm"), true)?,
+                    bool_param(one("forcerm"), false)?,
+                ),
             },
             host: RunHost {
                 extra_hosts,

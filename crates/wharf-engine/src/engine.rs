@@ -2166,6 +2166,23 @@ fn shell_join(path: &str, args: &[String]) -> String {
         .join(" ")
 }
 
+/// The `Command` of a container in a list, as dockerd writes it: the path, then the args
+/// with those holding a space in single quotes (`/bin/sh -c 'echo a > /a'`).
+fn list_command(path: &str, args: &[String]) -> String {
+    let mut out = path.to_string();
+    for a in args {
+        out.push(' ');
+        if a.contains(' ') {
+            out.push('\'');
+            out.push_str(a);
+            out.push('\'');
+        } else {
+            out.push_str(a);
+        }
+    }
+    out
+}
+
 fn summary(engine: &Engine, r: &Record) -> Value {
     let created = chrono::DateTime::parse_from_rfc3339(&r.created)
         .map(|t| t.timestamp())
@@ -2179,7 +2196,7 @@ fn summary(engine: &Engine, r: &Record) -> Value {
         "Names": [r.name],
         "Image": r.config.get("Image"),
         "ImageID": r.image_id,
-        "Command": shell_join(&r.path, &r.args),
+        "Command": list_command(&r.path, &r.args),
         "Created": created,
         "Ports": networking::port_summaries(r),
         "Labels": r.config.get("Labels"),
@@ -2247,6 +2264,16 @@ fn fill_host_config_defaults(hc: &mut serde_json::Map<String, Value>) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn list_command_quotes_args_with_spaces_as_dockerd() {
+        let args = ["-c".to_string(), "echo a > /a".to_string(), "x".to_string()];
+        assert_eq!(
+            super::list_command("/bin/sh", &args),
+            "/bin/sh -c 'echo a > /a' x"
+        );
+        assert_eq!(super::list_command("sleep", &[]), "sleep");
+    }
     use super::*;
 
     #[test]

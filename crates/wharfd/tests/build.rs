@@ -126,7 +126,11 @@ fn a_dockerfile_builds_and_rebuilds_from_its_cache() {
         "{{json .Config.ExposedPorts}} {{.Config.Labels.purpose}} {{json .Config.Env}}",
         "built:1",
     ]);
-    assert_eq!(cfg.trim(), r#"{"8080/tcp":{}} test ["GREETING=hello"]"#);
+    // The imported busybox has no PATH: the stage gets the default one, as with dockerd.
+    assert_eq!(
+        cfg.trim(),
+        r#"{"8080/tcp":{}} test ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","GREETING=hello"]"#
+    );
     let history = d.ok(&[
         "history",
         "--no-trunc",
@@ -200,9 +204,17 @@ fn a_failing_step_reports_its_exit_code_and_leaves_nothing() {
         "{out}\n{err}"
     );
     assert!(!out.contains("Step 4/4"), "{out}");
-    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    // The failed step's container is kept (as dockerd keeps it without --force-rm).
+    let kept = d.ok(&["ps", "-aq"]);
+    assert_eq!(kept.lines().count(), 1, "{kept}");
+    d.ok(&["rm", kept.trim()]);
     assert_eq!(leftovers(&d), (vec![], vec![]));
     assert!(d.docker(&["image", "inspect", "fails"]).status.code() != Some(0));
+    // With --force-rm nothing is left.
+    let o = build(&d, ctx.path(), &["--force-rm", "-t", "fails"]);
+    assert!(!o.status.success());
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert_eq!(leftovers(&d), (vec![], vec![]));
     // A Dockerfile error names the line.
     write(ctx.path(), "Dockerfile", "FROM busybox\nNOPE x\n");
     let o = build(&d, ctx.path(), &[]);
@@ -792,4 +804,589 @@ fn a_run_step_is_confined_as_a_run_container_is() {
     );
     let (rw, mounts) = leftovers(&d);
     assert!(rw.is_empty() && mounts.is_empty(), "{rw:?} {mounts:?}");
+}
+
+scenario!(
+    rm_false_keeps_step_containers_and_forcerm_removes_failed_ones,
+    wharfd,
+    dockerd_netns
+);
+
+/// The exited containers of a daemon: `(status, command)` of each, sorted.
+fn containers(d: &Daemon) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = d
+        .ok(&[
+            "ps",
+            "-a",
+            "--no-trunc",
+            // The RUN steps' (dockerd also makes a container for ENV and the other
+            // config-only steps, created and never started; wharfd makes none).
+            "--filter",
+            "status=exited",
+            "--format",
+            "{{.Status}}\t{{.Command}}",
+        ])
+        .lines()
+        .map(|l| {
+            let (st, cmd) = l.split_once('\t').unwrap();
+            // "Exited (3) 2 seconds ago": the state and code, not the time.
+            let st = st.split(')').next().unwrap_or(st).to_string() + ")";
+            (st, cmd.trim_matches('"').to_string())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn remove_all(d: &Daemon) {
+    for id in d.ok(&["ps", "-aq"]).split_whitespace() {
+        d.ok(&["rm", "-f", id]);
+    }
+}
+
+/// `--rm=false` keeps every RUN step's container (stopped, with what the step wrote); by
+/// default only a failed step's container is kept; `--force-rm` removes that one too. The
+/// same on dockerd's classic builder.
+fn rm_false_keeps_step_containers_and_forcerm_removes_failed_ones(place: common::Place) {
+    let Some(d) = Daemon::launch(place, None) else {
+        return;
+    };
+    d.busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\nRUN echo one > /one\nENV X=1\nRUN echo two > /two\n",
+    );
+    let out = build_ok(&d, ctx.path(), &["--rm=false", "-t", "kept"]);
+    assert!(!out.contains("Removing intermediate container"), "{out}");
+    let got = containers(&d);
+    assert_eq!(
+        got,
+        [
+            (
+                "Exited (0)".to_string(),
+                "/bin/sh -c 'echo one > /one'".to_string()
+            ),
+            (
+                "Exited (0)".to_string(),
+                "/bin/sh -c 'echo two > /two'".to_string()
+            ),
+        ],
+        "{out}"
+    );
+    // A kept container holds what its step wrote, and can be committed.
+    let ids = d.ok(&["ps", "-aq", "--filter", "status=exited"]);
+    let diffs: String = ids
+        .split_whitespace()
+        .map(|id| d.ok(&["diff", id]))
+        .collect();
+    assert!(
+        diffs.contains("A /one") && diffs.contains("A /two"),
+        "{diffs}"
+    );
+    if place != common::Place::DockerdNetns {
+        // Not the build's any more: a restart leaves them.
+        let mut d2 = d;
+        d2.stop();
+        d2.spawn();
+        assert_eq!(containers(&d2).len(), 2);
+        remove_all(&d2);
+        assert_eq!(leftovers(&d2), (vec![], vec![]));
+        return rm_default_and_forcerm(d2, ctx.path());
+    }
+    remove_all(&d);
+    rm_default_and_forcerm(d, ctx.path());
+}
+
+fn rm_default_and_forcerm(d: Daemon, ctx: &Path) {
+    write(
+        ctx,
+        "Dockerfile",
+        "FROM busybox\nRUN echo ok > /ok\nRUN echo failing && exit 3\n",
+    );
+    // By default: the successful step's container goes, the failed one stays.
+    let o = build(&d, ctx, &["--no-cache", "-t", "failed"]);
+    assert!(!o.status.success());
+    assert_eq!(
+        stdout(&o)
+            .matches("Removing intermediate container")
+            .count(),
+        1,
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        containers(&d),
+        [(
+            "Exited (3)".to_string(),
+            "/bin/sh -c 'echo failing && exit 3'".to_string()
+        )]
+    );
+    remove_all(&d);
+    // --force-rm: both go, the failed one after its failure.
+    let o = build(&d, ctx, &["--no-cache", "--force-rm", "-t", "failed"]);
+    assert!(!o.status.success());
+    assert_eq!(
+        stdout(&o)
+            .matches("Removing intermediate container")
+            .count(),
+        2,
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(containers(&d), []);
+}
+
+scenario!(
+    cache_from_a_loaded_image_reuses_its_steps,
+    wharfd,
+    dockerd_netns
+);
+
+/// `--cache-from`: an image built, saved, removed with its build cache and loaded again
+/// gives its steps to a build that names it (` ---> Using cache`, the same image); a build
+/// that does not name it runs every step.
+fn cache_from_a_loaded_image_reuses_its_steps(place: common::Place) {
+    let Some(d) = Daemon::launch(place, None) else {
+        return;
+    };
+    d.busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "app.txt", "the app\n");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\nRUN echo built > /built\nCOPY app.txt /app.txt\nCMD [\"cat\", \"/app.txt\"]\n",
+    );
+    let first = built_id(&build_ok(&d, ctx.path(), &["-t", "cached:1"]));
+    let saved = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let o = d.docker(&["save", "-o", &saved.to_string_lossy(), "cached:1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    d.ok(&["rmi", "cached:1"]);
+    d.ok(&["builder", "prune", "-af"]);
+    // Nothing of the build is left to hit.
+    assert!(d.docker(&["image", "inspect", &first]).status.code() != Some(0));
+    let o = d.docker(&["load", "-i", &saved.to_string_lossy()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let with = build_ok(
+        &d,
+        ctx.path(),
+        &["--cache-from", "cached:1", "-t", "cached:2"],
+    );
+    assert_eq!(with.matches(" ---> Using cache").count(), 3, "{with}");
+    assert_eq!(built_id(&with), first);
+    assert_eq!(d.ok(&["run", "--rm", "cached:2"]), "the app\n");
+    // Without it: the loaded image's steps are not this daemon's cache.
+    let without = build_ok(&d, ctx.path(), &["-t", "cached:3"]);
+    assert!(!without.contains("Using cache"), "{without}");
+}
+
+/// What an image is, as `docker inspect` and a container of it show: the config fields the
+/// instructions set, and the owner, group, mode and kind of `files` (and their text).
+fn image_facts(d: &Daemon, image: &str, files: &[&str]) -> (String, String) {
+    let cfg = d.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "Shell={{json .Config.Shell}}\nUser={{json .Config.User}}\n\
+         Entrypoint={{json .Config.Entrypoint}}\nCmd={{json .Config.Cmd}}\n\
+         Volumes={{json .Config.Volumes}}\nOnBuild={{json .Config.OnBuild}}\n\
+         Healthcheck={{json .Config.Healthcheck}}\nStopSignal={{json .Config.StopSignal}}\n\
+         WorkingDir={{json .Config.WorkingDir}}\nEnv={{json .Config.Env}}\n\
+         ExposedPorts={{json .Config.ExposedPorts}}",
+        image,
+    ]);
+    let script = format!(
+        "for f in {}; do if [ -e $f ]; then stat -c '%n %u:%g %a %F' $f; \
+         if [ -f $f ]; then cat $f; fi; else echo \"$f missing\"; fi; done",
+        files.join(" ")
+    );
+    let fs = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-u",
+        "0",
+        "--entrypoint",
+        "sh",
+        image,
+        "-c",
+        &script,
+    ]);
+    (cfg, fs)
+}
+
+/// The instructions the classic builder knows, built by wharfd and by dockerd's classic
+/// builder from the same Dockerfiles: the same image config (SHELL, USER, ENTRYPOINT and
+/// CMD, VOLUME, ONBUILD, HEALTHCHECK, STOPSIGNAL, WORKDIR) and the same files (COPY/ADD
+/// `--chown` by name and number, the `escape` directive, what RUN writes under a VOLUME);
+/// a child build runs the ONBUILD triggers, and its ENTRYPOINT resets the parent's CMD.
+#[test]
+fn instructions_make_the_image_dockerd_makes() {
+    require_env!();
+    let w = Daemon::start();
+    let Some(dd) = Daemon::launch(common::Place::DockerdNetns, None) else {
+        return;
+    };
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path();
+    write(c, "f.txt", "file\n");
+    write(c, "d/x.sh", "#!/bin/sh\n");
+    write(c, "d/sub/g.txt", "g\n");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &str, m: u32| {
+            std::fs::set_permissions(c.join(p), std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        mode("d/x.sh", 0o755);
+        mode("d/sub/g.txt", 0o640);
+        mode("d/sub", 0o750);
+    }
+    write(
+        c,
+        "Dockerfile",
+        "# escape=`\n\
+         FROM busybox\n\
+         SHELL [\"/bin/sh\", \"-e\", \"-c\"]\n\
+         RUN echo C:\\dir\\file > /escaped.txt && echo one `\n    two > /continued.txt\n\
+         COPY --chown=nobody:nogroup f.txt /named.txt\n\
+         COPY --chown=1234:5678 d/ /numeric/\n\
+         ADD --chown=1234 f.txt /added/\n\
+         RUN mkdir -p /data && echo before > /data/before\n\
+         VOLUME /data /logs\n\
+         VOLUME [\"/json-vol\"]\n\
+         RUN echo after > /data/after && echo inlog > /logs/x\n\
+         HEALTHCHECK --interval=5s --timeout=3s --start-period=1s --retries=2 CMD test -e /named.txt\n\
+         STOPSIGNAL SIGUSR1\n\
+         EXPOSE 80/udp 8080\n\
+         ONBUILD RUN echo triggered > /tmp/onbuild.txt\n\
+         ONBUILD COPY f.txt /tmp/from-onbuild.txt\n\
+         ENTRYPOINT [\"/bin/echo\", \"ep\"]\n\
+         CMD [\"default\"]\n\
+         USER nobody:nogroup\n\
+         WORKDIR /home/w\n\
+         ENV PATH=/custom:/bin:$PATH\n",
+    );
+    write(
+        c,
+        "child.Dockerfile",
+        "FROM parent\nENTRYPOINT [\"/bin/cat\"]\nRUN id -u > /tmp/id\n",
+    );
+    write(
+        c,
+        "shellform.Dockerfile",
+        "FROM busybox\nSHELL [\"/bin/sh\", \"-x\", \"-c\"]\nCMD echo shell form\n\
+         HEALTHCHECK NONE\nENTRYPOINT exec echo ep\nUSER 1234\n",
+    );
+    let files = [
+        "/escaped.txt",
+        "/continued.txt",
+        "/named.txt",
+        "/numeric",
+        "/numeric/x.sh",
+        "/numeric/sub",
+        "/numeric/sub/g.txt",
+        "/added",
+        "/added/f.txt",
+        "/data",
+        "/data/before",
+        "/data/after",
+        "/logs",
+        "/logs/x",
+        "/json-vol",
+        "/home/w",
+    ];
+    let child_files = ["/tmp/onbuild.txt", "/tmp/from-onbuild.txt", "/tmp/id"];
+    let (child_df, shell_df) = (c.join("child.Dockerfile"), c.join("shellform.Dockerfile"));
+    let mut got = Vec::new();
+    for d in [&w, &dd] {
+        d.busybox();
+        build_ok(d, c, &["-t", "parent"]);
+        let child = build_ok(d, c, &["-f", &child_df.to_string_lossy(), "-t", "child"]);
+        build_ok(
+            d,
+            c,
+            &["-f", &shell_df.to_string_lossy(), "-t", "shellform"],
+        );
+        got.push((
+            image_facts(d, "parent", &files),
+            image_facts(d, "child", &child_files),
+            image_facts(d, "shellform", &[]),
+            child.contains("# Executing 2 build triggers"),
+        ));
+    }
+    let (wharf, dockerd) = (&got[0], &got[1]);
+    assert_eq!(
+        wharf.0 .0, dockerd.0 .0,
+        "parent config: wharfd, then dockerd"
+    );
+    assert_eq!(
+        wharf.0 .1, dockerd.0 .1,
+        "parent files: wharfd, then dockerd"
+    );
+    assert_eq!(
+        wharf.1 .0, dockerd.1 .0,
+        "child config: wharfd, then dockerd"
+    );
+    assert_eq!(
+        wharf.1 .1, dockerd.1 .1,
+        "child files: wharfd, then dockerd"
+    );
+    assert_eq!(
+        wharf.2 .0, dockerd.2 .0,
+        "shell forms: wharfd, then dockerd"
+    );
+    assert_eq!(wharf.3, dockerd.3, "the triggers' note");
+    // Not vacuous: what the Dockerfiles set is there.
+    assert!(
+        wharf.0 .0.contains("StopSignal=\"SIGUSR1\""),
+        "{}",
+        wharf.0 .0
+    );
+    assert!(
+        wharf.1 .1.contains("/tmp/onbuild.txt 65534:65534"),
+        "{}",
+        wharf.1 .1
+    );
+}
+
+/// What the classic builder lacks, as BuildKit documents it (the Dockerfile reference):
+/// `COPY --chmod` (octal, files and the directories copied), `--parents` (the sources' paths
+/// kept under the destination, from a `/./` pivot when there is one), `--exclude` (patterns
+/// left out of the copy), `RUN --network=none|host|default` (only a loopback; the daemon's
+/// namespace; the build's network) and `RUN <<EOF` scripts.
+#[test]
+fn buildkit_flags_copy_and_run_as_documented() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path();
+    write(c, "f.txt", "file\n");
+    write(c, "x/a.txt", "xa\n");
+    write(c, "y/a.txt", "ya\n");
+    write(c, "base/deep/b.txt", "b\n");
+    write(c, "base/deep/c.md", "c\n");
+    write(c, "tree/keep.txt", "keep\n");
+    write(c, "tree/drop.log", "drop\n");
+    write(c, "tree/skip/inner.txt", "skipped\n");
+    write(c, "tree/sub/also.log", "drop\n");
+    write(c, "tree/sub/kept.txt", "kept\n");
+    write(
+        c,
+        "Dockerfile",
+        "FROM busybox\n\
+         COPY --chmod=751 f.txt /chmod.txt\n\
+         COPY --chmod=640 x/ /chmod-dir/\n\
+         COPY --parents x/a.txt y/a.txt /parents/\n\
+         COPY --parents ./base/./deep/*.txt /pivot/\n\
+         COPY x/a.txt /no-parents/\n\
+         COPY --exclude=**/*.log --exclude=skip tree/ /excluded/\n\
+         RUN --network=none ls /sys/class/net > /net-none\n\
+         RUN --network=host readlink /proc/self/ns/net > /net-host\n\
+         RUN --network=default ls /sys/class/net > /net-default\n\
+         RUN <<EOF\n\
+         echo heredoc > /heredoc.txt\n\
+         echo \"$((1 + 2))\" >> /heredoc.txt\n\
+         EOF\n",
+    );
+    build_ok(&d, c, &["-t", "bk"]);
+    let sh = |cmd: &str| d.ok(&["run", "--rm", "--network", "none", "bk", "sh", "-c", cmd]);
+    assert_eq!(
+        sh("stat -c '%n %a' /chmod.txt /chmod-dir/a.txt"),
+        "/chmod.txt 751\n/chmod-dir/a.txt 640\n"
+    );
+    assert_eq!(
+        sh("cd /parents && find . -type f | sort && cat x/a.txt y/a.txt"),
+        "./x/a.txt\n./y/a.txt\nxa\nya\n"
+    );
+    assert_eq!(
+        sh("cd /pivot && find . | sort"),
+        ".\n./deep\n./deep/b.txt\n"
+    );
+    assert_eq!(sh("ls /no-parents"), "a.txt\n");
+    assert_eq!(
+        sh("cd /excluded && find . -type f | sort"),
+        "./keep.txt\n./sub/kept.txt\n"
+    );
+    assert_eq!(sh("cat /net-none"), "lo\n");
+    let host_ns = d.host_run("readlink", &["/proc/self/ns/net"]);
+    assert_eq!(sh("cat /net-host"), host_ns);
+    let default = sh("cat /net-default");
+    assert!(
+        default.lines().any(|l| l == "eth0") && default.lines().any(|l| l == "lo"),
+        "{default}"
+    );
+    assert_eq!(sh("cat /heredoc.txt"), "heredoc\n3\n");
+}
+
+/// The cgroup limits and ulimits a process sees (cgroup v1 or v2), one `file value` a line.
+const LIMITS_PROBE: &str = "for f in cpu/cpu.shares cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us \
+     cpuset/cpuset.cpus cpuset/cpuset.mems memory/memory.limit_in_bytes \
+     memory/memory.memsw.limit_in_bytes cpu.max cpu.weight cpuset.cpus cpuset.mems memory.max \
+     memory.swap.max; do [ -r /sys/fs/cgroup/$f ] && echo \"$f $(cat /sys/fs/cgroup/$f)\"; \
+     done; echo \"nofile $(ulimit -n)\"";
+
+/// The resource flags of `docker build` (`memory`, `memswap`, `cpushares`, `cpuperiod`,
+/// `cpuquota`, `cpusetcpus`, `cpusetmems`, `ulimits`) limit the RUN steps as the same
+/// flags limit a `docker run` container.
+#[test]
+fn run_steps_get_the_builds_resource_limits() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!("FROM busybox\nRUN ({LIMITS_PROBE}) > /limits\n"),
+    );
+    let flags = [
+        "-m",
+        "256m",
+        "--memory-swap",
+        "512m",
+        "--cpu-shares",
+        "512",
+        "--cpu-period",
+        "100000",
+        "--cpu-quota",
+        "50000",
+        "--cpuset-cpus",
+        "0",
+        "--cpuset-mems",
+        "0",
+        "--ulimit",
+        "nofile=1234:2345",
+    ];
+    let mut args = flags.to_vec();
+    args.extend(["-t", "limited"]);
+    build_ok(&d, ctx.path(), &args);
+    let step = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "limited",
+        "cat",
+        "/limits",
+    ]);
+    let mut run = vec!["run", "--rm", "--network", "none"];
+    run.extend(flags);
+    run.extend(["busybox", "sh", "-c", LIMITS_PROBE]);
+    assert_eq!(step, d.ok(&run));
+    // Not vacuous: the limits are there, and a build without them has none of them.
+    assert!(step.contains("nofile 1234"), "{step}");
+    assert!(
+        step.contains("cpu.cfs_quota_us 50000") || step.contains("cpu.max 50000 100000"),
+        "{step}"
+    );
+    let plain = build_ok(&d, ctx.path(), &["--no-cache", "-t", "unlimited"]);
+    let _ = plain;
+    let free = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "unlimited",
+        "cat",
+        "/limits",
+    ]);
+    assert_ne!(free, step);
+}
+
+/// `--pull`: the FROM image is pulled even when it is local (the registry's newer one is
+/// used); without it the local one is.
+#[test]
+fn pull_refreshes_a_local_from_image() {
+    require_env!();
+    let Some(reg) = common::LocalRegistry::start() else {
+        return;
+    };
+    let d = Daemon::start();
+    d.busybox_and_child();
+    let name = format!("{}/pull/base:1", reg.addr);
+    // The registry has child:1 under the name; the daemon has busybox under it.
+    d.ok(&["tag", "child:1", &name]);
+    d.ok(&["push", &name]);
+    d.ok(&["tag", "busybox", &name]);
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!("FROM {name}\nRUN (test -e /blob && echo registry || echo local) > /from\n"),
+    );
+    build_ok(&d, ctx.path(), &["-t", "local-base"]);
+    let from = |img: &str| d.ok(&["run", "--rm", "--network", "none", img, "cat", "/from"]);
+    assert_eq!(from("local-base"), "local\n");
+    build_ok(&d, ctx.path(), &["--pull", "-t", "pulled-base"]);
+    assert_eq!(from("pulled-base"), "registry\n");
+}
+
+/// `--platform`: the build's platform is the automatic `TARGET*` ARGs' (BuildKit's rule), and
+/// a FROM image of another platform is not taken for it.
+#[test]
+fn platform_sets_the_target_args() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\nARG TARGETPLATFORM\nARG TARGETARCH\nRUN echo \"$TARGETPLATFORM $TARGETARCH\" > /p\n",
+    );
+    let host = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let platform = format!("linux/{host}");
+    build_ok(&d, ctx.path(), &["--platform", &platform, "-t", "plat"]);
+    assert_eq!(
+        d.ok(&["run", "--rm", "--network", "none", "plat", "cat", "/p"]),
+        format!("{platform} {host}\n")
+    );
+    let other = if host == "s390x" {
+        "linux/ppc64le"
+    } else {
+        "linux/s390x"
+    };
+    let o = build(&d, ctx.path(), &["--platform", other, "-t", "plat-other"]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "does not match the specified platform: wanted {other}, actual: {platform}"
+        )),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// The classic parameters wharfd cannot honour are refused by name, not ignored:
+/// `isolation` other than default, `cgroupparent`; `ulimits` are honoured (see above).
+#[test]
+fn unsupported_build_parameters_are_refused() {
+    require_env!();
+    let d = Daemon::start();
+    d.busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "Dockerfile", "FROM busybox\nRUN true\n");
+    for (flags, want) in [
+        (
+            &["--isolation", "hyperv"][..],
+            "isolation \"hyperv\" is not supported",
+        ),
+        (
+            &["--cgroup-parent", "elsewhere"][..],
+            "cgroupparent \"elsewhere\" is not supported",
+        ),
+    ] {
+        let o = build(&d, ctx.path(), flags);
+        assert!(!o.status.success(), "{flags:?}: {}", stdout(&o));
+        assert!(stderr(&o).contains(want), "{flags:?}: {}", stderr(&o));
+    }
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
 }

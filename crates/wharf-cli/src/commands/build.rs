@@ -553,6 +553,9 @@ fn query(a: &BuildArgs, dockerfile: &str, remote: Option<&str>) -> Result<String
     if a.force_rm {
         add("forcerm", "1");
     }
+    if !a.rm {
+        add("rm", "0");
+    }
     if !a.network.is_empty() && a.network != "default" {
         add("networkmode", &a.network);
     }
@@ -879,11 +882,6 @@ pub async fn build_image(ctx: &Ctx, a: &BuildArgs, print_id: bool) -> Result<Str
         }
         Some(secrets_header(&a.secret)?)
     };
-    if !a.rm {
-        bail!(
-            "--rm=false is not supported: wharf always removes a build's intermediate containers"
-        );
-    }
     if let Some(f) = &a.iidfile {
         match std::fs::remove_file(f) {
             Ok(()) => {}
