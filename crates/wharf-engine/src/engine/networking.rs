@@ -536,7 +536,7 @@ impl Engine {
         let mut ep_cfg = body["EndpointConfig"].clone();
         let primary =
             mode == net.name || mode == net.id || (mode == "default" && net.name == "bridge");
-        if let Some(mac) = rec.config["MacAddress"].as_str().filter(|m| !m.is_empty()) {
+        if let Some(mac) = rec.config.mac_address.as_deref().filter(|m| !m.is_empty()) {
             if primary && ep_cfg["MacAddress"].as_str().is_none_or(str::is_empty) {
                 if !ep_cfg.is_object() {
                     ep_cfg = json!({});
