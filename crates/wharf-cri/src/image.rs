@@ -68,7 +68,8 @@ pub fn to_cri(img: &Image) -> api::Image {
             image: img.id.clone(),
             ..Default::default()
         }),
-        pinned: false,
+        // The sandbox image is the runtime's: a kubelet's image GC must leave it.
+        pinned: img.repo_tags.iter().any(|t| crate::pause::is_pause(t)),
     }
 }
 

@@ -6,9 +6,12 @@
 //! re-exports them, with the generated clients the tests drive the socket with.
 //!
 //! - `image.rs`: ImageService over `wharf_image::ImageStore` and the engine's pull.
-//! - `runtime.rs`: RuntimeService.
+//! - `runtime.rs`: RuntimeService; `pods.rs`: sandboxes and containers as engine containers;
+//!   `pause.rs`: the sandbox image, made from the embedded wharf-init.
 
 pub mod image;
+pub mod pause;
+pub mod pods;
 pub mod runtime;
 
 pub use k8s_cri::v1 as api;

@@ -452,6 +452,9 @@ pub struct SpecInput<'a> {
     /// With `userns`: the user namespace to join (that of the container whose network
     /// namespace is joined) instead of a new one.
     pub userns_path: Option<&'a str>,
+    /// Namespaces joined by path instead of made (`--ipc container:x`, `--pid container:x`):
+    /// kind (`ipc`, `pid`) and `/proc/<pid>/ns/<kind>` of x.
+    pub joined: &'a [(&'static str, String)],
 }
 
 /// `linux.resources` for a HostConfig: the device allow-list and the cgroup limits. Also what
@@ -548,7 +551,9 @@ pub fn build(i: &SpecInput) -> Result<Value, SpecError> {
         ("ipc", &h.ipc_mode),
         ("uts", &h.uts_mode),
     ] {
-        if mode != "host" {
+        if let Some((_, p)) = i.joined.iter().find(|(k, _)| *k == kind) {
+            namespaces.push(json!({ "type": kind, "path": p }));
+        } else if mode != "host" {
             namespaces.push(json!({ "type": kind }));
         }
     }
@@ -1149,6 +1154,7 @@ mod tests {
             init: None,
             userns: None,
             userns_path: None,
+            joined: &[],
         }
     }
 

@@ -182,3 +182,283 @@ fn images_shared_with_the_engine_api() {
         .into_inner();
     assert!(st.image.is_none(), "{st:?}");
 }
+
+fn pod_config(name: &str, uid: &str) -> api::PodSandboxConfig {
+    api::PodSandboxConfig {
+        metadata: Some(api::PodSandboxMetadata {
+            name: name.into(),
+            uid: uid.into(),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: "podhost".into(),
+        labels: [("app".to_string(), name.to_string())].into(),
+        annotations: [("note".to_string(), "kept".to_string())].into(),
+        dns_config: Some(api::DnsConfig {
+            servers: vec!["10.96.0.10".into()],
+            searches: vec!["default.svc.cluster.local".into()],
+            options: vec!["ndots:5".into()],
+        }),
+        ..Default::default()
+    }
+}
+
+fn container_config(
+    name: &str,
+    script: &str,
+    out: &std::path::Path,
+    uid: Option<i64>,
+) -> api::ContainerConfig {
+    api::ContainerConfig {
+        metadata: Some(api::ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: spec("busybox"),
+        command: vec!["sh".into(), "-c".into()],
+        args: vec![script.into()],
+        working_dir: "/tmp".into(),
+        envs: vec![api::KeyValue {
+            key: "WHO".into(),
+            value: name.into(),
+        }],
+        mounts: vec![api::Mount {
+            container_path: "/out".into(),
+            host_path: out.display().to_string(),
+            ..Default::default()
+        }],
+        labels: [("c".to_string(), name.to_string())].into(),
+        linux: Some(api::LinuxContainerConfig {
+            security_context: Some(api::LinuxContainerSecurityContext {
+                run_as_user: uid.map(|value| api::Int64Value { value }),
+                namespace_options: Some(api::NamespaceOption {
+                    pid: 0, // POD: one pid namespace for the pod
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn read(p: &std::path::Path) -> String {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// A pod with two containers sharing the sandbox's network, IPC and pid namespaces: one
+/// listens on 127.0.0.1, the other connects to it. Still running after a wharfd restart;
+/// stop and remove leave nothing behind.
+#[test]
+fn pod_with_two_containers_sharing_localhost() {
+    require_env!();
+    let (mut d, sockdir, cri) = daemon_with_cri();
+    d.busybox();
+    let out = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(out.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+
+    let pod = pod_config("web", "uid-1");
+    let sid = cri
+        .call(cri.runtime().run_pod_sandbox(api::RunPodSandboxRequest {
+            config: Some(pod.clone()),
+            runtime_handler: String::new(),
+        }))
+        .unwrap()
+        .into_inner()
+        .pod_sandbox_id;
+    let server = container_config(
+        "server",
+        "echo $WHO > /out/server-env; pwd > /out/server-pwd; readlink /proc/self/ns/net > /out/server-net; \
+         readlink /proc/self/ns/ipc > /out/server-ipc; hostname > /out/server-host; cat /etc/resolv.conf > /out/resolv; \
+         echo hello-from-server > /tmp/msg; while true; do nc -l -p 8080 < /tmp/msg; done",
+        out.path(),
+        None,
+    );
+    let client = container_config(
+        "client",
+        "id -u > /out/client-uid; readlink /proc/self/ns/net > /out/client-net; readlink /proc/self/ns/ipc > /out/client-ipc; \
+         ps -o comm > /out/client-ps; \
+         i=0; while [ $i -lt 200 ]; do nc 127.0.0.1 8080 > /out/got.tmp 2>/dev/null && [ -s /out/got.tmp ] && mv /out/got.tmp /out/got && break; i=$((i+1)); sleep 0.05; done; \
+         exec sleep 1000",
+        out.path(),
+        Some(1000),
+    );
+    let mut ids = Vec::new();
+    for c in [server, client] {
+        let id = cri
+            .call(cri.runtime().create_container(api::CreateContainerRequest {
+                pod_sandbox_id: sid.clone(),
+                config: Some(c),
+                sandbox_config: Some(pod.clone()),
+            }))
+            .unwrap()
+            .into_inner()
+            .container_id;
+        cri.call(cri.runtime().start_container(api::StartContainerRequest {
+            container_id: id.clone(),
+        }))
+        .unwrap();
+        ids.push(id);
+    }
+    common::eventually("the client got the server's message over 127.0.0.1", || {
+        read(&out.path().join("got")) == "hello-from-server"
+    });
+    assert_eq!(read(&out.path().join("server-env")), "server");
+    assert_eq!(read(&out.path().join("server-pwd")), "/tmp");
+    assert_eq!(read(&out.path().join("client-uid")), "1000");
+    assert_eq!(read(&out.path().join("server-host")), "podhost");
+    let resolv = read(&out.path().join("resolv"));
+    assert!(
+        resolv.contains("nameserver 10.96.0.10")
+            && resolv.contains("search default.svc.cluster.local")
+            && resolv.contains("ndots:5"),
+        "{resolv}"
+    );
+    for ns in ["net", "ipc"] {
+        let (s, c) = (
+            read(&out.path().join(format!("server-{ns}"))),
+            read(&out.path().join(format!("client-{ns}"))),
+        );
+        assert!(!s.is_empty() && s == c, "{ns}: {s} vs {c}");
+    }
+    // One pid namespace for the pod: the client sees the sandbox's pause and the server.
+    let ps = read(&out.path().join("client-ps"));
+    assert!(ps.contains("pause") && ps.contains("nc"), "{ps}");
+
+    let list = |cri: &Cri| {
+        let pods = cri
+            .call(
+                cri.runtime()
+                    .list_pod_sandbox(api::ListPodSandboxRequest::default()),
+            )
+            .unwrap()
+            .into_inner()
+            .items;
+        let cs = cri
+            .call(
+                cri.runtime()
+                    .list_containers(api::ListContainersRequest::default()),
+            )
+            .unwrap()
+            .into_inner()
+            .containers;
+        (pods, cs)
+    };
+    let check_running = |cri: &Cri| {
+        let (pods, cs) = list(cri);
+        assert_eq!(pods.len(), 1, "{pods:?}");
+        assert_eq!(pods[0].id, sid);
+        assert_eq!(pods[0].state, api::PodSandboxState::SandboxReady as i32);
+        assert_eq!(pods[0].labels["app"], "web");
+        assert_eq!(pods[0].annotations["note"], "kept");
+        assert_eq!(pods[0].metadata.as_ref().unwrap().name, "web");
+        assert_eq!(cs.len(), 2, "{cs:?}");
+        for c in &cs {
+            assert_eq!(c.pod_sandbox_id, sid);
+            assert_eq!(
+                c.state,
+                api::ContainerState::ContainerRunning as i32,
+                "{c:?}"
+            );
+        }
+        let st = cri
+            .call(cri.runtime().container_status(api::ContainerStatusRequest {
+                container_id: ids[0].clone(),
+                verbose: false,
+            }))
+            .unwrap()
+            .into_inner()
+            .status
+            .unwrap();
+        assert_eq!(st.metadata.unwrap().name, "server");
+        assert!(st.started_at > 0 && st.created_at > 0);
+        assert_eq!(st.labels["c"], "server");
+        let by_label = cri
+            .call(cri.runtime().list_containers(api::ListContainersRequest {
+                filter: Some(api::ContainerFilter {
+                    label_selector: [("c".to_string(), "client".to_string())].into(),
+                    ..Default::default()
+                }),
+            }))
+            .unwrap()
+            .into_inner()
+            .containers;
+        assert_eq!(by_label.len(), 1);
+        assert_eq!(by_label[0].id, ids[1]);
+    };
+    check_running(&cri);
+    // The engine's containers, as docker sees them.
+    let names = d.ok(&["ps", "--format", "{{.Names}}"]);
+    assert!(names.contains("k8s_POD_web_default_uid-1_0"), "{names}");
+    assert!(names.contains("k8s_server_web_default_uid-1_0"), "{names}");
+
+    // wharfd restarts; the pod goes on and is found again.
+    drop(cri);
+    d.stop();
+    d.spawn();
+    let cri = Cri::connect(&sockdir.path().join("cri.sock"));
+    check_running(&cri);
+
+    cri.call(cri.runtime().stop_pod_sandbox(api::StopPodSandboxRequest {
+        pod_sandbox_id: sid.clone(),
+    }))
+    .unwrap();
+    let (pods, cs) = list(&cri);
+    assert_eq!(pods[0].state, api::PodSandboxState::SandboxNotready as i32);
+    for c in &cs {
+        assert_eq!(
+            c.state,
+            api::ContainerState::ContainerExited as i32,
+            "{c:?}"
+        );
+    }
+    let st = cri
+        .call(cri.runtime().container_status(api::ContainerStatusRequest {
+            container_id: ids[1].clone(),
+            verbose: false,
+        }))
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert!(st.finished_at >= st.started_at && st.finished_at > 0);
+    assert!(!st.reason.is_empty());
+    for _ in 0..2 {
+        cri.call(
+            cri.runtime()
+                .remove_pod_sandbox(api::RemovePodSandboxRequest {
+                    pod_sandbox_id: sid.clone(),
+                }),
+        )
+        .unwrap();
+    }
+    let (pods, cs) = list(&cri);
+    assert!(pods.is_empty() && cs.is_empty(), "{pods:?} {cs:?}");
+    assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
+    // Nothing left mounted under the daemon's roots, no cgroup of the pod's containers.
+    let root = d.dir.path().display().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts
+            .lines()
+            .any(|l| l.contains(&root) && l.contains("/containers/")),
+        "{mounts}"
+    );
+    for id in std::iter::once(&sid).chain(&ids) {
+        for h in [
+            "/sys/fs/cgroup",
+            "/sys/fs/cgroup/memory",
+            "/sys/fs/cgroup/pids",
+        ] {
+            let p = std::path::Path::new(h)
+                .join(d.cgroup_parent.trim_start_matches('/'))
+                .join(id);
+            assert!(!p.exists(), "{} is left", p.display());
+        }
+    }
+}
