@@ -50,6 +50,9 @@ async fn remove(engine: &Arc<Engine>, c: &Arc<Container>) -> Result<(), Status> 
     }
 }
 
+/// What ExecSync keeps of each of stdout and stderr (16 MiB, the kubelet's own cap).
+const EXEC_SYNC_LIMIT: usize = 16 << 20;
+
 fn unimplemented(rpc: &str) -> Status {
     Status::unimplemented(format!("{rpc} is not implemented by wharf yet"))
 }
@@ -431,6 +434,39 @@ impl RuntimeService for Runtime {
         }))
     }
 
+    async fn exec_sync(
+        &self,
+        req: Request<api::ExecSyncRequest>,
+    ) -> Result<Response<api::ExecSyncResponse>, Status> {
+        let req = req.into_inner();
+        let (c, r) = pods::container(&self.engine, &req.container_id)?.ok_or_else(|| {
+            Status::not_found(format!("container {} not found", req.container_id))
+        })?;
+        if !r.state.status.is_live() {
+            return Err(Status::failed_precondition(format!(
+                "container {} is not running",
+                req.container_id
+            )));
+        }
+        let timeout = (req.timeout > 0).then(|| std::time::Duration::from_secs(req.timeout as u64));
+        let out = self
+            .engine
+            .exec_sync(&c, req.cmd.clone(), timeout, EXEC_SYNC_LIMIT)
+            .await
+            .map_err(crate::status)?;
+        let exit_code = out.exit_code.ok_or_else(|| {
+            Status::deadline_exceeded(format!(
+                "command {:?} timed out after {}s",
+                req.cmd, req.timeout
+            ))
+        })?;
+        Ok(Response::new(api::ExecSyncResponse {
+            stdout: out.stdout,
+            stderr: out.stderr,
+            exit_code,
+        }))
+    }
+
     type GetContainerEventsStream = EventStream;
 
     async fn get_container_events(
@@ -454,13 +490,6 @@ impl RuntimeService for Runtime {
         _req: Request<api::ReopenContainerLogRequest>,
     ) -> Result<Response<api::ReopenContainerLogResponse>, Status> {
         Err(unimplemented("reopen_container_log"))
-    }
-
-    async fn exec_sync(
-        &self,
-        _req: Request<api::ExecSyncRequest>,
-    ) -> Result<Response<api::ExecSyncResponse>, Status> {
-        Err(unimplemented("exec_sync"))
     }
 
     async fn exec(

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 
+pub mod exec_sync;
 pub(crate) mod filters;
 mod healthcheck;
 mod links;

@@ -392,6 +392,35 @@ fn pod_with_two_containers_sharing_localhost() {
         assert_eq!(by_label[0].id, ids[1]);
     };
     check_running(&cri);
+    // ExecSync: in the client, as its user, over the pod's loopback, stdout and stderr apart.
+    let ex = cri
+        .call(cri.runtime().exec_sync(api::ExecSyncRequest {
+            container_id: ids[1].clone(),
+            cmd: vec![
+                "sh".into(),
+                "-c".into(),
+                "id -u; nc 127.0.0.1 8080; echo oops >&2; exit 3".into(),
+            ],
+            timeout: 10,
+        }))
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        String::from_utf8_lossy(&ex.stdout),
+        "1000\nhello-from-server\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&ex.stderr), "oops\n");
+    assert_eq!(ex.exit_code, 3);
+    let slow = cri.call(cri.runtime().exec_sync(api::ExecSyncRequest {
+        container_id: ids[1].clone(),
+        cmd: vec!["sleep".into(), "30".into()],
+        timeout: 1,
+    }));
+    assert_eq!(
+        slow.unwrap_err().code(),
+        tonic::Code::DeadlineExceeded,
+        "a command over its timeout"
+    );
     // The engine's containers, as docker sees them.
     let names = d.ok(&["ps", "--format", "{{.Names}}"]);
     assert!(names.contains("k8s_POD_web_default_uid-1_0"), "{names}");
