@@ -398,3 +398,138 @@ pub fn exit_reason(r: &Record) -> &'static str {
         "Error"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(network: i32, pid: i32, ipc: i32) -> api::PodSandboxConfig {
+        api::PodSandboxConfig {
+            metadata: Some(api::PodSandboxMetadata {
+                name: "p/1".into(),
+                uid: "u".into(),
+                namespace: "ns".into(),
+                attempt: 2,
+            }),
+            hostname: "h".into(),
+            linux: Some(api::LinuxPodSandboxConfig {
+                security_context: Some(api::LinuxSandboxSecurityContext {
+                    namespace_options: Some(api::NamespaceOption {
+                        network,
+                        pid,
+                        ipc,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn sandbox_namespaces_and_names() {
+        let b = sandbox_body(&pod(POD, 1, POD), "pause").unwrap();
+        assert_eq!(b["HostConfig"]["NetworkMode"], "none");
+        assert_eq!(b["HostConfig"]["IpcMode"], "shareable");
+        assert_eq!(b["Hostname"], "h");
+        assert_eq!(b["Labels"][KIND], "sandbox");
+        let back: api::PodSandboxConfig =
+            serde_json::from_str(b["Labels"][CONFIG].as_str().unwrap()).unwrap();
+        assert_eq!(back.metadata.unwrap().name, "p/1");
+        let host = sandbox_body(&pod(NODE, NODE, NODE), "pause").unwrap();
+        assert_eq!(host["HostConfig"]["NetworkMode"], "host");
+        assert_eq!(host["HostConfig"]["IpcMode"], "host");
+        assert_eq!(host["HostConfig"]["PidMode"], "host");
+        assert!(host.get("Hostname").is_none());
+        assert_eq!(
+            sandbox_name(&pod(0, 0, 0).metadata.unwrap()),
+            "k8s_POD_p-1_ns_u_2"
+        );
+    }
+
+    #[test]
+    fn container_security_context_and_resources() {
+        let cfg = api::ContainerConfig {
+            image: Some(api::ImageSpec {
+                image: "busybox".into(),
+                ..Default::default()
+            }),
+            command: vec!["sh".into()],
+            args: vec!["-c".into(), "true".into()],
+            mounts: vec![api::Mount {
+                container_path: "/d".into(),
+                host_path: "/h".into(),
+                readonly: true,
+                propagation: 1,
+                ..Default::default()
+            }],
+            linux: Some(api::LinuxContainerConfig {
+                resources: Some(api::LinuxContainerResources {
+                    cpu_quota: 50_000,
+                    cpu_period: 100_000,
+                    memory_limit_in_bytes: 64 << 20,
+                    cpuset_cpus: "0".into(),
+                    ..Default::default()
+                }),
+                security_context: Some(api::LinuxContainerSecurityContext {
+                    run_as_user: Some(api::Int64Value { value: 1000 }),
+                    run_as_group: Some(api::Int64Value { value: 2000 }),
+                    supplemental_groups: vec![3000],
+                    no_new_privs: true,
+                    readonly_rootfs: true,
+                    capabilities: Some(api::Capability {
+                        add_capabilities: vec!["NET_ADMIN".into()],
+                        drop_capabilities: vec!["ALL".into()],
+                        ..Default::default()
+                    }),
+                    masked_paths: vec!["/proc/kcore".into()],
+                    seccomp: Some(api::SecurityProfile {
+                        profile_type: api::security_profile::ProfileType::RuntimeDefault as i32,
+                        localhost_ref: String::new(),
+                    }),
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        };
+        let b = container_body("sb", &pod(POD, POD, POD), &cfg).unwrap();
+        let hc = &b["HostConfig"];
+        assert_eq!(hc["NetworkMode"], "container:sb");
+        assert_eq!(hc["IpcMode"], "container:sb");
+        assert_eq!(hc["PidMode"], "container:sb");
+        assert_eq!(hc["Binds"], json!(["/h:/d:ro,rslave"]));
+        assert_eq!(hc["CapAdd"], json!(["NET_ADMIN"]));
+        assert_eq!(hc["CapDrop"], json!(["ALL"]));
+        assert_eq!(hc["GroupAdd"], json!(["3000"]));
+        // RuntimeDefault: the engine's default profile, so no seccomp= option.
+        assert_eq!(hc["SecurityOpt"], json!(["no-new-privileges"]));
+        assert_eq!(hc["ReadonlyRootfs"], true);
+        assert_eq!(hc["MaskedPaths"], json!(["/proc/kcore"]));
+        assert_eq!(hc["CpuQuota"], 50_000);
+        assert_eq!(hc["Memory"], 64 << 20);
+        assert_eq!(hc["CpusetCpus"], "0");
+        assert_eq!(b["User"], "1000:2000");
+        assert_eq!(b["Entrypoint"], json!(["sh"]));
+        assert_eq!(b["Cmd"], json!(["-c", "true"]));
+        assert_eq!(b["Hostname"], "h");
+        assert_eq!(b["Labels"][SANDBOX], "sb");
+        // Unset seccomp is unconfined; a container pid namespace of its own.
+        let mut plain = cfg.clone();
+        plain.linux = None;
+        let b = container_body("sb", &pod(POD, 1, POD), &plain).unwrap();
+        assert_eq!(
+            b["HostConfig"]["SecurityOpt"],
+            json!(["seccomp=unconfined"])
+        );
+        assert_eq!(b["HostConfig"]["PidMode"], "");
+        // The engine takes the body as a create request.
+        let bytes = serde_json::to_vec(&b).unwrap();
+        let req = wharf_api::types::CreateRequest::parse(&bytes).unwrap();
+        assert!(wharf_api::fields::refused_host_fields(&req.raw_host_config).is_empty());
+        let mut no_image = cfg;
+        no_image.image = None;
+        assert!(container_body("sb", &pod(0, 0, 0), &no_image).is_err());
+    }
+}
