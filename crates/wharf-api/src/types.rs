@@ -159,6 +159,23 @@ pub struct HostConfig {
     /// systempaths=unconfined` sends empty lists); `None`: the defaults.
     pub masked_paths: Option<Vec<String>>,
     pub readonly_paths: Option<Vec<String>>,
+    /// `-p`: `80/tcp` → its host bindings (`null` or `[]`: one on an ephemeral port).
+    pub port_bindings: Option<BTreeMap<String, Option<Vec<PortBinding>>>>,
+    /// `-P`.
+    #[serde(deserialize_with = "null_as_default")]
+    pub publish_all_ports: bool,
+    /// `--link name[:alias]`.
+    pub links: Option<Vec<String>>,
+}
+
+/// One host binding of `HostConfig.PortBindings`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortBinding {
+    #[serde(rename = "HostIp", deserialize_with = "null_as_default")]
+    pub host_ip: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub host_port: String,
 }
 
 /// `HostConfig.Devices[]`: a host device node made available in the container.

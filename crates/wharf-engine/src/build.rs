@@ -622,7 +622,12 @@ pub async fn clean_leftovers(engine: &Arc<Engine>) {
     let leftovers: Vec<_> = engine
         .all()
         .into_iter()
-        .filter(|c| c.snapshot().config["Labels"][INTERMEDIATE_LABEL] == "intermediate")
+        .filter(|c| {
+            c.with_record(|r| {
+                let mut labels = r.config.labels.iter().flatten();
+                labels.any(|(k, v)| k == INTERMEDIATE_LABEL && v == "intermediate")
+            })
+        })
         .collect();
     for c in leftovers {
         tracing::info!("removing build container {} left by an earlier run", c.id);

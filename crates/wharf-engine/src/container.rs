@@ -1,10 +1,12 @@
 //! A container: its persisted record (`config.v2.json`) and its state machine.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
+use wharf_api::types::{ContainerConfig, HostConfig};
 
 /// The states Docker reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -74,8 +76,8 @@ pub struct Record {
     pub path: String,
     pub args: Vec<String>,
     /// The merged `Config` (image defaults applied).
-    pub config: Value,
-    pub host_config: Value,
+    pub config: StoredConfig,
+    pub host_config: StoredHostConfig,
     pub image_id: String,
     pub state: State,
     pub restart_count: u32,
@@ -101,15 +103,86 @@ pub struct Record {
     pub mounts: Vec<crate::volumes::MountRecord>,
 }
 
-impl Record {
-    /// The typed `HostConfig` of the record.
-    /// (`null`, as in records made by hand, is the empty one.)
-    pub fn typed_host_config(&self) -> Result<wharf_api::types::HostConfig, String> {
-        if self.host_config.is_null() {
-            return Ok(Default::default());
+/// A part of a container's record in Docker's JSON shape (its `Config`, its `HostConfig`),
+/// kept twice: the object inspect shows (what the client sent, merged with the image's
+/// defaults or with dockerd's zero values at create; on disk, exactly that object), and the
+/// typed view the engine acts on, parsed once, when the record is made or read. A record
+/// that does not parse is not read at all: defaults would start the container with no
+/// limits.
+#[derive(Debug, Clone)]
+pub struct Stored<T> {
+    raw: Map<String, Value>,
+    typed: Arc<T>,
+}
+
+/// The record's `HostConfig`.
+pub type StoredHostConfig = Stored<HostConfig>;
+/// The record's merged `Config`.
+pub type StoredConfig = Stored<ContainerConfig>;
+
+impl<T: DeserializeOwned> Stored<T> {
+    /// Parses `raw` into the typed view.
+    pub fn new(raw: Map<String, Value>) -> Result<Stored<T>, serde_json::Error> {
+        let typed = Arc::new(serde_json::from_value(Value::Object(raw.clone()))?);
+        Ok(Stored { raw, typed })
+    }
+}
+
+impl<T> Stored<T> {
+    /// The object as inspect shows it.
+    pub fn raw(&self) -> &Map<String, Value> {
+        &self.raw
+    }
+
+    /// One field of the object as inspect shows it (null when absent), for what is passed
+    /// through as it came.
+    pub fn get(&self, key: &str) -> &Value {
+        self.raw.get(key).unwrap_or(&Value::Null)
+    }
+
+    /// The typed view, shared.
+    pub fn typed(&self) -> Arc<T> {
+        self.typed.clone()
+    }
+}
+
+impl<T: Default> Default for Stored<T> {
+    fn default() -> Self {
+        Stored {
+            raw: Map::new(),
+            typed: Default::default(),
         }
-        serde_json::from_value(self.host_config.clone())
-            .map_err(|e| format!("container {}: its HostConfig cannot be read: {e}", self.id))
+    }
+}
+
+impl<T> std::ops::Deref for Stored<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.typed
+    }
+}
+
+impl<T> Serialize for Stored<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.raw.serialize(s)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Stored<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        // `null`, as in records made by hand, is the empty one.
+        let raw = Option::<Map<String, Value>>::deserialize(d)?.unwrap_or_default();
+        Stored::new(raw).map_err(|e| D::Error::custom(format!("{}: {e}", short_type::<T>())))
+    }
+}
+
+/// `HostConfig` for `wharf_api::types::HostConfig`: what an error names.
+fn short_type<T>() -> &'static str {
+    let t = std::any::type_name::<T>();
+    match t.rsplit("::").next().unwrap_or(t) {
+        "ContainerConfig" => "Config",
+        other => other,
     }
 }
 
@@ -188,10 +261,14 @@ impl Container {
     /// Loads `config.v2.json` from `dir`.
     pub fn load(dir: &Path) -> std::io::Result<Container> {
         let data = std::fs::read(dir.join("config.v2.json"))?;
-        let rec: Record = serde_json::from_slice(&data).map_err(std::io::Error::other)?;
         // A host config that does not parse would start the container with no limits at
         // all: the record is refused (dockerd skips a container it cannot read, too).
-        rec.typed_host_config().map_err(std::io::Error::other)?;
+        let rec: Record = serde_json::from_slice(&data).map_err(|e| {
+            std::io::Error::other(format!(
+                "{}: the container's record cannot be read: {e}",
+                dir.join("config.v2.json").display()
+            ))
+        })?;
         Ok(Container::new(dir.to_path_buf(), rec))
     }
 
@@ -349,8 +426,8 @@ mod tests {
             created: ZERO_TIME.into(),
             path: "sh".into(),
             args: vec![],
-            config: Value::Null,
-            host_config: Value::Null,
+            config: Default::default(),
+            host_config: Default::default(),
             image_id: String::new(),
             state: State::default(),
             restart_count: 0,
@@ -373,16 +450,23 @@ mod tests {
 
         // A host config that does not parse (a limit of the wrong type) is refused, not
         // read as "no limits".
-        c.update(|r| r.host_config = serde_json::json!({"Memory": "lots"}))
-            .unwrap();
+        let file = dir.path().join("config.v2.json");
+        let mut v: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        v["host_config"] = serde_json::json!({"Memory": "lots"});
+        std::fs::write(&file, serde_json::to_vec(&v).unwrap()).unwrap();
         let err = Container::load(dir.path()).err().unwrap().to_string();
-        assert!(err.contains("HostConfig cannot be read"), "{err}");
-        c.update(|r| r.host_config = serde_json::json!({"Memory": 1 << 20}))
-            .unwrap();
-        let loaded = Container::load(dir.path()).unwrap();
-        assert_eq!(
-            loaded.snapshot().typed_host_config().unwrap().memory,
-            1 << 20
+        assert!(
+            err.contains("record cannot be read") && err.contains("HostConfig"),
+            "{err}"
         );
+        // One that does is read once, into the typed view, and written back as it was.
+        let hc = serde_json::json!({"Memory": 1 << 20, "Unmodelled": [1]});
+        v["host_config"] = hc.clone();
+        std::fs::write(&file, serde_json::to_vec(&v).unwrap()).unwrap();
+        let loaded = Container::load(dir.path()).unwrap();
+        assert_eq!(loaded.snapshot().host_config.memory, 1 << 20);
+        loaded.update(|r| r.restart_count = 1).unwrap();
+        let v: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(v["host_config"], hc);
     }
 }

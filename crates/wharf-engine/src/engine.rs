@@ -1,7 +1,9 @@
 //! The engine: containers, their shims and lifecycle, execs, and the image service.
 
 use crate::config::{EngineConfig, LiveConfig};
-use crate::container::{self, Container, Record, State, Status, ZERO_TIME};
+use crate::container::{
+    self, Container, Record, State, Status, StoredConfig, StoredHostConfig, ZERO_TIME,
+};
 use crate::events::Events;
 use crate::names;
 use crate::shim;
@@ -255,8 +257,7 @@ impl Engine {
 
     /// [`Self::id_map`] of container `c`.
     pub fn container_id_map(&self, c: &Container) -> Option<wharf_image::IdMap> {
-        self.id_map(&Self::host_config(&c.snapshot()).ok()?)
-            .cloned()
+        c.with_record(|r| self.id_map(&r.host_config).cloned())
     }
 
     fn state_dir(&self, id: &str) -> PathBuf {
@@ -303,14 +304,9 @@ impl Engine {
     fn attrs(&self, rec: &Record) -> BTreeMap<String, String> {
         let mut a = BTreeMap::new();
         a.insert("name".into(), rec.name.trim_start_matches('/').to_string());
-        a.insert(
-            "image".into(),
-            rec.config["Image"].as_str().unwrap_or_default().to_string(),
-        );
-        if let Some(labels) = rec.config["Labels"].as_object() {
-            for (k, v) in labels {
-                a.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
-            }
+        a.insert("image".into(), rec.config.image.clone());
+        for (k, v) in rec.config.labels.iter().flatten() {
+            a.insert(k.clone(), v.clone());
         }
         a
     }
@@ -347,17 +343,11 @@ impl Engine {
             .map_err(|e| ApiError::bad_request(e.0))?;
         let mac = req.raw_config.get("MacAddress").and_then(Value::as_str);
         let attachments = self.plan_networks(hc, &req.networking_config, mac)?;
-        self.check_links(&req.raw_host_config, &hc.network_mode)?;
+        self.check_links(hc)?;
         let embedded_dns = attachments
             .values()
             .any(|a| self.networks.get(&a.network_id).is_ok_and(|n| n.has_dns()));
-        if let Some(b) = req
-            .raw_host_config
-            .get("PortBindings")
-            .and_then(Value::as_object)
-        {
-            wharf_net::ports::requests(Some(b), &[], false).map_err(net_error)?;
-        }
+        networking::port_requests(hc, &[]).map_err(net_error)?;
         if hc.init == Some(true) && self.cfg.init_path.is_none() {
             return Err(ApiError::bad_request(
                 "--init is off in this wharfd: its --init-path is not a static executable, or it could not write its init to the exec-root (see its log)",
@@ -645,8 +635,10 @@ impl Engine {
             created: now(),
             path,
             args: argv,
-            config: Value::Object(merged),
-            host_config: Value::Object(host_raw),
+            config: StoredConfig::new(merged)
+                .map_err(|e| ApiError::bad_request(format!("invalid Config: {e}")))?,
+            host_config: StoredHostConfig::new(host_raw)
+                .map_err(|e| ApiError::bad_request(format!("invalid HostConfig: {e}")))?,
             image_id: image.id.clone(),
             state: State {
                 started_at: ZERO_TIME.into(),
@@ -923,12 +915,6 @@ impl Engine {
             .collect()
     }
 
-    /// The record's typed host config: an error (never defaults, which would mean no
-    /// limits) if it does not parse, which `Container::load` and create already checked.
-    fn host_config(rec: &Record) -> Result<HostConfig, ApiError> {
-        rec.typed_host_config().map_err(ApiError::internal)
-    }
-
     /// `POST /containers/{id}/start`.
     pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> Result<(), ApiError> {
         let rec = c.snapshot();
@@ -942,7 +928,7 @@ impl Engine {
                 rec.state.status.as_str()
             )));
         }
-        let auto_remove = Self::host_config(&rec)?.auto_remove;
+        let auto_remove = rec.host_config.auto_remove;
         let started = self.start_inner(c, rec).await;
         if started.is_err() && auto_remove {
             // `run --rm` waits for the removal whatever made the start fail (a bad device,
@@ -960,7 +946,7 @@ impl Engine {
         c: &Arc<Container>,
         rec: Record,
     ) -> Result<(), ApiError> {
-        let hc = Self::host_config(&rec)?;
+        let hc = rec.host_config.typed();
         let id = c.id.clone();
         let sdir = self.state_dir(&id);
         std::fs::create_dir_all(&sdir).map_err(internal)?;
@@ -985,19 +971,10 @@ impl Engine {
             self.release_volumes(&rec);
             return Err(ApiError::new(e.status, fail(self, e.message)));
         }
-        let cfg = &rec.config;
-        let strs = |v: &Value| -> Vec<String> {
-            v.as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let mut env = strs(&cfg["Env"]);
-        let tty = cfg["Tty"].as_bool().unwrap_or(false);
-        let hostname = cfg["Hostname"].as_str().unwrap_or_default().to_string();
+        let cfg = rec.config.typed();
+        let mut env = cfg.env.clone().unwrap_or_default();
+        let tty = cfg.tty;
+        let hostname = cfg.hostname.clone();
         env.push(format!("HOSTNAME={hostname}"));
         if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
             env.push("TERM=xterm".into());
@@ -1065,17 +1042,12 @@ impl Engine {
             (Some(_), Some(other), Some(p)) => self
                 .lookup(other)
                 .ok()
-                .filter(|o| {
-                    Self::host_config(&o.snapshot()).is_ok_and(|hc| self.id_map(&hc).is_some())
-                })
+                .filter(|o| o.with_record(|r| self.id_map(&r.host_config).is_some()))
                 .and_then(|_| p.strip_suffix("/net").map(|b| format!("{b}/user"))),
             _ => None,
         };
         // Reads the image's /etc/passwd and /etc/group: off the async threads.
-        let (user_root, user) = (
-            rootfs.clone(),
-            cfg["User"].as_str().unwrap_or_default().to_string(),
-        );
+        let (user_root, user) = (rootfs.clone(), cfg.user.clone());
         let group_add = hc.group_add.clone().unwrap_or_default();
         let resolved = blocking(move || {
             let ids = spec::resolve_user(&user_root, &user)?;
@@ -1093,10 +1065,10 @@ impl Engine {
             container_dir: &c.dir,
             args: &args,
             env: &env,
-            cwd: cfg["WorkingDir"].as_str().unwrap_or_default(),
+            cwd: &cfg.working_dir,
             user,
             hostname: &hostname,
-            domainname: cfg["Domainname"].as_str().unwrap_or_default(),
+            domainname: &cfg.domainname,
             additional_gids: &additional_gids,
             tty,
             host: &hc,
@@ -1133,13 +1105,13 @@ impl Engine {
         let mut opts = self.live().log_opts.clone();
         opts.extend(log_cfg.config.clone().unwrap_or_default());
         let log_path = PathBuf::from(&rec.log_path);
-        let open_stdin = cfg["OpenStdin"].as_bool().unwrap_or(false);
+        let open_stdin = cfg.open_stdin;
         let spawn_args = wharf_shim::args::ShimArgs {
             runtime_root: self.cfg.exec_root.join("runtime"),
             runtime: runtime.clone(),
             tty,
             stdin: open_stdin,
-            stdin_once: cfg["StdinOnce"].as_bool().unwrap_or(false),
+            stdin_once: cfg.stdin_once,
             log_path: (driver != "none").then(|| log_path.clone()),
             log_max_size: opts
                 .get("max-size")
@@ -1255,11 +1227,7 @@ impl Engine {
         let dying = !self.netns_shared(c);
         self.disconnect_all(c, dying).await;
         let rec = c.snapshot();
-        // Unreadable (it was read at start, so this cannot happen): no restart, no removal.
-        let hc = Self::host_config(&rec).unwrap_or_else(|e| {
-            tracing::error!("{}", e.message);
-            HostConfig::default()
-        });
+        let hc = rec.host_config.typed();
         let policy = hc.restart_policy.clone().unwrap_or_default();
         let restart = !rec.manually_stopped
             && match policy.name.as_str() {
@@ -1383,14 +1351,12 @@ impl Engine {
         c.update(|r| r.manually_stopped = true).map_err(internal)?;
         let sig = match signal {
             Some(s) => s,
-            None => match rec.config["StopSignal"].as_str() {
+            None => match rec.config.stop_signal.as_deref() {
                 Some(s) if !s.is_empty() => parse_signal(s)?,
                 _ => 15,
             },
         };
-        let t = timeout
-            .or_else(|| rec.config["StopTimeout"].as_i64())
-            .unwrap_or(10);
+        let t = timeout.or(rec.config.stop_timeout).unwrap_or(10);
         let sdir = self.state_dir(&c.id);
         if rec.state.status == Status::Paused {
             let _ = shim::call(&sdir, &Request::Resume).await;
@@ -1646,7 +1612,7 @@ impl Engine {
                     // Docker: every label filter must hold (the other keys: any value).
                     return vals
                         .iter()
-                        .all(|v| filters::label_matches(&r.config["Labels"], v));
+                        .all(|v| filters::label_matches(r.config.get("Labels"), v));
                 }
                 vals.is_empty()
                     || vals.iter().any(|v| match k.as_str() {
@@ -1665,7 +1631,7 @@ impl Engine {
                             }
                         }
                         "ancestor" => {
-                            r.config["Image"].as_str() == Some(v)
+                            r.config.image == *v
                                 || r.image_id == *v
                                 || r.image_id
                                     .trim_start_matches("sha256:")
@@ -1794,7 +1760,7 @@ impl Engine {
     /// Writes the exec's OCI process and returns the path the shim reads it from.
     pub async fn exec_process_file(&self, e: &ExecInstance) -> Result<PathBuf, ApiError> {
         let sdir = self.state_dir(&e.container);
-        let spec: Value =
+        let spec: oci_spec::runtime::Spec =
             serde_json::from_slice(&std::fs::read(sdir.join("config.json")).map_err(internal)?)
                 .map_err(internal)?;
         let user = if e.config.user.is_empty() {
@@ -1806,11 +1772,8 @@ impl Engine {
             let group_add: Vec<String> = self
                 .lookup(&e.container)
                 .ok()
-                .and_then(|c| c.snapshot().host_config["GroupAdd"].as_array().cloned())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|g| g.as_str().map(String::from))
-                .collect();
+                .and_then(|c| c.with_record(|r| r.host_config.group_add.clone()))
+                .unwrap_or_default();
             Some(
                 blocking(move || {
                     let ids = spec::resolve_user(&root, &user)?;
@@ -1831,7 +1794,9 @@ impl Engine {
             e.config.privileged,
         );
         if let Some((_, groups)) = user.filter(|(_, g)| !g.is_empty()) {
-            p["user"]["additionalGids"] = json!(groups);
+            let mut who = p.user().clone();
+            who.set_additional_gids(Some(groups));
+            p.set_user(who);
         }
         let path = sdir.join(format!("exec-{}.json", e.id));
         container::write_runtime_file(&path, &serde_json::to_vec(&p).expect("serializable"))
@@ -1900,7 +1865,7 @@ impl Engine {
                 "AttachStdout",
                 "AttachStderr",
             ] {
-                if let Some(v) = rec.config.get(k) {
+                if let Some(v) = rec.config.raw().get(k) {
                     cfg.insert(k.to_string(), v.clone());
                 }
             }
@@ -2070,8 +2035,7 @@ impl Engine {
             "BlkioWeight",
             "RestartPolicy",
         ];
-        let mut rec = c.snapshot();
-        let mut hc_raw = rec.host_config.as_object().cloned().unwrap_or_default();
+        let mut hc_raw = c.with_record(|r| r.host_config.raw().clone());
         for (k, v) in body {
             let zero = v.is_null()
                 || v == &json!(0)
@@ -2090,8 +2054,9 @@ impl Engine {
                 )));
             }
         }
-        rec.host_config = Value::Object(hc_raw.clone());
-        let hc = Self::host_config(&rec).map_err(|e| ApiError::bad_request(e.message))?;
+        let stored = StoredHostConfig::new(hc_raw)
+            .map_err(|e| ApiError::bad_request(format!("invalid update: {e}")))?;
+        let hc = stored.typed();
         if hc.auto_remove
             && hc
                 .restart_policy
@@ -2117,8 +2082,7 @@ impl Engine {
             .await
             .map_err(|e| ApiError::bad_request(format!("Cannot update container {}: {e}", c.id)))?;
         }
-        c.update(|r| r.host_config = Value::Object(hc_raw))
-            .map_err(internal)?;
+        c.update(|r| r.host_config = stored).map_err(internal)?;
         self.event(c, "update", &[]);
         Ok(())
     }
@@ -2161,7 +2125,7 @@ impl Engine {
             if until.is_some_and(|u| created >= u) {
                 continue;
             }
-            let labels = &rec.config["Labels"];
+            let labels = rec.config.get("Labels");
             if !filters
                 .get("label")
                 .into_iter()
@@ -2231,19 +2195,19 @@ fn summary(engine: &Engine, r: &Record) -> Value {
     let created = chrono::DateTime::parse_from_rfc3339(&r.created)
         .map(|t| t.timestamp())
         .unwrap_or(0);
-    let mode = r.host_config["NetworkMode"]
-        .as_str()
-        .unwrap_or("none")
-        .to_string();
+    let mode = match r.host_config.network_mode.as_str() {
+        "" => "none",
+        m => m,
+    };
     json!({
         "Id": r.id,
         "Names": [r.name],
-        "Image": r.config["Image"],
+        "Image": r.config.get("Image"),
         "ImageID": r.image_id,
         "Command": shell_join(&r.path, &r.args),
         "Created": created,
         "Ports": networking::port_summaries(r),
-        "Labels": r.config["Labels"],
+        "Labels": r.config.get("Labels"),
         "State": r.state.status.as_str(),
         "Status": container::status_line(&r.state),
         "HostConfig": {"NetworkMode": mode},

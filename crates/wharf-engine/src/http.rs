@@ -728,11 +728,11 @@ async fn dispatch(
             // moby: with copyUIDGID, what is extracted belongs to the container's user, if it
             // has one; otherwise (and without it) the archive's owners stay.
             let rec = c.snapshot();
-            let user = rec.config["User"].as_str().unwrap_or_default().to_string();
+            let user = rec.config.user.clone();
             let opts = archive::ExtractOptions {
                 no_overwrite_dir_non_dir: q.flag("noOverwriteDirNonDir"),
                 owner_user: (q.flag("copyUIDGID") && !user.is_empty()).then_some(user),
-                read_only_rootfs: rec.host_config["ReadonlyRootfs"].as_bool().unwrap_or(false),
+                read_only_rootfs: rec.host_config.readonly_rootfs,
                 mounts: rec
                     .mounts
                     .iter()
@@ -1682,7 +1682,7 @@ fn container_logs(
     q: &Query,
 ) -> Result<Resp, ApiError> {
     let rec = c.snapshot();
-    let tty = rec.config["Tty"].as_bool().unwrap_or(false);
+    let tty = rec.config.tty;
     let opts = LogOptions {
         stdout: q.flag("stdout"),
         stderr: q.flag("stderr"),
@@ -1696,10 +1696,12 @@ fn container_logs(
             "Bad parameters: you must choose at least one stream",
         ));
     }
-    let driver = rec.host_config["LogConfig"]["Type"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let driver = rec
+        .host_config
+        .log_config
+        .as_ref()
+        .map(|l| l.kind.clone())
+        .unwrap_or_default();
     if driver == "none" {
         return Err(ApiError::bad_request(
             "configured logging driver does not support reading",
@@ -1895,7 +1897,7 @@ fn attach(
     mut req: Request<Incoming>,
 ) -> Result<Resp, ApiError> {
     let rec = c.snapshot();
-    let tty = rec.config["Tty"].as_bool().unwrap_or(false);
+    let tty = rec.config.tty;
     let (stdin, stdout, stderr) = (q.flag("stdin"), q.flag("stdout"), q.flag("stderr"));
     let stream = q.flag("stream");
     let keys = units::detach_keys(q.get("detachKeys")).map_err(|e| ApiError::bad_request(e.0))?;

@@ -1,6 +1,10 @@
 //! The OCI runtime spec (`config.json`) for a container, from its merged config and HostConfig,
 //! with Docker's defaults: capabilities, masked and read-only paths, mounts, namespaces.
 
+use oci_spec::runtime::{
+    Capabilities, LinuxBlockIo, LinuxCpu, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType,
+    LinuxMemory, LinuxPids, LinuxResources, Process, Spec, User,
+};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -459,50 +463,65 @@ pub struct SpecInput<'a> {
 
 /// `linux.resources` for a HostConfig: the device allow-list and the cgroup limits. Also what
 /// `docker update` applies to a running container.
-pub fn resources(h: &HostConfig) -> Result<Value, SpecError> {
-    let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
+pub fn resources(h: &HostConfig) -> Result<LinuxResources, SpecError> {
+    let rule =
+        |allow: bool, typ: Option<LinuxDeviceType>, major: Option<i64>, minor: Option<i64>| {
+            let mut r = LinuxDeviceCgroup::default();
+            r.set_allow(allow);
+            r.set_typ(typ);
+            r.set_major(major);
+            r.set_minor(minor);
+            r.set_access(Some("rwm".into()));
+            r
+        };
+    let mut devices = vec![rule(false, None, None, None)];
     if !h.privileged {
-        resources["devices"] = json!([
-            {"allow": false, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 136, "access": "rwm"},
-            {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
-        ]);
-        let list = resources["devices"].as_array_mut().expect("array");
-        list.extend(device_rules(h)?);
+        // The character devices of Docker's default allow-list: null, zero, full, tty,
+        // urandom, random, console, ptmx, the pty slaves, tun.
+        let c = Some(LinuxDeviceType::C);
+        for (major, minor) in [
+            (1, Some(3)),
+            (1, Some(5)),
+            (1, Some(7)),
+            (1, Some(8)),
+            (1, Some(9)),
+            (5, Some(0)),
+            (5, Some(1)),
+            (5, Some(2)),
+            (136, None),
+            (10, Some(200)),
+        ] {
+            devices.push(rule(true, c, Some(major), minor));
+        }
+        devices.extend(device_rules(h)?);
     } else {
-        resources["devices"] = json!([{"allow": true, "access": "rwm"}]);
+        devices = vec![rule(true, None, None, None)];
     }
-    let mut memory = serde_json::Map::new();
+    let mut resources = LinuxResources::default();
+    resources.set_devices(Some(devices));
+    let mut memory = LinuxMemory::default();
     if h.memory > 0 {
-        memory.insert("limit".into(), json!(h.memory));
+        memory.set_limit(Some(h.memory));
         // Docker: swap defaults to twice the memory; -1 is unlimited.
         let swap = match h.memory_swap {
             0 => h.memory.saturating_mul(2),
             s => s,
         };
-        memory.insert("swap".into(), json!(swap));
+        memory.set_swap(Some(swap));
     } else if h.memory_swap != 0 && h.memory_swap != -1 {
         return Err(SpecError(
             "You should always set the Memory limit when using Memoryswap limit, see usage".into(),
         ));
     }
     if h.memory_reservation > 0 {
-        memory.insert("reservation".into(), json!(h.memory_reservation));
+        memory.set_reservation(Some(h.memory_reservation));
     }
-    if !memory.is_empty() {
-        resources["memory"] = Value::Object(memory);
+    if memory != LinuxMemory::default() {
+        resources.set_memory(Some(memory));
     }
-    let mut cpu = serde_json::Map::new();
+    let mut cpu = LinuxCpu::default();
     if h.cpu_shares > 0 {
-        cpu.insert("shares".into(), json!(h.cpu_shares));
+        cpu.set_shares(Some(h.cpu_shares as u64));
     }
     if h.nano_cpus > 0 {
         if h.cpu_quota > 0 || h.cpu_period > 0 {
@@ -510,30 +529,34 @@ pub fn resources(h: &HostConfig) -> Result<Value, SpecError> {
                 "Conflicting options: Nano CPUs and CPU Period cannot both be set".into(),
             ));
         }
-        cpu.insert("period".into(), json!(100_000));
+        cpu.set_period(Some(100_000));
         // nano_cpus * 100_000 / 1e9, without the overflow of the product.
-        cpu.insert("quota".into(), json!(h.nano_cpus / 10_000));
+        cpu.set_quota(Some(h.nano_cpus / 10_000));
     }
     if h.cpu_quota > 0 {
-        cpu.insert("quota".into(), json!(h.cpu_quota));
+        cpu.set_quota(Some(h.cpu_quota));
     }
     if h.cpu_period > 0 {
-        cpu.insert("period".into(), json!(h.cpu_period));
+        cpu.set_period(Some(h.cpu_period as u64));
     }
     if let Some(c) = h.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
-        cpu.insert("cpus".into(), json!(c));
+        cpu.set_cpus(Some(c.to_string()));
     }
     if let Some(m) = h.cpuset_mems.as_deref().filter(|c| !c.is_empty()) {
-        cpu.insert("mems".into(), json!(m));
+        cpu.set_mems(Some(m.to_string()));
     }
-    if !cpu.is_empty() {
-        resources["cpu"] = Value::Object(cpu);
+    if cpu != LinuxCpu::default() {
+        resources.set_cpu(Some(cpu));
     }
     if let Some(p) = h.pids_limit.filter(|p| *p != 0) {
-        resources["pids"] = json!({"limit": if p < 0 { -1 } else { p }});
+        let mut pids = LinuxPids::default();
+        pids.set_limit(if p < 0 { -1 } else { p });
+        resources.set_pids(Some(pids));
     }
     if h.blkio_weight > 0 {
-        resources["blockIO"] = json!({"weight": h.blkio_weight});
+        let mut io = LinuxBlockIo::default();
+        io.set_weight(Some(h.blkio_weight));
+        resources.set_block_io(Some(io));
     }
     Ok(resources)
 }
@@ -998,7 +1021,7 @@ pub fn private_cgroupns(mode: &str) -> bool {
 
 /// `--device`: the host's device nodes as `linux.devices`, checked here so that a wrong path
 /// is a clear error at create.
-fn devices(h: &HostConfig) -> Result<Value, SpecError> {
+fn devices(h: &HostConfig) -> Result<Vec<LinuxDevice>, SpecError> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let mut out = Vec::new();
     for d in h.devices.iter().flatten() {
@@ -1009,9 +1032,9 @@ fn devices(h: &HostConfig) -> Result<Value, SpecError> {
             ))
         })?;
         let kind = if meta.file_type().is_char_device() {
-            "c"
+            LinuxDeviceType::C
         } else if meta.file_type().is_block_device() {
-            "b"
+            LinuxDeviceType::B
         } else {
             return Err(SpecError(format!(
                 "error gathering device information while adding custom device {:?}: not a device node",
@@ -1024,28 +1047,23 @@ fn devices(h: &HostConfig) -> Result<Value, SpecError> {
             &d.path_in_container
         };
         let rdev = meta.rdev();
-        out.push(json!({
-            "path": path,
-            "type": kind,
-            "major": nix::sys::stat::major(rdev),
-            "minor": nix::sys::stat::minor(rdev),
-            "fileMode": meta.mode() & 0o7777,
-            "uid": meta.uid(),
-            "gid": meta.gid(),
-        }));
+        let mut dev = LinuxDevice::default();
+        dev.set_path(path.into());
+        dev.set_typ(kind);
+        dev.set_major(nix::sys::stat::major(rdev) as i64);
+        dev.set_minor(nix::sys::stat::minor(rdev) as i64);
+        dev.set_file_mode(Some(meta.mode() & 0o7777));
+        dev.set_uid(Some(meta.uid()));
+        dev.set_gid(Some(meta.gid()));
+        out.push(dev);
     }
-    Ok(Value::Array(out))
+    Ok(out)
 }
 
 /// The cgroup rules that let the container use its `--device`s.
-fn device_rules(h: &HostConfig) -> Result<Vec<Value>, SpecError> {
+fn device_rules(h: &HostConfig) -> Result<Vec<LinuxDeviceCgroup>, SpecError> {
     let mut rules = Vec::new();
-    for (d, dev) in h
-        .devices
-        .iter()
-        .flatten()
-        .zip(devices(h)?.as_array().into_iter().flatten())
-    {
+    for (d, dev) in h.devices.iter().flatten().zip(devices(h)?) {
         let access = if d.cgroup_permissions.is_empty() {
             "rwm"
         } else {
@@ -1057,49 +1075,61 @@ fn device_rules(h: &HostConfig) -> Result<Vec<Value>, SpecError> {
                 d.path_on_host
             )));
         }
-        rules.push(json!({"allow": true, "type": dev["type"], "major": dev["major"], "minor": dev["minor"], "access": access}));
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(dev.typ()));
+        r.set_major(Some(dev.major()));
+        r.set_minor(Some(dev.minor()));
+        r.set_access(Some(access.to_string()));
+        rules.push(r);
     }
     Ok(rules)
 }
 
 /// The OCI `process` of an exec, derived from the container's spec.
 pub fn exec_process(
-    container_spec: &Value,
+    container_spec: &Spec,
     args: &[String],
     env: &[String],
     cwd: &str,
     user: Option<(u32, u32)>,
     tty: bool,
     privileged: bool,
-) -> Value {
-    let mut p = container_spec["process"].clone();
-    p["args"] = json!(args);
-    p["terminal"] = json!(tty);
+) -> Process {
+    let mut p = container_spec.process().clone().unwrap_or_default();
+    p.set_args(Some(args.to_vec()));
+    p.set_terminal(Some(tty));
     if !env.is_empty() {
-        let mut merged: Vec<String> = p["env"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut merged: Vec<String> = p.env().clone().unwrap_or_default();
         for e in env {
             let key = e.split('=').next().unwrap_or_default();
             merged.retain(|m| m.split('=').next() != Some(key));
             merged.push(e.clone());
         }
-        p["env"] = json!(merged);
+        p.set_env(Some(merged));
     }
     if !cwd.is_empty() {
-        p["cwd"] = json!(cwd);
+        p.set_cwd(cwd.into());
     }
     if let Some((u, g)) = user {
-        p["user"] = json!({"uid": u, "gid": g});
+        let mut who = User::default();
+        who.set_uid(u);
+        who.set_gid(g);
+        p.set_user(who);
     }
     if privileged {
-        let all = host_caps();
-        p["capabilities"] = json!({"bounding": all, "effective": all, "permitted": all});
+        let all: Capabilities = host_caps()
+            .iter()
+            .filter_map(|c| c.trim_start_matches("CAP_").parse().ok())
+            .collect();
+        // Not LinuxCapabilities::default(), which holds a set of its own in every field.
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        caps.set_bounding(Some(all.clone()));
+        caps.set_effective(Some(all.clone()));
+        caps.set_permitted(Some(all));
+        caps.set_inheritable(None);
+        caps.set_ambient(None);
+        p.set_capabilities(Some(caps));
     }
     p
 }
@@ -1122,14 +1152,15 @@ mod tests {
             nano_cpus: i64::MAX,
             ..Default::default()
         };
-        let r = resources(&h).unwrap();
+        let r = serde_json::to_value(resources(&h).unwrap()).unwrap();
         assert_eq!(r["memory"]["swap"], json!(i64::MAX));
         assert_eq!(r["cpu"]["quota"], json!(i64::MAX / 10_000));
         let h = HostConfig {
             nano_cpus: 1_500_000_000,
             ..Default::default()
         };
-        assert_eq!(resources(&h).unwrap()["cpu"]["quota"], json!(150_000));
+        let r = resources(&h).unwrap();
+        assert_eq!(r.cpu().as_ref().and_then(|c| c.quota()), Some(150_000));
         assert_eq!(size_of("9223372036854775807k"), None);
         assert_eq!(size_of("64m"), Some(64 << 20));
     }

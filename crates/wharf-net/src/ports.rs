@@ -61,26 +61,29 @@ pub fn parse_port_proto(s: &str) -> Result<(u16, String), NetError> {
     Ok((port, proto))
 }
 
+/// One entry of a HostConfig's `PortBindings`: the container port (`80/tcp`) and its host
+/// (address, port) pairs, each possibly empty (every address; an ephemeral port). No pair at
+/// all is one binding on every address and an ephemeral port, as Docker reads `null` or `[]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding<'a> {
+    pub port: &'a str,
+    pub hosts: &'a [(&'a str, &'a str)],
+}
+
 /// The requests of a HostConfig's `PortBindings` plus, with `publish_all` (`-P`), an
 /// ephemeral one for every exposed port that has no binding.
-pub fn requests(
-    bindings: Option<&serde_json::Map<String, serde_json::Value>>,
+pub fn requests<'a>(
+    bindings: impl IntoIterator<Item = Binding<'a>>,
     exposed: &[String],
     publish_all: bool,
 ) -> Result<Vec<PortRequest>, NetError> {
     let mut out = Vec::new();
     let mut bound: Vec<String> = Vec::new();
-    for (key, list) in bindings.into_iter().flatten() {
+    for Binding { port: key, hosts } in bindings {
         let (container_port, proto) = parse_port_proto(key)?;
         bound.push(format!("{container_port}/{proto}"));
-        let entries = list.as_array().cloned().unwrap_or_default();
-        let entries = if entries.is_empty() {
-            vec![serde_json::Value::Null]
-        } else {
-            entries
-        };
-        for e in entries {
-            let ip = e["HostIp"].as_str().unwrap_or_default();
+        let hosts: &[(&str, &str)] = if hosts.is_empty() { &[("", "")] } else { hosts };
+        for &(ip, hp) in hosts {
             let host_ip: IpAddr = if ip.is_empty() {
                 IpAddr::V4(Ipv4Addr::UNSPECIFIED)
             } else {
@@ -91,7 +94,6 @@ pub fn requests(
                         NetError::Invalid(format!("invalid host address {ip:?} for port {key}"))
                     })?
             };
-            let hp = e["HostPort"].as_str().unwrap_or_default();
             let host_ports = if hp.is_empty() {
                 (0, 0)
             } else {
@@ -303,8 +305,17 @@ mod tests {
 
     #[test]
     fn bindings_ranges_and_publish_all() {
-        let b = json!({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}], "53/udp": [{"HostIp": "", "HostPort": "9000-9002"}]});
-        let reqs = requests(b.as_object(), &["80/tcp".into(), "443/tcp".into()], true).unwrap();
+        let b = [
+            Binding {
+                port: "80/tcp",
+                hosts: &[("127.0.0.1", "8080")],
+            },
+            Binding {
+                port: "53/udp",
+                hosts: &[("", "9000-9002")],
+            },
+        ];
+        let reqs = requests(b, &["80/tcp".into(), "443/tcp".into()], true).unwrap();
         assert_eq!(reqs.len(), 3);
         assert!(reqs.contains(&PortRequest {
             proto: "udp".into(),
@@ -317,12 +328,21 @@ mod tests {
             .iter()
             .any(|r| r.container_port == 443 && r.host_ports == (0, 0)));
         assert!(parse_port_proto("80/sctp").is_err());
-        assert!(requests(
-            json!({"80/tcp": [{"HostPort": "x"}]}).as_object(),
-            &[],
-            false
-        )
-        .is_err());
+        let bad = Binding {
+            port: "80/tcp",
+            hosts: &[("", "x")],
+        };
+        assert!(requests([bad], &[], false).is_err());
+        // No host pair at all (`null`, `[]`): every address, an ephemeral port.
+        let none = Binding {
+            port: "81",
+            hosts: &[],
+        };
+        let r = requests([none], &[], false).unwrap();
+        assert_eq!(
+            (r.len(), r[0].host_ports, r[0].any_address),
+            (1, (0, 0), true)
+        );
     }
 
     #[test]
@@ -367,12 +387,11 @@ mod tests {
         let mut t = PortTable::default();
         let ip = Ipv4Addr::new(10, 0, 0, 2);
         let ip6: Ipv6Addr = "fd00:1::2".parse().unwrap();
-        let reqs = requests(
-            json!({"80/tcp": [{"HostIp": "", "HostPort": ""}]}).as_object(),
-            &[],
-            false,
-        )
-        .unwrap();
+        let any = Binding {
+            port: "80/tcp",
+            hosts: &[("", "")],
+        };
+        let reqs = requests([any], &[], false).unwrap();
         let v4only = t.assign("a", ip, None, &reqs).unwrap();
         assert_eq!(v4only.len(), 1, "no IPv6: as before");
         let both = t.assign("b", ip, Some(ip6), &reqs).unwrap();
@@ -382,12 +401,11 @@ mod tests {
         assert_eq!(both[1].container_ip, IpAddr::V6(ip6));
         assert_ne!(both[0].host_port, v4only[0].host_port);
         // An explicit IPv6 host address needs an IPv6 container address.
-        let v6req = requests(
-            json!({"80/tcp": [{"HostIp": "::1", "HostPort": ""}]}).as_object(),
-            &[],
-            false,
-        )
-        .unwrap();
+        let lo6 = Binding {
+            port: "80/tcp",
+            hosts: &[("::1", "")],
+        };
+        let v6req = requests([lo6], &[], false).unwrap();
         assert!(t.assign("c", ip, None, &v6req).is_err());
         let m = t.assign("c", ip, Some(ip6), &v6req).unwrap();
         assert_eq!(

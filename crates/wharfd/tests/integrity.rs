@@ -413,6 +413,21 @@ fn unimplemented_fields_are_refused_and_domainname_and_system_paths_apply() {
     assert_eq!(groups.trim(), "0 4242 65534");
     let groups = d.ok(&["exec", "-u", "nobody", id, "id", "-G"]);
     assert_eq!(groups.trim(), "65534 4242");
+    // exec --privileged: every capability the daemon has, where the container has Docker's
+    // default set (CAP_SYS_ADMIN, bit 21, is not in it).
+    let caps = |args: &[&str]| -> u64 {
+        let status = d.ok(args);
+        let eff = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .unwrap_or_else(|| panic!("{status}"));
+        u64::from_str_radix(eff.trim(), 16).unwrap()
+    };
+    let plain = caps(&["exec", id, "cat", "/proc/self/status"]);
+    let privileged = caps(&["exec", "--privileged", id, "cat", "/proc/self/status"]);
+    assert_eq!(plain & (1 << 21), 0, "{plain:x}");
+    assert_ne!(privileged & (1 << 21), 0, "{privileged:x}");
+    assert_eq!(plain & !privileged, 0, "{plain:x} {privileged:x}");
     d.ok(&["rm", "-f", id]);
     // --mac-address sets the container side of its veth.
     let o = d.ok(&[

@@ -17,7 +17,7 @@ use wharf_shim::proto::{self, Request as ShimRequest};
 impl Engine {
     /// The container's probe, if its config has a usable healthcheck.
     pub(super) fn health_config(c: &Container) -> Option<HealthConfig> {
-        let hc = c.with_record(|r| r.config.get("Healthcheck").cloned());
+        let hc = c.with_record(|r| r.config.raw().get("Healthcheck").cloned());
         match HealthConfig::from_healthcheck(hc.as_ref()) {
             Ok(h) => h,
             Err(e) => {

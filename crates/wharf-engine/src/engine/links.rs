@@ -13,6 +13,7 @@
 use super::{internal, networking, Engine};
 use crate::container::{Container, Record};
 use serde_json::{json, Value};
+use wharf_api::types::HostConfig;
 use wharf_api::ApiError;
 
 /// One link: the linked ("child") container's name and the alias it is known by.
@@ -44,16 +45,8 @@ pub fn parse_link(s: &str) -> Result<Link, ApiError> {
 }
 
 /// Parses a list of links (None or empty: none).
-pub fn parse_links(v: &Value) -> Result<Vec<Link>, ApiError> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .map(|l| {
-            l.as_str()
-                .ok_or_else(|| ApiError::bad_request("a link must be a string (name[:alias])"))
-                .and_then(parse_link)
-        })
-        .collect()
+pub fn parse_links(links: Option<&[String]>) -> Result<Vec<Link>, ApiError> {
+    links.into_iter().flatten().map(|l| parse_link(l)).collect()
 }
 
 /// Whether a network mode puts the container on the default bridge (where legacy links
@@ -117,12 +110,9 @@ impl Engine {
     /// At create: the legacy links of a container on the default bridge name existing
     /// containers that do not use the host's network; `host` and `container:` modes take no
     /// links. Returns what inspect shows (`/<child>:/<name>/<alias>`), or None.
-    pub(super) fn check_links(
-        &self,
-        hc_raw: &serde_json::Map<String, Value>,
-        mode: &str,
-    ) -> Result<Vec<Link>, ApiError> {
-        let links = parse_links(hc_raw.get("Links").unwrap_or(&Value::Null))?;
+    pub(super) fn check_links(&self, hc: &HostConfig) -> Result<Vec<Link>, ApiError> {
+        let mode = hc.network_mode.as_str();
+        let links = parse_links(hc.links.as_deref())?;
         if links.is_empty() {
             return Ok(links);
         }
@@ -148,8 +138,7 @@ impl Engine {
                     l.name, e.message
                 ))
             })?;
-            let child_mode = Self::host_config(&child.snapshot())?.network_mode;
-            if child_mode == "host" {
+            if child.with_record(|r| r.host_config.network_mode == "host") {
                 return Err(ApiError::bad_request(
                     "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
                 ));
@@ -162,11 +151,10 @@ impl Engine {
     /// links of a default-bridge container (also of a child since removed, as dockerd keeps
     /// them); null otherwise.
     pub(super) fn links_json(&self, r: &Record) -> Value {
-        let mode = r.host_config["NetworkMode"].as_str().unwrap_or_default();
-        if !on_default_bridge(mode) {
+        if !on_default_bridge(&r.host_config.network_mode) {
             return Value::Null;
         }
-        let links: Vec<String> = parse_links(&r.host_config["Links"])
+        let links: Vec<String> = parse_links(r.host_config.links.as_deref())
             .unwrap_or_default()
             .into_iter()
             .map(|l| {
@@ -188,9 +176,8 @@ impl Engine {
     /// writing their `/etc/hosts` lines. A linked container that is not running (or was
     /// removed), or is not on the default bridge, fails the start, as in dockerd.
     pub(super) fn apply_links(&self, c: &Container, rec: &Record) -> Result<Vec<String>, ApiError> {
-        let mode = rec.host_config["NetworkMode"].as_str().unwrap_or_default();
-        let links = if on_default_bridge(mode) {
-            parse_links(&rec.host_config["Links"])?
+        let links = if on_default_bridge(&rec.host_config.network_mode) {
+            parse_links(rec.host_config.links.as_deref())?
         } else {
             Vec::new()
         };
@@ -227,19 +214,11 @@ impl Engine {
                     crec.id
                 )));
             };
-            let exposed: Vec<String> = crec.config["ExposedPorts"]
-                .as_object()
-                .map(|o| o.keys().cloned().collect())
-                .unwrap_or_default();
-            let child_env: Vec<String> = crec.config["Env"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect();
+            let exposed = networking::exposed_ports(&crec);
+            let child_env = crec.config.env.clone().unwrap_or_default();
             env.extend(link_env(&rec.name, &l.alias, &ep.ip, &exposed, &child_env));
             let child_name = crec.name.trim_start_matches('/');
-            let hostname = crec.config["Hostname"].as_str().unwrap_or_default();
+            let hostname = crec.config.hostname.as_str();
             let mut names = vec![l.alias.as_str()];
             if !hostname.is_empty() {
                 names.push(hostname);

@@ -46,6 +46,37 @@ fn dns_names(rec: &Record, att: &NetAttachment) -> Vec<String> {
     names
 }
 
+/// The container's exposed ports (`80/tcp`), the image's and its own.
+pub(super) fn exposed_ports(r: &Record) -> Vec<String> {
+    let ports = r.config.exposed_ports.iter().flatten();
+    ports.map(|(k, _)| k.clone()).collect()
+}
+
+/// The published-port requests of a HostConfig (`-p`, and `-P` over the image's `exposed`
+/// ports).
+pub(super) fn port_requests(
+    hc: &HostConfig,
+    exposed: &[String],
+) -> Result<Vec<wharf_net::ports::PortRequest>, wharf_net::NetError> {
+    let hosts: Vec<(&str, Vec<(&str, &str)>)> = hc
+        .port_bindings
+        .iter()
+        .flatten()
+        .map(|(port, list)| {
+            let pairs = list.iter().flatten();
+            let pairs = pairs.map(|b| (b.host_ip.as_str(), b.host_port.as_str()));
+            (port.as_str(), pairs.collect())
+        })
+        .collect();
+    wharf_net::ports::requests(
+        hosts
+            .iter()
+            .map(|(port, hosts)| wharf_net::ports::Binding { port, hosts }),
+        exposed,
+        hc.publish_all_ports,
+    )
+}
+
 fn upstream_resolvers(hc: &HostConfig) -> Vec<SocketAddr> {
     match hc.dns.as_ref().filter(|d| !d.is_empty()) {
         Some(d) => d
@@ -192,10 +223,9 @@ impl Engine {
         pid: i32,
     ) -> Result<(), String> {
         let rec = c.snapshot();
-        let primary =
-            mode_network(rec.host_config["NetworkMode"].as_str().unwrap_or_default()).to_string();
+        let primary = mode_network(&rec.host_config.network_mode).to_string();
         let mut order: Vec<(String, NetAttachment)> = rec.networks.clone().into_iter().collect();
-        if rec.host_config["NetworkMode"] == "none" {
+        if rec.host_config.network_mode == "none" {
             // Docker's `none` sandbox: no interface but a working loopback.
             let ns = std::path::PathBuf::from(format!("/proc/{pid}/ns/net"));
             tokio::task::spawn_blocking(move || wharf_net::netlink::loopback_up(&ns))
@@ -280,15 +310,15 @@ impl Engine {
                 .collect();
             self.networks.dns.set_links(&c.id, &net.id, &links);
             if !self.networks.dns.serving(&c.id) {
-                let hc = Self::host_config(&rec).map_err(|e| e.message)?;
-                if let Err(e) = self.networks.dns.serve(&c.id, pid, upstream_resolvers(&hc)) {
+                let upstream = upstream_resolvers(&rec.host_config);
+                if let Err(e) = self.networks.dns.serve(&c.id, pid, upstream) {
                     return Err(format!("starting the embedded DNS server: {e}"));
                 }
             }
         }
         // /etc/hosts is bind-mounted already: rewrite it in place (a rename would not be seen).
         let hosts = c.dir.join("hosts");
-        let hostname = rec.config["Hostname"].as_str().unwrap_or_default();
+        let hostname = rec.config.hostname.as_str();
         let mut content = std::fs::read_to_string(&hosts).unwrap_or_default();
         content.push_str(&format!("{}\t{hostname}\n", ep.ip));
         if let Some((ip6, _)) = ep.v6 {
@@ -325,18 +355,8 @@ impl Engine {
         let Some(ep) = rec.endpoints.values().find(|e| e.index == 0) else {
             return Ok(());
         };
-        let exposed: Vec<String> = rec.config["ExposedPorts"]
-            .as_object()
-            .map(|o| o.keys().cloned().collect())
-            .unwrap_or_default();
-        let reqs = wharf_net::ports::requests(
-            rec.host_config["PortBindings"].as_object(),
-            &exposed,
-            rec.host_config["PublishAllPorts"]
-                .as_bool()
-                .unwrap_or(false),
-        )
-        .map_err(|e| e.to_string())?;
+        let exposed = exposed_ports(&rec);
+        let reqs = port_requests(&rec.host_config, &exposed).map_err(|e| e.to_string())?;
         if reqs.is_empty() {
             return Ok(());
         }
@@ -368,9 +388,7 @@ impl Engine {
             let orec = o.snapshot();
             o.id != c.id
                 && orec.state.status.is_live()
-                && orec.host_config["NetworkMode"]
-                    .as_str()
-                    .and_then(container_mode)
+                && container_mode(&orec.host_config.network_mode)
                     .is_some_and(|x| !x.is_empty() && (x == name || c.id.starts_with(x)))
         })
     }
@@ -472,14 +490,11 @@ impl Engine {
                 }
             }
             if dns {
-                let served = Self::host_config(&rec)
-                    .map_err(|e| e.message)
-                    .and_then(|hc| {
-                        self.networks
-                            .dns
-                            .serve(&c.id, rec.state.pid, upstream_resolvers(&hc))
-                            .map_err(|e| e.to_string())
-                    });
+                let served = self.networks.dns.serve(
+                    &c.id,
+                    rec.state.pid,
+                    upstream_resolvers(&rec.host_config),
+                );
                 if let Err(e) = served {
                     tracing::warn!("embedded DNS of {}: {e}", &c.id[..12]);
                 }
@@ -496,7 +511,7 @@ impl Engine {
         let net = self.networks.get(key).map_err(net_error)?;
         let c = self.lookup(body["Container"].as_str().unwrap_or_default())?;
         let rec = c.snapshot();
-        let mode = rec.host_config["NetworkMode"].as_str().unwrap_or_default();
+        let mode = rec.host_config.network_mode.as_str();
         if net.driver != "bridge"
             || matches!(mode, "host" | "none")
             || container_mode(mode).is_some()
@@ -897,7 +912,10 @@ fn ipam_config_json(att: &NetAttachment) -> Value {
 /// `NetworkSettings` of container inspect.
 pub(super) fn network_settings(engine: &Engine, r: &Record) -> Value {
     let mut networks = serde_json::Map::new();
-    let mode = r.host_config["NetworkMode"].as_str().unwrap_or("none");
+    let mode = match r.host_config.network_mode.as_str() {
+        "" => "none",
+        m => m,
+    };
     for (name, att) in &r.networks {
         let ep = r.endpoints.get(name);
         let s = |f: fn(&EndpointRecord) -> String| ep.map(f).unwrap_or_default();
@@ -978,15 +996,13 @@ pub(super) fn network_settings(engine: &Engine, r: &Record) -> Value {
 /// `NetworkSettings.Ports`: every exposed or bound port, with its host bindings while the
 /// container runs (null otherwise).
 fn ports_json(r: &Record) -> Value {
-    let mut keys: Vec<String> = r.config["ExposedPorts"]
-        .as_object()
-        .map(|o| o.keys().cloned().collect())
-        .unwrap_or_default();
+    let mut keys = exposed_ports(r);
     keys.extend(
-        r.host_config["PortBindings"]
-            .as_object()
-            .map(|o| o.keys().cloned().collect::<Vec<_>>())
-            .unwrap_or_default(),
+        r.host_config
+            .port_bindings
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.clone()),
     );
     let mut out = serde_json::Map::new();
     for k in keys {
@@ -1019,11 +1035,7 @@ pub(super) fn port_summaries(r: &Record) -> Vec<Value> {
         .iter()
         .map(|m| json!({"IP": m.host_ip.to_string(), "PrivatePort": m.container_port, "PublicPort": m.host_port, "Type": m.proto}))
         .collect();
-    for k in r.config["ExposedPorts"]
-        .as_object()
-        .map(|o| o.keys().cloned().collect::<Vec<_>>())
-        .unwrap_or_default()
-    {
+    for k in exposed_ports(r) {
         if let Ok((port, proto)) = wharf_net::ports::parse_port_proto(&k) {
             if !r
                 .ports
