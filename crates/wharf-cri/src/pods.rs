@@ -30,7 +30,7 @@ const POD: i32 = 0;
 const NODE: i32 = 2;
 
 pub fn label<'a>(r: &'a Record, k: &str) -> Option<&'a str> {
-    r.config["Labels"][k].as_str()
+    r.config.get("Labels")[k].as_str()
 }
 
 pub fn is_sandbox(r: &Record) -> bool {
