@@ -190,7 +190,10 @@ pub fn refused_host_fields(raw: &Map<String, Value>) -> Vec<String> {
         ("Isolation", &["", "default"][..]),
     ] {
         if let Some(Value::String(s)) = raw.get(k) {
-            if !allowed.contains(&s.as_str()) {
+            // `--ipc container:<x>` and `--pid container:<x>` join x's namespace.
+            let joins = matches!(k, "IpcMode" | "PidMode")
+                && s.strip_prefix("container:").is_some_and(|x| !x.is_empty());
+            if !allowed.contains(&s.as_str()) && !joins {
                 out.push(format!("{k}={s}"));
             }
         }
@@ -234,10 +237,10 @@ mod tests {
             refused_host_fields(raw.as_object().unwrap()),
             ["StorageOpt"]
         );
-        let raw = json!({"MemorySwappiness": 0, "PidMode": "container:x"});
+        let raw = json!({"MemorySwappiness": 0, "PidMode": "container:", "IpcMode": "container:x"});
         assert_eq!(
             refused_host_fields(raw.as_object().unwrap()),
-            ["MemorySwappiness", "PidMode=container:x"]
+            ["MemorySwappiness", "PidMode=container:"]
         );
         let net = json!({"EndpointsConfig": {"n1": {"Aliases": ["a"], "Links": ["x:y"],
                           "DriverOpts": {"a": "b"},

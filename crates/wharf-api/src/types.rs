@@ -304,11 +304,11 @@ mod tests {
     #[test]
     fn set_unsupported_fields_are_named() {
         let body =
-            br#"{"Image":"x","HostConfig":{"Cgroup":"a","PidMode":"container:x","Devices":[]}}"#;
+            br#"{"Image":"x","HostConfig":{"Cgroup":"a","PidMode":"container:x","UTSMode":"container:x","Devices":[]}}"#;
         let r = CreateRequest::parse(body).unwrap();
         assert_eq!(
             unsupported_host_fields(&r.raw_host_config),
-            vec!["Cgroup".to_string(), "PidMode=container:x".to_string()]
+            vec!["Cgroup".to_string(), "UTSMode=container:x".to_string()]
         );
         assert!(CreateRequest::parse(b"{not json").is_err());
     }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 
+pub mod exec_sync;
 pub(crate) mod filters;
 mod healthcheck;
 mod links;
@@ -229,6 +230,19 @@ impl Engine {
             }
         }
         self.release_unused_volumes();
+    }
+
+    /// `/proc/<pid>/ns/<kind>` of the running container `other` (`--ipc`/`--pid container:`).
+    fn container_ns(&self, other: &str, kind: &str) -> Result<String, ApiError> {
+        let o = self.lookup(other)?;
+        let orec = o.snapshot();
+        if !orec.state.status.is_live() || orec.state.pid <= 0 {
+            return Err(ApiError::conflict(format!(
+                "cannot join the {kind} namespace of a non running container: {}",
+                o.id
+            )));
+        }
+        Ok(format!("/proc/{}/ns/{kind}", orec.state.pid))
     }
 
     /// The user-namespace mapping container processes get: the daemon's `--userns-remap`,
@@ -1003,6 +1017,16 @@ impl Engine {
             },
             None => None,
         };
+        // `--ipc container:x`, `--pid container:x`: x's namespaces, x running.
+        let mut joined = Vec::new();
+        for (kind, mode) in [("ipc", &hc.ipc_mode), ("pid", &hc.pid_mode)] {
+            if let Some(other) = mode.strip_prefix("container:") {
+                match self.container_ns(other, kind) {
+                    Ok(p) => joined.push((kind, p)),
+                    Err(e) => return Err(ApiError::new(e.status, fail(self, e.message))),
+                }
+            }
+        }
         let netns = if hc.network_mode == "host" {
             None
         } else {
@@ -1054,6 +1078,7 @@ impl Engine {
             init,
             userns: self.id_map(&hc),
             userns_path: userns_path.as_deref(),
+            joined: &joined,
         };
         let spec = match spec::build(&spec_in) {
             Ok(s) => s,

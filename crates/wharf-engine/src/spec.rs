@@ -459,6 +459,9 @@ pub struct SpecInput<'a> {
     /// With `userns`: the user namespace to join (that of the container whose network
     /// namespace is joined) instead of a new one.
     pub userns_path: Option<&'a str>,
+    /// Namespaces joined by path instead of made (`--ipc container:x`, `--pid container:x`):
+    /// kind (`ipc`, `pid`) and `/proc/<pid>/ns/<kind>` of x.
+    pub joined: &'a [(&'static str, String)],
 }
 
 /// `linux.resources` for a HostConfig: the device allow-list and the cgroup limits. Also what
@@ -604,12 +607,14 @@ pub fn build(i: &SpecInput) -> Result<Spec, SpecError> {
     let security = security_opts(h)?;
     check_sysctls(h)?;
     let mut namespaces = vec![namespace(Ns::Mount, None)];
-    for (kind, mode) in [
-        (Ns::Pid, &h.pid_mode),
-        (Ns::Ipc, &h.ipc_mode),
-        (Ns::Uts, &h.uts_mode),
+    for (kind, name, mode) in [
+        (Ns::Pid, "pid", &h.pid_mode),
+        (Ns::Ipc, "ipc", &h.ipc_mode),
+        (Ns::Uts, "uts", &h.uts_mode),
     ] {
-        if mode != "host" {
+        if let Some((_, p)) = i.joined.iter().find(|(k, _)| *k == name) {
+            namespaces.push(namespace(kind, Some(p)));
+        } else if mode != "host" {
             namespaces.push(namespace(kind, None));
         }
     }
@@ -1289,6 +1294,7 @@ mod tests {
             init: None,
             userns: None,
             userns_path: None,
+            joined: &[],
         }
     }
 

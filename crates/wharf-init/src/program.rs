@@ -3,6 +3,10 @@
 //! reaps every zombie reparented to it, and exits with the child's status (128+signal when the
 //! child was killed), as Docker's docker-init (tini) does.
 //!
+//! `wharf-init --pause` runs no command: it holds a pod sandbox's namespaces for the CRI
+//! (what Kubernetes' pause container does), reaps what is reparented to it and exits 0 on
+//! TERM, INT or QUIT.
+//!
 //! This file is a whole program with no dependency but std: build.rs compiles it alone with
 //! `rustc -C target-feature=+crt-static`, so that the binary needs no libc or dynamic loader
 //! in the container (see lib.rs). The few libc calls std does not wrap are declared here.
@@ -57,10 +61,11 @@ fn die(what: &str, e: std::io::Error, code: i32) -> ! {
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let pause = args.first().map(String::as_str) == Some("--pause");
     if args.first().map(String::as_str) == Some("--") {
         args.remove(0);
     }
-    if args.is_empty() {
+    if args.is_empty() && !pause {
         eprintln!("wharf-init: usage: wharf-init -- COMMAND [ARG...]");
         std::process::exit(2);
     }
@@ -77,6 +82,21 @@ fn main() {
     // SAFETY: `set` is initialised above; no old mask is asked for.
     if unsafe { sigprocmask(SIG_BLOCK, &set, std::ptr::null_mut()) } != 0 {
         die("blocking signals", std::io::Error::last_os_error(), 1);
+    }
+    if pause {
+        loop {
+            let mut sig: c_int = 0;
+            // SAFETY: `set` is initialised and `sig` is a valid out-pointer.
+            if unsafe { sigwait(&set, &mut sig) } != 0 {
+                continue;
+            }
+            match sig {
+                SIGTERM | SIGINT | SIGQUIT => std::process::exit(0),
+                // SAFETY: waitpid(2) for any child, no status wanted.
+                SIGCHLD => while unsafe { waitpid(-1, std::ptr::null_mut(), WNOHANG) } > 0 {},
+                _ => {}
+            }
+        }
     }
     let mut cmd = Command::new(&args[0]);
     cmd.args(&args[1..]);

@@ -162,3 +162,42 @@ fn runs_in_a_root_without_libc() {
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
+
+#[test]
+fn pause_holds_until_sigterm() {
+    let i = init();
+    let c = Command::new(&i)
+        .arg("--pause")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    /// Kills the pause on a failed assertion.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut c = Reap(c);
+    let pid = nix::unistd::Pid::from_raw(c.0.id() as i32);
+    // It has reached its wait for signals (the kernel unblocks the awaited ones meanwhile,
+    // so SigBlk shows nothing: wchan says where it sleeps).
+    let waiting = || {
+        std::fs::read_to_string(format!("/proc/{pid}/wchan"))
+            .unwrap_or_default()
+            .contains("sigtimedwait")
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !waiting() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(waiting(), "wharf-init --pause is not waiting for signals");
+    assert!(
+        c.0.try_wait().unwrap().is_none(),
+        "--pause exited by itself"
+    );
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(c.0.wait().unwrap().code(), Some(0));
+}

@@ -104,6 +104,10 @@ pub struct Flags {
     /// user[:group] or uid[:gid], whose /etc/subuid and /etc/subgid ranges are used
     #[arg(long = "userns-remap")]
     pub userns_remap: Option<String>,
+    /// Also serve the Kubernetes CRI (runtime.v1, gRPC) on this unix socket, e.g.
+    /// /run/wharf/cri.sock (off by default)
+    #[arg(long = "cri-socket")]
+    pub cri_socket: Option<PathBuf>,
 }
 
 /// daemon.json: dockerd's keys that wharfd knows.
@@ -135,6 +139,7 @@ pub struct DaemonJson {
     pub registry_mirrors: Vec<String>,
     pub max_concurrent_downloads: Option<usize>,
     pub userns_remap: Option<String>,
+    pub cri_socket: Option<PathBuf>,
 }
 
 /// One of daemon.json's `default-address-pools`.
@@ -362,6 +367,40 @@ pub fn userns_remap(f: &Flags, file: &DaemonJson) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// `--cri-socket` or else daemon.json's `cri-socket`: None (the CRI is off) when neither or
+/// empty. An absolute path, not one of the Engine API's sockets.
+pub fn cri_socket(f: &Flags, file: &DaemonJson, hosts: &[String]) -> Result<Option<PathBuf>> {
+    let Some(p) = f
+        .cri_socket
+        .clone()
+        .or(file.cri_socket.clone())
+        .filter(|p| !p.as_os_str().is_empty())
+    else {
+        return Ok(None);
+    };
+    let p = match p.to_str().and_then(|s| s.strip_prefix("unix://")) {
+        Some(s) => PathBuf::from(s),
+        None => p,
+    };
+    if !p.is_absolute() {
+        bail!(
+            "cri-socket {}: give an absolute path such as /run/wharf/cri.sock",
+            p.display()
+        );
+    }
+    if hosts
+        .iter()
+        .filter_map(|h| h.strip_prefix("unix://"))
+        .any(|h| Path::new(h) == p)
+    {
+        bail!(
+            "cri-socket {} is also an Engine API host (-H): give the CRI a socket of its own",
+            p.display()
+        );
+    }
+    Ok(Some(p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,6 +487,32 @@ mod tests {
         let off: DaemonJson = serde_json::from_str(r#"{"userns-remap": ""}"#).unwrap();
         assert_eq!(userns_remap(&flags(&[]), &off), None);
         assert_eq!(userns_remap(&flags(&[]), &DaemonJson::default()), None);
+    }
+
+    #[test]
+    fn cri_socket_from_flag_or_file() {
+        let file: DaemonJson =
+            serde_json::from_str(r#"{"cri-socket": "/run/wharf/cri.sock"}"#).unwrap();
+        let hosts = ["unix:///run/wharf.sock".to_string()];
+        assert_eq!(
+            cri_socket(&flags(&[]), &file, &hosts).unwrap(),
+            Some(PathBuf::from("/run/wharf/cri.sock"))
+        );
+        assert_eq!(
+            cri_socket(
+                &flags(&["--cri-socket", "unix:///tmp/c.sock"]),
+                &file,
+                &hosts
+            )
+            .unwrap(),
+            Some(PathBuf::from("/tmp/c.sock"))
+        );
+        assert_eq!(
+            cri_socket(&flags(&[]), &DaemonJson::default(), &hosts).unwrap(),
+            None
+        );
+        assert!(cri_socket(&flags(&["--cri-socket", "cri.sock"]), &file, &hosts).is_err());
+        assert!(cri_socket(&flags(&["--cri-socket", "/run/wharf.sock"]), &file, &hosts).is_err());
     }
 
     #[test]

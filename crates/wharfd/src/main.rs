@@ -137,6 +137,7 @@ fn main() -> Result<()> {
     if hosts.is_empty() {
         hosts.push("unix:///run/wharf.sock".into());
     }
+    let cri = config::cri_socket(&f, &file, &hosts)?;
 
     match &userns {
         None => wharf_engine::roots::secure_roots(&data_root, &cfg.exec_root)
@@ -165,7 +166,7 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(serve(cfg, live, hosts, tls, f, filter_handle))
+    rt.block_on(serve(cfg, live, hosts, cri, tls, f, filter_handle))
 }
 
 /// The address to bind for a `tcp://` host; without a port, dockerd's 2375 (2376 with TLS).
@@ -190,6 +191,7 @@ async fn serve(
     cfg: EngineConfig,
     live: LiveConfig,
     hosts: Vec<String>,
+    cri: Option<PathBuf>,
     tls: Option<(Arc<rustls::ServerConfig>, bool)>,
     flags: Flags,
     filter: reload::FilterHandle,
@@ -254,6 +256,23 @@ async fn serve(
         } else {
             bail!("unsupported host {h:?}: use unix:///path or tcp://host:port");
         }
+    }
+    if let Some(path) = cri {
+        let cfg = wharf_cri::CriConfig {
+            socket: path.clone(),
+        };
+        let l = wharf_cri::bind(&cfg)?;
+        if let Ok(Some(g)) = nix::unistd::Group::from_name("wharf") {
+            let _ = nix::unistd::chown(&path, None, Some(g.gid));
+        }
+        tracing::info!("CRI (runtime.v1) listening on unix://{}", path.display());
+        sockets.push(path);
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            if let Err(e) = wharf_cri::serve(engine, cfg, l).await {
+                tracing::error!("{e}");
+            }
+        });
     }
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;

@@ -92,8 +92,6 @@ const GAPS: &[(&str, &str)] = &[
         "test_images_tagless_image",
         "create with a network that does not exist is refused at create (dockerd 20.10 creates the container, start fails)",
     ),
-    ("test_up_with_ipc_mode", "IpcMode container:<id> is refused"),
-    ("test_up_with_pid_mode", "PidMode container:<id> is refused"),
     (
         "test_up_with_network_static_addresses",
         "ipv6_address on a network without enable_ipv6 is refused (as Docker 28)",
