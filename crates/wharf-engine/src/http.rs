@@ -1575,18 +1575,39 @@ fn parse_until(u: &str) -> Result<i64, ApiError> {
 }
 
 /// `POST /build`: the context is received, then the build streams its progress.
+/// Reads and drops what a client is still sending of a request the handler refuses before
+/// reading its body, as Go's server does for dockerd: the client (the docker CLI writing a
+/// build context) then reads the 400 instead of failing on a broken pipe. Bounded in bytes and
+/// time, so a refused upload cannot hold the connection.
+async fn drain_refused(mut body: Incoming) {
+    const LIMIT: usize = 16 << 20;
+    let mut seen = 0;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > LIMIT {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 async fn build(engine: &Arc<Engine>, q: &Query, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let mut br = crate::build::BuildRequest::from_query(|k| q.all(k))?;
-    let registry_config = crate::build::registry_config(
-        req.headers()
-            .get("X-Registry-Config")
-            .and_then(|h| h.to_str().ok()),
-    )?;
-    br.opts.secrets = crate::build::build_secrets(
-        req.headers()
-            .get(crate::build::SECRETS_HEADER)
-            .and_then(|h| h.to_str().ok()),
-    )?;
+    let header = |name: &str| req.headers().get(name).and_then(|h| h.to_str().ok());
+    let parsed = (|| {
+        let mut br = crate::build::BuildRequest::from_query(|k| q.all(k))?;
+        let registry_config = crate::build::registry_config(header("X-Registry-Config"))?;
+        br.opts.secrets = crate::build::build_secrets(header(crate::build::SECRETS_HEADER))?;
+        Ok::<_, ApiError>((br, registry_config))
+    })();
+    let (mut br, registry_config) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            drain_refused(req.into_body()).await;
+            return Err(e);
+        }
+    };
     let token = req
         .headers()
         .get(crate::build::CONTEXT_HEADER)
